@@ -1,0 +1,38 @@
+# discovery_cc_library(NAME n [HDRS ...] [SRCS ...] [DEPS ...] [PRIVATE_DEPS ...])
+#   Creates discovery_<n> with alias discovery::<n>. Header-only when SRCS is empty.
+# discovery_cc_test(NAME n SRCS ... [DEPS ...] [LABELS unit|integration])
+#   Creates a gtest executable registered with ctest under the given label.
+
+add_library(discovery_warnings INTERFACE)
+target_compile_options(discovery_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Woverloaded-virtual -Wold-style-cast
+  -Wimplicit-fallthrough -Werror)
+
+function(discovery_cc_library)
+  cmake_parse_arguments(ARG "" "NAME" "HDRS;SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  set(target discovery_${ARG_NAME})
+  if(ARG_SRCS)
+    add_library(${target} STATIC ${ARG_SRCS} ${ARG_HDRS})
+    target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS} discovery_warnings)
+  else()
+    add_library(${target} INTERFACE)
+    target_include_directories(${target} INTERFACE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(${target} INTERFACE ${ARG_DEPS})
+  endif()
+  add_library(discovery::${ARG_NAME} ALIAS ${target})
+endfunction()
+
+function(discovery_cc_test)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  if(NOT DISCOVERY_BUILD_TESTS)
+    return()
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  set(target discovery_${ARG_NAME})
+  add_executable(${target} ${ARG_SRCS})
+  target_link_libraries(${target} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main discovery_warnings)
+  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
+endfunction()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package discovery needs to build, test and run. Idempotent; safe to re-run.
+# Usage: scripts/setup.sh            (as root, or with sudo available)
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache git ca-certificates curl
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  prometheus-cpp-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 libboost-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang clang-format clang-tidy
+  etcd-server etcd-client prometheus
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+sudo_cmd=()
+[ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# etcd's own .proto files come from Debian's etcd Go source package. Installing it would pull a
+# whole Go toolchain, so only its archive is unpacked into a cache folder the build reads.
+etcd_proto_root="${DISCOVERY_ETCD_PROTO_ROOT:-/var/cache/discovery/etcd-protos}"
+if [ ! -f "$etcd_proto_root/usr/share/gocode/src/go.etcd.io/etcd/etcdserver/etcdserverpb/rpc.proto" ]; then
+  echo "setup: unpacking etcd protos into $etcd_proto_root" >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && apt-get download -qq golang-etcd-server-dev >/dev/null 2>&1 || {
+     "${sudo_cmd[@]}" apt-get update -qq && apt-get download -qq golang-etcd-server-dev; })
+  "${sudo_cmd[@]}" mkdir -p "$etcd_proto_root"
+  "${sudo_cmd[@]}" dpkg-deb -x "$tmp"/golang-etcd-server-dev_*.deb "$etcd_proto_root"
+fi
+echo "setup: ok" >&2

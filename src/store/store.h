@@ -1,0 +1,137 @@
+// The storage seam of discovery: a small, etcd-shaped key-value interface with revisions,
+// prefix ranges, transactions with compare-on-revision, and ordered watches. Two backends
+// implement it (store/embedded: SQLite on one machine; store/etcd: an etcd v3 cluster) and both
+// pass one contract suite (tests/testing/store_contract.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace discovery::store {
+
+// One stored key with its value and etcd-style revision bookkeeping. Revisions are global to
+// the store: every successful transaction that changes something advances the store revision
+// by exactly one, and all its changes carry that revision.
+struct KeyValue {
+  std::string key;
+  std::string value;
+  int64_t create_revision = 0;  // revision of the transaction that created the key
+  int64_t mod_revision = 0;     // revision of the last change of the key
+  int64_t version = 0;          // number of changes since creation (1 after create)
+
+  friend bool operator==(const KeyValue&, const KeyValue&) = default;
+};
+
+// Result of a prefix range read: keys in ascending byte order, and the store revision at which
+// the read was taken (a watch from `revision + 1` sees every later change exactly once).
+struct RangeResult {
+  std::vector<KeyValue> kvs;
+  int64_t revision = 0;
+};
+
+// A condition of a transaction: the key's current mod_revision equals `mod_revision`.
+// mod_revision 0 means "the key does not exist".
+struct Compare {
+  std::string key;
+  int64_t mod_revision = 0;
+};
+
+// One change of a transaction.
+struct Op {
+  enum class Type { kPut, kDelete, kDeletePrefix };
+  Type type = Type::kPut;
+  std::string key;    // the key, or the prefix for kDeletePrefix
+  std::string value;  // kPut only
+
+  static Op Put(std::string key, std::string value) {
+    return {.type = Type::kPut, .key = std::move(key), .value = std::move(value)};
+  }
+  static Op Delete(std::string key) { return {.type = Type::kDelete, .key = std::move(key)}; }
+  static Op DeletePrefix(std::string prefix) {
+    return {.type = Type::kDeletePrefix, .key = std::move(prefix)};
+  }
+};
+
+// All compares must hold for the ops to apply; the ops then apply atomically at one revision.
+struct Txn {
+  std::vector<Compare> compares;
+  std::vector<Op> ops;
+};
+
+struct TxnResult {
+  bool succeeded = false;  // false: a compare failed and nothing was changed
+  int64_t revision = 0;    // store revision after the transaction
+  int64_t deleted = 0;     // number of keys removed by delete ops
+};
+
+struct WatchEvent {
+  enum class Type { kPut, kDelete };
+  Type type = Type::kPut;
+  // For kPut the new key-value. For kDelete: key, and mod_revision = the deleting revision;
+  // the value is empty.
+  KeyValue kv;
+
+  friend bool operator==(const WatchEvent&, const WatchEvent&) = default;
+};
+
+// One delivery of a watch. Events are in revision order and a transaction's events are never
+// split across deliveries. If `compact_revision` is non-zero the requested start revision is no
+// longer available: no events follow and the watch has ended; the consumer re-reads with Range
+// and watches again from the range's revision + 1.
+struct WatchResponse {
+  std::vector<WatchEvent> events;
+  int64_t revision = 0;  // store revision this response is current to
+  int64_t compact_revision = 0;
+};
+
+using WatchCallback = std::function<void(const WatchResponse&)>;
+
+// Owns a running watch. Destroying it cancels the watch and waits until no callback runs, so a
+// callback never outlives its owner.
+class WatchHandle {
+ public:
+  virtual ~WatchHandle() = default;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Returns the key, NotFound if it does not exist, Unavailable/DeadlineExceeded when the store
+  // cannot be reached.
+  virtual absl::StatusOr<KeyValue> Get(std::string_view key) = 0;
+
+  // Returns every key starting with `prefix` (all keys for ""), in ascending key order.
+  virtual absl::StatusOr<RangeResult> Range(std::string_view prefix) = 0;
+
+  // Applies `txn` atomically. A failed compare is not an error (succeeded = false).
+  virtual absl::StatusOr<TxnResult> Commit(const Txn& txn) = 0;
+
+  // Watches keys starting with `prefix` for changes at revisions >= start_revision
+  // (start_revision 0: from now on). Callbacks run on a thread owned by the handle, one at a
+  // time, never under the store's locks; they must not destroy the handle. Backends that lose
+  // their connection resume from the last delivered revision on their own.
+  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
+                                                             int64_t start_revision,
+                                                             WatchCallback callback) = 0;
+
+  // The current store revision; Unavailable when the store cannot be reached.
+  virtual absl::StatusOr<int64_t> CurrentRevision() = 0;
+};
+
+// The smallest key greater than every key starting with `prefix` ("" when there is none), as
+// etcd's range_end for a prefix.
+std::string PrefixEnd(std::string_view prefix);
+
+// Convenience wrappers over Commit.
+absl::StatusOr<TxnResult> Put(Store& store, std::string key, std::string value);
+absl::StatusOr<TxnResult> Delete(Store& store, std::string key);
+
+}  // namespace discovery::store
