@@ -6,7 +6,7 @@
 add_library(discovery_warnings INTERFACE)
 target_compile_options(discovery_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Woverloaded-virtual -Wold-style-cast
-  -Wimplicit-fallthrough -Werror)
+  -Wimplicit-fallthrough -Wno-missing-field-initializers -Werror)
 
 function(discovery_cc_library)
   cmake_parse_arguments(ARG "" "NAME" "HDRS;SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
@@ -34,5 +34,5 @@ function(discovery_cc_test)
   set(target discovery_${ARG_NAME})
   add_executable(${target} ${ARG_SRCS})
   target_link_libraries(${target} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main discovery_warnings)
-  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
+  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()

@@ -1,0 +1,264 @@
+#include "repo/codec.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+
+#include "common/format.h"
+
+namespace discovery::repo {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string Dump(const Json& json) {
+  // Labels and names are validated as UTF-8 before they are stored; replacing rather than
+  // throwing keeps a record that bypassed validation (written by another tool) encodable.
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json LabelsJson(const Labels& labels) {
+  Json object = Json::object();
+  for (const auto& [name, value] : labels) {
+    object[name] = value;
+  }
+  return object;
+}
+
+// Reads the fields of one document, remembering the first type error.
+class Reader {
+ public:
+  explicit Reader(const Json& json) : json_(json) {}
+
+  std::string String(const char* field) {
+    const Json* value = Find(field);
+    if (value == nullptr) {
+      return "";
+    }
+    if (!value->is_string()) {
+      Fail(field, "a string");
+      return "";
+    }
+    return value->get<std::string>();
+  }
+
+  int64_t Int(const char* field) {
+    const Json* value = Find(field);
+    if (value == nullptr) {
+      return 0;
+    }
+    if (!value->is_number_integer()) {
+      Fail(field, "an integer");
+      return 0;
+    }
+    return value->get<int64_t>();
+  }
+
+  Labels StringMap(const char* field) {
+    Labels labels;
+    const Json* value = Find(field);
+    if (value == nullptr) {
+      return labels;
+    }
+    if (!value->is_object()) {
+      Fail(field, "an object of strings");
+      return labels;
+    }
+    for (const auto& [name, item] : value->items()) {
+      if (!item.is_string()) {
+        Fail(field, "an object of strings");
+        return labels;
+      }
+      labels[name] = item.get<std::string>();
+    }
+    return labels;
+  }
+
+  std::vector<std::string> StringList(const char* field) {
+    std::vector<std::string> list;
+    const Json* value = Find(field);
+    if (value == nullptr) {
+      return list;
+    }
+    if (!value->is_array()) {
+      Fail(field, "an array of strings");
+      return list;
+    }
+    for (const auto& item : *value) {
+      if (!item.is_string()) {
+        Fail(field, "an array of strings");
+        return list;
+      }
+      list.push_back(item.get<std::string>());
+    }
+    return list;
+  }
+
+  absl::Time Time(const char* field) {
+    const std::string text = String(field);
+    if (text.empty()) {
+      return absl::UnixEpoch();
+    }
+    absl::StatusOr<absl::Time> time = ParseTimestamp(text);
+    if (!time.ok()) {
+      if (status_.ok()) {
+        status_ =
+            absl::DataLossError(fmt::format("field \"{}\": {}", field, time.status().message()));
+      }
+      return absl::UnixEpoch();
+    }
+    return *time;
+  }
+
+  const absl::Status& status() const { return status_; }
+
+ private:
+  // Go's decoder treats null like an absent field.
+  const Json* Find(const char* field) const {
+    auto it = json_.find(field);
+    if (it == json_.end() || it->is_null()) {
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  void Fail(const char* field, const char* expected) {
+    if (status_.ok()) {
+      status_ = absl::DataLossError(fmt::format("field \"{}\" is not {}", field, expected));
+    }
+  }
+
+  const Json& json_;
+  absl::Status status_;
+};
+
+absl::StatusOr<Json> ParseObject(std::string_view text, std::string_view what) {
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    return absl::DataLossError(fmt::format("{} document is not valid JSON", what));
+  }
+  if (!json.is_object()) {
+    return absl::DataLossError(fmt::format("{} document is not a JSON object", what));
+  }
+  return json;
+}
+
+absl::Status Annotate(const absl::Status& status, std::string_view what) {
+  return absl::Status(status.code(), fmt::format("{} document: {}", what, status.message()));
+}
+
+}  // namespace
+
+std::string FormatTimestamp(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", time, absl::UTCTimeZone());
+}
+
+absl::StatusOr<absl::Time> ParseTimestamp(std::string_view text) {
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, ToAbsl(text), &time, &error)) {
+    return absl::InvalidArgumentError(
+        fmt::format("'{}' is not an RFC 3339 timestamp: {}", text, error));
+  }
+  return time;
+}
+
+std::string EncodeNamespace(const Namespace& ns) {
+  Json json = Json::object();
+  json["name"] = ns.name;
+  json["export"] = static_cast<int32_t>(ns.export_config);
+  json["modified"] = FormatTimestamp(ns.modified);
+  return Dump(json);
+}
+
+std::string EncodeServer(const Server& server) {
+  Json json = Json::object();
+  json["name"] = server.name;
+  json["labels"] = server.labels.empty() ? Json(nullptr) : LabelsJson(server.labels);
+  json["state"] = static_cast<int64_t>(server.state);
+  json["modified"] = FormatTimestamp(server.modified);
+  return Dump(json);
+}
+
+std::string EncodeService(const Service& service) {
+  Json json = Json::object();
+  auto put_string = [&json](const char* field, const std::string& value) {
+    if (!value.empty()) {
+      json[field] = value;
+    }
+  };
+  put_string("id", service.id);
+  put_string("name", service.name);
+  put_string("namespace", service.namespace_name);
+  put_string("endpoint", service.endpoint);
+  if (!service.labels.empty()) {
+    json["labels"] = LabelsJson(service.labels);
+  }
+  if (!service.servers.empty()) {
+    json["servers"] = service.servers;
+  }
+  put_string("selector", service.selector);
+  put_string("description", service.description);
+  json["modified"] = FormatTimestamp(service.modified);
+  return Dump(json);
+}
+
+absl::StatusOr<Namespace> DecodeNamespace(std::string_view text) {
+  absl::StatusOr<Json> json = ParseObject(text, "namespace");
+  if (!json.ok()) {
+    return json.status();
+  }
+  Reader reader(*json);
+  Namespace ns;
+  ns.name = reader.String("name");
+  ns.export_config = static_cast<ExportConfig>(reader.Int("export"));
+  ns.modified = reader.Time("modified");
+  if (!reader.status().ok()) {
+    return Annotate(reader.status(), "namespace");
+  }
+  return ns;
+}
+
+absl::StatusOr<Server> DecodeServer(std::string_view text) {
+  absl::StatusOr<Json> json = ParseObject(text, "server");
+  if (!json.ok()) {
+    return json.status();
+  }
+  Reader reader(*json);
+  Server server;
+  server.name = reader.String("name");
+  server.labels = reader.StringMap("labels");
+  server.state = static_cast<ServerState>(reader.Int("state"));
+  server.modified = reader.Time("modified");
+  if (!reader.status().ok()) {
+    return Annotate(reader.status(), "server");
+  }
+  return server;
+}
+
+absl::StatusOr<Service> DecodeService(std::string_view text) {
+  absl::StatusOr<Json> json = ParseObject(text, "service");
+  if (!json.ok()) {
+    return json.status();
+  }
+  Reader reader(*json);
+  Service service;
+  service.id = reader.String("id");
+  service.name = reader.String("name");
+  service.namespace_name = reader.String("namespace");
+  service.endpoint = reader.String("endpoint");
+  service.labels = reader.StringMap("labels");
+  service.servers = reader.StringList("servers");
+  service.selector = reader.String("selector");
+  service.description = reader.String("description");
+  service.modified = reader.Time("modified");
+  if (!reader.status().ok()) {
+    return Annotate(reader.status(), "service");
+  }
+  return service;
+}
+
+}  // namespace discovery::repo

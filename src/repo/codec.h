@@ -1,0 +1,35 @@
+// JSON documents of namespaces, servers and services exactly as the Go original stores them in
+// etcd (reference §4.2), so a store written by the original is read as-is and vice versa.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "model/model.h"
+
+namespace discovery::repo {
+
+// Go's time.Time JSON form: RFC 3339 with nanoseconds, trailing zeros trimmed, UTC as "Z".
+std::string FormatTimestamp(absl::Time time);
+// Any RFC 3339 timestamp (offset or "Z", optional fraction); InvalidArgument otherwise.
+absl::StatusOr<absl::Time> ParseTimestamp(std::string_view text);
+
+// {"name","export","modified"}
+std::string EncodeNamespace(const Namespace& ns);
+// {"name","labels" (null when empty),"state","modified"}
+std::string EncodeServer(const Server& server);
+// {"id","name","namespace","endpoint","labels","servers","selector","description","modified"},
+// empty fields omitted except "modified".
+std::string EncodeService(const Service& service);
+
+// Decoders accept what Go's encoding/json accepts for these documents: unknown fields are
+// ignored, absent fields keep their zero value. DataLoss with the reason when the document is
+// not JSON or a field has the wrong type.
+absl::StatusOr<Namespace> DecodeNamespace(std::string_view json);
+absl::StatusOr<Server> DecodeServer(std::string_view json);
+absl::StatusOr<Service> DecodeService(std::string_view json);
+
+}  // namespace discovery::repo

@@ -1,0 +1,164 @@
+#include "repo/codec.h"
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/time/civil_time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "testing/status_matchers.h"
+
+namespace discovery::repo {
+namespace {
+
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string ReadFixture(const std::string& name) {
+  std::ifstream file(std::string{DISCOVERY_REPO_TESTDATA} + "/" + name);
+  std::stringstream content;
+  content << file.rdbuf();
+  EXPECT_FALSE(content.str().empty()) << "missing fixture " << name;
+  return content.str();
+}
+
+absl::Time Utc(int y, int mo, int d, int h, int mi, int s, int64_t nanos = 0) {
+  return absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s), absl::UTCTimeZone()) +
+         absl::Nanoseconds(nanos);
+}
+
+TEST(TimeTest, FormatsLikeGoRfc3339Nano) {
+  EXPECT_EQ(FormatTimestamp(Utc(2021, 2, 4, 14, 12, 50)), "2021-02-04T14:12:50Z");
+  EXPECT_EQ(FormatTimestamp(Utc(2021, 2, 4, 14, 12, 50, 85000000)), "2021-02-04T14:12:50.085Z");
+  EXPECT_EQ(FormatTimestamp(Utc(2021, 2, 4, 14, 12, 50, 85123456)),
+            "2021-02-04T14:12:50.085123456Z");
+}
+
+TEST(TimeTest, ParsesOffsetsAndFractions) {
+  EXPECT_EQ(*ParseTimestamp("2021-02-04T15:12:50.085+01:00"),
+            Utc(2021, 2, 4, 14, 12, 50, 85000000));
+  EXPECT_EQ(*ParseTimestamp("2021-02-04T14:12:50Z"), Utc(2021, 2, 4, 14, 12, 50));
+  EXPECT_EQ(*ParseTimestamp("0001-01-01T00:00:00Z"), Utc(1, 1, 1, 0, 0, 0));
+  EXPECT_THAT(ParseTimestamp("yesterday"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("'yesterday' is not an RFC 3339")));
+}
+
+TEST(CodecTest, DecodesNamespacesWrittenByTheGoOriginal) {
+  absl::StatusOr<Namespace> ns = DecodeNamespace(ReadFixture("go_namespace_default.json"));
+  ASSERT_THAT(ns, IsOk());
+  EXPECT_EQ(ns->name, "default");
+  EXPECT_EQ(ns->export_config, ExportConfig::kStandard);
+  EXPECT_EQ(ns->modified, Utc(2021, 2, 4, 14, 7, 3, 123456789));
+
+  ns = DecodeNamespace(ReadFixture("go_namespace_blackbox.json"));
+  ASSERT_THAT(ns, IsOk());
+  EXPECT_EQ(ns->name, "default-blackbox");
+  EXPECT_EQ(ns->export_config, ExportConfig::kBlackbox);
+}
+
+TEST(CodecTest, DecodesServersWrittenByTheGoOriginal) {
+  absl::StatusOr<Server> server = DecodeServer(ReadFixture("go_server_active.json"));
+  ASSERT_THAT(server, IsOk());
+  EXPECT_EQ(server->name, "prometheus1.example.com");
+  EXPECT_EQ(server->labels, (Labels{{"environment", "test"}}));
+  EXPECT_EQ(server->state, ServerState::kActive);
+  EXPECT_EQ(server->modified, Utc(2021, 2, 4, 14, 12, 50, 85000000));
+
+  server = DecodeServer(ReadFixture("go_server_nolabels.json"));
+  ASSERT_THAT(server, IsOk());
+  EXPECT_TRUE(server->labels.empty());
+  EXPECT_EQ(server->state, ServerState::kJoining);
+}
+
+TEST(CodecTest, DecodesServicesWrittenByTheGoOriginal) {
+  absl::StatusOr<Service> service = DecodeService(ReadFixture("go_service_full.json"));
+  ASSERT_THAT(service, IsOk());
+  EXPECT_EQ(service->id, "93c156b1-f218-5d79-88a5-219307e59d29");
+  EXPECT_EQ(service->name, "example");
+  EXPECT_EQ(service->namespace_name, "default");
+  EXPECT_EQ(service->endpoint, "http://example.com/metrics");
+  EXPECT_EQ(service->labels, (Labels{{"label1", "value1"}, {"label2", "value2"}}));
+  EXPECT_THAT(service->servers, ElementsAre("prometheus1.example.com"));
+  EXPECT_EQ(service->selector, "environment=test");
+  EXPECT_EQ(service->description, "a <b>description</b> & more");
+  EXPECT_EQ(service->modified, Utc(2021, 2, 4, 14, 13, 50, 85123456));
+
+  service = DecodeService(ReadFixture("go_service_minimal.json"));
+  ASSERT_THAT(service, IsOk());
+  EXPECT_EQ(service->namespace_name, "default-blackbox");
+  EXPECT_TRUE(service->labels.empty());
+  EXPECT_TRUE(service->description.empty());
+}
+
+TEST(CodecTest, EncodesTheGoFieldOrderAndOmissions) {
+  Namespace ns{.name = "default",
+               .export_config = ExportConfig::kStandard,
+               .modified = Utc(2021, 2, 4, 14, 7, 3)};
+  EXPECT_EQ(EncodeNamespace(ns),
+            R"({"name":"default","export":1,"modified":"2021-02-04T14:07:03Z"})");
+
+  Server server{
+      .name = "p1", .state = ServerState::kActive, .modified = Utc(2021, 2, 4, 14, 12, 50)};
+  EXPECT_EQ(EncodeServer(server),
+            R"({"name":"p1","labels":null,"state":2,"modified":"2021-02-04T14:12:50Z"})");
+  server.labels = {{"env", "test"}};
+  EXPECT_EQ(EncodeServer(server), R"({"name":"p1","labels":{"env":"test"},"state":2,)"
+                                  R"("modified":"2021-02-04T14:12:50Z"})");
+
+  Service service{.id = "e988791c-2c4e-5eeb-b3b8-db3c0cf82719",
+                  .name = "blackbox",
+                  .namespace_name = "default-blackbox",
+                  .endpoint = "http://blackbox.example.com",
+                  .modified = Utc(2021, 2, 5, 8, 5, 44)};
+  EXPECT_EQ(EncodeService(service),
+            R"({"id":"e988791c-2c4e-5eeb-b3b8-db3c0cf82719","name":"blackbox",)"
+            R"("namespace":"default-blackbox","endpoint":"http://blackbox.example.com",)"
+            R"("modified":"2021-02-05T08:05:44Z"})");
+}
+
+TEST(CodecTest, RoundTripsEveryField) {
+  Service service{.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                  .name = "example",
+                  .namespace_name = "default",
+                  .endpoint = "http://example.com/metrics",
+                  .selector = "environment=test",
+                  .servers = {"a", "b"},
+                  .labels = {{"label1", "välue"}},
+                  .description = "d",
+                  .modified = Utc(2021, 2, 4, 14, 13, 50, 1)};
+  EXPECT_THAT(DecodeService(EncodeService(service)), ::discovery::testing::IsOkAndHolds(service));
+  Server server{.name = "s",
+                .labels = {{"k", "v"}},
+                .state = ServerState::kLeaving,
+                .modified = Utc(2030, 1, 1, 0, 0, 0)};
+  EXPECT_THAT(DecodeServer(EncodeServer(server)), ::discovery::testing::IsOkAndHolds(server));
+}
+
+TEST(CodecTest, IgnoresUnknownFieldsAndNulls) {
+  absl::StatusOr<Service> service =
+      DecodeService(R"({"id":"x","future":{"a":1},"labels":null,"servers":null})");
+  ASSERT_THAT(service, IsOk());
+  EXPECT_EQ(service->id, "x");
+  EXPECT_EQ(service->modified, absl::UnixEpoch());
+}
+
+TEST(CodecTest, RejectsMalformedDocumentsWithAReason) {
+  EXPECT_THAT(DecodeService("{"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("not valid JSON")));
+  EXPECT_THAT(DecodeServer("[]"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("not a JSON object")));
+  EXPECT_THAT(
+      DecodeServer(R"({"state":"2"})"),
+      StatusIs(absl::StatusCode::kDataLoss, HasSubstr("field \"state\" is not an integer")));
+  EXPECT_THAT(DecodeService(R"({"labels":{"a":1}})"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("field \"labels\"")));
+  EXPECT_THAT(DecodeNamespace(R"({"modified":"soon"})"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("field \"modified\"")));
+}
+
+}  // namespace
+}  // namespace discovery::repo

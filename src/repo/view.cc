@@ -1,0 +1,278 @@
+#include "repo/view.h"
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fmt/format.h"
+
+#include "common/format.h"
+#include "repo/codec.h"
+
+namespace discovery::repo {
+
+// Watch responses handed from the store's watch thread to the view's thread.
+struct View::Pending {
+  absl::Mutex mu;
+  std::deque<store::WatchResponse> queue ABSL_GUARDED_BY(mu);
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+};
+
+namespace {
+
+// Applies store changes to a working snapshot. Service maps are copied on first write within a
+// batch, so snapshots already handed out stay untouched and unchanged namespaces stay shared.
+class Applier {
+ public:
+  Applier(const Keys& keys, Snapshot& working) : keys_(keys), working_(working) {}
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
+
+  ~Applier() {
+    for (auto& [ns, services] : touched_) {
+      if (services->empty()) {
+        working_.services.erase(ns);
+      } else {
+        working_.services[ns] = std::move(services);
+      }
+    }
+  }
+
+  void Put(const store::KeyValue& kv) {
+    const Keys::Parsed parsed = keys_.Parse(kv.key);
+    switch (parsed.kind) {
+      case Keys::Parsed::Kind::kNamespace:
+        Store(kv.key, DecodeNamespace(kv.value),
+              [&](Namespace ns) { working_.namespaces[parsed.name] = std::move(ns); });
+        return;
+      case Keys::Parsed::Kind::kServer:
+        Store(kv.key, DecodeServer(kv.value),
+              [&](Server server) { working_.servers[parsed.name] = std::move(server); });
+        return;
+      case Keys::Parsed::Kind::kService: {
+        absl::StatusOr<Service> service = DecodeService(kv.value);
+        if (service.ok() && (service->namespace_name != parsed.name || service->id != parsed.id)) {
+          service = absl::DataLossError(fmt::format(
+              "service record names namespace '{}' and id '{}', which does not match its key",
+              service->namespace_name, service->id));
+        }
+        if (!service.ok()) {
+          MutableServices(parsed.name).erase(parsed.id);
+        }
+        Store(kv.key, std::move(service),
+              [&](Service s) { MutableServices(parsed.name)[parsed.id] = std::move(s); });
+        return;
+      }
+      case Keys::Parsed::Kind::kOther:
+        return;
+    }
+  }
+
+  void Delete(const std::string& key) {
+    working_.undecodable.erase(key);
+    const Keys::Parsed parsed = keys_.Parse(key);
+    switch (parsed.kind) {
+      case Keys::Parsed::Kind::kNamespace:
+        working_.namespaces.erase(parsed.name);
+        return;
+      case Keys::Parsed::Kind::kServer:
+        working_.servers.erase(parsed.name);
+        return;
+      case Keys::Parsed::Kind::kService:
+        MutableServices(parsed.name).erase(parsed.id);
+        return;
+      case Keys::Parsed::Kind::kOther:
+        return;
+    }
+  }
+
+ private:
+  template <typename T, typename Insert>
+  void Store(const std::string& key, absl::StatusOr<T> record, Insert insert) {
+    if (!record.ok()) {
+      working_.undecodable[key] = std::string{record.status().message()};
+      return;
+    }
+    working_.undecodable.erase(key);
+    insert(*std::move(record));
+  }
+
+  ServiceMap& MutableServices(const std::string& ns) {
+    auto it = touched_.find(ns);
+    if (it == touched_.end()) {
+      auto existing = working_.services.find(ns);
+      auto copy = existing == working_.services.end()
+                      ? std::make_shared<ServiceMap>()
+                      : std::make_shared<ServiceMap>(*existing->second);
+      it = touched_.emplace(ns, std::move(copy)).first;
+    }
+    return *it->second;
+  }
+
+  const Keys& keys_;
+  Snapshot& working_;
+  std::map<std::string, std::shared_ptr<ServiceMap>> touched_;
+};
+
+}  // namespace
+
+const ServiceMap* Snapshot::ServicesIn(std::string_view ns) const {
+  auto it = services.find(ns);
+  return it == services.end() ? nullptr : it->second.get();
+}
+
+size_t Snapshot::ServiceCount() const {
+  size_t count = 0;
+  for (const auto& [ns, map] : services) {
+    count += map->size();
+  }
+  return count;
+}
+
+View::View(store::Store& store, Keys keys, ViewOptions options, Listener listener)
+    : store_(store),
+      keys_(std::move(keys)),
+      options_(options),
+      listener_(std::move(listener)),
+      health_(absl::UnavailableError("the view has not loaded the store yet")),
+      pending_(std::make_unique<Pending>()),
+      thread_([this](const std::stop_token& stop) { Run(stop); }) {}
+
+View::~View() {
+  thread_.request_stop();
+  thread_.join();
+}
+
+std::shared_ptr<const Snapshot> View::Current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+bool View::WaitForRevision(int64_t revision, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto reached = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return current_ != nullptr && current_->revision >= revision;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
+absl::Status View::Health() const {
+  absl::MutexLock lock(&mu_);
+  return health_;
+}
+
+void View::SetHealth(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  health_ = std::move(status);
+}
+
+void View::Publish(const Snapshot& working) {
+  auto snapshot = std::make_shared<const Snapshot>(working);
+  {
+    absl::MutexLock lock(&mu_);
+    current_ = snapshot;
+    health_ = absl::OkStatus();
+  }
+  if (listener_) {
+    listener_(snapshot);
+  }
+}
+
+void View::Run(const std::stop_token& stop) {
+  Pending& pending = *pending_;
+  std::stop_callback wake(stop, [&pending] {
+    absl::MutexLock lock(&pending.mu);
+    pending.stopped = true;
+  });
+  absl::Duration backoff = options_.retry_backoff;
+  while (!stop.stop_requested()) {
+    absl::Status status = FollowOnce(stop);
+    if (stop.stop_requested()) {
+      return;
+    }
+    if (status.ok()) {  // the watch ended on compaction: load again at once
+      backoff = options_.retry_backoff;
+      continue;
+    }
+    SetHealth(std::move(status));
+    absl::MutexLock lock(&pending.mu);
+    auto stopped = [&pending]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending.mu) { return pending.stopped; };
+    pending.mu.AwaitWithTimeout(absl::Condition(&stopped), backoff);
+    backoff = std::min(backoff * 2, options_.max_retry_backoff);
+  }
+}
+
+absl::Status View::FollowOnce(const std::stop_token& stop) {
+  absl::StatusOr<store::RangeResult> range = store_.Range(keys_.All());
+  if (!range.ok()) {
+    return range.status();
+  }
+  Snapshot working;
+  working.revision = range->revision;
+  {
+    Applier applier(keys_, working);
+    for (const store::KeyValue& kv : range->kvs) {
+      applier.Put(kv);
+    }
+  }
+  Publish(working);
+
+  Pending& pending = *pending_;
+  {
+    absl::MutexLock lock(&pending.mu);
+    pending.queue.clear();
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> watch =
+      store_.Watch(keys_.All(), range->revision + 1, [&pending](const store::WatchResponse& r) {
+        absl::MutexLock lock(&pending.mu);
+        pending.queue.push_back(r);
+      });
+  if (!watch.ok()) {
+    return watch.status();
+  }
+
+  while (!stop.stop_requested()) {
+    std::deque<store::WatchResponse> batch;
+    {
+      absl::MutexLock lock(&pending.mu);
+      auto ready = [&pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending.mu) {
+        return pending.stopped || !pending.queue.empty();
+      };
+      pending.mu.Await(absl::Condition(&ready));
+      if (pending.stopped) {
+        return absl::OkStatus();
+      }
+      batch.swap(pending.queue);
+    }
+    bool compacted = false;
+    {
+      Applier applier(keys_, working);
+      for (const store::WatchResponse& response : batch) {
+        if (response.compact_revision != 0) {
+          compacted = true;
+          break;
+        }
+        for (const store::WatchEvent& event : response.events) {
+          if (event.type == store::WatchEvent::Type::kPut) {
+            applier.Put(event.kv);
+          } else {
+            applier.Delete(event.kv.key);
+          }
+        }
+        working.revision = std::max(working.revision, response.revision);
+      }
+    }
+    if (compacted) {
+      return absl::OkStatus();
+    }
+    Publish(working);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace discovery::repo

@@ -1,0 +1,94 @@
+// An in-memory view of every namespace, server and service under one prefix, kept current by a
+// store watch. Readers (lists, http_sd, placement) take an immutable snapshot and never touch
+// the store; writers go to the store and may wait until the view has caught up.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+#include "model/model.h"
+#include "repo/repo.h"
+#include "store/store.h"
+
+namespace discovery::repo {
+
+// Services of one namespace by id.
+using ServiceMap = std::map<std::string, Service, std::less<>>;
+
+// One consistent state of the store at `revision`. Immutable once published; the service maps
+// of namespaces that did not change are shared between consecutive snapshots.
+struct Snapshot {
+  int64_t revision = 0;
+  std::map<std::string, Namespace, std::less<>> namespaces;
+  std::map<std::string, Server, std::less<>> servers;
+  std::map<std::string, std::shared_ptr<const ServiceMap>, std::less<>> services;
+  // Keys under the prefix whose value did not decode, with the reason; they are left out.
+  std::map<std::string, std::string, std::less<>> undecodable;
+
+  // The services of `ns`, or nullptr when it has none.
+  const ServiceMap* ServicesIn(std::string_view ns) const;
+  size_t ServiceCount() const;
+};
+
+struct ViewOptions {
+  // Pause before retrying after the store failed (doubles up to max_retry_backoff).
+  absl::Duration retry_backoff = absl::Milliseconds(100);
+  absl::Duration max_retry_backoff = absl::Seconds(5);
+};
+
+class View {
+ public:
+  using Listener = std::function<void(const std::shared_ptr<const Snapshot>&)>;
+
+  // Starts following `keys.All()` in `store` on a thread owned by the view. Returns at once;
+  // Current() is nullptr until the first load succeeded. `store` must outlive the view.
+  // `listener`, if set, runs on the view's thread after each published snapshot.
+  View(store::Store& store, Keys keys, ViewOptions options = {}, Listener listener = nullptr);
+  // Stops following and joins the thread.
+  ~View();
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+
+  // The latest snapshot, or nullptr before the first load. Thread-safe.
+  std::shared_ptr<const Snapshot> Current() const;
+
+  // Waits until a snapshot at `revision` or later is published. False on timeout.
+  bool WaitForRevision(int64_t revision, absl::Duration timeout) const;
+
+  // OK while the view follows the store; the last store error while it is retrying.
+  absl::Status Health() const;
+
+ private:
+  struct Pending;
+
+  void Run(const std::stop_token& stop);
+  // Loads the whole prefix and follows it until the watch ends or `stop` is requested.
+  absl::Status FollowOnce(const std::stop_token& stop);
+  void Publish(const Snapshot& working);
+  void SetHealth(absl::Status status);
+
+  store::Store& store_;
+  const Keys keys_;
+  const ViewOptions options_;
+  const Listener listener_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Snapshot> current_ ABSL_GUARDED_BY(mu_);
+  absl::Status health_ ABSL_GUARDED_BY(mu_);
+
+  std::unique_ptr<Pending> pending_;
+  std::jthread thread_;  // last: starts after every member above is ready
+};
+
+}  // namespace discovery::repo

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite on a fresh Debian 12 machine:
+#   1. installs what is missing (scripts/setup.sh),
+#   2. checks formatting,
+#   3. builds everything with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test
+#      (unit tests and integration tests; the integration tests start a real etcd-server on free
+#      loopback ports themselves and stop it),
+#   4. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent").
+# Build trees live under build/ (reused, so re-runs are incremental; ccache speeds up rebuilds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== format check" >&2
+git ls-files '*.h' '*.cc' | xargs clang-format --dry-run -Werror
+
+echo "== ASan+UBSan build and all tests" >&2
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DDISCOVERY_SANITIZE="address;undefined" -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build/asan
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure -j2
+
+echo "== TSan build and tests of the concurrent parts" >&2
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DDISCOVERY_SANITIZE=thread -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build/tsan
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  ctest --test-dir build/tsan --output-on-failure -j2 -L concurrent
