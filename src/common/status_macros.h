@@ -8,12 +8,12 @@
 #define DISCOVERY_STATUS_CONCAT(a, b) DISCOVERY_STATUS_CONCAT_INNER(a, b)
 
 // Returns the status of `expr` from the enclosing function when it is not OK.
-#define DISCOVERY_RETURN_IF_ERROR(expr)            \
-  do {                                             \
-    const absl::Status discovery_status_ = (expr); \
-    if (!discovery_status_.ok()) {                 \
-      return discovery_status_;                    \
-    }                                              \
+#define DISCOVERY_RETURN_IF_ERROR(expr)             \
+  do {                                              \
+    const absl::Status& discovery_status_ = (expr); \
+    if (!discovery_status_.ok()) {                  \
+      return discovery_status_;                     \
+    }                                               \
   } while (false)
 
 // Evaluates `rexpr` (a StatusOr); on error returns its status, else moves the value into `lhs`.

@@ -147,7 +147,7 @@ absl::StatusOr<Json> ParseObject(std::string_view text, std::string_view what) {
 }
 
 absl::Status Annotate(const absl::Status& status, std::string_view what) {
-  return absl::Status(status.code(), fmt::format("{} document: {}", what, status.message()));
+  return {status.code(), fmt::format("{} document: {}", what, status.message())};
 }
 
 }  // namespace
@@ -206,12 +206,12 @@ std::string EncodeService(const Service& service) {
   return Dump(json);
 }
 
-absl::StatusOr<Namespace> DecodeNamespace(std::string_view text) {
-  absl::StatusOr<Json> json = ParseObject(text, "namespace");
-  if (!json.ok()) {
-    return json.status();
+absl::StatusOr<Namespace> DecodeNamespace(std::string_view json) {
+  absl::StatusOr<Json> document = ParseObject(json, "namespace");
+  if (!document.ok()) {
+    return document.status();
   }
-  Reader reader(*json);
+  Reader reader(*document);
   Namespace ns;
   ns.name = reader.String("name");
   ns.export_config = static_cast<ExportConfig>(reader.Int("export"));
@@ -222,12 +222,12 @@ absl::StatusOr<Namespace> DecodeNamespace(std::string_view text) {
   return ns;
 }
 
-absl::StatusOr<Server> DecodeServer(std::string_view text) {
-  absl::StatusOr<Json> json = ParseObject(text, "server");
-  if (!json.ok()) {
-    return json.status();
+absl::StatusOr<Server> DecodeServer(std::string_view json) {
+  absl::StatusOr<Json> document = ParseObject(json, "server");
+  if (!document.ok()) {
+    return document.status();
   }
-  Reader reader(*json);
+  Reader reader(*document);
   Server server;
   server.name = reader.String("name");
   server.labels = reader.StringMap("labels");
@@ -239,12 +239,12 @@ absl::StatusOr<Server> DecodeServer(std::string_view text) {
   return server;
 }
 
-absl::StatusOr<Service> DecodeService(std::string_view text) {
-  absl::StatusOr<Json> json = ParseObject(text, "service");
-  if (!json.ok()) {
-    return json.status();
+absl::StatusOr<Service> DecodeService(std::string_view json) {
+  absl::StatusOr<Json> document = ParseObject(json, "service");
+  if (!document.ok()) {
+    return document.status();
   }
-  Reader reader(*json);
+  Reader reader(*document);
   Service service;
   service.id = reader.String("id");
   service.name = reader.String("name");

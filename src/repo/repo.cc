@@ -1,5 +1,6 @@
 #include "repo/repo.h"
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,7 +50,7 @@ absl::Status ValidatePrefix(std::string_view prefix) {
 
 absl::Status ValidateServiceId(std::string_view id) {
   // 8-4-4-4-12 lower-case hex digits.
-  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
+  static constexpr std::array<int, 5> kGroups = {8, 4, 4, 4, 12};
   size_t pos = 0;
   bool valid = true;
   for (int i = 0; i < 5 && valid; ++i) {

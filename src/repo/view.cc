@@ -31,6 +31,8 @@ class Applier {
   Applier(const Keys& keys, Snapshot& working) : keys_(keys), working_(working) {}
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
+  Applier(Applier&&) = delete;
+  Applier& operator=(Applier&&) = delete;
 
   ~Applier() {
     for (auto& [ns, services] : touched_) {

@@ -59,6 +59,8 @@ class View {
   ~View();
   View(const View&) = delete;
   View& operator=(const View&) = delete;
+  View(View&&) = delete;
+  View& operator=(View&&) = delete;
 
   // The latest snapshot, or nullptr before the first load. Thread-safe.
   std::shared_ptr<const Snapshot> Current() const;
