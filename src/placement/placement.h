@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "model/model.h"
 #include "selector/selector.h"
 
