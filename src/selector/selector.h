@@ -12,8 +12,17 @@
 
 namespace discovery::selector {
 
-enum class Operator { kEquals, kDoubleEquals, kNotEquals, kIn, kNotIn, kExists, kDoesNotExist,
-                      kGreaterThan, kLessThan };
+enum class Operator {
+  kEquals,
+  kDoubleEquals,
+  kNotEquals,
+  kIn,
+  kNotIn,
+  kExists,
+  kDoesNotExist,
+  kGreaterThan,
+  kLessThan
+};
 
 struct Requirement {
   std::string key;
@@ -23,12 +32,17 @@ struct Requirement {
   friend bool operator==(const Requirement&, const Requirement&) = default;
 };
 
+// An immutable, parsed selector. A regular value: copy it freely; const methods may be called
+// from any number of threads at once.
 class Selector {
  public:
-  // Parses `text`. InvalidArgument with a message that names the position and the offending
-  // token (e.g. "unable to parse requirement: at position 4: found ')', expected: ..."),
-  // and k8s validation of keys (qualified names) and values (<= 63 chars of [A-Za-z0-9._-],
-  // alphanumeric at both ends). "k>n"/"k<n" require an integer n.
+  // Parses `text` exactly as apimachinery labels.Parse does. Returns InvalidArgument when the
+  // text is malformed; the message quotes the text and names the 0-based byte offset of the
+  // offending token and what was expected there, e.g.
+  //   invalid selector 'env in (a' at position 9: found end of string, expected: ',' or ')'
+  // Keys are validated as k8s qualified names, values as k8s label values (<= 63 chars of
+  // [A-Za-z0-9._-], alphanumeric at both ends, or empty); "k>n"/"k<n" require an integer n.
+  // Blank text yields the empty selector, which matches everything.
   static absl::StatusOr<Selector> Parse(std::string_view text);
 
   // True when every requirement holds for `labels`. "!=" and "notin" also match when the key
@@ -36,9 +50,10 @@ class Selector {
   bool Matches(const std::map<std::string, std::string>& labels) const;
 
   bool Empty() const { return requirements_.empty(); }
-  // Requirements sorted by key, as apimachinery keeps them.
+  // Requirements sorted by key (stable for equal keys), as apimachinery keeps them.
   const std::vector<Requirement>& requirements() const { return requirements_; }
-  // Canonical text form (apimachinery Selector.String()).
+  // Canonical text form (apimachinery Selector.String()), e.g. "a=b,c!=d,e in (f,g)"; it
+  // parses back to an equal selector.
   std::string String() const;
 
  private:
