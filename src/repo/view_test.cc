@@ -163,5 +163,76 @@ TEST_F(ViewTest, TellsItsListenerAboutEverySnapshot) {
   EXPECT_GE(last_seen, *revision);
 }
 
+// Wraps a real store to inject the two situations a view must recover from: a first watch that
+// reports compaction, and range reads that fail for a while.
+class FlakyStore : public store::Store {
+ public:
+  explicit FlakyStore(store::Store& inner) : inner_(inner) {}
+
+  void FailRanges(int count) { failing_ranges_ = count; }
+  void CompactFirstWatch() { compact_next_watch_ = true; }
+  int watches() const { return watches_; }
+
+  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return inner_.Get(key); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
+    if (failing_ranges_.fetch_sub(1) > 0) {
+      return absl::UnavailableError("store unreachable (injected)");
+    }
+    return inner_.Range(prefix);
+  }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
+    return inner_.Commit(txn);
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, store::WatchCallback callback) override {
+    ++watches_;
+    if (compact_next_watch_.exchange(false)) {
+      // Delivered before returning, like a backend that learns of compaction at once.
+      callback({.revision = start_revision, .compact_revision = start_revision});
+      return std::make_unique<store::WatchHandle>();
+    }
+    return inner_.Watch(prefix, start_revision, std::move(callback));
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return inner_.CurrentRevision(); }
+
+ private:
+  store::Store& inner_;
+  std::atomic<int> failing_ranges_{0};
+  std::atomic<bool> compact_next_watch_{false};
+  std::atomic<int> watches_{0};
+};
+
+TEST_F(ViewTest, LoadsAgainWhenItsWatchStartIsCompacted) {
+  FlakyStore flaky(*store_);
+  flaky.CompactFirstWatch();
+  View view(flaky, Keys());
+  const absl::Time deadline = absl::Now() + kWait;
+  while (flaky.watches() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_GE(flaky.watches(), 2) << "the view did not watch again after compaction";
+  // The second watch follows the store.
+  std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutNamespace({.name = "after"}));
+  EXPECT_THAT(snapshot->namespaces, ElementsAre(Key("after")));
+}
+
+TEST_F(ViewTest, ReportsStoreErrorsAndRecovers) {
+  FlakyStore flaky(*store_);
+  flaky.FailRanges(3);
+  View view(flaky, Keys(), {.retry_backoff = absl::Milliseconds(1)});
+  std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutNamespace({.name = "n"}));
+  EXPECT_THAT(snapshot->namespaces, ElementsAre(Key("n")));
+  EXPECT_THAT(view.Health(), IsOk());
+}
+
+TEST_F(ViewTest, IsUnhealthyAndEmptyWhileTheStoreIsUnreachable) {
+  FlakyStore flaky(*store_);
+  flaky.FailRanges(1000000);
+  View view(flaky, Keys(), {.retry_backoff = absl::Milliseconds(1)});
+  EXPECT_FALSE(view.WaitForRevision(1, absl::Milliseconds(50)));
+  EXPECT_EQ(view.Current(), nullptr);
+  EXPECT_THAT(view.Health(), ::discovery::testing::StatusIs(absl::StatusCode::kUnavailable));
+}
+
 }  // namespace
 }  // namespace discovery::repo
