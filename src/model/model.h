@@ -64,11 +64,11 @@ struct Server {
 };
 
 struct Service {
-  std::string id;              // ServiceId(endpoint)
-  std::string name;            // becomes the Prometheus job
-  std::string namespace_name;  // "namespace" on the wire
-  std::string endpoint;        // canonical endpoint URL (see model/endpoint.h)
-  std::string selector;        // label selector over server labels
+  std::string id;                    // ServiceId(endpoint)
+  std::string name;                  // becomes the Prometheus job
+  std::string namespace_name;        // "namespace" on the wire
+  std::string endpoint;              // canonical endpoint URL (see model/endpoint.h)
+  std::string selector;              // label selector over server labels
   std::vector<std::string> servers;  // placed servers, ascending
   Labels labels;
   std::string description;
