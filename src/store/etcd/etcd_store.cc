@@ -1,0 +1,766 @@
+#include "store/etcd/etcd_store.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
+#include "etcd/mvcc/mvccpb/kv.pb.h"
+
+namespace discovery::store {
+namespace {
+
+namespace pb = ::etcdserverpb;
+
+// etcd reads the auth token from this metadata key (rpctypes.TokenFieldNameGRPC).
+constexpr char kTokenMetadata[] = "token";
+
+// Watch reconnect backoff. Capped low enough that a restarted etcd is picked up quickly, with
+// jitter so many watchers of one process do not reconnect in lockstep.
+constexpr absl::Duration kWatchBackoffMin = absl::Milliseconds(100);
+constexpr absl::Duration kWatchBackoffMax = absl::Seconds(5);
+// Pause before a retryable call goes again to the endpoint that just failed it (e.g. "no
+// leader" during an election), so the retry loop does not spin.
+constexpr absl::Duration kRetryPause = absl::Milliseconds(50);
+// Longest single wait on one channel while looking for a connected endpoint; bounds how long a
+// destroyed watch handle waits and how late a second endpoint is noticed.
+constexpr absl::Duration kConnectPollSlice = absl::Milliseconds(50);
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+struct Endpoint {
+  std::string address;  // host:port, as dialled
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::KV::Stub> kv;
+  std::unique_ptr<pb::Watch::Stub> watch;
+  std::unique_ptr<pb::Auth::Stub> auth;
+};
+
+enum class Scheme { kUnspecified, kHttp, kHttps };
+
+struct ParsedEndpoint {
+  std::string address;
+  Scheme scheme = Scheme::kUnspecified;
+};
+
+absl::StatusOr<ParsedEndpoint> ParseEndpoint(std::string_view endpoint) {
+  ParsedEndpoint parsed;
+  std::string_view rest = endpoint;
+  const std::string quoted = absl::StrCat("etcd endpoint \"", std::string{endpoint}, "\"");
+  if (rest.starts_with("http://")) {
+    parsed.scheme = Scheme::kHttp;
+    rest.remove_prefix(std::string_view("http://").size());
+  } else if (rest.starts_with("https://")) {
+    parsed.scheme = Scheme::kHttps;
+    rest.remove_prefix(std::string_view("https://").size());
+  } else if (rest.find("://") != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, ": only http:// and https:// are supported"));
+  }
+  if (rest.ends_with('/')) {
+    rest.remove_suffix(1);
+  }
+  const size_t colon = rest.rfind(':');
+  if (rest.empty() || colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size() ||
+      rest.find('/') != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, ": want host:port or http(s)://host:port"));
+  }
+  parsed.address = std::string{rest};
+  return parsed;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// One TLS item given either inline or as a file, never both: silently preferring one would
+// hide a configuration mistake.
+absl::StatusOr<std::string> TlsMaterial(const std::string& item, const std::string& pem,
+                                        const std::string& file) {
+  if (!pem.empty() && !file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("got duplicate ", item, ": both ", item, "_pem and ", item, "_file are set"));
+  }
+  if (file.empty()) {
+    return pem;
+  }
+  absl::StatusOr<std::string> content = ReadFile(file);
+  if (!content.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(item, "_file: ", content.status().message()));
+  }
+  return content;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
+    const EtcdOptions& options, const std::vector<ParsedEndpoint>& endpoints) {
+  absl::StatusOr<std::string> ca = TlsMaterial("ca", options.ca_pem, options.ca_file);
+  if (!ca.ok()) {
+    return ca.status();
+  }
+  absl::StatusOr<std::string> cert = TlsMaterial("cert", options.cert_pem, options.cert_file);
+  if (!cert.ok()) {
+    return cert.status();
+  }
+  absl::StatusOr<std::string> key = TlsMaterial("key", options.key_pem, options.key_file);
+  if (!key.ok()) {
+    return key.status();
+  }
+  if (!cert->empty() && key->empty()) {
+    return absl::InvalidArgumentError("etcd client certificate given without its key");
+  }
+  if (cert->empty() && !key->empty()) {
+    return absl::InvalidArgumentError("etcd client key given without its certificate");
+  }
+  const bool any_https = std::any_of(endpoints.begin(), endpoints.end(),
+                                     [](const auto& e) { return e.scheme == Scheme::kHttps; });
+  const bool any_http = std::any_of(endpoints.begin(), endpoints.end(),
+                                    [](const auto& e) { return e.scheme == Scheme::kHttp; });
+  const bool tls = any_https || !ca->empty() || !cert->empty();
+  if (tls && any_http) {
+    return absl::InvalidArgumentError(
+        "etcd endpoints mix http:// with TLS (https:// endpoints or TLS material)");
+  }
+  if (!tls) {
+    return grpc::InsecureChannelCredentials();
+  }
+  // An empty CA means gRPC's default (system) roots: verification is never turned off, even
+  // when only a client certificate was given.
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = *std::move(ca);
+  ssl.pem_cert_chain = *std::move(cert);
+  ssl.pem_private_key = *std::move(key);
+  return grpc::SslCredentials(ssl);
+}
+
+grpc::ChannelArguments ChannelArgs() {
+  grpc::ChannelArguments args;
+  // etcd's own client allows ranges up to 2 GiB; gRPC's 4 MiB default would fail large prefixes.
+  args.SetMaxReceiveMessageSize(INT_MAX);
+  // gRPC's default reconnect backoff grows to 120 s, far too slow to notice a restarted etcd.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Despite its name this is the minimum connect timeout. Shorter than etcd's start-up it would
+  // abort every attempt made while etcd is still starting (it accepts but does not yet answer).
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
+  // Watch streams are idle for long stretches; keepalive detects a silently dead peer. etcd
+  // rejects pings more often than every 5 s (--grpc-keepalive-min-time).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  return args;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("etcd: ", what, ": ", status.error_message()));
+}
+
+// etcd reports an expired or unknown token this way (rpctypes.ErrGRPCInvalidAuthToken) and a
+// missing one as "user name is empty" (e.g. after the token was dropped by a restart).
+bool IsAuthTokenError(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+         absl::StrContains(status.error_message(), "invalid auth token") ||
+         absl::StrContains(status.error_message(), "user name is empty");
+}
+
+// [key, range_end) covering every key that starts with `prefix`. "\0" as range_end means "to the
+// end of the keyspace", and etcd rejects an empty key, so "" becomes ["\0", "\0").
+std::pair<std::string, std::string> PrefixRange(std::string_view prefix) {
+  const std::string nul(1, '\0');
+  if (prefix.empty()) {
+    return {nul, nul};
+  }
+  std::string end = PrefixEnd(prefix);
+  return {std::string{prefix}, end.empty() ? nul : std::move(end)};
+}
+
+KeyValue FromProto(const mvccpb::KeyValue& kv) {
+  return KeyValue{.key = kv.key(),
+                  .value = kv.value(),
+                  .create_revision = kv.create_revision(),
+                  .mod_revision = kv.mod_revision(),
+                  .version = kv.version()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// EtcdClient: the channels to all endpoints, endpoint failover and the auth token. Shared by the
+// store and its watches (a watch may outlive the store object).
+
+class EtcdClient {
+ public:
+  // Whether a call that failed with Unavailable may be sent again (to another endpoint).
+  enum class Retry {
+    kAlways,  // reads: repeating them is harmless
+    // writes: only when the failing channel was not connected, i.e. the request cannot have
+    // reached etcd; otherwise the write may have been applied and the caller must decide
+    kIfNotSent,
+  };
+
+  static absl::StatusOr<std::shared_ptr<EtcdClient>> Connect(const EtcdOptions& options);
+
+  // Runs `call(endpoint, context)` with the per-request deadline and the auth token, failing
+  // over between endpoints on Unavailable and re-authenticating once on a token error.
+  // Thread-safe.
+  template <typename Call>
+  absl::Status Unary(const std::string& what, Retry retry, Call&& call);
+
+  // Waits until some endpoint is connected and returns its index (preferring the current one),
+  // or nullopt at `until` or as soon as `stop` returns true. Waiting on a channel's state is
+  // also what drives its reconnection: a synchronous client's channel only makes progress
+  // while some thread polls it (otherwise only gRPC's backup poller, every 5 s, moves it on).
+  std::optional<size_t> WaitForReady(absl::Time until, const std::function<bool()>& stop = {});
+
+  // The endpoint calls go to first: the last one that worked.
+  size_t CurrentEndpoint() const {
+    absl::MutexLock lock(&mu_);
+    return current_;
+  }
+  // Moves on to the next endpoint after `index` failed (unless another caller already did).
+  void EndpointFailed(size_t index) {
+    absl::MutexLock lock(&mu_);
+    if (current_ == index) {
+      current_ = (index + 1) % endpoints_.size();
+    }
+  }
+  Endpoint& endpoint(size_t index) { return endpoints_[index]; }
+  std::string Token() const {
+    absl::MutexLock lock(&mu_);
+    return token_;
+  }
+  bool UsesAuth() const { return !username_.empty(); }
+  // Fetches a new token unless another thread already replaced `stale_token`.
+  absl::Status Reauthenticate(Endpoint& endpoint, const std::string& stale_token);
+
+ private:
+  EtcdClient(std::vector<Endpoint> endpoints, const EtcdOptions& options)
+      : endpoints_(std::move(endpoints)),
+        username_(options.username),
+        password_(options.password),
+        request_timeout_(options.request_timeout) {}
+
+  absl::Status Authenticate(Endpoint& endpoint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(auth_mu_);
+  std::string EndpointList() const;
+
+  // Immutable after Connect; stubs and channels are thread-safe.
+  std::vector<Endpoint> endpoints_;
+  const std::string username_;
+  const std::string password_;
+  const absl::Duration request_timeout_;
+
+  // Serialises re-authentication so concurrent token errors cause one Authenticate call.
+  absl::Mutex auth_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable absl::Mutex mu_;
+  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string token_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOptions& options) {
+  if (options.endpoints.empty()) {
+    return absl::InvalidArgumentError("no etcd endpoints given");
+  }
+  if (options.username.empty() && !options.password.empty()) {
+    return absl::InvalidArgumentError("etcd password given without a username");
+  }
+  if (options.dial_timeout <= absl::ZeroDuration() ||
+      options.request_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("etcd dial_timeout and request_timeout must be positive");
+  }
+  std::vector<ParsedEndpoint> parsed;
+  for (const std::string& endpoint : options.endpoints) {
+    absl::StatusOr<ParsedEndpoint> p = ParseEndpoint(endpoint);
+    if (!p.ok()) {
+      return p.status();
+    }
+    parsed.push_back(*std::move(p));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      Credentials(options, parsed);
+  if (!credentials.ok()) {
+    return credentials.status();
+  }
+  // One channel per endpoint rather than one multi-address channel: failover stays explicit and
+  // each endpoint may resolve through DNS on its own.
+  std::vector<Endpoint> endpoints;
+  for (ParsedEndpoint& p : parsed) {
+    Endpoint endpoint;
+    endpoint.channel = grpc::CreateCustomChannel(p.address, *credentials, ChannelArgs());
+    endpoint.address = std::move(p.address);
+    endpoint.kv = pb::KV::NewStub(endpoint.channel);
+    endpoint.watch = pb::Watch::NewStub(endpoint.channel);
+    endpoint.auth = pb::Auth::NewStub(endpoint.channel);
+    endpoints.push_back(std::move(endpoint));
+  }
+  std::shared_ptr<EtcdClient> client(new EtcdClient(std::move(endpoints), options));
+  if (!client->WaitForReady(absl::Now() + options.dial_timeout)) {
+    return absl::UnavailableError(absl::StrCat("cannot reach etcd at ", client->EndpointList(),
+                                               ": no endpoint connected within ",
+                                               absl::FormatDuration(options.dial_timeout)));
+  }
+  if (client->UsesAuth()) {
+    absl::MutexLock lock(&client->auth_mu_);
+    if (absl::Status status = client->Authenticate(client->endpoint(client->CurrentEndpoint()));
+        !status.ok()) {
+      return status;
+    }
+  }
+  return client;
+}
+
+std::string EtcdClient::EndpointList() const {
+  return absl::StrJoin(endpoints_, ",",
+                       [](std::string* out, const Endpoint& e) { out->append(e.address); });
+}
+
+std::optional<size_t> EtcdClient::WaitForReady(absl::Time until,
+                                               const std::function<bool()>& stop) {
+  const size_t n = endpoints_.size();
+  // Every endpoint dials in parallel; the first one ready wins.
+  for (size_t round = 0;; ++round) {
+    const size_t first = CurrentEndpoint();
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (first + k) % n;
+      if (endpoints_[i].channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
+        absl::MutexLock lock(&mu_);
+        current_ = i;
+        return i;
+      }
+    }
+    const absl::Time now = absl::Now();
+    if (now >= until || (stop && stop())) {
+      return std::nullopt;
+    }
+    // Returns early when this channel changes state; other channels are looked at next round.
+    Endpoint& watched = endpoints_[round % n];
+    watched.channel->WaitForStateChange(
+        watched.channel->GetState(false),
+        absl::ToChronoTime(std::min(until, now + kConnectPollSlice)));
+  }
+}
+
+absl::Status EtcdClient::Authenticate(Endpoint& endpoint) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + request_timeout_));
+  pb::AuthenticateRequest request;
+  request.set_name(username_);
+  request.set_password(password_);
+  pb::AuthenticateResponse response;
+  const grpc::Status status = endpoint.auth->Authenticate(&context, request, &response);
+  if (!status.ok()) {
+    // etcd answers wrong credentials with InvalidArgument (ErrGRPCAuthFailed); callers expect
+    // the canonical code for "who you say you are is not accepted".
+    if (absl::StrContains(status.error_message(), "authentication failed")) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("etcd: authenticate as ", username_, ": ", status.error_message()));
+    }
+    return FromGrpc(status, absl::StrCat("authenticate as ", username_));
+  }
+  absl::MutexLock lock(&mu_);
+  token_ = response.token();
+  return absl::OkStatus();
+}
+
+absl::Status EtcdClient::Reauthenticate(Endpoint& endpoint, const std::string& stale_token) {
+  absl::MutexLock auth_lock(&auth_mu_);
+  if (Token() != stale_token) {
+    return absl::OkStatus();
+  }
+  return Authenticate(endpoint);
+}
+
+template <typename Call>
+absl::Status EtcdClient::Unary(const std::string& what, Retry retry, Call&& call) {
+  const absl::Time deadline = absl::Now() + request_timeout_;
+  bool reauthenticated = false;
+  grpc::Status status;
+  size_t index = CurrentEndpoint();
+  while (true) {
+    Endpoint& endpoint = endpoints_[index];
+    const grpc_connectivity_state before = endpoint.channel->GetState(/*try_to_connect=*/true);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    const std::string token = Token();
+    if (!token.empty()) {
+      context.AddMetadata(kTokenMetadata, token);
+    }
+    status = call(endpoint, context);
+    if (status.ok()) {
+      return absl::OkStatus();
+    }
+    if (UsesAuth() && !reauthenticated && IsAuthTokenError(status)) {
+      reauthenticated = true;
+      if (absl::Status auth = Reauthenticate(endpoint, token); !auth.ok()) {
+        return auth;
+      }
+      continue;
+    }
+    const bool may_retry = retry == Retry::kAlways || before != GRPC_CHANNEL_READY;
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || !may_retry) {
+      break;
+    }
+    EndpointFailed(index);
+    const std::optional<size_t> ready = WaitForReady(deadline);
+    if (!ready) {
+      break;
+    }
+    if (*ready == index) {
+      if (deadline - absl::Now() <= kRetryPause) {
+        break;
+      }
+      absl::SleepFor(kRetryPause);
+    }
+    index = *ready;
+  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return absl::UnavailableError(absl::StrCat("etcd: ", what, ": cannot reach etcd at ",
+                                               EndpointList(), ": ", status.error_message()));
+  }
+  return FromGrpc(status, what);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EtcdWatch: one Watch bidi stream on its own thread, re-opened after failures.
+
+class EtcdWatch final : public WatchHandle {
+ public:
+  // Starts watching `prefix` from `start_revision` (> 0) right away.
+  EtcdWatch(std::shared_ptr<EtcdClient> client, std::string_view prefix, int64_t start_revision,
+            WatchCallback callback)
+      : client_(std::move(client)),
+        range_(PrefixRange(prefix)),
+        callback_(std::move(callback)),
+        next_revision_(start_revision) {
+    thread_ = std::jthread([this] { Run(); });
+  }
+
+  ~EtcdWatch() override {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      if (context_ != nullptr) {
+        context_->TryCancel();
+      }
+    }
+    thread_.join();
+  }
+
+  EtcdWatch(const EtcdWatch&) = delete;
+  EtcdWatch& operator=(const EtcdWatch&) = delete;
+
+ private:
+  enum class StreamEnd { kFailed, kCompacted, kStopped };
+
+  void Run();
+  // Runs one stream until it fails, the watch is compacted away, or the handle is destroyed.
+  // `established` is set once etcd confirmed the watch (resets the backoff).
+  StreamEnd RunStream(grpc::ClientContext& context, Endpoint& endpoint, bool& established);
+  bool Stopping() {
+    absl::MutexLock lock(&mu_);
+    return stopping_;
+  }
+  // Returns false when the handle is being destroyed.
+  bool SleepUnlessStopping(absl::Duration duration) {
+    absl::MutexLock lock(&mu_);
+    return !mu_.AwaitWithTimeout(absl::Condition(&stopping_), duration);
+  }
+
+  const std::shared_ptr<EtcdClient> client_;
+  const std::pair<std::string, std::string> range_;
+  const WatchCallback callback_;
+  // Only touched by the watch thread: the first revision not yet delivered.
+  int64_t next_revision_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The running stream's context, so the destructor can cancel a blocked Read.
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+
+  // Last member: started after everything it uses is initialised.
+  std::jthread thread_;
+};
+
+void EtcdWatch::Run() {
+  absl::BitGen random;
+  absl::Duration backoff = kWatchBackoffMin;
+  // The token the last failed stream used, when it should be replaced before the next one.
+  std::optional<std::string> stale_token;
+  while (true) {
+    const std::optional<size_t> ready =
+        client_->WaitForReady(absl::InfiniteFuture(), [this] { return Stopping(); });
+    if (!ready) {
+      return;
+    }
+    const size_t index = *ready;
+    Endpoint& endpoint = client_->endpoint(index);
+    if (stale_token) {
+      // Failure here only means the next stream fails too and we come back with backoff.
+      (void)client_->Reauthenticate(endpoint, *stale_token);
+      stale_token.reset();
+    }
+    grpc::ClientContext context;
+    const std::string token = client_->Token();
+    if (!token.empty()) {
+      context.AddMetadata(kTokenMetadata, token);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        return;
+      }
+      context_ = &context;
+    }
+    bool established = false;
+    const StreamEnd end = RunStream(context, endpoint, established);
+    {
+      absl::MutexLock lock(&mu_);
+      context_ = nullptr;
+      if (stopping_ || end != StreamEnd::kFailed) {
+        return;
+      }
+    }
+    if (established) {
+      backoff = kWatchBackoffMin;
+    }
+    if (client_->UsesAuth()) {
+      // etcd 3.4 refuses a watch with an unknown token as "permission denied", so any failure
+      // may be an expired or forgotten token; a refresh costs one RPC per failed stream.
+      stale_token = token;
+    }
+    client_->EndpointFailed(index);
+    if (!SleepUnlessStopping(backoff * absl::Uniform(random, 0.8, 1.2))) {
+      return;
+    }
+    backoff = std::min(backoff * 2, kWatchBackoffMax);
+  }
+}
+
+EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint& endpoint,
+                                          bool& established) {
+  std::unique_ptr<grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>> stream =
+      endpoint.watch->Watch(&context);
+  pb::WatchRequest request;
+  pb::WatchCreateRequest& create = *request.mutable_create_request();
+  create.set_key(range_.first);
+  create.set_range_end(range_.second);
+  create.set_start_revision(next_revision_);
+  StreamEnd end = StreamEnd::kFailed;
+  if (stream->Write(request)) {
+    pb::WatchResponse response;
+    while (stream->Read(&response)) {
+      if (response.compact_revision() != 0) {
+        callback_(WatchResponse{.revision = response.header().revision(),
+                                .compact_revision = response.compact_revision()});
+        end = StreamEnd::kCompacted;
+        context.TryCancel();
+        break;
+      }
+      if (response.canceled()) {
+        // Not a compaction (e.g. a permission or token problem): the stream is retried.
+        break;
+      }
+      if (response.created()) {
+        established = true;
+      }
+      WatchResponse delivery{.revision = response.header().revision()};
+      for (const mvccpb::Event& event : response.events()) {
+        // After a reconnect etcd replays from next_revision_; anything older was delivered.
+        if (event.kv().mod_revision() < next_revision_) {
+          continue;
+        }
+        delivery.events.push_back(WatchEvent{.type = event.type() == mvccpb::Event::DELETE
+                                                         ? WatchEvent::Type::kDelete
+                                                         : WatchEvent::Type::kPut,
+                                             .kv = FromProto(event.kv())});
+      }
+      // etcd never splits one revision's events over two messages (it batches whole
+      // revisions), so one message is one delivery and a transaction stays together.
+      if (!delivery.events.empty()) {
+        next_revision_ = delivery.events.back().kv.mod_revision + 1;
+        callback_(delivery);
+      }
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && end == StreamEnd::kFailed) {
+      end = StreamEnd::kStopped;
+    }
+  }
+  context.TryCancel();
+  pb::WatchResponse ignored;
+  while (stream->Read(&ignored)) {
+  }
+  (void)stream->Finish();
+  return end;
+}
+
+// ---------------------------------------------------------------------------------------------
+// EtcdStore
+
+class EtcdStore final : public Store {
+ public:
+  explicit EtcdStore(std::shared_ptr<EtcdClient> client) : client_(std::move(client)) {}
+
+  absl::StatusOr<KeyValue> Get(std::string_view key) override {
+    pb::RangeRequest request;
+    request.set_key(std::string{key});
+    pb::RangeResponse response;
+    absl::Status status = client_->Unary(
+        absl::StrCat("get ", std::string{key}), EtcdClient::Retry::kAlways,
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); });
+    if (!status.ok()) {
+      return status;
+    }
+    if (response.kvs_size() == 0) {
+      return absl::NotFoundError(absl::StrCat("key not found: ", std::string{key}));
+    }
+    return FromProto(response.kvs(0));
+  }
+
+  absl::StatusOr<RangeResult> Range(std::string_view prefix) override {
+    auto [key, range_end] = PrefixRange(prefix);
+    pb::RangeRequest request;
+    request.set_key(std::move(key));
+    request.set_range_end(std::move(range_end));
+    pb::RangeResponse response;
+    absl::Status status = client_->Unary(
+        absl::StrCat("range ", std::string{prefix}), EtcdClient::Retry::kAlways,
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); });
+    if (!status.ok()) {
+      return status;
+    }
+    RangeResult result{.revision = response.header().revision()};
+    result.kvs.reserve(response.kvs_size());
+    for (const mvccpb::KeyValue& kv : response.kvs()) {
+      result.kvs.push_back(FromProto(kv));
+    }
+    return result;
+  }
+
+  absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
+    pb::TxnRequest request;
+    for (const Compare& compare : txn.compares) {
+      pb::Compare& c = *request.add_compare();
+      c.set_result(pb::Compare::EQUAL);
+      c.set_target(pb::Compare::MOD);
+      c.set_key(compare.key);
+      // A missing key compares as mod_revision 0, which is exactly our "does not exist".
+      c.set_mod_revision(compare.mod_revision);
+    }
+    for (const Op& op : txn.ops) {
+      pb::RequestOp& r = *request.add_success();
+      switch (op.type) {
+        case Op::Type::kPut:
+          r.mutable_request_put()->set_key(op.key);
+          r.mutable_request_put()->set_value(op.value);
+          break;
+        case Op::Type::kDelete:
+          r.mutable_request_delete_range()->set_key(op.key);
+          break;
+        case Op::Type::kDeletePrefix: {
+          auto [key, range_end] = PrefixRange(op.key);
+          r.mutable_request_delete_range()->set_key(std::move(key));
+          r.mutable_request_delete_range()->set_range_end(std::move(range_end));
+          break;
+        }
+      }
+    }
+    pb::TxnResponse response;
+    absl::Status status = client_->Unary(
+        "commit", EtcdClient::Retry::kIfNotSent,
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Txn(&c, request, &response); });
+    if (!status.ok()) {
+      return status;
+    }
+    TxnResult result{.succeeded = response.succeeded(), .revision = response.header().revision()};
+    for (const pb::ResponseOp& r : response.responses()) {
+      if (r.has_response_delete_range()) {
+        result.deleted += r.response_delete_range().deleted();
+      }
+    }
+    return result;
+  }
+
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
+                                                     int64_t start_revision,
+                                                     WatchCallback callback) override {
+    if (start_revision < 0) {
+      return absl::InvalidArgumentError("watch start_revision must not be negative");
+    }
+    if (start_revision == 0) {
+      // "From now on" is pinned here rather than left to etcd, so a write that follows this
+      // call is seen even if the stream is set up after it.
+      absl::StatusOr<int64_t> current = CurrentRevision();
+      if (!current.ok()) {
+        return current.status();
+      }
+      start_revision = *current + 1;
+    }
+    return std::make_unique<EtcdWatch>(client_, prefix, start_revision, std::move(callback));
+  }
+
+  absl::StatusOr<int64_t> CurrentRevision() override {
+    // Any key will do: the header carries the store revision. A linearizable single-key
+    // count_only range is the cheapest read etcd confirms through the leader.
+    pb::RangeRequest request;
+    request.set_key(std::string(1, '\0'));
+    request.set_count_only(true);
+    request.set_limit(1);
+    pb::RangeResponse response;
+    absl::Status status = client_->Unary(
+        "current revision", EtcdClient::Retry::kAlways,
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); });
+    if (!status.ok()) {
+      return status;
+    }
+    return response.header().revision();
+  }
+
+ private:
+  const std::shared_ptr<EtcdClient> client_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options) {
+  absl::StatusOr<std::shared_ptr<EtcdClient>> client = EtcdClient::Connect(options);
+  if (!client.ok()) {
+    return client.status();
+  }
+  return std::make_unique<EtcdStore>(*std::move(client));
+}
+
+}  // namespace discovery::store

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "store/store.h"
 
 namespace discovery::store {
@@ -32,6 +33,13 @@ struct EtcdOptions {
 // Connects to etcd, failing with Unavailable when no endpoint answers within dial_timeout,
 // InvalidArgument for inconsistent options (e.g. a cert without key, PEM content and file for
 // the same item), Unauthenticated for wrong credentials.
+//
+// The returned store is thread-safe. Each call has the deadline request_timeout; within it a
+// read fails over between endpoints while they are Unavailable, a write only when it cannot
+// have reached etcd (otherwise Unavailable is returned and the caller decides). gRPC errors keep
+// their code and carry an "etcd: " message prefix. With a username, the auth token is renewed
+// when etcd rejects it. Watches run on their own thread, re-open their stream with backoff
+// (100 ms .. 5 s) from the last delivered revision + 1, and may outlive the store object.
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options);
 
 }  // namespace discovery::store
