@@ -4,11 +4,14 @@
 // (e.g. discoveryd server and discoveryd exporter); watches see commits of other processes too.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "store/store.h"
 
 namespace discovery::store {
@@ -23,11 +26,22 @@ struct EmbeddedStoreOptions {
   // Number of past revisions whose events are kept for watches that start in the past; older
   // revisions are compacted (a watch from before them gets compact_revision).
   int64_t history_revisions = 100000;
+  // How long a write waits for another process holding the database's write lock before it
+  // fails with Unavailable.
+  absl::Duration busy_timeout = absl::Seconds(10);
 };
 
 class EmbeddedStore;
 
-// Opens (creating if needed) the store described by `options`.
+// Opens (creating if needed) the store described by `options`. Errors: InvalidArgument for bad
+// options, Unavailable when the file cannot be opened or stays locked, DataLoss when it is not a
+// valid store database. The returned store is thread-safe; its WatchHandles must be destroyed
+// before it.
 absl::StatusOr<std::unique_ptr<Store>> OpenEmbeddedStore(const EmbeddedStoreOptions& options);
+
+// Discards the watch history before `revision` (etcd's Compact): watches starting earlier get
+// compact_revision. The current keys are untouched. InvalidArgument when `store` is not an
+// embedded store, OutOfRange when `revision` is in the future. Thread-safe.
+absl::Status CompactEmbeddedStore(Store& store, int64_t revision);
 
 }  // namespace discovery::store

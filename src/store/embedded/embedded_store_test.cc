@@ -1,0 +1,536 @@
+#include "store/embedded/embedded_store.h"
+
+#include <sqlite3.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "testing/status_matchers.h"
+#include "testing/store_contract.h"
+
+namespace discovery::store {
+namespace {
+
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::discovery::testing::StoreContractTest;
+using ::discovery::testing::StoreFactory;
+using ::discovery::testing::WatchRecorder;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// A directory for this process's database files, removed when the test program ends.
+const std::filesystem::path& TestDir() {
+  static const auto* dir =
+      new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
+                                absl::StrCat("discovery_store_test_", getpid()));
+  return *dir;
+}
+
+class RemoveTestDir : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(TestDir(), ignored);
+  }
+};
+const auto* const kRemoveTestDir = ::testing::AddGlobalTestEnvironment(new RemoveTestDir);
+
+// A name unique to the running test, usable as a file name.
+std::string CurrentTestName() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return absl::StrReplaceAll(absl::StrCat(info->test_suite_name(), ".", info->name()),
+                             {{"/", "."}});
+}
+
+// The database file of the running test: every open during one test shares it.
+std::string CurrentTestDbPath() { return (TestDir() / (CurrentTestName() + ".db")).string(); }
+
+EmbeddedStoreOptions FileOptions(std::string path) {
+  // A short poll keeps cross-process watch tests fast; the default is for production.
+  return {.path = std::move(path), .poll_interval = absl::Milliseconds(20)};
+}
+
+// Checks the SQLite file with its own connection: "ok" when the database is consistent.
+std::string IntegrityCheck(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string error = db != nullptr ? sqlite3_errmsg(db) : "open failed";
+    sqlite3_close(db);
+    return error;
+  }
+  std::string result;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      result += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+  } else {
+    result = sqlite3_errmsg(db);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contract suite instantiations
+
+// A private in-memory database is per store object, but the contract wants every store opened
+// during one test to share data. The in-memory factory therefore hands out views of one store
+// per test (created on the test's first open, replaced when the next test opens).
+class SharedMemoryStores {
+ public:
+  static SharedMemoryStores& Get() {
+    static auto* stores = new SharedMemoryStores;
+    return *stores;
+  }
+
+  absl::StatusOr<Store*> ForCurrentTest() {
+    absl::MutexLock lock(&mu_);
+    const std::string test = CurrentTestName();
+    if (test != test_ || store_ == nullptr) {
+      // The previous test's views and watches are gone by now (fixtures destroy them).
+      store_.reset();
+      absl::StatusOr<std::unique_ptr<Store>> opened = OpenEmbeddedStore({.path = ""});
+      if (!opened.ok()) {
+        return opened.status();
+      }
+      store_ = *std::move(opened);
+      test_ = test;
+    }
+    return store_.get();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string test_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Store> store_ ABSL_GUARDED_BY(mu_);
+};
+
+// A non-owning Store forwarding to the test's shared in-memory store.
+class StoreView final : public Store {
+ public:
+  explicit StoreView(Store& target) : target_(target) {}
+  absl::StatusOr<KeyValue> Get(std::string_view key) override { return target_.Get(key); }
+  absl::StatusOr<RangeResult> Range(std::string_view prefix) override {
+    return target_.Range(prefix);
+  }
+  absl::StatusOr<TxnResult> Commit(const Txn& txn) override { return target_.Commit(txn); }
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
+                                                     int64_t start_revision,
+                                                     WatchCallback callback) override {
+    return target_.Watch(prefix, start_revision, std::move(callback));
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return target_.CurrentRevision(); }
+
+ private:
+  Store& target_;
+};
+
+StoreFactory FileFactory() {
+  return {.name = "File",
+          .open = []() { return OpenEmbeddedStore(FileOptions(CurrentTestDbPath())); },
+          .compact =
+              [](Store& store, int64_t revision) {
+                ASSERT_THAT(CompactEmbeddedStore(store, revision), IsOk());
+              }};
+}
+
+StoreFactory MemoryFactory() {
+  return {.name = "Memory",
+          .open = []() -> absl::StatusOr<std::unique_ptr<Store>> {
+            absl::StatusOr<Store*> shared = SharedMemoryStores::Get().ForCurrentTest();
+            if (!shared.ok()) {
+              return shared.status();
+            }
+            return std::make_unique<StoreView>(**shared);
+          },
+          .compact =
+              [](Store&, int64_t revision) {
+                absl::StatusOr<Store*> shared = SharedMemoryStores::Get().ForCurrentTest();
+                ASSERT_THAT(shared, IsOk());
+                ASSERT_THAT(CompactEmbeddedStore(**shared, revision), IsOk());
+              }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Embedded, StoreContractTest,
+                         ::testing::Values(FileFactory(), MemoryFactory()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+// ---------------------------------------------------------------------------------------------
+// Embedded-only behaviour
+
+class EmbeddedStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = CurrentTestDbPath();
+    // Start from no database even when the test is repeated (--gtest_repeat) in one process.
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::error_code ignored;
+      std::filesystem::remove(path_ + suffix, ignored);
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<Store>> Open() { return OpenEmbeddedStore(FileOptions(path_)); }
+
+  std::string path_;
+};
+
+TEST_F(EmbeddedStoreTest, FreshStoreStartsAtRevisionOneLikeEtcd) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Open();
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT((*store)->CurrentRevision(), ::discovery::testing::IsOkAndHolds(1));
+  absl::StatusOr<TxnResult> put = Put(**store, "/a", "v");
+  ASSERT_THAT(put, IsOk());
+  EXPECT_EQ(put->revision, 2);
+}
+
+TEST_F(EmbeddedStoreTest, ReopenKeepsDataRevisionsAndHistory) {
+  int64_t first = 0;
+  int64_t last = 0;
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = Open();
+    ASSERT_THAT(store, IsOk());
+    for (int i = 0; i < 10; ++i) {
+      absl::StatusOr<TxnResult> put = Put(**store, absl::StrCat("/k/", i), absl::StrCat(i));
+      ASSERT_THAT(put, IsOk());
+      if (i == 0) {
+        first = put->revision;
+      }
+      last = put->revision;
+    }
+  }
+  // Envoy's re-create pattern: the owner is destroyed and a new one built on the same file.
+  absl::StatusOr<std::unique_ptr<Store>> store = Open();
+  ASSERT_THAT(store, IsOk());
+  absl::StatusOr<RangeResult> range = (*store)->Range("/k/");
+  ASSERT_THAT(range, IsOk());
+  EXPECT_EQ(range->kvs.size(), 10U);
+  EXPECT_EQ(range->revision, last);
+
+  // The event log survived too: a watch from the first revision replays everything.
+  WatchRecorder recorder;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> handle =
+      (*store)->Watch("/k/", first, recorder.Callback());
+  ASSERT_THAT(handle, IsOk());
+  ASSERT_TRUE(recorder.WaitForEvents(10));
+  EXPECT_EQ(recorder.Events().front().kv.mod_revision, first);
+  EXPECT_EQ(recorder.Events().back().kv.mod_revision, last);
+  handle->reset();
+  store->reset();
+  EXPECT_EQ(IntegrityCheck(path_), "ok");
+}
+
+TEST_F(EmbeddedStoreTest, CreatesMissingParentDirectories) {
+  const std::string nested = (TestDir() / CurrentTestName() / "a" / "b" / "store.db").string();
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore(FileOptions(nested));
+  ASSERT_THAT(store, IsOk());
+  EXPECT_TRUE(std::filesystem::exists(nested));
+}
+
+TEST_F(EmbeddedStoreTest, RejectsInvalidOptions) {
+  EXPECT_THAT(OpenEmbeddedStore({.path = "", .history_revisions = 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(OpenEmbeddedStore({.path = "", .poll_interval = absl::ZeroDuration()}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(EmbeddedStoreTest, GarbageFileIsDataLossNamingTheFile) {
+  std::filesystem::create_directories(TestDir());
+  {
+    std::ofstream garbage(path_, std::ios::binary);
+    garbage << std::string(8192, 'x');
+  }
+  EXPECT_THAT(Open(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path_)));
+}
+
+TEST_F(EmbeddedStoreTest, UnopenablePathIsAnErrorNamingTheFile) {
+  std::filesystem::create_directories(TestDir());
+  const std::string file = (TestDir() / (CurrentTestName() + ".file")).string();
+  { std::ofstream(file) << "not a directory"; }
+  const std::string below_file = file + "/store.db";
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore(FileOptions(below_file));
+  EXPECT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr(file));
+}
+
+TEST_F(EmbeddedStoreTest, InvalidWatchArguments) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Open();
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT((*store)->Watch("/", -1, [](const WatchResponse&) {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT((*store)->Watch("/", 0, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT((*store)->Commit({.compares = {{.key = ""}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(EmbeddedStoreTest, HistoryIsCompactedToTheConfiguredRevisions) {
+  EmbeddedStoreOptions options = FileOptions(path_);
+  options.history_revisions = 5;
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore(options);
+  ASSERT_THAT(store, IsOk());
+  int64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<TxnResult> put = Put(**store, absl::StrCat("/k/", i % 3), absl::StrCat(i));
+    ASSERT_THAT(put, IsOk());
+    last = put->revision;
+  }
+  const int64_t oldest_kept = last - 5 + 1;
+
+  WatchRecorder too_old;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> old_handle =
+      (*store)->Watch("/k/", oldest_kept - 1, too_old.Callback());
+  ASSERT_THAT(old_handle, IsOk());
+  ASSERT_TRUE(too_old.WaitForResponses(1));
+  EXPECT_EQ(too_old.Responses().front().compact_revision, oldest_kept);
+  EXPECT_THAT(too_old.Responses().front().events, IsEmpty());
+
+  WatchRecorder kept;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> kept_handle =
+      (*store)->Watch("/k/", oldest_kept, kept.Callback());
+  ASSERT_THAT(kept_handle, IsOk());
+  ASSERT_TRUE(kept.WaitForEvents(5));
+  EXPECT_EQ(kept.Events().front().kv.mod_revision, oldest_kept);
+  EXPECT_EQ(kept.Events().back().kv.mod_revision, last);
+
+  // The keys themselves are current state and never compacted.
+  absl::StatusOr<RangeResult> range = (*store)->Range("/k/");
+  ASSERT_THAT(range, IsOk());
+  EXPECT_EQ(range->kvs.size(), 3U);
+}
+
+TEST_F(EmbeddedStoreTest, ExplicitCompactionRejectsFutureAndForeignStores) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Open();
+  ASSERT_THAT(store, IsOk());
+  absl::StatusOr<int64_t> current = (*store)->CurrentRevision();
+  ASSERT_THAT(current, IsOk());
+  EXPECT_THAT(CompactEmbeddedStore(**store, *current + 1), StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_THAT(CompactEmbeddedStore(**store, *current), IsOk());
+  // Compaction never moves back.
+  EXPECT_THAT(CompactEmbeddedStore(**store, 1), IsOk());
+
+  class NotEmbedded final : public Store {
+    absl::StatusOr<KeyValue> Get(std::string_view /*key*/) override {
+      return absl::NotFoundError("");
+    }
+    absl::StatusOr<RangeResult> Range(std::string_view /*prefix*/) override {
+      return RangeResult{};
+    }
+    absl::StatusOr<TxnResult> Commit(const Txn& /*txn*/) override { return TxnResult{}; }
+    absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view /*prefix*/,
+                                                       int64_t /*start_revision*/,
+                                                       WatchCallback /*callback*/) override {
+      return absl::UnimplementedError("");
+    }
+    absl::StatusOr<int64_t> CurrentRevision() override { return 0; }
+  } foreign;
+  EXPECT_THAT(CompactEmbeddedStore(foreign, 1), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// Writes exactly `size` bytes or fails.
+bool WriteAll(int fd, const void* data, size_t size) {
+  const char* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = write(fd, bytes, size);
+    if (written < 0 && errno == EINTR) {
+      continue;
+    }
+    if (written <= 0) {
+      return false;
+    }
+    bytes += written;
+    size -= static_cast<size_t>(written);
+  }
+  return true;
+}
+
+// The child of the crash test: writes keys from `first` on forever, reporting each index on
+// `fd` only after Commit acknowledged it. Never returns.
+[[noreturn]] void WriteAcknowledgedKeys(const std::string& path, int64_t first, int fd) {
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore({.path = path});
+  if (!store.ok()) {
+    _exit(2);
+  }
+  for (int64_t i = first;; ++i) {
+    if (!Put(**store, absl::StrCat("/crash/", i), absl::StrCat("value-", i)).ok()) {
+      _exit(3);
+    }
+    if (!WriteAll(fd, &i, sizeof(i))) {
+      _exit(4);
+    }
+  }
+}
+
+TEST_F(EmbeddedStoreTest, AcknowledgedWritesSurviveKillNine) {
+  constexpr int kRounds = 3;
+  constexpr int64_t kAcksBeforeKill = 40;
+  std::filesystem::create_directories(TestDir());
+  std::set<int64_t> acknowledged;
+  int64_t next = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::array<int, 2> fds{};
+    ASSERT_EQ(pipe(fds.data()), 0);
+    // Forked while this process has no store open and no threads of ours: SQLite must not be
+    // carried across fork.
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      close(fds[0]);
+      WriteAcknowledgedKeys(path_, next, fds[1]);
+    }
+    close(fds[1]);
+    int64_t index = 0;
+    int64_t acks_this_round = 0;
+    bool killed = false;
+    while (true) {
+      const ssize_t got = read(fds[0], &index, sizeof(index));
+      if (got < 0 && errno == EINTR) {
+        continue;
+      }
+      if (got != static_cast<ssize_t>(sizeof(index))) {
+        break;  // EOF: the child is dead and every ack it sent has been read.
+      }
+      acknowledged.insert(index);
+      next = index + 1;
+      if (++acks_this_round == kAcksBeforeKill && !killed) {
+        // Killed in the middle of its stream; acks already in the pipe are still read.
+        ASSERT_EQ(kill(child, SIGKILL), 0);
+        killed = true;
+      }
+    }
+    close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "child ended on its own, status " << status;
+
+    EXPECT_EQ(IntegrityCheck(path_), "ok") << "round " << round;
+    absl::StatusOr<std::unique_ptr<Store>> store = Open();
+    ASSERT_THAT(store, IsOk()) << "round " << round;
+    for (const int64_t i : acknowledged) {
+      absl::StatusOr<KeyValue> kv = (*store)->Get(absl::StrCat("/crash/", i));
+      ASSERT_THAT(kv, IsOk()) << "acknowledged key " << i << " lost in round " << round;
+      EXPECT_EQ(kv->value, absl::StrCat("value-", i));
+    }
+  }
+  EXPECT_GE(acknowledged.size(), static_cast<size_t>(kRounds * kAcksBeforeKill));
+}
+
+TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
+  std::filesystem::create_directories(TestDir());
+  std::array<int, 2> go{};
+  std::array<int, 2> done{};
+  ASSERT_EQ(pipe(go.data()), 0);
+  ASSERT_EQ(pipe(done.data()), 0);
+  // Forked before this process opens the database or starts a watch thread; the child waits
+  // for "go" so the watch is in place before it writes.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(go[1]);
+    close(done[0]);
+    char byte = 0;
+    if (read(go[0], &byte, 1) != 1) {
+      _exit(2);
+    }
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore({.path = path_});
+    if (!store.ok() || !Put(**store, "/other/a", "1").ok() ||
+        !(*store)->Commit({.ops = {Op::Put("/other/b", "2"), Op::Put("/other/c", "3")}}).ok()) {
+      _exit(3);
+    }
+    _exit(WriteAll(done[1], &byte, 1) ? 0 : 4);
+  }
+  close(go[0]);
+  close(done[1]);
+
+  absl::StatusOr<std::unique_ptr<Store>> store = Open();
+  ASSERT_THAT(store, IsOk());
+  WatchRecorder recorder;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> handle =
+      (*store)->Watch("/other/", 0, recorder.Callback());
+  ASSERT_THAT(handle, IsOk());
+  const absl::Time written_before = absl::Now();
+  const char byte = 1;
+  ASSERT_TRUE(WriteAll(go[1], &byte, 1));
+  close(go[1]);
+
+  ASSERT_TRUE(recorder.WaitForEvents(3));
+  // Picked up by polling, so within a few poll intervals of the child's commit.
+  EXPECT_LT(absl::Now() - written_before, absl::Seconds(5));
+  const std::vector<WatchResponse> responses = recorder.Responses();
+  std::vector<std::string> keys;
+  for (const WatchEvent& event : recorder.Events()) {
+    keys.push_back(event.kv.key);
+  }
+  EXPECT_THAT(keys, ElementsAre("/other/a", "/other/b", "/other/c"));
+  // The child's two-key transaction arrives in one response.
+  for (const WatchResponse& response : responses) {
+    for (const WatchEvent& event : response.events) {
+      if (event.kv.key == "/other/b") {
+        EXPECT_EQ(response.events.back().kv.key, "/other/c");
+      }
+    }
+  }
+
+  char ack = 0;
+  EXPECT_EQ(read(done[0], &ack, 1), 1);
+  close(done[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+}
+
+TEST_F(EmbeddedStoreTest, TwoStoreObjectsOnOneFileWatchEachOther) {
+  absl::StatusOr<std::unique_ptr<Store>> first = Open();
+  absl::StatusOr<std::unique_ptr<Store>> second = Open();
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(second, IsOk());
+  WatchRecorder on_first;
+  WatchRecorder on_second;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> first_handle =
+      (*first)->Watch("/", 0, on_first.Callback());
+  absl::StatusOr<std::unique_ptr<WatchHandle>> second_handle =
+      (*second)->Watch("/", 0, on_second.Callback());
+  ASSERT_THAT(first_handle, IsOk());
+  ASSERT_THAT(second_handle, IsOk());
+
+  ASSERT_THAT(Put(**first, "/from-first", "1"), IsOk());
+  ASSERT_THAT(Put(**second, "/from-second", "2"), IsOk());
+  ASSERT_TRUE(on_first.WaitForEvents(2));
+  ASSERT_TRUE(on_second.WaitForEvents(2));
+  for (const WatchRecorder* recorder : {&on_first, &on_second}) {
+    const std::vector<WatchEvent> events = recorder->Events();
+    ASSERT_EQ(events.size(), 2U);
+    EXPECT_EQ(events[0].kv.key, "/from-first");
+    EXPECT_EQ(events[1].kv.key, "/from-second");
+  }
+}
+
+}  // namespace
+}  // namespace discovery::store
