@@ -34,6 +34,11 @@ function(discovery_cc_test)
   set(target discovery_${ARG_NAME})
   add_executable(${target} ${ARG_SRCS})
   target_link_libraries(${target} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main discovery_warnings)
+  if("thread" IN_LIST DISCOVERY_SANITIZE)
+    # Debian's abseil is not built with TSan; this shim (tests/testing/tsan_absl_mutex.cc)
+    # makes absl::Mutex visible to it and loads tests/tsan.supp.
+    target_link_libraries(${target} PRIVATE discovery_tsan_absl_mutex)
+  endif()
   # gtest_discover_tests cannot carry a list through its generated script, so several labels
   # become one ("unit+concurrent"); ctest -L takes a regex, so -L concurrent still selects it.
   list(JOIN ARG_LABELS "+" labels)
