@@ -21,9 +21,12 @@
   DISCOVERY_ASSIGN_OR_RETURN_IMPL(DISCOVERY_STATUS_CONCAT(discovery_statusor_, __LINE__), lhs, \
                                   rexpr)
 
+// `statusor` names a variable and `lhs` may be a declaration, so neither can be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define DISCOVERY_ASSIGN_OR_RETURN_IMPL(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                    \
   if (!statusor.ok()) {                                       \
     return std::move(statusor).status();                      \
   }                                                           \
   lhs = *std::move(statusor)
+// NOLINTEND(bugprone-macro-parentheses)
