@@ -1,0 +1,271 @@
+#include "targetgroup/targetgroup.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "common/format.h"
+#include "model/endpoint.h"
+#include "model/model.h"
+
+namespace discovery::targetgroup {
+namespace {
+
+constexpr std::string_view kLowerHex = "0123456789abcdef";
+
+TargetGroup Standard(const Service& service, const Endpoint& endpoint) {
+  TargetGroup group;
+  group.targets = {endpoint.host()};
+  group.labels["job"] = service.name;
+  group.labels["instance"] = endpoint.host();
+  group.labels["__scheme__"] = endpoint.scheme();
+  std::string_view path = endpoint.path();
+  while (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  group.labels["__metrics_path__"] = std::string(path);
+  // Keys may repeat; the first value of each key wins (Go's url.Values.Get), and try_emplace
+  // keeps it.
+  for (auto& [key, value] : endpoint.QueryParams()) {
+    group.labels.try_emplace("__param_" + key, std::move(value));
+  }
+  return group;
+}
+
+absl::StatusOr<Endpoint> ParseStoredEndpoint(const Service& service) {
+  absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
+  if (!endpoint.ok()) {
+    return absl::InvalidArgumentError(fmt::format("service {} has an invalid endpoint \"{}\": {}",
+                                                  service.id, service.endpoint,
+                                                  endpoint.status().message()));
+  }
+  return endpoint;
+}
+
+// The group of `service` for a config other than kDisabled.
+TargetGroup Build(const Service& service, const Endpoint& endpoint, ExportConfig config) {
+  TargetGroup group;
+  if (config == ExportConfig::kBlackbox) {
+    group.targets = {endpoint.String()};
+  } else {
+    group = Standard(service, endpoint);
+  }
+  for (const auto& [name, value] : service.labels) {
+    group.labels.insert_or_assign(name, value);
+  }
+  return group;
+}
+
+// Length of the valid UTF-8 sequence at the start of `text`, or 0 when the first byte does not
+// start one. Follows Go's utf8.DecodeRuneInString: overlong forms, surrogates and code points
+// above U+10FFFF are invalid.
+size_t ValidUtf8Length(std::string_view text) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char first = byte(0);
+  size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (first >= 0xC2 && first <= 0xDF) {
+    length = 2;
+  } else if (first >= 0xE0 && first <= 0xEF) {
+    length = 3;
+    if (first == 0xE0) {
+      low = 0xA0;
+    } else if (first == 0xED) {
+      high = 0x9F;
+    }
+  } else if (first >= 0xF0 && first <= 0xF4) {
+    length = 4;
+    if (first == 0xF0) {
+      low = 0x90;
+    } else if (first == 0xF4) {
+      high = 0x8F;
+    }
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) {
+    return 0;
+  }
+  for (size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) {
+      return 0;
+    }
+  }
+  return length;
+}
+
+struct JsonStyle {
+  // Go encoding/json: escape '<', '>', '&' (HTML-safe) and U+2028, U+2029.
+  bool go_escaping = false;
+  // Go `omitempty`: leave out empty "targets" and "labels".
+  bool omit_empty = false;
+};
+
+// Appends `text` as a JSON string literal, escaping as Go's encoding/json does (when
+// `style.go_escaping`) or minimally. '\b' and '\f' get their short escapes as in Go 1.22 and
+// later (older Go wrote \u0008 and \u000c; both decode to the same string).
+void AppendString(std::string_view text, const JsonStyle& style, std::string& out) {
+  out.push_back('"');
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (c < 0x20 || (style.go_escaping && (c == '<' || c == '>' || c == '&'))) {
+            out += "\\u00";
+            out.push_back(kLowerHex[c >> 4]);
+            out.push_back(kLowerHex[c & 0xF]);
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    const size_t length = ValidUtf8Length(text.substr(i));
+    if (length == 0) {
+      out += "\\ufffd";
+      ++i;
+      continue;
+    }
+    const std::string_view sequence = text.substr(i, length);
+    // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+    if (style.go_escaping && sequence == "\xE2\x80\xA8") {
+      out += "\\u2028";
+    } else if (style.go_escaping && sequence == "\xE2\x80\xA9") {
+      out += "\\u2029";
+    } else {
+      out += sequence;
+    }
+    i += length;
+  }
+  out.push_back('"');
+}
+
+std::string ToJson(const std::vector<TargetGroup>& groups, const JsonStyle& style) {
+  std::string out = "[";
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const TargetGroup& group = groups[g];
+    if (g > 0) {
+      out.push_back(',');
+    }
+    out.push_back('{');
+    bool need_comma = false;
+    if (!style.omit_empty || !group.targets.empty()) {
+      out += "\"targets\":[";
+      for (size_t t = 0; t < group.targets.size(); ++t) {
+        if (t > 0) {
+          out.push_back(',');
+        }
+        AppendString(group.targets[t], style, out);
+      }
+      out.push_back(']');
+      need_comma = true;
+    }
+    if (!style.omit_empty || !group.labels.empty()) {
+      if (need_comma) {
+        out.push_back(',');
+      }
+      out += "\"labels\":{";
+      bool first = true;
+      // Labels is a std::map, so names come out sorted (byte order, as Go sorts map keys).
+      for (const auto& [name, value] : group.labels) {
+        if (!first) {
+          out.push_back(',');
+        }
+        first = false;
+        AppendString(name, style, out);
+        out.push_back(':');
+        AppendString(value, style, out);
+      }
+      out.push_back('}');
+    }
+    out.push_back('}');
+  }
+  out.push_back(']');
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig config) {
+  if (config == ExportConfig::kDisabled) {
+    return TargetGroup{};
+  }
+  absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(service);
+  if (!endpoint.ok()) {
+    return endpoint.status();
+  }
+  return Build(service, *endpoint, config);
+}
+
+absl::StatusOr<std::vector<TargetGroup>> FromServices(const std::vector<Service>& services,
+                                                      ExportConfig config) {
+  if (config == ExportConfig::kDisabled) {
+    return std::vector<TargetGroup>{};
+  }
+  struct Entry {
+    std::string endpoint;
+    const Service* service;
+    TargetGroup group;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(services.size());
+  for (const Service& service : services) {
+    absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(service);
+    if (!endpoint.ok()) {
+      return endpoint.status();
+    }
+    entries.push_back({endpoint->String(), &service, Build(service, *endpoint, config)});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.endpoint, a.service->namespace_name, a.service->name, a.service->id) <
+           std::tie(b.endpoint, b.service->namespace_name, b.service->name, b.service->id);
+  });
+  std::vector<TargetGroup> groups;
+  groups.reserve(entries.size());
+  for (Entry& entry : entries) {
+    groups.push_back(std::move(entry.group));
+  }
+  return groups;
+}
+
+std::string ToHttpSdJson(const std::vector<TargetGroup>& groups) {
+  return ToJson(groups, JsonStyle{.go_escaping = false, .omit_empty = false});
+}
+
+std::string ToFileSdJson(const std::vector<TargetGroup>& groups) {
+  return ToJson(groups, JsonStyle{.go_escaping = true, .omit_empty = true});
+}
+
+}  // namespace discovery::targetgroup
