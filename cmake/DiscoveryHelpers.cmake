@@ -23,6 +23,9 @@ function(discovery_cc_library)
   add_library(discovery::${ARG_NAME} ALIAS ${target})
 endfunction()
 
+# Builds every test executable labelled "concurrent" (what the TSan run needs).
+add_custom_target(discovery_concurrent_tests)
+
 function(discovery_cc_test)
   cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
   if(NOT DISCOVERY_BUILD_TESTS)
@@ -38,6 +41,9 @@ function(discovery_cc_test)
     # Debian's abseil is not built with TSan; this shim (tests/testing/tsan_absl_mutex.cc)
     # makes absl::Mutex visible to it and loads tests/tsan.supp.
     target_link_libraries(${target} PRIVATE discovery_tsan_absl_mutex)
+  endif()
+  if("concurrent" IN_LIST ARG_LABELS)
+    add_dependencies(discovery_concurrent_tests ${target})
   endif()
   # gtest_discover_tests cannot carry a list through its generated script, so several labels
   # become one ("unit+concurrent"); ctest -L takes a regex, so -L concurrent still selects it.
