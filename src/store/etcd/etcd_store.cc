@@ -36,7 +36,7 @@ namespace {
 namespace pb = ::etcdserverpb;
 
 // etcd reads the auth token from this metadata key (rpctypes.TokenFieldNameGRPC).
-constexpr char kTokenMetadata[] = "token";
+constexpr std::string_view kTokenMetadata = "token";
 
 // Watch reconnect backoff. Capped low enough that a restarted etcd is picked up quickly, with
 // jitter so many watchers of one process do not reconnect in lockstep.
@@ -185,8 +185,8 @@ grpc::ChannelArguments ChannelArgs() {
 // Conversions
 
 absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("etcd: ", what, ": ", status.error_message()));
+  return {static_cast<absl::StatusCode>(status.error_code()),
+          absl::StrCat("etcd: ", what, ": ", status.error_message())};
 }
 
 // etcd reports an expired or unknown token this way (rpctypes.ErrGRPCInvalidAuthToken) and a
@@ -205,7 +205,10 @@ std::pair<std::string, std::string> PrefixRange(std::string_view prefix) {
     return {nul, nul};
   }
   std::string end = PrefixEnd(prefix);
-  return {std::string{prefix}, end.empty() ? nul : std::move(end)};
+  if (end.empty()) {
+    return {std::string{prefix}, nul};
+  }
+  return {std::string{prefix}, std::move(end)};
 }
 
 KeyValue FromProto(const mvccpb::KeyValue& kv) {
@@ -414,7 +417,7 @@ absl::Status EtcdClient::Unary(const std::string& what, Retry retry, Call&& call
     context.set_deadline(absl::ToChronoTime(deadline));
     const std::string token = Token();
     if (!token.empty()) {
-      context.AddMetadata(kTokenMetadata, token);
+      context.AddMetadata(std::string{kTokenMetadata}, token);
     }
     status = call(endpoint, context);
     if (status.ok()) {
@@ -479,6 +482,8 @@ class EtcdWatch final : public WatchHandle {
 
   EtcdWatch(const EtcdWatch&) = delete;
   EtcdWatch& operator=(const EtcdWatch&) = delete;
+  EtcdWatch(EtcdWatch&&) = delete;
+  EtcdWatch& operator=(EtcdWatch&&) = delete;
 
  private:
   enum class StreamEnd { kFailed, kCompacted, kStopped };
@@ -533,7 +538,7 @@ void EtcdWatch::Run() {
     grpc::ClientContext context;
     const std::string token = client_->Token();
     if (!token.empty()) {
-      context.AddMetadata(kTokenMetadata, token);
+      context.AddMetadata(std::string{kTokenMetadata}, token);
     }
     {
       absl::MutexLock lock(&mu_);
