@@ -1,0 +1,343 @@
+#include "config/command_line.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <iterator>
+#include <memory>
+#include <ostream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "yaml-cpp/yaml.h"
+
+#include "common/go_duration.h"
+
+namespace discovery::config {
+namespace {
+
+bool EnvIsSet(const std::string& name) {
+  // Mirrors CLI11, which ignores empty variables. Parsing happens at start-up, before any thread
+  // could modify the environment.
+  const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe)
+  return value != nullptr && *value != '\0';
+}
+
+// Where one flag name lives: the subcommand path of an option and its environment variable.
+struct FlagTarget {
+  std::vector<std::string> parents;
+  std::string env_var;
+};
+using FlagIndex = std::map<std::string, std::vector<FlagTarget>, std::less<>>;
+
+// Gives every bindable option of `app` and its subcommands an environment variable and records
+// where each flag name lives. Option groups are nameless subcommands that CLI11 searches as
+// part of their parent, so they add nothing to the path.
+void BindOptions(CLI::App& app, std::vector<std::string>& parents, FlagIndex& index) {
+  for (CLI::Option* option : app.get_options()) {
+    if (!option->get_configurable() || option->get_lnames().empty()) {
+      continue;
+    }
+    if (option->get_envname().empty()) {
+      option->envname(EnvVarName(option->get_lnames().front()));
+    }
+    for (const std::string& name : option->get_lnames()) {
+      index[name].push_back(FlagTarget{.parents = parents, .env_var = option->get_envname()});
+    }
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    const bool group = sub->get_name().empty();
+    if (!group) {
+      parents.push_back(sub->get_name());
+    }
+    BindOptions(*sub, parents, index);
+    if (!group) {
+      parents.pop_back();
+    }
+  }
+}
+
+// Reads our YAML files for CLI11. CLI11 2.1 applies config files before environment variables
+// and binds un-dotted keys to the top-level app only; to get flag > env > file and keys that
+// apply to every subcommand with that flag, a key becomes one item per option of that name, and
+// options whose environment variable is set are left to CLI11's environment pass.
+class YamlConfig : public CLI::Config {
+ public:
+  explicit YamlConfig(FlagIndex index) : index_(std::move(index)) {}
+
+  std::string to_config(const CLI::App* app, bool default_also, bool /*write_description*/,
+                        std::string /*prefix*/) const override {
+    YAML::Emitter emitter;
+    emitter << YAML::BeginMap;
+    for (const CLI::Option* option : app->get_options()) {
+      if (!option->get_configurable() || option->get_lnames().empty()) {
+        continue;
+      }
+      std::vector<std::string> values = option->results();
+      if (values.empty() && default_also && !option->get_default_str().empty()) {
+        values.push_back(option->get_default_str());
+      }
+      if (values.empty()) {
+        continue;
+      }
+      emitter << YAML::Key << option->get_lnames().front() << YAML::Value;
+      if (values.size() == 1) {
+        emitter << values.front();
+      } else {
+        emitter << YAML::Flow << values;
+      }
+    }
+    emitter << YAML::EndMap;
+    return std::string(emitter.c_str()) + "\n";
+  }
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    const std::string content{std::istreambuf_iterator<char>(input),
+                              std::istreambuf_iterator<char>()};
+    absl::StatusOr<FlagValues> values = ParseConfigYaml(content);
+    if (!values.ok()) {
+      throw CLI::ConfigError(std::string{values.status().message()});
+    }
+    std::vector<CLI::ConfigItem> result;
+    for (const auto& [name, inputs] : *values) {
+      const auto it = index_.find(name);
+      if (it == index_.end()) {
+        continue;
+      }
+      for (const FlagTarget& target : it->second) {
+        if (EnvIsSet(target.env_var)) {
+          continue;
+        }
+        CLI::ConfigItem item;
+        item.parents = target.parents;
+        item.name = name;
+        item.inputs = inputs;
+        result.push_back(std::move(item));
+      }
+    }
+    return result;
+  }
+
+ private:
+  FlagIndex index_;
+};
+
+// Moves the environment variable from CLI11's option column to the end of the description:
+// "--namespace TEXT    namespace of the service ($DISCOVERY_NAMESPACE)".
+class EnvHelpFormatter : public CLI::Formatter {
+ public:
+  explicit EnvHelpFormatter(const CLI::Formatter& base) : CLI::Formatter(base) {}
+
+  std::string make_option_opts(const CLI::Option* option) const override {
+    std::string opts = CLI::Formatter::make_option_opts(option);
+    const std::string env = option->get_envname();
+    if (!env.empty()) {
+      const std::string note = " (" + get_label("Env") + ":" + env + ")";
+      if (const std::size_t pos = opts.find(note); pos != std::string::npos) {
+        opts.erase(pos, note.size());
+      }
+    }
+    return opts;
+  }
+
+  std::string make_option_desc(const CLI::Option* option) const override {
+    std::string description = CLI::Formatter::make_option_desc(option);
+    const std::string env = option->get_envname();
+    if (env.empty()) {
+      return description;
+    }
+    return description.empty() ? "($" + env + ")" : description + " ($" + env + ")";
+  }
+};
+
+void SetFormatter(CLI::App& app, const std::shared_ptr<CLI::FormatterBase>& formatter) {
+  app.formatter(formatter);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    SetFormatter(*sub, formatter);
+  }
+}
+
+}  // namespace
+
+std::string BuildInfo::CompilerVersion() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "g++ " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+std::string FormatVersion(const BuildInfo& build) {
+  return "discovery, version " + build.version + " (revision: " + build.revision.substr(0, 8) +
+         ")\n  build date:       " + build.date + "\n  compiler:         " + build.compiler;
+}
+
+std::string FormatShowConfig(const ConfigFiles& files) {
+  std::size_t width = 0;
+  for (const ConfigFile& file : files.files()) {
+    width = std::max(width, file.path.string().size());
+  }
+  std::string text = "Configuration files:\n";
+  for (const ConfigFile& file : files.files()) {
+    const std::string path = file.path.string();
+    text += "  " + path + std::string(width - path.size() + 1, ' ');
+    text += FileStatusName(file.status);
+    text += '\n';
+  }
+  return text;
+}
+
+std::string EnvVarName(std::string_view flag) {
+  std::string name = "DISCOVERY_";
+  for (const char c : flag) {
+    if (c == '-') {
+      name += '_';
+    } else if (c >= 'a' && c <= 'z') {
+      name += static_cast<char>(c - 'a' + 'A');
+    } else {
+      name += c;
+    }
+  }
+  return name;
+}
+
+CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
+    : app_(app), files_(std::move(files)), build_(std::move(build)) {
+  version_ = app_.set_version_flag("--version", FormatVersion(build_));
+  // Throwing from the callback stops CLI11 before it checks required options.
+  show_config_ = app_.add_flag_callback(
+      "--show-config", [] { throw CLI::Success(); },
+      "Print the configuration files and their state, then exit");
+  show_config_->configurable(false);
+  // CLI11 reads the files listed in this option after the command line and before checking
+  // requirements. Parse() fills it with our parsed candidates; a user may add one more file.
+  config_files_ = app_.set_config("--config-file", "", "Read this YAML config file as well");
+  config_files_->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->group("");
+
+  FlagIndex index;
+  std::vector<std::string> parents;
+  BindOptions(app_, parents, index);
+  app_.config_formatter(std::make_shared<YamlConfig>(std::move(index)));
+
+  const auto base = std::dynamic_pointer_cast<CLI::Formatter>(app_.get_formatter());
+  SetFormatter(app_, std::make_shared<EnvHelpFormatter>(base ? *base : CLI::Formatter()));
+}
+
+std::optional<int> CommandLine::Parse(std::vector<std::string> args, std::ostream& out,
+                                      std::ostream& err) {
+  app_.clear();
+  // CLI11 reads the listed files last to first and keeps the first value it sees for an option,
+  // so listing them lowest precedence first makes ./discovery.yaml win.
+  std::vector<std::string> paths;
+  for (const ConfigFile& file : files_.files()) {
+    if (file.status == FileStatus::kParsed) {
+      paths.push_back(file.path.string());
+    }
+  }
+  std::reverse(paths.begin(), paths.end());
+  if (!paths.empty()) {
+    config_files_->add_result(std::move(paths));
+  }
+  // CLI11 takes the arguments in reverse order.
+  std::reverse(args.begin(), args.end());
+  try {
+    app_.parse(std::move(args));
+  } catch (const CLI::ParseError& error) {
+    return HandleParseError(error, out, err);
+  }
+  if (const absl::Status status = files_.status(); !status.ok()) {
+    return app_.exit(CLI::ConfigError(std::string{status.message()}), out, err);
+  }
+  return std::nullopt;
+}
+
+std::optional<int> CommandLine::Parse(int argc, const char* const* argv, std::ostream& out,
+                                      std::ostream& err) {
+  if (argc > 0 && app_.get_name().empty()) {
+    app_.name(argv[0]);
+  }
+  std::vector<std::string> args;
+  if (argc > 1) {
+    args.assign(argv + 1, argv + argc);
+  }
+  return Parse(std::move(args), out, err);
+}
+
+int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& out,
+                                  std::ostream& err) {
+  const std::string name = error.get_name();
+  if (name == "CallForHelp" || name == "CallForAllHelp") {
+    return app_.exit(error, out, err);
+  }
+  // Checked by count rather than by exception so that they also win over errors CLI11 raises
+  // before it runs their callbacks (a bad value in the environment or a file, say).
+  if (version_->count() > 0) {
+    out << FormatVersion(build_) << '\n';
+    return 0;
+  }
+  if (show_config_->count() > 0) {
+    err << FormatShowConfig(files_);
+    return 0;
+  }
+  // A broken file is the likelier cause of whatever else went wrong, so it is reported first.
+  if (const absl::Status status = files_.status(); !status.ok()) {
+    return app_.exit(CLI::ConfigError(std::string{status.message()}), out, err);
+  }
+  return app_.exit(error, out, err);
+}
+
+CLI::Option* AddListOption(CLI::App& app, const std::string& name, std::vector<std::string>* values,
+                           const std::string& description) {
+  return app.add_option(name, *values, description)->delimiter(',');
+}
+
+CLI::Option* AddMapOption(CLI::App& app, const std::string& name,
+                          std::map<std::string, std::string>* values,
+                          const std::string& description) {
+  const CLI::Validator key_value(
+      [](std::string& item) -> std::string {
+        return item.find('=') == std::string::npos ? "expected key=value, got \"" + item + "\""
+                                                   : std::string();
+      },
+      "");
+  return app
+      .add_option_function<std::vector<std::string>>(
+          name,
+          [values](const std::vector<std::string>& items) {
+            values->clear();
+            for (const std::string& item : items) {
+              const std::size_t pos = item.find('=');
+              (*values)[item.substr(0, pos)] = item.substr(pos + 1);
+            }
+          },
+          description)
+      ->delimiter(',')
+      ->check(key_value)
+      ->type_name("KEY=VALUE");
+}
+
+CLI::Option* AddDurationOption(CLI::App& app, const std::string& name, absl::Duration* value,
+                               const std::string& description) {
+  const CLI::Validator go_duration(
+      [](std::string& text) -> std::string {
+        const absl::StatusOr<absl::Duration> parsed = ParseGoDuration(text);
+        return parsed.ok() ? std::string() : std::string{parsed.status().message()};
+      },
+      "");
+  return app
+      .add_option_function<std::string>(
+          name,
+          [value](const std::string& text) {
+            if (absl::StatusOr<absl::Duration> parsed = ParseGoDuration(text); parsed.ok()) {
+              *value = *parsed;
+            }
+          },
+          description)
+      ->check(go_duration)
+      ->type_name("DURATION")
+      ->default_str(FormatGoDuration(*value));
+}
+
+}  // namespace discovery::config

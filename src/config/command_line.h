@@ -1,0 +1,118 @@
+// Command-line mechanics shared by both binaries: every flag can also be set through a
+// DISCOVERY_* environment variable or a key of the YAML config files, with the precedence
+// flag > environment > ./discovery.yaml > ~/.config/discovery/config.yaml >
+// /etc/discovery/config.yaml > default. Also provides --version, --show-config and helpers for
+// list, map and Go-duration flags.
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/time/time.h"
+
+#include "config/config_files.h"
+
+namespace discovery::config {
+
+// What --version prints. The defaults are the Go original's values for builds that do not
+// inject anything; `compiler` is our analogue of its Go version.
+struct BuildInfo {
+  std::string version = "0.0.0";
+  std::string revision = "12345678";  // commit id; printed as its first 8 characters
+  std::string date = "2020-09-23T07:03:55+02:00";
+  std::string compiler = CompilerVersion();
+
+  // The compiler this translation unit was built with, e.g. "g++ 12.2.0".
+  static std::string CompilerVersion();
+};
+
+// The three --version lines (no trailing newline):
+//   discovery, version <version> (revision: <revision[:8]>)
+//     build date:       <date>
+//     compiler:         <compiler>
+std::string FormatVersion(const BuildInfo& build);
+
+// What --show-config prints: "Configuration files:" and one line per candidate, two spaces, the
+// path padded to a common width plus one space, and the file's status. Ends with a newline.
+std::string FormatShowConfig(const ConfigFiles& files);
+
+// The environment variable of a flag: "oidc-client-id" -> "DISCOVERY_OIDC_CLIENT_ID".
+std::string EnvVarName(std::string_view flag);
+
+// Binds a fully built CLI::App (options and subcommands already added) to the environment and
+// the config files, and parses its command line.
+//
+// Every configurable option with a long name, in the app and in all its subcommands, gets
+//   * the environment variable EnvVarName(<long name>), unless it already has an explicit one;
+//   * the value of the config-file key <long name>, from the highest-precedence file;
+//   * its environment variable appended to its help text: "... ($DISCOVERY_<NAME>)".
+// Keys and variables are matched by flag name only, so one key feeds every subcommand that has a
+// flag of that name. Values from the environment or a file satisfy required options. Positionals
+// take environment values only when given an explicit envname. --help, --version and
+// --show-config are actions and are not bound.
+//
+// Global flags are accepted before the first subcommand only, unless the caller enables CLI11's
+// fallthrough on its subcommands. Not thread-safe; `app` must outlive this object and must not
+// be bound twice.
+class CommandLine {
+ public:
+  // Adds --version, --show-config and a hidden --config-file (an extra YAML file, above all
+  // candidates in precedence) to `app`, and binds it as described above. Replaces the app's
+  // help formatter and config formatter.
+  CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build = {});
+
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
+  CommandLine(CommandLine&&) = delete;
+  CommandLine& operator=(CommandLine&&) = delete;
+  ~CommandLine() = default;
+
+  // Parses `args` (without the program name). Returns std::nullopt when the program should go on
+  // to run the selected command. Otherwise it returns the exit status after printing to `out`
+  // (help, version) or `err` (show-config, errors):
+  //   * --help, --version and --show-config print and return 0, even when required flags are
+  //     missing or a config file is invalid;
+  //   * an invalid config file is an error naming the file and the parser's message;
+  //   * any other parse error is reported by CLI::App::exit.
+  std::optional<int> Parse(std::vector<std::string> args, std::ostream& out, std::ostream& err);
+
+  // As above, for main()'s arguments; argv[0] names the app when it has no name yet.
+  std::optional<int> Parse(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+  const ConfigFiles& files() const { return files_; }
+
+ private:
+  int HandleParseError(const CLI::ParseError& error, std::ostream& out, std::ostream& err);
+
+  CLI::App& app_;
+  ConfigFiles files_;
+  BuildInfo build_;
+  CLI::Option* version_ = nullptr;
+  CLI::Option* show_config_ = nullptr;
+  CLI::Option* config_files_ = nullptr;
+};
+
+// Adds a list flag to `app`: comma-separated ("-e a,b") and repeatable on the command line,
+// comma-separated in the environment, a scalar or a YAML list in config files.
+// `values` must outlive the parse.
+CLI::Option* AddListOption(CLI::App& app, const std::string& name, std::vector<std::string>* values,
+                           const std::string& description);
+
+// Adds a map flag to `app`: "k=v" pairs separated by commas (--labels a=b,c=d), repeatable,
+// a "k=v" list or a YAML mapping in config files. An item without "=" is a validation error.
+// A later pair overrides an earlier one with the same key. `values` must outlive the parse.
+CLI::Option* AddMapOption(CLI::App& app, const std::string& name,
+                          std::map<std::string, std::string>* values,
+                          const std::string& description);
+
+// Adds a flag holding a Go duration ("300ms", "1h30m"); its help shows the current value of
+// `value` as the default, in Go syntax. `value` must outlive the parse.
+CLI::Option* AddDurationOption(CLI::App& app, const std::string& name, absl::Duration* value,
+                               const std::string& description);
+
+}  // namespace discovery::config
