@@ -346,7 +346,7 @@ TEST_F(EmbeddedStoreTest, ExplicitCompactionRejectsFutureAndForeignStores) {
     absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view /*prefix*/,
                                                        int64_t /*start_revision*/,
                                                        WatchCallback /*callback*/) override {
-      return absl::UnimplementedError("");
+      return absl::FailedPreconditionError("this test never watches");
     }
     absl::StatusOr<int64_t> CurrentRevision() override { return 0; }
   } foreign;
