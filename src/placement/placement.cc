@@ -150,6 +150,13 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
                                     "': expected 'rendezvous' or 'jump'");
 }
 
+absl::Status Validate(const Settings& settings) {
+  if (settings.replicas < 1) {
+    return absl::InvalidArgumentError("number of replicas has to be >= 1");
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::string> Candidates(std::span<const Server> servers,
                                     const selector::Selector& selector) {
   std::vector<std::string> names;

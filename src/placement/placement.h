@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 #include "model/model.h"
@@ -28,6 +29,17 @@ enum class Algorithm {
 std::string AlgorithmName(Algorithm algorithm);
 // Parses "rendezvous" | "jump"; InvalidArgument otherwise.
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
+
+// How services are placed; stored once for the whole registry so that every discoveryd replica
+// and every exporter computes the same placement (SPEC §3).
+struct Settings {
+  Algorithm algorithm = Algorithm::kRendezvous;
+  int replicas = 1;
+  friend bool operator==(const Settings&, const Settings&) = default;
+};
+
+// InvalidArgument `number of replicas has to be >= 1` (the original's text) for replicas < 1.
+absl::Status Validate(const Settings& settings);
 
 // Names of the servers eligible for a service with `selector`: enabled (not leaving) and
 // matching, ascending by name.

@@ -1,5 +1,6 @@
 #include "repo/codec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -204,6 +205,37 @@ std::string EncodeService(const Service& service) {
   put_string("description", service.description);
   json["modified"] = FormatTimestamp(service.modified);
   return Dump(json);
+}
+
+std::string EncodePlacementSettings(const placement::Settings& settings) {
+  Json json = Json::object();
+  json["algorithm"] = placement::AlgorithmName(settings.algorithm);
+  json["replicas"] = settings.replicas;
+  return Dump(json);
+}
+
+absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view json) {
+  absl::StatusOr<Json> document = ParseObject(json, "placement settings");
+  if (!document.ok()) {
+    return document.status();
+  }
+  Reader reader(*document);
+  const std::string algorithm = reader.String("algorithm");
+  const int64_t replicas = reader.Int("replicas");
+  if (!reader.status().ok()) {
+    return Annotate(reader.status(), "placement settings");
+  }
+  absl::StatusOr<placement::Algorithm> parsed = placement::ParseAlgorithm(algorithm);
+  if (!parsed.ok()) {
+    return absl::DataLossError(fmt::format("placement settings: {}", parsed.status().message()));
+  }
+  placement::Settings settings{
+      .algorithm = *parsed,
+      .replicas = static_cast<int>(std::clamp<int64_t>(replicas, 0, 1 << 20))};
+  if (absl::Status valid = placement::Validate(settings); !valid.ok()) {
+    return absl::DataLossError(fmt::format("placement settings: {}", valid.message()));
+  }
+  return settings;
 }
 
 absl::StatusOr<Namespace> DecodeNamespace(std::string_view json) {

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 
 #include "model/model.h"
+#include "placement/placement.h"
 
 namespace discovery::repo {
 
@@ -25,11 +26,17 @@ std::string EncodeServer(const Server& server);
 // empty fields omitted except "modified".
 std::string EncodeService(const Service& service);
 
+// {"algorithm":"rendezvous"|"jump","replicas":n}; our own document (the original kept these in
+// flags only), stored at Keys::PlacementSettings().
+std::string EncodePlacementSettings(const placement::Settings& settings);
+
 // Decoders accept what Go's encoding/json accepts for these documents: unknown fields are
 // ignored, absent fields keep their zero value. DataLoss with the reason when the document is
 // not JSON or a field has the wrong type.
 absl::StatusOr<Namespace> DecodeNamespace(std::string_view json);
 absl::StatusOr<Server> DecodeServer(std::string_view json);
 absl::StatusOr<Service> DecodeService(std::string_view json);
+// Also DataLoss for an unknown algorithm or replicas < 1.
+absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view json);
 
 }  // namespace discovery::repo

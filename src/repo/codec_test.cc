@@ -162,3 +162,24 @@ TEST(CodecTest, RejectsMalformedDocumentsWithAReason) {
 
 }  // namespace
 }  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+TEST(CodecTest, RoundTripsPlacementSettings) {
+  const placement::Settings settings{.algorithm = placement::Algorithm::kJump, .replicas = 3};
+  EXPECT_EQ(EncodePlacementSettings(settings), R"({"algorithm":"jump","replicas":3})");
+  absl::StatusOr<placement::Settings> decoded =
+      DecodePlacementSettings(EncodePlacementSettings(settings));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, settings);
+  EXPECT_EQ(DecodePlacementSettings(R"({"algorithm":"magic","replicas":1})").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodePlacementSettings(R"({"algorithm":"jump","replicas":0})").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodePlacementSettings(R"({"algorithm":"jump","replicas":"1"})").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace discovery::repo

@@ -85,6 +85,10 @@ std::string Keys::Service(std::string_view ns, std::string_view id) const {
 
 Keys::Parsed Keys::Parse(std::string_view key) const {
   Parsed parsed;
+  if (key == PlacementSettings()) {
+    parsed.kind = Parsed::Kind::kPlacementSettings;
+    return parsed;
+  }
   const std::string all = All();
   if (!absl::StartsWith(ToAbsl(key), all)) {
     return parsed;
@@ -191,6 +195,11 @@ absl::StatusOr<int64_t> Repository::CommitOne(store::Op op) {
 absl::StatusOr<int64_t> Repository::PutNamespace(const Namespace& ns) {
   DISCOVERY_ASSIGN_OR_RETURN(store::Op op, PutNamespaceOp(ns));
   return CommitOne(std::move(op));
+}
+
+absl::StatusOr<int64_t> Repository::PutPlacementSettings(const placement::Settings& settings) {
+  DISCOVERY_RETURN_IF_ERROR(placement::Validate(settings));
+  return CommitOne(store::Op::Put(keys_.PlacementSettings(), EncodePlacementSettings(settings)));
 }
 
 absl::StatusOr<int64_t> Repository::PutServer(const Server& server) {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 
 #include "model/model.h"
+#include "placement/placement.h"
 #include "store/store.h"
 
 namespace discovery::repo {
@@ -41,10 +42,12 @@ class Keys {
   std::string Namespace(std::string_view name) const;
   std::string Server(std::string_view name) const;
   std::string Service(std::string_view ns, std::string_view id) const;
+  // The registry-wide placement settings (not part of the original's layout; it ignores them).
+  std::string PlacementSettings() const { return prefix_ + "/settings/v1/placement"; }
 
   // What a key under All() names.
   struct Parsed {
-    enum class Kind { kNamespace, kServer, kService, kOther };
+    enum class Kind { kNamespace, kServer, kService, kPlacementSettings, kOther };
     Kind kind = Kind::kOther;
     std::string name;  // namespace name, server name, or the service's namespace
     std::string id;    // service id
@@ -91,6 +94,8 @@ class Repository {
   absl::StatusOr<int64_t> PutNamespace(const discovery::Namespace& ns);
   absl::StatusOr<int64_t> PutServer(const discovery::Server& server);
   absl::StatusOr<int64_t> PutService(const discovery::Service& service);
+  // InvalidArgument for replicas < 1.
+  absl::StatusOr<int64_t> PutPlacementSettings(const placement::Settings& settings);
 
   // Deletes the namespace and exactly its services in one transaction. NotFound when absent.
   absl::StatusOr<int64_t> DeleteNamespace(std::string_view name);

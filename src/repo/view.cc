@@ -69,6 +69,10 @@ class Applier {
               [&](Service s) { MutableServices(parsed.name)[parsed.id] = std::move(s); });
         return;
       }
+      case Keys::Parsed::Kind::kPlacementSettings:
+        Store(kv.key, DecodePlacementSettings(kv.value),
+              [&](placement::Settings settings) { working_.placement = settings; });
+        return;
       case Keys::Parsed::Kind::kOther:
         return;
     }
@@ -86,6 +90,9 @@ class Applier {
         return;
       case Keys::Parsed::Kind::kService:
         MutableServices(parsed.name).erase(parsed.id);
+        return;
+      case Keys::Parsed::Kind::kPlacementSettings:
+        working_.placement.reset();
         return;
       case Keys::Parsed::Kind::kOther:
         return;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "absl/time/time.h"
 
 #include "model/model.h"
+#include "placement/placement.h"
 #include "repo/repo.h"
 #include "store/store.h"
 
@@ -33,6 +35,8 @@ struct Snapshot {
   std::map<std::string, Namespace, std::less<>> namespaces;
   std::map<std::string, Server, std::less<>> servers;
   std::map<std::string, std::shared_ptr<const ServiceMap>, std::less<>> services;
+  // The stored placement settings; nullopt until some discoveryd has written them.
+  std::optional<placement::Settings> placement;
   // Keys under the prefix whose value did not decode, with the reason; they are left out.
   std::map<std::string, std::string, std::less<>> undecodable;
 

@@ -81,6 +81,27 @@ TEST_F(ViewTest, FollowsPutsAndDeletes) {
   EXPECT_TRUE(snapshot->servers.empty());
 }
 
+TEST_F(ViewTest, FollowsThePlacementSettings) {
+  View view(*store_, Keys());
+  ASSERT_THAT(repo_->PutNamespace({.name = "default"}), IsOk());
+  std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutNamespace({.name = "other"}));
+  EXPECT_EQ(snapshot->placement, std::nullopt);
+
+  const placement::Settings jump{.algorithm = placement::Algorithm::kJump, .replicas = 2};
+  snapshot = At(view, repo_->PutPlacementSettings(jump));
+  EXPECT_EQ(snapshot->placement, jump);
+  EXPECT_THAT(snapshot->undecodable, ::testing::IsEmpty());
+
+  EXPECT_FALSE(repo_->PutPlacementSettings({.replicas = 0}).ok());
+  ASSERT_THAT(store_->Commit({.ops = {store::Op::Put(Keys().PlacementSettings(),
+                                                     R"({"algorithm":"magic","replicas":1})")}}),
+              IsOk());
+  snapshot = At(view, repo_->PutNamespace({.name = "third"}));
+  // A broken document is set aside; the last good settings are kept.
+  EXPECT_EQ(snapshot->placement, jump);
+  EXPECT_THAT(snapshot->undecodable, ElementsAre(Key(Keys().PlacementSettings())));
+}
+
 TEST_F(ViewTest, PublishedSnapshotsNeverChange) {
   View view(*store_, Keys());
   Service a = MakeService("a", "ns-a", "http://a.example.com/metrics");

@@ -1,0 +1,462 @@
+#include "registry/registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
+
+#include "common/format.h"
+#include "common/status_macros.h"
+#include "model/endpoint.h"
+#include "selector/selector.h"
+
+namespace discovery::registry {
+namespace {
+
+constexpr std::string_view kDefaultNamespace = "default";
+// Compare-and-set writes retry this often when a concurrent change got in between.
+constexpr int kCasAttempts = 5;
+
+// A store failure as the caller sees it: unavailability and timeouts keep their code so that
+// clients know to retry; anything else is Internal, prefixed with what was being done.
+absl::Status StoreError(const absl::Status& status, std::string_view context) {
+  const std::string message = fmt::format("{}: {}", context, status.message());
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      return absl::UnavailableError(message);
+    case absl::StatusCode::kDeadlineExceeded:
+      return absl::DeadlineExceededError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::Status ValidationError(const absl::Status& status) {
+  return absl::InvalidArgumentError(fmt::format("{} : validation error", status.message()));
+}
+
+// Query parameters become __param_<key> labels; a key that is not a valid label name would
+// hand Prometheus a target group it rejects as a whole.
+absl::Status ValidateQueryKeys(const Endpoint& endpoint) {
+  for (const auto& [key, value] : endpoint.QueryParams()) {
+    const bool valid = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    });
+    if (!valid) {
+      return absl::InvalidArgumentError(fmt::format(
+          "query parameter '{}' cannot become the Prometheus label '__param_{}': parameter names "
+          "must contain only ASCII letters, numbers and underscores",
+          key, key));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string_view NamespaceOrDefault(std::string_view namespace_name) {
+  return namespace_name.empty() ? kDefaultNamespace : namespace_name;
+}
+
+Registry::Registry(store::Store& store, repo::Keys keys, RegistryOptions options)
+    : store_(store), repo_(store, keys), options_(std::move(options)) {
+  view_ = std::make_unique<repo::View>(
+      store_, std::move(keys), options_.view,
+      [this](const std::shared_ptr<const repo::Snapshot>& snapshot) { OnSnapshot(snapshot); });
+}
+
+void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot) {
+  std::shared_ptr<const Placed> previous = Current();
+  std::shared_ptr<const Placed> placed =
+      Placed::Compute(snapshot, previous.get(), options_.placement.value_or(placement::Settings{}));
+  if (options_.on_counts) {
+    options_.on_counts(placed->Counts());
+  }
+  absl::MutexLock lock(&mu_);
+  placed_ = std::move(placed);
+}
+
+std::shared_ptr<const Placed> Registry::Current() const {
+  absl::MutexLock lock(&mu_);
+  return placed_;
+}
+
+bool Registry::WaitForRevision(int64_t revision, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto reached = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return placed_ != nullptr && placed_->snapshot().revision >= revision;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
+void Registry::AwaitView(int64_t revision) const {
+  if (!WaitForRevision(revision, options_.view_wait)) {
+    spdlog::warn("the view did not reach store revision {} within {}; a read may not show it yet",
+                 revision, absl::FormatDuration(options_.view_wait));
+  }
+}
+
+absl::Status Registry::Ready() const {
+  if (Current() == nullptr) {
+    absl::Status health = view_->Health();
+    return absl::UnavailableError(
+        health.ok()
+            ? std::string{"the registry has not loaded the store yet"}
+            : fmt::format("the registry has not loaded the store yet: {}", health.message()));
+  }
+  if (absl::Status health = view_->Health(); !health.ok()) {
+    return absl::UnavailableError(fmt::format("the registry lost the store: {}", health.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const Placed>> Registry::Loaded() const {
+  std::shared_ptr<const Placed> placed = Current();
+  if (placed == nullptr) {
+    return Ready();
+  }
+  return placed;
+}
+
+absl::Status Registry::Initialize(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  {
+    absl::MutexLock lock(&mu_);
+    auto loaded = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return placed_ != nullptr; };
+    mu_.AwaitWithDeadline(absl::Condition(&loaded), deadline);
+  }
+  if (Current() == nullptr) {
+    return absl::UnavailableError(fmt::format("could not load the store within {}: {}",
+                                              absl::FormatDuration(timeout), view_->Health()));
+  }
+  DISCOVERY_RETURN_IF_ERROR(StorePlacementSettings());
+  return EnsureDefaultNamespace();
+}
+
+absl::Status Registry::StorePlacementSettings() {
+  std::shared_ptr<const Placed> placed = Current();
+  const std::optional<placement::Settings>& stored = placed->snapshot().placement;
+  std::optional<placement::Settings> wanted = options_.placement;
+  if (!wanted.has_value() && !stored.has_value()) {
+    wanted = placement::Settings{};
+  }
+  if (!wanted.has_value() || wanted == stored) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> revision = repo_.PutPlacementSettings(*wanted);
+  if (!revision.ok()) {
+    return StoreError(revision.status(), "could not store the placement settings");
+  }
+  spdlog::info("placement settings stored: algorithm {}, {} replicas",
+               placement::AlgorithmName(wanted->algorithm), wanted->replicas);
+  AwaitView(*revision);
+  return absl::OkStatus();
+}
+
+absl::Status Registry::EnsureDefaultNamespace() {
+  const Namespace ns{.name = std::string{kDefaultNamespace},
+                     .export_config = ExportConfig::kStandard,
+                     .modified = options_.clock()};
+  DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutNamespaceOp(ns));
+  // Create only if absent: another replica may have created it, or an operator changed it.
+  absl::StatusOr<store::TxnResult> result = store_.Commit(
+      {.compares = {{.key = repo_.keys().Namespace(ns.name), .mod_revision = 0}}, .ops = {op}});
+  if (!result.ok()) {
+    return StoreError(result.status(), "could not create the default namespace");
+  }
+  if (result->succeeded) {
+    spdlog::info("creating default namespace");
+    AwaitView(result->revision);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Namespace> Registry::RegisterNamespace(std::string name,
+                                                      ExportConfig export_config) {
+  Namespace ns{
+      .name = std::move(name), .export_config = export_config, .modified = options_.clock()};
+  if (absl::Status valid = Validate(ns); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  if (export_config != ExportConfig::kDisabled && export_config != ExportConfig::kStandard &&
+      export_config != ExportConfig::kBlackbox) {
+    return absl::InvalidArgumentError(
+        fmt::format("export config {} is not valid: use 0 (disabled), 1 (standard) or 2 (blackbox)",
+                    static_cast<int32_t>(export_config)));
+  }
+  absl::StatusOr<int64_t> revision = repo_.PutNamespace(ns);
+  if (!revision.ok()) {
+    return StoreError(revision.status(),
+                      fmt::format("could not register namespace {} in store", ns.name));
+  }
+  spdlog::info("register namespace {} ({})", ns.name, ExportConfigName(ns.export_config));
+  AwaitView(*revision);
+  return ns;
+}
+
+absl::Status Registry::UnregisterNamespace(std::string_view name) {
+  if (absl::Status valid = ValidateNamespaceName(name); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  absl::StatusOr<int64_t> revision = repo_.DeleteNamespace(name);
+  if (absl::IsNotFound(revision.status())) {
+    return absl::NotFoundError(fmt::format(
+        "could not unregister namespace {} in store: namespace {} not found", name, name));
+  }
+  if (!revision.ok()) {
+    return StoreError(revision.status(),
+                      fmt::format("could not unregister namespace {} in store", name));
+  }
+  spdlog::info("unregister namespace {}", name);
+  AwaitView(*revision);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Namespace>> Registry::ListNamespaces() const {
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  std::vector<Namespace> namespaces;
+  for (const auto& [name, ns] : placed->snapshot().namespaces) {
+    namespaces.push_back(ns);
+  }
+  return namespaces;
+}
+
+absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels) {
+  Server server{.name = std::move(name),
+                .labels = std::move(labels),
+                .state = ServerState::kActive,
+                .modified = options_.clock()};
+  if (absl::Status valid = Validate(server); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  absl::StatusOr<int64_t> revision = repo_.PutServer(server);
+  if (!revision.ok()) {
+    return StoreError(revision.status(),
+                      fmt::format("could not register server {} in store", server.name));
+  }
+  spdlog::info("register server {} ({})", server.name, LabelsToString(server.labels));
+  AwaitView(*revision);
+  return server;
+}
+
+absl::Status Registry::UnregisterServer(std::string_view name) {
+  if (absl::Status valid = ValidateServerName(name); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  absl::StatusOr<int64_t> revision = repo_.DeleteServer(name);
+  if (absl::IsNotFound(revision.status())) {
+    return absl::NotFoundError(
+        fmt::format("could not unregister server {} in store: server {} not found", name, name));
+  }
+  if (!revision.ok()) {
+    return StoreError(revision.status(),
+                      fmt::format("could not unregister server {} in store", name));
+  }
+  spdlog::info("unregister server {}", name);
+  AwaitView(*revision);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Server>> Registry::ListServers() const {
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  std::vector<Server> servers;
+  for (const auto& [name, server] : placed->snapshot().servers) {
+    servers.push_back(server);
+  }
+  return servers;
+}
+
+absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& registration) {
+  absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(registration.endpoint);
+  if (!endpoint.ok()) {
+    return absl::InvalidArgumentError(fmt::format("service with endpoint {} is invalid: {}",
+                                                  registration.endpoint,
+                                                  endpoint.status().message()));
+  }
+  if (absl::Status valid = ValidateServiceName(registration.name); !valid.ok()) {
+    return absl::InvalidArgumentError(fmt::format("service with endpoint {} is invalid: {}",
+                                                  registration.endpoint, valid.message()));
+  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateQueryKeys(*endpoint));
+  Service service{.id = ServiceId(endpoint->String()),
+                  .name = registration.name,
+                  .namespace_name = std::string{NamespaceOrDefault(registration.namespace_name)},
+                  .endpoint = endpoint->String(),
+                  .selector = registration.selector,
+                  .labels = registration.labels,
+                  .description = registration.description};
+  if (absl::Status valid = ValidateNamespaceName(service.namespace_name); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  if (absl::Status valid = ValidateLabels(service.labels); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  absl::StatusOr<selector::Selector> selector = selector::Selector::Parse(service.selector);
+  if (!selector.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("invalid selector '{}': {}", service.selector, selector.status().message()));
+  }
+
+  for (int attempt = 1;; ++attempt) {
+    // The namespace's revision guards the write: a namespace deleted in between (which deletes
+    // its services) must not get a service back.
+    absl::StatusOr<repo::Versioned<Namespace>> ns = repo_.GetNamespace(service.namespace_name);
+    if (absl::IsNotFound(ns.status())) {
+      return absl::NotFoundError(
+          fmt::format("could not register service {}: namespace {} not found", service.endpoint,
+                      service.namespace_name));
+    }
+    if (!ns.ok()) {
+      return StoreError(ns.status(),
+                        fmt::format("could not register service {} in store", service.endpoint));
+    }
+    DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+    std::vector<Server> servers;
+    for (const auto& [name, server] : placed->snapshot().servers) {
+      servers.push_back(server);
+    }
+    const std::vector<std::string> candidates = placement::Candidates(servers, *selector);
+    if (candidates.empty()) {
+      return absl::NotFoundError(
+          fmt::format("no server found for selector '{}'", service.selector));
+    }
+    // Stored for readers that do not derive placement (the Go original's tools); ours
+    // recompute it from the view.
+    service.servers = placement::Place(service.endpoint, candidates, placed->settings().replicas,
+                                       placed->settings().algorithm);
+    service.modified = options_.clock();
+    DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(service));
+    absl::StatusOr<store::TxnResult> result =
+        store_.Commit({.compares = {{.key = repo_.keys().Namespace(service.namespace_name),
+                                     .mod_revision = ns->mod_revision}},
+                       .ops = {std::move(op)}});
+    if (!result.ok()) {
+      return StoreError(result.status(),
+                        fmt::format("could not register service {} in store", service.endpoint));
+    }
+    if (result->succeeded) {
+      spdlog::info("register service {} in namespace {} on {}", service.endpoint,
+                   service.namespace_name, fmt::join(service.servers, ","));
+      AwaitView(result->revision);
+      return service;
+    }
+    if (attempt == kCasAttempts) {
+      return absl::AbortedError(
+          fmt::format("could not register service {}: namespace {} kept changing", service.endpoint,
+                      service.namespace_name));
+    }
+  }
+}
+
+absl::Status Registry::UnregisterService(std::string_view id_or_endpoint,
+                                         std::string_view namespace_name) {
+  const std::string_view ns = NamespaceOrDefault(namespace_name);
+  if (absl::Status valid = ValidateNamespaceName(ns); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  std::string id{id_or_endpoint};
+  if (id_or_endpoint.find(':') != std::string_view::npos) {
+    absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(id_or_endpoint);
+    if (!endpoint.ok()) {
+      return absl::InvalidArgumentError(fmt::format("could not unregister service {}: {}",
+                                                    id_or_endpoint, endpoint.status().message()));
+    }
+    id = ServiceId(endpoint->String());
+  } else if (absl::Status valid = repo::ValidateServiceId(id); !valid.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("could not unregister service {}: {}", id_or_endpoint, valid.message()));
+  }
+  absl::StatusOr<int64_t> revision = repo_.DeleteService(ns, id);
+  if (absl::IsNotFound(revision.status())) {
+    return absl::NotFoundError(
+        fmt::format("could not unregister service {} in namespace {}: {}/{}: not found",
+                    id_or_endpoint, ns, ns, id));
+  }
+  if (!revision.ok()) {
+    return StoreError(revision.status(), fmt::format("could not unregister service {} in "
+                                                     "namespace {}",
+                                                     id_or_endpoint, ns));
+  }
+  spdlog::info("unregister service {} in namespace {}", id, ns);
+  AwaitView(*revision);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view namespace_name) const {
+  if (!namespace_name.empty()) {
+    if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
+      return ValidationError(valid);
+    }
+  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  std::vector<Service> services;
+  for (const auto& [ns, map] : placed->snapshot().services) {
+    if (!namespace_name.empty() && ns != namespace_name) {
+      continue;
+    }
+    for (const auto& [id, service] : *map) {
+      services.push_back(placed->WithServers(service));
+    }
+  }
+  return services;
+}
+
+absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
+                                                     std::string_view namespace_name,
+                                                     std::string_view config) const {
+  std::optional<ExportConfig> requested;
+  if (!config.empty()) {
+    if (config != "standard" && config != "blackbox") {
+      return absl::InvalidArgumentError(fmt::format("invalid exporter config: '{}'", config));
+    }
+    requested = config == "blackbox" ? ExportConfig::kBlackbox : ExportConfig::kStandard;
+  }
+  if (absl::Status valid = ValidateServerName(server); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  const repo::Snapshot& snapshot = placed->snapshot();
+  auto ns = snapshot.namespaces.find(namespace_name);
+  if (ns == snapshot.namespaces.end()) {
+    return absl::NotFoundError(fmt::format("namespace {} not found", namespace_name));
+  }
+  if (!snapshot.servers.contains(server)) {
+    return absl::NotFoundError(fmt::format("server {} not found", server));
+  }
+  Selection selection;
+  selection.config = requested.value_or(ns->second.export_config);
+  selection.placement = placed->In(namespace_name);
+  selection.placed = std::move(placed);
+  return selection;
+}
+
+absl::StatusOr<std::vector<targetgroup::TargetGroup>> Registry::TargetGroups(
+    std::string_view server, std::string_view namespace_name, std::string_view config) const {
+  DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
+  if (selection.placement == nullptr || selection.config == ExportConfig::kDisabled) {
+    return std::vector<targetgroup::TargetGroup>{};
+  }
+  std::vector<Service> services;
+  for (const Service* service : selection.placement->ServicesOn(server)) {
+    services.push_back(*service);
+  }
+  return targetgroup::FromServices(services, selection.config);
+}
+
+absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_view server,
+                                                                   std::string_view namespace_name,
+                                                                   std::string_view config) const {
+  DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
+  if (selection.placement == nullptr) {
+    static const auto* const kEmpty = new std::shared_ptr<const HttpSdBody>(
+        std::make_shared<HttpSdBody>(HttpSdBody{.json = "[]", .etag = "\"empty\""}));
+    return *kEmpty;
+  }
+  return selection.placement->HttpSd(server, selection.config);
+}
+
+}  // namespace discovery::registry

@@ -1,0 +1,152 @@
+// The registry: namespaces, Prometheus servers and services with the semantics of SPEC §3.
+// Reads come from a watch-fed view of the store and the placement derived from it (placed.h);
+// writes go to the store as transactions and return once the view shows them, so a caller
+// that lists right after a write sees it.
+//
+// Fixes of the Go original's registry (reference §9.2): deleting a namespace deletes exactly its
+// services (B2); an unknown namespace is NotFound (B3); a server join or leave rewrites nothing
+// and cannot get stuck half-way (B5, B21); unregistering by endpoint canonicalises it (B9);
+// every name and id is validated before it becomes a key (B10); a malformed selector is
+// InvalidArgument (B11); http_sd takes an exact server name and honours the namespace's export
+// config (B15).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+#include "model/model.h"
+#include "placement/placement.h"
+#include "registry/placed.h"
+#include "repo/repo.h"
+#include "repo/view.h"
+#include "store/store.h"
+#include "targetgroup/targetgroup.h"
+
+namespace discovery::registry {
+
+using ServiceCounts = std::map<std::pair<std::string, std::string>, int64_t>;
+
+struct RegistryOptions {
+  // The placement this process was configured with. When set, Initialize() stores it if the
+  // store holds something else; when unset, the stored settings apply and the defaults are
+  // stored only if there are none, so a replica started without placement flags never
+  // overrides one that was started with them.
+  std::optional<placement::Settings> placement;
+  // How long a write waits for the view to show it before returning anyway.
+  absl::Duration view_wait = absl::Seconds(10);
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Called on the view's thread with the service counts of every new placement.
+  std::function<void(const ServiceCounts&)> on_counts;
+  repo::ViewOptions view;
+};
+
+// A RegisterService request, as it comes from a client.
+struct ServiceRegistration {
+  std::string name;
+  std::string endpoint;        // any form Endpoint::Parse accepts; stored canonical
+  std::string namespace_name;  // "" means "default"
+  std::string selector;
+  Labels labels;
+  std::string description;
+};
+
+class Registry {
+ public:
+  // Starts following the store under `keys`. Returns at once; reads answer Unavailable until
+  // the first load. `store` must outlive the registry.
+  Registry(store::Store& store, repo::Keys keys, RegistryOptions options);
+  ~Registry() = default;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  Registry(Registry&&) = delete;
+  Registry& operator=(Registry&&) = delete;
+
+  // Waits up to `timeout` for the first load, stores the placement settings (see
+  // RegistryOptions::placement) and creates namespace `default` (standard) when it is missing.
+  absl::Status Initialize(absl::Duration timeout);
+
+  // OK once loaded while the view follows the store; Unavailable with the reason otherwise.
+  absl::Status Ready() const;
+  // The current placement, or nullptr before the first load.
+  std::shared_ptr<const Placed> Current() const;
+  // Waits until the placement reflects store revision `revision`; false on timeout.
+  bool WaitForRevision(int64_t revision, absl::Duration timeout) const;
+
+  // Creates or replaces a namespace (to change its export config). InvalidArgument for an
+  // invalid name or an export config other than disabled, standard or blackbox.
+  absl::StatusOr<Namespace> RegisterNamespace(std::string name, ExportConfig export_config);
+  // Deletes the namespace and exactly its services. NotFound when absent.
+  absl::Status UnregisterNamespace(std::string_view name);
+  absl::StatusOr<std::vector<Namespace>> ListNamespaces() const;
+
+  // Creates or replaces a server (active at once; placement follows from the view).
+  absl::StatusOr<Server> RegisterServer(std::string name, Labels labels);
+  // Deletes a server; its services move to the remaining candidates or wait, unplaced, for a
+  // matching server to join. NotFound when absent.
+  absl::Status UnregisterServer(std::string_view name);
+  absl::StatusOr<std::vector<Server>> ListServers() const;
+
+  // Creates or replaces the service of the registration's endpoint in its namespace.
+  // InvalidArgument for a bad name, endpoint, namespace name, label or selector; NotFound for
+  // an unknown namespace or when no server matches the selector.
+  absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration);
+  // `id_or_endpoint` is a service id or, when it contains ':', an endpoint (canonicalised
+  // first). `namespace_name` "" means "default". NotFound when absent.
+  absl::Status UnregisterService(std::string_view id_or_endpoint, std::string_view namespace_name);
+  // Services of `namespace_name` ("" = all), with their effective servers, by namespace and id.
+  absl::StatusOr<std::vector<Service>> ListServices(std::string_view namespace_name) const;
+
+  // The target groups of the services of `namespace_name` placed on `server`. `config` is
+  // "standard", "blackbox" or "" for the namespace's own export config (disabled gives none).
+  // InvalidArgument for a bad config or name, NotFound for an unknown server or namespace.
+  absl::StatusOr<std::vector<targetgroup::TargetGroup>> TargetGroups(
+      std::string_view server, std::string_view namespace_name, std::string_view config) const;
+  // The same as the rendered http_sd body with its ETag, cached until the namespace or the
+  // servers change.
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
+                                                           std::string_view namespace_name,
+                                                           std::string_view config) const;
+
+ private:
+  struct Selection {
+    std::shared_ptr<const Placed> placed;
+    const NamespacePlacement* placement = nullptr;  // nullptr: the namespace has no services
+    ExportConfig config = ExportConfig::kStandard;
+  };
+  absl::StatusOr<Selection> Select(std::string_view server, std::string_view namespace_name,
+                                   std::string_view config) const;
+  absl::StatusOr<std::shared_ptr<const Placed>> Loaded() const;
+  void OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot);
+  // Waits for the view to show a committed write; a timeout is logged, not an error, because
+  // the write itself succeeded.
+  void AwaitView(int64_t revision) const;
+  absl::Status StorePlacementSettings();
+  absl::Status EnsureDefaultNamespace();
+
+  store::Store& store_;
+  repo::Repository repo_;
+  const RegistryOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Placed> placed_ ABSL_GUARDED_BY(mu_);
+
+  std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot
+};
+
+// The namespace of a request: "" means "default".
+std::string_view NamespaceOrDefault(std::string_view namespace_name);
+
+}  // namespace discovery::registry

@@ -1,0 +1,374 @@
+#include "registry/registry.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fmt/format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "store/embedded/embedded_store.h"
+#include "testing/status_matchers.h"
+
+namespace discovery::registry {
+namespace {
+
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+  }
+
+  std::unique_ptr<Registry> Start(RegistryOptions options = {}) {
+    auto registry = std::make_unique<Registry>(*store_, repo::Keys(), std::move(options));
+    EXPECT_THAT(registry->Initialize(kWait), IsOk());
+    return registry;
+  }
+
+  static ServiceRegistration Target(std::string endpoint, std::string ns = "",
+                                    std::string selector = "") {
+    return {.name = "node",
+            .endpoint = std::move(endpoint),
+            .namespace_name = std::move(ns),
+            .selector = std::move(selector)};
+  }
+
+  // Every service record as stored, by key, with its mod_revision.
+  std::map<std::string, int64_t> StoredServiceRevisions() {
+    std::map<std::string, int64_t> revisions;
+    absl::StatusOr<store::RangeResult> range = store_->Range(repo::Keys().Services());
+    EXPECT_THAT(range, IsOk());
+    for (const store::KeyValue& kv : range->kvs) {
+      revisions[kv.key] = kv.mod_revision;
+    }
+    return revisions;
+  }
+
+  static std::map<std::string, std::vector<std::string>> Placement(const Registry& registry) {
+    std::map<std::string, std::vector<std::string>> placement;
+    absl::StatusOr<std::vector<Service>> services = registry.ListServices("");
+    EXPECT_THAT(services, IsOk());
+    for (const Service& service : *services) {
+      placement[service.endpoint] = service.servers;
+    }
+    return placement;
+  }
+
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(RegistryTest, InitializeCreatesTheDefaultNamespaceOnce) {
+  auto registry = Start();
+  absl::StatusOr<std::vector<Namespace>> namespaces = registry->ListNamespaces();
+  ASSERT_THAT(namespaces, IsOk());
+  ASSERT_THAT(*namespaces, SizeIs(1));
+  EXPECT_EQ((*namespaces)[0].name, "default");
+  EXPECT_EQ((*namespaces)[0].export_config, ExportConfig::kStandard);
+
+  // An operator's change survives the next start.
+  ASSERT_THAT(registry->RegisterNamespace("default", ExportConfig::kBlackbox), IsOk());
+  registry.reset();
+  registry = Start();
+  namespaces = registry->ListNamespaces();
+  ASSERT_THAT(namespaces, IsOk());
+  EXPECT_EQ((*namespaces)[0].export_config, ExportConfig::kBlackbox);
+}
+
+TEST_F(RegistryTest, PlacementSettingsAreSharedThroughTheStore) {
+  const placement::Settings jump{.algorithm = placement::Algorithm::kJump, .replicas = 2};
+  auto configured = Start({.placement = jump});
+  EXPECT_EQ(configured->Current()->settings(), jump);
+  // A replica started without placement flags follows the stored settings.
+  auto follower = Start();
+  EXPECT_EQ(follower->Current()->settings(), jump);
+  // One started with other flags stores them, and everybody follows.
+  const placement::Settings rendezvous{.replicas = 1};
+  auto changed = Start({.placement = rendezvous});
+  absl::StatusOr<int64_t> revision = store_->CurrentRevision();
+  ASSERT_THAT(revision, IsOk());
+  ASSERT_TRUE(follower->WaitForRevision(*revision, kWait));
+  EXPECT_EQ(follower->Current()->settings(), rendezvous);
+  EXPECT_EQ(configured->Current()->settings(), rendezvous);
+}
+
+TEST_F(RegistryTest, JumpPlacementMatchesTheGoOriginal) {
+  auto registry = Start(
+      {.placement = placement::Settings{.algorithm = placement::Algorithm::kJump, .replicas = 2}});
+  for (const char* name : {"server1", "server2", "server3"}) {
+    ASSERT_THAT(registry->RegisterServer(name, {}), IsOk());
+  }
+  absl::StatusOr<Service> service =
+      registry->RegisterService(Target("http://p.example.com/metrics"));
+  ASSERT_THAT(service, IsOk());
+  EXPECT_THAT(service->servers, ElementsAre("server2", "server3"));
+  EXPECT_EQ(service->id, ServiceId("http://p.example.com/metrics"));
+  EXPECT_EQ(service->namespace_name, "default");
+}
+
+TEST_F(RegistryTest, AServerJoinMovesFewServicesAndRewritesNone) {
+  auto registry = Start();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(registry->RegisterServer(fmt::format("p{}", i), {}), IsOk());
+  }
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_THAT(registry->RegisterService(Target(fmt::format("http://host{}:9100/metrics", i))),
+                IsOk());
+  }
+  const auto before = Placement(*registry);
+  const auto stored_before = StoredServiceRevisions();
+
+  ASSERT_THAT(registry->RegisterServer("p4", {}), IsOk());
+  const auto after = Placement(*registry);
+  int moved = 0;
+  for (const auto& [endpoint, servers] : after) {
+    ASSERT_THAT(servers, SizeIs(1));
+    if (servers != before.at(endpoint)) {
+      ++moved;
+      EXPECT_EQ(servers[0], "p4") << endpoint << " moved between old servers";
+    }
+  }
+  // About 1/5 move; rendezvous hashing keeps it well within these bounds.
+  EXPECT_GT(moved, 10);
+  EXPECT_LT(moved, 80);
+  EXPECT_EQ(StoredServiceRevisions(), stored_before) << "a join rewrote service records";
+
+  // A leave moves exactly the leaver's services back.
+  ASSERT_THAT(registry->UnregisterServer("p4"), IsOk());
+  EXPECT_EQ(Placement(*registry), before);
+  EXPECT_EQ(StoredServiceRevisions(), stored_before);
+}
+
+TEST_F(RegistryTest, TheLastServerCanLeaveAndServicesWaitForTheNextOne) {  // B5
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {{"env", "prod"}}), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100", "", "env=prod")), IsOk());
+
+  ASSERT_THAT(registry->UnregisterServer("p1"), IsOk());
+  absl::StatusOr<std::vector<Server>> servers = registry->ListServers();
+  ASSERT_THAT(servers, IsOk());
+  EXPECT_THAT(*servers, IsEmpty());
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("default");
+  ASSERT_THAT(services, IsOk());
+  ASSERT_THAT(*services, SizeIs(1));
+  EXPECT_THAT((*services)[0].servers, IsEmpty());
+
+  ASSERT_THAT(registry->RegisterServer("p2", {{"env", "test"}}), IsOk());
+  EXPECT_THAT(Placement(*registry)["http://a:9100"], IsEmpty());
+  ASSERT_THAT(registry->RegisterServer("p3", {{"env", "prod"}}), IsOk());
+  EXPECT_THAT(Placement(*registry)["http://a:9100"], ElementsAre("p3"));
+}
+
+TEST_F(RegistryTest, RegisterServiceErrors) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {{"env", "prod"}}), IsOk());
+
+  EXPECT_THAT(registry->RegisterService(Target("localhost:9100")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("http://localhost:9100")));
+  ServiceRegistration unnamed = Target("http://a:9100");
+  unnamed.name = "";
+  EXPECT_THAT(registry->RegisterService(unnamed),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+  EXPECT_THAT(registry->RegisterService(Target("http://a:9100", "no/such")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // B3: an unknown namespace is NotFound, not Internal.
+  EXPECT_THAT(registry->RegisterService(Target("http://a:9100", "nosuch")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("namespace nosuch not found")));
+  // B11: a malformed selector is InvalidArgument and says what is wrong.
+  EXPECT_THAT(registry->RegisterService(Target("http://a:9100", "", "env in (prod")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid selector")));
+  EXPECT_THAT(
+      registry->RegisterService(Target("http://a:9100", "", "env=test")),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("no server found for selector 'env=test'")));
+  ServiceRegistration labelled = Target("http://a:9100");
+  labelled.labels = {{"__scheme__", "https"}};
+  EXPECT_THAT(registry->RegisterService(labelled), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->RegisterService(Target("http://a:9100/probe?mod-ule=x")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("__param_mod-ule")));
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("");
+  ASSERT_THAT(services, IsOk());
+  EXPECT_THAT(*services, IsEmpty());
+}
+
+TEST_F(RegistryTest, ReRegisteringAnEndpointReplacesTheService) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration first = Target("HTTP://a:9100/metrics");
+  first.labels = {{"team", "x"}};
+  ASSERT_THAT(registry->RegisterService(first), IsOk());
+  ServiceRegistration second = Target("http://a:9100/metrics");
+  second.name = "renamed";
+  absl::StatusOr<Service> stored = registry->RegisterService(second);
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(stored->endpoint, "http://a:9100/metrics");
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("default");
+  ASSERT_THAT(services, IsOk());
+  ASSERT_THAT(*services, SizeIs(1));
+  EXPECT_EQ((*services)[0].name, "renamed");
+  EXPECT_THAT((*services)[0].labels, IsEmpty());
+}
+
+TEST_F(RegistryTest, UnregisterServiceByIdOrByAnyFormOfItsEndpoint) {  // B9, B10
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  absl::StatusOr<Service> a = registry->RegisterService(Target("http://a:9100/metrics"));
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9100/metrics")), IsOk());
+
+  EXPECT_THAT(registry->UnregisterService("HTTP://b:9100/metrics", ""), IsOk());
+  EXPECT_THAT(registry->UnregisterService(a->id, "default"), IsOk());
+  EXPECT_THAT(registry->UnregisterService(a->id, "default"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not found")));
+  // Path tricks never reach another key.
+  EXPECT_THAT(registry->UnregisterService("../../../server/v1/p1", "default"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->UnregisterService(a->id, "../server"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  absl::StatusOr<std::vector<Server>> servers = registry->ListServers();
+  ASSERT_THAT(servers, IsOk());
+  EXPECT_THAT(*servers, SizeIs(1));
+}
+
+TEST_F(RegistryTest, UnregisteringANamespaceDeletesExactlyItsServices) {  // B2
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterNamespace("default-blackbox", ExportConfig::kBlackbox), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9115", "default-blackbox")), IsOk());
+
+  ASSERT_THAT(registry->UnregisterNamespace("default"), IsOk());
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("");
+  ASSERT_THAT(services, IsOk());
+  ASSERT_THAT(*services, SizeIs(1));
+  EXPECT_EQ((*services)[0].namespace_name, "default-blackbox");
+  EXPECT_THAT(registry->UnregisterNamespace("default"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not found")));
+  EXPECT_THAT(registry->RegisterNamespace("bad name", ExportConfig::kStandard),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->RegisterNamespace("x", static_cast<ExportConfig>(7)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("export config 7")));
+}
+
+TEST_F(RegistryTest, ServerNamesAreValidated) {  // B10
+  auto registry = Start();
+  EXPECT_THAT(registry->RegisterServer("", {}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->RegisterServer("../namespace/v1/x", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->UnregisterServer("nosuch"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("server nosuch not found")));
+}
+
+TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {  // B15
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterNamespace("probes", ExportConfig::kBlackbox), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100/metrics")), IsOk());
+  ServiceRegistration probe = Target("https://example.com", "probes");
+  probe.labels = {{"module", "http_2xx"}};
+  ASSERT_THAT(registry->RegisterService(probe), IsOk());
+
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_EQ((*body)->json, R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
+                           R"("__scheme__":"http","instance":"a:9100","job":"node"}}])");
+  body = registry->HttpSd("p1", "probes", "");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_EQ((*body)->json,
+            R"([{"targets":["https://example.com"],"labels":{"module":"http_2xx"}}])");
+  body = registry->HttpSd("p1", "probes", "standard");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_THAT((*body)->json, HasSubstr(R"("job":"node")"));
+
+  ASSERT_THAT(registry->RegisterNamespace("probes", ExportConfig::kDisabled), IsOk());
+  body = registry->HttpSd("p1", "probes", "");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_EQ((*body)->json, "[]");
+
+  EXPECT_THAT(registry->HttpSd("p1", "default", "disabled"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("invalid exporter config: 'disabled'")));
+  EXPECT_THAT(registry->HttpSd(".*", "default", ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->HttpSd("p.", "default", ""), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(registry->HttpSd("p1", "nosuch", ""),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("namespace nosuch not found")));
+  absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
+      registry->TargetGroups("p1", "default", "blackbox");
+  ASSERT_THAT(groups, IsOk());
+  ASSERT_THAT(*groups, SizeIs(1));
+  EXPECT_THAT((*groups)[0].targets, ElementsAre("http://a:9100/metrics"));
+}
+
+TEST_F(RegistryTest, HttpSdETagChangesWithTheContentOnly) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> first = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(first, IsOk());
+  // An unrelated change keeps the answer and its tag.
+  ASSERT_THAT(registry->RegisterNamespace("other", ExportConfig::kStandard), IsOk());
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> same = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(same, IsOk());
+  EXPECT_EQ((*same)->etag, (*first)->etag);
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> changed = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(changed, IsOk());
+  EXPECT_NE((*changed)->etag, (*first)->etag);
+  EXPECT_THAT((*changed)->json, HasSubstr("b:9100"));
+}
+
+TEST_F(RegistryTest, ServiceCountsAreReported) {
+  absl::Mutex mu;
+  ServiceCounts last;
+  auto registry = Start({.on_counts = [&](const ServiceCounts& counts) {
+    absl::MutexLock lock(&mu);
+    last = counts;
+  }});
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(last, (ServiceCounts{{{"p1", "default"}, 2}}));
+}
+
+// A store whose reads fail: the registry never loads.
+class UnreachableStore : public store::Store {
+ public:
+  absl::StatusOr<store::KeyValue> Get(std::string_view) override { return Down(); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view) override { return Down(); }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn&) override { return Down(); }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(std::string_view, int64_t,
+                                                            store::WatchCallback) override {
+    return Down();
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return Down(); }
+
+ private:
+  static absl::Status Down() { return absl::UnavailableError("connection refused"); }
+};
+
+TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
+  UnreachableStore store;
+  Registry registry(store, repo::Keys(),
+                    {.view = {.retry_backoff = absl::Milliseconds(1),
+                              .max_retry_backoff = absl::Milliseconds(5)}});
+  EXPECT_THAT(registry.Initialize(absl::Milliseconds(50)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("connection refused")));
+  EXPECT_THAT(registry.Ready(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(registry.ListServers(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(registry.HttpSd("p1", "default", ""), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(registry.RegisterServer("p1", {}), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+}  // namespace
+}  // namespace discovery::registry
