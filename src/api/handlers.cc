@@ -1,0 +1,179 @@
+#include "api/handlers.h"
+
+#include <utility>
+#include <vector>
+
+#include "fmt/format.h"
+
+#include "api/convert.h"
+#include "common/format.h"
+#include "common/go_duration.h"
+#include "common/status_macros.h"
+
+namespace discovery::api {
+
+Handlers::Handlers(registry::Registry& registry, const auth::Authorizer& authorizer,
+                   HandlerOptions options)
+    : registry_(registry), authorizer_(authorizer), options_(std::move(options)) {}
+
+absl::StatusOr<pb::RegisterNamespaceResponse> Handlers::RegisterNamespace(
+    const auth::Principal& principal, const pb::RegisterNamespaceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRegisterNamespace(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      Namespace ns,
+      registry_.RegisterNamespace(request.name(), static_cast<ExportConfig>(request.export_())));
+  pb::RegisterNamespaceResponse response;
+  *response.mutable_namespace_() = ToProto(ns);
+  return response;
+}
+
+absl::StatusOr<pb::UnregisterNamespaceResponse> Handlers::UnregisterNamespace(
+    const auth::Principal& principal, const pb::UnregisterNamespaceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanUnregisterNamespace(principal));
+  DISCOVERY_RETURN_IF_ERROR(registry_.UnregisterNamespace(request.name()));
+  return pb::UnregisterNamespaceResponse{};
+}
+
+absl::StatusOr<pb::ListNamespaceResponse> Handlers::ListNamespace(
+    const auth::Principal& principal, const pb::ListNamespaceRequest& /*request*/) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<Namespace> namespaces, registry_.ListNamespaces());
+  pb::ListNamespaceResponse response;
+  for (const Namespace& ns : namespaces) {
+    *response.add_namespaces() = ToProto(ns);
+  }
+  return response;
+}
+
+absl::StatusOr<pb::RegisterServerResponse> Handlers::RegisterServer(
+    const auth::Principal& principal, const pb::RegisterServerRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRegisterServer(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      Server server, registry_.RegisterServer(request.name(), LabelsFromProto(request.labels())));
+  pb::RegisterServerResponse response;
+  *response.mutable_server() = ToProto(server);
+  return response;
+}
+
+absl::StatusOr<pb::UnregisterServerResponse> Handlers::UnregisterServer(
+    const auth::Principal& principal, const pb::UnregisterServerRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanUnregisterServer(principal));
+  DISCOVERY_RETURN_IF_ERROR(registry_.UnregisterServer(request.name()));
+  return pb::UnregisterServerResponse{};
+}
+
+absl::StatusOr<pb::ListServerResponse> Handlers::ListServer(
+    const auth::Principal& principal, const pb::ListServerRequest& /*request*/) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<Server> servers, registry_.ListServers());
+  pb::ListServerResponse response;
+  for (const Server& server : servers) {
+    *response.add_servers() = ToProto(server);
+  }
+  return response;
+}
+
+absl::StatusOr<pb::RegisterServiceResponse> Handlers::RegisterService(
+    const auth::Principal& principal, const pb::RegisterServiceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));
+  DISCOVERY_ASSIGN_OR_RETURN(Service service,
+                             registry_.RegisterService({.name = request.name(),
+                                                        .endpoint = request.endpoint(),
+                                                        .namespace_name = request.namespace_(),
+                                                        .selector = request.selector(),
+                                                        .labels = LabelsFromProto(request.labels()),
+                                                        .description = request.description()}));
+  pb::RegisterServiceResponse response;
+  *response.mutable_service() = ToProto(service);
+  return response;
+}
+
+absl::StatusOr<pb::UnRegisterServiceResponse> Handlers::UnRegisterService(
+    const auth::Principal& principal, const pb::UnRegisterServiceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));
+  DISCOVERY_RETURN_IF_ERROR(registry_.UnregisterService(request.id(), request.namespace_()));
+  return pb::UnRegisterServiceResponse{};
+}
+
+absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
+    const auth::Principal& principal, const pb::ListServiceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<Service> services,
+                             registry_.ListServices(request.namespace_()));
+  pb::ListServiceResponse response;
+  response.mutable_services()->Reserve(static_cast<int>(services.size()));
+  for (const Service& service : services) {
+    *response.add_services() = ToProto(service);
+  }
+  return response;
+}
+
+absl::StatusOr<pb::ListTargetGroupResponse> Handlers::ListTargetGroup(
+    const auth::Principal& principal, const pb::ListTargetGroupRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      std::vector<targetgroup::TargetGroup> groups,
+      registry_.TargetGroups(request.server(), request.namespace_(), request.config()));
+  pb::ListTargetGroupResponse response;
+  for (const targetgroup::TargetGroup& group : groups) {
+    *response.add_targetgroups() = ToProto(group);
+  }
+  return response;
+}
+
+absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> Handlers::HttpSd(
+    const auth::Principal& principal, const pb::ListTargetGroupRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  return registry_.HttpSd(request.server(), request.namespace_(), request.config());
+}
+
+absl::StatusOr<pb::CreateResponse> Handlers::Create(const auth::Principal& principal,
+                                                    const pb::CreateRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanCreateToken(principal));
+  if (request.id().empty()) {
+    return absl::InvalidArgumentError("token id cannot be empty");
+  }
+  absl::Duration expires = absl::ZeroDuration();
+  if (!request.expires().empty()) {
+    absl::StatusOr<absl::Duration> parsed = ParseGoDuration(request.expires());
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(fmt::format("invalid expiry duration {}: {}",
+                                                    request.expires(), parsed.status().message()));
+    }
+    expires = *parsed;
+  }
+  std::vector<std::string> namespaces(request.namespaces().begin(), request.namespaces().end());
+  for (const std::string& ns : namespaces) {
+    if (absl::Status valid = ValidateNamespaceName(ns); !valid.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("invalid namespace '{}': {}", ns, valid.message()));
+    }
+  }
+  auth::MachineTokenOptions token_options = options_.tokens;
+  token_options.admin = false;  // admin tokens are made offline only (discoveryd token create)
+  absl::StatusOr<std::string> token =
+      auth::CreateMachineToken(token_options, request.id(), namespaces, expires, options_.clock());
+  if (!token.ok()) {
+    return absl::InternalError(fmt::format("failed to create token: {}", token.status().message()));
+  }
+  pb::CreateResponse response;
+  response.set_token(*std::move(token));
+  return response;
+}
+
+absl::StatusOr<pb::InfoResponse> Handlers::Info(const auth::Principal& principal,
+                                                const pb::InfoRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  absl::StatusOr<auth::MachineClaims> claims = auth::VerifyMachineToken(
+      request.token(), options_.tokens.issuer, options_.tokens.secret, options_.clock());
+  if (!claims.ok()) {
+    // The token itself is left out: error texts end up in logs.
+    return absl::InvalidArgumentError(
+        fmt::format("token is not valid: {}", claims.status().message()));
+  }
+  pb::InfoResponse response;
+  *response.mutable_tokeninfo() = TokenInfoToProto(claims->id, claims->namespaces, claims->expires);
+  return response;
+}
+
+}  // namespace discovery::api

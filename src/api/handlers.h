@@ -1,0 +1,75 @@
+// The four APIs of postfinance.discovery.v1 as transport-neutral handlers: a Principal plus a
+// request message in, a response message or a status out. Authorization (reference §6.4 with
+// B14 fixed) and proto <-> model conversion happen here, so gRPC and REST, which both delegate
+// to these handlers, behave identically by construction.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "auth/authorizer.h"
+#include "auth/machine_token.h"
+#include "auth/principal.h"
+#include "postfinance/discovery/v1/namespace_api.pb.h"
+#include "postfinance/discovery/v1/server_api.pb.h"
+#include "postfinance/discovery/v1/service_api.pb.h"
+#include "postfinance/discovery/v1/token_api.pb.h"
+#include "registry/registry.h"
+
+namespace discovery::api {
+
+namespace pb = ::postfinance::discovery::v1;
+
+struct HandlerOptions {
+  // Issuer and secret of machine tokens created by TokenAPI/Create and checked by Info.
+  auth::MachineTokenOptions tokens;
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// Every method is thread-safe. `registry` and `authorizer` must outlive the handlers.
+class Handlers {
+ public:
+  Handlers(registry::Registry& registry, const auth::Authorizer& authorizer,
+           HandlerOptions options);
+
+  absl::StatusOr<pb::RegisterNamespaceResponse> RegisterNamespace(
+      const auth::Principal& principal, const pb::RegisterNamespaceRequest& request);
+  absl::StatusOr<pb::UnregisterNamespaceResponse> UnregisterNamespace(
+      const auth::Principal& principal, const pb::UnregisterNamespaceRequest& request);
+  absl::StatusOr<pb::ListNamespaceResponse> ListNamespace(const auth::Principal& principal,
+                                                          const pb::ListNamespaceRequest& request);
+
+  absl::StatusOr<pb::RegisterServerResponse> RegisterServer(
+      const auth::Principal& principal, const pb::RegisterServerRequest& request);
+  absl::StatusOr<pb::UnregisterServerResponse> UnregisterServer(
+      const auth::Principal& principal, const pb::UnregisterServerRequest& request);
+  absl::StatusOr<pb::ListServerResponse> ListServer(const auth::Principal& principal,
+                                                    const pb::ListServerRequest& request);
+
+  absl::StatusOr<pb::RegisterServiceResponse> RegisterService(
+      const auth::Principal& principal, const pb::RegisterServiceRequest& request);
+  absl::StatusOr<pb::UnRegisterServiceResponse> UnRegisterService(
+      const auth::Principal& principal, const pb::UnRegisterServiceRequest& request);
+  absl::StatusOr<pb::ListServiceResponse> ListService(const auth::Principal& principal,
+                                                      const pb::ListServiceRequest& request);
+  absl::StatusOr<pb::ListTargetGroupResponse> ListTargetGroup(
+      const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
+  // http_sd: the same selection as ListTargetGroup, already rendered, with its ETag.
+  absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> HttpSd(
+      const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
+
+  absl::StatusOr<pb::CreateResponse> Create(const auth::Principal& principal,
+                                            const pb::CreateRequest& request);
+  absl::StatusOr<pb::InfoResponse> Info(const auth::Principal& principal,
+                                        const pb::InfoRequest& request);
+
+ private:
+  registry::Registry& registry_;
+  const auth::Authorizer& authorizer_;
+  const HandlerOptions options_;
+};
+
+}  // namespace discovery::api

@@ -1,0 +1,146 @@
+#include "api/handlers.h"
+
+#include <memory>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "api/convert.h"
+#include "store/embedded/embedded_store.h"
+#include "testing/status_matchers.h"
+
+namespace discovery::api {
+namespace {
+
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+
+class HandlersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+    registry_ =
+        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
+    ASSERT_THAT(registry_->Initialize(absl::Seconds(10)), IsOk());
+    handlers_ =
+        std::make_unique<Handlers>(*registry_, authorizer_,
+                                   HandlerOptions{.tokens = {.issuer = "iss", .secret = "secret"},
+                                                  .clock = [] { return kNow; }});
+  }
+
+  const auth::Principal admin_{
+      .kind = auth::Principal::Kind::kUser, .name = "alice", .roles = {"admin"}};
+  const auth::Principal user_{.kind = auth::Principal::Kind::kUser, .name = "bob"};
+  const auth::Principal machine_{
+      .kind = auth::Principal::Kind::kMachine, .name = "ci", .namespaces = {"default"}};
+  auth::Authorizer authorizer_{{"admin"}};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<Handlers> handlers_;
+};
+
+TEST_F(HandlersTest, AdministrationNeedsAnAdminRole) {
+  pb::RegisterServerRequest server;
+  server.set_name("p1");
+  EXPECT_THAT(handlers_->RegisterServer(user_, server),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("user token for bob is not allowed to register a server")));
+  EXPECT_THAT(handlers_->RegisterServer(machine_, server),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  absl::StatusOr<pb::RegisterServerResponse> registered = handlers_->RegisterServer(admin_, server);
+  ASSERT_THAT(registered, IsOk());
+  EXPECT_EQ(registered->server().state(), 2);
+
+  pb::RegisterNamespaceRequest ns;
+  ns.set_name("team");
+  ns.set_export_(2);
+  EXPECT_THAT(handlers_->RegisterNamespace(machine_, ns),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  absl::StatusOr<pb::RegisterNamespaceResponse> created = handlers_->RegisterNamespace(admin_, ns);
+  ASSERT_THAT(created, IsOk());
+  EXPECT_EQ(created->namespace_().export_(), 2);
+  absl::StatusOr<pb::ListNamespaceResponse> list = handlers_->ListNamespace(machine_, {});
+  ASSERT_THAT(list, IsOk());
+  EXPECT_EQ(list->namespaces_size(), 2);
+}
+
+TEST_F(HandlersTest, MachineTokensChangeServicesOnlyInTheirNamespaces) {  // B14
+  pb::RegisterServerRequest server;
+  server.set_name("p1");
+  ASSERT_THAT(handlers_->RegisterServer(admin_, server), IsOk());
+  pb::RegisterNamespaceRequest ns;
+  ns.set_name("other");
+  ns.set_export_(1);
+  ASSERT_THAT(handlers_->RegisterNamespace(admin_, ns), IsOk());
+
+  pb::RegisterServiceRequest request;
+  request.set_name("node");
+  request.set_endpoint("http://a:9100/metrics");
+  // An omitted namespace is "default", which the token holds.
+  absl::StatusOr<pb::RegisterServiceResponse> registered =
+      handlers_->RegisterService(machine_, request);
+  ASSERT_THAT(registered, IsOk());
+  EXPECT_EQ(registered->service().namespace_(), "default");
+  EXPECT_THAT(registered->service().servers(), ElementsAre("p1"));
+
+  request.set_namespace_("other");
+  EXPECT_THAT(handlers_->RegisterService(machine_, request),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("machine token ci (default) is not allowed to change service in "
+                                 "other namespace")));
+  pb::UnRegisterServiceRequest remove;
+  remove.set_id(registered->service().id());
+  remove.set_namespace_("other");
+  EXPECT_THAT(handlers_->UnRegisterService(machine_, remove),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  remove.clear_namespace_();
+  EXPECT_THAT(handlers_->UnRegisterService(machine_, remove), IsOk());
+}
+
+TEST_F(HandlersTest, TokensCanBeCreatedByAdminsAndInspectedByAnyone) {
+  pb::CreateRequest create;
+  create.set_id("ci");
+  create.add_namespaces("default");
+  create.set_expires("1h");
+  EXPECT_THAT(handlers_->Create(machine_, create), StatusIs(absl::StatusCode::kPermissionDenied));
+  absl::StatusOr<pb::CreateResponse> created = handlers_->Create(admin_, create);
+  ASSERT_THAT(created, IsOk());
+
+  pb::InfoRequest info;
+  info.set_token(created->token());
+  absl::StatusOr<pb::InfoResponse> answer = handlers_->Info(machine_, info);
+  ASSERT_THAT(answer, IsOk());
+  EXPECT_EQ(answer->tokeninfo().id(), "ci");
+  EXPECT_THAT(answer->tokeninfo().namespaces(), ElementsAre("default"));
+  EXPECT_EQ(answer->tokeninfo().expires_at().seconds(), absl::ToUnixSeconds(kNow + absl::Hours(1)));
+
+  create.set_expires("");
+  created = handlers_->Create(admin_, create);
+  ASSERT_THAT(created, IsOk());
+  info.set_token(created->token());
+  answer = handlers_->Info(user_, info);
+  ASSERT_THAT(answer, IsOk());
+  EXPECT_EQ(answer->tokeninfo().expires_at().seconds(), kGoZeroTimeUnixSeconds);
+
+  create.set_expires("soon");
+  EXPECT_THAT(
+      handlers_->Create(admin_, create),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid expiry duration soon")));
+  create.set_expires("1h");
+  create.add_namespaces("no/such");
+  EXPECT_THAT(handlers_->Create(admin_, create), StatusIs(absl::StatusCode::kInvalidArgument));
+  // B4: a token without three segments is InvalidArgument, not a crash.
+  info.set_token("abc");
+  EXPECT_THAT(handlers_->Info(user_, info),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("token is not valid")));
+}
+
+}  // namespace
+}  // namespace discovery::api

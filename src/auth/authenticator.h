@@ -1,0 +1,49 @@
+// Authentication of API callers (reference §6.1–6.2): the bearer token of a request becomes a
+// Principal. Machine tokens (HS256, our issuer) are verified here; any other issuer goes to the
+// OIDC verifier when one is configured. Transport-neutral: adapters pass the raw
+// `authorization` header or metadata value and map the returned status.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "auth/machine_token.h"
+#include "auth/principal.h"
+
+namespace discovery::auth {
+
+// Verifies a bearer token that is not a machine token (an OIDC ID or access token).
+// PermissionDenied or Unauthenticated when the token is not acceptable.
+using UserTokenVerifier = std::function<absl::StatusOr<Principal>(std::string_view token)>;
+
+struct AuthenticatorOptions {
+  std::string issuer;  // --token-issuer
+  std::string secret;  // --token-secret
+  // nullptr: only machine tokens are accepted.
+  UserTokenVerifier user_tokens;
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+class Authenticator {
+ public:
+  explicit Authenticator(AuthenticatorOptions options);
+
+  // `authorization` is the header or metadata value, e.g. "Bearer eyJ...". Unauthenticated:
+  //   `failed to get authentication token: ...` for a missing or non-bearer header,
+  //   `failed to parse machine token: ...` for a token that is not a JWT,
+  //   `machine token is invalid: ...` for a machine token that fails verification,
+  //   `token issuer '<iss>' is not trusted` for another issuer without OIDC configured.
+  // Messages never contain the token or the secret. Thread-safe.
+  absl::StatusOr<Principal> Authenticate(std::string_view authorization) const;
+
+  const AuthenticatorOptions& options() const { return options_; }
+
+ private:
+  AuthenticatorOptions options_;
+};
+
+}  // namespace discovery::auth

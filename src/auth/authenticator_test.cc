@@ -1,0 +1,86 @@
+#include "auth/authenticator.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "auth/base64url.h"
+#include "testing/status_matchers.h"
+
+namespace discovery::auth {
+namespace {
+
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+
+class AuthenticatorTest : public ::testing::Test {
+ protected:
+  Authenticator Make(UserTokenVerifier users = nullptr) {
+    return Authenticator({.issuer = "discovery.example.com",
+                          .secret = "s3cret-value",
+                          .user_tokens = std::move(users),
+                          .clock = [] { return kNow; }});
+  }
+  static std::string Token(std::string issuer, std::string secret, absl::Duration expires,
+                           absl::Time now = kNow) {
+    absl::StatusOr<std::string> token = CreateMachineToken(
+        {.issuer = std::move(issuer), .secret = std::move(secret)}, "ci", {"team-a"}, expires, now);
+    EXPECT_THAT(token, IsOk());
+    return *token;
+  }
+};
+
+TEST_F(AuthenticatorTest, AcceptsOurMachineTokens) {
+  absl::StatusOr<Principal> principal = Make().Authenticate(
+      "Bearer " + Token("discovery.example.com", "s3cret-value", absl::Hours(1)));
+  ASSERT_THAT(principal, IsOk());
+  EXPECT_EQ(principal->kind, Principal::Kind::kMachine);
+  EXPECT_EQ(principal->name, "ci");
+  EXPECT_EQ(principal->namespaces, std::vector<std::string>{"team-a"});
+}
+
+TEST_F(AuthenticatorTest, RejectsBadCredentialsWithoutEchoingThem) {
+  const Authenticator authenticator = Make();
+  EXPECT_THAT(authenticator.Authenticate(""),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       HasSubstr("failed to get authentication token")));
+  EXPECT_THAT(authenticator.Authenticate("Basic dXNlcjpwdw=="),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(authenticator.Authenticate("Bearer not-a-jwt"),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("failed to parse")));
+  const std::string forged = Token("discovery.example.com", "other-secret", absl::Hours(1));
+  EXPECT_THAT(authenticator.Authenticate("Bearer " + forged),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       AllOf(HasSubstr("machine token is invalid"), Not(HasSubstr(forged)),
+                             Not(HasSubstr("s3cret-value")))));
+  const std::string expired =
+      Token("discovery.example.com", "s3cret-value", absl::Hours(1), kNow - absl::Hours(2));
+  EXPECT_THAT(authenticator.Authenticate("Bearer " + expired),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("expired")));
+  // alg:none with our issuer.
+  const std::string none = Base64UrlEncode(R"({"alg":"none","typ":"JWT"})") + "." +
+                           Base64UrlEncode(R"({"iss":"discovery.example.com","jti":"x"})") + ".";
+  EXPECT_THAT(authenticator.Authenticate("Bearer " + none),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("machine token is invalid")));
+  EXPECT_THAT(
+      authenticator.Authenticate("Bearer " + Token("someone-else", "s3cret-value", absl::Hours(1))),
+      StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("not trusted")));
+}
+
+TEST_F(AuthenticatorTest, HandsOtherIssuersToTheUserTokenVerifier) {
+  const Authenticator authenticator = Make([](std::string_view) -> absl::StatusOr<Principal> {
+    return Principal{.kind = Principal::Kind::kUser, .name = "alice", .roles = {"admin"}};
+  });
+  absl::StatusOr<Principal> principal =
+      authenticator.Authenticate("bearer " + Token("https://idp.example.com", "x", absl::Hours(1)));
+  ASSERT_THAT(principal, IsOk());
+  EXPECT_EQ(principal->name, "alice");
+}
+
+}  // namespace
+}  // namespace discovery::auth
