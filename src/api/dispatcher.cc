@@ -1,0 +1,93 @@
+#include "api/dispatcher.h"
+
+#include <utility>
+
+#include "spdlog/spdlog.h"
+
+#include "common/format.h"
+
+namespace discovery::api {
+namespace {
+
+// The original logs client mistakes at DEBUG and everything else at ERROR (reference §7.6).
+bool IsClientOutcome(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Handlers& handlers, const auth::Authenticator& authenticator,
+                       CallObserver observer)
+    : handlers_(handlers), authenticator_(authenticator), observer_(std::move(observer)) {}
+
+void Dispatcher::Started(std::string_view full_method) const {
+  if (observer_.started) {
+    observer_.started(full_method);
+  }
+}
+
+void Dispatcher::Finished(std::string_view full_method, std::string_view caller,
+                          const absl::Status& status, absl::Duration elapsed) const {
+  if (observer_.handled) {
+    observer_.handled(full_method, status.code(), elapsed);
+  }
+  const spdlog::level::level_enum level =
+      IsClientOutcome(status.code()) ? spdlog::level::debug : spdlog::level::err;
+  spdlog::log(level, "finished unary call with code {} method={} caller={} time_ms={:.3f}{}{}",
+              CodeName(status.code()), full_method, caller, absl::ToDoubleMilliseconds(elapsed),
+              status.ok() ? "" : " error=", status.message());
+}
+
+std::string_view CodeName(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return "OK";
+    case absl::StatusCode::kCancelled:
+      return "Canceled";
+    case absl::StatusCode::kUnknown:
+      return "Unknown";
+    case absl::StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "DeadlineExceeded";
+    case absl::StatusCode::kNotFound:
+      return "NotFound";
+    case absl::StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case absl::StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case absl::StatusCode::kResourceExhausted:
+      return "ResourceExhausted";
+    case absl::StatusCode::kFailedPrecondition:
+      return "FailedPrecondition";
+    case absl::StatusCode::kAborted:
+      return "Aborted";
+    case absl::StatusCode::kOutOfRange:
+      return "OutOfRange";
+    case absl::StatusCode::kUnimplemented:
+      return "Unimplemented";
+    case absl::StatusCode::kInternal:
+      return "Internal";
+    case absl::StatusCode::kUnavailable:
+      return "Unavailable";
+    case absl::StatusCode::kDataLoss:
+      return "DataLoss";
+    case absl::StatusCode::kUnauthenticated:
+      return "Unauthenticated";
+    default:
+      return "Unknown";
+  }
+}
+
+}  // namespace discovery::api

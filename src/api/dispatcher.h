@@ -1,0 +1,69 @@
+// One entry point for every API call, whatever the transport: authenticate the bearer
+// credentials, run the handler, report the outcome to metrics and the request log. gRPC and
+// REST adapters call Dispatch() and only translate their wire formats.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+#include "api/handlers.h"
+#include "auth/authenticator.h"
+
+namespace discovery::api {
+
+// Hooks for metrics; both may be empty. `method` is the full gRPC method name,
+// e.g. "/postfinance.discovery.v1.ServiceAPI/RegisterService".
+struct CallObserver {
+  std::function<void(std::string_view method)> started;
+  std::function<void(std::string_view method, absl::StatusCode code, absl::Duration elapsed)>
+      handled;
+};
+
+// The full method names of the four services.
+inline constexpr std::string_view kNamespaceApi = "/postfinance.discovery.v1.NamespaceAPI/";
+inline constexpr std::string_view kServerApi = "/postfinance.discovery.v1.ServerAPI/";
+inline constexpr std::string_view kServiceApi = "/postfinance.discovery.v1.ServiceAPI/";
+inline constexpr std::string_view kTokenApi = "/postfinance.discovery.v1.TokenAPI/";
+
+class Dispatcher {
+ public:
+  // All three must outlive the dispatcher.
+  Dispatcher(Handlers& handlers, const auth::Authenticator& authenticator,
+             CallObserver observer = {});
+
+  template <typename Response, typename Request>
+  using Method = absl::StatusOr<Response> (Handlers::*)(const auth::Principal&, const Request&);
+
+  // Authenticates `authorization` (the raw header/metadata value), then runs `method`.
+  template <typename Response, typename Request>
+  absl::StatusOr<Response> Dispatch(std::string_view full_method, std::string_view authorization,
+                                    const Request& request, Method<Response, Request> method) {
+    const absl::Time start = absl::Now();
+    Started(full_method);
+    absl::StatusOr<auth::Principal> principal = authenticator_.Authenticate(authorization);
+    absl::StatusOr<Response> response =
+        principal.ok() ? (handlers_.*method)(*principal, request) : principal.status();
+    Finished(full_method, principal.ok() ? principal->name : std::string_view{}, response.status(),
+             absl::Now() - start);
+    return response;
+  }
+
+ private:
+  void Started(std::string_view full_method) const;
+  void Finished(std::string_view full_method, std::string_view caller, const absl::Status& status,
+                absl::Duration elapsed) const;
+
+  Handlers& handlers_;
+  const auth::Authenticator& authenticator_;
+  const CallObserver observer_;
+};
+
+// The text form of a status code as Go's codes.Code prints it ("OK", "InvalidArgument", ...).
+std::string_view CodeName(absl::StatusCode code);
+
+}  // namespace discovery::api
