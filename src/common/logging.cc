@@ -1,0 +1,297 @@
+#include "common/logging.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/formatter.h"
+#include "spdlog/logger.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/sinks/sink.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace discovery {
+namespace {
+
+using LogCounter = std::function<void(std::string_view level)>;
+
+// spdlog's log_msg carries no structured data, so LogX() publishes the record's fields here for
+// the formatter. This relies on the logger being synchronous: the formatter runs on the
+// thread that logs, inside the logger call.
+thread_local const LogFields* current_fields = nullptr;
+
+class CurrentFieldsScope {
+ public:
+  explicit CurrentFieldsScope(const LogFields& fields) : previous_(current_fields) {
+    current_fields = &fields;
+  }
+  ~CurrentFieldsScope() { current_fields = previous_; }
+  CurrentFieldsScope(const CurrentFieldsScope&) = delete;
+  CurrentFieldsScope& operator=(const CurrentFieldsScope&) = delete;
+  CurrentFieldsScope(CurrentFieldsScope&&) = delete;
+  CurrentFieldsScope& operator=(CurrentFieldsScope&&) = delete;
+
+ private:
+  const LogFields* previous_;
+};
+
+// The counter is copied out under the lock and called outside it, so a slow counter never
+// blocks SetLogCounter and a counter that is being replaced stays alive while it runs.
+struct CounterSlot {
+  absl::Mutex mutex;
+  std::shared_ptr<const LogCounter> counter ABSL_GUARDED_BY(mutex);
+};
+
+CounterSlot& GetCounterSlot() {
+  // Leaked on purpose: records may still be logged during static destruction.
+  static auto* const slot = new CounterSlot;
+  return *slot;
+}
+
+void CountRecord(std::string_view level) {
+  CounterSlot& slot = GetCounterSlot();
+  std::shared_ptr<const LogCounter> counter;
+  {
+    absl::MutexLock lock(&slot.mutex);
+    counter = slot.counter;
+  }
+  if (counter != nullptr) {
+    (*counter)(level);
+  }
+}
+
+// zap's names, which the Go original used in logs and in discovery_log_messages_total.
+std::string_view LevelName(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "fatal";
+    default:
+      return "off";
+  }
+}
+
+void Append(std::string_view text, spdlog::memory_buf_t& dest) {
+  dest.append(text.data(), text.data() + text.size());
+}
+
+// Invalid UTF-8 (e.g. a client-supplied name) becomes U+FFFD instead of an exception, so the
+// record is still written.
+std::string JsonQuote(std::string_view text) {
+  return nlohmann::json(std::string(text))
+      .dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+}
+
+// Text values stay bare unless a reader could not tell where they end.
+bool NeedsQuoting(std::string_view value) {
+  return value.empty() || std::any_of(value.begin(), value.end(), [](char c) {
+           const auto byte = static_cast<unsigned char>(c);
+           return byte <= ' ' || c == '"' || c == '=' || byte == 0x7f;
+         });
+}
+
+std::string FormatTime(const spdlog::log_clock::time_point& time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromChrono(time), absl::UTCTimeZone());
+}
+
+class LineFormatter final : public spdlog::formatter {
+ public:
+  explicit LineFormatter(bool json) : json_(json) {}
+
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    const LogFields* fields = current_fields;
+    if (json_) {
+      FormatJson(msg, payload, fields, dest);
+    } else {
+      FormatText(msg, payload, fields, dest);
+    }
+    Append("\n", dest);
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<LineFormatter>(json_);
+  }
+
+ private:
+  static void FormatJson(const spdlog::details::log_msg& msg, std::string_view payload,
+                         const LogFields* fields, spdlog::memory_buf_t& dest) {
+    Append(R"({"time":")", dest);
+    Append(FormatTime(msg.time), dest);
+    Append(R"(","level":")", dest);
+    Append(LevelName(msg.level), dest);
+    Append(R"(","msg":)", dest);
+    Append(JsonQuote(payload), dest);
+    if (fields != nullptr) {
+      for (const auto& [key, value] : *fields) {
+        Append(",", dest);
+        Append(JsonQuote(key), dest);
+        Append(":", dest);
+        Append(JsonQuote(value), dest);
+      }
+    }
+    Append("}", dest);
+  }
+
+  static void FormatText(const spdlog::details::log_msg& msg, std::string_view payload,
+                         const LogFields* fields, spdlog::memory_buf_t& dest) {
+    Append(FormatTime(msg.time), dest);
+    Append(" ", dest);
+    std::string level(LevelName(msg.level));
+    std::transform(level.begin(), level.end(), level.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    Append(level, dest);
+    Append(" ", dest);
+    Append(payload, dest);
+    if (fields != nullptr) {
+      for (const auto& [key, value] : *fields) {
+        Append(" ", dest);
+        Append(key, dest);
+        Append("=", dest);
+        Append(NeedsQuoting(value) ? JsonQuote(value) : value, dest);
+      }
+    }
+  }
+
+  bool json_;
+};
+
+// Sits beside the output sink so that every written record is counted, including those
+// logged through spdlog directly; records below the logger's level never reach it.
+class CountingSink final : public spdlog::sinks::sink {
+ public:
+  void log(const spdlog::details::log_msg& msg) override { CountRecord(LevelName(msg.level)); }
+  void flush() override {}
+  void set_pattern(const std::string& /*pattern*/) override {}
+  void set_formatter(std::unique_ptr<spdlog::formatter> /*formatter*/) override {}
+};
+
+void Log(spdlog::level::level_enum level, std::string_view msg, const LogFields& fields) {
+  spdlog::logger* logger = spdlog::default_logger_raw();
+  if (!logger->should_log(level)) {
+    return;
+  }
+  const CurrentFieldsScope scope(fields);
+  logger->log(level, spdlog::string_view_t(msg.data(), msg.size()));
+}
+
+std::string ToLower(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower;
+}
+
+}  // namespace
+
+void InitLogging(const LogOptions& options) {
+  spdlog::sink_ptr output;
+  if (options.output != nullptr) {
+    output = std::make_shared<spdlog::sinks::ostream_sink_mt>(*options.output,
+                                                              /*force_flush=*/true);
+  } else {
+    output = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  }
+  bool json = options.format == LogOptions::Format::kJson;
+  if (options.format == LogOptions::Format::kAuto) {
+    json = options.output != nullptr || isatty(STDERR_FILENO) == 0;
+  }
+  auto logger = std::make_shared<spdlog::logger>(
+      "discovery", spdlog::sinks_init_list{output, std::make_shared<CountingSink>()});
+  logger->set_formatter(std::make_unique<LineFormatter>(json));
+  logger->set_level(options.debug ? spdlog::level::debug : spdlog::level::info);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+void LogDebug(std::string_view msg, const LogFields& fields) {
+  Log(spdlog::level::debug, msg, fields);
+}
+
+void LogInfo(std::string_view msg, const LogFields& fields) {
+  Log(spdlog::level::info, msg, fields);
+}
+
+void LogWarn(std::string_view msg, const LogFields& fields) {
+  Log(spdlog::level::warn, msg, fields);
+}
+
+void LogError(std::string_view msg, const LogFields& fields) {
+  Log(spdlog::level::err, msg, fields);
+}
+
+void SetLogCounter(std::function<void(std::string_view level)> counter) {
+  std::shared_ptr<const LogCounter> replacement;
+  if (counter) {
+    replacement = std::make_shared<const LogCounter>(std::move(counter));
+  }
+  CounterSlot& slot = GetCounterSlot();
+  absl::MutexLock lock(&slot.mutex);
+  slot.counter = std::move(replacement);
+}
+
+bool IsSecretFlag(std::string_view flag_name) {
+  static constexpr std::array<std::string_view, 3> kSecretWords = {"key", "password", "secret"};
+  const std::string name = ToLower(flag_name);
+  // "token" only as the last word: --api-token holds one, --token-issuer and --token-path do not.
+  return name.ends_with("token") ||
+         std::any_of(kSecretWords.begin(), kSecretWords.end(), [&name](std::string_view word) {
+           return name.find(word) != std::string::npos;
+         });
+}
+
+std::string RedactFlagValue(std::string_view flag_name, std::string_view value) {
+  if (!value.empty() && IsSecretFlag(flag_name)) {
+    return std::string(kRedactedValue);
+  }
+  return std::string(value);
+}
+
+LogFields RedactedFlags(const std::map<std::string, std::string>& flags) {
+  static constexpr std::array<std::string_view, 6> kOmitted = {
+      "help", "env-help", "version", "show-config", "etcd-ca", "etcd-cert"};
+  LogFields redacted;
+  for (const auto& [name, value] : flags) {
+    if (std::find(kOmitted.begin(), kOmitted.end(), name) != kOmitted.end()) {
+      continue;
+    }
+    redacted.emplace_back(name, RedactFlagValue(name, value));
+  }
+  return redacted;
+}
+
+std::string RedactBearer(std::string_view header) {
+  const std::size_t space = header.find(' ');
+  if (space == std::string_view::npos) {
+    return header.empty() ? std::string() : std::string(kRedactedValue);
+  }
+  std::string scheme(header.substr(0, space));
+  if (header.find_first_not_of(' ', space) == std::string_view::npos) {
+    return scheme;
+  }
+  return scheme + " " + std::string(kRedactedValue);
+}
+
+}  // namespace discovery

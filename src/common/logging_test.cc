@@ -1,0 +1,223 @@
+#include "common/logging.h"
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace discovery {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
+using ::testing::Not;
+using ::testing::Pair;
+using ::testing::SizeIs;
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream stream(text);
+  for (std::string line; std::getline(stream, line);) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+class LoggingTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    SetLogCounter({});
+    // The logger must not keep writing to output_, which dies with the fixture.
+    InitLogging({});
+  }
+
+  void Init(LogOptions::Format format, bool debug = false) {
+    InitLogging({.debug = debug, .format = format, .output = &output_});
+  }
+
+  // Parses each written line as a JSON object, keeping the key order.
+  std::vector<nlohmann::ordered_json> JsonLines() const {
+    std::vector<nlohmann::ordered_json> records;
+    for (const std::string& line : Lines(output_.str())) {
+      records.push_back(nlohmann::ordered_json::parse(line));
+    }
+    return records;
+  }
+
+  std::ostringstream output_;
+};
+
+TEST_F(LoggingTest, JsonLineHasTimeLevelMessageThenFieldsInOrder) {
+  Init(LogOptions::Format::kJson);
+
+  LogInfo("service registered", {{"namespace", "default"}, {"id", "abc"}});
+
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(1));
+  std::vector<std::string> keys;
+  for (const auto& item : records[0].items()) {
+    keys.push_back(item.key());
+  }
+  EXPECT_THAT(keys, ElementsAre("time", "level", "msg", "namespace", "id"));
+  EXPECT_THAT(records[0]["time"].get<std::string>(),
+              MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{3}Z"));
+  EXPECT_EQ(records[0]["level"], "info");
+  EXPECT_EQ(records[0]["msg"], "service registered");
+  EXPECT_EQ(records[0]["namespace"], "default");
+  EXPECT_EQ(records[0]["id"], "abc");
+}
+
+TEST_F(LoggingTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
+  Init(LogOptions::Format::kJson);
+  const std::string tricky = "say \"hi\"\\\nnext line\t\x01 end";
+
+  LogWarn(tricky, {{"key \"q\"", tricky}});
+
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(1));  // The embedded newline did not split the line.
+  EXPECT_EQ(records[0]["level"], "warn");
+  EXPECT_EQ(records[0]["msg"], tricky);
+  EXPECT_EQ(records[0]["key \"q\""], tricky);
+}
+
+TEST_F(LoggingTest, JsonReplacesInvalidUtf8InsteadOfDroppingTheRecord) {
+  Init(LogOptions::Format::kJson);
+
+  LogError("bad \xff byte", {{"name", "caf\xc3"}});
+
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(1));
+  EXPECT_EQ(records[0]["level"], "error");
+  EXPECT_EQ(records[0]["msg"], "bad \xef\xbf\xbd byte");
+}
+
+TEST_F(LoggingTest, PlainSpdlogCallsUseTheSameFormat) {
+  Init(LogOptions::Format::kJson);
+
+  spdlog::info("registered {} services", 3);
+  spdlog::critical("cannot continue");
+
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(2));
+  EXPECT_EQ(records[0]["msg"], "registered 3 services");
+  EXPECT_EQ(records[1]["level"], "fatal");
+}
+
+TEST_F(LoggingTest, TextLineHasMessageThenKeyValuePairs) {
+  Init(LogOptions::Format::kText);
+
+  LogInfo("starting grpc server", {{"grpc-listen", ":3001"}, {"labels", "a b"}, {"empty", ""}});
+
+  EXPECT_THAT(Lines(output_.str()),
+              ElementsAre(MatchesRegex(R"([0-9T:.-]+Z INFO starting grpc server )"
+                                       R"(grpc-listen=:3001 labels="a b" empty="")")));
+}
+
+TEST_F(LoggingTest, AutoFormatWritesJsonToANonTerminal) {
+  Init(LogOptions::Format::kAuto);
+
+  LogInfo("hello");
+
+  EXPECT_THAT(JsonLines(), SizeIs(1));
+}
+
+TEST_F(LoggingTest, DebugRecordsAreWrittenOnlyWithDebugOption) {
+  Init(LogOptions::Format::kJson, /*debug=*/false);
+  LogDebug("hidden");
+  spdlog::debug("hidden too");
+  EXPECT_THAT(output_.str(), IsEmpty());
+
+  Init(LogOptions::Format::kJson, /*debug=*/true);
+  LogDebug("shown");
+
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(1));
+  EXPECT_EQ(records[0]["level"], "debug");
+  EXPECT_EQ(records[0]["msg"], "shown");
+}
+
+TEST_F(LoggingTest, CounterSeesEveryWrittenRecordByLevel) {
+  Init(LogOptions::Format::kJson);
+  absl::Mutex mutex;
+  std::vector<std::string> levels;
+  SetLogCounter([&](std::string_view level) {
+    absl::MutexLock lock(&mutex);
+    levels.emplace_back(level);
+  });
+
+  LogInfo("a");
+  LogDebug("filtered out, so not counted");
+  LogError("b");
+  spdlog::warn("c");
+  SetLogCounter({});
+  LogInfo("after removal");
+
+  absl::MutexLock lock(&mutex);
+  EXPECT_THAT(levels, ElementsAre("info", "error", "warn"));
+}
+
+TEST(LoggingRedactionTest, MatchesSecretWordsInAnyCase) {
+  for (const char* name : {"token-secret", "etcd-password", "etcd-key", "etcd-key-file",
+                           "ETCD-PASSWORD", "Oidc-Client-Secret", "api-token"}) {
+    EXPECT_TRUE(IsSecretFlag(name)) << name;
+  }
+  for (const char* name : {"oidc-client-id", "grpc-listen", "replicas", "etcd-user", "token-issuer", ""}) {
+    EXPECT_FALSE(IsSecretFlag(name)) << name;
+  }
+}
+
+TEST(LoggingRedactionTest, RedactsOnlyNonEmptySecretValues) {
+  EXPECT_EQ(RedactFlagValue("token-secret", "s3cr3t"), "*****");
+  EXPECT_EQ(RedactFlagValue("token-secret", ""), "");
+  EXPECT_EQ(RedactFlagValue("grpc-listen", "localhost:3001"), "localhost:3001");
+}
+
+TEST(LoggingRedactionTest, RedactedFlagsDropsNoiseAndMasksSecrets) {
+  const std::map<std::string, std::string> flags = {
+      {"help", "false"},
+      {"env-help", "false"},
+      {"version", "false"},
+      {"show-config", "false"},
+      {"etcd-ca", "-----BEGIN"},
+      {"etcd-cert", "-----BEGIN"},
+      {"etcd-password", "hunter2"},
+      {"etcd-key", ""},
+      {"grpc-listen", ":3001"},
+  };
+
+  EXPECT_THAT(RedactedFlags(flags),
+              ElementsAre(Pair("etcd-key", ""), Pair("etcd-password", "*****"),
+                          Pair("grpc-listen", ":3001")));
+}
+
+TEST(LoggingRedactionTest, RedactBearerKeepsOnlyTheScheme) {
+  EXPECT_EQ(RedactBearer("Bearer eyJhbGciOi.x.y"), "Bearer *****");
+  EXPECT_EQ(RedactBearer("bearer  two spaces"), "bearer *****");
+  EXPECT_EQ(RedactBearer("Bearer "), "Bearer");
+  EXPECT_EQ(RedactBearer("eyJhbGciOi.x.y"), "*****");
+  EXPECT_EQ(RedactBearer(""), "");
+}
+
+TEST_F(LoggingTest, StartupFlagsLogWithoutSecrets) {
+  Init(LogOptions::Format::kJson);
+
+  LogInfo("starting grpc server", RedactedFlags({{"token-secret", "s3cr3t"}, {"replicas", "2"}}));
+
+  EXPECT_THAT(output_.str(), Not(HasSubstr("s3cr3t")));
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(1));
+  EXPECT_EQ(records[0]["token-secret"], "*****");
+  EXPECT_EQ(records[0]["replicas"], "2");
+}
+
+}  // namespace
+}  // namespace discovery

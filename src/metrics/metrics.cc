@@ -1,0 +1,249 @@
+#include "metrics/metrics.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/labels.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
+
+#include "common/logging.h"
+#include "metrics/collectors.h"
+
+namespace discovery::metrics {
+namespace {
+
+// The only kind of RPC the API has.
+constexpr std::string_view kUnary = "unary";
+
+// Prometheus client defaults (prometheus.DefBuckets), which go-grpc-prometheus uses.
+const prometheus::Histogram::BucketBoundaries& DefaultBuckets() {
+  static const auto* const buckets =
+      new prometheus::Histogram::BucketBoundaries{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+  return *buckets;
+}
+
+// go-grpc-prometheus's labels for "/package.Service/Method", including its "unknown" fallback
+// for a name without a second slash.
+prometheus::Labels RpcLabels(std::string_view full_method) {
+  if (!full_method.empty() && full_method.front() == '/') {
+    full_method.remove_prefix(1);
+  }
+  std::string service = "unknown";
+  std::string method = "unknown";
+  if (const std::size_t slash = full_method.find('/'); slash != std::string_view::npos) {
+    service = std::string(full_method.substr(0, slash));
+    method = std::string(full_method.substr(slash + 1));
+  }
+  return {{"grpc_type", std::string(kUnary)},
+          {"grpc_service", std::move(service)},
+          {"grpc_method", std::move(method)}};
+}
+
+template <typename T>
+prometheus::Family<T>& Register(prometheus::detail::Builder<T> builder,
+                                prometheus::Registry& registry, const std::string& name,
+                                const std::string& help) {
+  return builder.Name(name).Help(help).Register(registry);
+}
+
+}  // namespace
+
+std::string GrpcCodeName(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return "OK";
+    case absl::StatusCode::kCancelled:
+      return "Canceled";
+    case absl::StatusCode::kUnknown:
+      return "Unknown";
+    case absl::StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "DeadlineExceeded";
+    case absl::StatusCode::kNotFound:
+      return "NotFound";
+    case absl::StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case absl::StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case absl::StatusCode::kResourceExhausted:
+      return "ResourceExhausted";
+    case absl::StatusCode::kFailedPrecondition:
+      return "FailedPrecondition";
+    case absl::StatusCode::kAborted:
+      return "Aborted";
+    case absl::StatusCode::kOutOfRange:
+      return "OutOfRange";
+    case absl::StatusCode::kUnimplemented:
+      return "Unimplemented";
+    case absl::StatusCode::kInternal:
+      return "Internal";
+    case absl::StatusCode::kUnavailable:
+      return "Unavailable";
+    case absl::StatusCode::kDataLoss:
+      return "DataLoss";
+    case absl::StatusCode::kUnauthenticated:
+      return "Unauthenticated";
+    default:
+      return "Code(" + std::to_string(static_cast<int>(code)) + ")";
+  }
+}
+
+Metrics::Metrics()
+    : process_(std::make_unique<ProcessCollector>()),
+      services_count_(std::make_unique<GaugeSnapshot>(
+          "discovery_services_count", "Number of registered services per server and namespace.",
+          std::vector<std::string>{"server", "namespace"})),
+      grpc_started_(Register(prometheus::BuildCounter(), registry_, "grpc_server_started_total",
+                             "Total number of RPCs started on the server.")),
+      grpc_handled_(Register(
+          prometheus::BuildCounter(), registry_, "grpc_server_handled_total",
+          "Total number of RPCs completed on the server, regardless of success or failure.")),
+      grpc_msg_received_(Register(prometheus::BuildCounter(), registry_,
+                                  "grpc_server_msg_received_total",
+                                  "Total number of RPC stream messages received on the server.")),
+      grpc_msg_sent_(Register(prometheus::BuildCounter(), registry_, "grpc_server_msg_sent_total",
+                              "Total number of gRPC stream messages sent by the server.")),
+      grpc_handling_seconds_(Register(prometheus::BuildHistogram(), registry_,
+                                      "grpc_server_handling_seconds",
+                                      "Histogram of response latency (seconds) of gRPC that had "
+                                      "been application-level handled by the server.")),
+      http_requests_(Register(prometheus::BuildCounter(), registry_,
+                              "discovery_http_requests_total",
+                              "Total number of HTTP requests by route, method and status code.")),
+      http_request_duration_(Register(prometheus::BuildHistogram(), registry_,
+                                      "discovery_http_request_duration_seconds",
+                                      "Histogram of HTTP request latency (seconds) by route.")),
+      replication_factor_(Register(prometheus::BuildGauge(), registry_,
+                                   "discovery_replication_factor",
+                                   "Number of servers each service is assigned to.")),
+      store_errors_(Register(prometheus::BuildCounter(), registry_, "discovery_store_errors_total",
+                             "Total number of failed store operations by operation.")),
+      log_messages_(Register(prometheus::BuildCounter(), registry_, "discovery_log_messages_total",
+                             "Total number of log messages by level.")),
+      exporter_watch_events_(Register(prometheus::BuildCounter(), registry_,
+                                      "discovery_exporter_service_watch_events_total",
+                                      "Total number of service watch events by operation.")),
+      build_info_(Register(prometheus::BuildGauge(), registry_, "kong_build_info",
+                           "Build information of the program.")),
+      flags_(Register(prometheus::BuildGauge(), registry_, "kong_flag",
+                      "Flag values the program was started with.")) {}
+
+Metrics::~Metrics() = default;
+
+std::string Metrics::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = registry_.Collect();
+  for (const prometheus::Collectable* collectable :
+       {static_cast<const prometheus::Collectable*>(process_.get()),
+        static_cast<const prometheus::Collectable*>(services_count_.get())}) {
+    std::vector<prometheus::MetricFamily> more = collectable->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+  }
+  // Go's registry omits vectors without series; a bare HELP/TYPE header would only be noise.
+  std::erase_if(families,
+                [](const prometheus::MetricFamily& family) { return family.metric.empty(); });
+  std::sort(families.begin(), families.end(),
+            [](const prometheus::MetricFamily& a, const prometheus::MetricFamily& b) {
+              return a.name < b.name;
+            });
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void Metrics::RpcStarted(std::string_view full_method) {
+  const prometheus::Labels labels = RpcLabels(full_method);
+  grpc_started_.Add(labels).Increment();
+  // Unary: exactly one request message per call.
+  grpc_msg_received_.Add(labels).Increment();
+}
+
+void Metrics::RpcHandled(std::string_view full_method, absl::StatusCode code,
+                         absl::Duration elapsed) {
+  prometheus::Labels labels = RpcLabels(full_method);
+  HistogramSeries(grpc_handling_seconds_, labels).Observe(absl::ToDoubleSeconds(elapsed));
+  if (code == absl::StatusCode::kOk) {
+    // A failed unary call sends no response message.
+    grpc_msg_sent_.Add(labels).Increment();
+  }
+  labels.emplace("grpc_code", GrpcCodeName(code));
+  grpc_handled_.Add(labels).Increment();
+}
+
+void Metrics::HttpHandled(std::string_view route, std::string_view method, int status,
+                          absl::Duration elapsed) {
+  http_requests_
+      .Add({{"route", std::string(route)},
+            {"method", std::string(method)},
+            {"code", std::to_string(status)}})
+      .Increment();
+  HistogramSeries(http_request_duration_, {{"route", std::string(route)}})
+      .Observe(absl::ToDoubleSeconds(elapsed));
+}
+
+void Metrics::SetServiceCounts(
+    const std::map<std::pair<std::string, std::string>, std::int64_t>& counts) {
+  std::vector<GaugeSnapshot::Series> series;
+  series.reserve(counts.size());
+  for (const auto& [key, count] : counts) {
+    series.emplace_back(std::vector<std::string>{key.first, key.second},
+                        static_cast<double>(count));
+  }
+  services_count_->Replace(std::move(series));
+}
+
+void Metrics::SetReplicationFactor(int replicas) { replication_factor_.Add({}).Set(replicas); }
+
+void Metrics::StoreError(std::string_view op) {
+  store_errors_.Add({{"op", std::string(op)}}).Increment();
+}
+
+void Metrics::LogMessage(std::string_view level) {
+  log_messages_.Add({{"level", std::string(level)}}).Increment();
+}
+
+void Metrics::ExporterWatchEvent(std::string_view op) {
+  exporter_watch_events_.Add({{"op", std::string(op)}}).Increment();
+}
+
+void Metrics::RecordStartup(const BuildInfo& build,
+                            const std::vector<std::pair<std::string, std::string>>& flags) {
+  build_info_
+      .Add({{"program", build.program},
+            {"version", build.version},
+            {"revision", build.revision},
+            {"date", build.date},
+            {"compiler", build.compiler}})
+      .Set(1);
+  for (const auto& [name, value] : flags) {
+    if (value.empty() || value == kRedactedValue) {
+      continue;
+    }
+    flags_.Add({{"program", build.program}, {"name", name}, {"value", value}}).Set(1);
+  }
+}
+
+prometheus::Histogram& Metrics::HistogramSeries(prometheus::Family<prometheus::Histogram>& family,
+                                                const prometheus::Labels& labels) {
+  absl::MutexLock lock(&histograms_mutex_);
+  prometheus::Histogram*& series = histograms_[{&family, labels}];
+  if (series == nullptr) {
+    series = &family.Add(labels, DefaultBuckets());
+  }
+  return *series;
+}
+
+}  // namespace discovery::metrics

@@ -1,0 +1,126 @@
+// The Prometheus metrics of both binaries, exposed on /metrics. Names and labels follow what the
+// Go original exported (go-grpc-prometheus, the process collector, kong's build info), so
+// existing dashboards and alerts keep working.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/labels.h"
+#include "prometheus/registry.h"
+
+namespace discovery::metrics {
+
+class GaugeSnapshot;
+class ProcessCollector;
+
+// Returns the name Go's codes.Code.String() gives `code` ("OK", "InvalidArgument", ...), or
+// "Code(<n>)" for a value outside the canonical codes. Used for the grpc_code label and the
+// request log. Thread-safe.
+std::string GrpcCodeName(absl::StatusCode code);
+
+// Identifies the running build in kong_build_info.
+struct BuildInfo {
+  std::string program = "discovery";
+  std::string version;
+  std::string revision;
+  std::string date;
+  std::string compiler;
+};
+
+// Owns the metric registry. Series appear on first use, as with Go's metric vectors, so
+// /metrics of the exporter does not list the server's RPC families. Every method is
+// thread-safe. Not copyable or movable: the families point into the registry.
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+  Metrics(Metrics&&) = delete;
+  Metrics& operator=(Metrics&&) = delete;
+
+  // Returns the Prometheus text exposition (format 0.0.4) of all metrics, including the
+  // process_* metrics read from /proc/self at this call, ordered by family name.
+  std::string Serialize() const;
+
+  // Records an RPC arriving for `full_method` ("/postfinance.discovery.v1.ServiceAPI/
+  // RegisterService"): grpc_server_started_total and grpc_server_msg_received_total.
+  void RpcStarted(std::string_view full_method);
+
+  // Records the end of an RPC started with RpcStarted: grpc_server_handled_total{grpc_code},
+  // grpc_server_handling_seconds and, when `code` is OK, grpc_server_msg_sent_total.
+  void RpcHandled(std::string_view full_method, absl::StatusCode code, absl::Duration elapsed);
+
+  // Records an HTTP request answered with `status` on `route` (the matched pattern, not the
+  // raw path, so that the number of series stays bounded).
+  void HttpHandled(std::string_view route, std::string_view method, int status,
+                   absl::Duration elapsed);
+
+  // Replaces every discovery_services_count series with `counts`, keyed by (server,
+  // namespace); series missing from `counts` disappear. A scrape sees either the old or the
+  // new set, never a mix.
+  void SetServiceCounts(const std::map<std::pair<std::string, std::string>, std::int64_t>& counts);
+
+  // Sets discovery_replication_factor (the --replicas flag).
+  void SetReplicationFactor(int replicas);
+
+  // Counts a failed store operation, e.g. op="put", in discovery_store_errors_total.
+  void StoreError(std::string_view op);
+
+  // Counts a log record written at `level`; meant for SetLogCounter.
+  void LogMessage(std::string_view level);
+
+  // Counts a service watch event (op="put" or "delete") handled by the exporter.
+  void ExporterWatchEvent(std::string_view op);
+
+  // Sets kong_build_info to 1 for `build`, and kong_flag{name,value} to 1 for each flag in
+  // `flags`, which must already be redacted (RedactedFlags in common/logging.h). Flags with an
+  // empty or redacted value are left out, as the Go original did. Call once at start-up.
+  void RecordStartup(const BuildInfo& build,
+                     const std::vector<std::pair<std::string, std::string>>& flags);
+
+ private:
+  // Histogram::Add constructs a histogram (bucket vector included) even when the series
+  // exists, so series are looked up here first.
+  prometheus::Histogram& HistogramSeries(prometheus::Family<prometheus::Histogram>& family,
+                                         const prometheus::Labels& labels);
+
+  // Declared first: the families below are owned by it.
+  prometheus::Registry registry_;
+  std::unique_ptr<ProcessCollector> process_;
+  std::unique_ptr<GaugeSnapshot> services_count_;
+
+  prometheus::Family<prometheus::Counter>& grpc_started_;
+  prometheus::Family<prometheus::Counter>& grpc_handled_;
+  prometheus::Family<prometheus::Counter>& grpc_msg_received_;
+  prometheus::Family<prometheus::Counter>& grpc_msg_sent_;
+  prometheus::Family<prometheus::Histogram>& grpc_handling_seconds_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_request_duration_;
+  prometheus::Family<prometheus::Gauge>& replication_factor_;
+  prometheus::Family<prometheus::Counter>& store_errors_;
+  prometheus::Family<prometheus::Counter>& log_messages_;
+  prometheus::Family<prometheus::Counter>& exporter_watch_events_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Gauge>& flags_;
+
+  absl::Mutex histograms_mutex_;
+  std::map<std::pair<const void*, prometheus::Labels>, prometheus::Histogram*> histograms_
+      ABSL_GUARDED_BY(histograms_mutex_);
+};
+
+}  // namespace discovery::metrics
