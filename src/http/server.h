@@ -1,0 +1,134 @@
+// An asynchronous HTTP/1.1 server (Boost.Beast/Asio behind a pimpl) that hands every complete
+// request to one Handler on a worker pool. Transport only: routing, the REST API, http_sd,
+// /metrics and the health endpoints are built on top of it by callers.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace discovery::http {
+
+// A complete request as received. Owned by the server; valid for the duration of the Handler
+// call only.
+struct Request {
+  // As sent, e.g. "GET"; the server does not restrict methods.
+  std::string method;
+  // The raw request-target, e.g. "/v1/sd/a/b?config=blackbox".
+  std::string target;
+  // `target` before the first '?', still percent-encoded.
+  std::string path;
+  // `target` after the first '?' without it; "" when there is none.
+  std::string query;
+  // In the order received, names as sent (not case-folded).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // De-chunked when the client used chunked transfer coding.
+  std::string body;
+  // The peer as "ip:port" ("[ip]:port" for IPv6); "" when the socket could not tell.
+  std::string remote_address;
+
+  // The value of the first header named `name` (ASCII case-insensitive); nullopt when absent.
+  // The view points into `headers`.
+  std::optional<std::string_view> Header(std::string_view name) const;
+};
+
+struct Response {
+  // 200-599; anything else is answered with 500 (and logged) since 1xx cannot end a request.
+  int status = 200;
+  // Sent as given (e.g. Content-Type, ETag). The server owns message framing: Content-Length
+  // and Transfer-Encoding given here are ignored; it adds `Server: discoveryd` unless a Server
+  // header is present; `Connection: close` here closes the connection after the response.
+  // A name or value containing CR, LF or NUL turns the response into a 500.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Dropped (Content-Length kept) for HEAD requests and never sent with 204 and 304.
+  std::string body;
+};
+
+// Called on a worker thread, concurrently for different connections, so it must be
+// thread-safe. May block (e.g. on a store). An exception it throws becomes a 500 with a short
+// plain-text body and is logged at error.
+using Handler = std::function<Response(const Request&)>;
+
+struct TlsOptions {
+  // PEM certificate chain, leaf first.
+  std::string cert_file;
+  // PEM private key matching the leaf certificate.
+  std::string key_file;
+};
+
+struct ServerOptions {
+  // "host:port", "[v6-address]:port" or ":port" (all interfaces, IPv6 and IPv4 where the host
+  // supports dual-stack sockets). Port 0 binds an ephemeral port (see Server::port()). A host
+  // name is resolved once at Start; the first IPv4 address wins, as for Go's net.Listen.
+  std::string listen = "localhost:3002";
+  // A request announcing or sending a larger body is answered with 413 and the connection is
+  // closed.
+  size_t max_body_bytes = 1 << 20;
+  // Request line plus header fields; larger is answered with 431 and the connection is closed.
+  size_t max_header_bytes = 16 << 10;
+  // The whole request (header and body) must arrive within this, counted from its first byte
+  // (from the accept, including the TLS handshake, for the first request of a connection);
+  // otherwise the connection is closed without a response.
+  absl::Duration read_timeout = absl::Seconds(10);
+  // How long a keep-alive connection may wait for the first byte of its next request.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Sending one response (or a 100 Continue) must finish within this.
+  absl::Duration write_timeout = absl::Seconds(10);
+  // Threads doing socket I/O. They never run the Handler, so slow handlers cannot stall I/O.
+  int io_threads = 1;
+  // Threads running the Handler. Requests beyond this wait in a queue; each connection has at
+  // most one request in flight.
+  int worker_threads = 4;
+  // Connections beyond this are accepted and closed at once.
+  size_t max_connections = 4096;
+  // Serve HTTPS (TLS 1.2 and later) instead of plain HTTP.
+  std::optional<TlsOptions> tls;
+};
+
+// A running server. Owns its threads; every method is thread-safe.
+class Server {
+ public:
+  // Binds, listens and starts serving on threads owned by the returned object; `handler` is
+  // called until Shutdown returns.
+  // InvalidArgument for an empty `handler`, a malformed or unresolvable `listen`, non-positive
+  // thread counts, timeouts or max_connections, and TLS files that cannot be read, are not PEM
+  // or do not match; Unavailable when the address cannot be bound (in use, not local, not
+  // permitted); Internal when the system refuses resources (threads, sockets).
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options, Handler handler);
+
+  // Shutdown(absl::ZeroDuration()) unless already shut down.
+  ~Server();
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  Server(Server&&) = delete;
+  Server& operator=(Server&&) = delete;
+
+  // The bound port, also after Shutdown; useful with port 0.
+  int port() const;
+
+  // Stops accepting and closes connections waiting for a request. Requests already arriving or
+  // being handled may finish (their connection then closes) for up to `grace`; after that every
+  // connection is closed and queued requests are dropped without calling the handler. Returns
+  // once all threads are joined, which includes waiting for handler calls still running: a
+  // handler that never returns blocks Shutdown. Idempotent; concurrent callers all return after
+  // the first one has finished. Must not be called from the handler (it would join its own
+  // thread).
+  void Shutdown(absl::Duration grace);
+
+ private:
+  class Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace discovery::http
