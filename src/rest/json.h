@@ -1,0 +1,45 @@
+// Proto3 JSON and error responses the way grpc-gateway v2's default marshaler produces them
+// (reference §7.3), so REST clients of the Go original read our answers unchanged.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+
+#include "http/server.h"
+
+namespace discovery::rest {
+
+// `message` as compact proto3 JSON: lowerCamelCase names, fields in declaration order, every
+// field present (unpopulated scalars as "", 0, false; repeated as []; maps as {}; unset message
+// fields as null), int64 as JSON strings, Timestamps in RFC 3339 with `Z`, map keys sorted
+// bytewise. Internal when protobuf cannot print the message (e.g. a Timestamp out of range).
+// Thread-safe.
+absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message);
+
+// Replaces `*message` by the request in `body`: proto field names and lowerCamelCase names are
+// both accepted, unknown fields are ignored. An empty or all-whitespace body is the empty
+// request, as grpc-gateway treats an empty body (io.EOF). InvalidArgument `invalid request
+// body: <problem>` for malformed JSON, a non-object, wrong value types and invalid UTF-8.
+// Thread-safe.
+absl::Status JsonToMessage(std::string_view body, google::protobuf::Message* message);
+
+// grpc-gateway's HTTPStatusFromCode: 400 for InvalidArgument, FailedPrecondition and
+// OutOfRange, 401, 403, 404, 409 for AlreadyExists and Aborted, 429, 499 for Cancelled, 501,
+// 503, 504, 500 for Unknown, Internal, DataLoss and anything unknown; 200 for OK.
+int HttpStatusFromCode(absl::StatusCode code);
+
+// The error answer for a non-OK `status`: the mapped HTTP status, Content-Type
+// application/json and the body {"code":<gRPC code number>,"message":"...","details":[]}.
+// Unauthenticated also gets `WWW-Authenticate: Bearer error="invalid_token",
+// error_description="<message>"` (RFC 6750; the original sent the bare message), with bytes
+// that may not appear in a header value replaced by '?'.
+http::Response ErrorResponse(const absl::Status& status);
+
+// A 200 answer with Content-Type application/json and `body`.
+http::Response JsonResponse(std::string body);
+
+}  // namespace discovery::rest

@@ -1,0 +1,403 @@
+#include "rest/rest_api.h"
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+
+#include "api/handlers.h"
+#include "common/format.h"
+#include "registry/placed.h"
+#include "rest/json.h"
+#include "rest/url.h"
+
+namespace discovery::rest {
+namespace {
+
+namespace pb = ::postfinance::discovery::v1;
+using ::google::protobuf::Descriptor;
+using ::google::protobuf::FieldDescriptor;
+using ::google::protobuf::Message;
+using ::google::protobuf::Reflection;
+
+// A matched request as an endpoint sees it.
+struct Call {
+  api::Dispatcher& dispatcher;
+  const http::Request& request;
+  std::string_view authorization;
+  // The route's parameter names (= request field names) and their decoded values.
+  const std::vector<std::string_view>& param_names;
+  const std::vector<std::string>& param_values;
+  const QueryParams& query;
+};
+
+using Endpoint = std::function<http::Response(const Call&)>;
+
+struct MethodEndpoint {
+  std::string_view method;
+  Endpoint endpoint;
+};
+
+struct RouteSpec {
+  std::string_view pattern;
+  // `pattern` split on '/'; "{x}" is a parameter.
+  std::vector<std::string_view> segments;
+  std::vector<std::string_view> param_names;
+  std::vector<MethodEndpoint> methods;
+};
+
+bool IsParam(std::string_view segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+RouteSpec MakeRoute(std::string_view pattern, std::vector<MethodEndpoint> methods) {
+  RouteSpec route{.pattern = pattern, .methods = std::move(methods)};
+  std::string_view rest = pattern.substr(1);
+  while (true) {
+    const size_t slash = rest.find('/');
+    const std::string_view segment = rest.substr(0, slash);
+    route.segments.push_back(segment);
+    if (IsParam(segment)) {
+      route.param_names.push_back(segment.substr(1, segment.size() - 2));
+    }
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    rest = rest.substr(slash + 1);
+  }
+  return route;
+}
+
+std::string FullMethod(std::string_view service, std::string_view method) {
+  return fmt::format("{}{}", service, method);
+}
+
+// The values of query parameter `name`, in order.
+std::vector<std::string_view> QueryValues(const QueryParams& query, std::string_view name) {
+  std::vector<std::string_view> values;
+  for (const auto& [key, value] : query) {
+    if (key == name) {
+      values.push_back(value);
+    }
+  }
+  return values;
+}
+
+absl::Status TooManyValues(std::string_view field, const std::vector<std::string_view>& values) {
+  std::string joined;
+  for (const std::string_view value : values) {
+    joined += joined.empty() ? "" : ", ";
+    joined += value;
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("too many values for field \"{}\": {}", field, joined));
+}
+
+// Sets the path parameters on the request fields of the same name, then every other field
+// from the query parameter of its proto or lowerCamelCase name, as grpc-gateway's
+// PopulateQueryParameters does (path parameters win over the query).
+absl::Status FillFromUrl(const Call& call, Message* message) {
+  const Descriptor* descriptor = message->GetDescriptor();
+  const Reflection* reflection = message->GetReflection();
+  for (size_t i = 0; i < call.param_names.size(); ++i) {
+    const FieldDescriptor* field = descriptor->FindFieldByName(std::string{call.param_names[i]});
+    if (field == nullptr || field->is_repeated() ||
+        field->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      // The route table names string fields only; the tests exercise every route.
+      return absl::InternalError(fmt::format("route parameter {} is not a string field of {}",
+                                             call.param_names[i], descriptor->full_name()));
+    }
+    reflection->SetString(message, field, call.param_values[i]);
+  }
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const FieldDescriptor* field = descriptor->field(i);
+    // The GET and DELETE requests of the API have string fields only, so nothing else needs
+    // converting from query text.
+    if (field->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      continue;
+    }
+    bool is_path_param = false;
+    for (const std::string_view name : call.param_names) {
+      is_path_param = is_path_param || name == field->name();
+    }
+    if (is_path_param) {
+      continue;
+    }
+    std::vector<std::string_view> values;
+    for (const auto& [key, value] : call.query) {
+      if (key == field->name() || key == field->json_name()) {
+        values.push_back(value);
+      }
+    }
+    if (field->is_repeated()) {
+      for (const std::string_view value : values) {
+        reflection->AddString(message, field, std::string{value});
+      }
+    } else if (values.size() > 1) {
+      return TooManyValues(field->name(), values);
+    } else if (values.size() == 1) {
+      reflection->SetString(message, field, std::string{values.front()});
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename Response, typename Request>
+http::Response Run(const Call& call, const std::string& full_method, const Request& request,
+                   api::Dispatcher::Method<Response, Request> handler) {
+  absl::StatusOr<Response> response =
+      call.dispatcher.Dispatch(full_method, call.authorization, request, handler);
+  if (!response.ok()) {
+    return ErrorResponse(response.status());
+  }
+  absl::StatusOr<std::string> json = MessageToJson(*response);
+  if (!json.ok()) {
+    return ErrorResponse(json.status());
+  }
+  return JsonResponse(*std::move(json));
+}
+
+// POST: the body is the whole request (`body: "*"` in the HTTP annotations); the query is not
+// read, as in grpc-gateway.
+template <typename Response, typename Request>
+MethodEndpoint FromBody(std::string_view service, std::string_view method,
+                        api::Dispatcher::Method<Response, Request> handler) {
+  return {"POST", [full_method = FullMethod(service, method), handler](const Call& call) {
+            Request request;
+            if (absl::Status status = JsonToMessage(call.request.body, &request); !status.ok()) {
+              return ErrorResponse(status);
+            }
+            return Run(call, full_method, request, handler);
+          }};
+}
+
+// GET and DELETE: the request comes from the path and the query; a body is ignored.
+template <typename Response, typename Request>
+MethodEndpoint FromUrl(std::string_view http_method, std::string_view service,
+                       std::string_view method,
+                       api::Dispatcher::Method<Response, Request> handler) {
+  return {http_method, [full_method = FullMethod(service, method), handler](const Call& call) {
+            Request request;
+            if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
+              return ErrorResponse(status);
+            }
+            return Run(call, full_method, request, handler);
+          }};
+}
+
+// Skips the optional weakness indicator: If-None-Match compares weakly (RFC 9110 §13.1.2).
+std::string_view Opaque(std::string_view tag) {
+  return tag.starts_with("W/") ? tag.substr(2) : tag;
+}
+
+// True when an If-None-Match header of `request` lists `etag` or is "*". Every such header
+// counts (a list may be split over several); entity tags are quoted strings, which may
+// themselves hold commas.
+bool NoneMatchHits(const http::Request& request, std::string_view etag) {
+  const std::string_view wanted = Opaque(etag);
+  for (const auto& [name, value] : request.headers) {
+    if (!absl::EqualsIgnoreCase(ToAbsl(name), "If-None-Match")) {
+      continue;
+    }
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const size_t start = rest.find_first_not_of(" \t,");
+      if (start == std::string_view::npos) {
+        break;
+      }
+      rest.remove_prefix(start);
+      // A quoted tag ends at its closing quote; anything else (e.g. "*") at the next comma.
+      const size_t open =
+          rest.starts_with("W/\"") ? 2 : (rest.front() == '"' ? 0 : std::string_view::npos);
+      size_t end = std::min(rest.find(','), rest.size());
+      if (open != std::string_view::npos) {
+        const size_t closing = rest.find('"', open + 1);
+        end = closing == std::string_view::npos ? rest.size() : closing + 1;
+      }
+      std::string_view tag = rest.substr(0, end);
+      rest.remove_prefix(end);
+      while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) {
+        tag.remove_suffix(1);
+      }
+      if (tag == "*" || Opaque(tag) == wanted) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// GET /v1/sd/{server}/{namespace}: the pre-rendered http_sd body of the registry, served with
+// its ETag so that Prometheus' conditional requests cost nothing.
+http::Response HttpSd(const Call& call) {
+  const std::string full_method = FullMethod(api::kServiceApi, "ListTargetGroup");
+  pb::ListTargetGroupRequest request;
+  if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
+    return ErrorResponse(status);
+  }
+  // The README's Prometheus example passes `export-config`, which the original silently
+  // ignored; it is honoured as an alias, and `config` wins when both are given.
+  if (QueryValues(call.query, "config").empty()) {
+    const std::vector<std::string_view> alias = QueryValues(call.query, "export-config");
+    if (alias.size() > 1) {
+      return ErrorResponse(TooManyValues("export-config", alias));
+    }
+    if (alias.size() == 1) {
+      request.set_config(std::string{alias.front()});
+    }
+  }
+  absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> body =
+      call.dispatcher.Dispatch(full_method, call.authorization, request, &api::Handlers::HttpSd);
+  if (!body.ok()) {
+    return ErrorResponse(body.status());
+  }
+  if (*body == nullptr) {
+    return ErrorResponse(absl::InternalError("the registry returned no http_sd body"));
+  }
+  http::Response response;
+  // Prometheus must revalidate every time; the ETag makes that a 304 without a body.
+  response.headers = {{"ETag", (*body)->etag}, {"Cache-Control", "no-cache"}};
+  if (NoneMatchHits(call.request, (*body)->etag)) {
+    response.status = 304;
+    return response;
+  }
+  response.headers.emplace_back("Content-Type", "application/json");
+  response.body = (*body)->json;
+  return response;
+}
+
+const std::vector<RouteSpec>& Routes() {
+  using api::Handlers;
+  using api::kNamespaceApi;
+  using api::kServerApi;
+  using api::kServiceApi;
+  using api::kTokenApi;
+  static const auto* const routes = new std::vector<RouteSpec>{
+      MakeRoute("/v1/namespaces",
+                {FromBody(kNamespaceApi, "RegisterNamespace", &Handlers::RegisterNamespace),
+                 FromUrl("GET", kNamespaceApi, "ListNamespace", &Handlers::ListNamespace)}),
+      MakeRoute("/v1/namespaces/{name}", {FromUrl("DELETE", kNamespaceApi, "UnregisterNamespace",
+                                                  &Handlers::UnregisterNamespace)}),
+      MakeRoute("/v1/servers", {FromBody(kServerApi, "RegisterServer", &Handlers::RegisterServer),
+                                FromUrl("GET", kServerApi, "ListServer", &Handlers::ListServer)}),
+      MakeRoute("/v1/servers/{name}",
+                {FromUrl("DELETE", kServerApi, "UnregisterServer", &Handlers::UnregisterServer)}),
+      MakeRoute("/v1/services",
+                {FromBody(kServiceApi, "RegisterService", &Handlers::RegisterService),
+                 FromUrl("GET", kServiceApi, "ListService", &Handlers::ListService)}),
+      MakeRoute("/v1/services/{namespace}", {FromUrl("DELETE", kServiceApi, "UnRegisterService",
+                                                     &Handlers::UnRegisterService)}),
+      MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
+      MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
+      MakeRoute("/v1/sd/{server}/{namespace}", {{"GET", HttpSd}}),
+  };
+  return *routes;
+}
+
+// The route `segments` match, with the values of its parameters; nullptr when none does.
+// A parameter never matches an empty segment ("/v1/servers/" is not a server named "").
+const RouteSpec* FindRoute(const std::vector<std::string>& segments,
+                           std::vector<std::string>* params) {
+  for (const RouteSpec& route : Routes()) {
+    if (route.segments.size() != segments.size()) {
+      continue;
+    }
+    params->clear();
+    bool matches = true;
+    for (size_t i = 0; i < segments.size() && matches; ++i) {
+      if (IsParam(route.segments[i])) {
+        matches = !segments[i].empty();
+        params->push_back(segments[i]);
+      } else {
+        matches = route.segments[i] == segments[i];
+      }
+    }
+    if (matches) {
+      return &route;
+    }
+  }
+  return nullptr;
+}
+
+http::Response Serve(api::Dispatcher& dispatcher, const http::Request& request) {
+  absl::StatusOr<std::vector<std::string>> segments = PathSegments(request.path);
+  if (!segments.ok()) {
+    return ErrorResponse(segments.status());
+  }
+  std::vector<std::string> params;
+  const RouteSpec* route = FindRoute(*segments, &params);
+  if (route == nullptr) {
+    return ErrorResponse(absl::NotFoundError("Not Found"));
+  }
+  const MethodEndpoint* endpoint = nullptr;
+  for (const MethodEndpoint& candidate : route->methods) {
+    if (candidate.method == request.method) {
+      endpoint = &candidate;
+    }
+  }
+  if (endpoint == nullptr) {
+    // grpc-gateway answers 501 here; 405 with Allow is what HTTP prescribes.
+    http::Response response =
+        ErrorResponse(absl::Status(absl::StatusCode::kUnimplemented, "Method Not Allowed"));
+    response.status = 405;
+    std::string allow;
+    for (const MethodEndpoint& candidate : route->methods) {
+      allow += allow.empty() ? "" : ", ";
+      allow += candidate.method;
+    }
+    response.headers.emplace_back("Allow", std::move(allow));
+    return response;
+  }
+  absl::StatusOr<QueryParams> query = ParseQuery(request.query);
+  if (!query.ok()) {
+    return ErrorResponse(query.status());
+  }
+  const Call call{.dispatcher = dispatcher,
+                  .request = request,
+                  .authorization = request.Header("Authorization").value_or(""),
+                  .param_names = route->param_names,
+                  .param_values = params,
+                  .query = *query};
+  return endpoint->endpoint(call);
+}
+
+}  // namespace
+
+RestApi::RestApi(api::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+
+http::Response RestApi::Handle(const http::Request& request) const {
+  try {
+    return Serve(dispatcher_, request);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Nothing below is expected to throw; this keeps a surprise from reaching the transport.
+    return ErrorResponse(absl::InternalError(fmt::format("unexpected error: {}", e.what())));
+  }
+}
+
+std::optional<std::string_view> RestApi::Route(std::string_view path) {
+  absl::StatusOr<std::vector<std::string>> segments = PathSegments(path);
+  if (!segments.ok()) {
+    return std::nullopt;
+  }
+  std::vector<std::string> params;
+  const RouteSpec* route = FindRoute(*segments, &params);
+  if (route == nullptr) {
+    return std::nullopt;
+  }
+  return route->pattern;
+}
+
+}  // namespace discovery::rest
