@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds discovery in Release mode and runs discoveryd.
-# Arguments are passed to discoveryd.
+# Sets up a fresh Debian 12 machine, builds discovery in Release mode and runs `discoveryd
+# server` on the embedded store (no other server needed). Arguments, when given, are passed to
+# discoveryd instead (e.g. `scripts/run.sh server --replicas 2`, `scripts/run.sh --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +9,29 @@ scripts/setup.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DDISCOVERY_BUILD_TESTS=OFF -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/release --target discoveryd discovery
-if [ $# -eq 0 ]; then
-  set -- --help
+
+discoveryd="$PWD/build/release/cmd/discoveryd/discoveryd"
+if [ $# -gt 0 ]; then
+  exec "$discoveryd" "$@"
 fi
-exec build/release/cmd/discoveryd/discoveryd "$@"
+
+# An admin machine token for the CLI, signed with the secret the server uses (generated once
+# into the data directory). An existing token file is left alone.
+token_file="${HOME}/.config/discovery/.token"
+if [ ! -s "$token_file" ]; then
+  token="$("$discoveryd" token create admin --admin)"
+  mkdir -p "$(dirname "$token_file")"
+  (umask 077 && printf 'machine_token: %s\n' "$token" >"$token_file")
+  echo "run.sh: wrote an admin machine token to $token_file"
+fi
+
+cat >&2 <<MSG
+run.sh: starting discoveryd on the embedded store
+  gRPC  localhost:3001    HTTP localhost:3002 (REST, http_sd, /metrics, /healthz, /readyz)
+  An admin token (signed with the server's secret) at any time:
+    $discoveryd token create admin --admin
+  Try:
+    curl -s -H "Authorization: Bearer \$($discoveryd token create admin --admin)" localhost:3002/v1/servers
+  Stop with Ctrl-C.
+MSG
+exec "$discoveryd" server

@@ -1,12 +1,11 @@
 // discoveryd: the discovery registry daemon.
-#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
 
-#include "CLI/CLI.hpp"
+#include "cli/discoveryd.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"discoveryd: service discovery registry for Prometheus", "discoveryd"};
-  app.set_version_flag("--version", "discovery, version " DISCOVERY_VERSION);
-  CLI11_PARSE(app, argc, argv);
-  std::puts(app.help().c_str());
-  return 0;
+  return discovery::cli::RunDiscoveryd(std::vector<std::string>(argv + 1, argv + argc), std::cout,
+                                       std::cerr);
 }

@@ -1,0 +1,308 @@
+#include "cli/discoveryd.h"
+
+#include <csignal>
+#include <iostream>
+#include <map>
+#include <utility>
+
+#include "CLI/CLI.hpp"
+#include "fmt/format.h"
+
+#include "auth/machine_token.h"
+#include "common/format.h"
+#include "common/go_duration.h"
+#include "common/logging.h"
+#include "config/command_line.h"
+#include "server/daemon.h"
+#include "server/server_config.h"
+
+namespace discovery::cli {
+namespace {
+
+struct Flags {
+  server::ServerConfig config;
+  std::string store_kind;
+  std::string data_dir;
+  std::vector<std::string> etcd_endpoints = {"localhost:2379"};
+  absl::Duration etcd_auto_sync_interval = absl::Seconds(10);
+  bool debug = false;
+  std::string log_format = "auto";
+  // server
+  int replicas = 1;
+  std::string placement = "rendezvous";
+  std::string tls_cert;
+  std::string tls_key;
+  std::string oidc_endpoint;
+  std::string oidc_client_id;
+  std::string oidc_username_claim = "username";
+  std::string oidc_roles_claim = "roles";
+  std::string ca_cert;
+  // token create
+  std::string token_id;
+  std::vector<std::string> token_namespaces;
+  std::string token_expires;
+  bool token_admin = false;
+};
+
+// Flags shared by every subcommand: where the store is and how to log.
+void AddGlobalFlags(CLI::App& app, Flags& flags) {
+  server::StoreConfig& store = flags.config.store;
+  app.add_option("--store", flags.store_kind,
+                 "Store backend: embedded (single node, default) or etcd (default when "
+                 "--etcd-endpoints is set)")
+      ->check(CLI::IsMember({"embedded", "etcd"}));
+  app.add_option("--data-dir", flags.data_dir,
+                 "Directory of the embedded store and its token secret (default "
+                 "/var/lib/discovery for root, ~/.local/share/discovery otherwise)");
+  config::AddListOption(app, "--etcd-endpoints", &flags.etcd_endpoints, "etcd endpoints")
+      ->default_str("localhost:2379");
+  app.add_option("--etcd-user", store.etcd.username, "etcd user name");
+  app.add_option("--etcd-password", store.etcd.password, "etcd password");
+  app.add_option("--etcd-cert", store.etcd.cert_pem, "etcd client certificate (PEM content)");
+  app.add_option("--etcd-key", store.etcd.key_pem, "etcd client key (PEM content)");
+  app.add_option("--etcd-ca", store.etcd.ca_pem, "etcd CA certificate (PEM content)");
+  app.add_option("--etcd-cert-file", store.etcd.cert_file, "etcd client certificate file");
+  app.add_option("--etcd-key-file", store.etcd.key_file, "etcd client key file");
+  app.add_option("--etcd-ca-file", store.etcd.ca_file, "etcd CA certificate file");
+  app.add_option("--etcd-prefix", store.prefix, "Key prefix in the store")
+      ->default_str("/discovery");
+  config::AddDurationOption(app, "--etcd-auto-sync-interval", &flags.etcd_auto_sync_interval,
+                            "Accepted for compatibility; endpoints are used as configured");
+  config::AddDurationOption(app, "--etcd-dial-timeout", &store.etcd.dial_timeout,
+                            "Timeout for connecting to etcd");
+  config::AddDurationOption(app, "--etcd-request-timeout", &store.etcd.request_timeout,
+                            "Timeout of each etcd request");
+  app.add_flag("--debug", flags.debug, "Log at debug level");
+  app.add_option("--log-format", flags.log_format,
+                 "Log format: auto (JSON unless stderr is a terminal), json or text")
+      ->check(CLI::IsMember({"auto", "json", "text"}));
+}
+
+// Token flags exist on `server` and `token create`: both must agree on issuer and secret.
+void AddTokenFlags(CLI::App& command, Flags& flags) {
+  command.add_option("--token-issuer", flags.config.token_issuer, "Issuer of machine tokens")
+      ->default_str("discovery.postfinance.ch");
+  command.add_option("--token-secret", flags.config.token_secret,
+                     "Secret signing machine tokens (default with the embedded store: generated "
+                     "once into <data-dir>/token-secret)");
+}
+
+void AddServerFlags(CLI::App& command, Flags& flags) {
+  server::ServerConfig& config = flags.config;
+  command.add_option("-l,--grpc-listen", config.grpc_listen, "gRPC listen address")
+      ->default_str("localhost:3001");
+  command
+      .add_option("--http-listen", config.http_listen,
+                  "HTTP listen address (REST, http_sd, /metrics, health)")
+      ->default_str("localhost:3002");
+  command
+      .add_option("--replicas", flags.replicas,
+                  "Number of Prometheus servers each service is placed on (stored for every "
+                  "replica)")
+      ->default_str("1");
+  command
+      .add_option("--placement", flags.placement,
+                  "Placement algorithm: rendezvous, or jump for the original's assignment")
+      ->check(CLI::IsMember({"rendezvous", "jump"}))
+      ->default_str("rendezvous");
+  AddTokenFlags(command, flags);
+  command.add_option("--tls-cert", flags.tls_cert, "PEM certificate for both listeners");
+  command.add_option("--tls-key", flags.tls_key, "PEM private key for both listeners");
+  command.add_option("--oidc-endpoint", flags.oidc_endpoint, "The URL to the OIDC provider");
+  command.add_option("--oidc-client-id", flags.oidc_client_id, "The OIDC client id");
+  config::AddListOption(command, "--oidc-roles", &config.admin_roles,
+                        "Roles allowed to administer namespaces, servers and tokens");
+  command
+      .add_option("--oidc-username-claim", flags.oidc_username_claim, "Claim holding the user name")
+      ->default_str("username");
+  command.add_option("--oidc-roles-claim", flags.oidc_roles_claim, "Claim holding the roles")
+      ->default_str("roles");
+  command.add_option("--ca-cert", flags.ca_cert, "CA certificate file for the OIDC provider")
+      ->check(CLI::ExistingFile);
+  config::AddDurationOption(command, "--shutdown-grace", &config.shutdown_grace,
+                            "How long calls in flight may take to finish on shutdown");
+}
+
+// Every option that has a value, for the start-up log and kong_flag.
+std::map<std::string, std::string> FlagValues(const CLI::App& app) {
+  std::map<std::string, std::string> values;
+  for (const CLI::App* command : {&app}) {
+    for (const CLI::Option* option : command->get_options()) {
+      if (option->get_lnames().empty()) {
+        continue;
+      }
+      std::string value;
+      for (const std::string& result : option->results()) {
+        value += value.empty() ? result : "," + result;
+      }
+      if (value.empty()) {
+        value = option->get_default_str();
+      }
+      values[option->get_lnames().front()] = value;
+    }
+  }
+  return values;
+}
+
+std::map<std::string, std::string> AllFlagValues(const CLI::App& root, const CLI::App& command) {
+  std::map<std::string, std::string> values = FlagValues(root);
+  values.merge(FlagValues(command));
+  return values;
+}
+
+absl::Status Finish(Flags& flags, const CLI::App& root) {
+  server::ServerConfig& config = flags.config;
+  config.store.kind = flags.store_kind;
+  config.store.data_dir = flags.data_dir;
+  config.store.etcd.endpoints = flags.etcd_endpoints;
+  config.store.etcd_endpoints_set = root.get_option("--etcd-endpoints")->count() > 0;
+  return absl::OkStatus();
+}
+
+int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
+  server::ServerConfig& config = flags.config;
+  if (flags.tls_cert.empty() != flags.tls_key.empty()) {
+    err << "discoveryd: --tls-cert and --tls-key must be given together\n";
+    return 1;
+  }
+  if (!flags.tls_cert.empty()) {
+    config.tls = server::TlsFiles{.cert_file = flags.tls_cert, .key_file = flags.tls_key};
+  }
+  if (command.get_option("--replicas")->count() > 0 ||
+      command.get_option("--placement")->count() > 0) {
+    absl::StatusOr<placement::Algorithm> algorithm = placement::ParseAlgorithm(flags.placement);
+    placement::Settings settings{.algorithm = algorithm.value_or(placement::Algorithm::kRendezvous),
+                                 .replicas = flags.replicas};
+    if (absl::Status valid = placement::Validate(settings); !valid.ok()) {
+      err << "discoveryd: " << valid.message() << "\n";
+      return 1;
+    }
+    config.placement = settings;
+  }
+  if (!flags.oidc_endpoint.empty()) {
+    LogWarn("OIDC is not supported yet; only machine tokens are accepted",
+            {{"oidc-endpoint", flags.oidc_endpoint}});
+  }
+  config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
+  LogInfo("starting grpc server", config.redacted_flags);
+
+  // Block the signals before any thread starts so that only sigwait() below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<server::Daemon>> daemon = server::Daemon::Start(config);
+  if (!daemon.ok()) {
+    LogError("discoveryd cannot start", {{"error", std::string{daemon.status().message()}}});
+    err << "discoveryd: " << daemon.status().message() << "\n";
+    return 1;
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  LogInfo("received signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+  (*daemon)->Shutdown();
+  return 0;
+}
+
+int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/true);
+  if (!secret.ok()) {
+    err << "discoveryd: " << secret.status().message() << "\n";
+    return 1;
+  }
+  absl::Duration expires = absl::ZeroDuration();
+  if (!flags.token_expires.empty()) {
+    absl::StatusOr<absl::Duration> parsed = ParseGoDuration(flags.token_expires);
+    if (!parsed.ok()) {
+      err << "discoveryd: invalid expiry duration " << flags.token_expires << ": "
+          << parsed.status().message() << "\n";
+      return 1;
+    }
+    expires = *parsed;
+  }
+  for (const std::string& ns : flags.token_namespaces) {
+    if (absl::Status valid = ValidateNamespaceName(ns); !valid.ok()) {
+      err << "discoveryd: invalid namespace '" << ns << "': " << valid.message() << "\n";
+      return 1;
+    }
+  }
+  if (!flags.token_admin && flags.token_namespaces.empty()) {
+    err << "discoveryd: a token needs --admin or at least one namespace (--namespaces)\n";
+    return 1;
+  }
+  absl::StatusOr<std::string> token = auth::CreateMachineToken(
+      {.issuer = flags.config.token_issuer, .secret = *secret, .admin = flags.token_admin},
+      flags.token_id, flags.token_namespaces, expires, absl::Now());
+  if (!token.ok()) {
+    err << "discoveryd: " << token.status().message() << "\n";
+    return 1;
+  }
+  out << *token << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"GRPC discovery service.", "discoveryd"};
+  app.require_subcommand(0, 1);
+  Flags flags;
+  AddGlobalFlags(app, flags);
+
+  CLI::App* server = app.add_subcommand("server", "Start the discovery server (default).");
+  server->fallthrough();
+  AddServerFlags(*server, flags);
+
+  CLI::App* token = app.add_subcommand("token", "Machine tokens.");
+  token->require_subcommand(1);
+  token->fallthrough();
+  CLI::App* create = token->add_subcommand(
+      "create", "Create a machine token offline, signed with the server's secret.");
+  create->fallthrough();
+  create->add_option("id", flags.token_id, "Token id (who or what uses it)")->required();
+  config::AddListOption(*create, "--namespaces", &flags.token_namespaces,
+                        "Namespaces the token may change services in");
+  create->add_option("--expires", flags.token_expires,
+                     "Validity as a Go duration (e.g. 720h); empty: never expires");
+  create->add_flag("--admin", flags.token_admin,
+                   "The token may also administer namespaces, servers and tokens");
+  AddTokenFlags(*create, flags);
+
+  // With no subcommand discoveryd runs the server, as the original does.
+  bool has_command = false;
+  for (const std::string& arg : args) {
+    if (arg == "server" || arg == "token") {
+      has_command = true;
+      break;
+    }
+  }
+  const bool meta = std::any_of(args.begin(), args.end(), [](const std::string& arg) {
+    return arg == "-h" || arg == "--help" || arg == "--version" || arg == "--show-config";
+  });
+  if (!has_command && !meta) {
+    args.insert(args.begin(), "server");
+  }
+
+  config::CommandLine command_line(
+      app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
+      config::BuildInfo{.version = DISCOVERY_VERSION});
+  if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
+    return *exit;
+  }
+  if (absl::Status finished = Finish(flags, app); !finished.ok()) {
+    err << "discoveryd: " << finished.message() << "\n";
+    return 1;
+  }
+  InitLogging({.debug = flags.debug,
+               .format = flags.log_format == "json"   ? LogOptions::Format::kJson
+                         : flags.log_format == "text" ? LogOptions::Format::kText
+                                                      : LogOptions::Format::kAuto});
+  if (create->parsed()) {
+    return RunTokenCreate(flags, out, err);
+  }
+  return RunServer(flags, app, *server, err);
+}
+
+}  // namespace discovery::cli

@@ -1,0 +1,183 @@
+#include "server/daemon.h"
+
+#include <utility>
+
+#include "fmt/format.h"
+
+#include "api/dispatcher.h"
+#include "api/grpc/grpc_server.h"
+#include "api/handlers.h"
+#include "auth/authenticator.h"
+#include "auth/authorizer.h"
+#include "common/format.h"
+#include "common/logging.h"
+#include "http/server.h"
+#include "metrics/metrics.h"
+#include "registry/registry.h"
+#include "repo/repo.h"
+#include "rest/rest_api.h"
+
+namespace discovery::server {
+namespace {
+
+http::Response PlainText(int status, std::string body) {
+  return {.status = status,
+          .headers = {{"Content-Type", "text/plain; charset=utf-8"}},
+          .body = std::move(body)};
+}
+
+}  // namespace
+
+struct Daemon::Parts {
+  ServerConfig config;
+  metrics::Metrics metrics;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<auth::Authorizer> authorizer;
+  std::unique_ptr<auth::Authenticator> authenticator;
+  std::unique_ptr<api::Handlers> handlers;
+  std::unique_ptr<api::Dispatcher> dispatcher;
+  std::unique_ptr<rest::RestApi> rest;
+  std::unique_ptr<grpc_api::GrpcServer> grpc;
+  std::unique_ptr<http::Server> http;
+  bool shut_down = false;
+
+  http::Response Serve(const http::Request& request) {
+    const absl::Time start = absl::Now();
+    std::string route;
+    http::Response response;
+    if (request.path == "/metrics") {
+      route = "/metrics";
+      response = {.status = 200,
+                  .headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}},
+                  .body = metrics.Serialize()};
+    } else if (request.path == "/healthz") {
+      route = "/healthz";
+      response = PlainText(200, "ok\n");
+    } else if (request.path == "/readyz") {
+      route = "/readyz";
+      const absl::Status ready = registry->Ready();
+      response = ready.ok() ? PlainText(200, "ok\n")
+                            : PlainText(503, fmt::format("{}\n", ready.message()));
+    } else {
+      route = std::string{rest::RestApi::Route(request.path).value_or("other")};
+      response = rest->Handle(request);
+    }
+    metrics.HttpHandled(route, request.method, response.status, absl::Now() - start);
+    return response;
+  }
+};
+
+Daemon::Daemon() : parts_(std::make_unique<Parts>()) {}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
+  std::unique_ptr<Daemon> daemon(new Daemon());
+  Parts& parts = *daemon->parts_;
+  parts.config = std::move(config);
+  const ServerConfig& cfg = parts.config;
+  parts.metrics.RecordStartup(cfg.build, cfg.redacted_flags);
+  SetLogCounter([&metrics = parts.metrics](std::string_view level) { metrics.LogMessage(level); });
+
+  absl::StatusOr<std::string> secret = ResolveTokenSecret(cfg, /*create=*/true);
+  if (!secret.ok()) {
+    return secret.status();
+  }
+  absl::StatusOr<std::unique_ptr<store::Store>> store = OpenStore(cfg.store);
+  if (!store.ok()) {
+    return store.status();
+  }
+  parts.store = *std::move(store);
+
+  registry::RegistryOptions registry_options{.placement = cfg.placement};
+  registry_options.on_counts = [&metrics = parts.metrics](const registry::ServiceCounts& counts) {
+    metrics.SetServiceCounts(counts);
+  };
+  parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
+                                                        std::move(registry_options));
+  parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);
+  parts.authenticator = std::make_unique<auth::Authenticator>(
+      auth::AuthenticatorOptions{.issuer = cfg.token_issuer, .secret = *secret});
+  parts.handlers = std::make_unique<api::Handlers>(
+      *parts.registry, *parts.authorizer,
+      api::HandlerOptions{.tokens = {.issuer = cfg.token_issuer, .secret = *secret}});
+  parts.dispatcher = std::make_unique<api::Dispatcher>(
+      *parts.handlers, *parts.authenticator,
+      api::CallObserver{
+          .started = [&metrics =
+                          parts.metrics](std::string_view method) { metrics.RpcStarted(method); },
+          .handled = [&metrics = parts.metrics](
+                         std::string_view method, absl::StatusCode code,
+                         absl::Duration elapsed) { metrics.RpcHandled(method, code, elapsed); }});
+  parts.rest = std::make_unique<rest::RestApi>(*parts.dispatcher);
+
+  grpc_api::GrpcServerOptions grpc_options{.listen = cfg.grpc_listen};
+  http::ServerOptions http_options{.listen = cfg.http_listen};
+  if (cfg.tls.has_value()) {
+    grpc_options.tls =
+        grpc_api::TlsFiles{.cert_file = cfg.tls->cert_file, .key_file = cfg.tls->key_file};
+    http_options.tls =
+        http::TlsOptions{.cert_file = cfg.tls->cert_file, .key_file = cfg.tls->key_file};
+  }
+  absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> grpc =
+      grpc_api::GrpcServer::Start(grpc_options, *parts.dispatcher);
+  if (!grpc.ok()) {
+    return grpc.status();
+  }
+  parts.grpc = *std::move(grpc);
+  absl::StatusOr<std::unique_ptr<http::Server>> http = http::Server::Start(
+      http_options, [&parts](const http::Request& request) { return parts.Serve(request); });
+  if (!http.ok()) {
+    return http.status();
+  }
+  parts.http = *std::move(http);
+  LogInfo("discoveryd listening", {{"grpc", cfg.grpc_listen},
+                                   {"grpc_port", std::to_string(parts.grpc->port())},
+                                   {"http", cfg.http_listen},
+                                   {"http_port", std::to_string(parts.http->port())},
+                                   {"store", UsesEmbeddedStore(cfg.store) ? "embedded" : "etcd"},
+                                   {"tls", cfg.tls.has_value() ? "on" : "off"}});
+  daemon->initializer_ =
+      std::jthread([d = daemon.get()](const std::stop_token& stop) { d->Initialize(stop); });
+  return daemon;
+}
+
+void Daemon::Initialize(const std::stop_token& stop) {
+  absl::Duration backoff = absl::Milliseconds(200);
+  while (!stop.stop_requested()) {
+    absl::Status status = parts_->registry->Initialize(absl::Seconds(5));
+    if (status.ok()) {
+      parts_->grpc->SetServing(true);
+      LogInfo("registry loaded; ready");
+      return;
+    }
+    LogWarn("registry not ready yet", {{"error", std::string{status.message()}}});
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+int Daemon::grpc_port() const { return parts_->grpc->port(); }
+int Daemon::http_port() const { return parts_->http->port(); }
+
+void Daemon::Shutdown() {
+  if (parts_ == nullptr || parts_->shut_down) {
+    return;
+  }
+  parts_->shut_down = true;
+  initializer_.request_stop();
+  if (initializer_.joinable()) {
+    initializer_.join();
+  }
+  LogInfo("shutting down", {{"grace", absl::FormatDuration(parts_->config.shutdown_grace)}});
+  if (parts_->grpc != nullptr) {
+    parts_->grpc->Shutdown(parts_->config.shutdown_grace);
+  }
+  if (parts_->http != nullptr) {
+    parts_->http->Shutdown(parts_->config.shutdown_grace);
+  }
+  SetLogCounter(nullptr);
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+}  // namespace discovery::server

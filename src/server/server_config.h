@@ -1,0 +1,69 @@
+// Everything `discoveryd server` is configured with, as plain values. The command line
+// (src/cli) fills it from flags, DISCOVERY_* variables and config files; tests fill it directly.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "metrics/metrics.h"
+#include "placement/placement.h"
+#include "store/etcd/etcd_store.h"
+#include "store/store.h"
+
+namespace discovery::server {
+
+struct StoreConfig {
+  // "embedded" or "etcd"; "" picks etcd when etcd endpoints were configured, else embedded.
+  std::string kind;
+  // Directory of the embedded store (and of its generated token secret). "" = the default:
+  // /var/lib/discovery for root, $HOME/.local/share/discovery otherwise.
+  std::string data_dir;
+  store::EtcdOptions etcd;
+  bool etcd_endpoints_set = false;
+  std::string prefix = "/discovery";
+};
+
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct ServerConfig {
+  StoreConfig store;
+  std::string grpc_listen = "localhost:3001";
+  std::string http_listen = "localhost:3002";
+  // Set when the placement flags were given; see registry::RegistryOptions::placement.
+  std::optional<placement::Settings> placement;
+  std::string token_issuer = "discovery.postfinance.ch";
+  // "" with the embedded store: a random secret kept in <data-dir>/token-secret.
+  std::string token_secret;
+  // --oidc-roles: users holding one of them administer namespaces, servers and tokens.
+  std::vector<std::string> admin_roles;
+  // TLS for both listeners when set.
+  std::optional<TlsFiles> tls;
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // What kong_build_info and kong_flag report.
+  metrics::BuildInfo build;
+  std::vector<std::pair<std::string, std::string>> redacted_flags;
+};
+
+// The data directory of `config` (the default when unset).
+std::string DataDir(const StoreConfig& config);
+
+// Opens the configured store: the embedded database in DataDir()/discovery.db, or an etcd
+// connection. InvalidArgument for an unknown kind or a bad prefix.
+absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& config);
+
+// The machine-token secret: `config.token_secret` when set; with the embedded store, the
+// secret in DataDir()/token-secret, created (random, mode 0600) when `create` and missing.
+// FailedPrecondition when there is none, naming the flag to set.
+absl::StatusOr<std::string> ResolveTokenSecret(const ServerConfig& config, bool create);
+
+// Whether the embedded store is selected.
+bool UsesEmbeddedStore(const StoreConfig& config);
+
+}  // namespace discovery::server
