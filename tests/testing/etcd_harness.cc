@@ -1,23 +1,15 @@
 #include "testing/etcd_harness.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <deque>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -33,7 +25,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX leaves it undeclared
+#include "testing/process.h"
 
 namespace discovery::testing {
 
@@ -44,14 +36,14 @@ struct EtcdCluster::Member {
   int metrics_port = 0;  // plain HTTP /health, also when clients use TLS
   std::string data_dir;
   std::string log_path;
-  pid_t pid = -1;  // -1: not running
+  // Null until launched and after a deliberate stop; a member that died on its own keeps its
+  // (exited) process, so WaitHealthy reports the death.
+  std::unique_ptr<ChildProcess> process;
+
+  bool running() const { return process != nullptr && process->IsRunning(); }
 };
 
 namespace {
-
-std::string ErrnoMessage(const std::string& what) {
-  return absl::StrCat(what, ": ", std::strerror(errno));
-}
 
 // Closes a file descriptor when it goes out of scope.
 class Fd {
@@ -69,31 +61,6 @@ class Fd {
  private:
   int fd_;
 };
-
-// Reserves `n` distinct free loopback ports. They are only free at this moment: etcd may lose a
-// race for one, which Start detects ("address already in use") and answers with new ports.
-absl::StatusOr<std::vector<int>> FreePorts(int n) {
-  std::vector<std::unique_ptr<Fd>> sockets;  // held open until all are picked: no duplicates
-  std::vector<int> ports;
-  for (int i = 0; i < n; ++i) {
-    auto fd = std::make_unique<Fd>(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd->get() < 0) {
-      return absl::InternalError(ErrnoMessage("socket"));
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    if (bind(fd->get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        getsockname(fd->get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return absl::InternalError(ErrnoMessage("bind 127.0.0.1:0"));
-    }
-    ports.push_back(ntohs(addr.sin_port));
-    sockets.push_back(std::move(fd));
-  }
-  return ports;
-}
 
 // GET /health on an etcd metrics port; true when etcd reports itself healthy (it has a leader
 // and can serve a quorum read).
@@ -124,102 +91,6 @@ bool Healthy(int port) {
     response.append(buffer, static_cast<size_t>(n));
   }
   return absl::StrContains(response, "\"health\":\"true\"");
-}
-
-// fork+exec with every string prepared beforehand: between fork and exec the child of a
-// multi-threaded process may only make async-signal-safe calls.
-struct Command {
-  std::vector<std::string> argv;
-  std::vector<std::string> extra_env;
-
-  std::vector<char*> Argv() {
-    std::vector<char*> out;
-    for (std::string& arg : argv) {
-      out.push_back(arg.data());
-    }
-    out.push_back(nullptr);
-    return out;
-  }
-  std::vector<char*> Env() {
-    std::vector<char*> out;
-    for (char** e = environ; *e != nullptr; ++e) {
-      out.push_back(*e);
-    }
-    for (std::string& e : extra_env) {
-      out.push_back(e.data());
-    }
-    out.push_back(nullptr);
-    return out;
-  }
-};
-
-// Starts `command` with stdin from /dev/null and stdout+stderr to `output_fd`. The child gets
-// SIGKILL when the thread that started it dies, so a crashed test leaves no etcd behind.
-absl::StatusOr<pid_t> Spawn(Command& command, int output_fd) {
-  std::vector<char*> argv = command.Argv();
-  std::vector<char*> env = command.Env();
-  Fd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (null_fd.get() < 0) {
-    return absl::InternalError(ErrnoMessage("open /dev/null"));
-  }
-  const std::string exec_failed = absl::StrCat("cannot execute ", command.argv[0], "\n");
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    return absl::InternalError(ErrnoMessage("fork"));
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) {
-      _exit(127);
-    }
-    if (dup2(null_fd.get(), STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
-        dup2(output_fd, STDERR_FILENO) < 0) {
-      _exit(127);
-    }
-    execve(argv[0], argv.data(), env.data());
-    (void)!write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
-    _exit(127);
-  }
-  return pid;
-}
-
-// Polls waitpid for up to `timeout`; true when `pid` exited (and was reaped).
-bool WaitExit(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    const pid_t r = waitpid(pid, nullptr, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) {
-      return true;
-    }
-    if (absl::Now() >= deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-}
-
-std::string Tail(const std::string& path, int lines) {
-  std::ifstream in(path);
-  std::deque<std::string> last;
-  std::string line;
-  while (std::getline(in, line)) {
-    last.push_back(std::move(line));
-    if (static_cast<int>(last.size()) > lines) {
-      last.pop_front();
-    }
-  }
-  return absl::StrJoin(last, "\n");
-}
-
-std::string TempRoot() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/discovery-etcd-XXXXXX");
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return "";
-  }
-  return pattern;
 }
 
 std::string Url(int port) { return absl::StrCat("http://127.0.0.1:", port); }
@@ -262,10 +133,11 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(EtcdClusterOptio
   absl::Status last_error;
   // Free ports can be taken by someone else before etcd binds them; new ports fix that.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    std::string root = TempRoot();
-    if (root.empty()) {
-      return absl::InternalError(ErrnoMessage("mkdtemp"));
+    absl::StatusOr<std::string> temp_dir = MakeTempDir("discovery-etcd");
+    if (!temp_dir.ok()) {
+      return temp_dir.status();
     }
+    const std::string root = *std::move(temp_dir);
     absl::StatusOr<std::vector<int>> ports = FreePorts(kPortsPerMember * options.members);
     if (!ports.ok()) {
       std::error_code ignored;
@@ -333,28 +205,25 @@ absl::Status EtcdCluster::Launch(Member& member) {
     command.argv.push_back("--key-file=" + options_.server_key_file);
   }
   command.argv.insert(command.argv.end(), options_.extra_flags.begin(), options_.extra_flags.end());
-  // Appends, so a restarted member's log keeps the story of the earlier run.
-  Fd log(open(member.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  if (log.get() < 0) {
-    return absl::InternalError(ErrnoMessage("open " + member.log_path));
+  absl::StatusOr<std::unique_ptr<ChildProcess>> process =
+      ChildProcess::Start(command, member.log_path);
+  if (!process.ok()) {
+    return process.status();
   }
-  absl::StatusOr<pid_t> pid = Spawn(command, log.get());
-  if (!pid.ok()) {
-    return pid.status();
-  }
-  member.pid = *pid;
+  member.process = *std::move(process);
   return absl::OkStatus();
 }
 
 absl::Status EtcdCluster::WaitHealthy(absl::Time deadline) {
   for (size_t i = 0; i < members_.size(); ++i) {
     Member& member = members_[i];
-    while (member.pid >= 0 && !Healthy(member.metrics_port)) {
-      if (waitpid(member.pid, nullptr, WNOHANG) == member.pid) {
-        member.pid = -1;
+    while (member.process != nullptr && !Healthy(member.metrics_port)) {
+      if (!member.process->IsRunning()) {
+        const std::string how = member.process->exit_status()->ToString();
+        member.process.reset();
         return absl::UnavailableError(absl::StrCat("etcd member ", member.name,
-                                                   " exited during startup; log tail:\n",
-                                                   LogTail(static_cast<int>(i))));
+                                                   " exited during startup (", how,
+                                                   "); log tail:\n", LogTail(static_cast<int>(i))));
       }
       if (absl::Now() >= deadline) {
         return absl::UnavailableError(absl::StrCat(
@@ -368,18 +237,18 @@ absl::Status EtcdCluster::WaitHealthy(absl::Time deadline) {
 }
 
 absl::Status EtcdCluster::Terminate(Member& member, int signal, absl::Duration grace) {
-  if (member.pid < 0) {
+  if (!member.running()) {
     return absl::OkStatus();
   }
-  kill(member.pid, signal);
-  if (!WaitExit(member.pid, grace)) {
-    kill(member.pid, SIGKILL);
-    if (!WaitExit(member.pid, absl::Seconds(10))) {
-      return absl::InternalError(
-          absl::StrCat("etcd member ", member.name, " (pid ", member.pid, ") survived SIGKILL"));
-    }
+  absl::Status status;
+  if (signal == SIGKILL || !member.process->Signal(signal).ok() ||
+      !member.process->WaitExit(grace).ok()) {
+    status = member.process->Kill();
   }
-  member.pid = -1;
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("etcd member ", member.name, ": ", status.message()));
+  }
+  member.process.reset();  // stopped on purpose: WaitHealthy no longer waits for it
   return absl::OkStatus();
 }
 
@@ -404,7 +273,7 @@ absl::Status EtcdCluster::Restart(int index) {
     return absl::FailedPreconditionError(absl::StrCat("no managed etcd member ", index));
   }
   Member& member = members_[index];
-  if (member.pid >= 0) {
+  if (member.running()) {
     return absl::FailedPreconditionError(absl::StrCat("etcd member ", member.name, " is running"));
   }
   const absl::Time deadline = absl::Now() + options_.start_timeout;
@@ -424,7 +293,7 @@ absl::Status EtcdCluster::Restart(int index) {
 }
 
 bool EtcdCluster::IsRunning(int index) const {
-  return index >= 0 && index < static_cast<int>(members_.size()) && members_[index].pid >= 0;
+  return index >= 0 && index < static_cast<int>(members_.size()) && members_[index].running();
 }
 
 absl::StatusOr<std::string> EtcdCluster::Etcdctl(const std::vector<std::string>& args) const {
@@ -434,43 +303,24 @@ absl::StatusOr<std::string> EtcdCluster::Etcdctl(const std::vector<std::string>&
     command.argv.push_back("--cacert=" + options_.server_cert_file);
   }
   command.argv.insert(command.argv.end(), args.begin(), args.end());
-  command.extra_env = {"ETCDCTL_API=3"};
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(ErrnoMessage("pipe"));
+  command.env = {"ETCDCTL_API=3"};
+  absl::StatusOr<CommandResult> result =
+      RunCommand(command, absl::Minutes(1), /*merge_stderr=*/true);
+  if (!result.ok()) {
+    return result.status();
   }
-  Fd read_end(pipe_fds[0]);
-  absl::StatusOr<pid_t> pid;
-  {
-    Fd write_end(pipe_fds[1]);  // closed here so the read below sees EOF when etcdctl exits
-    pid = Spawn(command, write_end.get());
-  }
-  if (!pid.ok()) {
-    return pid.status();
-  }
-  std::string output;
-  char buffer[4096];
-  ssize_t n = 0;
-  while ((n = read(read_end.get(), buffer, sizeof(buffer))) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0) {
-      output.append(buffer, static_cast<size_t>(n));
-    }
-  }
-  int wstatus = 0;
-  while (waitpid(*pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+  if (!result->status.success()) {
     return absl::InternalError(
-        absl::StrCat("etcdctl ", absl::StrJoin(args, " "), " failed: ", output));
+        absl::StrCat("etcdctl ", absl::StrJoin(args, " "), " failed: ", result->out));
   }
-  return output;
+  return std::move(result->out);
 }
 
 std::string EtcdCluster::LogTail(int index, int lines) const {
   if (index < 0 || index >= static_cast<int>(members_.size())) {
     return "";
   }
-  return Tail(members_[index].log_path, lines);
+  return TailFile(members_[index].log_path, lines);
 }
 
 std::string EtcdCluster::AllLogTails() const {
