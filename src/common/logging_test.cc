@@ -170,7 +170,8 @@ TEST(LoggingRedactionTest, MatchesSecretWordsInAnyCase) {
                            "ETCD-PASSWORD", "Oidc-Client-Secret", "api-token"}) {
     EXPECT_TRUE(IsSecretFlag(name)) << name;
   }
-  for (const char* name : {"oidc-client-id", "grpc-listen", "replicas", "etcd-user", "token-issuer", ""}) {
+  for (const char* name :
+       {"oidc-client-id", "grpc-listen", "replicas", "etcd-user", "token-issuer", ""}) {
     EXPECT_FALSE(IsSecretFlag(name)) << name;
   }
 }
