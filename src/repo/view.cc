@@ -171,7 +171,9 @@ bool View::WaitForRevision(int64_t revision, absl::Duration timeout) const {
 
 absl::Status View::Health() const {
   absl::MutexLock lock(&mu_);
-  return health_;
+  // A deep copy: a shared status payload would be released by the view's thread while the
+  // caller still reads its message, which TSan flags (absl's refcount is not visible to it).
+  return absl::Status(health_.code(), health_.message());
 }
 
 void View::SetHealth(absl::Status status) {
