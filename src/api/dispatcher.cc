@@ -5,6 +5,7 @@
 #include "spdlog/spdlog.h"
 
 #include "common/format.h"
+#include "metrics/metrics.h"
 
 namespace discovery::api {
 namespace {
@@ -45,49 +46,8 @@ void Dispatcher::Finished(std::string_view full_method, std::string_view caller,
   const spdlog::level::level_enum level =
       IsClientOutcome(status.code()) ? spdlog::level::debug : spdlog::level::err;
   spdlog::log(level, "finished unary call with code {} method={} caller={} time_ms={:.3f}{}{}",
-              CodeName(status.code()), full_method, caller, absl::ToDoubleMilliseconds(elapsed),
-              status.ok() ? "" : " error=", status.message());
-}
-
-std::string_view CodeName(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kOk:
-      return "OK";
-    case absl::StatusCode::kCancelled:
-      return "Canceled";
-    case absl::StatusCode::kUnknown:
-      return "Unknown";
-    case absl::StatusCode::kInvalidArgument:
-      return "InvalidArgument";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "DeadlineExceeded";
-    case absl::StatusCode::kNotFound:
-      return "NotFound";
-    case absl::StatusCode::kAlreadyExists:
-      return "AlreadyExists";
-    case absl::StatusCode::kPermissionDenied:
-      return "PermissionDenied";
-    case absl::StatusCode::kResourceExhausted:
-      return "ResourceExhausted";
-    case absl::StatusCode::kFailedPrecondition:
-      return "FailedPrecondition";
-    case absl::StatusCode::kAborted:
-      return "Aborted";
-    case absl::StatusCode::kOutOfRange:
-      return "OutOfRange";
-    case absl::StatusCode::kUnimplemented:
-      return "Unimplemented";
-    case absl::StatusCode::kInternal:
-      return "Internal";
-    case absl::StatusCode::kUnavailable:
-      return "Unavailable";
-    case absl::StatusCode::kDataLoss:
-      return "DataLoss";
-    case absl::StatusCode::kUnauthenticated:
-      return "Unauthenticated";
-    default:
-      return "Unknown";
-  }
+              metrics::GrpcCodeName(status.code()), full_method, caller,
+              absl::ToDoubleMilliseconds(elapsed), status.ok() ? "" : " error=", status.message());
 }
 
 }  // namespace discovery::api

@@ -63,7 +63,4 @@ class Dispatcher {
   const CallObserver observer_;
 };
 
-// The text form of a status code as Go's codes.Code prints it ("OK", "InvalidArgument", ...).
-std::string_view CodeName(absl::StatusCode code);
-
 }  // namespace discovery::api
