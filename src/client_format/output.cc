@@ -1,0 +1,367 @@
+#include "client_format/output.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <regex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
+
+namespace discovery::client_format {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Row = std::vector<std::string>;
+
+using Header = std::span<const std::string_view>;
+
+constexpr std::array<std::string_view, 4> kServerHeader = {"NAME", "MODIFIED", "STATE", "LABELS"};
+constexpr std::array<std::string_view, 3> kNamespaceHeader = {"NAME", "EXPORTCONFIG", "MODIFIED"};
+constexpr std::array<std::string_view, 9> kServiceHeader = {"NAME",     "NAMESPACE", "ID",
+                                                            "ENDPOINT", "SERVERS",   "LABELS",
+                                                            "SELECTOR", "MODIFIED",  "DESCRIPTION"};
+
+std::string Rfc3339(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
+}
+
+// Go's time.RFC3339Nano: truncated to nanoseconds, trailing zeros of the fraction dropped.
+std::string Rfc3339Nano(absl::Time time) {
+  const absl::Time truncated =
+      absl::UnixEpoch() + absl::Floor(time - absl::UnixEpoch(), absl::Nanoseconds(1));
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", truncated, absl::UTCTimeZone());
+}
+
+std::string JoinServers(const std::vector<std::string>& servers) {
+  return fmt::format("{}", fmt::join(servers, ","));
+}
+
+// ---- table and csv ----
+
+Row ToRow(const Server& server) {
+  return {server.name, Rfc3339(server.modified), ServerStateName(server.state),
+          LabelsToString(server.labels)};
+}
+
+Row ToRow(const Namespace& ns) {
+  return {ns.name, ExportConfigName(ns.export_config), Rfc3339(ns.modified)};
+}
+
+Row ToRow(const Service& service) {
+  return {service.name,     service.namespace_name,       service.id,
+          service.endpoint, JoinServers(service.servers), LabelsToString(service.labels),
+          service.selector, Rfc3339(service.modified),    service.description};
+}
+
+// Go's tabwriter measures cells in runes, not bytes.
+size_t DisplayWidth(std::string_view text) {
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+std::string FormatTable(const std::vector<Row>& rows) {
+  std::vector<size_t> widths;
+  for (const Row& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+    }
+  }
+  std::string out;
+  for (const Row& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) {
+        line.append(widths[i] + 1 - DisplayWidth(row[i]), ' ');
+      }
+    }
+    // Empty trailing cells (an item without description) must not leave blanks behind.
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+// Go's encoding/csv rules (fieldNeedsQuotes), so files match the original byte for byte.
+bool CsvNeedsQuotes(std::string_view field) {
+  if (field.empty()) {
+    return false;
+  }
+  return field == "\\." || field.find_first_of(";\"\r\n") != std::string_view::npos ||
+         field.front() == ' ' || field.front() == '\t' || field.front() == '\v' ||
+         field.front() == '\f';
+}
+
+std::string FormatCsv(const std::vector<Row>& rows) {
+  std::string out;
+  for (const Row& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) {
+        out += ';';
+      }
+      if (!CsvNeedsQuotes(row[i])) {
+        out += row[i];
+        continue;
+      }
+      out += '"';
+      for (char c : row[i]) {
+        if (c == '"') {
+          out += '"';
+        }
+        out += c;
+      }
+      out += '"';
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+// ---- json ----
+
+Json ToJson(const Server& server) {
+  Json json;
+  json["name"] = server.name;
+  json["labels"] = server.labels.empty() ? Json(nullptr) : Json(server.labels);
+  json["state"] = static_cast<int64_t>(server.state);
+  json["modified"] = Rfc3339Nano(server.modified);
+  return json;
+}
+
+Json ToJson(const Namespace& ns) {
+  Json json;
+  json["name"] = ns.name;
+  json["export"] = static_cast<int32_t>(ns.export_config);
+  json["modified"] = Rfc3339Nano(ns.modified);
+  return json;
+}
+
+// Go's omitempty: empty strings, maps and lists are left out.
+template <typename T>
+void SetUnlessEmpty(Json& json, const char* key, const T& value) {
+  if (!value.empty()) {
+    json[key] = value;
+  }
+}
+
+Json ToJson(const Service& service) {
+  Json json = Json::object();
+  SetUnlessEmpty(json, "id", service.id);
+  SetUnlessEmpty(json, "name", service.name);
+  SetUnlessEmpty(json, "namespace", service.namespace_name);
+  SetUnlessEmpty(json, "endpoint", service.endpoint);
+  SetUnlessEmpty(json, "labels", service.labels);
+  SetUnlessEmpty(json, "servers", service.servers);
+  SetUnlessEmpty(json, "selector", service.selector);
+  SetUnlessEmpty(json, "description", service.description);
+  json["modified"] = Rfc3339Nano(service.modified);
+  return json;
+}
+
+std::string DumpJson(const Json& json) {
+  // Invalid UTF-8 becomes U+FFFD instead of throwing, as Go's encoder does.
+  const std::string text = json.dump(2, ' ', false, Json::error_handler_t::replace);
+  // Go escapes these for HTML and JavaScript safety; outside strings they cannot occur.
+  std::string out;
+  out.reserve(text.size());
+  for (std::string_view rest = text; !rest.empty();) {
+    if (rest.starts_with("\u2028") || rest.starts_with("\u2029")) {
+      out += rest.starts_with("\u2028") ? "\\u2028" : "\\u2029";
+      rest.remove_prefix(3);
+      continue;
+    }
+    switch (rest.front()) {
+      case '<':
+        out += "\\u003c";
+        break;
+      case '>':
+        out += "\\u003e";
+        break;
+      case '&':
+        out += "\\u0026";
+        break;
+      default:
+        out += rest.front();
+    }
+    rest.remove_prefix(1);
+  }
+  out += '\n';
+  return out;
+}
+
+// ---- yaml ----
+
+// Plain scalars such as `yes`, `123` or `.inf` would read back as booleans or numbers in other
+// YAML tools (YAML 1.1, as Go's yaml.v2 resolves them); yaml-cpp quotes only null-like strings.
+bool ResolvesToNonString(const std::string& text) {
+  bool ignored = false;
+  if (YAML::convert<bool>::decode(YAML::Node(text), ignored)) {
+    return true;
+  }
+  static const auto* const number = new std::regex(
+      R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)"  // decimal, octal
+      R"(|[-+]?0(x[0-9a-fA-F_]+|o[0-7_]+|b[01_]+))"                    // hex, octal, binary
+      R"(|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)"               // sexagesimal
+      R"(|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
+  return std::regex_match(text, *number);
+}
+
+void EmitString(YAML::Emitter& out, const std::string& text) {
+  if (ResolvesToNonString(text)) {
+    out << YAML::DoubleQuoted;
+  }
+  out << text;
+}
+
+void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
+
+void EmitLabels(YAML::Emitter& out, const Labels& labels) {
+  if (labels.empty()) {
+    out << YAML::Flow;
+  }
+  out << YAML::BeginMap;
+  for (const auto& [name, value] : labels) {
+    out << YAML::Key;
+    EmitString(out, name);
+    out << YAML::Value;
+    EmitString(out, value);
+  }
+  out << YAML::EndMap;
+}
+
+void Emit(YAML::Emitter& out, const Server& server) {
+  out << YAML::BeginMap;
+  EmitKey(out, "name");
+  EmitString(out, server.name);
+  EmitKey(out, "labels");
+  EmitLabels(out, server.labels);
+  EmitKey(out, "state");
+  out << static_cast<int64_t>(server.state);
+  EmitKey(out, "modified");
+  out << Rfc3339Nano(server.modified);
+  out << YAML::EndMap;
+}
+
+void Emit(YAML::Emitter& out, const Namespace& ns) {
+  out << YAML::BeginMap;
+  EmitKey(out, "name");
+  EmitString(out, ns.name);
+  EmitKey(out, "export");
+  out << static_cast<int32_t>(ns.export_config);
+  EmitKey(out, "modified");
+  out << Rfc3339Nano(ns.modified);
+  out << YAML::EndMap;
+}
+
+void Emit(YAML::Emitter& out, const Service& service) {
+  out << YAML::BeginMap;
+  EmitKey(out, "id");
+  EmitString(out, service.id);
+  EmitKey(out, "name");
+  EmitString(out, service.name);
+  EmitKey(out, "namespace");
+  EmitString(out, service.namespace_name);
+  EmitKey(out, "endpoint");
+  EmitString(out, service.endpoint);
+  EmitKey(out, "selector");
+  EmitString(out, service.selector);
+  EmitKey(out, "servers");
+  if (service.servers.empty()) {
+    out << YAML::Flow;
+  }
+  out << YAML::BeginSeq;
+  for (const std::string& server : service.servers) {
+    EmitString(out, server);
+  }
+  out << YAML::EndSeq;
+  EmitKey(out, "labels");
+  EmitLabels(out, service.labels);
+  EmitKey(out, "description");
+  EmitString(out, service.description);
+  EmitKey(out, "modified");
+  out << Rfc3339Nano(service.modified);
+  out << YAML::EndMap;
+}
+
+template <typename T>
+std::string Format(const std::vector<T>& items, Header header, const OutputOptions& options) {
+  switch (options.format) {
+    case OutputFormat::kJson: {
+      Json array = Json::array();
+      for (const T& item : items) {
+        array.push_back(ToJson(item));
+      }
+      return DumpJson(array);
+    }
+    case OutputFormat::kYaml: {
+      YAML::Emitter out;
+      if (items.empty()) {
+        out << YAML::Flow;
+      }
+      out << YAML::BeginSeq;
+      for (const T& item : items) {
+        Emit(out, item);
+      }
+      out << YAML::EndSeq;
+      return std::string(out.c_str()) + "\n";
+    }
+    case OutputFormat::kTable:
+    case OutputFormat::kCsv:
+      break;
+  }
+  std::vector<Row> rows;
+  rows.reserve(items.size() + 1);
+  if (options.headers) {
+    rows.emplace_back(header.begin(), header.end());
+  }
+  for (const T& item : items) {
+    rows.push_back(ToRow(item));
+  }
+  return options.format == OutputFormat::kCsv ? FormatCsv(rows) : FormatTable(rows);
+}
+
+}  // namespace
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view name) {
+  if (name == "table") {
+    return OutputFormat::kTable;
+  }
+  if (name == "json") {
+    return OutputFormat::kJson;
+  }
+  if (name == "yaml") {
+    return OutputFormat::kYaml;
+  }
+  if (name == "csv") {
+    return OutputFormat::kCsv;
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("unknown output format \"{}\": use table, json, yaml or csv", name));
+}
+
+std::string FormatServers(const std::vector<Server>& servers, const OutputOptions& options) {
+  return Format(servers, kServerHeader, options);
+}
+
+std::string FormatNamespaces(const std::vector<Namespace>& namespaces,
+                             const OutputOptions& options) {
+  return Format(namespaces, kNamespaceHeader, options);
+}
+
+std::string FormatServices(const std::vector<Service>& services, const OutputOptions& options) {
+  return Format(services, kServiceHeader, options);
+}
+
+}  // namespace discovery::client_format

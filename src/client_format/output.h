@@ -1,0 +1,34 @@
+// Renders the results of the `discovery ... list` commands as table, JSON, YAML or CSV, in the
+// shapes of the Go original's CLI (reference §1.2), so scripts written against it keep working.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "model/model.h"
+
+namespace discovery::client_format {
+
+enum class OutputFormat { kTable, kJson, kYaml, kCsv };
+
+// "table" | "json" | "yaml" | "csv"; InvalidArgument otherwise.
+absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view name);
+
+struct OutputOptions {
+  OutputFormat format = OutputFormat::kTable;
+  // Header line of table and csv; json and yaml ignore it.
+  bool headers = true;
+};
+
+// Each prints the items in the given order (callers sort). Table and csv print one line per item,
+// json an indented array and yaml a sequence; the result always ends with "\n" unless it is empty
+// (table or csv of no items without headers).
+std::string FormatServers(const std::vector<Server>& servers, const OutputOptions& options);
+std::string FormatNamespaces(const std::vector<Namespace>& namespaces,
+                             const OutputOptions& options);
+std::string FormatServices(const std::vector<Service>& services, const OutputOptions& options);
+
+}  // namespace discovery::client_format

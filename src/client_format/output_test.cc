@@ -1,0 +1,384 @@
+#include "client_format/output.h"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "model/model.h"
+#include "testing/status_matchers.h"
+
+namespace discovery::client_format {
+namespace {
+
+using ::discovery::testing::IsOkAndHolds;
+using ::discovery::testing::StatusIs;
+
+absl::Time At(std::string_view rfc3339) {
+  absl::Time time;
+  std::string error;
+  EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, std::string(rfc3339), &time, &error)) << error;
+  return time;
+}
+
+OutputOptions Options(OutputFormat format, bool headers = true) {
+  return OutputOptions{.format = format, .headers = headers};
+}
+
+Server Prometheus1() {
+  return Server{.name = "prometheus1.example.com",
+                .labels = {{"environment", "test"}},
+                .state = ServerState::kActive,
+                .modified = At("2021-02-04T14:12:50Z")};
+}
+
+Service Example(std::string_view modified) {
+  return Service{.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                 .name = "example",
+                 .namespace_name = "default",
+                 .endpoint = "http://example.com/metrics",
+                 .selector = "environment=test",
+                 .servers = {"prometheus1.example.com"},
+                 .labels = {{"label1", "value1"}, {"label2", "value2"}},
+                 .modified = At(modified)};
+}
+
+Service Blackbox() {
+  return Service{.id = "e988791c-2c4e-5eeb-b3b8-db3c0cf82719",
+                 .name = "blackbox",
+                 .namespace_name = "default-blackbox",
+                 .endpoint = "http://blackbox.example.com",
+                 .selector = "environment=test",
+                 .servers = {"prometheus1.example.com"},
+                 .modified = At("2021-02-05T08:05:44Z")};
+}
+
+std::vector<Namespace> ReadmeNamespaces() {
+  return {{.name = "default",
+           .export_config = ExportConfig::kStandard,
+           .modified = At("2021-02-05T07:58:35Z")},
+          {.name = "default-blackbox",
+           .export_config = ExportConfig::kBlackbox,
+           .modified = At("2021-02-05T08:00:18Z")}};
+}
+
+// ---- ParseOutputFormat ----
+
+TEST(ParseOutputFormatTest, AcceptsTheFourNames) {
+  EXPECT_THAT(ParseOutputFormat("table"), IsOkAndHolds(OutputFormat::kTable));
+  EXPECT_THAT(ParseOutputFormat("json"), IsOkAndHolds(OutputFormat::kJson));
+  EXPECT_THAT(ParseOutputFormat("yaml"), IsOkAndHolds(OutputFormat::kYaml));
+  EXPECT_THAT(ParseOutputFormat("csv"), IsOkAndHolds(OutputFormat::kCsv));
+}
+
+TEST(ParseOutputFormatTest, RejectsOthers) {
+  EXPECT_THAT(ParseOutputFormat("xml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "unknown output format \"xml\": use table, json, yaml or csv"));
+  for (const char* bad : {"", "JSON", "Table", " yaml", "yml"}) {
+    EXPECT_THAT(ParseOutputFormat(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
+}
+
+// ---- table: the README's examples, byte for byte ----
+
+TEST(TableTest, ReadmeServerList) {
+  EXPECT_EQ(FormatServers({Prometheus1()}, OutputOptions{}),
+            "NAME                    MODIFIED             STATE  LABELS\n"
+            "prometheus1.example.com 2021-02-04T14:12:50Z active environment=test\n");
+}
+
+TEST(TableTest, ReadmeNamespaceLists) {
+  EXPECT_EQ(FormatNamespaces({{.name = "default",
+                               .export_config = ExportConfig::kStandard,
+                               .modified = At("2021-02-04T14:07:03Z")}},
+                             OutputOptions{}),
+            "NAME    EXPORTCONFIG MODIFIED\n"
+            "default standard     2021-02-04T14:07:03Z\n");
+  EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), OutputOptions{}),
+            "NAME             EXPORTCONFIG MODIFIED\n"
+            "default          standard     2021-02-05T07:58:35Z\n"
+            "default-blackbox blackbox     2021-02-05T08:00:18Z\n");
+}
+
+TEST(TableTest, ReadmeServiceLists) {
+  EXPECT_EQ(
+      FormatServices({Example("2021-02-04T14:13:50Z")}, OutputOptions{}),
+      "NAME    NAMESPACE ID                                   ENDPOINT                   SERVERS   "
+      "              LABELS                      SELECTOR         MODIFIED             "
+      "DESCRIPTION\n"
+      "example default   93c156b1-f218-5d79-88a5-219307e59d29 http://example.com/metrics "
+      "prometheus1.example.com label1=value1,label2=value2 environment=test "
+      "2021-02-04T14:13:50Z\n");
+  EXPECT_EQ(
+      FormatServices({Blackbox(), Example("2021-02-05T07:59:17Z")}, OutputOptions{}),
+      "NAME     NAMESPACE        ID                                   ENDPOINT                    "
+      "SERVERS                 LABELS                      SELECTOR         MODIFIED             "
+      "DESCRIPTION\n"
+      "blackbox default-blackbox e988791c-2c4e-5eeb-b3b8-db3c0cf82719 http://blackbox.example.com "
+      "prometheus1.example.com                             environment=test "
+      "2021-02-05T08:05:44Z\n"
+      "example  default          93c156b1-f218-5d79-88a5-219307e59d29 http://example.com/metrics  "
+      "prometheus1.example.com label1=value1,label2=value2 environment=test "
+      "2021-02-05T07:59:17Z\n");
+}
+
+TEST(TableTest, WithoutHeadersOnlyItems) {
+  EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), Options(OutputFormat::kTable, false)),
+            "default          standard 2021-02-05T07:58:35Z\n"
+            "default-blackbox blackbox 2021-02-05T08:00:18Z\n");
+}
+
+TEST(TableTest, EmptyListPrintsHeaderOrNothing) {
+  EXPECT_EQ(FormatServers({}, OutputOptions{}), "NAME MODIFIED STATE LABELS\n");
+  EXPECT_EQ(FormatServers({}, Options(OutputFormat::kTable, false)), "");
+}
+
+TEST(TableTest, MeasuresCellsInCharactersNotBytes) {
+  Server server = Prometheus1();
+  server.name = "zürich";
+  EXPECT_EQ(FormatServers({server, Prometheus1()}, Options(OutputFormat::kTable, false)),
+            "zürich                  2021-02-04T14:12:50Z active environment=test\n"
+            "prometheus1.example.com 2021-02-04T14:12:50Z active environment=test\n");
+}
+
+TEST(TableTest, ShowsStateNamesAndJoinsServers) {
+  Server leaving = Prometheus1();
+  leaving.state = ServerState::kLeaving;
+  leaving.labels.clear();
+  EXPECT_EQ(FormatServers({leaving}, Options(OutputFormat::kTable, false)),
+            "prometheus1.example.com 2021-02-04T14:12:50Z leaving\n");
+
+  Service service = Blackbox();
+  service.servers = {"a", "b"};
+  service.description = "probe";
+  EXPECT_EQ(FormatServices({service}, Options(OutputFormat::kTable, false)),
+            "blackbox default-blackbox e988791c-2c4e-5eeb-b3b8-db3c0cf82719 "
+            "http://blackbox.example.com a,b  environment=test 2021-02-05T08:05:44Z probe\n");
+}
+
+// ---- csv ----
+
+TEST(CsvTest, SemicolonSeparatedWithHeader) {
+  EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), Options(OutputFormat::kCsv)),
+            "NAME;EXPORTCONFIG;MODIFIED\n"
+            "default;standard;2021-02-05T07:58:35Z\n"
+            "default-blackbox;blackbox;2021-02-05T08:00:18Z\n");
+  EXPECT_EQ(FormatServers({Prometheus1()}, Options(OutputFormat::kCsv, false)),
+            "prometheus1.example.com;2021-02-04T14:12:50Z;active;environment=test\n");
+  EXPECT_EQ(FormatServers({}, Options(OutputFormat::kCsv, false)), "");
+}
+
+TEST(CsvTest, QuotesLikeGo) {
+  Service service = Blackbox();
+  service.servers = {"a", "b"};
+  service.labels = {{"x", "a;b"}};
+  service.selector = "";
+  service.description = "say \"hi\"\nbye";
+  EXPECT_EQ(FormatServices({service}, Options(OutputFormat::kCsv, false)),
+            "blackbox;default-blackbox;e988791c-2c4e-5eeb-b3b8-db3c0cf82719;"
+            "http://blackbox.example.com;a,b;\"x=a;b\";;2021-02-05T08:05:44Z;"
+            "\"say \"\"hi\"\"\nbye\"\n");
+  service.description = " leading space";
+  EXPECT_THAT(FormatServices({service}, Options(OutputFormat::kCsv, false)),
+              ::testing::EndsWith(";\" leading space\"\n"));
+}
+
+// ---- json ----
+
+TEST(JsonTest, Servers) {
+  Server bare{.name = "p2", .state = ServerState::kLeaving, .modified = At("2021-02-04T14:12:50Z")};
+  EXPECT_EQ(FormatServers({Prometheus1(), bare}, Options(OutputFormat::kJson)),
+            R"([
+  {
+    "name": "prometheus1.example.com",
+    "labels": {
+      "environment": "test"
+    },
+    "state": 2,
+    "modified": "2021-02-04T14:12:50Z"
+  },
+  {
+    "name": "p2",
+    "labels": null,
+    "state": 0,
+    "modified": "2021-02-04T14:12:50Z"
+  }
+]
+)");
+}
+
+TEST(JsonTest, Namespaces) {
+  EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), Options(OutputFormat::kJson)),
+            R"([
+  {
+    "name": "default",
+    "export": 1,
+    "modified": "2021-02-05T07:58:35Z"
+  },
+  {
+    "name": "default-blackbox",
+    "export": 2,
+    "modified": "2021-02-05T08:00:18Z"
+  }
+]
+)");
+}
+
+TEST(JsonTest, ServicesOmitEmptyFieldsAndEscapeHtml) {
+  Service service = Example("2021-02-04T14:13:50.25Z");
+  service.endpoint = "http://example.com/metrics?a=1&b=2";
+  service.description = "<b>";
+  EXPECT_EQ(FormatServices({service, Service{}}, Options(OutputFormat::kJson)),
+            R"([
+  {
+    "id": "93c156b1-f218-5d79-88a5-219307e59d29",
+    "name": "example",
+    "namespace": "default",
+    "endpoint": "http://example.com/metrics?a=1\u0026b=2",
+    "labels": {
+      "label1": "value1",
+      "label2": "value2"
+    },
+    "servers": [
+      "prometheus1.example.com"
+    ],
+    "selector": "environment=test",
+    "description": "\u003cb\u003e",
+    "modified": "2021-02-04T14:13:50.25Z"
+  },
+  {
+    "modified": "1970-01-01T00:00:00Z"
+  }
+]
+)");
+}
+
+TEST(JsonTest, EmptyListIsEmptyArray) {
+  EXPECT_EQ(FormatServers({}, Options(OutputFormat::kJson)), "[]\n");
+  EXPECT_EQ(FormatNamespaces({}, Options(OutputFormat::kJson)), "[]\n");
+  EXPECT_EQ(FormatServices({}, Options(OutputFormat::kJson)), "[]\n");
+}
+
+TEST(JsonTest, ModifiedIsRfc3339NanoLikeGo) {
+  const auto modified = [](absl::Time time) {
+    std::string json =
+        FormatNamespaces({{.name = "n", .modified = time}}, Options(OutputFormat::kJson));
+    const size_t start = json.find(R"("modified": ")") + 13;
+    return json.substr(start, json.find('"', start) - start);
+  };
+  const absl::Time base = At("2021-02-04T14:12:50Z");
+  EXPECT_EQ(modified(base), "2021-02-04T14:12:50Z");
+  EXPECT_EQ(modified(base + absl::Milliseconds(500)), "2021-02-04T14:12:50.5Z");
+  EXPECT_EQ(modified(base + absl::Nanoseconds(123456789)), "2021-02-04T14:12:50.123456789Z");
+  EXPECT_EQ(modified(base + absl::Nanoseconds(1) + absl::Nanoseconds(1) / 4),
+            "2021-02-04T14:12:50.000000001Z");
+  EXPECT_EQ(modified(At("2021-02-04T15:12:50.1+01:00")), "2021-02-04T14:12:50.1Z");
+}
+
+TEST(JsonTest, EscapesLineSeparatorsAndReplacesInvalidUtf8) {
+  Service service = Blackbox();
+  service.description = "a\u2028b\xff";
+  EXPECT_THAT(FormatServices({service}, Options(OutputFormat::kJson)),
+              ::testing::HasSubstr(R"("description": "a\u2028b)"
+                                   "\xEF\xBF\xBD\""));
+}
+
+// ---- yaml ----
+
+TEST(YamlTest, Servers) {
+  Server bare{.name = "p2", .state = ServerState::kLeaving, .modified = At("2021-02-04T14:12:50Z")};
+  EXPECT_EQ(FormatServers({Prometheus1(), bare}, Options(OutputFormat::kYaml)),
+            R"(- name: prometheus1.example.com
+  labels:
+    environment: test
+  state: 2
+  modified: 2021-02-04T14:12:50Z
+- name: p2
+  labels: {}
+  state: 0
+  modified: 2021-02-04T14:12:50Z
+)");
+}
+
+TEST(YamlTest, Namespaces) {
+  EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), Options(OutputFormat::kYaml)),
+            R"(- name: default
+  export: 1
+  modified: 2021-02-05T07:58:35Z
+- name: default-blackbox
+  export: 2
+  modified: 2021-02-05T08:00:18Z
+)");
+}
+
+TEST(YamlTest, ServicesKeepEveryKeyWithPlainEndpoint) {
+  Service bare{.name = "b", .namespace_name = "default", .endpoint = "http://b:9100"};
+  EXPECT_EQ(FormatServices({Example("2021-02-04T14:13:50.5Z"), bare}, Options(OutputFormat::kYaml)),
+            R"(- id: 93c156b1-f218-5d79-88a5-219307e59d29
+  name: example
+  namespace: default
+  endpoint: http://example.com/metrics
+  selector: environment=test
+  servers:
+    - prometheus1.example.com
+  labels:
+    label1: value1
+    label2: value2
+  description: ""
+  modified: 2021-02-04T14:13:50.5Z
+- id: ""
+  name: b
+  namespace: default
+  endpoint: http://b:9100
+  selector: ""
+  servers: []
+  labels: {}
+  description: ""
+  modified: 1970-01-01T00:00:00Z
+)");
+}
+
+TEST(YamlTest, QuotesStringsThatWouldReadAsOtherTypes) {
+  Service service{.name = "123",
+                  .namespace_name = "yes",
+                  .endpoint = "http://a?x=1&y=2",
+                  .selector = "null",
+                  .labels = {{"on", "0x1F"},
+                             {"v", "1.2.3"},
+                             {"w", "1:20"},
+                             {"x", "-1.5e3"},
+                             {"y", ".inf"},
+                             {"z", "10s"}},
+                  .description = "a: b"};
+  EXPECT_EQ(FormatServices({service}, Options(OutputFormat::kYaml)),
+            R"(- id: ""
+  name: "123"
+  namespace: "yes"
+  endpoint: http://a?x=1&y=2
+  selector: "null"
+  servers: []
+  labels:
+    "on": "0x1F"
+    v: 1.2.3
+    w: "1:20"
+    x: "-1.5e3"
+    "y": ".inf"
+    z: 10s
+  description: "a: b"
+  modified: 1970-01-01T00:00:00Z
+)");
+}
+
+TEST(YamlTest, EmptyListIsEmptySequence) {
+  EXPECT_EQ(FormatServers({}, Options(OutputFormat::kYaml)), "[]\n");
+  EXPECT_EQ(FormatNamespaces({}, Options(OutputFormat::kYaml)), "[]\n");
+  EXPECT_EQ(FormatServices({}, Options(OutputFormat::kYaml)), "[]\n");
+}
+
+}  // namespace
+}  // namespace discovery::client_format
