@@ -25,12 +25,24 @@ if [ ! -s "$token_file" ]; then
   echo "run.sh: wrote an admin machine token to $token_file"
 fi
 
+# The CLI talks TLS unless told otherwise; this server listens in plaintext on localhost only.
+config_file="${HOME}/.config/discovery/config.yaml"
+if [ ! -e "$config_file" ]; then
+  mkdir -p "$(dirname "$config_file")"
+  printf '# written by discovery scripts/run.sh: the local server speaks plaintext gRPC\naddress: localhost:3001\ninsecure: true\n' >"$config_file"
+  echo "run.sh: wrote $config_file (address: localhost:3001, insecure: true) for the CLI"
+elif ! grep -Eq '^(insecure|ca-cert):' "$config_file"; then
+  echo "run.sh: $config_file has neither insecure nor ca-cert; use 'discovery --insecure ...' with this server"
+fi
+
 cat >&2 <<MSG
 run.sh: starting discoveryd on the embedded store
   gRPC  localhost:3001    HTTP localhost:3002 (REST, http_sd, /metrics, /healthz, /readyz)
   An admin token (signed with the server's secret) at any time:
     $discoveryd token create admin --admin
   Try:
+    build/release/cmd/discovery/discovery server register prometheus1.example.com --labels=environment=test
+    build/release/cmd/discovery/discovery server list
     curl -s -H "Authorization: Bearer \$($discoveryd token create admin --admin)" localhost:3002/v1/servers
   Stop with Ctrl-C.
 MSG

@@ -290,7 +290,13 @@ int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& ou
 
 CLI::Option* AddListOption(CLI::App& app, const std::string& name, std::vector<std::string>* values,
                            const std::string& description) {
-  return app.add_option(name, *values, description)->delimiter(',');
+  CLI::Option* option = app.add_option(name, *values, description)->delimiter(',');
+  // A flag takes one (comma-separated) value per occurrence, so `-e URL NAME` leaves NAME to the
+  // positional after it, as kong does.
+  if (name.starts_with('-')) {
+    option->allow_extra_args(false);
+  }
+  return option;
 }
 
 CLI::Option* AddMapOption(CLI::App& app, const std::string& name,
@@ -314,6 +320,7 @@ CLI::Option* AddMapOption(CLI::App& app, const std::string& name,
           },
           description)
       ->delimiter(',')
+      ->allow_extra_args(false)
       ->check(key_value)
       ->type_name("KEY=VALUE");
 }

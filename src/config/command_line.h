@@ -97,13 +97,15 @@ class CommandLine {
   CLI::Option* config_files_ = nullptr;
 };
 
-// Adds a list flag to `app`: comma-separated ("-e a,b") and repeatable on the command line,
+// Adds a list flag to `app`: comma-separated ("-e a,b") and repeatable on the command line, one
+// value per occurrence (so "-e a NAME" leaves NAME to a positional),
 // comma-separated in the environment, a scalar or a YAML list in config files.
 // `values` must outlive the parse.
 CLI::Option* AddListOption(CLI::App& app, const std::string& name, std::vector<std::string>* values,
                            const std::string& description);
 
-// Adds a map flag to `app`: "k=v" pairs separated by commas (--labels a=b,c=d), repeatable,
+// Adds a map flag to `app`: "k=v" pairs separated by commas (--labels a=b,c=d), repeatable with
+// one value per occurrence,
 // a "k=v" list or a YAML mapping in config files. An item without "=" is a validation error.
 // A later pair overrides an earlier one with the same key. `values` must outlive the parse.
 CLI::Option* AddMapOption(CLI::App& app, const std::string& name,

@@ -98,6 +98,21 @@ class CommandLineTest : public ::testing::Test {
   std::ostringstream err_;
 };
 
+// `discovery service register -e URL NAME`: the list and map flags must not swallow NAME.
+TEST(ListAndMapOptionTest, TakeOneValuePerOccurrence) {
+  CLI::App app;
+  std::vector<std::string> endpoints;
+  std::map<std::string, std::string> labels;
+  std::string name;
+  AddListOption(app, "-e,--endpoints", &endpoints, "endpoints");
+  AddMapOption(app, "-l,--labels", &labels, "labels");
+  app.add_option("name", name)->required();
+  ASSERT_NO_THROW(app.parse("-e http://a,http://b -l k=v,x=y -e http://c svc", false));
+  EXPECT_EQ(endpoints, (std::vector<std::string>{"http://a", "http://b", "http://c"}));
+  EXPECT_EQ(labels, (std::map<std::string, std::string>{{"k", "v"}, {"x", "y"}}));
+  EXPECT_EQ(name, "svc");
+}
+
 TEST(EnvVarNameTest, UpperSnakeCaseWithPrefix) {
   EXPECT_EQ(EnvVarName("oidc-client-id"), "DISCOVERY_OIDC_CLIENT_ID");
   EXPECT_EQ(EnvVarName("etcd-auto-sync-interval"), "DISCOVERY_ETCD_AUTO_SYNC_INTERVAL");

@@ -1,0 +1,265 @@
+#include "cli/api_client.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "cli/retry.h"
+#include "fmt/format.h"
+#include "grpcpp/grpcpp.h"
+
+#include "api/convert.h"
+#include "common/format.h"
+#include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
+#include "postfinance/discovery/v1/server_api.grpc.pb.h"
+#include "postfinance/discovery/v1/service_api.grpc.pb.h"
+#include "postfinance/discovery/v1/token_api.grpc.pb.h"
+
+namespace discovery::cli {
+namespace {
+
+namespace pb = ::postfinance::discovery::v1;
+
+// Debian's bundle of the system's trusted CAs (ca-certificates).
+constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(fmt::format("cannot read {}", path));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) {
+    return absl::OkStatus();
+  }
+  return {static_cast<absl::StatusCode>(status.error_code()), status.error_message()};
+}
+
+// A context for one call: its deadline and the bearer token the server authorizes.
+std::unique_ptr<grpc::ClientContext> NewContext(const ConnectionOptions& options) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(options.timeout));
+  context->AddMetadata("authorization", "bearer " + options.token);
+  return context;
+}
+
+}  // namespace
+
+// The channel of one command. A call that failed transiently drops it, so that a retry dials
+// afresh instead of failing at once while gRPC backs off from the old connection's failure.
+class ApiClient::Channels {
+ public:
+  Channels(std::string address, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : address_(std::move(address)), credentials_(std::move(credentials)) {}
+
+  std::shared_ptr<grpc::Channel> Get() {
+    if (channel_ == nullptr) {
+      channel_ = grpc::CreateChannel(address_, credentials_);
+    }
+    return channel_;
+  }
+  void Drop() { channel_.reset(); }
+
+ private:
+  std::string address_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+namespace {
+
+// Calls `method` of a stub of type `Api` and returns its response or the failure.
+template <typename Api, typename Request, typename Response>
+absl::StatusOr<Response> Call(ApiClient::Channels& channels, const ConnectionOptions& options,
+                              grpc::Status (Api::Stub::*method)(grpc::ClientContext*,
+                                                                const Request&, Response*),
+                              const Request& request) {
+  typename Api::Stub stub(channels.Get());
+  const std::unique_ptr<grpc::ClientContext> context = NewContext(options);
+  Response response;
+  if (absl::Status status = FromGrpc((stub.*method)(context.get(), request, &response));
+      !status.ok()) {
+    if (IsTransient(status)) {
+      channels.Drop();
+    }
+    return status;
+  }
+  return response;
+}
+
+}  // namespace
+
+ApiClient::ApiClient(std::shared_ptr<Channels> channels, ConnectionOptions options)
+    : channels_(std::move(channels)), options_(std::move(options)) {}
+
+absl::StatusOr<ApiClient> ApiClient::Connect(const ConnectionOptions& options) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.insecure) {
+    credentials = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.ca_cert_file.empty()) {
+      absl::StatusOr<std::string> ca = ReadFile(options.ca_cert_file);
+      if (!ca.ok()) {
+        return absl::InvalidArgumentError(fmt::format("--ca-cert: {}", ca.status().message()));
+      }
+      // Setting roots replaces gRPC's default trust store, so keep the system's CAs as well.
+      ssl.pem_root_certs = ReadFile(kSystemCaBundle).value_or("") + "\n" + *ca;
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  return ApiClient(std::make_shared<Channels>(options.address, std::move(credentials)), options);
+}
+
+absl::StatusOr<std::vector<Server>> ApiClient::ListServers() const {
+  absl::StatusOr<pb::ListServerResponse> response = Call<pb::ServerAPI>(
+      *channels_, options_, &pb::ServerAPI::Stub::ListServer, pb::ListServerRequest{});
+  if (!response.ok()) {
+    return response.status();
+  }
+  std::vector<Server> servers;
+  for (const pb::Server& server : response->servers()) {
+    servers.push_back(api::FromProto(server));
+  }
+  return servers;
+}
+
+absl::StatusOr<Server> ApiClient::RegisterServer(const std::string& name,
+                                                 const Labels& labels) const {
+  pb::RegisterServerRequest request;
+  request.set_name(name);
+  api::LabelsToProto(labels, request.mutable_labels());
+  absl::StatusOr<pb::RegisterServerResponse> response =
+      Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::RegisterServer, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  return api::FromProto(response->server());
+}
+
+absl::Status ApiClient::UnregisterServer(const std::string& name) const {
+  pb::UnregisterServerRequest request;
+  request.set_name(name);
+  return Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::UnregisterServer, request)
+      .status();
+}
+
+absl::StatusOr<std::vector<Namespace>> ApiClient::ListNamespaces() const {
+  absl::StatusOr<pb::ListNamespaceResponse> response = Call<pb::NamespaceAPI>(
+      *channels_, options_, &pb::NamespaceAPI::Stub::ListNamespace, pb::ListNamespaceRequest{});
+  if (!response.ok()) {
+    return response.status();
+  }
+  std::vector<Namespace> namespaces;
+  for (const pb::Namespace& ns : response->namespaces()) {
+    namespaces.push_back(api::FromProto(ns));
+  }
+  return namespaces;
+}
+
+absl::StatusOr<Namespace> ApiClient::RegisterNamespace(const std::string& name,
+                                                       ExportConfig export_config) const {
+  pb::RegisterNamespaceRequest request;
+  request.set_name(name);
+  request.set_export_(static_cast<int32_t>(export_config));
+  absl::StatusOr<pb::RegisterNamespaceResponse> response = Call<pb::NamespaceAPI>(
+      *channels_, options_, &pb::NamespaceAPI::Stub::RegisterNamespace, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  return api::FromProto(response->namespace_());
+}
+
+absl::Status ApiClient::UnregisterNamespace(const std::string& name) const {
+  pb::UnregisterNamespaceRequest request;
+  request.set_name(name);
+  return Call<pb::NamespaceAPI>(*channels_, options_, &pb::NamespaceAPI::Stub::UnregisterNamespace,
+                                request)
+      .status();
+}
+
+absl::StatusOr<std::vector<Service>> ApiClient::ListServices(
+    const std::string& namespace_name) const {
+  pb::ListServiceRequest request;
+  request.set_namespace_(namespace_name);
+  absl::StatusOr<pb::ListServiceResponse> response =
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::ListService, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  std::vector<Service> services;
+  for (const pb::Service& service : response->services()) {
+    services.push_back(api::FromProto(service));
+  }
+  return services;
+}
+
+absl::StatusOr<Service> ApiClient::RegisterService(const ServiceRegistration& registration) const {
+  pb::RegisterServiceRequest request;
+  request.set_name(registration.name);
+  request.set_namespace_(registration.namespace_name);
+  request.set_endpoint(registration.endpoint);
+  request.set_selector(registration.selector);
+  request.set_description(registration.description);
+  api::LabelsToProto(registration.labels, request.mutable_labels());
+  absl::StatusOr<pb::RegisterServiceResponse> response =
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::RegisterService, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  return api::FromProto(response->service());
+}
+
+absl::Status ApiClient::UnregisterService(const std::string& namespace_name,
+                                          const std::string& id_or_endpoint) const {
+  pb::UnRegisterServiceRequest request;
+  request.set_namespace_(namespace_name);
+  request.set_id(id_or_endpoint);
+  return Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::UnRegisterService,
+                              request)
+      .status();
+}
+
+absl::StatusOr<std::string> ApiClient::CreateToken(const std::string& id,
+                                                   const std::vector<std::string>& namespaces,
+                                                   const std::string& expires) const {
+  pb::CreateRequest request;
+  request.set_id(id);
+  for (const std::string& ns : namespaces) {
+    request.add_namespaces(ns);
+  }
+  request.set_expires(expires);
+  absl::StatusOr<pb::CreateResponse> response =
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Create, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  return response->token();
+}
+
+absl::StatusOr<TokenDetails> ApiClient::TokenInfo(const std::string& token) const {
+  pb::InfoRequest request;
+  request.set_token(token);
+  absl::StatusOr<pb::InfoResponse> response =
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Info, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  const pb::TokenInfo& info = response->tokeninfo();
+  TokenDetails details{.id = info.id(),
+                       .namespaces = {info.namespaces().begin(), info.namespaces().end()}};
+  const absl::Time expires = api::TimestampFromProto(info.expires_at());
+  if (expires != api::GoZeroTime()) {
+    details.expires = expires;
+  }
+  return details;
+}
+
+}  // namespace discovery::cli

@@ -1,0 +1,80 @@
+// The CLI's connection to discoveryd: one gRPC channel per command, TLS unless --insecure, every
+// call with a deadline and the bearer token. Wraps the four APIs of postfinance.discovery.v1 in
+// calls on domain values, with gRPC statuses turned into absl::Status of the same code.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "model/model.h"
+
+namespace discovery::cli {
+
+struct ConnectionOptions {
+  std::string address = "localhost:3001";      // gRPC target
+  absl::Duration timeout = absl::Seconds(15);  // deadline of each call
+  bool insecure = false;                       // plaintext instead of TLS
+  std::string ca_cert_file;                    // PEM file trusted in addition to the system's CAs
+  std::string token;                           // sent as "authorization: bearer <token>"
+};
+
+struct ServiceRegistration {
+  std::string name;
+  std::string namespace_name = "default";
+  std::string endpoint;
+  Labels labels;
+  std::string selector;
+  std::string description;
+};
+
+struct TokenDetails {
+  std::string id;
+  std::vector<std::string> namespaces;
+  std::optional<absl::Time> expires;  // nullopt: never expires
+};
+
+// One command's client. Not thread-safe.
+class ApiClient {
+ public:
+  class Channels;
+
+  // Creates the channel; fails only when the CA file cannot be read. Connecting happens on the
+  // first call, so an unreachable server shows up as Unavailable there.
+  static absl::StatusOr<ApiClient> Connect(const ConnectionOptions& options);
+
+  absl::StatusOr<std::vector<Server>> ListServers() const;
+  absl::StatusOr<Server> RegisterServer(const std::string& name, const Labels& labels) const;
+  absl::Status UnregisterServer(const std::string& name) const;
+
+  absl::StatusOr<std::vector<Namespace>> ListNamespaces() const;
+  absl::StatusOr<Namespace> RegisterNamespace(const std::string& name,
+                                              ExportConfig export_config) const;
+  absl::Status UnregisterNamespace(const std::string& name) const;
+
+  // `namespace_name` empty lists every namespace.
+  absl::StatusOr<std::vector<Service>> ListServices(const std::string& namespace_name) const;
+  absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration) const;
+  // `id_or_endpoint` is a service ID or its endpoint URL.
+  absl::Status UnregisterService(const std::string& namespace_name,
+                                 const std::string& id_or_endpoint) const;
+
+  // `expires` is a Go duration; "0s" never expires.
+  absl::StatusOr<std::string> CreateToken(const std::string& id,
+                                          const std::vector<std::string>& namespaces,
+                                          const std::string& expires) const;
+  absl::StatusOr<TokenDetails> TokenInfo(const std::string& token) const;
+
+ private:
+  ApiClient(std::shared_ptr<Channels> channels, ConnectionOptions options);
+
+  std::shared_ptr<Channels> channels_;
+  ConnectionOptions options_;
+};
+
+}  // namespace discovery::cli

@@ -1,0 +1,732 @@
+#include "cli/discovery.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "CLI/CLI.hpp"
+#include "absl/time/clock.h"
+#include "cli/api_client.h"
+#include "cli/host_resolver.h"
+#include "cli/retry.h"
+#include "cli/token_file.h"
+#include "fmt/format.h"
+
+#include "client_format/output.h"
+#include "client_format/service_import.h"
+#include "common/format.h"
+#include "common/go_duration.h"
+#include "common/logging.h"
+#include "config/command_line.h"
+#include "model/endpoint.h"
+#include "re2/re2.h"
+#include "selector/selector.h"
+
+namespace discovery::cli {
+namespace {
+
+using client_format::OutputFormat;
+using client_format::OutputOptions;
+
+// How long `-u` waits for DNS, as the original does.
+constexpr absl::Duration kResolveTimeout = absl::Seconds(10);
+
+// Waits between attempts of a call that failed transiently: three retries.
+constexpr absl::Duration kRetryDelays[] = {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4)};
+
+struct Flags {
+  // global
+  ConnectionOptions connection;
+  std::string token_path = DefaultTokenPath().string();
+  bool debug = false;
+  std::string oidc_endpoint;
+  std::string oidc_client_id;
+  std::string oidc_external_login_cmd;
+  // list commands
+  std::string output = "table";
+  bool headers = false;
+  bool no_headers = false;
+  // service
+  std::string sort_by = "endpoint";
+  bool unresolved = false;
+  std::string namespace_name;
+  std::string filter_name;
+  std::string filter_server;
+  std::string filter_endpoint;
+  std::string filter_selector;
+  std::string name;
+  std::vector<std::string> endpoints;
+  std::map<std::string, std::string> labels;
+  std::string selector;
+  std::string description;
+  std::vector<std::string> unregister_items;
+  double percent = 1.0;
+  std::string import_path;
+  // namespace
+  std::string export_config = "standard";
+  // token
+  std::string token_id;
+  absl::Duration expiry = absl::ZeroDuration();
+  std::vector<std::string> token_namespaces;
+  std::string token;
+};
+
+// A command's failure: printed as one line "discovery: <message>".
+class Failure {
+ public:
+  explicit Failure(std::ostream& err) : err_(err) {}
+  int operator()(std::string_view message) const {
+    err_ << "discovery: " << message << "\n";
+    return 1;
+  }
+  int operator()(const absl::Status& status) const { return (*this)(ToStd(status.message())); }
+
+ private:
+  std::ostream& err_;
+};
+
+void AddGlobalFlags(CLI::App& app, Flags& flags) {
+  ConnectionOptions& connection = flags.connection;
+  app.add_option("-a,--address", connection.address, "Address (host:port) of discoveryd's gRPC API")
+      ->default_str("localhost:3001");
+  config::AddDurationOption(app, "--timeout", &connection.timeout, "Timeout of each request");
+  app.add_flag("-d,--debug", flags.debug, "Log at debug level");
+  CLI::Option* insecure =
+      app.add_flag("--insecure", connection.insecure, "Talk plaintext gRPC instead of TLS");
+  CLI::Option* ca_cert = app.add_option("--ca-cert", connection.ca_cert_file,
+                                        "PEM file of CAs trusted in addition to the system's")
+                             ->check(CLI::ExistingFile);
+  insecure->excludes(ca_cert);
+  app.add_option("--token-path", flags.token_path,
+                 "Token file (YAML: machine_token, or the tokens of `discovery login`)")
+      ->default_str("~/.config/discovery/.token");
+  app.add_option("--oidc-endpoint", flags.oidc_endpoint, "OIDC endpoint URL");
+  app.add_option("--oidc-client-id", flags.oidc_client_id, "OIDC client ID");
+  app.add_option("--oidc-external-login-cmd", flags.oidc_external_login_cmd,
+                 "Command that logs in instead of `discovery login`");
+}
+
+void AddOutputFlags(CLI::App& command, Flags& flags) {
+  command.add_option("-o,--output", flags.output, "Output format: table, json, yaml or csv")
+      ->default_str("table");
+  CLI::Option* headers = command.add_flag("-H,--headers", flags.headers,
+                                          "Print the header line (the default; kept for scripts)");
+  command.add_flag("--no-headers", flags.no_headers, "Do not print the header line")
+      ->excludes(headers);
+}
+
+absl::StatusOr<OutputOptions> OutputOptionsOf(const Flags& flags) {
+  absl::StatusOr<OutputFormat> format = client_format::ParseOutputFormat(flags.output);
+  if (!format.ok()) {
+    return format.status();
+  }
+  return OutputOptions{.format = *format, .headers = !flags.no_headers};
+}
+
+absl::StatusOr<ApiClient> Connect(const Flags& flags) {
+  absl::StatusOr<TokenFile> token = ReadTokenFile(flags.token_path);
+  if (!token.ok()) {
+    return token.status();
+  }
+  ConnectionOptions options = flags.connection;
+  options.token = token->BearerToken();
+  return ApiClient::Connect(options);
+}
+
+// Retries `call` on transient failures, logging every retry with `what` the call is about.
+absl::Status WithRetries(const std::function<absl::Status()>& call, const LogFields& what) {
+  return RetryTransient(call, kRetryDelays, [&](const absl::Status& failure, absl::Duration delay) {
+    LogFields fields = what;
+    fields.emplace_back("error", std::string{failure.message()});
+    fields.emplace_back("retry-in", FormatGoDuration(delay));
+    LogWarn("request failed, retrying", fields);
+    absl::SleepFor(delay);
+  });
+}
+
+// ---- server ----
+
+int ServerList(const Flags& flags, std::ostream& out, const Failure& fail) {
+  absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
+  if (!output.ok()) {
+    return fail(output.status());
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<std::vector<Server>> servers = client->ListServers();
+  if (!servers.ok()) {
+    return fail(servers.status());
+  }
+  std::sort(servers->begin(), servers->end(),
+            [](const Server& a, const Server& b) { return a.name < b.name; });
+  out << client_format::FormatServers(*servers, *output);
+  return 0;
+}
+
+int ServerRegister(const Flags& flags, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<Server> server = client->RegisterServer(flags.name, flags.labels);
+  if (!server.ok()) {
+    return fail(
+        fmt::format("cannot register server {}: {}", flags.name, server.status().message()));
+  }
+  LogInfo("server registered",
+          {{"name", server->name}, {"labels", LabelsToString(server->labels)}});
+  return 0;
+}
+
+int ServerUnregister(const Flags& flags, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  if (absl::Status status = client->UnregisterServer(flags.name); !status.ok()) {
+    return fail(fmt::format("cannot unregister server {}: {}", flags.name, status.message()));
+  }
+  LogInfo("server unregistered", {{"name", flags.name}});
+  return 0;
+}
+
+// ---- namespace ----
+
+int NamespaceList(const Flags& flags, std::ostream& out, const Failure& fail) {
+  absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
+  if (!output.ok()) {
+    return fail(output.status());
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<std::vector<Namespace>> namespaces = client->ListNamespaces();
+  if (!namespaces.ok()) {
+    return fail(namespaces.status());
+  }
+  std::sort(namespaces->begin(), namespaces->end(),
+            [](const Namespace& a, const Namespace& b) { return a.name < b.name; });
+  out << client_format::FormatNamespaces(*namespaces, *output);
+  return 0;
+}
+
+int NamespaceRegister(const Flags& flags, const Failure& fail) {
+  absl::StatusOr<ExportConfig> export_config = ParseExportConfig(flags.export_config);
+  if (!export_config.ok()) {
+    return fail(export_config.status());
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<Namespace> ns = client->RegisterNamespace(flags.name, *export_config);
+  if (!ns.ok()) {
+    return fail(fmt::format("cannot register namespace {}: {}", flags.name, ns.status().message()));
+  }
+  LogInfo("namespace registered",
+          {{"name", ns->name}, {"export", ExportConfigName(ns->export_config)}});
+  return 0;
+}
+
+int NamespaceUnregister(const Flags& flags, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  if (absl::Status status = client->UnregisterNamespace(flags.name); !status.ok()) {
+    return fail(fmt::format("cannot unregister namespace {}: {}", flags.name, status.message()));
+  }
+  LogInfo("namespace unregistered", {{"name", flags.name}});
+  return 0;
+}
+
+// ---- service ----
+
+// The services whose endpoint host does not resolve.
+absl::StatusOr<std::vector<Service>> Unresolved(std::vector<Service> services) {
+  std::map<std::string, std::string> host_of;  // endpoint -> host
+  std::set<std::string> hosts;
+  for (const Service& service : services) {
+    absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
+    if (!endpoint.ok()) {
+      continue;  // the server only stores endpoints that parse
+    }
+    host_of[service.endpoint] = endpoint->Hostname();
+    hosts.insert(endpoint->Hostname());
+  }
+  absl::StatusOr<std::set<std::string>> unresolved = UnresolvedHosts(hosts, kResolveTimeout);
+  if (!unresolved.ok()) {
+    return unresolved.status();
+  }
+  std::erase_if(services, [&](const Service& service) {
+    const auto host = host_of.find(service.endpoint);
+    return host == host_of.end() || !unresolved->contains(host->second);
+  });
+  return services;
+}
+
+// A compiled --filter-* regular expression (RE2, the syntax of the original's Go regexp);
+// nullptr when the flag is empty.
+absl::StatusOr<std::unique_ptr<RE2>> CompileFilter(const std::string& flag,
+                                                   const std::string& pattern) {
+  if (pattern.empty()) {
+    return nullptr;
+  }
+  auto regex = std::make_unique<RE2>(pattern, RE2::Quiet);
+  if (!regex->ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("invalid {} \"{}\": {}", flag, pattern, regex->error()));
+  }
+  return regex;
+}
+
+// True when `regex` is absent or finds a match in `text` (unanchored, as Go's MatchString).
+bool Matches(const std::unique_ptr<RE2>& regex, const std::string& text) {
+  return regex == nullptr || RE2::PartialMatch(text, *regex);
+}
+
+absl::StatusOr<std::vector<Service>> FilterServices(const Flags& flags,
+                                                    std::vector<Service> services) {
+  absl::StatusOr<std::unique_ptr<RE2>> name = CompileFilter("--filter-name", flags.filter_name);
+  absl::StatusOr<std::unique_ptr<RE2>> server =
+      CompileFilter("--filter-server", flags.filter_server);
+  absl::StatusOr<std::unique_ptr<RE2>> endpoint =
+      CompileFilter("--filter-endpoint", flags.filter_endpoint);
+  for (const auto* compiled : {&name, &server, &endpoint}) {
+    if (!compiled->ok()) {
+      return compiled->status();
+    }
+  }
+  std::optional<selector::Selector> labels;
+  if (!flags.filter_selector.empty()) {
+    absl::StatusOr<selector::Selector> parsed = selector::Selector::Parse(flags.filter_selector);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(fmt::format("invalid --filter-selector \"{}\": {}",
+                                                    flags.filter_selector,
+                                                    parsed.status().message()));
+    }
+    labels = *std::move(parsed);
+  }
+  std::erase_if(services, [&](const Service& service) {
+    const bool keep =
+        Matches(*name, service.name) && Matches(*endpoint, service.endpoint) &&
+        (*server == nullptr ||
+         std::any_of(service.servers.begin(), service.servers.end(),
+                     [&](const std::string& placed) { return Matches(*server, placed); })) &&
+        (!labels || labels->Matches(service.labels));
+    return !keep;
+  });
+  return services;
+}
+
+int ServiceList(const Flags& flags, std::ostream& out, const Failure& fail) {
+  absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
+  if (!output.ok()) {
+    return fail(output.status());
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<std::vector<Service>> services = client->ListServices(flags.namespace_name);
+  if (!services.ok()) {
+    return fail(services.status());
+  }
+  services = FilterServices(flags, *std::move(services));
+  if (services.ok() && flags.unresolved) {
+    services = Unresolved(*std::move(services));
+  }
+  if (!services.ok()) {
+    return fail(services.status());
+  }
+  if (flags.sort_by == "date") {
+    std::stable_sort(services->begin(), services->end(),
+                     [](const Service& a, const Service& b) { return a.modified > b.modified; });
+  } else {
+    std::sort(services->begin(), services->end(), [](const Service& a, const Service& b) {
+      return std::tie(a.endpoint, a.namespace_name) < std::tie(b.endpoint, b.namespace_name);
+    });
+  }
+  out << client_format::FormatServices(*services, *output);
+  return 0;
+}
+
+int ServiceRegister(const Flags& flags, const Failure& fail) {
+  if (flags.name.empty()) {
+    return fail("name cannot be empty");
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  int failed = 0;
+  for (const std::string& endpoint : flags.endpoints) {
+    const ServiceRegistration registration{.name = flags.name,
+                                           .namespace_name = flags.namespace_name,
+                                           .endpoint = endpoint,
+                                           .labels = flags.labels,
+                                           .selector = flags.selector,
+                                           .description = flags.description};
+    absl::StatusOr<Service> service;
+    const absl::Status status = WithRetries(
+        [&] {
+          service = client->RegisterService(registration);
+          return service.status();
+        },
+        {{"service", flags.name}, {"endpoint", endpoint}});
+    if (!status.ok()) {
+      ++failed;
+      fail(fmt::format("cannot register {} in namespace {}: {}", endpoint, flags.namespace_name,
+                       status.message()));
+      continue;
+    }
+    LogInfo("service registered", {{"id", service->id}, {"endpoint", service->endpoint}});
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+int UnregisterUnresolved(const Flags& flags, const ApiClient& client, const Failure& fail) {
+  absl::StatusOr<std::vector<Service>> services = client.ListServices("");
+  if (!services.ok()) {
+    return fail(services.status());
+  }
+  const std::size_t total = services->size();
+  absl::StatusOr<std::vector<Service>> unresolved = Unresolved(*std::move(services));
+  if (!unresolved.ok()) {
+    return fail(unresolved.status());
+  }
+  if (unresolved->empty()) {
+    LogInfo("no unresolved services found");
+    return 0;
+  }
+  const double share = 100.0 * static_cast<double>(unresolved->size()) / static_cast<double>(total);
+  if (share > flags.percent) {
+    return fail(fmt::format(
+        "maximum {:g}% services are allowed to be unregistered, but {} of {} ({:.1f}%) do not "
+        "resolve; raise --percent to unregister them",
+        flags.percent, unresolved->size(), total, share));
+  }
+  int failed = 0;
+  for (const Service& service : *unresolved) {
+    if (absl::Status status = client.UnregisterService(service.namespace_name, service.endpoint);
+        !status.ok()) {
+      ++failed;
+      fail(fmt::format("cannot unregister {} in namespace {}: {}", service.endpoint,
+                       service.namespace_name, status.message()));
+      continue;
+    }
+    LogInfo("unresolved service unregistered", {{"id", service.id},
+                                                {"endpoint", service.endpoint},
+                                                {"namespace", service.namespace_name}});
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+int ServiceUnregister(const Flags& flags, const Failure& fail) {
+  if (flags.unresolved && !flags.unregister_items.empty()) {
+    return fail("unresolved cannot be used in combination with endpoints");
+  }
+  if (!flags.unresolved && flags.unregister_items.empty()) {
+    return 0;
+  }
+  if (!flags.unresolved && flags.namespace_name.empty()) {
+    return fail("no namespace specified (--namespace, $DISCOVERY_NAMESPACE)");
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  if (flags.unresolved) {
+    return UnregisterUnresolved(flags, *client, fail);
+  }
+  int failed = 0;
+  for (const std::string& item : flags.unregister_items) {
+    const absl::Status status =
+        WithRetries([&] { return client->UnregisterService(flags.namespace_name, item); },
+                    {{"namespace", flags.namespace_name}, {"service", item}});
+    if (!status.ok()) {
+      ++failed;
+      fail(fmt::format("cannot unregister {} in namespace {}: {}", item, flags.namespace_name,
+                       status.message()));
+      continue;
+    }
+    LogInfo("service unregistered", {{"namespace", flags.namespace_name}, {"service", item}});
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+// Writes the entries that could not be imported next to nothing else, so they can be fixed and
+// imported again; returns the file's path.
+absl::StatusOr<std::string> SaveFailedImports(const std::vector<Service>& failed) {
+  std::string path =
+      (std::filesystem::temp_directory_path() / "discovery-import-failed-XXXXXX.yaml").string();
+  const int fd = mkstemps(path.data(), 5);  // mode 0600
+  if (fd < 0) {
+    return absl::InternalError(fmt::format("cannot create {}", path));
+  }
+  const std::string content =
+      client_format::FormatServices(failed, {.format = OutputFormat::kYaml});
+  const bool written =
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ::close(fd);
+  if (!written) {
+    return absl::InternalError(fmt::format("cannot write {}", path));
+  }
+  return path;
+}
+
+int ServiceImport(const Flags& flags, const Failure& fail) {
+  std::ifstream in(flags.import_path);
+  if (!in) {
+    return fail(fmt::format("cannot read {}", flags.import_path));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  absl::StatusOr<std::vector<Service>> entries = client_format::ParseServiceImport(content.str());
+  if (!entries.ok()) {
+    return fail(fmt::format("cannot import {}: {}", flags.import_path, entries.status().message()));
+  }
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  std::vector<Service> failed;
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    const Service& entry = (*entries)[i];
+    const ServiceRegistration registration{.name = entry.name,
+                                           .namespace_name = entry.namespace_name,
+                                           .endpoint = entry.endpoint,
+                                           .labels = entry.labels,
+                                           .selector = entry.selector,
+                                           .description = entry.description};
+    const absl::Status status =
+        WithRetries([&] { return client->RegisterService(registration).status(); },
+                    {{"service", entry.name}, {"endpoint", entry.endpoint}});
+    if (!status.ok()) {
+      failed.push_back(entry);
+      fail(fmt::format("cannot import entry {} ({} in namespace {}): {}", i + 1, entry.endpoint,
+                       entry.namespace_name, status.message()));
+    }
+  }
+  LogInfo("services imported", {{"imported", std::to_string(entries->size() - failed.size())},
+                                {"failed", std::to_string(failed.size())}});
+  if (failed.empty()) {
+    return 0;
+  }
+  absl::StatusOr<std::string> saved = SaveFailedImports(failed);
+  if (!saved.ok()) {
+    return fail(saved.status());
+  }
+  return fail(fmt::format("{} of {} entries failed; they are saved in {}", failed.size(),
+                          entries->size(), *saved));
+}
+
+// ---- token ----
+
+int TokenCreate(const Flags& flags, std::ostream& out, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<std::string> token =
+      client->CreateToken(flags.token_id, flags.token_namespaces, FormatGoDuration(flags.expiry));
+  if (!token.ok()) {
+    return fail(
+        fmt::format("cannot create token {}: {}", flags.token_id, token.status().message()));
+  }
+  out << *token << "\n";
+  return 0;
+}
+
+int TokenInfo(const Flags& flags, std::ostream& out, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<TokenDetails> info = client->TokenInfo(flags.token);
+  if (!info.ok()) {
+    return fail(info.status());
+  }
+  std::string namespaces;
+  for (const std::string& ns : info->namespaces) {
+    namespaces += namespaces.empty() ? ns : " " + ns;
+  }
+  out << "id: " << info->id << "\n"
+      << "namespaces: [" << namespaces << "]\n"
+      << "expiry: "
+      << (info->expires ? absl::FormatTime(absl::RFC3339_sec, *info->expires, absl::UTCTimeZone())
+                        : "never")
+      << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"GRPC client for discovery service.", "discovery"};
+  app.require_subcommand(1);
+  Flags flags;
+  AddGlobalFlags(app, flags);
+
+  // server
+  CLI::App* server = app.add_subcommand("server", "Manage Prometheus servers.")->alias("srv");
+  server->require_subcommand(1);
+  CLI::App* server_list = server->add_subcommand("list", "List servers.");
+  AddOutputFlags(*server_list, flags);
+  CLI::App* server_register = server->add_subcommand("register", "Register a server.");
+  server_register->add_option("name", flags.name, "Server name")->required();
+  config::AddMapOption(*server_register, "-l,--labels", &flags.labels,
+                       "Labels services select the server by (k=v,...)");
+  CLI::App* server_unregister = server->add_subcommand("unregister", "Unregister a server.");
+  server_unregister->add_option("name", flags.name, "Server name")->required();
+
+  // service
+  CLI::App* service =
+      app.add_subcommand("service", "Manage services (scrape targets).")->alias("svc");
+  service->require_subcommand(1);
+  CLI::App* service_list = service->add_subcommand("list", "List services.");
+  AddOutputFlags(*service_list, flags);
+  service_list->add_option("--sort-by", flags.sort_by, "Sort by endpoint or date (newest first)")
+      ->check(CLI::IsMember({"endpoint", "date"}))
+      ->default_str("endpoint");
+  service_list->add_flag("-u,--unresolved", flags.unresolved,
+                         "Only services whose host does not resolve in DNS");
+  service_list->add_option("-n,--namespace", flags.namespace_name, "Namespace (default: all)");
+  service_list->add_option("-N,--filter-name", flags.filter_name, "Regular expression on the name");
+  service_list->add_option("-S,--filter-server", flags.filter_server,
+                           "Regular expression on the servers");
+  service_list->add_option("-e,--filter-endpoint", flags.filter_endpoint,
+                           "Regular expression on the endpoint");
+  service_list->add_option("-s,--filter-selector", flags.filter_selector,
+                           "Label selector on the service's labels");
+
+  CLI::App* service_register = service->add_subcommand("register", "Register a service.");
+  service_register->add_option("name", flags.name, "Service name (the Prometheus job)")
+      ->envname("DISCOVERY_NAME")
+      ->required();
+  config::AddListOption(*service_register, "-e,--endpoints", &flags.endpoints,
+                        "Endpoint URLs, one service each")
+      ->required();
+  config::AddMapOption(*service_register, "-l,--labels", &flags.labels, "Target labels (k=v,...)");
+  service_register->add_option("-n,--namespace", flags.namespace_name, "Namespace")
+      ->default_str("default");
+  service_register->add_option("-s,--selector", flags.selector,
+                               "Label selector choosing the servers that scrape it");
+  service_register->add_option("--description", flags.description, "Free text");
+
+  CLI::App* service_unregister = service->add_subcommand(
+      "unregister", "Unregister services by endpoint URL or ID, or those that do not resolve.");
+  config::AddListOption(*service_unregister, "endpoints", &flags.unregister_items,
+                        "Endpoint URLs or service IDs")
+      ->envname("DISCOVERY_ENDPOINTS");
+  CLI::Option* unregister_namespace =
+      service_unregister->add_option("-n,--namespace", flags.namespace_name, "Namespace");
+  service_unregister
+      ->add_flag("-u,--unresolved", flags.unresolved,
+                 "Unregister the services whose host does not resolve (all namespaces)")
+      ->excludes(unregister_namespace);
+  service_unregister
+      ->add_option("-p,--percent", flags.percent,
+                   "With -u: the largest share of all services (in %) that may be unregistered")
+      ->default_str("1");
+
+  CLI::App* service_import =
+      service->add_subcommand("import", "Register the services of a YAML or JSON file.");
+  service_import
+      ->add_option("path", flags.import_path,
+                   "File as printed by `service list -o yaml` or `-o json`")
+      ->required();
+
+  // namespace
+  CLI::App* ns = app.add_subcommand("namespace", "Manage namespaces.")->alias("ns");
+  ns->require_subcommand(1);
+  CLI::App* ns_list = ns->add_subcommand("list", "List namespaces.");
+  AddOutputFlags(*ns_list, flags);
+  CLI::App* ns_register = ns->add_subcommand("register", "Register a namespace.");
+  ns_register->add_option("name", flags.name, "Namespace name")->required();
+  ns_register
+      ->add_option("-e,--export-config", flags.export_config, "How its services are exported")
+      ->check(CLI::IsMember({"standard", "blackbox", "disabled"}))
+      ->default_str("standard");
+  CLI::App* ns_unregister =
+      ns->add_subcommand("unregister", "Unregister a namespace and its services.");
+  ns_unregister->add_option("name", flags.name, "Namespace name")->required();
+
+  // token
+  CLI::App* token = app.add_subcommand("token", "Machine tokens.");
+  token->require_subcommand(1);
+  CLI::App* token_create = token->add_subcommand("create", "Create a machine token.");
+  token_create->add_option("id", flags.token_id, "Token id (who or what uses it)")->required();
+  config::AddDurationOption(*token_create, "-e,--expiry", &flags.expiry,
+                            "Validity; 0 never expires");
+  config::AddListOption(*token_create, "-n,--namespaces", &flags.token_namespaces,
+                        "Namespaces the token may change services in")
+      ->required();
+  CLI::App* token_info = token->add_subcommand("info", "Show what a token grants.");
+  token_info->add_option("token", flags.token, "The token")->required();
+
+  // Global flags may follow the subcommands (`discovery service list --insecure`).
+  for (CLI::App* command : {server, service, ns, token}) {
+    command->fallthrough();
+    for (CLI::App* sub : command->get_subcommands({})) {
+      sub->fallthrough();
+    }
+  }
+
+  config::CommandLine command_line(
+      app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
+      config::BuildInfo{.version = DISCOVERY_VERSION});
+  if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
+    return *exit;
+  }
+  flags.token_path = ExpandHome(flags.token_path).string();
+  InitLogging({.debug = flags.debug});
+  const Failure fail(err);
+
+  if (server_list->parsed())
+    return ServerList(flags, out, fail);
+  if (server_register->parsed())
+    return ServerRegister(flags, fail);
+  if (server_unregister->parsed())
+    return ServerUnregister(flags, fail);
+  if (service_list->parsed())
+    return ServiceList(flags, out, fail);
+  if (service_register->parsed()) {
+    if (flags.namespace_name.empty()) {
+      flags.namespace_name = "default";
+    }
+    return ServiceRegister(flags, fail);
+  }
+  if (service_unregister->parsed())
+    return ServiceUnregister(flags, fail);
+  if (service_import->parsed())
+    return ServiceImport(flags, fail);
+  if (ns_list->parsed())
+    return NamespaceList(flags, out, fail);
+  if (ns_register->parsed())
+    return NamespaceRegister(flags, fail);
+  if (ns_unregister->parsed())
+    return NamespaceUnregister(flags, fail);
+  if (token_create->parsed())
+    return TokenCreate(flags, out, fail);
+  if (token_info->parsed())
+    return TokenInfo(flags, out, fail);
+  return fail("no command given; see --help");
+}
+
+}  // namespace discovery::cli

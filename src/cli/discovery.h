@@ -1,0 +1,16 @@
+// The command tree of the `discovery` client: server, service, namespace and token commands
+// (aliases srv, svc, ns) with the flags, DISCOVERY_* variables and config-file keys of reference
+// §1.2, talking gRPC to discoveryd.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace discovery::cli {
+
+// Runs discovery with `args` (without the program name): results go to `out`, errors as one line
+// each to `err`, logs to stderr. Returns the exit status.
+int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err);
+
+}  // namespace discovery::cli
