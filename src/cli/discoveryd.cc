@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "config/command_line.h"
 #include "server/daemon.h"
+#include "server/exporter_daemon.h"
 #include "server/server_config.h"
 
 namespace discovery::cli {
@@ -37,6 +38,8 @@ struct Flags {
   std::string oidc_username_claim = "username";
   std::string oidc_roles_claim = "roles";
   std::string ca_cert;
+  // exporter
+  server::ExporterConfig exporter;
   // token create
   std::string token_id;
   std::vector<std::string> token_namespaces;
@@ -123,6 +126,22 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
                             "How long calls in flight may take to finish on shutdown");
 }
 
+void AddExporterFlags(CLI::App& command, Flags& flags) {
+  server::ExporterConfig& exporter = flags.exporter;
+  command.add_option("--server", exporter.server, "Prometheus server whose targets are exported")
+      ->required();
+  command
+      .add_option("--directory", exporter.directory,
+                  "Directory of the file_sd files (<directory>/<server>/<namespace>/<job>.json)")
+      ->default_str("/tmp/discovery");
+  config::AddDurationOption(command, "--resync-interval", &exporter.resync_interval,
+                            "How often every file is rewritten from the store's state");
+  command
+      .add_option("--http-listen", exporter.http_listen,
+                  "Listen address of /metrics and /healthz (empty disables it)")
+      ->default_str("localhost:3003");
+}
+
 // Every option that has a value, for the start-up log and kong_flag.
 std::map<std::string, std::string> FlagValues(const CLI::App& app) {
   std::map<std::string, std::string> values;
@@ -206,6 +225,33 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
   return 0;
 }
 
+int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
+  server::ExporterConfig& config = flags.exporter;
+  config.store = flags.config.store;
+  config.build = {.program = "discovery", .version = DISCOVERY_VERSION};
+  config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
+  LogInfo("starting exporter", config.redacted_flags);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<server::ExporterDaemon>> daemon =
+      server::ExporterDaemon::Start(config);
+  if (!daemon.ok()) {
+    LogError("exporter cannot start", {{"error", std::string{daemon.status().message()}}});
+    err << "discoveryd: " << daemon.status().message() << "\n";
+    return 1;
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  LogInfo("received signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+  (*daemon)->Shutdown();
+  return 0;
+}
+
 int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
   absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/true);
   if (!secret.ok()) {
@@ -255,6 +301,11 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
   server->fallthrough();
   AddServerFlags(*server, flags);
 
+  CLI::App* exporter = app.add_subcommand(
+      "exporter", "Write the file_sd files of one Prometheus server and keep them current.");
+  exporter->fallthrough();
+  AddExporterFlags(*exporter, flags);
+
   CLI::App* token = app.add_subcommand("token", "Machine tokens.");
   token->require_subcommand(1);
   token->fallthrough();
@@ -273,7 +324,7 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
   // With no subcommand discoveryd runs the server, as the original does.
   bool has_command = false;
   for (const std::string& arg : args) {
-    if (arg == "server" || arg == "token") {
+    if (arg == "server" || arg == "exporter" || arg == "token") {
       has_command = true;
       break;
     }
@@ -301,6 +352,9 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
                                                       : LogOptions::Format::kAuto});
   if (create->parsed()) {
     return RunTokenCreate(flags, out, err);
+  }
+  if (exporter->parsed()) {
+    return RunExporter(flags, app, *exporter, err);
   }
   return RunServer(flags, app, *server, err);
 }

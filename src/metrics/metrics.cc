@@ -138,6 +138,18 @@ Metrics::Metrics()
       exporter_watch_events_(Register(prometheus::BuildCounter(), registry_,
                                       "discovery_exporter_service_watch_events_total",
                                       "Total number of service watch events by operation.")),
+      exporter_file_writes_(Register(prometheus::BuildCounter(), registry_,
+                                     "discovery_exporter_file_writes_total",
+                                     "Total number of file_sd files written.")),
+      exporter_file_removals_(Register(prometheus::BuildCounter(), registry_,
+                                       "discovery_exporter_file_removals_total",
+                                       "Total number of file_sd files removed.")),
+      exporter_errors_(Register(prometheus::BuildCounter(), registry_,
+                                "discovery_exporter_errors_total",
+                                "Total number of exporter syncs that failed.")),
+      exporter_last_sync_(Register(prometheus::BuildGauge(), registry_,
+                                   "discovery_exporter_last_sync_timestamp_seconds",
+                                   "Unix time of the last successful exporter sync.")),
       build_info_(Register(prometheus::BuildGauge(), registry_, "kong_build_info",
                            "Build information of the program.")),
       flags_(Register(prometheus::BuildGauge(), registry_, "kong_flag",
@@ -218,6 +230,14 @@ void Metrics::LogMessage(std::string_view level) {
 void Metrics::ExporterWatchEvent(std::string_view op) {
   exporter_watch_events_.Add({{"op", std::string(op)}}).Increment();
 }
+
+void Metrics::ExporterSynced(int written, int removed, absl::Time at) {
+  exporter_file_writes_.Add({}).Increment(written);
+  exporter_file_removals_.Add({}).Increment(removed);
+  exporter_last_sync_.Add({}).Set(absl::ToDoubleSeconds(at - absl::UnixEpoch()));
+}
+
+void Metrics::ExporterError() { exporter_errors_.Add({}).Increment(); }
 
 void Metrics::RecordStartup(const BuildInfo& build,
                             const std::vector<std::pair<std::string, std::string>>& flags) {

@@ -84,8 +84,14 @@ class Metrics {
   // Counts a log record written at `level`; meant for SetLogCounter.
   void LogMessage(std::string_view level);
 
-  // Counts a service watch event (op="put" or "delete") handled by the exporter.
+  // Counts a service watch event (op="Change" or "Delete", as the original) handled by the
+  // exporter.
   void ExporterWatchEvent(std::string_view op);
+  // Records a successful exporter sync: files written and removed, and the time of the sync
+  // (discovery_exporter_last_sync_timestamp_seconds).
+  void ExporterSynced(int written, int removed, absl::Time at);
+  // Counts a failed exporter sync (a file that could not be written or removed).
+  void ExporterError();
 
   // Sets kong_build_info to 1 for `build`, and kong_flag{name,value} to 1 for each flag in
   // `flags`, which must already be redacted (RedactedFlags in common/logging.h). Flags with an
@@ -115,6 +121,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& store_errors_;
   prometheus::Family<prometheus::Counter>& log_messages_;
   prometheus::Family<prometheus::Counter>& exporter_watch_events_;
+  prometheus::Family<prometheus::Counter>& exporter_file_writes_;
+  prometheus::Family<prometheus::Counter>& exporter_file_removals_;
+  prometheus::Family<prometheus::Counter>& exporter_errors_;
+  prometheus::Family<prometheus::Gauge>& exporter_last_sync_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Family<prometheus::Gauge>& flags_;
 

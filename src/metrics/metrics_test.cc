@@ -181,6 +181,20 @@ TEST(MetricsTest, SimpleCountersAndGauges) {
               Contains(Pair(R"(discovery_exporter_service_watch_events_total{op="delete"})", 1)));
 }
 
+TEST(MetricsTest, ExporterSyncs) {
+  Metrics metrics;
+  metrics.ExporterSynced(3, 1, absl::FromUnixSeconds(1700000000));
+  metrics.ExporterSynced(1, 0, absl::FromUnixSeconds(1700000060));
+  metrics.ExporterError();
+
+  const std::map<std::string, double> samples = Samples(metrics.Serialize());
+  EXPECT_THAT(samples, Contains(Pair("discovery_exporter_file_writes_total", 4)));
+  EXPECT_THAT(samples, Contains(Pair("discovery_exporter_file_removals_total", 1)));
+  EXPECT_THAT(samples, Contains(Pair("discovery_exporter_errors_total", 1)));
+  EXPECT_THAT(samples,
+              Contains(Pair("discovery_exporter_last_sync_timestamp_seconds", 1700000060)));
+}
+
 TEST(MetricsTest, LogCounterHookFeedsLogMessages) {
   Metrics metrics;
   std::ostringstream sink;

@@ -1,0 +1,210 @@
+#include "exporter/exporter.h"
+
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "fmt/format.h"
+
+#include "common/format.h"
+#include "common/go_duration.h"
+#include "common/logging.h"
+#include "exporter/file_sd.h"
+
+namespace discovery::exporter {
+
+Exporter::Exporter(ExporterOptions options, std::unique_ptr<FileSdDirectory> directory)
+    : options_(std::move(options)), directory_(std::move(directory)) {}
+
+absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Start(store::Store& store,
+                                                          const repo::Keys& keys,
+                                                          ExporterOptions options) {
+  if (absl::Status valid = ValidateServerName(options.server); !valid.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("invalid --server \"{}\": {}", options.server, valid.message()));
+  }
+  absl::StatusOr<std::unique_ptr<FileSdDirectory>> directory =
+      FileSdDirectory::Open(options.directory / options.server);
+  if (!directory.ok()) {
+    return directory.status();
+  }
+  std::unique_ptr<Exporter> exporter(new Exporter(std::move(options), *std::move(directory)));
+  Exporter* self = exporter.get();
+  self->view_ =
+      std::make_unique<repo::View>(store, keys, repo::ViewOptions{},
+                                   [self](const std::shared_ptr<const repo::Snapshot>& snapshot) {
+                                     absl::MutexLock lock(&self->mu_);
+                                     self->pending_ = snapshot;
+                                   });
+  if (!self->view_->WaitForRevision(0, self->options_.start_timeout)) {
+    return absl::UnavailableError(fmt::format("store not loaded within {}: {}",
+                                              FormatGoDuration(self->options_.start_timeout),
+                                              self->view_->Health().message()));
+  }
+  std::shared_ptr<const repo::Snapshot> first = self->view_->Current();
+  if (!first->servers.contains(self->options_.server)) {
+    return absl::NotFoundError(fmt::format("server {} not found", self->options_.server));
+  }
+  {
+    absl::MutexLock lock(&self->mu_);
+    if (self->pending_ == first) {
+      self->pending_ = nullptr;
+    }
+  }
+  if (absl::Status synced = self->Sync(first, /*resync=*/false); !synced.ok()) {
+    return synced;
+  }
+  self->thread_ = std::thread([self] { self->Run(); });
+  return exporter;
+}
+
+Exporter::~Exporter() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+  view_.reset();
+}
+
+void Exporter::Run() {
+  absl::Time next_resync = absl::Now() + options_.resync_interval;
+  std::shared_ptr<const repo::Snapshot> retry;  // a snapshot whose sync failed
+  absl::Time retry_at = absl::InfiniteFuture();
+  while (true) {
+    std::shared_ptr<const repo::Snapshot> snapshot;
+    {
+      absl::MutexLock lock(&mu_);
+      const auto woken = [this] {
+        mu_.AssertReaderHeld();
+        return stopping_ || pending_ != nullptr;
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&woken), std::min(next_resync, retry_at));
+      if (stopping_) {
+        return;
+      }
+      snapshot = std::move(pending_);
+      pending_ = nullptr;
+    }
+    bool resync = false;
+    if (snapshot == nullptr) {
+      if (absl::Now() >= retry_at) {
+        snapshot = retry;
+      } else {
+        snapshot = placed_->snapshot_ptr();
+        resync = true;
+        next_resync = absl::Now() + options_.resync_interval;
+      }
+    }
+    if (absl::Status synced = Sync(snapshot, resync); synced.ok()) {
+      retry = nullptr;
+      retry_at = absl::InfiniteFuture();
+    } else {
+      retry = snapshot;
+      retry_at = absl::Now() + options_.retry_delay;
+    }
+  }
+}
+
+absl::Status Exporter::Sync(const std::shared_ptr<const repo::Snapshot>& snapshot, bool resync) {
+  if (placed_ != nullptr && &placed_->snapshot() != snapshot.get()) {
+    CountEvents(*snapshot);
+  }
+  std::shared_ptr<const registry::Placed> placed =
+      registry::Placed::Compute(snapshot, placed_.get(), options_.fallback_placement);
+  FileSet files;
+  if (snapshot->servers.contains(options_.server)) {
+    server_missing_logged_ = false;
+    std::vector<std::string> problems;
+    files = DesiredFiles(*placed, options_.server, &problems);
+    for (const std::string& problem : problems) {
+      LogWarn("service left out of file_sd", {{"error", problem}});
+    }
+  } else if (!server_missing_logged_) {
+    server_missing_logged_ = true;
+    LogWarn("server is no longer registered; removing its files", {{"server", options_.server}});
+  }
+  if (resync) {
+    directory_->ResetCache();
+  }
+  placed_ = std::move(placed);
+  absl::StatusOr<ApplyResult> applied = directory_->Apply(files);
+  if (!applied.ok()) {
+    if (options_.metrics != nullptr) {
+      options_.metrics->ExporterError();
+    }
+    LogError("cannot write file_sd files", {{"directory", directory_->root().string()},
+                                            {"error", std::string(applied.status().message())}});
+    return applied.status();
+  }
+  if (options_.metrics != nullptr) {
+    options_.metrics->ExporterSynced(applied->written, applied->removed, absl::Now());
+  }
+  if (applied->written > 0 || applied->removed > 0) {
+    LogInfo("file_sd files updated", {{"revision", std::to_string(snapshot->revision)},
+                                      {"written", std::to_string(applied->written)},
+                                      {"removed", std::to_string(applied->removed)}});
+  }
+  absl::MutexLock lock(&mu_);
+  synced_revision_ = snapshot->revision;
+  return absl::OkStatus();
+}
+
+// The original counted each service watch event; the view hands over whole snapshots, so the
+// events are recovered by comparing the namespaces whose services changed.
+void Exporter::CountEvents(const repo::Snapshot& snapshot) const {
+  if (options_.metrics == nullptr) {
+    return;
+  }
+  const repo::Snapshot& before = placed_->snapshot();
+  static const repo::ServiceMap kNone;
+  const auto services_of = [](const repo::Snapshot& s, std::string_view ns) {
+    const repo::ServiceMap* services = s.ServicesIn(ns);
+    return services == nullptr ? &kNone : services;
+  };
+  std::set<std::string, std::less<>> namespaces;
+  for (const auto& [ns, services] : snapshot.services) {
+    namespaces.insert(ns);
+  }
+  for (const auto& [ns, services] : before.services) {
+    namespaces.insert(ns);
+  }
+  for (const std::string& ns : namespaces) {
+    const repo::ServiceMap* old_services = services_of(before, ns);
+    const repo::ServiceMap* new_services = services_of(snapshot, ns);
+    if (old_services == new_services) {
+      continue;
+    }
+    for (const auto& [id, service] : *new_services) {
+      const auto old = old_services->find(id);
+      if (old == old_services->end() || !(old->second == service)) {
+        options_.metrics->ExporterWatchEvent("Change");
+      }
+    }
+    for (const auto& [id, service] : *old_services) {
+      if (!new_services->contains(id)) {
+        options_.metrics->ExporterWatchEvent("Delete");
+      }
+    }
+  }
+}
+
+int64_t Exporter::SyncedRevision() const {
+  absl::MutexLock lock(&mu_);
+  return synced_revision_;
+}
+
+bool Exporter::WaitForRevision(int64_t revision, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  const auto reached = [this, revision] {
+    mu_.AssertReaderHeld();
+    return synced_revision_ >= revision;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
+absl::Status Exporter::Health() const { return view_->Health(); }
+
+}  // namespace discovery::exporter

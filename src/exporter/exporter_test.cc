@@ -1,0 +1,229 @@
+#include "exporter/exporter.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+#include "registry/registry.h"
+#include "store/embedded/embedded_store.h"
+#include "testing/status_matchers.h"
+
+namespace discovery::exporter {
+namespace {
+
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAreArray;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+class ExporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+    registry_ =
+        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
+    ASSERT_THAT(registry_->Initialize(kWait), IsOk());
+    char pattern[] = "/tmp/exporter-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    exporter_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  absl::Status StartExporter(const std::string& server) {
+    absl::StatusOr<std::unique_ptr<Exporter>> exporter = Exporter::Start(
+        *store_, repo::Keys(), {.server = server, .directory = dir_, .metrics = &metrics_});
+    if (!exporter.ok()) {
+      return exporter.status();
+    }
+    exporter_ = *std::move(exporter);
+    return absl::OkStatus();
+  }
+
+  // Waits until the exporter has seen every write made so far.
+  void CatchUp() {
+    absl::StatusOr<store::RangeResult> range = store_->Range("/nothing");
+    ASSERT_THAT(range, IsOk());
+    ASSERT_TRUE(exporter_->WaitForRevision(range->revision, kWait));
+  }
+
+  void Register(const std::string& name, const std::string& endpoint, const std::string& ns = "") {
+    ASSERT_THAT(
+        registry_->RegisterService({.name = name, .endpoint = endpoint, .namespace_name = ns}),
+        IsOk());
+  }
+
+  // Every file under the server's directory (relative paths), foreign ones included.
+  std::set<std::string> Files(const std::string& server) const {
+    std::set<std::string> files;
+    const std::filesystem::path root = dir_ / server;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && !name.starts_with(".")) {
+        files.insert(std::filesystem::relative(entry.path(), root).string());
+      }
+    }
+    return files;
+  }
+
+  // The targets in the server's files.
+  std::set<std::string> Targets(const std::string& server) const {
+    std::set<std::string> targets;
+    for (const std::string& file : Files(server)) {
+      for (const auto& group : nlohmann::json::parse(ReadFile(dir_ / server / file))) {
+        for (const auto& target : group["targets"]) {
+          targets.insert(target.get<std::string>());
+        }
+      }
+    }
+    return targets;
+  }
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<registry::Registry> registry_;
+  metrics::Metrics metrics_;
+  std::filesystem::path dir_;
+  std::unique_ptr<Exporter> exporter_;
+};
+
+TEST_F(ExporterTest, RefusesAnUnknownServer) {
+  EXPECT_THAT(StartExporter("prometheus9"),
+              StatusIs(absl::StatusCode::kNotFound, "server prometheus9 not found"));
+  EXPECT_THAT(StartExporter("../etc"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ExporterTest, WritesTheSameTargetGroupsAsHttpSd) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {{"environment", "test"}}), IsOk());
+  ASSERT_THAT(registry_->RegisterNamespace("default-blackbox", ExportConfig::kBlackbox), IsOk());
+  ASSERT_THAT(registry_->RegisterService({.name = "example",
+                                          .endpoint = "http://example.com/metrics",
+                                          .selector = "environment=test",
+                                          .labels = {{"label1", "value1"}, {"label2", "value2"}}}),
+              IsOk());
+  Register("blackbox", "http://blackbox.example.com", "default-blackbox");
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+
+  EXPECT_EQ(ReadFile(dir_ / "prometheus1/default/example.json"),
+            R"([{"targets":["example.com"],"labels":{"__metrics_path__":"/metrics",)"
+            R"("__scheme__":"http","instance":"example.com","job":"example",)"
+            R"("label1":"value1","label2":"value2"}}])");
+  EXPECT_EQ(ReadFile(dir_ / "prometheus1/default-blackbox/blackbox.json"),
+            R"([{"targets":["http://blackbox.example.com"]}])");
+}
+
+TEST_F(ExporterTest, FollowsRegistrationsAndRemovesWhatIsGone) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
+  Register("node", "http://h1:9100/metrics");
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
+
+  ASSERT_THAT(registry_->RegisterNamespace("web", ExportConfig::kStandard), IsOk());
+  Register("node", "http://h2:9100/metrics");
+  Register("shop", "https://shop.example.com/metrics", "web");
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"),
+              UnorderedElementsAreArray({"default/node.json", "web/shop.json"}));
+  EXPECT_THAT(Targets("prometheus1"),
+              UnorderedElementsAreArray({"h1:9100", "h2:9100", "shop.example.com"}));
+
+  // An emptied job loses its file (B7: not a zero-byte file).
+  ASSERT_THAT(registry_->UnregisterService("https://shop.example.com/metrics", "web"), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
+
+  // A disabled namespace loses its files (B7), and gets them back when enabled again.
+  ASSERT_THAT(registry_->RegisterNamespace("default", ExportConfig::kDisabled), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"), IsEmpty());
+  ASSERT_THAT(registry_->RegisterNamespace("default", ExportConfig::kStandard), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
+
+  // A deleted namespace loses its files.
+  ASSERT_THAT(registry_->UnregisterNamespace("default"), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"), IsEmpty());
+}
+
+// B6: services moved to a joining server leave this server's files at once, not at the next
+// resync; the files always hold exactly what the registry places on the server.
+TEST_F(ExporterTest, ServerJoinMovesTargetsBetweenExporters) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
+  for (int i = 0; i < 40; ++i) {
+    Register("node", "http://host" + std::to_string(i) + ":9100/metrics");
+  }
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  EXPECT_EQ(Targets("prometheus1").size(), 40U);
+
+  ASSERT_THAT(registry_->RegisterServer("prometheus2", {}), IsOk());
+  CatchUp();
+  absl::StatusOr<std::vector<Service>> services = registry_->ListServices("");
+  ASSERT_THAT(services, IsOk());
+  std::set<std::string> on_first;
+  for (const Service& service : *services) {
+    if (std::find(service.servers.begin(), service.servers.end(), "prometheus1") !=
+        service.servers.end()) {
+      on_first.insert(service.endpoint.substr(7, service.endpoint.find("/metrics") - 7));
+    }
+  }
+  EXPECT_LT(on_first.size(), 40U);
+  EXPECT_GT(on_first.size(), 0U);
+  EXPECT_EQ(Targets("prometheus1"), on_first);
+}
+
+TEST_F(ExporterTest, ForeignFilesAreLeftAlone) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
+  Register("node", "http://h1:9100/metrics");
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  std::ofstream(dir_ / "prometheus1/default/static.json") << "[]";
+  ASSERT_THAT(registry_->UnregisterNamespace("default"), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/static.json"}));
+}
+
+TEST_F(ExporterTest, OneExporterPerDirectory) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  absl::StatusOr<std::unique_ptr<Exporter>> second =
+      Exporter::Start(*store_, repo::Keys(), {.server = "prometheus1", .directory = dir_});
+  EXPECT_THAT(second.status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("another exporter")));
+}
+
+TEST_F(ExporterTest, CountsEventsAndSyncs) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  Register("node", "http://h1:9100/metrics");
+  Register("node", "http://h2:9100/metrics");
+  ASSERT_THAT(registry_->UnregisterService("http://h1:9100/metrics", ""), IsOk());
+  CatchUp();
+  const std::string text = metrics_.Serialize();
+  EXPECT_THAT(text, HasSubstr(R"(discovery_exporter_service_watch_events_total{op="Change"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(discovery_exporter_service_watch_events_total{op="Delete"} 1)"));
+  EXPECT_THAT(text, HasSubstr("discovery_exporter_last_sync_timestamp_seconds"));
+}
+
+}  // namespace
+}  // namespace discovery::exporter
