@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -44,7 +45,8 @@ using client_format::OutputOptions;
 constexpr absl::Duration kResolveTimeout = absl::Seconds(10);
 
 // Waits between attempts of a call that failed transiently: three retries.
-constexpr absl::Duration kRetryDelays[] = {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4)};
+constexpr std::array<absl::Duration, 3> kRetryDelays = {absl::Seconds(1), absl::Seconds(2),
+                                                        absl::Seconds(4)};
 
 struct Flags {
   // global
@@ -698,34 +700,28 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   InitLogging({.debug = flags.debug});
   const Failure fail(err);
 
-  if (server_list->parsed())
-    return ServerList(flags, out, fail);
-  if (server_register->parsed())
-    return ServerRegister(flags, fail);
-  if (server_unregister->parsed())
-    return ServerUnregister(flags, fail);
-  if (service_list->parsed())
-    return ServiceList(flags, out, fail);
-  if (service_register->parsed()) {
-    if (flags.namespace_name.empty()) {
-      flags.namespace_name = "default";
-    }
-    return ServiceRegister(flags, fail);
+  if (service_register->parsed() && flags.namespace_name.empty()) {
+    flags.namespace_name = "default";
   }
-  if (service_unregister->parsed())
-    return ServiceUnregister(flags, fail);
-  if (service_import->parsed())
-    return ServiceImport(flags, fail);
-  if (ns_list->parsed())
-    return NamespaceList(flags, out, fail);
-  if (ns_register->parsed())
-    return NamespaceRegister(flags, fail);
-  if (ns_unregister->parsed())
-    return NamespaceUnregister(flags, fail);
-  if (token_create->parsed())
-    return TokenCreate(flags, out, fail);
-  if (token_info->parsed())
-    return TokenInfo(flags, out, fail);
+  const std::vector<std::pair<const CLI::App*, std::function<int()>>> commands = {
+      {server_list, [&] { return ServerList(flags, out, fail); }},
+      {server_register, [&] { return ServerRegister(flags, fail); }},
+      {server_unregister, [&] { return ServerUnregister(flags, fail); }},
+      {service_list, [&] { return ServiceList(flags, out, fail); }},
+      {service_register, [&] { return ServiceRegister(flags, fail); }},
+      {service_unregister, [&] { return ServiceUnregister(flags, fail); }},
+      {service_import, [&] { return ServiceImport(flags, fail); }},
+      {ns_list, [&] { return NamespaceList(flags, out, fail); }},
+      {ns_register, [&] { return NamespaceRegister(flags, fail); }},
+      {ns_unregister, [&] { return NamespaceUnregister(flags, fail); }},
+      {token_create, [&] { return TokenCreate(flags, out, fail); }},
+      {token_info, [&] { return TokenInfo(flags, out, fail); }},
+  };
+  for (const auto& [command, run] : commands) {
+    if (command->parsed()) {
+      return run();
+    }
+  }
   return fail("no command given; see --help");
 }
 

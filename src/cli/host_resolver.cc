@@ -2,6 +2,8 @@
 
 #include <netdb.h>
 
+#include <algorithm>
+#include <array>
 #include <vector>
 
 #include "fmt/format.h"
@@ -36,8 +38,8 @@ absl::StatusOr<std::set<std::string>> UnresolvedHosts(const std::set<std::string
     while (gai_error(request) == EAI_INPROGRESS) {
       const timespec left =
           absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
-      const gaicb* const wait_for[] = {request};
-      if (gai_suspend(wait_for, 1, timed_out ? nullptr : &left) == EAI_AGAIN) {
+      const std::array<const gaicb*, 1> wait_for = {request};
+      if (gai_suspend(wait_for.data(), 1, timed_out ? nullptr : &left) == EAI_AGAIN) {
         // Out of time: cancel what has not finished; requests glibc cannot cancel any more are
         // waited for (without a deadline) because they still point into `requests`.
         timed_out = true;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -60,12 +61,12 @@ absl::StatusOr<TokenFile> ParseTokenFile(std::string_view content) {
   if (!root.IsMap()) {
     return absl::InvalidArgumentError("expected a mapping of token names to tokens");
   }
-  const std::pair<const char*, std::string*> fields[] = {
+  const std::array<std::pair<const char*, std::string*>, 4> fields = {{
       {"machine_token", &token.machine_token},
       {"id_token", &token.id_token},
       {"refresh_token", &token.refresh_token},
       {"access_token", &token.access_token},
-  };
+  }};
   for (const auto& [key, target] : fields) {
     const YAML::Node value = root[key];
     if (!value || value.IsNull()) {
