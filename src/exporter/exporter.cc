@@ -136,7 +136,7 @@ absl::Status Exporter::Sync(const std::shared_ptr<const repo::Snapshot>& snapsho
       options_.metrics->ExporterError();
     }
     LogError("cannot write file_sd files", {{"directory", directory_->root().string()},
-                                            {"error", std::string(applied.status().message())}});
+                                            {"error", std::string{applied.status().message()}}});
     return applied.status();
   }
   if (options_.metrics != nullptr) {
@@ -159,10 +159,10 @@ void Exporter::CountEvents(const repo::Snapshot& snapshot) const {
     return;
   }
   const repo::Snapshot& before = placed_->snapshot();
-  static const repo::ServiceMap kNone;
+  static const repo::ServiceMap no_services;
   const auto services_of = [](const repo::Snapshot& s, std::string_view ns) {
     const repo::ServiceMap* services = s.ServicesIn(ns);
-    return services == nullptr ? &kNone : services;
+    return services == nullptr ? &no_services : services;
   };
   std::set<std::string, std::less<>> namespaces;
   for (const auto& [ns, services] : snapshot.services) {

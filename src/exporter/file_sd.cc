@@ -25,7 +25,7 @@ FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
       if (absl::StatusOr<targetgroup::TargetGroup> group =
               targetgroup::FromService(*service, ns.export_config);
           !group.ok()) {
-        problems->push_back(std::string(group.status().message()));
+        problems->push_back(std::string{group.status().message()});
         continue;
       }
       jobs[service->name].push_back(*service);
@@ -34,7 +34,7 @@ FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
       absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
           targetgroup::FromServices(services, ns.export_config);
       if (!groups.ok()) {  // not reached: every service above rendered on its own
-        problems->push_back(std::string(groups.status().message()));
+        problems->push_back(std::string{groups.status().message()});
         continue;
       }
       files[fmt::format("{}/{}.json", name, job)] = targetgroup::ToFileSdJson(*groups);

@@ -35,6 +35,8 @@ class ExporterDaemon {
   ~ExporterDaemon();
   ExporterDaemon(const ExporterDaemon&) = delete;
   ExporterDaemon& operator=(const ExporterDaemon&) = delete;
+  ExporterDaemon(ExporterDaemon&&) = delete;
+  ExporterDaemon& operator=(ExporterDaemon&&) = delete;
 
   // The metrics listener's port, 0 when disabled.
   int http_port() const;
