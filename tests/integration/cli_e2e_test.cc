@@ -83,10 +83,10 @@ class CliTest : public ::testing::Test {
     WriteFile(TokenPath(), "machine_token: " + token + "\n");
   }
 
-  // The CLI's environment: this test's home (config and token file), no DISCOVERY_* variable of
-  // the developer's, then `env`.
+  // The CLI's environment: this test's home (config and token file, and TMPDIR for the file of
+  // failed imports), no DISCOVERY_* variable of the developer's, then `env`.
   std::vector<std::string> Environment(const std::vector<std::string>& env) const {
-    std::vector<std::string> result = {"HOME=" + home_};
+    std::vector<std::string> result = {"HOME=" + home_, "TMPDIR=" + home_};
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string_view entry(*e);
       if (entry.starts_with("DISCOVERY_")) {
