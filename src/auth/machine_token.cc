@@ -6,9 +6,7 @@
 
 #include <array>
 #include <climits>
-#include <cmath>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +19,7 @@
 #include "nlohmann/json.hpp"
 
 #include "auth/base64url.h"
+#include "auth/jwt.h"
 #include "common/format.h"
 #include "common/status_macros.h"
 
@@ -64,80 +63,21 @@ absl::StatusOr<std::string> HmacSha256(std::string_view secret, std::string_view
   return std::string(reinterpret_cast<const char*>(mac.data()), mac_size);
 }
 
-// A compact JWS split into its parts, with header and payload decoded and parsed.
-struct ParsedToken {
-  std::string_view signing_input;
-  std::string_view signature_segment;
-  Json header;
-  Json payload;
-};
-
-absl::StatusOr<Json> DecodeJsonObject(std::string_view segment, std::string_view what) {
-  absl::StatusOr<std::string> decoded = Base64UrlDecode(segment);
+// The token's parts; the shared decoder's reasons get this module's `invalid token: ` prefix.
+absl::StatusOr<DecodedJwt> Parse(std::string_view token) {
+  absl::StatusOr<DecodedJwt> decoded = DecodeJwt(token);
   if (!decoded.ok()) {
-    return Malformed(fmt::format("could not decode {}: {}", what, decoded.status().message()));
+    return Malformed(ToStd(decoded.status().message()));
   }
-  Json json = Json::parse(*decoded, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
-    return Malformed(fmt::format("{} is not valid JSON", what));
-  }
-  if (!json.is_object()) {
-    return Malformed(fmt::format("{} is not a JSON object", what));
-  }
-  return json;
+  return decoded;
 }
 
-absl::StatusOr<ParsedToken> Parse(std::string_view token) {
-  const std::size_t first = token.find('.');
-  const std::size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
-  if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos) {
-    return Malformed("token contains an invalid number of segments");
-  }
-  DISCOVERY_ASSIGN_OR_RETURN(Json header, DecodeJsonObject(token.substr(0, first), "header"));
-  DISCOVERY_ASSIGN_OR_RETURN(
-      Json payload, DecodeJsonObject(token.substr(first + 1, second - first - 1), "payload"));
-  const auto alg = header.find("alg");
-  if (alg == header.end() || !alg->is_string()) {
-    return Malformed("header has no string alg");
-  }
-  return ParsedToken{.signing_input = token.substr(0, second),
-                     .signature_segment = token.substr(second + 1),
-                     .header = std::move(header),
-                     .payload = std::move(payload)};
-}
-
-// A JSON NumericDate (integer or float seconds since the epoch), truncated to whole seconds.
 absl::StatusOr<std::optional<absl::Time>> NumericDate(const Json& payload, const char* name) {
-  const auto it = payload.find(name);
-  if (it == payload.end() || it->is_null()) {
-    return std::nullopt;
+  absl::StatusOr<std::optional<absl::Time>> date = NumericDateClaim(payload, name);
+  if (!date.ok()) {
+    return Malformed(ToStd(date.status().message()));
   }
-  if (it->is_number_unsigned()) {
-    const auto seconds = it->get<std::uint64_t>();
-    if (seconds > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return absl::InfiniteFuture();
-    }
-    return absl::FromUnixSeconds(static_cast<std::int64_t>(seconds));
-  }
-  if (it->is_number_integer()) {
-    return absl::FromUnixSeconds(it->get<std::int64_t>());
-  }
-  if (it->is_number_float()) {
-    const double seconds = std::trunc(it->get<double>());
-    if (!std::isfinite(seconds)) {
-      return Malformed(fmt::format("claim {} is not a finite number", name));
-    }
-    // 2^63 is exactly representable; anything at or beyond it does not fit an int64.
-    constexpr double kLimit = 9223372036854775808.0;
-    if (seconds >= kLimit) {
-      return absl::InfiniteFuture();
-    }
-    if (seconds < -kLimit) {
-      return absl::InfinitePast();
-    }
-    return absl::FromUnixSeconds(static_cast<std::int64_t>(seconds));
-  }
-  return Malformed(fmt::format("claim {} is not a number", name));
+  return date;
 }
 
 std::string FormatNumericDate(absl::Time time) {
@@ -186,7 +126,7 @@ absl::StatusOr<bool> AdminClaim(const Json& payload) {
 
 absl::StatusOr<MachineClaims> Verify(std::string_view token, std::string_view issuer,
                                      std::string_view secret, absl::Time now) {
-  DISCOVERY_ASSIGN_OR_RETURN(ParsedToken parsed, Parse(token));
+  DISCOVERY_ASSIGN_OR_RETURN(DecodedJwt parsed, Parse(token));
 
   const auto& alg = parsed.header.at("alg").get_ref<const std::string&>();
   if (alg != kAlgorithm) {
@@ -282,7 +222,7 @@ absl::StatusOr<MachineClaims> VerifyMachineToken(std::string_view token, std::st
 
 absl::StatusOr<std::optional<std::string>> PeekIssuer(std::string_view token) {
   try {
-    DISCOVERY_ASSIGN_OR_RETURN(ParsedToken parsed, Parse(token));
+    DISCOVERY_ASSIGN_OR_RETURN(DecodedJwt parsed, Parse(token));
     const auto iss = parsed.payload.find("iss");
     if (iss == parsed.payload.end() || !iss->is_string()) {
       return std::nullopt;
