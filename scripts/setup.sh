@@ -11,6 +11,7 @@ packages=(
   libre2-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy
   etcd-server etcd-client prometheus
+  glewlwyd dbconfig-no-thanks
 )
 
 missing=()
@@ -22,6 +23,9 @@ sudo_cmd=()
 [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
 
 if [ ${#missing[@]} -gt 0 ]; then
+  # glewlwyd (the OIDC provider of the integration tests) must not configure a database of its
+  # own: without this answer its postinst fails.
+  echo "glewlwyd glewlwyd/config_type select No configuration" | "${sudo_cmd[@]}" debconf-set-selections
   echo "setup: installing ${missing[*]}" >&2
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
