@@ -1,5 +1,6 @@
 #include "cli/discovery.h"
 
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "cli/api_client.h"
 #include "cli/host_resolver.h"
+#include "cli/oidc_login.h"
 #include "cli/retry.h"
 #include "cli/token_file.h"
 #include "fmt/format.h"
@@ -56,6 +59,10 @@ struct Flags {
   std::string oidc_endpoint;
   std::string oidc_client_id;
   std::string oidc_external_login_cmd;
+  std::string oidc_client_secret;
+  // login
+  std::string username;
+  bool password_stdin = false;
   // list commands
   std::string output = "table";
   bool headers = false;
@@ -116,6 +123,9 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
       ->default_str("~/.config/discovery/.token");
   app.add_option("--oidc-endpoint", flags.oidc_endpoint, "OIDC endpoint URL");
   app.add_option("--oidc-client-id", flags.oidc_client_id, "OIDC client ID");
+  app.add_option("--oidc-client-secret", flags.oidc_client_secret,
+                 "OIDC client secret, for providers that allow the password grant to "
+                 "confidential clients only");
   app.add_option("--oidc-external-login-cmd", flags.oidc_external_login_cmd,
                  "Command that logs in instead of `discovery login`");
 }
@@ -137,10 +147,31 @@ absl::StatusOr<OutputOptions> OutputOptionsOf(const Flags& flags) {
   return OutputOptions{.format = *format, .headers = !flags.no_headers};
 }
 
+OidcClientOptions OidcOptionsOf(const Flags& flags) {
+  return {.endpoint = flags.oidc_endpoint,
+          .client_id = flags.oidc_client_id,
+          .client_secret = flags.oidc_client_secret,
+          .ca_cert_file = flags.connection.ca_cert_file};
+}
+
 absl::StatusOr<ApiClient> Connect(const Flags& flags) {
   absl::StatusOr<TokenFile> token = ReadTokenFile(flags.token_path);
   if (!token.ok()) {
     return token.status();
+  }
+  if (!flags.oidc_endpoint.empty()) {
+    absl::StatusOr<std::optional<TokenFile>> refreshed =
+        RefreshIfExpired(OidcOptionsOf(flags), *token, absl::Now());
+    if (!refreshed.ok()) {
+      return refreshed.status();
+    }
+    if (refreshed->has_value()) {
+      if (absl::Status saved = WriteTokenFile(flags.token_path, **refreshed); !saved.ok()) {
+        return saved;
+      }
+      LogDebug("ID token refreshed", {{"token-path", flags.token_path}});
+      token = **refreshed;
+    }
   }
   ConnectionOptions options = flags.connection;
   options.token = token->BearerToken();
@@ -577,6 +608,69 @@ int TokenInfo(const Flags& flags, std::ostream& out, const Failure& fail) {
   return 0;
 }
 
+// ---- login ----
+
+// Reads one line from the terminal without echoing it.
+absl::StatusOr<std::string> ReadSecretLine(std::istream& in) {
+  if (isatty(STDIN_FILENO) == 0) {
+    return absl::FailedPreconditionError(
+        "reading password: stdin is not a terminal; pipe the password with --password-stdin");
+  }
+  termios saved{};
+  tcgetattr(STDIN_FILENO, &saved);
+  termios silent = saved;
+  silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  tcsetattr(STDIN_FILENO, TCSANOW, &silent);
+  std::string line;
+  std::getline(in, line);
+  tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  return line;
+}
+
+int Login(const Flags& flags, std::istream& in, std::ostream& out, std::ostream& err,
+          const Failure& fail) {
+  if (!flags.oidc_external_login_cmd.empty()) {
+    err << "login with the following command:\n\n" << flags.oidc_external_login_cmd << "\n";
+    return 0;
+  }
+  const char* user_env = std::getenv("USER");  // NOLINT(concurrency-mt-unsafe): single-threaded
+  const std::string default_user = user_env == nullptr ? "" : user_env;
+  std::string username = flags.username;
+  if (username.empty() && !flags.password_stdin) {
+    out << (default_user.empty() ? std::string("Enter username: ")
+                                 : fmt::format("Enter username ({}): ", default_user))
+        << std::flush;
+    std::getline(in, username);
+  }
+  if (username.empty()) {
+    username = default_user;
+  }
+  if (username.empty()) {
+    return fail("no username given (--username)");
+  }
+  std::string password;
+  if (flags.password_stdin) {
+    std::getline(in, password);
+  } else {
+    out << "Enter password: " << std::flush;
+    absl::StatusOr<std::string> read = ReadSecretLine(in);
+    out << "\n";
+    if (!read.ok()) {
+      return fail(read.status());
+    }
+    password = *std::move(read);
+  }
+  absl::StatusOr<TokenFile> token = PasswordLogin(OidcOptionsOf(flags), username, password);
+  if (!token.ok()) {
+    return fail(token.status());
+  }
+  if (absl::Status saved = WriteTokenFile(flags.token_path, *token); !saved.ok()) {
+    return fail(saved);
+  }
+  LogInfo("logged in", {{"username", username}, {"token-path", flags.token_path}});
+  return 0;
+}
+
 }  // namespace
 
 int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
@@ -682,7 +776,13 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   CLI::App* token_info = token->add_subcommand("info", "Show what a token grants.");
   token_info->add_option("token", flags.token, "The token")->required();
 
+  CLI::App* login = app.add_subcommand("login", "Log in with the OIDC provider (password grant).");
+  login->add_option("-u,--username", flags.username, "User name (default: prompt, then $USER)");
+  login->add_flag("--password-stdin", flags.password_stdin,
+                  "Read the password from the first line of stdin instead of the terminal");
+
   // Global flags may follow the subcommands (`discovery service list --insecure`).
+  login->fallthrough();
   for (CLI::App* command : {server, service, ns, token}) {
     command->fallthrough();
     for (CLI::App* sub : command->get_subcommands({})) {
@@ -716,6 +816,7 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       {ns_unregister, [&] { return NamespaceUnregister(flags, fail); }},
       {token_create, [&] { return TokenCreate(flags, out, fail); }},
       {token_info, [&] { return TokenInfo(flags, out, fail); }},
+      {login, [&] { return Login(flags, std::cin, out, err, fail); }},
   };
   for (const auto& [command, run] : commands) {
     if (command->parsed()) {

@@ -199,8 +199,15 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
     config.placement = settings;
   }
   if (!flags.oidc_endpoint.empty()) {
-    LogWarn("OIDC is not supported yet; only machine tokens are accepted",
-            {{"oidc-endpoint", flags.oidc_endpoint}});
+    if (flags.oidc_client_id.empty()) {
+      err << "discoveryd: --oidc-endpoint needs --oidc-client-id\n";
+      return 1;
+    }
+    config.oidc = server::OidcConfig{.endpoint = flags.oidc_endpoint,
+                                     .client_id = flags.oidc_client_id,
+                                     .username_claim = flags.oidc_username_claim,
+                                     .roles_claim = flags.oidc_roles_claim,
+                                     .ca_cert_file = flags.ca_cert};
   }
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting grpc server", config.redacted_flags);

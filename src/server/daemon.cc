@@ -9,6 +9,7 @@
 #include "api/handlers.h"
 #include "auth/authenticator.h"
 #include "auth/authorizer.h"
+#include "auth/oidc_verifier.h"
 #include "common/format.h"
 #include "common/logging.h"
 #include "http/server.h"
@@ -34,6 +35,7 @@ struct Daemon::Parts {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<auth::Authorizer> authorizer;
+  std::unique_ptr<auth::OidcVerifier> oidc;
   std::unique_ptr<auth::Authenticator> authenticator;
   std::unique_ptr<api::Handlers> handlers;
   std::unique_ptr<api::Dispatcher> dispatcher;
@@ -95,8 +97,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
                                                         std::move(registry_options));
   parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);
-  parts.authenticator = std::make_unique<auth::Authenticator>(
-      auth::AuthenticatorOptions{.issuer = cfg.token_issuer, .secret = *secret});
+  auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer, .secret = *secret};
+  if (cfg.oidc.has_value()) {
+    parts.oidc = std::make_unique<auth::OidcVerifier>(
+        auth::OidcOptions{.issuer = cfg.oidc->endpoint,
+                          .client_id = cfg.oidc->client_id,
+                          .username_claim = cfg.oidc->username_claim,
+                          .roles_claim = cfg.oidc->roles_claim,
+                          .ca_cert_file = cfg.oidc->ca_cert_file});
+    authentication.user_tokens = [&oidc = *parts.oidc](std::string_view token) {
+      return oidc.Verify(token);
+    };
+  }
+  parts.authenticator = std::make_unique<auth::Authenticator>(std::move(authentication));
   parts.handlers = std::make_unique<api::Handlers>(
       *parts.registry, *parts.authorizer,
       api::HandlerOptions{.tokens = {.issuer = cfg.token_issuer, .secret = *secret}});
@@ -138,6 +151,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
                                    {"tls", cfg.tls.has_value() ? "on" : "off"}});
   daemon->initializer_ =
       std::jthread([d = daemon.get()](const std::stop_token& stop) { d->Initialize(stop); });
+  daemon->oidc_loader_ =
+      std::jthread([d = daemon.get()](const std::stop_token& stop) { d->LoadOidcProvider(stop); });
   return daemon;
 }
 
@@ -156,6 +171,32 @@ void Daemon::Initialize(const std::stop_token& stop) {
   }
 }
 
+// A provider that is down at start must not keep machine tokens out, so the server starts
+// anyway and keeps trying; until then user tokens are answered Unavailable.
+void Daemon::LoadOidcProvider(const std::stop_token& stop) {
+  auth::OidcVerifier* oidc = parts_->oidc.get();
+  if (oidc == nullptr) {
+    return;
+  }
+  absl::Duration backoff = absl::Seconds(1);
+  while (!stop.stop_requested()) {
+    const absl::Status loaded = oidc->Load();
+    if (loaded.ok()) {
+      LogInfo("OIDC provider loaded", {{"issuer", parts_->config.oidc->endpoint}});
+      return;
+    }
+    LogWarn("OIDC provider not usable yet; machine tokens work meanwhile",
+            {{"issuer", parts_->config.oidc->endpoint},
+             {"error", std::string{loaded.message()}},
+             {"retry-in", absl::FormatDuration(backoff)}});
+    const absl::Time until = absl::Now() + backoff;
+    while (!stop.stop_requested() && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    backoff = std::min(backoff * 2, absl::Seconds(30));
+  }
+}
+
 int Daemon::grpc_port() const { return parts_->grpc->port(); }
 int Daemon::http_port() const { return parts_->http->port(); }
 
@@ -164,9 +205,11 @@ void Daemon::Shutdown() {
     return;
   }
   parts_->shut_down = true;
-  initializer_.request_stop();
-  if (initializer_.joinable()) {
-    initializer_.join();
+  for (std::jthread* thread : {&initializer_, &oidc_loader_}) {
+    thread->request_stop();
+    if (thread->joinable()) {
+      thread->join();
+    }
   }
   LogInfo("shutting down", {{"grace", absl::FormatDuration(parts_->config.shutdown_grace)}});
   if (parts_->grpc != nullptr) {

@@ -35,9 +35,11 @@ class Daemon {
   struct Parts;
   Daemon();
   void Initialize(const std::stop_token& stop);
+  void LoadOidcProvider(const std::stop_token& stop);
 
   std::unique_ptr<Parts> parts_;
-  std::jthread initializer_;  // last: it uses parts_
+  std::jthread initializer_;  // last two: they use parts_
+  std::jthread oidc_loader_;
 };
 
 }  // namespace discovery::server

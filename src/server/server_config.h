@@ -32,6 +32,15 @@ struct TlsFiles {
   std::string key_file;
 };
 
+// Users of an OpenID Connect provider (SPEC §6).
+struct OidcConfig {
+  std::string endpoint;   // --oidc-endpoint: the issuer URL
+  std::string client_id;  // --oidc-client-id
+  std::string username_claim = "username";
+  std::string roles_claim = "roles";
+  std::string ca_cert_file;  // --ca-cert
+};
+
 struct ServerConfig {
   StoreConfig store;
   std::string grpc_listen = "localhost:3001";
@@ -41,6 +50,8 @@ struct ServerConfig {
   std::string token_issuer = "discovery.postfinance.ch";
   // "" with the embedded store: a random secret kept in <data-dir>/token-secret.
   std::string token_secret;
+  // Set when --oidc-endpoint is given; otherwise only machine tokens are accepted.
+  std::optional<OidcConfig> oidc;
   // --oidc-roles: users holding one of them administer namespaces, servers and tokens.
   std::vector<std::string> admin_roles;
   // TLS for both listeners when set.
