@@ -385,7 +385,24 @@ absl::Status ValidateServerName(std::string_view name) {
 
 absl::Status Validate(const Namespace& ns) { return ValidateNamespaceName(ns.name); }
 
-absl::Status Validate(const Server& server) { return ValidateServerName(server.name); }
+// Server labels are what service selectors match; a key or value no selector can name (e.g.
+// "a=b", "two words") would silently never match, so it is refused at registration.
+absl::Status Validate(const Server& server) {
+  if (absl::Status status = ValidateServerName(server.name); !status.ok()) {
+    return status;
+  }
+  for (const auto& [key, value] : server.labels) {
+    if (absl::Status status = selector::ValidateLabelKey(key); !status.ok()) {
+      return absl::InvalidArgumentError(
+          model_internal::Cat("server ", server.name, ": ", status.message()));
+    }
+    if (absl::Status status = selector::ValidateLabelValue(value); !status.ok()) {
+      return absl::InvalidArgumentError(
+          model_internal::Cat("server ", server.name, ": ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status Validate(const Service& service) {
   if (absl::Status status = ValidateServiceName(service.name); !status.ok()) {

@@ -315,6 +315,21 @@ TEST(ValidateTest, Server) {
   EXPECT_THAT(Validate(Server{.name = "a/../b"}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Server labels are matched by selectors; what no selector can name is refused.
+TEST(ValidateTest, ServerLabelsMustBeSelectable) {
+  EXPECT_THAT(
+      Validate(Server{.name = "p1", .labels = {{"example.com/zone", "eu-1"}, {"tier", ""}}}),
+      IsOk());
+  EXPECT_THAT(Validate(Server{.name = "p1", .labels = {{"a=b", "c"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("server p1: invalid label key 'a=b'")));
+  EXPECT_THAT(Validate(Server{.name = "p1", .labels = {{"", "c"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Validate(Server{.name = "p1", .labels = {{"env", "two words"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("invalid label value 'two words'")));
+}
+
 Service ValidService() {
   Service service;
   service.name = "node";

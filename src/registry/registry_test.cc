@@ -99,6 +99,7 @@ TEST_F(RegistryTest, PlacementSettingsAreSharedThroughTheStore) {
   absl::StatusOr<int64_t> revision = store_->CurrentRevision();
   ASSERT_THAT(revision, IsOk());
   ASSERT_TRUE(follower->WaitForRevision(*revision, kWait));
+  ASSERT_TRUE(configured->WaitForRevision(*revision, kWait));
   EXPECT_EQ(follower->Current()->settings(), rendezvous);
   EXPECT_EQ(configured->Current()->settings(), rendezvous);
 }

@@ -539,6 +539,14 @@ std::string RequirementString(const Requirement& requirement) {
 
 }  // namespace
 
+absl::Status ValidateLabelKey(std::string_view key) {
+  return ValidateKey(absl::string_view(key.data(), key.size()));
+}
+
+absl::Status ValidateLabelValue(std::string_view value) {
+  return ValidateValue(absl::string_view(value.data(), value.size()));
+}
+
 absl::StatusOr<Selector> Selector::Parse(std::string_view text) {
   // Debian's abseil keeps its own string_view type, so convert once at the boundary.
   Parser parser(absl::string_view(text.data(), text.size()));

@@ -34,6 +34,13 @@ struct Requirement {
 
 // An immutable, parsed selector. A regular value: copy it freely; const methods may be called
 // from any number of threads at once.
+// A label key as selectors accept it (k8s qualified name: optional DNS-subdomain prefix and '/',
+// then <= 63 chars of [A-Za-z0-9._-], alphanumeric at both ends). InvalidArgument naming the key
+// otherwise. Labels that selectors will match against (server labels) are checked with these.
+absl::Status ValidateLabelKey(std::string_view key);
+// A label value as selectors accept it: empty, or <= 63 chars as a key's name part.
+absl::Status ValidateLabelValue(std::string_view value);
+
 class Selector {
  public:
   // Parses `text` exactly as apimachinery labels.Parse does. Returns InvalidArgument when the
