@@ -75,7 +75,7 @@ absl::StatusOr<std::string> TokenEndpoint(const OidcClientOptions& options) {
 }
 
 absl::StatusOr<Json> TokenRequest(const OidcClientOptions& options,
-                                  std::vector<std::pair<std::string, std::string>> form,
+                                  const std::vector<std::pair<std::string, std::string>>& form,
                                   std::string_view what) {
   absl::StatusOr<std::string> endpoint = TokenEndpoint(options);
   if (!endpoint.ok()) {

@@ -41,6 +41,8 @@ class GrpcServer {
   ~GrpcServer();
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
+  GrpcServer(GrpcServer&&) = delete;
+  GrpcServer& operator=(GrpcServer&&) = delete;
 
   int port() const { return port_; }
   // What grpc.health.v1 reports for "" and every service: SERVING or NOT_SERVING.
