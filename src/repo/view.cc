@@ -181,6 +181,11 @@ void View::SetHealth(absl::Status status) {
   health_ = std::move(status);
 }
 
+void View::ProbeStore() {
+  absl::StatusOr<int64_t> revision = store_.CurrentRevision();
+  SetHealth(revision.ok() ? absl::OkStatus() : revision.status());
+}
+
 void View::Publish(const Snapshot& working) {
   auto snapshot = std::make_shared<const Snapshot>(working);
   {
@@ -254,11 +259,15 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
       auto ready = [&pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending.mu) {
         return pending.stopped || !pending.queue.empty();
       };
-      pending.mu.Await(absl::Condition(&ready));
+      pending.mu.AwaitWithTimeout(absl::Condition(&ready), options_.store_probe_interval);
       if (pending.stopped) {
         return absl::OkStatus();
       }
       batch.swap(pending.queue);
+    }
+    if (batch.empty()) {
+      ProbeStore();
+      continue;
     }
     bool compacted = false;
     {

@@ -49,6 +49,10 @@ struct ViewOptions {
   // Pause before retrying after the store failed (doubles up to max_retry_backoff).
   absl::Duration retry_backoff = absl::Milliseconds(100);
   absl::Duration max_retry_backoff = absl::Seconds(5);
+  // After this long without a watch event the view asks the store for its revision. A watch
+  // resumes on its own and says nothing while the store is unreachable, so without the probe a
+  // view would report itself healthy through a whole outage.
+  absl::Duration store_probe_interval = absl::Seconds(1);
 };
 
 class View {
@@ -72,7 +76,8 @@ class View {
   // Waits until a snapshot at `revision` or later is published. False on timeout.
   bool WaitForRevision(int64_t revision, absl::Duration timeout) const;
 
-  // OK while the view follows the store; the last store error while it is retrying.
+  // OK while the view follows the store; the last store error while it is retrying or while
+  // the store does not answer its probe (the last published snapshot stays available).
   absl::Status Health() const;
 
  private:
@@ -82,6 +87,8 @@ class View {
   // Loads the whole prefix and follows it until the watch ends or `stop` is requested.
   absl::Status FollowOnce(const std::stop_token& stop);
   void Publish(const Snapshot& working);
+  // Asks the store for its revision and records in the health whether it answered.
+  void ProbeStore();
   void SetHealth(absl::Status status);
 
   store::Store& store_;

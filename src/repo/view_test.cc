@@ -192,6 +192,7 @@ class FlakyStore : public store::Store {
 
   void FailRanges(int count) { failing_ranges_ = count; }
   void CompactFirstWatch() { compact_next_watch_ = true; }
+  void FailRevisions(bool fail) { failing_revisions_ = fail; }
   int watches() const { return watches_; }
 
   absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return inner_.Get(key); }
@@ -214,12 +215,18 @@ class FlakyStore : public store::Store {
     }
     return inner_.Watch(prefix, start_revision, std::move(callback));
   }
-  absl::StatusOr<int64_t> CurrentRevision() override { return inner_.CurrentRevision(); }
+  absl::StatusOr<int64_t> CurrentRevision() override {
+    if (failing_revisions_) {
+      return absl::DeadlineExceededError("store does not answer (injected)");
+    }
+    return inner_.CurrentRevision();
+  }
 
  private:
   store::Store& inner_;
   std::atomic<int> failing_ranges_{0};
   std::atomic<bool> compact_next_watch_{false};
+  std::atomic<bool> failing_revisions_{false};
   std::atomic<int> watches_{0};
 };
 
@@ -253,6 +260,26 @@ TEST_F(ViewTest, IsUnhealthyAndEmptyWhileTheStoreIsUnreachable) {
   EXPECT_FALSE(view.WaitForRevision(1, absl::Milliseconds(50)));
   EXPECT_EQ(view.Current(), nullptr);
   EXPECT_THAT(view.Health(), ::discovery::testing::StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// A watch stays silent while its store is unreachable; the probe notices, and the last snapshot
+// stays readable meanwhile.
+TEST_F(ViewTest, ProbesAQuietStoreAndKeepsItsLastSnapshotWhileItIsUnreachable) {
+  FlakyStore flaky(*store_);
+  View view(flaky, Keys(), {.store_probe_interval = absl::Milliseconds(5)});
+  std::shared_ptr<const Snapshot> before = At(view, repo_->PutNamespace({.name = "n"}));
+  flaky.FailRevisions(true);
+  auto health_is = [&view](absl::StatusCode code) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (view.Health().code() != code && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return view.Health().code() == code;
+  };
+  ASSERT_TRUE(health_is(absl::StatusCode::kDeadlineExceeded)) << view.Health();
+  EXPECT_EQ(view.Current(), before);
+  flaky.FailRevisions(false);
+  EXPECT_TRUE(health_is(absl::StatusCode::kOk)) << view.Health();
 }
 
 }  // namespace
