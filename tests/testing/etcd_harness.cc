@@ -39,6 +39,7 @@ struct EtcdCluster::Member {
   // Null until launched and after a deliberate stop; a member that died on its own keeps its
   // (exited) process, so WaitHealthy reports the death.
   std::unique_ptr<ChildProcess> process;
+  bool paused = false;
 
   bool running() const { return process != nullptr && process->IsRunning(); }
 };
@@ -62,12 +63,12 @@ class Fd {
   int fd_;
 };
 
-// GET /health on an etcd metrics port; true when etcd reports itself healthy (it has a leader
-// and can serve a quorum read).
-bool Healthy(int port) {
+// GET `path` on a loopback port over HTTP/1.0 (2 s timeouts); the whole response, or "" when
+// the port does not answer.
+std::string LocalGet(int port, const std::string& path) {
   Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
-    return false;
+    return "";
   }
   timeval timeout{.tv_sec = 2, .tv_usec = 0};
   setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
@@ -77,12 +78,12 @@ bool Healthy(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return false;
+    return "";
   }
-  const std::string request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
   if (send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
-    return false;
+    return "";
   }
   std::string response;
   char buffer[1024];
@@ -90,7 +91,13 @@ bool Healthy(int port) {
   while ((n = recv(fd.get(), buffer, sizeof(buffer), 0)) > 0) {
     response.append(buffer, static_cast<size_t>(n));
   }
-  return absl::StrContains(response, "\"health\":\"true\"");
+  return response;
+}
+
+// GET /health on an etcd metrics port; true when etcd reports itself healthy (it has a leader
+// and can serve a quorum read).
+bool Healthy(int port) {
+  return absl::StrContains(LocalGet(port, "/health"), "\"health\":\"true\"");
 }
 
 std::string Url(int port) { return absl::StrCat("http://127.0.0.1:", port); }
@@ -240,6 +247,10 @@ absl::Status EtcdCluster::Terminate(Member& member, int signal, absl::Duration g
   if (!member.running()) {
     return absl::OkStatus();
   }
+  if (member.paused) {  // a stopped process would not act on SIGTERM
+    (void)member.process->Signal(SIGCONT);
+    member.paused = false;
+  }
   absl::Status status;
   if (signal == SIGKILL || !member.process->Signal(signal).ok() ||
       !member.process->WaitExit(grace).ok()) {
@@ -294,6 +305,56 @@ absl::Status EtcdCluster::Restart(int index) {
 
 bool EtcdCluster::IsRunning(int index) const {
   return index >= 0 && index < static_cast<int>(members_.size()) && members_[index].running();
+}
+
+absl::Status EtcdCluster::Pause(int index) {
+  if (!IsRunning(index)) {
+    return absl::FailedPreconditionError(absl::StrCat("etcd member ", index, " is not running"));
+  }
+  Member& member = members_[index];
+  if (absl::Status status = member.process->Signal(SIGSTOP); !status.ok()) {
+    return status;
+  }
+  member.paused = true;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdCluster::Resume(int index) {
+  if (!IsRunning(index)) {
+    return absl::FailedPreconditionError(absl::StrCat("etcd member ", index, " is not running"));
+  }
+  Member& member = members_[index];
+  if (absl::Status status = member.process->Signal(SIGCONT); !status.ok()) {
+    return status;
+  }
+  member.paused = false;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> EtcdCluster::LeaderIndex() const {
+  for (size_t i = 0; i < members_.size(); ++i) {
+    const Member& member = members_[i];
+    if (!member.running() || member.paused) {
+      continue;
+    }
+    for (absl::string_view line : absl::StrSplit(LocalGet(member.metrics_port, "/metrics"), '\n')) {
+      if (line == "etcd_server_is_leader 1") {
+        return static_cast<int>(i);
+      }
+    }
+  }
+  return absl::NotFoundError("no etcd member leads the cluster");
+}
+
+absl::StatusOr<int> EtcdCluster::WaitForLeader(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    absl::StatusOr<int> leader = LeaderIndex();
+    if (leader.ok() || absl::Now() >= deadline) {
+      return leader;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 }
 
 absl::StatusOr<std::string> EtcdCluster::Etcdctl(const std::vector<std::string>& args) const {

@@ -58,6 +58,16 @@ class EtcdCluster {
   // Starts a stopped member again on its data dir and ports and waits until it is healthy.
   absl::Status Restart(int index);
   bool IsRunning(int index) const;
+  // SIGSTOPs / SIGCONTs member `index`: its sockets stay open but nothing answers, like a network
+  // partition (clients see hanging calls, not refused connections). The destructor resumes a
+  // paused member before stopping it.
+  absl::Status Pause(int index);
+  absl::Status Resume(int index);
+  // The index of the member that currently leads the cluster, from each running member's
+  // etcd_server_is_leader metric; NotFound while there is none (e.g. during an election).
+  absl::StatusOr<int> LeaderIndex() const;
+  // Waits up to `timeout` until some running member leads.
+  absl::StatusOr<int> WaitForLeader(absl::Duration timeout) const;
 
   // Runs etcdctl (API v3) against this cluster's endpoints; returns its combined output, or
   // Internal with that output when it exits non-zero.
