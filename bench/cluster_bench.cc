@@ -1,0 +1,173 @@
+// Benchmarks of the scale-out deployment: a 3-member etcd cluster (Debian's etcd-server), two
+// `discoveryd server` replicas on it and one `discoveryd exporter`, all real processes on
+// loopback (tests/testing/discovery_cluster.h).
+//   BM_Propagation           a registration acknowledged by replica 0 (REST): the time until
+//                            replica 1's http_sd answer and the exporter's file_sd file show it.
+//                            Reports p50/p99/max of both in milliseconds.
+//   BM_RegistrationThroughput registrations per second (registrations_per_s) of N concurrent
+//                            REST clients, half of them on each replica (every one a durable etcd
+//                            write the replica's view has applied before it answers).
+// Run (Release build):
+//   cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
+//   cmake --build build/release --target discovery_cluster_bench discoveryd
+//   build/release/bench/discovery_cluster_bench
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+
+#include "testing/discovery_cluster.h"
+
+#ifndef DISCOVERYD_BINARY
+#error "DISCOVERYD_BINARY must name the discoveryd executable"
+#endif
+
+namespace discovery::testing {
+namespace {
+
+using Json = ::nlohmann::json;
+
+constexpr char kServer[] = "prometheus1.example.com";
+
+// Started by main() on the main thread: child processes die with the thread that started them.
+DiscoveryCluster* cluster = nullptr;
+
+bool Contains(const std::vector<std::string>& targets, const std::string& target) {
+  return std::find(targets.begin(), targets.end(), target) != targets.end();
+}
+
+double Percentile(std::vector<double> values, double fraction) {
+  if (values.empty()) {
+    return 0;
+  }
+  std::sort(values.begin(), values.end());
+  const auto index = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1));
+  return values[index];
+}
+
+void BM_Propagation(benchmark::State& state) {
+  static std::atomic<int> run{0};
+  const std::string ns = fmt::format("propagation{}", run++);
+  if (auto created = cluster->Rest(0, "POST", "/v1/namespaces", Json{{"name", ns}, {"export", 1}});
+      !created.ok() || created->status != 200) {
+    state.SkipWithError("cannot create the namespace");
+    return;
+  }
+  std::vector<double> to_replica_ms;
+  std::vector<double> to_file_ms;
+  int i = 0;
+  for (auto _ : state) {
+    const std::string target =
+        fmt::format("10.{}.{}.{}:9100", 20 + i / 62500, i / 250 % 250, i % 250 + 1);
+    ++i;
+    absl::StatusOr<HttpResult> result = cluster->Rest(
+        0, "POST", "/v1/services",
+        Json{{"name", "node"}, {"namespace", ns}, {"endpoint", "http://" + target + "/metrics"}});
+    const absl::Time acked = absl::Now();
+    if (!result.ok() || result->status != 200) {
+      state.SkipWithError("registration failed");
+      return;
+    }
+    bool on_replica = false;
+    bool in_file = false;
+    while (!on_replica || !in_file) {
+      if (absl::Now() - acked > absl::Seconds(30)) {
+        state.SkipWithError("a registration did not propagate within 30 s");
+        return;
+      }
+      if (!on_replica) {
+        absl::StatusOr<std::vector<std::string>> targets = cluster->HttpSdTargets(1, kServer, ns);
+        if (targets.ok() && Contains(*targets, target)) {
+          on_replica = true;
+          to_replica_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
+        }
+      }
+      if (!in_file && Contains(cluster->ExporterTargets(ns), target)) {
+        in_file = true;
+        to_file_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
+      }
+    }
+  }
+  state.counters["replica_p50_ms"] = Percentile(to_replica_ms, 0.5);
+  state.counters["replica_p99_ms"] = Percentile(to_replica_ms, 0.99);
+  state.counters["replica_max_ms"] = Percentile(to_replica_ms, 1.0);
+  state.counters["file_p50_ms"] = Percentile(to_file_ms, 0.5);
+  state.counters["file_p99_ms"] = Percentile(to_file_ms, 0.99);
+  state.counters["file_max_ms"] = Percentile(to_file_ms, 1.0);
+}
+BENCHMARK(BM_Propagation)->Iterations(500)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Each iteration: `clients` threads, alternating between the replicas, register 20 services each.
+void BM_RegistrationThroughput(benchmark::State& state) {
+  static std::atomic<int> next{0};
+  const int clients = static_cast<int>(state.range(0));
+  constexpr int kPerClient = 20;
+  std::atomic<int64_t> failed{0};
+  int64_t registered = 0;
+  absl::Duration elapsed;
+  for (auto _ : state) {
+    const absl::Time start = absl::Now();
+    {
+      std::vector<std::jthread> threads;
+      for (int c = 0; c < clients; ++c) {
+        threads.emplace_back([c, &failed] {
+          for (int k = 0; k < kPerClient; ++k) {
+            const int i = next++;
+            const std::string endpoint = fmt::format("http://10.{}.{}.{}:9100/metrics",
+                                                     100 + i / 62500, i / 250 % 250, i % 250 + 1);
+            absl::StatusOr<HttpResult> result = cluster->Rest(
+                c % 2, "POST", "/v1/services",
+                Json{{"name", "throughput"}, {"namespace", "default"}, {"endpoint", endpoint}});
+            if (!result.ok() || result->status != 200) {
+              ++failed;
+            }
+          }
+        });
+      }
+    }
+    const absl::Duration took = absl::Now() - start;
+    state.SetIterationTime(absl::ToDoubleSeconds(took));
+    elapsed += took;
+    registered += int64_t{clients} * kPerClient;
+  }
+  state.counters["registrations_per_s"] =
+      static_cast<double>(registered) / absl::ToDoubleSeconds(elapsed);
+  state.counters["failed"] = static_cast<double>(failed.load());
+}
+BENCHMARK(BM_RegistrationThroughput)
+    ->ArgName("clients")
+    ->RangeMultiplier(2)
+    ->Range(2, 32)
+    ->MinTime(3.0)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace discovery::testing
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  absl::StatusOr<std::unique_ptr<discovery::testing::DiscoveryCluster>> started =
+      discovery::testing::DiscoveryCluster::Start(
+          {.discoveryd_binary = DISCOVERYD_BINARY, .exporter_server = "prometheus1.example.com"});
+  if (!started.ok()) {
+    std::cerr << "cannot start the cluster: " << started.status() << "\n";
+    return 1;
+  }
+  discovery::testing::cluster = started->get();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  discovery::testing::cluster = nullptr;
+  return 0;
+}
