@@ -164,8 +164,9 @@ absl::StatusOr<pb::CreateResponse> Handlers::Create(const auth::Principal& princ
 absl::StatusOr<pb::InfoResponse> Handlers::Info(const auth::Principal& principal,
                                                 const pb::InfoRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
-  absl::StatusOr<auth::MachineClaims> claims = auth::VerifyMachineToken(
-      request.token(), options_.tokens.issuer, options_.tokens.secret, options_.clock());
+  absl::StatusOr<auth::MachineClaims> claims =
+      auth::VerifyMachineToken(request.token(), options_.tokens.issuer, options_.tokens.secret,
+                               options_.tokens.previous_secrets, options_.clock());
   if (!claims.ok()) {
     // The token itself is left out: error texts end up in logs.
     return absl::InvalidArgumentError(

@@ -24,8 +24,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authoriza
         fmt::format("failed to parse machine token: {}", issuer.status().message()));
   }
   if (issuer->has_value() && **issuer == options_.issuer) {
-    absl::StatusOr<MachineClaims> claims =
-        VerifyMachineToken(*token, options_.issuer, options_.secret, options_.clock());
+    absl::StatusOr<MachineClaims> claims = VerifyMachineToken(
+        *token, options_.issuer, options_.secret, options_.previous_secrets, options_.clock());
     if (!claims.ok()) {
       return absl::UnauthenticatedError(
           fmt::format("machine token is invalid: {}", claims.status().message()));

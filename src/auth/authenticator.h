@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -23,6 +24,8 @@ using UserTokenVerifier = std::function<absl::StatusOr<Principal>(std::string_vi
 struct AuthenticatorOptions {
   std::string issuer;  // --token-issuer
   std::string secret;  // --token-secret
+  // --previous-token-secrets: machine tokens signed with these are still accepted.
+  std::vector<std::string> previous_secrets;
   // nullptr: only machine tokens are accepted.
   UserTokenVerifier user_tokens;
   std::function<absl::Time()> clock = [] { return absl::Now(); };

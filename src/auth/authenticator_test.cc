@@ -44,6 +44,31 @@ TEST_F(AuthenticatorTest, AcceptsOurMachineTokens) {
   EXPECT_EQ(principal->namespaces, std::vector<std::string>{"team-a"});
 }
 
+// After a rotation the new secret signs; tokens of the previous one keep working until they
+// are reissued, but their other checks still apply.
+TEST_F(AuthenticatorTest, AcceptsTokensOfPreviousSecretsDuringARotation) {
+  const Authenticator rotated({.issuer = "discovery.example.com",
+                               .secret = "new-secret",
+                               .previous_secrets = {"", "s3cret-value"},
+                               .clock = [] { return kNow; }});
+  EXPECT_THAT(rotated.Authenticate("Bearer " +
+                                   Token("discovery.example.com", "s3cret-value", absl::Hours(1))),
+              IsOk());
+  EXPECT_THAT(rotated.Authenticate("Bearer " +
+                                   Token("discovery.example.com", "new-secret", absl::Hours(1))),
+              IsOk());
+  EXPECT_THAT(rotated.Authenticate("Bearer " + Token("discovery.example.com", "s3cret-value",
+                                                     absl::Hours(1), kNow - absl::Hours(2))),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("expired")));
+  EXPECT_THAT(rotated.Authenticate(
+                  "Bearer " + Token("discovery.example.com", "retired-secret", absl::Hours(1))),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("signature is invalid")));
+  // Without the previous secret its tokens are refused.
+  EXPECT_THAT(
+      Make().Authenticate("Bearer " + Token("discovery.example.com", "new-secret", absl::Hours(1))),
+      StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
 TEST_F(AuthenticatorTest, RejectsBadCredentialsWithoutEchoingThem) {
   const Authenticator authenticator = Make();
   EXPECT_THAT(authenticator.Authenticate(""),

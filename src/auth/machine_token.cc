@@ -124,8 +124,22 @@ absl::StatusOr<bool> AdminClaim(const Json& payload) {
   return it->get<bool>();
 }
 
+std::vector<std::string_view> Secrets(std::string_view secret,
+                                      const std::vector<std::string>& previous_secrets) {
+  std::vector<std::string_view> secrets = {secret};
+  for (const std::string& previous : previous_secrets) {
+    if (!previous.empty()) {
+      secrets.push_back(previous);
+    }
+  }
+  return secrets;
+}
+
+// `secret` signs; a signature made with one of `previous_secrets` is accepted as well.
 absl::StatusOr<MachineClaims> Verify(std::string_view token, std::string_view issuer,
-                                     std::string_view secret, absl::Time now) {
+                                     std::string_view secret,
+                                     const std::vector<std::string>& previous_secrets,
+                                     absl::Time now) {
   DISCOVERY_ASSIGN_OR_RETURN(DecodedJwt parsed, Parse(token));
 
   const auto& alg = parsed.header.at("alg").get_ref<const std::string&>();
@@ -143,9 +157,14 @@ absl::StatusOr<MachineClaims> Verify(std::string_view token, std::string_view is
   if (secret.empty()) {
     return EmptySecret();
   }
-  DISCOVERY_ASSIGN_OR_RETURN(const std::string expected, HmacSha256(secret, parsed.signing_input));
-  if (signature->size() != expected.size() ||
-      CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
+  bool signed_with_a_secret = false;
+  for (std::string_view key : Secrets(secret, previous_secrets)) {
+    DISCOVERY_ASSIGN_OR_RETURN(const std::string expected, HmacSha256(key, parsed.signing_input));
+    // Every secret is tried, so the time taken does not tell which one matched.
+    signed_with_a_secret |= signature->size() == expected.size() &&
+                            CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) == 0;
+  }
+  if (!signed_with_a_secret) {
     return Rejected("signature is invalid");
   }
 
@@ -212,8 +231,15 @@ absl::StatusOr<std::string> CreateMachineToken(const MachineTokenOptions& option
 
 absl::StatusOr<MachineClaims> VerifyMachineToken(std::string_view token, std::string_view issuer,
                                                  std::string_view secret, absl::Time now) {
+  return VerifyMachineToken(token, issuer, secret, {}, now);
+}
+
+absl::StatusOr<MachineClaims> VerifyMachineToken(std::string_view token, std::string_view issuer,
+                                                 std::string_view secret,
+                                                 const std::vector<std::string>& previous_secrets,
+                                                 absl::Time now) {
   try {
-    return Verify(token, issuer, secret, now);
+    return Verify(token, issuer, secret, previous_secrets, now);
   } catch (const Json::exception& e) {
     // The checks above make nlohmann's accessors safe; this keeps a missed case from escaping.
     return Malformed(e.what());

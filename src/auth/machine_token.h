@@ -20,6 +20,9 @@ struct MachineTokenOptions {
   std::string issuer;
   // The HMAC-SHA256 key (--token-secret). Never logged, never part of an error message.
   std::string secret;
+  // Earlier keys (--previous-token-secrets) whose tokens still verify while tokens are being
+  // reissued after a secret rotation; never used to sign. Never logged either.
+  std::vector<std::string> previous_secrets;
   // Adds `"admin":true`: the token may do what a user holding an admin role may
   // (`discoveryd token create --admin`, SPEC §6).
   bool admin = false;
@@ -62,6 +65,12 @@ absl::StatusOr<std::string> CreateMachineToken(const MachineTokenOptions& option
 // Never includes `secret` in a message. Thread-safe.
 absl::StatusOr<MachineClaims> VerifyMachineToken(std::string_view token, std::string_view issuer,
                                                  std::string_view secret, absl::Time now);
+// As above, but a signature made with any of `previous_secrets` (empty ones are ignored) is
+// accepted as well: tokens issued before a secret rotation keep working until they are reissued.
+absl::StatusOr<MachineClaims> VerifyMachineToken(std::string_view token, std::string_view issuer,
+                                                 std::string_view secret,
+                                                 const std::vector<std::string>& previous_secrets,
+                                                 absl::Time now);
 
 // Decodes the payload of a compact JWT without verifying anything but its shape, to classify a
 // bearer token (reference §6.2): returns its `iss` claim, or nullopt when `iss` is absent or not

@@ -109,6 +109,9 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
       ->check(CLI::IsMember({"rendezvous", "jump"}))
       ->default_str("rendezvous");
   AddTokenFlags(command, flags);
+  config::AddListOption(command, "--previous-token-secrets", &config.previous_token_secrets,
+                        "Earlier token secrets: machine tokens they signed are still accepted "
+                        "while tokens are reissued after a rotation (never used to sign)");
   command.add_option("--tls-cert", flags.tls_cert, "PEM certificate for both listeners");
   command.add_option("--tls-key", flags.tls_key, "PEM private key for both listeners");
   command.add_option("--oidc-endpoint", flags.oidc_endpoint, "The URL to the OIDC provider");

@@ -97,7 +97,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
                                                         std::move(registry_options));
   parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);
-  auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer, .secret = *secret};
+  auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer,
+                                            .secret = *secret,
+                                            .previous_secrets = cfg.previous_token_secrets};
   if (cfg.oidc.has_value()) {
     parts.oidc = std::make_unique<auth::OidcVerifier>(
         auth::OidcOptions{.issuer = cfg.oidc->endpoint,
@@ -112,7 +114,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.authenticator = std::make_unique<auth::Authenticator>(std::move(authentication));
   parts.handlers = std::make_unique<api::Handlers>(
       *parts.registry, *parts.authorizer,
-      api::HandlerOptions{.tokens = {.issuer = cfg.token_issuer, .secret = *secret}});
+      api::HandlerOptions{.tokens = {.issuer = cfg.token_issuer,
+                                     .secret = *secret,
+                                     .previous_secrets = cfg.previous_token_secrets}});
   parts.dispatcher = std::make_unique<api::Dispatcher>(
       *parts.handlers, *parts.authenticator,
       api::CallObserver{

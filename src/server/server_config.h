@@ -50,6 +50,8 @@ struct ServerConfig {
   std::string token_issuer = "discovery.postfinance.ch";
   // "" with the embedded store: a random secret kept in <data-dir>/token-secret.
   std::string token_secret;
+  // --previous-token-secrets: machine tokens signed with these still verify (secret rotation).
+  std::vector<std::string> previous_token_secrets;
   // Set when --oidc-endpoint is given; otherwise only machine tokens are accepted.
   std::optional<OidcConfig> oidc;
   // --oidc-roles: users holding one of them administer namespaces, servers and tokens.

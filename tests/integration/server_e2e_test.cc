@@ -1038,5 +1038,42 @@ TEST_P(ServerE2eTest, KeepsDataAcrossARestartAndStopsGracefully) {
   EXPECT_THAT(process.LogTail(), HasSubstr("shutting down"));
 }
 
+// Rotating the token secret: a server started with the new secret and the old one in
+// --previous-token-secrets accepts tokens of both (and `token info` reads old ones) until the
+// old secret is dropped.
+TEST(TokenSecretRotationTest, PreviousSecretsKeepOldTokensWorking) {
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<DiscoverydProcess> old_server,
+      DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY, .token_secret = "old-secret"}));
+  ASSERT_OK_AND_ASSIGN(const std::string old_token, old_server->AdminToken());
+  old_server.reset();
+
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<DiscoverydProcess> rotated,
+      DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY,
+                                .extra_args = {"--previous-token-secrets=old-secret"},
+                                .token_secret = "new-secret"}));
+  ASSERT_OK_AND_ASSIGN(const std::string new_token, rotated->AdminToken());
+  for (const std::string& token : {old_token, new_token}) {
+    ASSERT_OK_AND_ASSIGN(HttpResult listed,
+                         HttpRequest("GET", rotated->http_url() + "/v1/namespaces", "",
+                                     {{"Authorization", "Bearer " + token}}));
+    EXPECT_EQ(listed.status, 200) << listed.body;
+  }
+  ASSERT_OK_AND_ASSIGN(HttpResult info,
+                       HttpRequest("GET", rotated->http_url() + "/v1/tokens/" + old_token, "",
+                                   {{"Authorization", "Bearer " + new_token}}));
+  EXPECT_EQ(info.status, 200) << info.body;
+  EXPECT_THAT(rotated->LogTail(200), Not(HasSubstr("old-secret")));
+
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<DiscoverydProcess> retired,
+      DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY, .token_secret = "new-secret"}));
+  ASSERT_OK_AND_ASSIGN(HttpResult refused,
+                       HttpRequest("GET", retired->http_url() + "/v1/namespaces", "",
+                                   {{"Authorization", "Bearer " + old_token}}));
+  EXPECT_EQ(refused.status, 401) << refused.body;
+}
+
 }  // namespace
 }  // namespace discovery::testing
