@@ -215,8 +215,12 @@ TEST_F(ExporterTest, OneExporterPerDirectory) {
 TEST_F(ExporterTest, CountsEventsAndSyncs) {
   ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
   ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  // Events are counted from snapshot differences, so each change is awaited on its own: a
+  // register and unregister of h1 folded into one snapshot would count as nothing.
   Register("node", "http://h1:9100/metrics");
+  CatchUp();
   Register("node", "http://h2:9100/metrics");
+  CatchUp();
   ASSERT_THAT(registry_->UnregisterService("http://h1:9100/metrics", ""), IsOk());
   CatchUp();
   const std::string text = metrics_.Serialize();
