@@ -239,6 +239,7 @@ std::string BashCompletionScript(const CLI::App& app, const std::string& program
         keys = {option->get_name()};
       }
       std::vector<std::string> patterns;
+      patterns.reserve(keys.size());
       for (const std::string& key : keys) {
         patterns.push_back(Quote(command.path + ":" + key));
       }
