@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -40,9 +41,9 @@ std::string Shell(const std::string& command) {
     return "";
   }
   std::string out;
-  char buffer[4096];
-  for (std::size_t n = 0; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) {
-    out.append(buffer, n);
+  std::array<char, 4096> buffer{};
+  for (std::size_t n = 0; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) {
+    out.append(buffer.data(), n);
   }
   const int status = pclose(pipe);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command;
@@ -54,8 +55,8 @@ std::string Shell(const std::string& command) {
 class CompletionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/completion-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
+    std::string pattern = "/tmp/completion-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
     std::ostringstream out;
     std::ostringstream err;
@@ -75,10 +76,10 @@ class CompletionTest : public ::testing::Test {
     for (const std::string& word : words) {
       array += " '" + word + "'";
     }
-    const std::string program = words.front();
+    const std::string& program = words.front();
     const std::string script = "source " + (dir_ / program).string() + "; COMP_WORDS=(" + array +
                                "); COMP_CWORD=" + std::to_string(words.size() - 1) + "; _" +
-                               program + "; printf '%s\\n' \"${COMPREPLY[@]}\"";
+                               program + R"(; printf '%s\n' "${COMPREPLY[@]}")";
     std::vector<std::string> lines = Lines(
         Shell("cd " + dir_.string() + " && bash -c \"$(cat <<'EOS'\n" + script + "\nEOS\n)\""));
     std::erase(lines, "");

@@ -38,6 +38,7 @@ case "${1:-}" in
 esac
 
 # One run at a time on a machine.
+mkdir -p /run/lock
 exec 9>/run/lock/discovery-package-test.lock
 flock -w 600 9 || fail "another package test holds /run/lock/discovery-package-test.lock"
 
@@ -168,8 +169,10 @@ bash -c 'source /usr/share/bash-completion/completions/discoveryd; complete -p d
   fail "installed bash completion of discoveryd"
 
 systemd_running=false
-if [ -d /run/systemd/system ] && systemctl is-system-running >/dev/null 2>&1; then
-  systemd_running=true
+if [ -d /run/systemd/system ]; then
+  case "$(systemctl is-system-running 2>/dev/null)" in
+    running | degraded) systemd_running=true ;;
+  esac
 fi
 if $systemd_running; then
   step "systemd is running: discoveryd.service"
