@@ -8,9 +8,9 @@
 //                            REST clients, half of them on each replica (every one a durable etcd
 //                            write the replica's view has applied before it answers).
 // Run (Release build):
-//   cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
-//   cmake --build build/release --target discovery_cluster_bench discoveryd
-//   build/release/bench/discovery_cluster_bench
+//   cmake -S . -B build/cluster-bench -G Ninja -DCMAKE_BUILD_TYPE=Release
+//   cmake --build build/cluster-bench --target discovery_cluster_bench discoveryd
+//   build/cluster-bench/bench/discovery_cluster_bench
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

@@ -11,6 +11,8 @@ packages=(
   libre2-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy
   etcd-server etcd-client prometheus
+  # the Debian package: CPack runs dpkg-shlibdeps (dpkg-dev) and file; its postinst runs adduser
+  dpkg-dev file adduser
   glewlwyd dbconfig-no-thanks
 )
 

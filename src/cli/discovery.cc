@@ -22,6 +22,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/time/clock.h"
 #include "cli/api_client.h"
+#include "cli/completion.h"
 #include "cli/host_resolver.h"
 #include "cli/oidc_login.h"
 #include "cli/retry.h"
@@ -671,31 +672,76 @@ int Login(const Flags& flags, std::istream& in, std::ostream& out, std::ostream&
   return 0;
 }
 
+// Values the completion cannot read from the flags' checks.
+std::map<std::string, ValueHint> DiscoveryValueHints() {
+  return {
+      {"--output", {.words = {"table", "json", "yaml", "csv"}}},
+      {"--token-path", {.kind = ValueHint::Kind::kFiles}},
+      {"path", {.kind = ValueHint::Kind::kFiles}},
+  };
+}
+
 }  // namespace
 
 int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
   CLI::App app{"GRPC client for discovery service.", "discovery"};
   app.require_subcommand(1);
+  app.footer(ExamplesFooter({
+      "discovery server register prometheus1.example.com --labels=environment=test",
+      "discovery service register -e http://example.com/metrics example "
+      "--selector=environment=test",
+      "discovery service list",
+      "discovery --address discovery.example.com:3001 --ca-cert ca.pem namespace list",
+      "source <(discovery completion bash)",
+  }));
   Flags flags;
   AddGlobalFlags(app, flags);
 
   // server
   CLI::App* server = app.add_subcommand("server", "Manage Prometheus servers.")->alias("srv");
   server->require_subcommand(1);
+  server->footer(ExamplesFooter({
+      "discovery server register prometheus1.example.com --labels=environment=test",
+      "discovery server list",
+      "discovery srv unregister prometheus1.example.com",
+  }));
   CLI::App* server_list = server->add_subcommand("list", "List servers.");
+  server_list->footer(ExamplesFooter({
+      "discovery server list",
+      "discovery server list -o json",
+      "discovery srv list --no-headers",
+  }));
   AddOutputFlags(*server_list, flags);
   CLI::App* server_register = server->add_subcommand("register", "Register a server.");
+  server_register->footer(ExamplesFooter({
+      "discovery server register prometheus1.example.com --labels=environment=test",
+      "discovery server register prometheus2.example.com -l environment=prod,zone=a",
+  }));
   server_register->add_option("name", flags.name, "Server name")->required();
   config::AddMapOption(*server_register, "-l,--labels", &flags.labels,
                        "Labels services select the server by (k=v,...)");
   CLI::App* server_unregister = server->add_subcommand("unregister", "Unregister a server.");
+  server_unregister->footer(
+      ExamplesFooter({"discovery server unregister prometheus1.example.com"}));
   server_unregister->add_option("name", flags.name, "Server name")->required();
 
   // service
   CLI::App* service =
       app.add_subcommand("service", "Manage services (scrape targets).")->alias("svc");
   service->require_subcommand(1);
+  service->footer(ExamplesFooter({
+      "discovery service register -e http://example.com/metrics example -s environment=test",
+      "discovery service list -n default",
+      "discovery service unregister -n default http://example.com/metrics",
+  }));
   CLI::App* service_list = service->add_subcommand("list", "List services.");
+  service_list->footer(ExamplesFooter({
+      "discovery service list",
+      "discovery service list -n default-blackbox -o yaml",
+      "discovery service list -N '^example' -S prometheus1 --sort-by date",
+      "discovery service list -s environment=test -o csv --no-headers",
+      "discovery service list -u                  # hosts that no longer resolve",
+  }));
   AddOutputFlags(*service_list, flags);
   service_list->add_option("--sort-by", flags.sort_by, "Sort by endpoint or date (newest first)")
       ->check(CLI::IsMember({"endpoint", "date"}))
@@ -712,6 +758,13 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
                            "Label selector on the service's labels");
 
   CLI::App* service_register = service->add_subcommand("register", "Register a service.");
+  service_register->footer(ExamplesFooter({
+      "discovery service register -e http://example.com/metrics example "
+      "--labels=label1=value1,label2=value2 --selector=environment=test",
+      "discovery service register -e http://blackbox.example.com -n default-blackbox blackbox "
+      "-s environment=test",
+      "DISCOVERY_NAME=node discovery service register -e http://$(hostname -f):9100/metrics",
+  }));
   service_register->add_option("name", flags.name, "Service name (the Prometheus job)")
       ->envname("DISCOVERY_NAME")
       ->required();
@@ -727,6 +780,11 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
 
   CLI::App* service_unregister = service->add_subcommand(
       "unregister", "Unregister services by endpoint URL or ID, or those that do not resolve.");
+  service_unregister->footer(ExamplesFooter({
+      "discovery service unregister -n default http://example.com/metrics",
+      "discovery service unregister 93c156b1-f218-5d79-88a5-219307e59d29",
+      "discovery service unregister -u -p 5       # at most 5% of all services",
+  }));
   config::AddListOption(*service_unregister, "endpoints", &flags.unregister_items,
                         "Endpoint URLs or service IDs")
       ->envname("DISCOVERY_ENDPOINTS");
@@ -743,6 +801,10 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
 
   CLI::App* service_import =
       service->add_subcommand("import", "Register the services of a YAML or JSON file.");
+  service_import->footer(ExamplesFooter({
+      "discovery service list -o yaml > services.yaml",
+      "discovery service import services.yaml",
+  }));
   service_import
       ->add_option("path", flags.import_path,
                    "File as printed by `service list -o yaml` or `-o json`")
@@ -751,9 +813,19 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   // namespace
   CLI::App* ns = app.add_subcommand("namespace", "Manage namespaces.")->alias("ns");
   ns->require_subcommand(1);
+  ns->footer(ExamplesFooter({
+      "discovery namespace list",
+      "discovery namespace register -e blackbox default-blackbox",
+      "discovery ns unregister default-blackbox",
+  }));
   CLI::App* ns_list = ns->add_subcommand("list", "List namespaces.");
+  ns_list->footer(ExamplesFooter({"discovery namespace list", "discovery ns list -o json"}));
   AddOutputFlags(*ns_list, flags);
   CLI::App* ns_register = ns->add_subcommand("register", "Register a namespace.");
+  ns_register->footer(ExamplesFooter({
+      "discovery namespace register web",
+      "discovery namespace register -e blackbox default-blackbox",
+  }));
   ns_register->add_option("name", flags.name, "Namespace name")->required();
   ns_register
       ->add_option("-e,--export-config", flags.export_config, "How its services are exported")
@@ -761,12 +833,21 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       ->default_str("standard");
   CLI::App* ns_unregister =
       ns->add_subcommand("unregister", "Unregister a namespace and its services.");
+  ns_unregister->footer(ExamplesFooter({"discovery namespace unregister default-blackbox"}));
   ns_unregister->add_option("name", flags.name, "Namespace name")->required();
 
   // token
   CLI::App* token = app.add_subcommand("token", "Machine tokens.");
   token->require_subcommand(1);
+  token->footer(ExamplesFooter({
+      "discovery token create -n default,default-blackbox ansible-user",
+      "discovery token info \"$(cat ansible-user.token)\"",
+  }));
   CLI::App* token_create = token->add_subcommand("create", "Create a machine token.");
+  token_create->footer(ExamplesFooter({
+      "discovery token create -n default,default-blackbox ansible-user",
+      "discovery token create -n web -e 720h ci-pipeline   # valid for 30 days",
+  }));
   token_create->add_option("id", flags.token_id, "Token id (who or what uses it)")->required();
   config::AddDurationOption(*token_create, "-e,--expiry", &flags.expiry,
                             "Validity; 0 never expires");
@@ -774,12 +855,30 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
                         "Namespaces the token may change services in")
       ->required();
   CLI::App* token_info = token->add_subcommand("info", "Show what a token grants.");
+  token_info->footer(ExamplesFooter({"discovery token info \"$(cat ansible-user.token)\""}));
   token_info->add_option("token", flags.token, "The token")->required();
 
   CLI::App* login = app.add_subcommand("login", "Log in with the OIDC provider (password grant).");
+  login->footer(ExamplesFooter({
+      "discovery login",
+      "printf '%s\\n' \"$PW\" | discovery login --username alice --password-stdin",
+  }));
   login->add_option("-u,--username", flags.username, "User name (default: prompt, then $USER)");
   login->add_flag("--password-stdin", flags.password_stdin,
                   "Read the password from the first line of stdin instead of the terminal");
+
+  // Hidden: prints the bash completion script generated from this command tree.
+  CLI::App* completion =
+      app.add_subcommand("completion", "Print a shell completion script.")->group("");
+  completion->require_subcommand(1);
+  CLI::App* completion_bash =
+      completion->add_subcommand("bash", "Print the bash completion script of discovery.");
+  for (CLI::App* command : {completion, completion_bash}) {
+    command->footer(ExamplesFooter({
+        "discovery completion bash > ~/.local/share/bash-completion/completions/discovery",
+        "source <(discovery completion bash)",
+    }));
+  }
 
   // Global flags may follow the subcommands (`discovery service list --insecure`).
   login->fallthrough();
@@ -804,6 +903,11 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
     flags.namespace_name = "default";
   }
   const std::vector<std::pair<const CLI::App*, std::function<int()>>> commands = {
+      {completion_bash,
+       [&] {
+         out << BashCompletionScript(app, "discovery", DiscoveryValueHints());
+         return 0;
+       }},
       {server_list, [&] { return ServerList(flags, out, fail); }},
       {server_register, [&] { return ServerRegister(flags, fail); }},
       {server_unregister, [&] { return ServerUnregister(flags, fail); }},

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "CLI/CLI.hpp"
+#include "cli/completion.h"
 #include "fmt/format.h"
 
 #include "auth/machine_token.h"
@@ -299,29 +300,71 @@ int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+// Values the completion cannot read from the flags' checks.
+std::map<std::string, ValueHint> DiscoverydValueHints() {
+  const ValueHint files{.kind = ValueHint::Kind::kFiles};
+  const ValueHint directories{.kind = ValueHint::Kind::kDirectories};
+  return {
+      {"--data-dir", directories}, {"--directory", directories}, {"--tls-cert", files},
+      {"--tls-key", files},        {"--etcd-cert-file", files},  {"--etcd-key-file", files},
+      {"--etcd-ca-file", files},
+  };
+}
+
 }  // namespace
 
 int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
   CLI::App app{"GRPC discovery service.", "discoveryd"};
   app.require_subcommand(0, 1);
+  app.footer(ExamplesFooter({
+      "discoveryd                                  # runs the server",
+      "discoveryd server --replicas 2 --grpc-listen :3001 --http-listen :3002",
+      "discoveryd exporter --server prometheus1.example.com --directory "
+      "/var/lib/discovery-exporter",
+      "discoveryd token create admin --admin",
+  }));
   Flags flags;
   AddGlobalFlags(app, flags);
 
   CLI::App* server = app.add_subcommand("server", "Start the discovery server (default).");
   server->fallthrough();
+  server->footer(ExamplesFooter({
+      "discoveryd server --data-dir /var/lib/discovery",
+      "discoveryd server --store etcd --etcd-endpoints https://etcd1:2379,https://etcd2:2379 "
+      "--token-secret \"$SECRET\" --replicas 2",
+      "discoveryd server --tls-cert /etc/discovery/tls.crt --tls-key /etc/discovery/tls.key "
+      "--grpc-listen :3001 --http-listen :3002",
+      "discoveryd server --oidc-endpoint https://auth.example.com/realms/discovery "
+      "--oidc-client-id discovery --oidc-roles discovery-admin",
+  }));
   AddServerFlags(*server, flags);
 
   CLI::App* exporter = app.add_subcommand(
       "exporter", "Write the file_sd files of one Prometheus server and keep them current.");
   exporter->fallthrough();
+  exporter->footer(ExamplesFooter({
+      "discoveryd exporter --server prometheus1.example.com --directory "
+      "/var/lib/discovery-exporter --data-dir /var/lib/discovery",
+      "discoveryd exporter --server prometheus1.example.com --store etcd --etcd-endpoints "
+      "https://etcd1:2379",
+  }));
   AddExporterFlags(*exporter, flags);
 
   CLI::App* token = app.add_subcommand("token", "Machine tokens.");
   token->require_subcommand(1);
   token->fallthrough();
+  token->footer(ExamplesFooter({
+      "discoveryd token create admin --admin",
+      "discoveryd token create ansible --namespaces default,web",
+  }));
   CLI::App* create = token->add_subcommand(
       "create", "Create a machine token offline, signed with the server's secret.");
   create->fallthrough();
+  create->footer(ExamplesFooter({
+      "discoveryd token create admin --admin",
+      "discoveryd token create ansible --namespaces default,web --expires 720h",
+      "discoveryd token create --data-dir /var/lib/discovery ci --namespaces default",
+  }));
   create->add_option("id", flags.token_id, "Token id (who or what uses it)")->required();
   config::AddListOption(*create, "--namespaces", &flags.token_namespaces,
                         "Namespaces the token may change services in");
@@ -331,10 +374,23 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
                    "The token may also administer namespaces, servers and tokens");
   AddTokenFlags(*create, flags);
 
+  // Hidden: prints the bash completion script generated from this command tree.
+  CLI::App* completion =
+      app.add_subcommand("completion", "Print a shell completion script.")->group("");
+  completion->require_subcommand(1);
+  CLI::App* completion_bash =
+      completion->add_subcommand("bash", "Print the bash completion script of discoveryd.");
+  for (CLI::App* command : {completion, completion_bash}) {
+    command->footer(ExamplesFooter({
+        "discoveryd completion bash > ~/.local/share/bash-completion/completions/discoveryd",
+        "source <(discoveryd completion bash)",
+    }));
+  }
+
   // With no subcommand discoveryd runs the server, as the original does.
   bool has_command = false;
   for (const std::string& arg : args) {
-    if (arg == "server" || arg == "exporter" || arg == "token") {
+    if (arg == "server" || arg == "exporter" || arg == "token" || arg == "completion") {
       has_command = true;
       break;
     }
@@ -360,6 +416,10 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
                .format = flags.log_format == "json"   ? LogOptions::Format::kJson
                          : flags.log_format == "text" ? LogOptions::Format::kText
                                                       : LogOptions::Format::kAuto});
+  if (completion_bash->parsed()) {
+    out << BashCompletionScript(app, "discoveryd", DiscoverydValueHints());
+    return 0;
+  }
   if (create->parsed()) {
     return RunTokenCreate(flags, out, err);
   }
