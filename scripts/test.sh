@@ -5,7 +5,9 @@
 #   3. builds everything with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test
 #      (unit tests and integration tests; the integration tests start a real etcd-server on free
 #      loopback ports themselves and stop it),
-#   4. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent").
+#   4. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent"),
+#   5. builds the Debian package in Release and installs, runs and purges it (tests/package; this
+#      changes the machine while it runs, so CI runs it as root on a throw-away machine).
 # Build trees live under build/ (reused, so re-runs are incremental; ccache speeds up rebuilds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +32,9 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 cmake --build build/tsan --target discovery_concurrent_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
   ctest --test-dir build/tsan --output-on-failure -j2 -L concurrent
+
+echo "== Release build, Debian package and its install test" >&2
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DDISCOVERY_BUILD_TESTS=OFF -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build/release --target package
+DISCOVERY_PACKAGE_TEST=1 ctest --test-dir build/release -L package --output-on-failure
