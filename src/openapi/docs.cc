@@ -59,8 +59,7 @@ std::string ETag(std::string_view content) {
 const absl::flat_hash_map<std::string_view, Asset>& Assets() {
   static const auto* const assets = [] {
     auto* map = new absl::flat_hash_map<std::string_view, Asset>();
-    for (std::size_t i = 0; i < kEmbeddedFileCount; ++i) {
-      const EmbeddedFile& file = kEmbeddedFiles[i];
+    for (const EmbeddedFile& file : EmbeddedFiles()) {
       map->emplace(file.name, Asset{.content = file.content,
                                     .content_type = ContentType(file.name),
                                     .etag = ETag(file.content)});
@@ -112,7 +111,8 @@ http::Response Serve(const http::Request& request) {
     response.headers.emplace_back("Location", std::move(location));
     return response;
   }
-  std::string_view name = std::string_view(request.path).substr(kPrefix.size());
+  std::string_view name{request.path};
+  name.remove_prefix(kPrefix.size());
   if (name.empty()) {
     name = kIndex;
   }

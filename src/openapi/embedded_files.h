@@ -2,7 +2,7 @@
 // UI assets. The definitions are generated at build time (embedded_files.cc in the build tree).
 #pragma once
 
-#include <cstddef>
+#include <span>
 #include <string_view>
 
 namespace discovery::openapi {
@@ -14,7 +14,7 @@ struct EmbeddedFile {
   std::string_view content;
 };
 
-extern const EmbeddedFile kEmbeddedFiles[];
-extern const std::size_t kEmbeddedFileCount;
+// Every embedded file, in static storage. Thread-safe.
+std::span<const EmbeddedFile> EmbeddedFiles();
 
 }  // namespace discovery::openapi
