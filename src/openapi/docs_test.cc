@@ -24,7 +24,8 @@ std::optional<std::string> HeaderOf(const http::Response& response, std::string_
   return std::nullopt;
 }
 
-http::Response Get(std::string path, std::vector<std::pair<std::string, std::string>> headers = {},
+http::Response Get(const std::string& path,
+                   std::vector<std::pair<std::string, std::string>> headers = {},
                    std::string method = "GET") {
   http::Request request;
   request.method = std::move(method);

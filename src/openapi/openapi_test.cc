@@ -39,8 +39,12 @@ using ::google::protobuf::FieldDescriptor;
 using ::google::protobuf::MethodDescriptor;
 using Json = ::nlohmann::json;
 
-constexpr char kProtoPackage[] = "postfinance.discovery.v1.";
-constexpr char kSchemas[] = "#/components/schemas/";
+constexpr std::string_view kProtoPackage = "postfinance.discovery.v1.";
+
+// The reference to the schema `name` of components/schemas.
+std::string SchemaRef(std::string_view name) {
+  return fmt::format("#/components/schemas/{}", name);
+}
 // Served by the daemon itself (server/daemon.cc), not by RestApi.
 const std::set<std::pair<std::string, std::string>> kDaemonOperations = {
     {"/metrics", "GET"}, {"/healthz", "GET"}, {"/readyz", "GET"}};
@@ -81,13 +85,13 @@ const Json& Resolve(const Json& node) {
 // what it does not understand.
 void Validate(const Json& schema_or_ref, const Json& value, const std::string& where,
               std::vector<std::string>* errors) {
-  static const std::set<std::string> kKeywords = {
+  static const std::set<std::string> keywords = {
       "type",  "format",     "description",          "example",  "enum",   "nullable",
       "items", "properties", "additionalProperties", "required", "pattern"};
   const Json& schema = Resolve(schema_or_ref);
   for (const auto& [keyword, unused] : schema.items()) {
-    if (!kKeywords.contains(keyword)) {
-      errors->push_back(where + ": schema keyword " + keyword + " is not understood");
+    if (!keywords.contains(keyword)) {
+      errors->push_back(fmt::format("{}: schema keyword {} is not understood", where, keyword));
     }
   }
   if (value.is_null() && schema.value("nullable", false)) {
@@ -113,7 +117,7 @@ void Validate(const Json& schema_or_ref, const Json& value, const std::string& w
     }
     for (const auto& [key, item] : value.items()) {
       if (properties.contains(key)) {
-        Validate(properties[key], item, where + "." + key, errors);
+        Validate(properties[key], item, fmt::format("{}.{}", where, key), errors);
       } else if (!schema.contains("additionalProperties")) {
         continue;
       } else if (schema["additionalProperties"].is_boolean()) {
@@ -121,7 +125,7 @@ void Validate(const Json& schema_or_ref, const Json& value, const std::string& w
           fail("has undocumented property " + key);
         }
       } else {
-        Validate(schema["additionalProperties"], item, where + "." + key, errors);
+        Validate(schema["additionalProperties"], item, fmt::format("{}.{}", where, key), errors);
       }
     }
   } else if (type == "array") {
@@ -137,9 +141,9 @@ void Validate(const Json& schema_or_ref, const Json& value, const std::string& w
     }
     const std::string text = value.get<std::string>();
     const std::string format = schema.value("format", "");
-    static const std::regex kDateTime(
+    static const std::regex date_time(
         R"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z)");
-    if (format == "date-time" && !std::regex_match(text, kDateTime)) {
+    if (format == "date-time" && !std::regex_match(text, date_time)) {
       fail("not an RFC 3339 UTC time");
     }
     if (format == "int64" && !std::regex_match(text, std::regex("-?[0-9]+"))) {
@@ -277,7 +281,7 @@ TEST(OpenApiDocumentTest, EachRestOperationDocumentsItsRpc) {
     if (route.method == "POST") {
       ASSERT_TRUE(operation.contains("requestBody"));
       EXPECT_EQ(operation["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-                kSchemas + input->name());
+                SchemaRef(input->name()));
       EXPECT_EQ(ParamNames(operation, "query"), std::set<std::string>());
     } else {
       EXPECT_FALSE(operation.contains("requestBody"));
@@ -304,17 +308,16 @@ TEST(OpenApiDocumentTest, EachRestOperationDocumentsItsRpc) {
       ASSERT_NE(groups, nullptr);
       EXPECT_EQ(ok_schema,
                 Json({{"type", "array"},
-                      {"items", {{"$ref", kSchemas + groups->message_type()->name()}}}}));
+                      {"items", {{"$ref", SchemaRef(groups->message_type()->name())}}}}));
     } else {
-      EXPECT_EQ(ok_schema, Json({{"$ref", kSchemas + output->name()}}));
+      EXPECT_EQ(ok_schema, Json({{"$ref", SchemaRef(output->name())}}));
     }
     // Errors: grpc-gateway's body, and 401 (every route needs a token).
     ASSERT_TRUE(responses.contains("401"));
     ASSERT_TRUE(responses.contains("default"));
     for (const auto& [code, response] : responses.items()) {
       if (code != "200" && code != "304") {
-        EXPECT_EQ(JsonSchemaOf(response), Json({{"$ref", std::string{kSchemas} + "Error"}}))
-            << code;
+        EXPECT_EQ(JsonSchemaOf(response), Json({{"$ref", SchemaRef("Error")}})) << code;
       }
     }
   }
@@ -342,7 +345,7 @@ Json ExpectedFieldSchema(const FieldDescriptor* field) {
         if (f->message_type()->full_name() == "google.protobuf.Timestamp") {
           return {{"type", "string"}, {"format", "date-time"}};
         }
-        return {{"$ref", kSchemas + f->message_type()->name()}};
+        return {{"$ref", SchemaRef(f->message_type()->name())}};
       default:
         return {{"type", std::string("unmapped ") + f->cpp_type_name()}};
     }
@@ -361,10 +364,9 @@ Json ExpectedFieldSchema(const FieldDescriptor* field) {
 Json Structural(const Json& schema) {
   Json result = Json::object();
   for (const auto& [keyword, value] : schema.items()) {
-    if (keyword == "type" || keyword == "$ref") {
-      result[keyword] = value;
-    } else if (keyword == "format" && value != "uri" && value != "uuid") {
-      // int32, int64 and date-time say how the value is printed; uri and uuid only document.
+    // int32, int64 and date-time say how the value is printed; uri and uuid only document.
+    const bool printed_format = keyword == "format" && value != "uri" && value != "uuid";
+    if (keyword == "type" || keyword == "$ref" || printed_format) {
       result[keyword] = value;
     } else if (keyword == "items" || keyword == "additionalProperties") {
       result[keyword] = value.is_object() ? Structural(value) : value;
@@ -382,8 +384,8 @@ TEST(OpenApiDocumentTest, SchemasMatchTheProtoMessages) {
       EXPECT_EQ(schema.at("required"), Json::parse(R"(["code","message","details"])"));
       continue;
     }
-    const Descriptor* message =
-        DescriptorPool::generated_pool()->FindMessageTypeByName(kProtoPackage + name);
+    const Descriptor* message = DescriptorPool::generated_pool()->FindMessageTypeByName(
+        fmt::format("{}{}", kProtoPackage, name));
     ASSERT_NE(message, nullptr) << "no proto message " << name;
     EXPECT_EQ(schema.at("type"), "object");
     std::set<std::string> fields;
@@ -457,7 +459,7 @@ TEST(OpenApiDocumentTest, ExamplesSatisfyTheirSchemas) {
       }
       const Json& media = response["content"]["application/json"];
       ASSERT_TRUE(media.contains("example")) << where << " " << code;
-      EXPECT_THAT(Validated(media["schema"], media["example"], where + " " + code),
+      EXPECT_THAT(Validated(media["schema"], media["example"], fmt::format("{} {}", where, code)),
                   ::testing::IsEmpty());
     }
   }
