@@ -14,12 +14,16 @@ packages=(
   # the Debian package: CPack runs dpkg-shlibdeps (dpkg-dev) and file; its postinst runs adduser
   dpkg-dev file adduser
   glewlwyd dbconfig-no-thanks
+  chromium
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The build fetches Swagger UI (npm package swagger-ui-dist) with npm. Any npm will do, so an npm
+# that came with a Node.js from elsewhere (e.g. NodeSource's, not a Debian package) is kept.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 sudo_cmd=()
 [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)

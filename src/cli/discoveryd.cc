@@ -97,7 +97,7 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
       ->default_str("localhost:3001");
   command
       .add_option("--http-listen", config.http_listen,
-                  "HTTP listen address (REST, http_sd, /metrics, health)")
+                  "HTTP listen address (REST, http_sd, /metrics, health, Swagger UI)")
       ->default_str("localhost:3002");
   command
       .add_option("--replicas", flags.replicas,

@@ -46,6 +46,8 @@ using Endpoint = std::function<http::Response(const Call&)>;
 
 struct MethodEndpoint {
   std::string_view method;
+  // The RPC it runs, e.g. "/postfinance.discovery.v1.ServerAPI/ListServer".
+  std::string full_method;
   Endpoint endpoint;
 };
 
@@ -173,7 +175,8 @@ http::Response Run(const Call& call, const std::string& full_method, const Reque
 template <typename Response, typename Request>
 MethodEndpoint FromBody(std::string_view service, std::string_view method,
                         api::Dispatcher::Method<Response, Request> handler) {
-  return {"POST", [full_method = FullMethod(service, method), handler](const Call& call) {
+  std::string full_method = FullMethod(service, method);
+  return {"POST", full_method, [full_method, handler](const Call& call) {
             Request request;
             if (absl::Status status = JsonToMessage(call.request.body, &request); !status.ok()) {
               return ErrorResponse(status);
@@ -187,7 +190,8 @@ template <typename Response, typename Request>
 MethodEndpoint FromUrl(std::string_view http_method, std::string_view service,
                        std::string_view method,
                        api::Dispatcher::Method<Response, Request> handler) {
-  return {http_method, [full_method = FullMethod(service, method), handler](const Call& call) {
+  std::string full_method = FullMethod(service, method);
+  return {http_method, full_method, [full_method, handler](const Call& call) {
             Request request;
             if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
               return ErrorResponse(status);
@@ -201,9 +205,10 @@ std::string_view Opaque(std::string_view tag) {
   return tag.starts_with("W/") ? tag.substr(2) : tag;
 }
 
-// True when an If-None-Match header of `request` lists `etag` or is "*". Every such header
-// counts (a list may be split over several); entity tags are quoted strings, which may
-// themselves hold commas.
+}  // namespace
+
+// Every If-None-Match header counts (a list may be split over several); entity tags are quoted
+// strings, which may themselves hold commas.
 bool NoneMatchHits(const http::Request& request, std::string_view etag) {
   const std::string_view wanted = Opaque(etag);
   for (const auto& [name, value] : request.headers) {
@@ -238,10 +243,12 @@ bool NoneMatchHits(const http::Request& request, std::string_view etag) {
   return false;
 }
 
+namespace {
+
 // GET /v1/sd/{server}/{namespace}: the pre-rendered http_sd body of the registry, served with
 // its ETag so that Prometheus' conditional requests cost nothing.
 http::Response HttpSd(const Call& call) {
-  const std::string full_method = FullMethod(api::kServiceApi, "ListTargetGroup");
+  static const std::string full_method = FullMethod(api::kServiceApi, "ListTargetGroup");
   pb::ListTargetGroupRequest request;
   if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
     return ErrorResponse(status);
@@ -300,7 +307,8 @@ const std::vector<RouteSpec>& Routes() {
                                                      &Handlers::UnRegisterService)}),
       MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
       MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
-      MakeRoute("/v1/sd/{server}/{namespace}", {{"GET", HttpSd}}),
+      MakeRoute("/v1/sd/{server}/{namespace}",
+                {{"GET", FullMethod(kServiceApi, "ListTargetGroup"), HttpSd}}),
   };
   return *routes;
 }
@@ -398,6 +406,17 @@ std::optional<std::string_view> RestApi::Route(std::string_view path) {
     return std::nullopt;
   }
   return route->pattern;
+}
+
+std::vector<RestApi::Operation> RestApi::Operations() {
+  std::vector<Operation> operations;
+  for (const RouteSpec& route : Routes()) {
+    for (const MethodEndpoint& endpoint : route.methods) {
+      operations.push_back(
+          {.pattern = route.pattern, .method = endpoint.method, .rpc = endpoint.full_method});
+    }
+  }
+  return operations;
 }
 
 }  // namespace discovery::rest

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "api/dispatcher.h"
 #include "http/server.h"
@@ -53,8 +54,26 @@ class RestApi {
   // 400 for the path. Meant as a bounded metric label. Thread-safe.
   static std::optional<std::string_view> Route(std::string_view path);
 
+  // One (route, method) that Handle serves.
+  struct Operation {
+    // As in the table above, e.g. "/v1/servers/{name}".
+    std::string_view pattern;
+    // "GET", "POST" or "DELETE".
+    std::string_view method;
+    // The gRPC method it runs, e.g. "/postfinance.discovery.v1.ServerAPI/UnregisterServer";
+    // http_sd runs ServiceAPI/ListTargetGroup.
+    std::string_view rpc;
+  };
+  // Every operation Handle serves, in table order: the source the OpenAPI document is checked
+  // against (src/openapi). The views point into a static table. Thread-safe.
+  static std::vector<Operation> Operations();
+
  private:
   api::Dispatcher& dispatcher_;
 };
+
+// True when an If-None-Match header of `request` lists `etag` (compared weakly, RFC 9110
+// §13.1.2) or is "*": the response may be 304. Thread-safe.
+bool NoneMatchHits(const http::Request& request, std::string_view etag);
 
 }  // namespace discovery::rest

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
+#include "openapi/docs.h"
 #include "registry/registry.h"
 #include "repo/repo.h"
 #include "rest/rest_api.h"
@@ -61,6 +62,9 @@ struct Daemon::Parts {
       const absl::Status ready = registry->Ready();
       response = ready.ok() ? PlainText(200, "ok\n")
                             : PlainText(503, fmt::format("{}\n", ready.message()));
+    } else if (openapi::Handles(request.path)) {
+      route = std::string{openapi::Route(request.path).value_or("other")};
+      response = openapi::Serve(request);
     } else {
       route = std::string{rest::RestApi::Route(request.path).value_or("other")};
       response = rest->Handle(request);
