@@ -39,6 +39,12 @@ int HttpStatusFromCode(absl::StatusCode code);
 // that may not appear in a header value replaced by '?'.
 http::Response ErrorResponse(const absl::Status& status);
 
+// What the HTTP server answers by itself (an http::ErrorRenderer) in the shape of
+// ErrorResponse, so that a REST client reads every error alike: 400 with code 3
+// (InvalidArgument), 413 and 431 with code 8 (ResourceExhausted), other statuses with code 2
+// (Unknown). The HTTP status stays `status`.
+http::Response TransportErrorResponse(int status, std::string_view message);
+
 // A 200 answer with Content-Type application/json and `body`.
 http::Response JsonResponse(std::string body);
 
