@@ -96,16 +96,16 @@ void AddTokenFlags(CLI::App& command, Flags& flags) {
 // What protects the HTTP listener from oversized, slow and too many clients.
 void AddHttpLimitFlags(CLI::App& command, server::HttpLimits& limits) {
   // CLI::PositiveNumber would report "not in range 0.000000 to 1797693134862315...".
-  const CLI::Range kAtLeastOne(size_t{1}, std::numeric_limits<size_t>::max());
+  const CLI::Range at_least_one(size_t{1}, std::numeric_limits<size_t>::max());
   command
       .add_option("--http-max-body-bytes", limits.max_body_bytes,
                   "Largest HTTP request body; a larger one is answered with 413")
-      ->check(kAtLeastOne)
+      ->check(at_least_one)
       ->capture_default_str();
   command
       .add_option("--http-max-header-bytes", limits.max_header_bytes,
                   "Largest HTTP request line plus header fields; larger is answered with 431")
-      ->check(kAtLeastOne)
+      ->check(at_least_one)
       ->capture_default_str();
   config::AddDurationOption(command, "--http-read-timeout", &limits.read_timeout,
                             "How long a client may take to send a whole HTTP request (header and "
@@ -118,7 +118,7 @@ void AddHttpLimitFlags(CLI::App& command, server::HttpLimits& limits) {
   command
       .add_option("--http-max-connections", limits.max_connections,
                   "Open HTTP connections at most; more are closed right after the accept")
-      ->check(kAtLeastOne)
+      ->check(at_least_one)
       ->capture_default_str();
 }
 

@@ -144,13 +144,16 @@ class StrictJsonChecker {
 
   const std::string& problem() const { return problem_; }
 
-  bool null() { return true; }
-  bool boolean(bool /*value*/) { return true; }
-  bool number_integer(Json::number_integer_t /*value*/) { return true; }
-  bool number_unsigned(Json::number_unsigned_t /*value*/) { return true; }
-  bool number_float(Json::number_float_t /*value*/, const Json::string_t& /*text*/) { return true; }
-  bool string(Json::string_t& /*value*/) { return true; }
-  bool binary(Json::binary_t& /*value*/) { return true; }
+  // Values need no checking; nlohmann calls these through the pointer, static or not.
+  static bool null() { return true; }
+  static bool boolean(bool /*value*/) { return true; }
+  static bool number_integer(Json::number_integer_t /*value*/) { return true; }
+  static bool number_unsigned(Json::number_unsigned_t /*value*/) { return true; }
+  static bool number_float(Json::number_float_t /*value*/, const Json::string_t& /*text*/) {
+    return true;
+  }
+  static bool string(Json::string_t& /*value*/) { return true; }
+  static bool binary(Json::binary_t& /*value*/) { return true; }
 
   bool start_object(std::size_t /*elements*/) {
     object_keys_.emplace_back();
