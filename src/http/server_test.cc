@@ -612,7 +612,7 @@ TEST(HttpServerTest, ErrorRendererShapesTheServersOwnAnswers) {
     return Response{
         .status = 500,
         .headers = {{"Content-Type", "application/json"}},
-        .body = absl::StrCat("{\"status\":", status, ",\"message\":\"", ToAbsl(message), "\"}")};
+        .body = absl::StrCat(R"({"status":)", status, R"(,"message":")", ToAbsl(message), R"("})")};
   };
   auto server = StartOrDie(options, Echo);
   ASSERT_NE(server, nullptr);
