@@ -1,7 +1,10 @@
 #include "cli/discoveryd.h"
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -91,6 +94,35 @@ void AddTokenFlags(CLI::App& command, Flags& flags) {
                      "once into <data-dir>/token-secret)");
 }
 
+// What protects the HTTP listener from oversized, slow and too many clients.
+void AddHttpLimitFlags(CLI::App& command, server::HttpLimits& limits) {
+  // CLI::PositiveNumber would report "not in range 0.000000 to 1797693134862315...".
+  const CLI::Range at_least_one(size_t{1}, std::numeric_limits<size_t>::max());
+  command
+      .add_option("--http-max-body-bytes", limits.max_body_bytes,
+                  "Largest HTTP request body; a larger one is answered with 413")
+      ->check(at_least_one)
+      ->capture_default_str();
+  command
+      .add_option("--http-max-header-bytes", limits.max_header_bytes,
+                  "Largest HTTP request line plus header fields; larger is answered with 431")
+      ->check(at_least_one)
+      ->capture_default_str();
+  config::AddDurationOption(command, "--http-read-timeout", &limits.read_timeout,
+                            "How long a client may take to send a whole HTTP request (header and "
+                            "body); a slower one is disconnected");
+  config::AddDurationOption(command, "--http-idle-timeout", &limits.idle_timeout,
+                            "How long a keep-alive HTTP connection may wait for its next request");
+  config::AddDurationOption(command, "--http-write-timeout", &limits.write_timeout,
+                            "How long a client may take to receive one HTTP response; a slower "
+                            "one is disconnected");
+  command
+      .add_option("--http-max-connections", limits.max_connections,
+                  "Open HTTP connections at most; more are closed right after the accept")
+      ->check(at_least_one)
+      ->capture_default_str();
+}
+
 void AddServerFlags(CLI::App& command, Flags& flags) {
   server::ServerConfig& config = flags.config;
   command.add_option("-l,--grpc-listen", config.grpc_listen, "gRPC listen address")
@@ -128,6 +160,7 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
       ->check(CLI::ExistingFile);
   config::AddDurationOption(command, "--shutdown-grace", &config.shutdown_grace,
                             "How long calls in flight may take to finish on shutdown");
+  AddHttpLimitFlags(command, config.http_limits);
 }
 
 void AddExporterFlags(CLI::App& command, Flags& flags) {
@@ -182,11 +215,44 @@ absl::Status Finish(Flags& flags, const CLI::App& root) {
   return absl::OkStatus();
 }
 
+// Go raises the soft limit on open files to the hard one at start, so the original could hold
+// as many connections as the host allows. The usual soft default of 1024 would run out long
+// before --http-max-connections: accept() would then fail and leave newcomers waiting in the
+// backlog instead of the limit closing the surplus at once.
+void RaiseOpenFileLimit(size_t max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0 && getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      return;
+    }
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < max_connections) {
+    LogWarn(
+        "the open-file limit is below --http-max-connections: connections beyond it wait "
+        "in the backlog instead of being refused",
+        {{"open_file_limit", std::to_string(limit.rlim_cur)},
+         {"http_max_connections", std::to_string(max_connections)}});
+  }
+}
+
 int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
   server::ServerConfig& config = flags.config;
   if (flags.tls_cert.empty() != flags.tls_key.empty()) {
     err << "discoveryd: --tls-cert and --tls-key must be given together\n";
     return 1;
+  }
+  for (const auto& [flag, timeout] :
+       {std::pair{"--http-read-timeout", config.http_limits.read_timeout},
+        std::pair{"--http-idle-timeout", config.http_limits.idle_timeout},
+        std::pair{"--http-write-timeout", config.http_limits.write_timeout}}) {
+    if (timeout <= absl::ZeroDuration()) {
+      err << "discoveryd: " << flag << " must be positive\n";
+      return 1;
+    }
   }
   if (!flags.tls_cert.empty()) {
     config.tls = server::TlsFiles{.cert_file = flags.tls_cert, .key_file = flags.tls_key};
@@ -215,6 +281,7 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
   }
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting grpc server", config.redacted_flags);
+  RaiseOpenFileLimit(config.http_limits.max_connections);
 
   // Block the signals before any thread starts so that only sigwait() below receives them.
   sigset_t signals;

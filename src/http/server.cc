@@ -214,6 +214,8 @@ class ServerCore {
 
   // Runs the handler; never throws.
   Response Invoke(const Request& request) const;
+  // The server's own answer with `status` and `message`; never throws.
+  Response RenderError(int status, std::string_view message) const;
 
   void Unregister(ConnectionBase* connection) {
     absl::MutexLock lock(&mu_);
@@ -376,11 +378,18 @@ class Connection final : public ConnectionBase,
       OnReadError(ec);
       return;
     }
+    const auto& header = parser_->get();
+    // RFC 9112 §6.3: with a transfer coding other than a final "chunked" the body length is
+    // unknown. Beast would read an empty body and take the rest for the next request, which is
+    // how requests are smuggled past a proxy that reads it differently.
+    if (header.count(bhttp::field::transfer_encoding) > 0 && !parser_->chunked()) {
+      WriteError(400, "malformed HTTP request: unsupported transfer coding (only a final chunked)");
+      return;
+    }
     if (parser_->is_done()) {
       OnRequest();
       return;
     }
-    const auto& header = parser_->get();
     // Clients such as curl hold back a large body until told to send it; answering only after
     // the body would cost them a second of waiting.
     if (header.version() >= 11 &&
@@ -415,11 +424,14 @@ class Connection final : public ConnectionBase,
 
   void OnReadError(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      WriteError(413, "request body too large\n");
+      WriteError(413, absl::StrCat("request body too large: the limit is ",
+                                   options().max_body_bytes, " bytes"));
       return;
     }
     if (ec == bhttp::error::header_limit) {
-      WriteError(431, "request header fields too large\n");
+      WriteError(431, absl::StrCat("request header fields too large: the limit is ",
+                                   options().max_header_bytes,
+                                   " bytes for the request line and header fields"));
       return;
     }
     // Every other parser error is a malformed request; end_of_stream and partial_message only
@@ -429,7 +441,7 @@ class Connection final : public ConnectionBase,
         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
     if (malformed) {
       spdlog::debug("http malformed request remote={} error={}", remote_address_, ec.message());
-      WriteError(400, "bad request\n");
+      WriteError(400, absl::StrCat("malformed HTTP request: ", ec.message()));
       return;
     }
     CloseNow();
@@ -472,11 +484,11 @@ class Connection final : public ConnectionBase,
     });
   }
 
-  void WriteError(int status, std::string body) {
+  void WriteError(int status, const std::string& message) {
     keep_alive_ = false;
     version_ = 11;
     head_ = false;
-    WriteResponse(PlainResponse(status, std::move(body)));
+    WriteResponse(core_.RenderError(status, message));
   }
 
   void WriteResponse(Response response) {
@@ -796,6 +808,21 @@ Response ServerCore::Invoke(const Request& request) const {
                   request.path);
   }
   return PlainResponse(500, "internal server error\n");
+}
+
+Response ServerCore::RenderError(int status, std::string_view message) const {
+  if (options_.error_renderer) {
+    try {
+      Response response = options_.error_renderer(status, message);
+      response.status = status;
+      return response;
+    } catch (const std::exception& e) {
+      spdlog::error("http error renderer threw status={} error={}", status, e.what());
+    } catch (...) {
+      spdlog::error("http error renderer threw status={} error=unknown exception", status);
+    }
+  }
+  return PlainResponse(status, absl::StrCat(ToAbsl(message), "\n"));
 }
 
 std::vector<std::shared_ptr<ConnectionBase>> ServerCore::OpenConnections() {

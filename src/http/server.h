@@ -57,6 +57,13 @@ struct Response {
 // plain-text body and is logged at error.
 using Handler = std::function<Response(const Request&)>;
 
+// Renders the answers the server gives by itself, for requests that never reach the Handler:
+// 400 for a malformed request, 413 for a body over max_body_bytes, 431 for header fields over
+// max_header_bytes. `message` says what is wrong, e.g. "request body too large: the limit is
+// 1048576 bytes". Runs on an I/O thread, so it must be quick and must not block. The response is
+// sent with `status` whatever it says, and the connection is closed after it.
+using ErrorRenderer = std::function<Response(int status, std::string_view message)>;
+
 struct TlsOptions {
   // PEM certificate chain, leaf first.
   std::string cert_file;
@@ -91,6 +98,9 @@ struct ServerOptions {
   size_t max_connections = 4096;
   // Serve HTTPS (TLS 1.2 and later) instead of plain HTTP.
   std::optional<TlsOptions> tls;
+  // How the server's own error answers look; empty: text/plain with the message. A renderer
+  // that throws falls back to that too.
+  ErrorRenderer error_renderer;
 };
 
 // A running server. Owns its threads; every method is thread-safe.

@@ -577,6 +577,99 @@ TEST(HttpServerTest, MalformedRequestIs400AndCloses) {
   EXPECT_EQ(calls.load(), 0);
 }
 
+TEST(HttpServerTest, ErrorMessagesNameTheLimit) {
+  ServerOptions options = LocalOptions();
+  options.max_body_bytes = 1024;
+  options.max_header_bytes = 2048;
+  auto server = StartOrDie(options, Echo);
+  ASSERT_NE(server, nullptr);
+  RawClient body(server->port());
+  RawClient header(server->port());
+  RawClient malformed(server->port());
+
+  ASSERT_TRUE(body.Send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1025\r\n\r\n"));
+  ASSERT_TRUE(header.Send(
+      absl::StrCat("GET / HTTP/1.1\r\nHost: x\r\nX-Big: ", std::string(4096, 'a'), "\r\n\r\n")));
+  ASSERT_TRUE(malformed.Send("GET / HTTP/1.1\r\nNo colon\r\n\r\n"));
+
+  const std::string too_large = body.ReadResponse();
+  EXPECT_EQ(StatusOf(too_large), 413);
+  EXPECT_THAT(too_large, HasSubstr("text/plain"));
+  EXPECT_EQ(BodyOf(too_large), "request body too large: the limit is 1024 bytes\n");
+  EXPECT_EQ(BodyOf(header.ReadResponse()),
+            "request header fields too large: the limit is 2048 bytes for the request line and "
+            "header fields\n");
+  EXPECT_EQ(BodyOf(malformed.ReadResponse()), "malformed HTTP request: bad field\n");
+}
+
+TEST(HttpServerTest, ErrorRendererShapesTheServersOwnAnswers) {
+  std::atomic<int> calls{0};
+  ServerOptions options = LocalOptions();
+  options.max_body_bytes = 1024;
+  options.error_renderer = [&calls](int status, std::string_view message) {
+    ++calls;
+    // A status of its own is overridden: the server decides the status.
+    return Response{
+        .status = 500,
+        .headers = {{"Content-Type", "application/json"}},
+        .body = absl::StrCat(R"({"status":)", status, R"(,"message":")", ToAbsl(message), R"("})")};
+  };
+  auto server = StartOrDie(options, Echo);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+
+  ASSERT_TRUE(client.Send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"));
+  const std::string response = client.ReadResponse();
+
+  EXPECT_EQ(StatusOf(response), 413);
+  EXPECT_THAT(response, HasSubstr("application/json"));
+  EXPECT_EQ(BodyOf(response),
+            R"({"status":413,"message":"request body too large: the limit is 1024 bytes"})");
+  EXPECT_TRUE(client.WaitClosed());
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(HttpServerTest, ThrowingErrorRendererFallsBackToPlainText) {
+  ServerOptions options = LocalOptions();
+  options.error_renderer = [](int, std::string_view) -> Response {
+    throw std::runtime_error("renderer broke");
+  };
+  auto server = StartOrDie(options, Echo);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+
+  ASSERT_TRUE(client.Send("NOT HTTP\r\n\r\n"));
+  const std::string response = client.ReadResponse();
+
+  EXPECT_EQ(StatusOf(response), 400);
+  EXPECT_THAT(BodyOf(response), StartsWith("malformed HTTP request: "));
+}
+
+// Beast reads a request with an unknown transfer coding as one without a body and would take
+// what follows for the next request: a request smuggled past a proxy that reads it otherwise.
+TEST(HttpServerTest, TransferCodingOtherThanFinalChunkedIs400AndCloses) {
+  for (const std::string coding : {"gzip", "chunked, gzip", "identity"}) {
+    SCOPED_TRACE(coding);
+    std::atomic<int> calls{0};
+    auto server = StartOrDie(LocalOptions(), [&calls](const Request& request) {
+      ++calls;
+      return Echo(request);
+    });
+    ASSERT_NE(server, nullptr);
+    RawClient client(server->port());
+
+    ASSERT_TRUE(
+        client.Send(absl::StrCat("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ", coding,
+                                 "\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")));
+    const std::string response = client.ReadResponse();
+
+    EXPECT_EQ(StatusOf(response), 400);
+    EXPECT_THAT(BodyOf(response), HasSubstr("unsupported transfer coding"));
+    EXPECT_TRUE(client.WaitClosed());
+    EXPECT_EQ(calls.load(), 0);
+  }
+}
+
 TEST(HttpServerTest, ReadTimeoutClosesASilentConnection) {
   ServerOptions options = LocalOptions();
   options.read_timeout = absl::Milliseconds(200);

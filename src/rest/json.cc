@@ -1,6 +1,8 @@
 #include "rest/json.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -118,6 +120,190 @@ std::string QuotedHeaderText(std::string_view text) {
   return quoted;
 }
 
+// The requests of the API nest two levels at most ({"labels":{"k":"v"}}); anything deeper is
+// refused before a parser that recurses gets to see it.
+constexpr int kMaxJsonDepth = 32;
+// Parser messages quote the offending token, which may be most of the body.
+constexpr size_t kMaxProblemLength = 200;
+
+std::string Shortened(std::string text) {
+  if (text.size() > kMaxProblemLength) {
+    text.resize(kMaxProblemLength);
+    text += "...";
+  }
+  return text;
+}
+
+// Checks RFC 8259 syntax strictly (protobuf 3.21's parser accepts single quotes, bare keys,
+// trailing commas and raw control characters), nesting depth and duplicate keys (protojson,
+// which the original used, refuses them; protobuf lets the last one win or merges them) in one
+// pass, without building anything. The first problem found stops the parse.
+class StrictJsonChecker {
+ public:
+  using Json = ::nlohmann::json;
+
+  const std::string& problem() const { return problem_; }
+
+  // Values need no checking; nlohmann calls these through the pointer, static or not.
+  static bool null() { return true; }
+  static bool boolean(bool /*value*/) { return true; }
+  static bool number_integer(Json::number_integer_t /*value*/) { return true; }
+  static bool number_unsigned(Json::number_unsigned_t /*value*/) { return true; }
+  static bool number_float(Json::number_float_t /*value*/, const Json::string_t& /*text*/) {
+    return true;
+  }
+  static bool string(Json::string_t& /*value*/) { return true; }
+  static bool binary(Json::binary_t& /*value*/) { return true; }
+
+  bool start_object(std::size_t /*elements*/) {
+    object_keys_.emplace_back();
+    return Enter();
+  }
+  bool key(Json::string_t& key) {
+    if (!object_keys_.back().insert(key).second) {
+      problem_ = Shortened(fmt::format("duplicate field \"{}\"", key));
+      return false;
+    }
+    return true;
+  }
+  bool end_object() {
+    object_keys_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t /*elements*/) { return Enter(); }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& error) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 9: syntax error while
+    // parsing value - invalid literal; last read: '<token>'": the id is noise and the token
+    // may be huge, the position and the reason are what a client needs.
+    std::string_view text = error.what();
+    if (const size_t id_end = text.find("] ");
+        text.starts_with("[json.exception.") && id_end != std::string_view::npos) {
+      text.remove_prefix(id_end + 2);
+    }
+    text = text.substr(0, text.find("; last read:"));
+    problem_ = Shortened(std::string{text});
+    return false;
+  }
+
+ private:
+  bool Enter() {
+    if (++depth_ > kMaxJsonDepth) {
+      problem_ = fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth);
+      return false;
+    }
+    return true;
+  }
+
+  int depth_ = 0;
+  // std::set, not a hash set: a body crafted for hash collisions cannot make it quadratic.
+  std::vector<std::set<std::string>> object_keys_;
+  std::string problem_;
+};
+
+std::string_view JsonTypeName(const nlohmann::json& value) {
+  return value.is_boolean()  ? "a boolean"
+         : value.is_number() ? "a number"
+         : value.is_string() ? "a string"
+         : value.is_array()  ? "an array"
+         : value.is_object() ? "an object"
+                             : "null";
+}
+
+std::string ShapeProblem(const nlohmann::json& value, const Descriptor* descriptor,
+                         const std::string& path);
+
+// The field of `descriptor` that protobuf's parser binds `key` to: by proto name or JSON name.
+const FieldDescriptor* FieldNamed(const Descriptor* descriptor, const std::string& key) {
+  if (const FieldDescriptor* field = descriptor->FindFieldByName(key); field != nullptr) {
+    return field;
+  }
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    if (descriptor->field(i)->json_name() == key) {
+      return descriptor->field(i);
+    }
+  }
+  return nullptr;
+}
+
+// A field value that is not a list or a map. Scalars are left to protobuf, which names the
+// field and the value it cannot convert.
+std::string SingularProblem(const nlohmann::json& value, const FieldDescriptor* field,
+                            const std::string& path) {
+  if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+    return IsWellKnown(field->message_type()) ? ""
+                                              : ShapeProblem(value, field->message_type(), path);
+  }
+  if (value.is_array() || value.is_object()) {
+    return fmt::format("field \"{}\": want a single value, got {}", path, JsonTypeName(value));
+  }
+  return "";
+}
+
+// What protobuf 3.21's parser would wrongly accept about the JSON types of the fields of
+// `descriptor` in `value`: it binds a scalar to a list ("namespaces":"a" as ["a"]), flattens
+// nested lists ([["a"]] as ["a"]) and reads a field given under both its names twice. protojson
+// refuses all of them. Returns "" when there is nothing to say; unknown fields are not looked at.
+std::string ShapeProblem(const nlohmann::json& value, const Descriptor* descriptor,
+                         const std::string& path) {
+  if (value.is_null()) {
+    return "";
+  }
+  if (!value.is_object()) {
+    return path.empty()
+               ? fmt::format("want a JSON object, got {}", JsonTypeName(value))
+               : fmt::format("field \"{}\": want an object, got {}", path, JsonTypeName(value));
+  }
+  std::set<const FieldDescriptor*> seen;
+  for (const auto& [key, member] : value.items()) {
+    const FieldDescriptor* field = FieldNamed(descriptor, key);
+    if (field == nullptr) {
+      continue;
+    }
+    const std::string field_path = path.empty() ? key : fmt::format("{}.{}", path, key);
+    if (!seen.insert(field).second) {
+      return fmt::format("duplicate field \"{}\"", field_path);
+    }
+    if (member.is_null()) {
+      continue;
+    }
+    std::string problem;
+    if (field->is_map()) {
+      if (!member.is_object()) {
+        return fmt::format("field \"{}\": want an object, got {}", field_path,
+                           JsonTypeName(member));
+      }
+      const FieldDescriptor* value_field = field->message_type()->map_value();
+      for (const auto& [map_key, map_value] : member.items()) {
+        problem =
+            SingularProblem(map_value, value_field, fmt::format("{}.{}", field_path, map_key));
+        if (!problem.empty()) {
+          return problem;
+        }
+      }
+    } else if (field->is_repeated()) {
+      if (!member.is_array()) {
+        return fmt::format("field \"{}\": want an array, got {}", field_path, JsonTypeName(member));
+      }
+      for (size_t i = 0; i < member.size() && problem.empty(); ++i) {
+        problem = SingularProblem(member[i], field, fmt::format("{}[{}]", field_path, i));
+      }
+    } else {
+      problem = SingularProblem(member, field, field_path);
+    }
+    if (!problem.empty()) {
+      return Shortened(std::move(problem));
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
@@ -142,14 +328,33 @@ absl::Status JsonToMessage(std::string_view body, google::protobuf::Message* mes
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return absl::OkStatus();
   }
+  const auto invalid = [](std::string_view problem) {
+    return absl::InvalidArgumentError(fmt::format("invalid request body: {}", problem));
+  };
+  // nlohmann's lexer takes a NUL byte for the end of the input, so it would not look past one.
+  // JSON has no place for a raw NUL, not even in a string.
+  if (const size_t nul = body.find('\0'); nul != std::string_view::npos) {
+    return invalid(fmt::format("NUL byte at offset {} (JSON needs \\u0000 in a string)", nul));
+  }
+  StrictJsonChecker checker;
+  if (!nlohmann::json::sax_parse(body, &checker)) {
+    return invalid(checker.problem().empty() ? "malformed JSON" : checker.problem());
+  }
+  // Safe to build now: the checker bounded its depth.
+  const nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return invalid("malformed JSON");
+  }
+  if (std::string problem = ShapeProblem(parsed, message->GetDescriptor(), ""); !problem.empty()) {
+    return invalid(problem);
+  }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;
   const auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(body.data(), body.size()), message, options);
   if (!status.ok()) {
     message->Clear();
-    return absl::InvalidArgumentError(
-        fmt::format("invalid request body: {}", Problem(status.message().ToString())));
+    return invalid(Problem(status.message().ToString()));
   }
   return absl::OkStatus();
 }
@@ -201,6 +406,18 @@ http::Response ErrorResponse(const absl::Status& status) {
   }
   response.body =
       body.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  return response;
+}
+
+http::Response TransportErrorResponse(int status, std::string_view message) {
+  absl::StatusCode code = absl::StatusCode::kUnknown;
+  if (status == 400) {
+    code = absl::StatusCode::kInvalidArgument;
+  } else if (status == 413 || status == 431) {
+    code = absl::StatusCode::kResourceExhausted;
+  }
+  http::Response response = ErrorResponse(absl::Status(code, ToAbsl(message)));
+  response.status = status;
   return response;
 }
 

@@ -22,9 +22,12 @@ absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& messa
 
 // Replaces `*message` by the request in `body`: proto field names and lowerCamelCase names are
 // both accepted, unknown fields are ignored. An empty or all-whitespace body is the empty
-// request, as grpc-gateway treats an empty body (io.EOF). InvalidArgument `invalid request
-// body: <problem>` for malformed JSON, a non-object, wrong value types and invalid UTF-8.
-// Thread-safe.
+// request, as grpc-gateway treats an empty body (io.EOF). The body must be strict RFC 8259
+// JSON, as protojson wants it: InvalidArgument `invalid request body: <problem>` for malformed
+// JSON (with its position), NUL bytes, nesting deeper than 32 levels, duplicate keys (also a
+// field given under both its names), a non-object, a list or object where a single value
+// belongs, a single value for a list or map, wrong value types and invalid UTF-8. <problem>
+// quotes at most about 200 bytes of the body. Thread-safe.
 absl::Status JsonToMessage(std::string_view body, google::protobuf::Message* message);
 
 // grpc-gateway's HTTPStatusFromCode: 400 for InvalidArgument, FailedPrecondition and
@@ -38,6 +41,12 @@ int HttpStatusFromCode(absl::StatusCode code);
 // error_description="<message>"` (RFC 6750; the original sent the bare message), with bytes
 // that may not appear in a header value replaced by '?'.
 http::Response ErrorResponse(const absl::Status& status);
+
+// What the HTTP server answers by itself (an http::ErrorRenderer) in the shape of
+// ErrorResponse, so that a REST client reads every error alike: 400 with code 3
+// (InvalidArgument), 413 and 431 with code 8 (ResourceExhausted), other statuses with code 2
+// (Unknown). The HTTP status stays `status`.
+http::Response TransportErrorResponse(int status, std::string_view message);
 
 // A 200 answer with Content-Type application/json and `body`.
 http::Response JsonResponse(std::string body);

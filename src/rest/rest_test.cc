@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -15,7 +16,9 @@
 #include "auth/authenticator.h"
 #include "auth/authorizer.h"
 #include "auth/machine_token.h"
+#include "postfinance/discovery/v1/server_api.pb.h"
 #include "postfinance/discovery/v1/service_api.pb.h"
+#include "postfinance/discovery/v1/token_api.pb.h"
 #include "registry/registry.h"
 #include "rest/json.h"
 #include "rest/rest_api.h"
@@ -26,6 +29,7 @@
 namespace discovery::rest {
 namespace {
 
+namespace pb = ::postfinance::discovery::v1;
 using ::discovery::testing::IsOk;
 using ::discovery::testing::IsOkAndHolds;
 using ::discovery::testing::StatusIs;
@@ -297,6 +301,81 @@ TEST_F(RestTest, MalformedBodiesAreInvalidArgument) {
   ExpectError(AsAdmin("POST", "/v1/servers", ""), 400, 3, "name cannot be empty");
   // A body on a GET is ignored.
   EXPECT_EQ(AsAdmin("GET", "/v1/servers", "{garbage").status, 200);
+}
+
+// protobuf 3.21's parser alone accepts all of these; protojson, which the original used,
+// refuses them, and a deep nesting must not reach a recursive parser.
+TEST(RestJsonTest, BodiesAreCheckedStrictly) {
+  using std::string_literals::operator""s;  // "\0"s keeps its NUL
+  pb::RegisterServerRequest server;
+  pb::CreateRequest token;
+  const auto server_error = [&server](const std::string& body) {
+    return JsonToMessage(body, &server);
+  };
+  const auto token_error = [&token](const std::string& body) {
+    return JsonToMessage(body, &token);
+  };
+  const auto invalid = [](const std::string& message) {
+    return StatusIs(absl::StatusCode::kInvalidArgument, "invalid request body: " + message);
+  };
+
+  EXPECT_THAT(server_error(std::string(100000, '[')), invalid("JSON nested deeper than 32 levels"));
+  EXPECT_THAT(server_error(R"({"x":)" + std::string(33, '[') + std::string(33, ']') + "}"),
+              invalid("JSON nested deeper than 32 levels"));
+  EXPECT_THAT(server_error(R"({"x":)" + std::string(31, '[') + std::string(31, ']') + "}"), IsOk());
+  EXPECT_THAT(server_error(R"({"name":"a","name":"b"})"), invalid(R"(duplicate field "name")"));
+  EXPECT_THAT(server_error(R"({"labels":{"k":"1","k":"2"}})"), invalid(R"(duplicate field "k")"));
+  EXPECT_THAT(server_error(R"({"labels":{"a":"1"},"labels":{"b":"2"}})"),
+              invalid(R"(duplicate field "labels")"));
+  EXPECT_THAT(server_error("{\"name\":\"a\0\"}"s),
+              invalid(R"(NUL byte at offset 10 (JSON needs \u0000 in a string))"));
+  EXPECT_THAT(server_error("{}\0{}"s),
+              invalid(R"(NUL byte at offset 2 (JSON needs \u0000 in a string))"));
+  EXPECT_THAT(server_error("{'name':'a'}"),
+              invalid("parse error at line 1, column 2: syntax error while parsing object key - "
+                      "invalid literal"));
+  EXPECT_THAT(server_error(R"({"name":"a",})"),
+              invalid("parse error at line 1, column 13: syntax error while parsing object key - "
+                      "unexpected '}'; expected string literal"));
+  EXPECT_THAT(server_error("{\"name\":\"\x01\"}"),
+              invalid("parse error at line 1, column 10: syntax error while parsing value - "
+                      "invalid string: control character U+0001 (SOH) must be escaped to "
+                      "\\u0001"));
+  EXPECT_THAT(server_error("[]"), invalid("want a JSON object, got an array"));
+  EXPECT_THAT(server_error(R"({"labels":["a"]})"),
+              invalid(R"(field "labels": want an object, got an array)"));
+  EXPECT_THAT(server_error(R"({"labels":{"a":{"b":"c"}}})"),
+              invalid(R"(field "labels.a": want a single value, got an object)"));
+  EXPECT_THAT(server_error(R"({"name":["a"]})"),
+              invalid(R"(field "name": want a single value, got an array)"));
+  EXPECT_THAT(token_error(R"({"namespaces":"default"})"),
+              invalid(R"(field "namespaces": want an array, got a string)"));
+  EXPECT_THAT(token_error(R"({"namespaces":[["default"]]})"),
+              invalid(R"(field "namespaces[0]": want a single value, got an array)"));
+  // The token in a parser message may be most of the body; the message stays short.
+  const absl::Status long_number = server_error(R"({"x":)" + std::string(100000, '9') + "}");
+  EXPECT_THAT(long_number, StatusIs(absl::StatusCode::kInvalidArgument,
+                                    StartsWith("invalid request body: number overflow parsing")));
+  EXPECT_LE(long_number.message().size(), 240U);
+
+  // Still accepted: null for any field, unknown fields of any shape, both names of a field.
+  EXPECT_THAT(token_error(R"({"id":null,"namespaces":null,"x":[[{"y":[]}]]})"), IsOk());
+  EXPECT_THAT(token_error(R"({"id":"a","namespaces":["b","c"],"expires":"1h"})"), IsOk());
+  EXPECT_EQ(token.namespaces_size(), 2);
+}
+
+TEST(RestJsonTest, TransportErrorsHaveTheGatewayShape) {
+  const http::Response too_large = TransportErrorResponse(413, "request body too large");
+  EXPECT_EQ(too_large.status, 413);
+  EXPECT_EQ(too_large.body, R"({"code":8,"message":"request body too large","details":[]})");
+  EXPECT_THAT(HeaderOf(too_large, "Content-Type"), Optional(std::string("application/json")));
+  EXPECT_EQ(TransportErrorResponse(431, "x").body, R"({"code":8,"message":"x","details":[]})");
+  const http::Response malformed = TransportErrorResponse(400, "malformed HTTP request: bad field");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_EQ(malformed.body,
+            R"({"code":3,"message":"malformed HTTP request: bad field","details":[]})");
+  EXPECT_EQ(TransportErrorResponse(418, "x").status, 418);
+  EXPECT_EQ(TransportErrorResponse(418, "x").body, R"({"code":2,"message":"x","details":[]})");
 }
 
 TEST_F(RestTest, AuthenticationFailuresAre401WithChallenge) {

@@ -17,6 +17,7 @@
 #include "openapi/docs.h"
 #include "registry/registry.h"
 #include "repo/repo.h"
+#include "rest/json.h"
 #include "rest/rest_api.h"
 
 namespace discovery::server {
@@ -132,7 +133,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.rest = std::make_unique<rest::RestApi>(*parts.dispatcher);
 
   grpc_api::GrpcServerOptions grpc_options{.listen = cfg.grpc_listen};
-  http::ServerOptions http_options{.listen = cfg.http_listen};
+  http::ServerOptions http_options{
+      .listen = cfg.http_listen,
+      .max_body_bytes = cfg.http_limits.max_body_bytes,
+      .max_header_bytes = cfg.http_limits.max_header_bytes,
+      .read_timeout = cfg.http_limits.read_timeout,
+      .idle_timeout = cfg.http_limits.idle_timeout,
+      .write_timeout = cfg.http_limits.write_timeout,
+      .max_connections = cfg.http_limits.max_connections,
+      // REST clients get the same JSON error shape from the transport as from the API.
+      .error_renderer = rest::TransportErrorResponse,
+  };
   if (cfg.tls.has_value()) {
     grpc_options.tls =
         grpc_api::TlsFiles{.cert_file = cfg.tls->cert_file, .key_file = cfg.tls->key_file};

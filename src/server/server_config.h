@@ -2,6 +2,7 @@
 // (src/cli) fills it from flags, DISCOVERY_* variables and config files; tests fill it directly.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,10 +42,22 @@ struct OidcConfig {
   std::string ca_cert_file;  // --ca-cert
 };
 
+// Limits of the HTTP listener against oversized, slow and too many clients; see
+// http::ServerOptions, whose defaults these are.
+struct HttpLimits {
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  absl::Duration read_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Seconds(60);
+  absl::Duration write_timeout = absl::Seconds(10);
+  size_t max_connections = 4096;
+};
+
 struct ServerConfig {
   StoreConfig store;
   std::string grpc_listen = "localhost:3001";
   std::string http_listen = "localhost:3002";
+  HttpLimits http_limits;
   // Set when the placement flags were given; see registry::RegistryOptions::placement.
   std::optional<placement::Settings> placement;
   std::string token_issuer = "discovery.postfinance.ch";
