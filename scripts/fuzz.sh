@@ -53,7 +53,7 @@ for target in "${targets[@]}"; do
   log="$work/${target}.log"
   if "build/fuzz/fuzz/discovery_${target}_fuzzer" "${args[@]}" "$work/${target}" >"$log" 2>&1; then
     # The last status line ("#runs DONE cov: ... ft: ... corp: ...") and the speed.
-    grep -E '^#[0-9]+ +DONE' "$log" | tail -1 >&2 || true
+    grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 >&2 || true
     grep -E 'stat::(number_of_executed_units|average_exec_per_sec)' "$log" >&2 || true
   else
     tail -n 60 "$log" >&2
