@@ -19,6 +19,9 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   targets=("${all_targets[@]}")
 fi
 
+# clang's sanitizer and libFuzzer runtimes (libclang-rt-14-dev) come with the other packages.
+scripts/setup.sh
+
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 
 echo "== fuzz build (clang, ASan+UBSan, libFuzzer)" >&2
