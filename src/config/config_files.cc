@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -38,6 +39,64 @@ std::filesystem::path Absolute(const std::filesystem::path& path) {
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(path, ec);
   return (ec ? path : absolute).lexically_normal();
+}
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF, as Go's
+// utf8.ValidString checks it) without ASCII control characters other than tab and line feed.
+bool IsText(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    unsigned char low = 0x80;  // bounds of the second byte, which rule out the bad code points
+    unsigned char high = 0xbf;
+    if (lead < 0x20 || lead == 0x7f) {
+      if (lead != '\t' && lead != '\n') {
+        return false;
+      }
+      length = 1;
+    } else if (lead < 0x80) {
+      length = 1;
+    } else if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      low = lead == 0xe0 ? 0xa0 : 0x80;
+      high = lead == 0xed ? 0x9f : 0xbf;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      low = lead == 0xf0 ? 0x90 : 0x80;
+      high = lead == 0xf4 ? 0x8f : 0xbf;
+    } else {
+      return false;
+    }
+    if (text.size() - i < length) {
+      return false;
+    }
+    for (size_t k = 1; k < length; ++k) {
+      const auto byte = static_cast<unsigned char>(text[i + k]);
+      if (byte < (k == 1 ? low : 0x80) || byte > (k == 1 ? high : 0xbf)) {
+        return false;
+      }
+    }
+    i += length;
+  }
+  return true;
+}
+
+// YAML reads CR LF, CR and LF alike as one line break (YAML 1.2 §5.4); yaml-cpp 0.7 takes a CR
+// that ends the input for content, so "address: host:3001\r" would set the value with the CR.
+std::string NormalizeLineBreaks(std::string_view content) {
+  std::string normalized;
+  normalized.reserve(content.size());
+  for (size_t i = 0; i < content.size(); ++i) {
+    if (content[i] != '\r') {
+      normalized += content[i];
+    } else if (i + 1 == content.size() || content[i + 1] != '\n') {
+      normalized += '\n';
+    }
+  }
+  return normalized;
 }
 
 // Converts one value of the top-level mapping into flag inputs; false if it has the wrong shape.
@@ -148,7 +207,7 @@ std::string_view FileStatusName(FileStatus status) {
 absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content) {
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(content));
+    root = YAML::Load(NormalizeLineBreaks(content));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(e.what());
   }
@@ -166,6 +225,14 @@ absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content) {
                                         std::to_string(entry.first.Mark().line + 1) +
                                         ": flag names must be scalars");
     }
+    // yaml-cpp passes bytes that are not UTF-8 (and raw control characters) through, but YAML
+    // text is printable Unicode: the Go original's parser rejects such files, and yaml-cpp's
+    // emitter would not write them back. No flag takes control characters (a "\0" escape, say).
+    if (!IsText(entry.first.Scalar())) {
+      return absl::InvalidArgumentError(
+          "yaml-cpp: error at line " + std::to_string(entry.first.Mark().line + 1) +
+          ": flag names must be valid UTF-8 without control characters");
+    }
     if (entry.second.IsNull()) {
       continue;
     }
@@ -175,6 +242,14 @@ absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content) {
           "yaml-cpp: error at line " + std::to_string(entry.second.Mark().line + 1) +
           ": value of " + entry.first.Scalar() +
           " must be a scalar, a list of scalars or a mapping of scalars");
+    }
+    for (const std::string& input : inputs) {
+      if (!IsText(input)) {
+        return absl::InvalidArgumentError("yaml-cpp: error at line " +
+                                          std::to_string(entry.second.Mark().line + 1) +
+                                          ": value of " + entry.first.Scalar() +
+                                          " must be valid UTF-8 without control characters");
+      }
     }
     values.insert_or_assign(entry.first.Scalar(), std::move(inputs));
   }

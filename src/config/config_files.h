@@ -52,7 +52,8 @@ struct ConfigFile {
 // Parses the content of one configuration file: a YAML mapping whose values are scalars, lists of
 // scalars, or mappings of scalars (which become "key=value" items, for map flags such as
 // --labels). Null values are left out. An empty document is an empty mapping. Returns
-// InvalidArgument carrying yaml-cpp's message (with line and column) for anything else.
+// InvalidArgument carrying yaml-cpp's message (with line and column) for anything else, and
+// with the line for flag names or values that are not valid UTF-8.
 absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content);
 
 // Reads one file. Never fails: problems are recorded in the returned status and error.

@@ -101,6 +101,43 @@ TEST(ParseConfigYamlTest, RejectsWrongShapes) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("flag names")));
 }
 
+// Found by fuzz/config_yaml_fuzzer: yaml-cpp passed the bytes through, its emitter wrote them
+// back as U+FFFD. The Go original's parser rejects such files too.
+TEST(ParseConfigYamlTest, RejectsInvalidUtf8) {
+  EXPECT_THAT(ParseConfigYaml("oidc-roles:\n  - discovery-admin\n  - \"quoted: val\x91\x9a\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("line 2: value of oidc-roles must be valid UTF-8")));
+  EXPECT_THAT(ParseConfigYaml("labels: {zone: \"\xed\xa0\x80\"}\n"),  // a UTF-16 surrogate
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be valid UTF-8")));
+  EXPECT_THAT(ParseConfigYaml("\xc0\xaf: x\n"),  // overlong '/'
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("line 1: flag names must be valid UTF-8")));
+  EXPECT_THAT(ParseConfigYaml("name: \"grüße 😀\"\n"),
+              IsOkAndHolds(ElementsAre(Pair("name", ElementsAre("grüße 😀")))));
+}
+
+// Found by fuzz/config_yaml_fuzzer: a raw NUL in a key, which yaml-cpp's emitter wrote back as
+// a CR. Escapes of control characters are refused too; tab and line feed are text.
+TEST(ParseConfigYamlTest, RejectsControlCharacters) {
+  EXPECT_THAT(ParseConfigYaml(std::string("ad\0ress: localhost:3001\n", 24)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("line 1: flag names must be valid UTF-8 without control")));
+  EXPECT_THAT(ParseConfigYaml("token-secret: \"a\\0b\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("value of token-secret must be valid UTF-8 without control")));
+  EXPECT_THAT(ParseConfigYaml("a: \"x\\ty\\nz\"\n"),
+              IsOkAndHolds(ElementsAre(Pair("a", ElementsAre("x\ty\nz")))));
+}
+
+// Found by fuzz/config_yaml_fuzzer: yaml-cpp kept a CR that ends the input in the value.
+TEST(ParseConfigYamlTest, AnyLineBreakEndsAValue) {
+  EXPECT_THAT(ParseConfigYaml("address: localhost:3001\r"),
+              IsOkAndHolds(ElementsAre(Pair("address", ElementsAre("localhost:3001")))));
+  EXPECT_THAT(ParseConfigYaml("a: b\rc: d\r\ne: |\r\n  x\r  y\r"),
+              IsOkAndHolds(ElementsAre(Pair("a", ElementsAre("b")), Pair("c", ElementsAre("d")),
+                                       Pair("e", ElementsAre("x\ny\n")))));
+}
+
 TEST(LoadConfigFileTest, MissingFileIsNotFound) {
   const TempTree tree;
   const ConfigFile file = LoadConfigFile(tree.LocalFile());
