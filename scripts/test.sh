@@ -6,7 +6,8 @@
 #      (unit tests and integration tests; the integration tests start a real etcd-server on free
 #      loopback ports themselves and stop it),
 #   4. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent"),
-#   5. builds the Debian package in Release and installs, runs and purges it (tests/package; this
+#   5. builds the libFuzzer targets with clang and runs each for 20 s,
+#   6. builds the Debian package in Release and installs, runs and purges it (tests/package; this
 #      changes the machine while it runs, so CI runs it as root on a throw-away machine).
 # Build trees live under build/ (reused, so re-runs are incremental; ccache speeds up rebuilds).
 set -euo pipefail
@@ -32,6 +33,9 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 cmake --build build/tsan --target discovery_concurrent_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
   ctest --test-dir build/tsan --output-on-failure -j2 -L concurrent
+
+echo "== libFuzzer targets, 20 s each (scripts/fuzz.sh 600 for a longer run)" >&2
+scripts/fuzz.sh 20
 
 echo "== Release build, Debian package and its install test" >&2
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
