@@ -108,6 +108,9 @@ absl::Status Registry::Ready() const {
   if (absl::Status health = view_->Health(); !health.ok()) {
     return absl::UnavailableError(fmt::format("the registry lost the store: {}", health.message()));
   }
+  if (!initialized_) {
+    return absl::UnavailableError("the registry is storing its settings and namespace default");
+  }
   return absl::OkStatus();
 }
 
@@ -131,7 +134,9 @@ absl::Status Registry::Initialize(absl::Duration timeout) {
                                               absl::FormatDuration(timeout), view_->Health()));
   }
   DISCOVERY_RETURN_IF_ERROR(StorePlacementSettings());
-  return EnsureDefaultNamespace();
+  DISCOVERY_RETURN_IF_ERROR(EnsureDefaultNamespace());
+  initialized_ = true;
+  return absl::OkStatus();
 }
 
 absl::Status Registry::StorePlacementSettings() {

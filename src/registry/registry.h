@@ -11,6 +11,7 @@
 // config (B15).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -78,7 +79,8 @@ class Registry {
   // RegistryOptions::placement) and creates namespace `default` (standard) when it is missing.
   absl::Status Initialize(absl::Duration timeout);
 
-  // OK once loaded while the view follows the store; Unavailable with the reason otherwise.
+  // OK once Initialize succeeded while the view follows the store; Unavailable with the reason
+  // otherwise (before Initialize a client could miss namespace `default`).
   absl::Status Ready() const;
   // The current placement, or nullptr before the first load.
   std::shared_ptr<const Placed> Current() const;
@@ -142,6 +144,7 @@ class Registry {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Placed> placed_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> initialized_{false};
 
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot
 };

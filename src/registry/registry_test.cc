@@ -86,6 +86,15 @@ TEST_F(RegistryTest, InitializeCreatesTheDefaultNamespaceOnce) {
   EXPECT_EQ((*namespaces)[0].export_config, ExportConfig::kBlackbox);
 }
 
+// /readyz follows Ready(): a client let in before Initialize finished could find no `default`.
+TEST_F(RegistryTest, IsReadyOnlyOnceInitialized) {
+  Registry registry(*store_, repo::Keys(), {});
+  ASSERT_TRUE(registry.WaitForRevision(0, kWait));
+  EXPECT_THAT(registry.Ready(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("default")));
+  ASSERT_THAT(registry.Initialize(kWait), IsOk());
+  EXPECT_THAT(registry.Ready(), IsOk());
+}
+
 TEST_F(RegistryTest, PlacementSettingsAreSharedThroughTheStore) {
   const placement::Settings jump{.algorithm = placement::Algorithm::kJump, .replicas = 2};
   auto configured = Start({.placement = jump});
