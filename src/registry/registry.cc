@@ -457,9 +457,9 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_v
                                                                    std::string_view config) const {
   DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
   if (selection.placement == nullptr) {
-    static const auto* const kEmpty = new std::shared_ptr<const HttpSdBody>(
+    static const auto* const empty_body = new std::shared_ptr<const HttpSdBody>(
         std::make_shared<HttpSdBody>(HttpSdBody{.json = "[]", .etag = "\"empty\""}));
-    return *kEmpty;
+    return *empty_body;
   }
   return selection.placement->HttpSd(server, selection.config);
 }

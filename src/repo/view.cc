@@ -173,7 +173,7 @@ absl::Status View::Health() const {
   absl::MutexLock lock(&mu_);
   // A deep copy: a shared status payload would be released by the view's thread while the
   // caller still reads its message, which TSan flags (absl's refcount is not visible to it).
-  return absl::Status(health_.code(), health_.message());
+  return {health_.code(), health_.message()};
 }
 
 void View::SetHealth(absl::Status status) {
