@@ -31,7 +31,7 @@ echo "== TSan build and tests of the concurrent parts" >&2
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DDISCOVERY_SANITIZE=thread -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/tsan --target discovery_concurrent_tests
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=7" \
   ctest --test-dir build/tsan --output-on-failure -j2 -L concurrent
 
 echo "== libFuzzer targets, 20 s each (scripts/fuzz.sh 600 for a longer run)" >&2

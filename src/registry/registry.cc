@@ -73,8 +73,12 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
   if (options_.on_counts) {
     options_.on_counts(placed->Counts());
   }
-  absl::MutexLock lock(&mu_);
-  placed_ = std::move(placed);
+  {
+    absl::MutexLock lock(&mu_);
+    placed_revision_ = placed->snapshot().revision;
+    std::swap(placed_, placed);
+  }
+  // The replaced placement (and perhaps its snapshot) is freed here, outside the lock.
 }
 
 std::shared_ptr<const Placed> Registry::Current() const {
@@ -85,7 +89,7 @@ std::shared_ptr<const Placed> Registry::Current() const {
 bool Registry::WaitForRevision(int64_t revision, absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto reached = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return placed_ != nullptr && placed_->snapshot().revision >= revision;
+    return placed_ != nullptr && placed_revision_ >= revision;
   };
   return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }

@@ -144,6 +144,10 @@ class Registry {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Placed> placed_ ABSL_GUARDED_BY(mu_);
+  // placed_'s snapshot revision, so WaitForRevision's condition (which absl::Mutex evaluates in
+  // code TSan cannot see synchronise) never reads through placed_ into a snapshot the view
+  // thread may free.
+  int64_t placed_revision_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> initialized_{false};
 
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot

@@ -164,7 +164,7 @@ std::shared_ptr<const Snapshot> View::Current() const {
 bool View::WaitForRevision(int64_t revision, absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto reached = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return current_ != nullptr && current_->revision >= revision;
+    return current_ != nullptr && current_revision_ >= revision;
   };
   return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }
@@ -191,6 +191,7 @@ void View::Publish(const Snapshot& working) {
   {
     absl::MutexLock lock(&mu_);
     current_ = snapshot;
+    current_revision_ = snapshot->revision;
     health_ = absl::OkStatus();
   }
   if (listener_) {

@@ -98,6 +98,9 @@ class View {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Snapshot> current_ ABSL_GUARDED_BY(mu_);
+  // current_'s revision: WaitForRevision's condition runs inside absl::Mutex, where TSan cannot
+  // see the lock, so it must not read through current_ into a snapshot another thread frees.
+  int64_t current_revision_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status health_ ABSL_GUARDED_BY(mu_);
 
   std::unique_ptr<Pending> pending_;
