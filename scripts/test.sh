@@ -25,7 +25,7 @@ echo "== ASan+UBSan build and all tests" >&2
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DDISCOVERY_SANITIZE="address;undefined" -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/asan
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure -j2
+ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" ctest --test-dir build/asan --output-on-failure -j2
 
 echo "== TSan build and tests of the concurrent parts" >&2
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
