@@ -38,15 +38,6 @@ using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-#define CLI_CONCAT_INNER(a, b) a##b
-#define CLI_CONCAT(a, b) CLI_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(CLI_CONCAT(cli_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 // Every RFC 3339 instant becomes the same 20 characters (tables print whole seconds, so they keep
 // their alignment), and output can be compared with the README's, printed on another day.
 std::string WithoutTimes(const std::string& text) {

@@ -41,15 +41,6 @@ namespace {
 
 using Json = ::nlohmann::json;
 
-#define CFT_CONCAT_INNER(a, b) a##b
-#define CFT_CONCAT(a, b) CFT_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(CFT_CONCAT(cft_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 constexpr char kServer[] = "prometheus1.example.com";
 
 bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {

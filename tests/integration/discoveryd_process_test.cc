@@ -33,15 +33,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-#define DISCOVERYD_TEST_CONCAT_INNER(a, b) a##b
-#define DISCOVERYD_TEST_CONCAT(a, b) DISCOVERYD_TEST_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(DISCOVERYD_TEST_CONCAT(discoveryd_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 HttpHeaders Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 // A JWT: three non-empty base64url parts.

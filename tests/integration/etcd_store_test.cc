@@ -44,15 +44,6 @@ using ::discovery::store::WatchResponse;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-#define ETCD_TEST_CONCAT_INNER(a, b) a##b
-#define ETCD_TEST_CONCAT(a, b) ETCD_TEST_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(ETCD_TEST_CONCAT(etcd_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 absl::StatusOr<std::unique_ptr<Store>> OpenShared() {
   absl::StatusOr<EtcdCluster*> cluster = SharedEtcdCluster();
   if (!cluster.ok()) {

@@ -37,15 +37,6 @@ namespace {
 using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 
-#define EXP_CONCAT_INNER(a, b) a##b
-#define EXP_CONCAT(a, b) EXP_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(EXP_CONCAT(exp_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 constexpr char kServer[] = "prometheus1.example.com";
 
 bool Eventually(const std::function<bool()>& condition,

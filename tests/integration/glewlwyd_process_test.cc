@@ -25,15 +25,6 @@ using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-#define GLEWLWYD_TEST_CONCAT_INNER(a, b) a##b
-#define GLEWLWYD_TEST_CONCAT(a, b) GLEWLWYD_TEST_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(GLEWLWYD_TEST_CONCAT(glewlwyd_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 // The decoded payload (middle part) of a compact JWS; null when it is not one.
 Json Payload(const std::string& token) {
   const std::size_t first = token.find('.');

@@ -43,15 +43,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-#define OIDC_CONCAT_INNER(a, b) a##b
-#define OIDC_CONCAT(a, b) OIDC_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(OIDC_CONCAT(oidc_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 constexpr char kAdminRole[] = "discovery-admin";
 
 std::string ReadFile(const std::string& path) {

@@ -30,15 +30,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-#define PROCESS_TEST_CONCAT_INNER(a, b) a##b
-#define PROCESS_TEST_CONCAT(a, b) PROCESS_TEST_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(PROCESS_TEST_CONCAT(process_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 class ChildProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -51,15 +51,6 @@ using ::testing::HasSubstr;
 using ::testing::Key;
 using ::testing::Not;
 
-#define HTTP_SD_TEST_CONCAT_INNER(a, b) a##b
-#define HTTP_SD_TEST_CONCAT(a, b) HTTP_SD_TEST_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(HTTP_SD_TEST_CONCAT(http_sd_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 constexpr char kServer[] = "prometheus1.example.com";
 // Prometheus batches discovery updates every 5 s; a change shows after about 4-6 s.
 constexpr absl::Duration kDeadline = absl::Seconds(30);

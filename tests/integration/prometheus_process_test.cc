@@ -26,15 +26,6 @@ using ::testing::HasSubstr;
 using ::testing::Optional;
 using ::testing::StartsWith;
 
-#define PROMETHEUS_TEST_CONCAT_INNER(a, b) a##b
-#define PROMETHEUS_TEST_CONCAT(a, b) PROMETHEUS_TEST_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(PROMETHEUS_TEST_CONCAT(prometheus_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 // The static target of job "static" among `targets`, or null.
 const nlohmann::json* StaticTarget(const nlohmann::json& targets, const std::string& address) {
   for (const nlohmann::json& target : targets) {

@@ -74,15 +74,6 @@ using ::testing::Optional;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-#define E2E_CONCAT_INNER(a, b) a##b
-#define E2E_CONCAT(a, b) E2E_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(E2E_CONCAT(e2e_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_THAT(statusor, IsOk());                        \
-  lhs = *std::move(statusor)
-
 constexpr char kIssuer[] = "discovery.test";
 constexpr char kSecret[] = "e2e-integration-secret";
 constexpr char kRfc3339[] =

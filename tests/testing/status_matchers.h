@@ -46,3 +46,14 @@ MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
 }
 
 }  // namespace discovery::testing
+
+// ASSERT_OK_AND_ASSIGN(lhs, rexpr): evaluates `rexpr` (an absl::StatusOr), fails the test unless
+// it is OK, and moves its value into `lhs` (a declaration or an existing variable).
+#define DISCOVERY_TESTING_CONCAT_INNER(a, b) a##b
+#define DISCOVERY_TESTING_CONCAT(a, b) DISCOVERY_TESTING_CONCAT_INNER(a, b)
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
+  DISCOVERY_ASSERT_OK_AND_ASSIGN_IMPL(DISCOVERY_TESTING_CONCAT(statusor_, __LINE__), lhs, rexpr)
+#define DISCOVERY_ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
+  auto statusor = (rexpr);                                        \
+  ASSERT_THAT(statusor, ::discovery::testing::IsOk());            \
+  lhs = *std::move(statusor)
