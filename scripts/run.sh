@@ -15,9 +15,30 @@ if [ $# -gt 0 ]; then
   exec "$discoveryd" "$@"
 fi
 
+# The server's data directory when --data-dir is not given: $XDG_DATA_HOME/discovery, else
+# ~/.local/share/discovery, for root too (/var/lib/discovery belongs to the Debian package).
+if [ -n "${DISCOVERY_DATA_DIR:-}" ]; then
+  data_dir="$DISCOVERY_DATA_DIR"
+elif [[ "${XDG_DATA_HOME:-}" == /* ]]; then
+  data_dir="$XDG_DATA_HOME/discovery"
+else
+  data_dir="$HOME/.local/share/discovery"
+fi
+
 # An admin machine token for the CLI, signed with the secret the server uses (generated once
-# into the data directory). An existing token file is left alone.
+# into the data directory). A token file of someone else's is left alone; one that this script
+# wrote for a server whose secret is gone (e.g. an earlier data directory) is replaced.
 token_file="${HOME}/.config/discovery/.token"
+config_file="${HOME}/.config/discovery/config.yaml"
+config_marker='# written by discovery scripts/run.sh'
+if [ -s "$token_file" ] && [ -f "$config_file" ] && grep -qF "$config_marker" "$config_file"; then
+  saved="$(sed -n 's/^machine_token: *//p' "$token_file")"
+  if [ -n "$saved" ] && ! printf '%s\n' "$saved" | "$discoveryd" token verify - >/dev/null 2>&1; then
+    stale="$token_file.stale.$(date +%Y%m%d%H%M%S)"
+    mv "$token_file" "$stale"
+    echo "run.sh: $token_file was not signed with the secret in $data_dir; moved it to $stale"
+  fi
+fi
 if [ ! -s "$token_file" ]; then
   token="$("$discoveryd" token create admin --admin)"
   mkdir -p "$(dirname "$token_file")"
@@ -26,17 +47,16 @@ if [ ! -s "$token_file" ]; then
 fi
 
 # The CLI talks TLS unless told otherwise; this server listens in plaintext on localhost only.
-config_file="${HOME}/.config/discovery/config.yaml"
 if [ ! -e "$config_file" ]; then
   mkdir -p "$(dirname "$config_file")"
-  printf '# written by discovery scripts/run.sh: the local server speaks plaintext gRPC\naddress: localhost:3001\ninsecure: true\n' >"$config_file"
+  printf '%s: the local server speaks plaintext gRPC\naddress: localhost:3001\ninsecure: true\n' "$config_marker" >"$config_file"
   echo "run.sh: wrote $config_file (address: localhost:3001, insecure: true) for the CLI"
 elif ! grep -Eq '^(insecure|ca-cert):' "$config_file"; then
   echo "run.sh: $config_file has neither insecure nor ca-cert; use 'discovery --insecure ...' with this server"
 fi
 
 cat >&2 <<MSG
-run.sh: starting discoveryd on the embedded store
+run.sh: starting discoveryd on the embedded store in $data_dir
   gRPC  localhost:3001    HTTP localhost:3002 (REST, http_sd, /metrics, /healthz, /readyz)
   An admin token (signed with the server's secret) at any time:
     $discoveryd token create admin --admin

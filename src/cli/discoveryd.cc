@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "cli/completion.h"
 #include "fmt/format.h"
 
@@ -49,6 +51,8 @@ struct Flags {
   std::vector<std::string> token_namespaces;
   std::string token_expires;
   bool token_admin = false;
+  // token verify
+  std::string token_to_verify;
 };
 
 // Flags shared by every subcommand: where the store is and how to log.
@@ -60,7 +64,8 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
       ->check(CLI::IsMember({"embedded", "etcd"}));
   app.add_option("--data-dir", flags.data_dir,
                  "Directory of the embedded store and its token secret (default "
-                 "/var/lib/discovery for root, ~/.local/share/discovery otherwise)");
+                 "$XDG_DATA_HOME/discovery, else ~/.local/share/discovery; the Debian "
+                 "package uses /var/lib/discovery)");
   config::AddListOption(app, "--etcd-endpoints", &flags.etcd_endpoints, "etcd endpoints")
       ->default_str("localhost:2379");
   app.add_option("--etcd-user", store.etcd.username, "etcd user name");
@@ -118,7 +123,20 @@ void AddHttpLimitFlags(CLI::App& command, server::HttpLimits& limits) {
                             "one is disconnected");
   command
       .add_option("--http-max-connections", limits.max_connections,
-                  "Open HTTP connections at most; more are closed right after the accept")
+                  "Open HTTP connections at most; more are answered 503 with Retry-After and "
+                  "closed")
+      ->check(at_least_one)
+      ->capture_default_str();
+  command
+      .add_option("--http-max-connections-per-client", limits.max_connections_per_client,
+                  "Open HTTP connections from one client IP address at most; more are answered "
+                  "429 with Retry-After and closed")
+      ->check(at_least_one)
+      ->capture_default_str();
+  command
+      .add_option("--http-max-buffered-body-bytes", limits.max_buffered_body_bytes,
+                  "Request body bytes being received over all HTTP connections at most; a "
+                  "request beyond is answered 503 with Retry-After")
       ->check(at_least_one)
       ->capture_default_str();
 }
@@ -367,6 +385,34 @@ int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+// Checks a machine token offline against the secret `token create` signs with, so scripts can
+// tell whether a saved token still belongs to this server (a new data directory means a new
+// secret).
+int RunTokenVerify(Flags& flags, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/false);
+  if (!secret.ok()) {
+    err << "discoveryd: " << secret.status().message() << "\n";
+    return 1;
+  }
+  std::string token = flags.token_to_verify;
+  if (token == "-") {
+    std::getline(std::cin, token);
+  }
+  absl::StatusOr<auth::MachineClaims> claims = auth::VerifyMachineToken(
+      token, flags.config.token_issuer, *secret, flags.config.previous_token_secrets, absl::Now());
+  if (!claims.ok()) {
+    err << "discoveryd: " << claims.status().message() << "\n";
+    return 1;
+  }
+  out << "id: " << claims->id << "\nadmin: " << (claims->admin ? "true" : "false")
+      << "\nnamespaces: " << absl::StrJoin(claims->namespaces, ",") << "\nexpires: "
+      << (claims->expires
+              ? absl::FormatTime(absl::RFC3339_sec, *claims->expires, absl::UTCTimeZone())
+              : std::string("never"))
+      << "\n";
+  return 0;
+}
+
 // Values the completion cannot read from the flags' checks.
 std::map<std::string, ValueHint> DiscoverydValueHints() {
   const ValueHint files{.kind = ValueHint::Kind::kFiles};
@@ -440,6 +486,18 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
   create->add_flag("--admin", flags.token_admin,
                    "The token may also administer namespaces, servers and tokens");
   AddTokenFlags(*create, flags);
+  CLI::App* verify = token->add_subcommand(
+      "verify", "Check a machine token offline against the server's secret; print its claims.");
+  verify->fallthrough();
+  verify->footer(ExamplesFooter({
+      "discoveryd token verify \"$TOKEN\"",
+      "sed -n 's/^machine_token: //p' ~/.config/discovery/.token | discoveryd token verify -",
+  }));
+  verify->add_option("token", flags.token_to_verify, "The token, or - to read it from stdin")
+      ->required();
+  AddTokenFlags(*verify, flags);
+  config::AddListOption(*verify, "--previous-token-secrets", &flags.config.previous_token_secrets,
+                        "Earlier token secrets whose tokens are still accepted");
 
   // Hidden: prints the bash completion script generated from this command tree.
   CLI::App* completion =
@@ -489,6 +547,9 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
   }
   if (create->parsed()) {
     return RunTokenCreate(flags, out, err);
+  }
+  if (verify->parsed()) {
+    return RunTokenVerify(flags, out, err);
   }
   if (exporter->parsed()) {
     return RunExporter(flags, app, *exporter, err);

@@ -1,6 +1,7 @@
 #include "server/server_config.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <vector>
 
 #include "fmt/format.h"
 #include "openssl/rand.h"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 #include "repo/repo.h"
 #include "store/embedded/embedded_store.h"
 
@@ -29,6 +32,54 @@ std::string Hex(const unsigned char* data, size_t size) {
   return out;
 }
 
+// $HOME, else the password database's entry of the effective user (systemd and `env -i` may
+// leave HOME unset).
+std::string HomeDirectory() {
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') {
+    return home;
+  }
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buffer(size > 0 ? static_cast<size_t>(size) : 16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (getpwuid_r(geteuid(), &entry, buffer.data(), buffer.size(), &found) == 0 &&
+      found != nullptr && found->pw_dir != nullptr && found->pw_dir[0] != '\0') {
+    return found->pw_dir;
+  }
+  return "/";
+}
+
+// Creates `dir` (and missing parents) owner-only whatever the umask, and refuses a directory
+// that other users may write to: whoever can write there can replace the token secret or the
+// database.
+absl::Status PrepareDataDirectory(const std::filesystem::path& dir) {
+  std::filesystem::path partial;
+  for (const std::filesystem::path& component : dir) {
+    partial /= component;
+    if (mkdir(partial.c_str(), 0700) == 0) {
+      // mkdir applies the umask; an owner-only directory must not depend on it.
+      chmod(partial.c_str(), 0700);
+    } else if (errno != EEXIST) {
+      return absl::FailedPreconditionError(
+          fmt::format("cannot create the data directory {}: {} (set --data-dir)", dir.string(),
+                      std::error_code(errno, std::generic_category()).message()));
+    }
+  }
+  struct stat info {};
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return absl::FailedPreconditionError(
+        fmt::format("the data directory {} is not a directory (set --data-dir)", dir.string()));
+  }
+  if ((info.st_mode & S_IWOTH) != 0) {
+    return absl::FailedPreconditionError(fmt::format(
+        "the data directory {} is writable by other users (mode {:04o}), who could replace the "
+        "token secret or the database; fix it with: chmod o-w {}",
+        dir.string(), info.st_mode & 07777, dir.string()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool UsesEmbeddedStore(const StoreConfig& config) {
@@ -42,11 +93,13 @@ std::string DataDir(const StoreConfig& config) {
   if (!config.data_dir.empty()) {
     return config.data_dir;
   }
-  if (geteuid() == 0) {
-    return "/var/lib/discovery";
+  // The XDG base directory rules, for root too: /var/lib/discovery belongs to the Debian
+  // package, whose units name it explicitly. A relative XDG_DATA_HOME is to be ignored.
+  const char* xdg_data_home = std::getenv("XDG_DATA_HOME");
+  if (xdg_data_home != nullptr && xdg_data_home[0] == '/') {
+    return fmt::format("{}/discovery", xdg_data_home);
   }
-  const char* home = std::getenv("HOME");
-  return fmt::format("{}/.local/share/discovery", home != nullptr && *home != '\0' ? home : "/tmp");
+  return fmt::format("{}/.local/share/discovery", HomeDirectory());
 }
 
 absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& config) {
@@ -61,12 +114,7 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& confi
     return store::ConnectEtcdStore(config.etcd);
   }
   const std::filesystem::path dir = DataDir(config);
-  std::error_code error;
-  std::filesystem::create_directories(dir, error);
-  if (error) {
-    return absl::FailedPreconditionError(fmt::format(
-        "cannot create the data directory {}: {} (set --data-dir)", dir.string(), error.message()));
-  }
+  DISCOVERY_RETURN_IF_ERROR(PrepareDataDirectory(dir));
   return store::OpenEmbeddedStore({.path = (dir / "discovery.db").string()});
 }
 
@@ -93,8 +141,8 @@ absl::StatusOr<std::string> ResolveTokenSecret(const ServerConfig& config, bool 
         "{}",
         path.string()));
   }
+  DISCOVERY_RETURN_IF_ERROR(PrepareDataDirectory(path.parent_path()));
   std::error_code error;
-  std::filesystem::create_directories(path.parent_path(), error);
   unsigned char random[kSecretBytes];
   if (RAND_bytes(random, sizeof(random)) != 1) {
     return absl::InternalError("cannot generate a token secret: OpenSSL RAND_bytes failed");

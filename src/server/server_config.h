@@ -21,7 +21,8 @@ struct StoreConfig {
   // "embedded" or "etcd"; "" picks etcd when etcd endpoints were configured, else embedded.
   std::string kind;
   // Directory of the embedded store (and of its generated token secret). "" = the default:
-  // /var/lib/discovery for root, $HOME/.local/share/discovery otherwise.
+  // $XDG_DATA_HOME/discovery, else ~/.local/share/discovery, for every user including root
+  // (the Debian package's units set /var/lib/discovery).
   std::string data_dir;
   store::EtcdOptions etcd;
   bool etcd_endpoints_set = false;
@@ -51,6 +52,8 @@ struct HttpLimits {
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration write_timeout = absl::Seconds(10);
   size_t max_connections = 4096;
+  size_t max_connections_per_client = 256;
+  size_t max_buffered_body_bytes = 64 << 20;
 };
 
 struct ServerConfig {

@@ -172,5 +172,22 @@ TEST(PackagingTest, ServerUnitRunsTheServerWithItsEnvironmentFile) {
   std::filesystem::remove_all(*root, ignored);
 }
 
+// A discoveryd started by hand keeps its store in the user's ~/.local/share/discovery; only
+// the package's units put it into the package's /var/lib/discovery, and they say so themselves
+// (also when the environment file was edited or removed).
+TEST(PackagingTest, UnitsNameThePackagesDataDirectory) {
+  for (const std::string name : {"discoveryd.service", "discovery-exporter.service"}) {
+    const std::string unit = ReadFile(DISCOVERY_SOURCE_DIR "/packaging/systemd/" + name);
+    EXPECT_EQ(UnitValue(unit, "Environment"), "DISCOVERY_DATA_DIR=/var/lib/discovery") << name;
+    EXPECT_LT(unit.find("Environment="), unit.find("EnvironmentFile=")) << name;
+  }
+  for (const std::string name : {"discoveryd", "discovery-exporter"}) {
+    const EnvironmentFile file =
+        ReadEnvironmentFile(DISCOVERY_SOURCE_DIR "/packaging/default/" + name);
+    EXPECT_THAT(file.assignments, ::testing::Contains("DISCOVERY_DATA_DIR=/var/lib/discovery"))
+        << name;
+  }
+}
+
 }  // namespace
 }  // namespace discovery::testing

@@ -7,6 +7,8 @@
 #
 # Usage: tests/package/package_test.sh --build-dir build/release    (builds the `package` target)
 #        tests/package/package_test.sh path/to/discovery_<version>_<arch>.deb
+#        tests/package/package_test.sh --check-machine   (exit 0 when this machine is fit for
+#                                          the test, else list what to remove and exit 1)
 #
 # It changes the machine while it runs (a package, a user, /var/lib/discovery), so it needs root
 # and DISCOVERY_PACKAGE_TEST=1 (exit 77, "skipped", otherwise), refuses to run where discovery
@@ -20,36 +22,59 @@ fail() {
 }
 step() { echo "== $*" >&2; }
 
-if [ "${DISCOVERY_PACKAGE_TEST:-}" != 1 ]; then
+deb=""
+build_dir=""
+mode=run
+case "${1:-}" in
+  --build-dir) build_dir="${2:?--build-dir needs a directory}" ;;
+  --check-machine) mode=check ;;
+  *.deb) deb="$1" ;;
+  *) fail "usage: $0 --build-dir DIR | PACKAGE.deb | --check-machine" ;;
+esac
+
+if [ "$mode" = run ] && [ "${DISCOVERY_PACKAGE_TEST:-}" != 1 ]; then
   echo "package_test: skipped; set DISCOVERY_PACKAGE_TEST=1 to install the package on this machine" >&2
   exit 77
 fi
-if [ "$(id -u)" != 0 ]; then
+if [ "$mode" = run ] && [ "$(id -u)" != 0 ]; then
   echo "package_test: skipped; needs root (dpkg -i)" >&2
   exit 77
 fi
 
-deb=""
-build_dir=""
-case "${1:-}" in
-  --build-dir) build_dir="${2:?--build-dir needs a directory}" ;;
-  *.deb) deb="$1" ;;
-  *) fail "usage: $0 --build-dir DIR | PACKAGE.deb" ;;
-esac
-
 # One run at a time on a machine.
-mkdir -p /run/lock
-exec 9>/run/lock/discovery-package-test.lock
-flock -w 600 9 || fail "another package test holds /run/lock/discovery-package-test.lock"
+if [ "$mode" = run ]; then
+  mkdir -p /run/lock
+  exec 9>/run/lock/discovery-package-test.lock
+  flock -w 600 9 || fail "another package test holds /run/lock/discovery-package-test.lock"
+fi
 
-if dpkg-query -W -f='${Status}' discovery 2>/dev/null | grep -qv "not-installed"; then
-  fail "the discovery package is already on this machine; not touching it"
+# The package's own places must be free: the test installs into them and purges them again.
+# Prints what occupies them and the command that frees each; no output when the machine is fit.
+machine_obstacles() {
+  if dpkg-query -W -f='${Status}' discovery 2>/dev/null | grep -qv "not-installed"; then
+    echo "  the discovery package is installed; remove it with: dpkg --purge discovery"
+  fi
+  if getent passwd discovery >/dev/null; then
+    echo "  a user 'discovery' exists; remove it with: userdel discovery"
+  fi
+  if getent group discovery >/dev/null; then
+    echo "  a group 'discovery' exists; remove it with: groupdel discovery"
+  fi
+  for dir in /var/lib/discovery /var/lib/discovery-exporter; do
+    if [ -e "$dir" ]; then
+      echo "  $dir exists; remove it (after saving what you need) with: rm -rf $dir"
+    fi
+  done
+}
+obstacles="$(machine_obstacles)"
+if [ "$mode" = check ]; then
+  [ -z "$obstacles" ] && exit 0
+  printf '%s\n' "$obstacles"
+  exit 1
 fi
-if getent passwd discovery >/dev/null || getent group discovery >/dev/null; then
-  fail "a user or group 'discovery' already exists; not touching it"
-fi
-if [ -e /var/lib/discovery ] || [ -e /var/lib/discovery-exporter ]; then
-  fail "/var/lib/discovery or /var/lib/discovery-exporter exists; not touching it"
+if [ -n "$obstacles" ]; then
+  fail "this machine already holds what the package owns; not touching it:
+$obstacles"
 fi
 
 tmp=$(mktemp -d /tmp/discovery-package-test.XXXXXX)
@@ -202,7 +227,7 @@ free_port() {
 unit_value() { sed -n "s/^$2=//p" "/lib/systemd/system/$1" | tail -n1; }
 
 # start_unit UNIT LOG VAR=VALUE...: runs the unit's ExecStart as its User=/Group= in a clean
-# environment holding its EnvironmentFile= plus the given overrides (the listen ports), from /,
+# environment holding its Environment= and EnvironmentFile= plus the given overrides (the listen ports), from /,
 # as systemd does; sets `started` to its pid. systemd reads EnvironmentFile= as KEY=VALUE lines (not shell),
 # so the file is read the same way.
 start_unit() {
@@ -215,6 +240,8 @@ start_unit() {
   env_file=$(unit_value "$unit" EnvironmentFile)
   env_file=${env_file#-}
   local -a environment=("PATH=/usr/local/bin:/usr/bin:/bin" "HOME=$home" "USER=$user" "LOGNAME=$user")
+  # Environment= first: EnvironmentFile= overrides it, as in systemd.
+  mapfile -t -O "${#environment[@]}" environment < <(sed -n 's/^Environment=//p' "/lib/systemd/system/$unit")
   if [ -f "$env_file" ]; then
     mapfile -t -O "${#environment[@]}" environment < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$env_file")
   fi
@@ -257,6 +284,7 @@ wait_http "http://127.0.0.1:$http_port/readyz" 30 || fail "discoveryd: no /ready
 [ "$(readlink "/proc/$server_pid/exe")" = /usr/bin/discoveryd ] || fail "pid $server_pid is not discoveryd"
 # The embedded store and the token secret were created by the daemon, as its user, privately.
 expect_stat /var/lib/discovery/token-secret "600 discovery discovery"
+expect_stat /var/lib/discovery/discovery.db "600 discovery discovery"
 
 step "the discovery CLI against it"
 token=$(setpriv --reuid=discovery --regid=discovery --init-groups -- \

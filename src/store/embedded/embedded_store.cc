@@ -1,9 +1,14 @@
 #include "store/embedded/embedded_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -194,9 +199,38 @@ class Connection {
     int bind_rc_ = SQLITE_OK;
   };
 
+  // The database and its -wal/-shm files (SQLite gives those the database file's mode) are
+  // readable by their owner only, whatever the umask: they hold every stored record.
+  static absl::Status CreateOwnerOnly(const std::string& path) {
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sqlite ", path, ": open: ", std::strerror(errno)));
+    }
+    struct stat info {};
+    const bool ok = fstat(fd, &info) == 0 && ((info.st_mode & 077) == 0 || fchmod(fd, 0600) == 0);
+    const int saved_errno = errno;
+    close(fd);
+    if (!ok) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sqlite ", path,
+                       ": cannot make it owner-only (mode 0600): ", std::strerror(saved_errno)));
+    }
+    for (const char* suffix : {"-wal", "-shm"}) {
+      const std::string companion = path + suffix;
+      if (stat(companion.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+        chmod(companion.c_str(), 0600);
+      }
+    }
+    return absl::OkStatus();
+  }
+
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path,
                                                           absl::Duration busy_timeout) {
     const std::string name = path.empty() ? ":memory:" : path;
+    if (!path.empty()) {
+      DISCOVERY_RETURN_IF_ERROR(CreateOwnerOnly(path));
+    }
     sqlite3* db = nullptr;
     // NOMUTEX: the store serializes every use of the connection with its own absl::Mutex.
     const int rc =
