@@ -4,7 +4,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <regex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +14,8 @@
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
+
+#include "re2/re2.h"
 
 namespace discovery::client_format {
 namespace {
@@ -210,12 +211,14 @@ bool ResolvesToNonString(const std::string& text) {
   if (YAML::convert<bool>::decode(YAML::Node(text), ignored)) {
     return true;
   }
-  static const auto* const number = new std::regex(
-      R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)"  // decimal, octal
-      R"(|[-+]?0(x[0-9a-fA-F_]+|o[0-7_]+|b[01_]+))"                    // hex, octal, binary
-      R"(|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)"               // sexagesimal
-      R"(|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
-  return std::regex_match(text, *number);
+  // RE2, not std::regex: label values come from the network, and std::regex recurses once per
+  // character (a long value overflowed the stack).
+  static const auto* const number =
+      new RE2(R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)"  // decimal, octal
+              R"(|[-+]?0(x[0-9a-fA-F_]+|o[0-7_]+|b[01_]+))"                    // hex, octal, binary
+              R"(|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)"               // sexagesimal
+              R"(|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
+  return RE2::FullMatch(text, *number);
 }
 
 void EmitString(YAML::Emitter& out, const std::string& text) {

@@ -374,6 +374,17 @@ TEST(YamlTest, QuotesStringsThatWouldReadAsOtherTypes) {
 )");
 }
 
+// A namespace token could register such a label; std::regex overflowed the stack on it and every
+// `service list -o yaml` covering it crashed.
+TEST(YamlTest, PrintsHugeLabelValuesWithoutRecursion) {
+  const std::string digits(300000, '7');
+  const std::string words(300000, 'a');
+  Service service{.name = "big", .labels = {{"digits", digits}, {"words", words}}};
+  const std::string yaml = FormatServices({service}, Options(OutputFormat::kYaml));
+  EXPECT_NE(yaml.find("digits: \"" + digits + "\""), std::string::npos);
+  EXPECT_NE(yaml.find("words: " + words), std::string::npos);
+}
+
 TEST(YamlTest, EmptyListIsEmptySequence) {
   EXPECT_EQ(FormatServers({}, Options(OutputFormat::kYaml)), "[]\n");
   EXPECT_EQ(FormatNamespaces({}, Options(OutputFormat::kYaml)), "[]\n");

@@ -70,4 +70,11 @@ LogFields RedactedFlags(const std::map<std::string, std::string>& flags);
 // value without a scheme. Thread-safe.
 std::string RedactBearer(std::string_view header);
 
+// Returns `text` with credentials replaced by kRedactedValue: JSON Web Tokens (machine tokens,
+// OIDC ID and access tokens: three base64url segments, the first starting "eyJ"), a credential
+// of 8 or more characters after "Bearer", Basic credentials after an authorization key, and the
+// path segment after "/tokens/" (the REST path of TokenAPI/Info carries a token). Every log line
+// passes through it. Thread-safe.
+std::string RedactCredentials(std::string_view text);
+
 }  // namespace discovery

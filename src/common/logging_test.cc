@@ -208,6 +208,41 @@ TEST(LoggingRedactionTest, RedactBearerKeepsOnlyTheScheme) {
   EXPECT_EQ(RedactBearer(""), "");
 }
 
+constexpr std::string_view kJwt =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJkaXNjb3ZlcnkifQ.c2lnbmF0dXJlX2J5dGVz";
+
+TEST(LoggingRedactionTest, RedactCredentialsRemovesTokensWherever) {
+  const std::string jwt(kJwt);
+  EXPECT_EQ(RedactCredentials("GET /v1/tokens/" + jwt + " status=200"),
+            "GET /v1/tokens/***** status=200");
+  EXPECT_EQ(RedactCredentials("/v1/tokens/opaque-token-value?x=1"), "/v1/tokens/*****?x=1");
+  EXPECT_EQ(RedactCredentials("token " + jwt + " expired"), "token ***** expired");
+  EXPECT_EQ(RedactCredentials("authorization: Bearer abcdefgh12345678"),
+            "authorization: Bearer *****");
+  EXPECT_EQ(RedactCredentials(R"({"Authorization":"Basic dXNlcjpwYXNzd29yZA=="})"),
+            R"({"Authorization":"Basic *****"})");
+  // Prose stays readable and nothing else changes.
+  EXPECT_EQ(RedactCredentials("bearer token missing"), "bearer token missing");
+  EXPECT_EQ(RedactCredentials("register service http://a/metrics in namespace default"),
+            "register service http://a/metrics in namespace default");
+  EXPECT_EQ(RedactCredentials("Bearer *****"), "Bearer *****");
+}
+
+TEST_F(LoggingTest, EveryLineIsRedactedMessagesAndFieldsAlike) {
+  Init(LogOptions::Format::kJson, /*debug=*/true);
+  const std::string jwt(kJwt);
+
+  spdlog::debug("http request method=GET path=/v1/tokens/{} status=200", jwt);
+  LogWarn("login failed", {{"authorization", "Bearer " + jwt}, {"path", "/v1/tokens/" + jwt}});
+
+  EXPECT_THAT(output_.str(), Not(HasSubstr("eyJ")));
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(2));
+  EXPECT_EQ(records[0]["msg"], "http request method=GET path=/v1/tokens/***** status=200");
+  EXPECT_EQ(records[1]["authorization"], "Bearer *****");
+  EXPECT_EQ(records[1]["path"], "/v1/tokens/*****");
+}
+
 TEST_F(LoggingTest, StartupFlagsLogWithoutSecrets) {
   Init(LogOptions::Format::kJson);
 

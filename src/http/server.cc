@@ -58,10 +58,29 @@ constexpr size_t kFirstReadBytes = 4096;
 constexpr absl::Duration kLingerTimeout = absl::Seconds(1);
 // Keeps a persistently failing accept (EMFILE) from spinning an I/O thread.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+// What a client refused for the server's own bounds is told to wait before it tries again.
+constexpr std::string_view kRetryAfterSeconds = "1";
+
+// The unparsed input a connection may hold: a whole request line and header section at the
+// limit plus one read. Beast bounds the header section itself but not a chunk-size line (with
+// its extensions) or a trailer section, which it buffers until the line ends; a buffer with a
+// maximum bounds those too.
+size_t FramingBufferLimit(const ServerOptions& options) {
+  return options.max_header_bytes + kFirstReadBytes;
+}
 
 std::string_view ToStd(beast::string_view s) { return {s.data(), s.size()}; }
 // Debian's abseil has its own string_view type, distinct from std::string_view.
 absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+// The peer's IP address without the port, the key of the per-client connection limit.
+std::string ClientAddress(const tcp::endpoint& endpoint) {
+  asio::ip::address address = endpoint.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  }
+  return address.to_string();
+}
 
 // Durations beyond a century mean "never": steady_clock::now() + InfiniteDuration overflows.
 SteadyClock::time_point DeadlineAfter(absl::Duration timeout) {
@@ -160,8 +179,11 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.io_threads < 1 || options.worker_threads < 1) {
     return absl::InvalidArgumentError("io_threads and worker_threads must be at least 1");
   }
-  if (options.max_connections < 1 || options.max_header_bytes < 1) {
-    return absl::InvalidArgumentError("max_connections and max_header_bytes must be at least 1");
+  if (options.max_connections < 1 || options.max_header_bytes < 1 ||
+      options.max_connections_per_client < 1 || options.max_buffered_body_bytes < 1) {
+    return absl::InvalidArgumentError(
+        "max_connections, max_connections_per_client, max_header_bytes and "
+        "max_buffered_body_bytes must be at least 1");
   }
   if (options.read_timeout <= absl::ZeroDuration() ||
       options.idle_timeout <= absl::ZeroDuration() ||
@@ -171,16 +193,37 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   return absl::OkStatus();
 }
 
+// Why a connection is answered and closed without reading a request.
+struct Refusal {
+  int status = 503;
+  std::string message;
+};
+
 // The server side of one connection, as seen by the registry of open connections.
 class ConnectionBase {
  public:
+  ConnectionBase(std::string client_address, bool refused)
+      : client_address_(std::move(client_address)), refused_(refused) {}
   virtual ~ConnectionBase() = default;
+  ConnectionBase(const ConnectionBase&) = delete;
+  ConnectionBase& operator=(const ConnectionBase&) = delete;
+  ConnectionBase(ConnectionBase&&) = delete;
+  ConnectionBase& operator=(ConnectionBase&&) = delete;
+
+  const std::string& client_address() const { return client_address_; }
+  // Refused connections count against neither limit; they only carry their answer.
+  bool refused() const { return refused_; }
+
   // Closes the connection now if it waits for a request; otherwise after the current response.
   virtual void Drain() = 0;
   // Closes the connection now, whatever it is doing.
   virtual void Abort() = 0;
   // Begins serving; called once, after the connection is registered.
   virtual void Start() = 0;
+
+ private:
+  const std::string client_address_;
+  const bool refused_;
 };
 
 // Everything but the public face of Server::Impl. Connections refer to it, so it must outlive
@@ -220,6 +263,32 @@ class ServerCore {
   void Unregister(ConnectionBase* connection) {
     absl::MutexLock lock(&mu_);
     connections_.erase(connection);
+    if (connection->refused()) {
+      --refused_connections_;
+      return;
+    }
+    --active_connections_;
+    auto it = connections_per_client_.find(connection->client_address());
+    if (it != connections_per_client_.end() && --it->second == 0) {
+      connections_per_client_.erase(it);
+    }
+  }
+
+  // Takes `bytes` of the budget for request bodies being received; false when that would
+  // exceed max_buffered_body_bytes.
+  bool ReserveBody(size_t bytes) {
+    size_t current = buffered_body_bytes_.load(std::memory_order_relaxed);
+    do {
+      if (bytes >
+          options_.max_buffered_body_bytes - std::min(current, options_.max_buffered_body_bytes)) {
+        return false;
+      }
+    } while (!buffered_body_bytes_.compare_exchange_weak(current, current + bytes,
+                                                         std::memory_order_relaxed));
+    return true;
+  }
+  void ReleaseBody(size_t bytes) {
+    buffered_body_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   }
 
  private:
@@ -227,7 +296,13 @@ class ServerCore {
   absl::Status Bind(const tcp::endpoint& endpoint, bool dual_stack);
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
-  std::shared_ptr<ConnectionBase> MakeConnection(tcp::socket socket, std::string remote_address);
+  std::shared_ptr<ConnectionBase> MakeConnection(tcp::socket socket, std::string remote_address,
+                                                 std::string client_address,
+                                                 std::optional<Refusal> refusal);
+  // Whether a new connection from `client_address` is served, refused with an answer, or
+  // (beyond even the refusals' bound) closed at once.
+  std::optional<Refusal> Admit(const std::string& client_address, bool& close_silently)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunIo();
   void StopServing(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mu_);
   std::vector<std::shared_ptr<ConnectionBase>> OpenConnections() ABSL_LOCKS_EXCLUDED(mu_);
@@ -247,6 +322,7 @@ class ServerCore {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   std::atomic<bool> abandoned_{false};
+  std::atomic<size_t> buffered_body_bytes_{0};
 
   // Held for the whole of Shutdown so that concurrent callers return only once it is done.
   absl::Mutex shutdown_mu_;
@@ -257,6 +333,9 @@ class ServerCore {
   // Weak, so that the registry never keeps a closed connection alive.
   absl::flat_hash_map<ConnectionBase*, std::weak_ptr<ConnectionBase>> connections_
       ABSL_GUARDED_BY(mu_);
+  size_t active_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t refused_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, size_t> connections_per_client_ ABSL_GUARDED_BY(mu_);
 };
 
 // One HTTP/1.1 connection over Stream (beast::tcp_stream or beast::ssl_stream of it). Every
@@ -270,14 +349,20 @@ class Connection final : public ConnectionBase,
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   template <typename... StreamArgs>
-  Connection(ServerCore& core, std::string remote_address, tcp::socket socket,
-             StreamArgs&... stream_args)
-      : core_(core),
+  Connection(ServerCore& core, std::string remote_address, std::string client_address,
+             std::optional<Refusal> refusal, tcp::socket socket, StreamArgs&... stream_args)
+      : ConnectionBase(std::move(client_address), refusal.has_value()),
+        core_(core),
         strand_(socket.get_executor()),
         remote_address_(std::move(remote_address)),
-        stream_(std::move(socket), stream_args...) {}
+        refusal_(std::move(refusal)),
+        stream_(std::move(socket), stream_args...),
+        buffer_(FramingBufferLimit(core.options())) {}
 
-  ~Connection() override { core_.Unregister(this); }
+  ~Connection() override {
+    ReleaseBody();
+    core_.Unregister(this);
+  }
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -327,11 +412,21 @@ class Connection final : public ConnectionBase,
                                   self->CloseNow();
                                   return;
                                 }
-                                self->WaitForRequest();
+                                self->Proceed();
                               });
     } else {
-      WaitForRequest();
+      Proceed();
     }
+  }
+
+  void Proceed() {
+    if (refusal_.has_value()) {
+      // Answered before reading: the request may not even have been sent yet, and reading it
+      // would cost what the refusal is there to save. Linger then drains what arrives.
+      WriteError(refusal_->status, refusal_->message, /*retry_after=*/true);
+      return;
+    }
+    WaitForRequest();
   }
 
   // Waits for the first byte of the next request under the idle timeout; only then does the
@@ -390,6 +485,12 @@ class Connection final : public ConnectionBase,
       OnRequest();
       return;
     }
+    // An announced body takes its share of the budget before any of it is read, so a client
+    // waiting for 100-continue is turned away before it sends anything.
+    if (const boost::optional<std::uint64_t> length = parser_->content_length();
+        length.has_value() && !ReserveBodyUpTo(static_cast<size_t>(*length))) {
+      return;
+    }
     // Clients such as curl hold back a large body until told to send it; answering only after
     // the body would cost them a second of waiting.
     if (header.version() >= 11 &&
@@ -410,19 +511,69 @@ class Connection final : public ConnectionBase,
     ReadBody();
   }
 
+  // Reads the body piece by piece so that what it holds is always covered by the budget of
+  // buffered request bodies (a chunked body announces no length).
   void ReadBody() {
     Lowest().expires_at(request_deadline_);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec) {
-                          self->OnReadError(ec);
-                          return;
-                        }
-                        self->OnRequest();
-                      });
+    bhttp::async_read_some(stream_, buffer_, *parser_,
+                           [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                             if (ec) {
+                               self->OnReadError(ec);
+                               return;
+                             }
+                             if (!self->ReserveBodyUpTo(self->parser_->get().body().size())) {
+                               return;
+                             }
+                             if (self->parser_->is_done()) {
+                               self->OnRequest();
+                               return;
+                             }
+                             self->ReadBody();
+                           });
+  }
+
+  // Grows this request's share of the body budget to `bytes`; when the server has no room
+  // left, answers 503 and returns false.
+  bool ReserveBodyUpTo(size_t bytes) {
+    if (bytes <= body_reserved_) {
+      return true;
+    }
+    // Never more than the body limit: the parser answers 413 beyond it.
+    bytes = std::min(bytes, options().max_body_bytes);
+    if (bytes > body_reserved_ && !core_.ReserveBody(bytes - body_reserved_)) {
+      spdlog::debug("http request refused remote={} reason=max_buffered_body_bytes",
+                    remote_address_);
+      WriteError(503,
+                 absl::StrCat("server busy: request bodies being received exceed ",
+                              options().max_buffered_body_bytes, " bytes; retry later"),
+                 /*retry_after=*/true);
+      return false;
+    }
+    body_reserved_ = std::max(body_reserved_, bytes);
+    return true;
+  }
+
+  void ReleaseBody() {
+    if (body_reserved_ > 0) {
+      core_.ReleaseBody(body_reserved_);
+      body_reserved_ = 0;
+    }
   }
 
   void OnReadError(beast::error_code ec) {
+    if (ec == bhttp::error::buffer_overflow) {
+      // Only framing outside the header section can fill the buffer: header_limit fires first.
+      if (parser_.has_value() && parser_->is_header_done()) {
+        WriteError(400, absl::StrCat("malformed HTTP request: a chunk-size line or the trailer "
+                                     "section is longer than the limit of ",
+                                     options().max_header_bytes, " bytes"));
+      } else {
+        WriteError(431, absl::StrCat("request header fields too large: the limit is ",
+                                     options().max_header_bytes,
+                                     " bytes for the request line and header fields"));
+      }
+      return;
+    }
     if (ec == bhttp::error::body_limit) {
       WriteError(413, absl::StrCat("request body too large: the limit is ",
                                    options().max_body_bytes, " bytes"));
@@ -484,15 +635,21 @@ class Connection final : public ConnectionBase,
     });
   }
 
-  void WriteError(int status, const std::string& message) {
+  void WriteError(int status, const std::string& message, bool retry_after = false) {
     keep_alive_ = false;
     version_ = 11;
     head_ = false;
-    WriteResponse(core_.RenderError(status, message));
+    Response response = core_.RenderError(status, message);
+    if (retry_after) {
+      response.headers.emplace_back("Retry-After", std::string(kRetryAfterSeconds));
+    }
+    WriteResponse(std::move(response));
   }
 
   void WriteResponse(Response response) {
     state_ = State::kWriting;
+    // The request and its body are gone once the handler has answered.
+    ReleaseBody();
     if (!IsValidResponse(response)) {
       spdlog::error("http handler returned an invalid response status={} remote={}",
                     response.status, remote_address_);
@@ -589,8 +746,12 @@ class Connection final : public ConnectionBase,
   ServerCore& core_;
   const asio::any_io_executor strand_;
   const std::string remote_address_;
+  const std::optional<Refusal> refusal_;
   Stream stream_;
+  // Unparsed input, bounded by FramingBufferLimit.
   beast::flat_buffer buffer_;
+  // This request's share of the server's budget for request bodies.
+  size_t body_reserved_ = 0;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::optional<bhttp::response<bhttp::string_body>> response_;
@@ -769,16 +930,28 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
   beast::error_code endpoint_ec;
   const tcp::endpoint remote = socket.remote_endpoint(endpoint_ec);
   std::string remote_address = endpoint_ec ? std::string() : FormatEndpoint(remote);
+  std::string client_address = endpoint_ec ? std::string() : ClientAddress(remote);
   std::shared_ptr<ConnectionBase> connection;
   {
     absl::MutexLock lock(&mu_);
     if (!accepting_) {
       return;  // the socket closes as it goes out of scope
     }
-    if (connections_.size() >= options_.max_connections) {
-      spdlog::debug("http connection refused remote={} reason=max_connections", remote_address);
+    bool close_silently = false;
+    std::optional<Refusal> refusal = Admit(client_address, close_silently);
+    if (close_silently) {
+      spdlog::debug("http connection closed remote={} reason=refusals_exhausted", remote_address);
     } else {
-      connection = MakeConnection(std::move(socket), std::move(remote_address));
+      if (refusal.has_value()) {
+        spdlog::debug("http connection refused remote={} status={} reason={}", remote_address,
+                      refusal->status, refusal->message);
+        ++refused_connections_;
+      } else {
+        ++active_connections_;
+        ++connections_per_client_[client_address];
+      }
+      connection = MakeConnection(std::move(socket), std::move(remote_address),
+                                  std::move(client_address), std::move(refusal));
       connections_.emplace(connection.get(), connection);
     }
   }
@@ -788,13 +961,38 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
   Accept();
 }
 
-std::shared_ptr<ConnectionBase> ServerCore::MakeConnection(tcp::socket socket,
-                                                           std::string remote_address) {
-  if (ssl_context_.has_value()) {
-    return std::make_shared<TlsConnection>(*this, std::move(remote_address), std::move(socket),
-                                           *ssl_context_);
+std::optional<Refusal> ServerCore::Admit(const std::string& client_address, bool& close_silently) {
+  std::optional<Refusal> refusal;
+  if (active_connections_ >= options_.max_connections) {
+    refusal = Refusal{.status = 503,
+                      .message = absl::StrCat("server busy: ", options_.max_connections,
+                                              " connections are open; retry later")};
+  } else if (auto it = connections_per_client_.find(client_address);
+             it != connections_per_client_.end() &&
+             it->second >= options_.max_connections_per_client) {
+    refusal = Refusal{.status = 429,
+                      .message = absl::StrCat("too many connections from ", client_address,
+                                              ": at most ", options_.max_connections_per_client,
+                                              " per client address; retry later")};
   }
-  return std::make_shared<PlainConnection>(*this, std::move(remote_address), std::move(socket));
+  // Answering costs a little per connection too; a flood beyond this many refusals in
+  // progress is closed without one.
+  close_silently = refusal.has_value() && refused_connections_ >= options_.max_connections;
+  return refusal;
+}
+
+std::shared_ptr<ConnectionBase> ServerCore::MakeConnection(tcp::socket socket,
+                                                           std::string remote_address,
+                                                           std::string client_address,
+                                                           std::optional<Refusal> refusal) {
+  if (ssl_context_.has_value()) {
+    return std::make_shared<TlsConnection>(*this, std::move(remote_address),
+                                           std::move(client_address), std::move(refusal),
+                                           std::move(socket), *ssl_context_);
+  }
+  return std::make_shared<PlainConnection>(*this, std::move(remote_address),
+                                           std::move(client_address), std::move(refusal),
+                                           std::move(socket));
 }
 
 Response ServerCore::Invoke(const Request& request) const {

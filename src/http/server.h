@@ -59,7 +59,8 @@ using Handler = std::function<Response(const Request&)>;
 
 // Renders the answers the server gives by itself, for requests that never reach the Handler:
 // 400 for a malformed request, 413 for a body over max_body_bytes, 431 for header fields over
-// max_header_bytes. `message` says what is wrong, e.g. "request body too large: the limit is
+// max_header_bytes, 429 and 503 (with `Retry-After`) for connections and bodies beyond the
+// server's bounds. `message` says what is wrong, e.g. "request body too large: the limit is
 // 1048576 bytes". Runs on an I/O thread, so it must be quick and must not block. The response is
 // sent with `status` whatever it says, and the connection is closed after it.
 using ErrorRenderer = std::function<Response(int status, std::string_view message)>;
@@ -80,6 +81,9 @@ struct ServerOptions {
   // closed.
   size_t max_body_bytes = 1 << 20;
   // Request line plus header fields; larger is answered with 431 and the connection is closed.
+  // The same bound applies to each chunk-size line (with its extensions) and to the trailer
+  // section of a chunked body; larger is answered with 400. A connection never buffers more
+  // than this plus one read (4 KiB) of unparsed input.
   size_t max_header_bytes = 16 << 10;
   // The whole request (header and body) must arrive within this, counted from its first byte
   // (from the accept, including the TLS handshake, for the first request of a connection);
@@ -94,8 +98,16 @@ struct ServerOptions {
   // Threads running the Handler. Requests beyond this wait in a queue; each connection has at
   // most one request in flight.
   int worker_threads = 4;
-  // Connections beyond this are accepted and closed at once.
+  // Connections beyond this are answered 503 with `Retry-After` and closed, without reading a
+  // request.
   size_t max_connections = 4096;
+  // Connections from one client IP address at most; more are answered 429 with `Retry-After`
+  // and closed, so one host cannot take every connection.
+  size_t max_connections_per_client = 256;
+  // Request bodies being received, summed over all connections, at most: a request whose body
+  // would take the total beyond it is answered 503 with `Retry-After` and closed. With the
+  // framing bound below this caps what unfinished requests hold in memory.
+  size_t max_buffered_body_bytes = 64 << 20;
   // Serve HTTPS (TLS 1.2 and later) instead of plain HTTP.
   std::optional<TlsOptions> tls;
   // How the server's own error answers look; empty: text/plain with the message. A renderer

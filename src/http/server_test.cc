@@ -942,7 +942,20 @@ TEST(HttpServerTest, ConcurrentClientsAreAllServed) {
   EXPECT_EQ(calls.load(), kClients * kRequests);
 }
 
-TEST(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
+// The value of header `name` in a raw response, "" when absent.
+std::string HeaderOf(std::string_view response, std::string_view name) {
+  const size_t end = response.find("\r\n\r\n");
+  for (absl::string_view line : absl::StrSplit(ToAbsl(response.substr(0, end)), "\r\n")) {
+    const size_t colon = line.find(':');
+    if (colon != absl::string_view::npos &&
+        absl::EqualsIgnoreCase(line.substr(0, colon), ToAbsl(name))) {
+      return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    }
+  }
+  return "";
+}
+
+TEST(HttpServerTest, ConnectionsBeyondTheLimitAreAnswered503WithRetryAfter) {
   ServerOptions options = LocalOptions();
   options.max_connections = 2;
   auto server = StartOrDie(options, Echo);
@@ -953,7 +966,15 @@ TEST(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
   ASSERT_TRUE(second.connected());
 
   RawClient third(server->port());
+  ASSERT_TRUE(third.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string refused = third.ReadResponse();
+  EXPECT_EQ(StatusOf(refused), 503) << refused;
+  EXPECT_EQ(HeaderOf(refused, "Retry-After"), "1");
+  EXPECT_THAT(BodyOf(refused), HasSubstr("2 connections are open"));
   EXPECT_TRUE(third.WaitClosed());
+  // The refused connection did not take one of the two slots.
+  ASSERT_TRUE(second.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(StatusOf(second.ReadResponse()), 200);
 
   first.reset();  // frees a slot once the server notices
   bool served = false;
@@ -963,6 +984,112 @@ TEST(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
              StatusOf(next.ReadResponse(false, absl::Milliseconds(200))) == 200;
   }
   EXPECT_TRUE(served);
+}
+
+TEST(HttpServerTest, ConnectionsPerClientAddressAreBounded) {
+  ServerOptions options = LocalOptions();
+  options.max_connections_per_client = 2;
+  auto server = StartOrDie(options, Echo);
+  ASSERT_NE(server, nullptr);
+  RawClient first(server->port());
+  RawClient second(server->port());
+  ASSERT_TRUE(first.connected() && second.connected());
+  // Both are registered once they have been served.
+  for (RawClient* client : {&first, &second}) {
+    ASSERT_TRUE(client->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_EQ(StatusOf(client->ReadResponse()), 200);
+  }
+
+  RawClient third(server->port());
+  const std::string refused = third.ReadResponse();
+  EXPECT_EQ(StatusOf(refused), 429) << refused;
+  EXPECT_EQ(HeaderOf(refused, "Retry-After"), "1");
+  EXPECT_THAT(BodyOf(refused), HasSubstr("at most 2 per client address"));
+  EXPECT_TRUE(third.WaitClosed());
+}
+
+// A chunk-size line is framing that Beast buffers until its CRLF; without a bound on the
+// connection's buffer one client could grow the server's memory without limit.
+TEST(HttpServerTest, OverlongChunkSizeLineIs400AndTheServerServesOthers) {
+  std::atomic<int> calls{0};
+  ServerOptions options = LocalOptions();
+  options.max_header_bytes = 1024;
+  auto server = StartOrDie(options, [&calls](const Request& request) {
+    ++calls;
+    return Echo(request);
+  });
+  ASSERT_NE(server, nullptr);
+  RawClient attacker(server->port());
+  ASSERT_TRUE(attacker.connected());
+
+  ASSERT_TRUE(attacker.Send(
+      "POST /v1/servers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;"));
+  // Far more than the buffer may hold; the server must answer before it has read it all.
+  bool sent_all = true;
+  for (int i = 0; i < 256 && sent_all; ++i) {
+    sent_all = attacker.Send(std::string(64 << 10, 'a'));
+  }
+  const std::string response = attacker.ReadResponse();
+  EXPECT_EQ(StatusOf(response), 400) << response;
+  EXPECT_THAT(BodyOf(response), HasSubstr("chunk-size line or the trailer section"));
+  EXPECT_TRUE(attacker.WaitClosed(absl::Seconds(5)));
+  EXPECT_EQ(calls.load(), 0);
+
+  CurlClient other;
+  EXPECT_EQ(other.Get(Url(*server, "/")).status, 200);
+}
+
+TEST(HttpServerTest, OverlongTrailerSectionIs400) {
+  ServerOptions options = LocalOptions();
+  options.max_header_bytes = 1024;
+  auto server = StartOrDie(options, Echo);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  ASSERT_TRUE(client.connected());
+
+  ASSERT_TRUE(
+      client.Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "1\r\nx\r\n0\r\n"));
+  bool sent_all = true;
+  for (int i = 0; i < 64 && sent_all; ++i) {
+    sent_all = client.Send(absl::StrCat("X-Trailer-", i, ": ", std::string(1000, 'b'), "\r\n"));
+  }
+  const std::string response = client.ReadResponse();
+  EXPECT_EQ(StatusOf(response), 400) << response;
+  EXPECT_TRUE(client.WaitClosed(absl::Seconds(5)));
+}
+
+TEST(HttpServerTest, BodiesBeyondTheServersBudgetAre503WithRetryAfter) {
+  ServerOptions options = LocalOptions();
+  options.max_body_bytes = 64 << 10;
+  options.max_buffered_body_bytes = 100 << 10;
+  auto server = StartOrDie(options, Echo);
+  ASSERT_NE(server, nullptr);
+  // Two uploads in progress announce 2 × 48 KiB; a third announcing 48 KiB does not fit.
+  RawClient first(server->port());
+  RawClient second(server->port());
+  ASSERT_TRUE(first.Send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 49152\r\n\r\nabc"));
+  ASSERT_TRUE(second.Send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 49152\r\n\r\nabc"));
+  // The server has taken both headers once a third, chunked upload is refused as it grows.
+  std::string refused;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(5);
+       StatusOf(refused) != 503 && absl::Now() < deadline;) {
+    RawClient third(server->port());
+    third.Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    third.Send(absl::StrCat("C000\r\n", std::string(0xC000, 'x'), "\r\n"));
+    refused = third.ReadResponse(false, absl::Seconds(1));
+  }
+  EXPECT_EQ(StatusOf(refused), 503) << refused;
+  EXPECT_EQ(HeaderOf(refused, "Retry-After"), "1");
+  EXPECT_THAT(BodyOf(refused), HasSubstr("request bodies being received exceed 102400 bytes"));
+
+  // Once the uploads finish their share is free again.
+  ASSERT_TRUE(first.Send(std::string(49152 - 3, 'y')));
+  EXPECT_EQ(StatusOf(first.ReadResponse()), 200);
+  ASSERT_TRUE(second.Send(std::string(49152 - 3, 'y')));
+  EXPECT_EQ(StatusOf(second.ReadResponse()), 200);
+  CurlClient after;
+  EXPECT_EQ(after.Post(Url(*server, "/"), std::string(49152, 'z')).status, 200);
 }
 
 TEST(HttpServerTest, PortZeroBindsAnEphemeralPort) {

@@ -1,6 +1,7 @@
 #include "metrics/metrics.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -51,6 +52,19 @@ prometheus::Labels RpcLabels(std::string_view full_method) {
   return {{"grpc_type", std::string(kUnary)},
           {"grpc_service", std::move(service)},
           {"grpc_method", std::move(method)}};
+}
+
+// A request may carry any token as its method; a label taking it as sent would let every client
+// add series without bound.
+std::string_view MethodLabel(std::string_view method) {
+  static constexpr std::array<std::string_view, 9> kKnown = {
+      "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+  for (std::string_view known : kKnown) {
+    if (method == known) {
+      return known;
+    }
+  }
+  return "other";
 }
 
 template <typename T>
@@ -199,7 +213,7 @@ void Metrics::HttpHandled(std::string_view route, std::string_view method, int s
                           absl::Duration elapsed) {
   http_requests_
       .Add({{"route", std::string(route)},
-            {"method", std::string(method)},
+            {"method", std::string(MethodLabel(method))},
             {"code", std::to_string(status)}})
       .Increment();
   HistogramSeries(http_request_duration_, {{"route", std::string(route)}})

@@ -65,8 +65,9 @@ class Metrics {
   // grpc_server_handling_seconds and, when `code` is OK, grpc_server_msg_sent_total.
   void RpcHandled(std::string_view full_method, absl::StatusCode code, absl::Duration elapsed);
 
-  // Records an HTTP request answered with `status` on `route` (the matched pattern, not the
-  // raw path, so that the number of series stays bounded).
+  // Records an HTTP request answered with `status` on `route` (the matched pattern or
+  // "unmatched", never the raw path). `method` counts as itself when it is one of RFC 9110's
+  // methods and as "other" otherwise: no label takes its value from request input.
   void HttpHandled(std::string_view route, std::string_view method, int status,
                    absl::Duration elapsed);
 

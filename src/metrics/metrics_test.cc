@@ -148,6 +148,26 @@ TEST(MetricsTest, HttpRequestsAreCountedPerRouteMethodAndCode) {
                   R"(discovery_http_request_duration_seconds_count{route="/v1/namespaces"})", 3)));
 }
 
+TEST(MetricsTest, MethodsOutsideRfc9110CountAsOther) {
+  Metrics metrics;
+  for (int i = 0; i < 100; ++i) {
+    metrics.HttpHandled(
+        "unmatched", "X" + std::string(4096, static_cast<char>('A' + i % 26)) + std::to_string(i),
+        400, absl::Milliseconds(1));
+  }
+  metrics.HttpHandled("unmatched", "get", 404, absl::Milliseconds(1));
+  metrics.HttpHandled("unmatched", "DELETE", 404, absl::Milliseconds(1));
+
+  EXPECT_THAT(
+      SamplesNamed(metrics.Serialize(), "discovery_http_requests_total"),
+      UnorderedElementsAre(
+          Pair(R"(discovery_http_requests_total{code="400",method="other",route="unmatched"})",
+               100),
+          Pair(R"(discovery_http_requests_total{code="404",method="other",route="unmatched"})", 1),
+          Pair(R"(discovery_http_requests_total{code="404",method="DELETE",route="unmatched"})",
+               1)));
+}
+
 TEST(MetricsTest, ServiceCountsReplaceThePreviousSet) {
   Metrics metrics;
   metrics.SetServiceCounts({{{"server1", "default"}, 2}, {{"server2", "default"}, 1}});

@@ -413,8 +413,10 @@ http::Response TransportErrorResponse(int status, std::string_view message) {
   absl::StatusCode code = absl::StatusCode::kUnknown;
   if (status == 400) {
     code = absl::StatusCode::kInvalidArgument;
-  } else if (status == 413 || status == 431) {
+  } else if (status == 413 || status == 431 || status == 429) {
     code = absl::StatusCode::kResourceExhausted;
+  } else if (status == 503) {
+    code = absl::StatusCode::kUnavailable;
   }
   http::Response response = ErrorResponse(absl::Status(code, ToAbsl(message)));
   response.status = status;

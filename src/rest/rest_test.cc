@@ -370,6 +370,8 @@ TEST(RestJsonTest, TransportErrorsHaveTheGatewayShape) {
   EXPECT_EQ(too_large.body, R"({"code":8,"message":"request body too large","details":[]})");
   EXPECT_THAT(HeaderOf(too_large, "Content-Type"), Optional(std::string("application/json")));
   EXPECT_EQ(TransportErrorResponse(431, "x").body, R"({"code":8,"message":"x","details":[]})");
+  EXPECT_EQ(TransportErrorResponse(429, "x").body, R"({"code":8,"message":"x","details":[]})");
+  EXPECT_EQ(TransportErrorResponse(503, "x").body, R"({"code":14,"message":"x","details":[]})");
   const http::Response malformed = TransportErrorResponse(400, "malformed HTTP request: bad field");
   EXPECT_EQ(malformed.status, 400);
   EXPECT_EQ(malformed.body,

@@ -64,10 +64,10 @@ struct Daemon::Parts {
       response = ready.ok() ? PlainText(200, "ok\n")
                             : PlainText(503, fmt::format("{}\n", ready.message()));
     } else if (openapi::Handles(request.path)) {
-      route = std::string{openapi::Route(request.path).value_or("other")};
+      route = std::string{openapi::Route(request.path).value_or("unmatched")};
       response = openapi::Serve(request);
     } else {
-      route = std::string{rest::RestApi::Route(request.path).value_or("other")};
+      route = std::string{rest::RestApi::Route(request.path).value_or("unmatched")};
       response = rest->Handle(request);
     }
     metrics.HttpHandled(route, request.method, response.status, absl::Now() - start);
@@ -141,6 +141,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
       .idle_timeout = cfg.http_limits.idle_timeout,
       .write_timeout = cfg.http_limits.write_timeout,
       .max_connections = cfg.http_limits.max_connections,
+      .max_connections_per_client = cfg.http_limits.max_connections_per_client,
+      .max_buffered_body_bytes = cfg.http_limits.max_buffered_body_bytes,
       // REST clients get the same JSON error shape from the transport as from the API.
       .error_renderer = rest::TransportErrorResponse,
   };

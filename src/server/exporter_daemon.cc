@@ -23,7 +23,7 @@ struct ExporterDaemon::Parts {
   http::Response Serve(const http::Request& request) {
     const absl::Time start = absl::Now();
     http::Response response;
-    std::string route = "other";
+    std::string route = "unmatched";
     if (request.path == "/metrics") {
       route = "/metrics";
       response = {.status = 200,
