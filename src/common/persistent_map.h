@@ -1,0 +1,328 @@
+// An immutable ordered map with structural sharing: Insert and Erase return a new map in
+// O(log n) time and space and leave the original untouched, so a snapshot of a million entries
+// is updated by a write without being copied, and any number of readers keep older versions
+// alive for as long as they hold them.
+//
+// It is a treap whose node priorities are a hash of the key. The shape of the tree is then a
+// function of the set of keys alone, so two versions that share most of their entries share most
+// of their nodes, and Diff can skip every subtree both versions hold by pointer: comparing two
+// versions costs O(d log n) for d differing entries instead of O(n).
+//
+// Values are copied into nodes and nodes are copied along the path of every update, so V should
+// be cheap to copy (a shared_ptr to the real record, for instance).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/hash/hash.h"
+
+namespace discovery::persistent {
+
+template <typename K, typename V, typename Compare = std::less<>>
+class Map {
+  struct Node;
+  using NodePtr = std::shared_ptr<const Node>;
+
+  struct Node {
+    K key;
+    V value;
+    uint64_t priority;
+    size_t size;
+    NodePtr left;
+    NodePtr right;
+  };
+
+ public:
+  using key_type = K;
+  using mapped_type = V;
+
+  Map() = default;
+
+  size_t size() const { return root_ == nullptr ? 0 : root_->size; }
+  bool empty() const { return root_ == nullptr; }
+
+  // True when both are the same version (or both empty): equal contents, found in O(1).
+  bool SameAs(const Map& other) const { return root_ == other.root_; }
+
+  // The value stored under `key`, or nullptr. The pointer stays valid as long as a map holding
+  // this version (or a later one still containing the entry unchanged) exists.
+  template <typename Q>
+  const V* Find(const Q& key) const {
+    const Node* node = root_.get();
+    while (node != nullptr) {
+      if (compare_(key, node->key)) {
+        node = node->left.get();
+      } else if (compare_(node->key, key)) {
+        node = node->right.get();
+      } else {
+        return &node->value;
+      }
+    }
+    return nullptr;
+  }
+
+  template <typename Q>
+  bool Contains(const Q& key) const {
+    return Find(key) != nullptr;
+  }
+
+  // This map with `key` set to `value` (added or replaced).
+  Map Insert(K key, V value) const {
+    const uint64_t priority = Priority(key);
+    return Map(InsertAt(root_, std::move(key), std::move(value), priority));
+  }
+
+  // This map without `key`; the same version when the key is absent.
+  template <typename Q>
+  Map Erase(const Q& key) const {
+    if (!Contains(key)) {
+      return *this;
+    }
+    return Map(EraseAt(root_, key));
+  }
+
+  // Builds a map from entries sorted ascending by key without duplicates, in O(n): the initial
+  // load of a large store must not pay O(n log n) allocations.
+  static Map FromSorted(std::vector<std::pair<K, V>> entries) {
+    // The right spine of the tree built so far, as mutable nodes; frozen at the end.
+    std::vector<std::shared_ptr<Node>> spine;
+    for (auto& [key, value] : entries) {
+      const uint64_t priority = Priority(key);
+      auto node =
+          std::make_shared<Node>(Node{std::move(key), std::move(value), priority, 1, {}, {}});
+      std::shared_ptr<Node> last_popped;
+      // Everything on the spine that the new node outranks goes below it, to its left.
+      while (!spine.empty() &&
+             Before(priority, node->key, spine.back()->priority, spine.back()->key)) {
+        last_popped = std::move(spine.back());
+        spine.pop_back();
+      }
+      node->left = std::move(last_popped);
+      if (!spine.empty()) {
+        spine.back()->right = node;
+      }
+      spine.push_back(std::move(node));
+    }
+    if (spine.empty()) {
+      return Map();
+    }
+    NodePtr root = spine.front();
+    FixSizes(const_cast<Node*>(root.get()));
+    return Map(std::move(root));
+  }
+
+  // In-order traversal without recursion; invalidated by nothing (the version is immutable).
+  class const_iterator {
+   public:
+    using value_type = std::pair<const K&, const V&>;
+
+    const_iterator() = default;
+    const K& key() const { return stack_.back()->key; }
+    const V& value() const { return stack_.back()->value; }
+    std::pair<const K&, const V&> operator*() const { return {key(), value()}; }
+    const_iterator& operator++() {
+      const Node* node = stack_.back();
+      stack_.pop_back();
+      PushLeft(node->right.get());
+      return *this;
+    }
+    bool operator==(const const_iterator& other) const {
+      return stack_.empty() ? other.stack_.empty()
+                            : (!other.stack_.empty() && stack_.back() == other.stack_.back());
+    }
+
+   private:
+    friend class Map;
+    explicit const_iterator(const Node* root) { PushLeft(root); }
+    void PushLeft(const Node* node) {
+      for (; node != nullptr; node = node->left.get()) {
+        stack_.push_back(node);
+      }
+    }
+    std::vector<const Node*> stack_;
+  };
+
+  const_iterator begin() const { return const_iterator(root_.get()); }
+  const_iterator end() const { return const_iterator(); }
+
+  // Calls f(key, value) for every entry in key order.
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const_iterator it = begin(); it != end(); ++it) {
+      f(it.key(), it.value());
+    }
+  }
+
+  // Reports how `after` differs from `before`: removed(key, old) for keys only in `before`,
+  // added(key, new) for keys only in `after`, changed(key, old, new) for keys in both whose
+  // values differ by operator==. Subtrees both versions share are skipped, so two versions d
+  // updates apart cost O(d log n). Calls come in no particular order.
+  template <typename Removed, typename Added, typename Changed>
+  static void Diff(const Map& before, const Map& after, Removed&& removed, Added&& added,
+                   Changed&& changed) {
+    DiffAt(before.root_, after.root_, removed, added, changed);
+  }
+
+ private:
+  explicit Map(NodePtr root) : root_(std::move(root)) {}
+
+  template <typename Q>
+  static uint64_t Priority(const Q& key) {
+    return absl::HashOf(key);
+  }
+
+  // Whether a node (priority a, key ka) must sit above one with (b, kb): higher priority wins,
+  // ties go to the smaller key, so the shape is a function of the key set.
+  static bool Before(uint64_t a, const K& ka, uint64_t b, const K& kb) {
+    return a > b || (a == b && Compare()(ka, kb));
+  }
+  static bool Above(const Node* a, const Node* b) {
+    return Before(a->priority, a->key, b->priority, b->key);
+  }
+
+  static size_t SizeOf(const NodePtr& node) { return node == nullptr ? 0 : node->size; }
+
+  static NodePtr Make(const Node& from, NodePtr left, NodePtr right) {
+    const size_t size = 1 + SizeOf(left) + SizeOf(right);
+    return std::make_shared<const Node>(
+        Node{from.key, from.value, from.priority, size, std::move(left), std::move(right)});
+  }
+
+  static size_t FixSizes(Node* node) {
+    if (node == nullptr) {
+      return 0;
+    }
+    node->size = 1 + FixSizes(const_cast<Node*>(node->left.get())) +
+                 FixSizes(const_cast<Node*>(node->right.get()));
+    return node->size;
+  }
+
+  // Splits `node` into the keys less than `key` and those greater (`key` itself must be
+  // absent).
+  template <typename Q>
+  static std::pair<NodePtr, NodePtr> Split(const NodePtr& node, const Q& key) {
+    if (node == nullptr) {
+      return {nullptr, nullptr};
+    }
+    if (Compare()(node->key, key)) {
+      auto [less, greater] = Split(node->right, key);
+      return {Make(*node, node->left, std::move(less)), std::move(greater)};
+    }
+    auto [less, greater] = Split(node->left, key);
+    return {std::move(less), Make(*node, std::move(greater), node->right)};
+  }
+
+  // Joins two trees where every key of `left` is less than every key of `right`.
+  static NodePtr Merge(const NodePtr& left, const NodePtr& right) {
+    if (left == nullptr) {
+      return right;
+    }
+    if (right == nullptr) {
+      return left;
+    }
+    if (Above(left.get(), right.get())) {
+      return Make(*left, left->left, Merge(left->right, right));
+    }
+    return Make(*right, Merge(left, right->left), right->right);
+  }
+
+  static NodePtr InsertAt(const NodePtr& node, K key, V value, uint64_t priority) {
+    if (node == nullptr || Before(priority, key, node->priority, node->key)) {
+      if (node != nullptr && !Compare()(key, node->key) && !Compare()(node->key, key)) {
+        // Same key (and so same priority): replace the value, keep the children.
+        return std::make_shared<const Node>(
+            Node{std::move(key), std::move(value), priority, node->size, node->left, node->right});
+      }
+      // The new key goes here; whatever was below splits around it. An equal key further down
+      // cannot exist: it would have the same priority and so sit at or above this point.
+      auto [less, greater] = Split(node, key);
+      const size_t size = 1 + SizeOf(less) + SizeOf(greater);
+      return std::make_shared<const Node>(Node{std::move(key), std::move(value), priority, size,
+                                               std::move(less), std::move(greater)});
+    }
+    if (Compare()(key, node->key)) {
+      return Make(*node, InsertAt(node->left, std::move(key), std::move(value), priority),
+                  node->right);
+    }
+    if (Compare()(node->key, key)) {
+      return Make(*node, node->left,
+                  InsertAt(node->right, std::move(key), std::move(value), priority));
+    }
+    return std::make_shared<const Node>(
+        Node{std::move(key), std::move(value), priority, node->size, node->left, node->right});
+  }
+
+  template <typename Q>
+  static NodePtr EraseAt(const NodePtr& node, const Q& key) {
+    if (Compare()(key, node->key)) {
+      return Make(*node, EraseAt(node->left, key), node->right);
+    }
+    if (Compare()(node->key, key)) {
+      return Make(*node, node->left, EraseAt(node->right, key));
+    }
+    return Merge(node->left, node->right);
+  }
+
+  template <typename Removed, typename Added>
+  static void ReportAll(const NodePtr& node, bool as_added, Removed& removed, Added& added) {
+    if (node == nullptr) {
+      return;
+    }
+    ReportAll(node->left, as_added, removed, added);
+    if (as_added) {
+      added(node->key, node->value);
+    } else {
+      removed(node->key, node->value);
+    }
+    ReportAll(node->right, as_added, removed, added);
+  }
+
+  template <typename Removed, typename Added, typename Changed>
+  static void DiffAt(const NodePtr& a, const NodePtr& b, Removed& removed, Added& added,
+                     Changed& changed) {
+    if (a == b) {
+      return;
+    }
+    if (a == nullptr) {
+      ReportAll(b, /*as_added=*/true, removed, added);
+      return;
+    }
+    if (b == nullptr) {
+      ReportAll(a, /*as_added=*/false, removed, added);
+      return;
+    }
+    const bool same_key = !Compare()(a->key, b->key) && !Compare()(b->key, a->key);
+    if (same_key) {
+      if (!(a->value == b->value)) {
+        changed(a->key, a->value, b->value);
+      }
+      DiffAt(a->left, b->left, removed, added, changed);
+      DiffAt(a->right, b->right, removed, added, changed);
+      return;
+    }
+    // Each root holds the key of highest priority in its version; the higher of the two cannot
+    // be in the other version. Split the other around it and compare the halves.
+    if (Above(a.get(), b.get())) {
+      removed(a->key, a->value);
+      auto [less, greater] = Split(b, a->key);
+      DiffAt(a->left, less, removed, added, changed);
+      DiffAt(a->right, greater, removed, added, changed);
+    } else {
+      added(b->key, b->value);
+      auto [less, greater] = Split(a, b->key);
+      DiffAt(less, b->left, removed, added, changed);
+      DiffAt(greater, b->right, removed, added, changed);
+    }
+  }
+
+  NodePtr root_;
+  [[no_unique_address]] Compare compare_;
+};
+
+}  // namespace discovery::persistent

@@ -1,0 +1,160 @@
+#include "common/persistent_map.h"
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace discovery::persistent {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+using IntMap = Map<int, int>;
+
+std::vector<std::pair<int, int>> Contents(const IntMap& map) {
+  std::vector<std::pair<int, int>> out;
+  map.ForEach([&out](int key, int value) { out.emplace_back(key, value); });
+  return out;
+}
+
+std::vector<std::pair<int, int>> Contents(const std::map<int, int>& map) {
+  return {map.begin(), map.end()};
+}
+
+struct Differences {
+  std::set<std::pair<int, int>> removed;
+  std::set<std::pair<int, int>> added;
+  std::set<std::tuple<int, int, int>> changed;
+
+  friend bool operator==(const Differences&, const Differences&) = default;
+};
+
+Differences DiffOf(const IntMap& before, const IntMap& after) {
+  Differences d;
+  IntMap::Diff(
+      before, after, [&d](int key, int value) { d.removed.emplace(key, value); },
+      [&d](int key, int value) { d.added.emplace(key, value); },
+      [&d](int key, int old_value, int new_value) {
+        d.changed.emplace(key, old_value, new_value);
+      });
+  return d;
+}
+
+Differences ExpectedDiff(const std::map<int, int>& before, const std::map<int, int>& after) {
+  Differences d;
+  for (const auto& [key, value] : before) {
+    auto it = after.find(key);
+    if (it == after.end()) {
+      d.removed.emplace(key, value);
+    } else if (it->second != value) {
+      d.changed.emplace(key, value, it->second);
+    }
+  }
+  for (const auto& [key, value] : after) {
+    if (!before.contains(key)) {
+      d.added.emplace(key, value);
+    }
+  }
+  return d;
+}
+
+TEST(PersistentMapTest, InsertFindEraseLeaveEarlierVersionsUntouched) {
+  const IntMap empty;
+  const IntMap one = empty.Insert(1, 10);
+  const IntMap two = one.Insert(2, 20);
+  const IntMap replaced = two.Insert(1, 11);
+  const IntMap erased = replaced.Erase(2);
+
+  EXPECT_TRUE(empty.empty());
+  EXPECT_THAT(Contents(one), ElementsAre(Pair(1, 10)));
+  EXPECT_THAT(Contents(two), ElementsAre(Pair(1, 10), Pair(2, 20)));
+  EXPECT_THAT(Contents(replaced), ElementsAre(Pair(1, 11), Pair(2, 20)));
+  EXPECT_THAT(Contents(erased), ElementsAre(Pair(1, 11)));
+  ASSERT_NE(two.Find(2), nullptr);
+  EXPECT_EQ(*two.Find(2), 20);
+  EXPECT_EQ(erased.Find(2), nullptr);
+  EXPECT_EQ(two.size(), 2u);
+  EXPECT_TRUE(erased.Erase(42).SameAs(erased));
+}
+
+TEST(PersistentMapTest, HeterogeneousLookupWithStringKeys) {
+  const Map<std::string, int> map = Map<std::string, int>().Insert("b", 2).Insert("a", 1);
+  const std::string_view key = "b";
+  ASSERT_NE(map.Find(key), nullptr);
+  EXPECT_EQ(*map.Find(key), 2);
+  EXPECT_EQ(map.Erase(std::string_view("a")).size(), 1u);
+}
+
+// Random updates checked against std::map after every step, keeping every version: old
+// versions must never change, Diff between any two must be exact, and a map built at once from
+// the sorted contents must equal the one built step by step.
+TEST(PersistentMapTest, RandomOperationsAgreeWithStdMap) {
+  std::mt19937 random(20261204);
+  std::uniform_int_distribution<int> key_of(0, 300);
+  std::uniform_int_distribution<int> value_of(0, 3);
+  std::uniform_int_distribution<int> operation(0, 9);
+  std::vector<IntMap> versions{IntMap()};
+  std::vector<std::map<int, int>> expected{{}};
+  for (int step = 0; step < 3000; ++step) {
+    IntMap next = versions.back();
+    std::map<int, int> model = expected.back();
+    const int key = key_of(random);
+    if (operation(random) < 3) {
+      next = next.Erase(key);
+      model.erase(key);
+    } else {
+      const int value = value_of(random);
+      next = next.Insert(key, value);
+      model[key] = value;
+    }
+    ASSERT_EQ(Contents(next), Contents(model)) << "step " << step;
+    ASSERT_EQ(next.size(), model.size());
+    versions.push_back(next);
+    expected.push_back(model);
+  }
+  std::uniform_int_distribution<size_t> version_of(0, versions.size() - 1);
+  for (int check = 0; check < 300; ++check) {
+    const size_t a = version_of(random);
+    const size_t b = version_of(random);
+    ASSERT_EQ(Contents(versions[a]), Contents(expected[a]));
+    ASSERT_EQ(DiffOf(versions[a], versions[b]), ExpectedDiff(expected[a], expected[b]))
+        << a << " -> " << b;
+  }
+  const IntMap rebuilt = IntMap::FromSorted(Contents(expected.back()));
+  EXPECT_EQ(Contents(rebuilt), Contents(expected.back()));
+  EXPECT_EQ(rebuilt.size(), expected.back().size());
+  EXPECT_EQ(DiffOf(rebuilt, versions.back()), Differences{});
+  // Updates of a bulk-built map behave like any other.
+  const IntMap updated = rebuilt.Insert(1000, 1).Erase(expected.back().begin()->first);
+  std::map<int, int> model = expected.back();
+  model[1000] = 1;
+  model.erase(model.begin());
+  EXPECT_EQ(Contents(updated), Contents(model));
+  EXPECT_EQ(DiffOf(rebuilt, updated), ExpectedDiff(expected.back(), model));
+}
+
+TEST(PersistentMapTest, IteratorWalksInKeyOrder) {
+  std::vector<std::pair<int, int>> sorted;
+  for (int i = 0; i < 1000; ++i) {
+    sorted.emplace_back(i * 3, i);
+  }
+  const IntMap map = IntMap::FromSorted(sorted);
+  std::vector<std::pair<int, int>> walked;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    walked.emplace_back(it.key(), it.value());
+  }
+  EXPECT_EQ(walked, sorted);
+  EXPECT_TRUE(IntMap::FromSorted({}).empty());
+}
+
+}  // namespace
+}  // namespace discovery::persistent
