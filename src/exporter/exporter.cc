@@ -172,22 +172,21 @@ void Exporter::CountEvents(const repo::Snapshot& snapshot) const {
     namespaces.insert(ns);
   }
   for (const std::string& ns : namespaces) {
-    const repo::ServiceMap* old_services = services_of(before, ns);
-    const repo::ServiceMap* new_services = services_of(snapshot, ns);
-    if (old_services == new_services) {
-      continue;
-    }
-    for (const auto& [id, service] : *new_services) {
-      const auto old = old_services->find(id);
-      if (old == old_services->end() || !(old->second == service)) {
-        options_.metrics->ExporterWatchEvent("Change");
-      }
-    }
-    for (const auto& [id, service] : *old_services) {
-      if (!new_services->contains(id)) {
-        options_.metrics->ExporterWatchEvent("Delete");
-      }
-    }
+    // Persistent maps: the diff skips everything the two versions share.
+    repo::ServiceMap::Diff(
+        *services_of(before, ns), *services_of(snapshot, ns),
+        [this](std::string_view, const repo::ServicePtr&) {
+          options_.metrics->ExporterWatchEvent("Delete");
+        },
+        [this](std::string_view, const repo::ServicePtr&) {
+          options_.metrics->ExporterWatchEvent("Change");
+        },
+        [this](std::string_view, const repo::ServicePtr& old_service,
+               const repo::ServicePtr& new_service) {
+          if (!(*old_service == *new_service)) {
+            options_.metrics->ExporterWatchEvent("Change");
+          }
+        });
   }
 }
 

@@ -21,15 +21,16 @@ FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
       continue;
     }
     std::map<std::string, std::vector<Service>> jobs;
-    for (const Service* service : placement->ServicesOn(server)) {
+    placement->On(server).ForEach([&](std::string_view, const registry::PlacedPtr& entry) {
+      const Service& service = *entry->service;
       if (absl::StatusOr<targetgroup::TargetGroup> group =
-              targetgroup::FromService(*service, ns.export_config);
+              targetgroup::FromService(service, ns.export_config);
           !group.ok()) {
         problems->push_back(std::string{group.status().message()});
-        continue;
+        return;
       }
-      jobs[service->name].push_back(*service);
-    }
+      jobs[service.name].push_back(service);
+    });
     for (const auto& [job, services] : jobs) {
       absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
           targetgroup::FromServices(services, ns.export_config);

@@ -12,36 +12,7 @@
 namespace discovery::registry {
 namespace {
 
-// Candidate lists per selector text: most services share a handful of selectors, and parsing
-// and matching once per selector instead of once per service keeps a full recompute cheap.
-class CandidateCache {
- public:
-  explicit CandidateCache(const repo::Snapshot& snapshot) {
-    servers_.reserve(snapshot.servers.size());
-    for (const auto& [name, server] : snapshot.servers) {
-      servers_.push_back(server);
-    }
-  }
-
-  const std::vector<std::string>& For(const std::string& selector_text) {
-    auto it = cache_.find(selector_text);
-    if (it != cache_.end()) {
-      return it->second;
-    }
-    std::vector<std::string> candidates;
-    // A stored selector that does not parse (written by another tool) places nowhere rather
-    // than everywhere.
-    if (absl::StatusOr<selector::Selector> parsed = selector::Selector::Parse(selector_text);
-        parsed.ok()) {
-      candidates = placement::Candidates(servers_, *parsed);
-    }
-    return cache_.emplace(selector_text, std::move(candidates)).first->second;
-  }
-
- private:
-  std::vector<Server> servers_;
-  std::unordered_map<std::string, std::vector<std::string>> cache_;
-};
+using ServerList = std::shared_ptr<const std::vector<std::string>>;
 
 // Servers as far as placement is concerned: `modified` does not matter.
 bool SamePlacementInputs(const repo::Snapshot& a, const repo::Snapshot& b) {
@@ -52,15 +23,172 @@ bool SamePlacementInputs(const repo::Snapshot& a, const repo::Snapshot& b) {
                     });
 }
 
+bool SameServers(const ServerList& a, const ServerList& b) { return a == b || *a == *b; }
+
+// Builds placements. Server lists come from `lists`, so services placed alike share one list
+// (a million services over a few servers hold a handful of lists).
+class Placer {
+ public:
+  Placer(CandidateCache& candidates, ServerListPool& lists, const placement::Settings& settings)
+      : candidates_(candidates), lists_(lists), settings_(settings) {}
+
+  PlacedPtr Place(const repo::ServicePtr& service) {
+    const std::shared_ptr<const std::vector<std::string>> candidates =
+        candidates_.For(service->selector);
+    return std::make_shared<const PlacedService>(PlacedService{
+        .service = service,
+        .servers = lists_.Intern(placement::Place(service->endpoint, *candidates,
+                                                  settings_.replicas, settings_.algorithm))});
+  }
+
+ private:
+  CandidateCache& candidates_;
+  ServerListPool& lists_;
+  const placement::Settings& settings_;
+};
+
 }  // namespace
 
-const std::vector<std::string>* NamespacePlacement::ServersOf(std::string_view id) const {
-  auto it = servers_of_.find(std::string{id});
-  return it == servers_of_.end() ? nullptr : &it->second;
+// Builds and updates NamespacePlacements (a friend: it writes their maps).
+class PlacementBuilder {
+ public:
+  // A namespace's placement being updated: a copy of the previous one (persistent maps, so the
+  // copy costs one pointer per server) changed service by service.
+  class Update {
+   public:
+    explicit Update(NamespacePlacement& target) : target_(target) {}
+
+    void Remove(std::string_view id) {
+      const PlacedPtr* old = target_.all_.Find(id);
+      if (old == nullptr) {
+        return;
+      }
+      for (const std::string& server : *(*old)->servers) {
+        EraseFrom(server, id);
+      }
+      target_.all_ = target_.all_.Erase(id);
+    }
+
+    void Put(PlacedPtr placed) {
+      const std::string_view id = placed->service->id;
+      if (const PlacedPtr* old = target_.all_.Find(id); old != nullptr) {
+        for (const std::string& server : *(*old)->servers) {
+          if (!std::binary_search(placed->servers->begin(), placed->servers->end(), server)) {
+            EraseFrom(server, id);
+          }
+        }
+      }
+      for (const std::string& server : *placed->servers) {
+        PlacedMap& slice = target_.by_server_[server];
+        slice = slice.Insert(id, placed);
+      }
+      target_.all_ = target_.all_.Insert(id, std::move(placed));
+    }
+
+   private:
+    void EraseFrom(const std::string& server, std::string_view id) {
+      auto it = target_.by_server_.find(server);
+      if (it == target_.by_server_.end()) {
+        return;
+      }
+      it->second = it->second.Erase(id);
+      if (it->second.empty()) {
+        target_.by_server_.erase(it);
+      }
+    }
+
+    NamespacePlacement& target_;
+  };
+
+  // The whole namespace at once, in O(n): the first placement after a load.
+  static std::shared_ptr<NamespacePlacement> PlaceAll(const repo::ServiceMap& services,
+                                                      Placer& placer) {
+    auto result = std::make_shared<NamespacePlacement>();
+    std::vector<std::pair<std::string_view, PlacedPtr>> all;
+    std::map<std::string, std::vector<std::pair<std::string_view, PlacedPtr>>, std::less<>>
+        by_server;
+    all.reserve(services.size());
+    // The map iterates by id, so every list comes out ascending as FromSorted wants it.
+    services.ForEach([&](std::string_view id, const repo::ServicePtr& service) {
+      PlacedPtr placed = placer.Place(service);
+      for (const std::string& server : *placed->servers) {
+        by_server[server].emplace_back(id, placed);
+      }
+      all.emplace_back(id, std::move(placed));
+    });
+    result->services_ = services;
+    result->all_ = PlacedMap::FromSorted(std::move(all));
+    for (auto& [server, entries] : by_server) {
+      result->by_server_.emplace(server, PlacedMap::FromSorted(std::move(entries)));
+    }
+    return result;
+  }
+
+  // The namespace placed again from `previous`: only the services that differ are placed anew;
+  // with `replace_all` (servers or settings changed) every service is placed again, and only those
+  // whose servers moved are rewritten.
+  static std::shared_ptr<NamespacePlacement> PlaceChanges(const NamespacePlacement& previous,
+                                                          const repo::ServiceMap& services,
+                                                          Placer& placer, bool replace_all) {
+    auto result = std::make_shared<NamespacePlacement>(previous);
+    Update update(*result);
+    repo::ServiceMap::Diff(
+        previous.services_, services,
+        [&](std::string_view id, const repo::ServicePtr&) { update.Remove(id); },
+        [&](std::string_view, const repo::ServicePtr& added) { update.Put(placer.Place(added)); },
+        [&](std::string_view, const repo::ServicePtr&, const repo::ServicePtr& changed) {
+          update.Put(placer.Place(changed));
+        });
+    result->services_ = services;
+    if (replace_all) {
+      std::vector<PlacedPtr> moved;
+      result->all_.ForEach([&](std::string_view, const PlacedPtr& current) {
+        PlacedPtr placed = placer.Place(current->service);
+        if (!SameServers(placed->servers, current->servers)) {
+          moved.push_back(std::move(placed));
+        }
+      });
+      for (PlacedPtr& placed : moved) {
+        update.Put(std::move(placed));
+      }
+    }
+    return result;
+  }
+};
+
+namespace {
+
+std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config,
+                                         absl::Status& error) {
+  std::vector<targetgroup::TargetGroup> groups;
+  if (config != ExportConfig::kDisabled) {
+    std::vector<Service> services;
+    services.reserve(slice.size());
+    slice.ForEach(
+        [&](std::string_view, const PlacedPtr& placed) { services.push_back(*placed->service); });
+    absl::StatusOr<std::vector<targetgroup::TargetGroup>> built =
+        targetgroup::FromServices(services, config);
+    if (!built.ok()) {
+      error = built.status();
+      return nullptr;
+    }
+    groups = *std::move(built);
+  }
+  auto body = std::make_shared<HttpSdBody>();
+  body->json = targetgroup::ToHttpSdJson(groups);
+  body->etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(body->json), body->json.size());
+  return body;
 }
 
-const std::vector<const Service*>& NamespacePlacement::ServicesOn(std::string_view server) const {
-  static const std::vector<const Service*> kNone;
+}  // namespace
+
+const PlacedService* NamespacePlacement::Find(std::string_view id) const {
+  const PlacedPtr* placed = all_.Find(id);
+  return placed == nullptr ? nullptr : placed->get();
+}
+
+const PlacedMap& NamespacePlacement::On(std::string_view server) const {
+  static const PlacedMap kNone;
   auto it = by_server_.find(server);
   return it == by_server_.end() ? kNone : it->second;
 }
@@ -73,37 +201,85 @@ std::map<std::string, int64_t> NamespacePlacement::Counts() const {
   return counts;
 }
 
-absl::StatusOr<std::shared_ptr<const HttpSdBody>> NamespacePlacement::HttpSd(
-    std::string_view server, ExportConfig config) const {
-  const std::pair<std::string, ExportConfig> key{std::string{server}, config};
+absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSdCache::Get(std::string_view server,
+                                                                   std::string_view ns,
+                                                                   ExportConfig config,
+                                                                   const PlacedMap& slice) {
+  const std::tuple<std::string, std::string, ExportConfig> key{server, ns, config};
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = rendered_.find(key); it != rendered_.end()) {
+    if (auto it = entries_.find(key); it != entries_.end() && it->second.slice.SameAs(slice)) {
+      return it->second.body;
+    }
+  }
+  // Rendering happens outside the lock; two requests racing for the same version render the
+  // same bytes and either may be kept.
+  absl::Status error;
+  std::shared_ptr<const HttpSdBody> body = Render(slice, config, error);
+  if (body == nullptr) {
+    return error;
+  }
+  absl::MutexLock lock(&mu_);
+  Entry& entry = entries_[key];
+  entry.slice = slice;
+  entry.body = body;
+  return body;
+}
+
+void HttpSdCache::Retain(const repo::Snapshot& snapshot) {
+  absl::MutexLock lock(&mu_);
+  std::erase_if(entries_, [&snapshot](const auto& entry) {
+    const auto& [server, ns, config] = entry.first;
+    return !snapshot.servers.contains(server) || !snapshot.services.contains(ns);
+  });
+}
+
+std::shared_ptr<const std::vector<std::string>> ServerListPool::Intern(
+    std::vector<std::string> servers) {
+  absl::MutexLock lock(&mu_);
+  auto it = lists_.find(servers);
+  if (it != lists_.end()) {
+    if (std::shared_ptr<const std::vector<std::string>> list = it->second.lock()) {
+      return list;
+    }
+  }
+  auto list = std::make_shared<const std::vector<std::string>>(servers);
+  if (it != lists_.end()) {
+    it->second = list;
+  } else {
+    lists_.emplace(std::move(servers), list);
+  }
+  // Lists of server sets no longer in use go once the pool has doubled since the last sweep.
+  if (lists_.size() >= 2 * swept_size_) {
+    std::erase_if(lists_, [](const auto& entry) { return entry.second.expired(); });
+    swept_size_ = std::max<size_t>(lists_.size(), 16);
+  }
+  return list;
+}
+
+CandidateCache::CandidateCache(const repo::Snapshot& snapshot) {
+  servers_.reserve(snapshot.servers.size());
+  for (const auto& [name, server] : snapshot.servers) {
+    servers_.push_back(server);
+  }
+}
+
+std::shared_ptr<const std::vector<std::string>> CandidateCache::For(
+    const std::string& selector_text) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = cache_.find(selector_text); it != cache_.end()) {
       return it->second;
     }
   }
-  // Rendering happens outside the lock; two requests racing for the same key render the same
-  // bytes and the first one stored wins.
-  std::vector<targetgroup::TargetGroup> groups;
-  if (config != ExportConfig::kDisabled) {
-    std::vector<Service> services;
-    const std::vector<const Service*>& placed = ServicesOn(server);
-    services.reserve(placed.size());
-    for (const Service* service : placed) {
-      services.push_back(*service);
-    }
-    absl::StatusOr<std::vector<targetgroup::TargetGroup>> built =
-        targetgroup::FromServices(services, config);
-    if (!built.ok()) {
-      return built.status();
-    }
-    groups = *std::move(built);
+  std::vector<std::string> candidates;
+  if (absl::StatusOr<selector::Selector> parsed = selector::Selector::Parse(selector_text);
+      parsed.ok()) {
+    candidates = placement::Candidates(servers_, *parsed);
   }
-  auto body = std::make_shared<HttpSdBody>();
-  body->json = targetgroup::ToHttpSdJson(groups);
-  body->etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(body->json), body->json.size());
+  auto shared = std::make_shared<const std::vector<std::string>>(std::move(candidates));
   absl::MutexLock lock(&mu_);
-  return rendered_.try_emplace(key, std::move(body)).first->second;
+  return cache_.try_emplace(selector_text, std::move(shared)).first->second;
 }
 
 std::shared_ptr<const Placed> Placed::Compute(std::shared_ptr<const repo::Snapshot> snapshot,
@@ -111,31 +287,28 @@ std::shared_ptr<const Placed> Placed::Compute(std::shared_ptr<const repo::Snapsh
                                               const placement::Settings& fallback) {
   std::shared_ptr<Placed> placed(new Placed());
   placed->settings_ = snapshot->placement.value_or(fallback);
-  const bool reusable = previous != nullptr && previous->settings_ == placed->settings_ &&
-                        SamePlacementInputs(*previous->snapshot_, *snapshot);
-  CandidateCache candidates(*snapshot);
+  const bool same_inputs = previous != nullptr && previous->settings_ == placed->settings_ &&
+                           SamePlacementInputs(*previous->snapshot_, *snapshot);
+  placed->candidates_ =
+      same_inputs ? previous->candidates_ : std::make_shared<CandidateCache>(*snapshot);
+  placed->http_sd_ = previous != nullptr ? previous->http_sd_ : std::make_shared<HttpSdCache>();
+  placed->server_lists_ =
+      previous != nullptr ? previous->server_lists_ : std::make_shared<ServerListPool>();
+  Placer placer(*placed->candidates_, *placed->server_lists_, placed->settings_);
   for (const auto& [ns, services] : snapshot->services) {
-    if (reusable) {
-      auto it = previous->namespaces_.find(ns);
-      if (it != previous->namespaces_.end() && it->second->services_ == services) {
-        placed->namespaces_.emplace(ns, it->second);
-        continue;
-      }
+    const NamespacePlacement* before = previous == nullptr ? nullptr : previous->In(ns);
+    if (before == nullptr) {
+      placed->namespaces_.emplace(ns, PlacementBuilder::PlaceAll(services, placer));
+    } else if (same_inputs && before->services_.SameAs(services)) {
+      placed->namespaces_.emplace(ns, previous->namespaces_.find(ns)->second);
+    } else {
+      placed->namespaces_.emplace(
+          ns, PlacementBuilder::PlaceChanges(*before, services, placer, !same_inputs));
     }
-    auto placement = std::make_shared<NamespacePlacement>();
-    placement->services_ = services;
-    placement->servers_of_.reserve(services->size());
-    for (const auto& [id, service] : *services) {
-      std::vector<std::string> servers =
-          placement::Place(service.endpoint, candidates.For(service.selector),
-                           placed->settings_.replicas, placed->settings_.algorithm);
-      for (const std::string& server : servers) {
-        // The map iterates by id, so every per-server list comes out ascending by id.
-        placement->by_server_[server].push_back(&service);
-      }
-      placement->servers_of_.emplace(id, std::move(servers));
-    }
-    placed->namespaces_.emplace(ns, std::move(placement));
+  }
+  if (previous != nullptr &&
+      (!same_inputs || previous->snapshot_->services.size() != snapshot->services.size())) {
+    placed->http_sd_->Retain(*snapshot);
   }
   placed->snapshot_ = std::move(snapshot);
   return placed;
@@ -149,9 +322,8 @@ const NamespacePlacement* Placed::In(std::string_view ns) const {
 Service Placed::WithServers(const Service& service) const {
   Service result = service;
   const NamespacePlacement* placement = In(service.namespace_name);
-  const std::vector<std::string>* servers =
-      placement == nullptr ? nullptr : placement->ServersOf(service.id);
-  result.servers = servers == nullptr ? std::vector<std::string>{} : *servers;
+  const PlacedService* placed = placement == nullptr ? nullptr : placement->Find(service.id);
+  result.servers = placed == nullptr ? std::vector<std::string>{} : *placed->servers;
   return result;
 }
 
@@ -163,6 +335,19 @@ std::map<std::pair<std::string, std::string>, int64_t> Placed::Counts() const {
     }
   }
   return counts;
+}
+
+std::shared_ptr<const std::vector<std::string>> Placed::CandidatesFor(
+    const std::string& selector) const {
+  return candidates_->For(selector);
+}
+
+absl::StatusOr<std::shared_ptr<const HttpSdBody>> Placed::HttpSd(std::string_view server,
+                                                                 std::string_view ns,
+                                                                 ExportConfig config) const {
+  const NamespacePlacement* placement = In(ns);
+  static const PlacedMap kNone;
+  return http_sd_->Get(server, ns, config, placement == nullptr ? kNone : placement->On(server));
 }
 
 }  // namespace discovery::registry

@@ -3,6 +3,12 @@
 // endpoint and selector, so it is computed in memory instead of being rewritten into every
 // service record when a server joins or leaves (the Go original did that, B21). Every
 // discoveryd replica and every exporter derives the same answer from the same snapshot.
+//
+// A new snapshot is placed incrementally from the placement of an earlier one: only the
+// services that differ between the two (found by diffing persistent maps) are placed again, so
+// a write costs O(log n) whatever the size of its namespace. When servers or settings change,
+// every service is placed again but only those whose servers moved are rewritten, and each
+// server's slice (the services placed on it) changes only when its content does.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -17,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
+#include "common/persistent_map.h"
 #include "model/model.h"
 #include "placement/placement.h"
 #include "repo/view.h"
@@ -29,39 +37,94 @@ struct HttpSdBody {
   std::string etag;  // quoted, as it goes into the ETag header
 };
 
-// Placement of the services of one namespace.
+// A service with the servers it is placed on.
+struct PlacedService {
+  repo::ServicePtr service;
+  // Ascending; shared by every service placed on the same servers.
+  std::shared_ptr<const std::vector<std::string>> servers;
+};
+using PlacedPtr = std::shared_ptr<const PlacedService>;
+// Placed services by id; each key views the id of the service it maps to.
+using PlacedMap = persistent::Map<std::string_view, PlacedPtr>;
+
+// Placement of the services of one namespace. Immutable once built.
 class NamespacePlacement {
  public:
-  // The servers of the service with `id` (ascending), or nullptr for an unknown id.
-  const std::vector<std::string>* ServersOf(std::string_view id) const;
-  // The services placed on `server`, ascending by id; empty for an unknown server.
-  const std::vector<const Service*>& ServicesOn(std::string_view server) const;
+  // The service with `id` and its servers, or nullptr for an unknown id.
+  const PlacedService* Find(std::string_view id) const;
+  // Every service of the namespace, ascending by id.
+  const PlacedMap& All() const { return all_; }
+  // The services placed on `server`, ascending by id; empty for an unknown server. A server's
+  // slice is the same version (PlacedMap::SameAs) for as long as nothing on it changed.
+  const PlacedMap& On(std::string_view server) const;
   // Service counts per server.
   std::map<std::string, int64_t> Counts() const;
 
-  // The http_sd answer for `server` under `config`, rendered on first use and kept for as
-  // long as this placement is current. InvalidArgument when a stored endpoint does not parse.
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
-                                                           ExportConfig config) const;
-
  private:
   friend class Placed;
+  friend class PlacementBuilder;
 
-  std::shared_ptr<const repo::ServiceMap> services_;  // keeps the pointees below alive
-  std::unordered_map<std::string, std::vector<std::string>> servers_of_;
-  std::map<std::string, std::vector<const Service*>, std::less<>> by_server_;
+  // The view's services this was placed from, to diff the next version against.
+  repo::ServiceMap services_;
+  PlacedMap all_;
+  std::map<std::string, PlacedMap, std::less<>> by_server_;
+};
 
-  mutable absl::Mutex mu_;
-  mutable std::map<std::pair<std::string, ExportConfig>, std::shared_ptr<const HttpSdBody>>
-      rendered_ ABSL_GUARDED_BY(mu_);
+// http_sd answers rendered from server slices, kept across placements: an answer is rendered at
+// most once per version of its slice, and a write elsewhere leaves it cached. Thread-safe.
+class HttpSdCache {
+ public:
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> Get(std::string_view server,
+                                                        std::string_view ns, ExportConfig config,
+                                                        const PlacedMap& slice);
+  // Drops the answers of servers and namespaces that no longer exist.
+  void Retain(const repo::Snapshot& snapshot);
+
+ private:
+  struct Entry {
+    PlacedMap slice;  // the version `body` was rendered from
+    std::shared_ptr<const HttpSdBody> body;
+  };
+  absl::Mutex mu_;
+  std::map<std::tuple<std::string, std::string, ExportConfig>, Entry, std::less<>> entries_
+      ABSL_GUARDED_BY(mu_);
+};
+
+// Candidate servers per selector text, valid for one set of servers. Most services share a
+// handful of selectors, so parsing and matching once per selector keeps placement cheap.
+// Thread-safe.
+class CandidateCache {
+ public:
+  explicit CandidateCache(const repo::Snapshot& snapshot);
+  // The name-sorted servers `selector_text` matches; none for a selector that does not parse
+  // (written by another tool: it places nowhere rather than everywhere).
+  std::shared_ptr<const std::vector<std::string>> For(const std::string& selector_text);
+
+ private:
+  std::vector<Server> servers_;
+  absl::Mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const std::vector<std::string>>> cache_
+      ABSL_GUARDED_BY(mu_);
+};
+
+// Interned server lists: every service placed on the same servers shares one list. Lists no
+// service holds any more are swept now and then. Thread-safe.
+class ServerListPool {
+ public:
+  std::shared_ptr<const std::vector<std::string>> Intern(std::vector<std::string> servers);
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::vector<std::string>, std::weak_ptr<const std::vector<std::string>>> lists_
+      ABSL_GUARDED_BY(mu_);
+  size_t swept_size_ ABSL_GUARDED_BY(mu_) = 16;
 };
 
 // The placement of every service of one snapshot. Immutable once built; thread-safe.
 class Placed {
  public:
   // Computes the placement of `snapshot` with its stored settings, or `fallback` when none are
-  // stored. Namespaces whose services did not change are taken over from `previous` when the
-  // servers and settings are the same, so a single registration costs one namespace, not all.
+  // stored, incrementally from `previous` (any earlier placement of the same view, or nullptr).
   static std::shared_ptr<const Placed> Compute(std::shared_ptr<const repo::Snapshot> snapshot,
                                                const Placed* previous,
                                                const placement::Settings& fallback);
@@ -76,6 +139,15 @@ class Placed {
   Service WithServers(const Service& service) const;
   // Service counts per (server, namespace), for discovery_services_count.
   std::map<std::pair<std::string, std::string>, int64_t> Counts() const;
+  // The candidate servers of a selector under this placement's servers.
+  std::shared_ptr<const std::vector<std::string>> CandidatesFor(const std::string& selector) const;
+
+  // The http_sd answer of `server` for namespace `ns` under `config`, rendered on first use
+  // and cached until the server's slice of the namespace changes. InvalidArgument when a
+  // stored endpoint does not parse.
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
+                                                           std::string_view ns,
+                                                           ExportConfig config) const;
 
  private:
   Placed() = default;
@@ -83,6 +155,9 @@ class Placed {
   std::shared_ptr<const repo::Snapshot> snapshot_;
   placement::Settings settings_;
   std::map<std::string, std::shared_ptr<const NamespacePlacement>, std::less<>> namespaces_;
+  std::shared_ptr<CandidateCache> candidates_;
+  std::shared_ptr<ServerListPool> server_lists_;
+  std::shared_ptr<HttpSdCache> http_sd_;
 };
 
 }  // namespace discovery::registry

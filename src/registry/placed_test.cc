@@ -30,12 +30,20 @@ std::shared_ptr<repo::Snapshot> SnapshotWith(std::vector<Server> servers,
   for (Server& server : servers) {
     snapshot->servers[server.name] = std::move(server);
   }
-  auto map = std::make_shared<repo::ServiceMap>();
+  repo::ServiceMap map;
   for (Service& service : services) {
-    (*map)[service.id] = std::move(service);
+    auto shared = std::make_shared<const Service>(std::move(service));
+    map = map.Insert(std::string_view(shared->id), shared);
   }
-  snapshot->services["default"] = std::move(map);
+  if (!map.empty()) {
+    snapshot->services["default"] = std::move(map);
+  }
   return snapshot;
+}
+
+std::vector<std::string> ServersOf(const NamespacePlacement& placement, std::string_view endpoint) {
+  const PlacedService* placed = placement.Find(ServiceId(std::string(endpoint)));
+  return placed == nullptr ? std::vector<std::string>{"<unknown>"} : *placed->servers;
 }
 
 TEST(PlacedTest, DerivesPlacementFromServersSelectorsAndSettings) {
@@ -50,11 +58,10 @@ TEST(PlacedTest, DerivesPlacementFromServersSelectorsAndSettings) {
   auto placed = Placed::Compute(snapshot, nullptr, {});
   const NamespacePlacement* ns = placed->In("default");
   ASSERT_NE(ns, nullptr);
-  EXPECT_THAT(*ns->ServersOf(ServiceId("http://p.example.com/metrics")),
-              ElementsAre("server2", "server3"));
-  EXPECT_THAT(*ns->ServersOf(ServiceId("http://q.example.com/metrics")), IsEmpty());
-  EXPECT_EQ(ns->ServicesOn("server2").size(), 1U);
-  EXPECT_THAT(ns->ServicesOn("leaver"), IsEmpty());
+  EXPECT_THAT(ServersOf(*ns, "http://p.example.com/metrics"), ElementsAre("server2", "server3"));
+  EXPECT_THAT(ServersOf(*ns, "http://q.example.com/metrics"), IsEmpty());
+  EXPECT_EQ(ns->On("server2").size(), 1U);
+  EXPECT_TRUE(ns->On("leaver").empty());
   EXPECT_THAT(placed->WithServers(MakeService("http://p.example.com/metrics")).servers,
               ElementsAre("server2", "server3"));
 }
@@ -63,7 +70,7 @@ TEST(PlacedTest, FallsBackToTheGivenSettingsAndReusesUnchangedNamespaces) {
   auto first = SnapshotWith({{.name = "a"}, {.name = "b"}}, {MakeService("http://x:1")});
   auto placed = Placed::Compute(first, nullptr, {.replicas = 2});
   EXPECT_EQ(placed->settings().replicas, 2);
-  EXPECT_THAT(*placed->In("default")->ServersOf(ServiceId("http://x:1")), ElementsAre("a", "b"));
+  EXPECT_THAT(ServersOf(*placed->In("default"), "http://x:1"), ElementsAre("a", "b"));
 
   // Same servers (a newer `modified` does not matter) and the same service map: reused.
   auto second = std::make_shared<repo::Snapshot>(*first);
@@ -80,14 +87,39 @@ TEST(PlacedTest, FallsBackToTheGivenSettingsAndReusesUnchangedNamespaces) {
 TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
   auto placed =
       Placed::Compute(SnapshotWith({{.name = "a"}}, {MakeService("http://x:1/m")}), nullptr, {});
-  const NamespacePlacement* ns = placed->In("default");
-  auto standard = ns->HttpSd("a", ExportConfig::kStandard);
-  auto blackbox = ns->HttpSd("a", ExportConfig::kBlackbox);
+  auto standard = placed->HttpSd("a", "default", ExportConfig::kStandard);
+  auto blackbox = placed->HttpSd("a", "default", ExportConfig::kBlackbox);
   ASSERT_TRUE(standard.ok() && blackbox.ok());
-  EXPECT_EQ(*ns->HttpSd("a", ExportConfig::kStandard), *standard);
+  EXPECT_EQ(*placed->HttpSd("a", "default", ExportConfig::kStandard), *standard);
   EXPECT_EQ((*blackbox)->json, R"([{"targets":["http://x:1/m"],"labels":{}}])");
   EXPECT_NE((*standard)->etag, (*blackbox)->etag);
-  EXPECT_EQ((*ns->HttpSd("nobody", ExportConfig::kStandard))->json, "[]");
+  EXPECT_EQ((*placed->HttpSd("nobody", "default", ExportConfig::kStandard))->json, "[]");
+}
+
+// A write re-renders only the answers of the servers whose slice it changed; the others stay
+// the very same cached body.
+TEST(PlacedTest, AWriteDropsOnlyTheAnswersOfServersItChanged) {
+  auto first =
+      SnapshotWith({{.name = "a", .labels = {{"s", "a"}}}, {.name = "b", .labels = {{"s", "b"}}}},
+                   {MakeService("http://x:1/m", "s=a"), MakeService("http://y:1/m", "s=b")});
+  auto placed = Placed::Compute(first, nullptr, {});
+  auto on_a = placed->HttpSd("a", "default", ExportConfig::kStandard);
+  auto on_b = placed->HttpSd("b", "default", ExportConfig::kStandard);
+  ASSERT_TRUE(on_a.ok() && on_b.ok());
+
+  auto second = std::make_shared<repo::Snapshot>(*first);
+  auto added = std::make_shared<const Service>(MakeService("http://z:1/m", "s=b"));
+  second->services["default"] =
+      second->services["default"].Insert(std::string_view(added->id), added);
+  auto next = Placed::Compute(second, placed.get(), {});
+
+  auto again_a = next->HttpSd("a", "default", ExportConfig::kStandard);
+  auto again_b = next->HttpSd("b", "default", ExportConfig::kStandard);
+  ASSERT_TRUE(again_a.ok() && again_b.ok());
+  EXPECT_EQ(*again_a, *on_a);  // the same object: not rendered again
+  EXPECT_NE(*again_b, *on_b);
+  EXPECT_THAT((*again_b)->json, ::testing::HasSubstr("z:1"));
+  EXPECT_TRUE(next->In("default")->On("a").SameAs(placed->In("default")->On("a")));
 }
 
 }  // namespace

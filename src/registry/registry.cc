@@ -308,37 +308,43 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
   }
 
   for (int attempt = 1;; ++attempt) {
-    // The namespace's revision guards the write: a namespace deleted in between (which deletes
-    // its services) must not get a service back.
-    absl::StatusOr<repo::Versioned<Namespace>> ns = repo_.GetNamespace(service.namespace_name);
-    if (absl::IsNotFound(ns.status())) {
-      return absl::NotFoundError(
-          fmt::format("could not register service {}: namespace {} not found", service.endpoint,
-                      service.namespace_name));
-    }
-    if (!ns.ok()) {
-      return StoreError(ns.status(),
-                        fmt::format("could not register service {} in store", service.endpoint));
-    }
     DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
-    std::vector<Server> servers;
-    for (const auto& [name, server] : placed->snapshot().servers) {
-      servers.push_back(server);
+    // The namespace's revision guards the write: a namespace deleted in between (which deletes
+    // its services) must not get a service back. The view knows the revision, so a write costs
+    // no read; only when the guard failed (the namespace changed after the view saw it) or the
+    // view does not know the namespace yet is the store asked.
+    int64_t namespace_revision = 0;
+    const auto& known = placed->snapshot().namespace_revisions;
+    if (auto it = known.find(service.namespace_name); it != known.end() && attempt == 1) {
+      namespace_revision = it->second;
+    } else {
+      absl::StatusOr<repo::Versioned<Namespace>> ns = repo_.GetNamespace(service.namespace_name);
+      if (absl::IsNotFound(ns.status())) {
+        return absl::NotFoundError(
+            fmt::format("could not register service {}: namespace {} not found", service.endpoint,
+                        service.namespace_name));
+      }
+      if (!ns.ok()) {
+        return StoreError(ns.status(),
+                          fmt::format("could not register service {} in store", service.endpoint));
+      }
+      namespace_revision = ns->mod_revision;
     }
-    const std::vector<std::string> candidates = placement::Candidates(servers, *selector);
-    if (candidates.empty()) {
+    const std::shared_ptr<const std::vector<std::string>> candidates =
+        placed->CandidatesFor(service.selector);
+    if (candidates->empty()) {
       return absl::NotFoundError(
           fmt::format("no server found for selector '{}'", service.selector));
     }
     // Stored for readers that do not derive placement (the Go original's tools); ours
     // recompute it from the view.
-    service.servers = placement::Place(service.endpoint, candidates, placed->settings().replicas,
+    service.servers = placement::Place(service.endpoint, *candidates, placed->settings().replicas,
                                        placed->settings().algorithm);
     service.modified = options_.clock();
     DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(service));
     absl::StatusOr<store::TxnResult> result =
         store_.Commit({.compares = {{.key = repo_.keys().Namespace(service.namespace_name),
-                                     .mod_revision = ns->mod_revision}},
+                                     .mod_revision = namespace_revision}},
                        .ops = {std::move(op)}});
     if (!result.ok()) {
       return StoreError(result.status(),
@@ -404,9 +410,15 @@ absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view nam
     if (!namespace_name.empty() && ns != namespace_name) {
       continue;
     }
-    for (const auto& [id, service] : *map) {
-      services.push_back(placed->WithServers(service));
+    const NamespacePlacement* placement = placed->In(ns);
+    if (placement == nullptr) {
+      continue;
     }
+    placement->All().ForEach([&services](std::string_view, const PlacedPtr& entry) {
+      Service service = *entry->service;
+      service.servers = *entry->servers;
+      services.push_back(std::move(service));
+    });
   }
   return services;
 }
@@ -450,9 +462,9 @@ absl::StatusOr<std::vector<targetgroup::TargetGroup>> Registry::TargetGroups(
     return std::vector<targetgroup::TargetGroup>{};
   }
   std::vector<Service> services;
-  for (const Service* service : selection.placement->ServicesOn(server)) {
-    services.push_back(*service);
-  }
+  selection.placement->On(server).ForEach([&services](std::string_view, const PlacedPtr& entry) {
+    services.push_back(*entry->service);
+  });
   return targetgroup::FromServices(services, selection.config);
 }
 
@@ -465,7 +477,7 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_v
         std::make_shared<HttpSdBody>(HttpSdBody{.json = "[]", .etag = "\"empty\""}));
     return *empty_body;
   }
-  return selection.placement->HttpSd(server, selection.config);
+  return selection.placed->HttpSd(server, namespace_name, selection.config);
 }
 
 }  // namespace discovery::registry

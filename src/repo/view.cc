@@ -24,22 +24,23 @@ struct View::Pending {
 
 namespace {
 
-// Applies store changes to a working snapshot. Service maps are copied on first write within a
-// batch, so snapshots already handed out stay untouched and unchanged namespaces stay shared.
+// Applies store changes to a working snapshot: each service put or delete is one O(log n)
+// update of its namespace's persistent map, so snapshots already handed out stay untouched.
+// An initial load (`bulk`) instead collects each namespace's services in key order and builds
+// its map at once in O(n).
 class Applier {
  public:
-  Applier(const Keys& keys, Snapshot& working) : keys_(keys), working_(working) {}
+  Applier(const Keys& keys, Snapshot& working, bool bulk = false)
+      : keys_(keys), working_(working), bulk_(bulk) {}
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
   Applier(Applier&&) = delete;
   Applier& operator=(Applier&&) = delete;
 
   ~Applier() {
-    for (auto& [ns, services] : touched_) {
-      if (services->empty()) {
-        working_.services.erase(ns);
-      } else {
-        working_.services[ns] = std::move(services);
+    for (auto& [ns, entries] : loaded_) {
+      if (!entries.empty()) {
+        working_.services[ns] = ServiceMap::FromSorted(std::move(entries));
       }
     }
   }
@@ -48,8 +49,10 @@ class Applier {
     const Keys::Parsed parsed = keys_.Parse(kv.key);
     switch (parsed.kind) {
       case Keys::Parsed::Kind::kNamespace:
-        Store(kv.key, DecodeNamespace(kv.value),
-              [&](Namespace ns) { working_.namespaces[parsed.name] = std::move(ns); });
+        Store(kv.key, DecodeNamespace(kv.value), [&](Namespace ns) {
+          working_.namespaces[parsed.name] = std::move(ns);
+          working_.namespace_revisions[parsed.name] = kv.mod_revision;
+        });
         return;
       case Keys::Parsed::Kind::kServer:
         Store(kv.key, DecodeServer(kv.value),
@@ -63,10 +66,11 @@ class Applier {
               service->namespace_name, service->id));
         }
         if (!service.ok()) {
-          MutableServices(parsed.name).erase(parsed.id);
+          EraseService(parsed.name, parsed.id);
         }
-        Store(kv.key, std::move(service),
-              [&](Service s) { MutableServices(parsed.name)[parsed.id] = std::move(s); });
+        Store(kv.key, std::move(service), [&](Service decoded) {
+          PutService(parsed.name, std::make_shared<const Service>(std::move(decoded)));
+        });
         return;
       }
       case Keys::Parsed::Kind::kPlacementSettings:
@@ -84,12 +88,13 @@ class Applier {
     switch (parsed.kind) {
       case Keys::Parsed::Kind::kNamespace:
         working_.namespaces.erase(parsed.name);
+        working_.namespace_revisions.erase(parsed.name);
         return;
       case Keys::Parsed::Kind::kServer:
         working_.servers.erase(parsed.name);
         return;
       case Keys::Parsed::Kind::kService:
-        MutableServices(parsed.name).erase(parsed.id);
+        EraseService(parsed.name, parsed.id);
         return;
       case Keys::Parsed::Kind::kPlacementSettings:
         working_.placement.reset();
@@ -110,34 +115,54 @@ class Applier {
     insert(*std::move(record));
   }
 
-  ServiceMap& MutableServices(const std::string& ns) {
-    auto it = touched_.find(ns);
-    if (it == touched_.end()) {
-      auto existing = working_.services.find(ns);
-      auto copy = existing == working_.services.end()
-                      ? std::make_shared<ServiceMap>()
-                      : std::make_shared<ServiceMap>(*existing->second);
-      it = touched_.emplace(ns, std::move(copy)).first;
+  void PutService(const std::string& ns, ServicePtr service) {
+    const std::string_view id = service->id;
+    if (bulk_) {
+      // A range comes in key order, so a namespace's ids arrive ascending.
+      loaded_[ns].emplace_back(id, std::move(service));
+      return;
     }
-    return *it->second;
+    ServiceMap& services = working_.services[ns];
+    services = services.Insert(id, std::move(service));
+  }
+
+  void EraseService(const std::string& ns, const std::string& id) {
+    if (bulk_) {
+      return;  // a range holds each key once: nothing of it was loaded
+    }
+    auto it = working_.services.find(ns);
+    if (it == working_.services.end()) {
+      return;
+    }
+    it->second = it->second.Erase(std::string_view(id));
+    if (it->second.empty()) {
+      working_.services.erase(it);
+    }
   }
 
   const Keys& keys_;
   Snapshot& working_;
-  std::map<std::string, std::shared_ptr<ServiceMap>> touched_;
+  const bool bulk_;
+  std::map<std::string, std::vector<std::pair<std::string_view, ServicePtr>>> loaded_;
 };
 
 }  // namespace
 
 const ServiceMap* Snapshot::ServicesIn(std::string_view ns) const {
   auto it = services.find(ns);
-  return it == services.end() ? nullptr : it->second.get();
+  return it == services.end() ? nullptr : &it->second;
+}
+
+const Service* Snapshot::FindService(std::string_view ns, std::string_view id) const {
+  const ServiceMap* map = ServicesIn(ns);
+  const ServicePtr* service = map == nullptr ? nullptr : map->Find(id);
+  return service == nullptr ? nullptr : service->get();
 }
 
 size_t Snapshot::ServiceCount() const {
   size_t count = 0;
   for (const auto& [ns, map] : services) {
-    count += map->size();
+    count += map.size();
   }
   return count;
 }
@@ -232,11 +257,13 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   Snapshot working;
   working.revision = range->revision;
   {
-    Applier applier(keys_, working);
+    Applier applier(keys_, working, /*bulk=*/true);
     for (const store::KeyValue& kv : range->kvs) {
       applier.Put(kv);
     }
   }
+  range->kvs.clear();
+  range->kvs.shrink_to_fit();
   Publish(working);
 
   Pending& pending = *pending_;

@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
+#include "common/persistent_map.h"
 #include "model/model.h"
 #include "placement/placement.h"
 #include "repo/repo.h"
@@ -25,16 +26,26 @@
 
 namespace discovery::repo {
 
-// Services of one namespace by id.
-using ServiceMap = std::map<std::string, Service, std::less<>>;
+// A stored service, shared by every snapshot (and placement) that holds it unchanged.
+using ServicePtr = std::shared_ptr<const Service>;
 
-// One consistent state of the store at `revision`. Immutable once published; the service maps
-// of namespaces that did not change are shared between consecutive snapshots.
+// Services of one namespace by id. Persistent: applying a write makes a new version in
+// O(log n) and shares everything else with the version before, so a write costs the same in a
+// namespace of a million services as in an empty one. Each key views the id of the service it
+// maps to (the node holding the key also holds the service).
+using ServiceMap = persistent::Map<std::string_view, ServicePtr>;
+
+// One consistent state of the store at `revision`. Immutable once published; consecutive
+// snapshots share every service they have in common.
 struct Snapshot {
   int64_t revision = 0;
   std::map<std::string, Namespace, std::less<>> namespaces;
+  // The mod_revision of each namespace's key: a write into a namespace is guarded on it, so a
+  // namespace deleted meanwhile (with its services) does not get a service back.
+  std::map<std::string, int64_t, std::less<>> namespace_revisions;
   std::map<std::string, Server, std::less<>> servers;
-  std::map<std::string, std::shared_ptr<const ServiceMap>, std::less<>> services;
+  // Namespaces without services have no entry.
+  std::map<std::string, ServiceMap, std::less<>> services;
   // The stored placement settings; nullopt until some discoveryd has written them.
   std::optional<placement::Settings> placement;
   // Keys under the prefix whose value did not decode, with the reason; they are left out.
@@ -42,6 +53,8 @@ struct Snapshot {
 
   // The services of `ns`, or nullptr when it has none.
   const ServiceMap* ServicesIn(std::string_view ns) const;
+  // The service `id` of `ns`, or nullptr.
+  const Service* FindService(std::string_view ns, std::string_view id) const;
   size_t ServiceCount() const;
 };
 

@@ -61,7 +61,8 @@ TEST_F(ViewTest, LoadsWhatIsStored) {
   EXPECT_THAT(snapshot->namespaces, ElementsAre(Key("default")));
   EXPECT_THAT(snapshot->servers, ElementsAre(Key("p1")));
   ASSERT_NE(snapshot->ServicesIn("default"), nullptr);
-  EXPECT_EQ(snapshot->ServicesIn("default")->at(service.id), service);
+  ASSERT_NE(snapshot->FindService("default", service.id), nullptr);
+  EXPECT_EQ(*snapshot->FindService("default", service.id), service);
   EXPECT_EQ(snapshot->ServiceCount(), 1U);
   EXPECT_THAT(view.Health(), IsOk());
 }
@@ -115,7 +116,7 @@ TEST_F(ViewTest, PublishedSnapshotsNeverChange) {
   EXPECT_EQ(before->ServicesIn("ns-b")->size(), 1U);
   EXPECT_EQ(after->ServicesIn("ns-b")->size(), 2U);
   // The namespace that did not change is shared, not copied.
-  EXPECT_EQ(before->ServicesIn("ns-a"), after->ServicesIn("ns-a"));
+  EXPECT_TRUE(before->ServicesIn("ns-a")->SameAs(*after->ServicesIn("ns-a")));
 }
 
 TEST_F(ViewTest, ATransactionAppearsAtOnce) {
