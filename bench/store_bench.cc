@@ -163,6 +163,7 @@ void BM_EmbeddedGroupCommit(benchmark::State& state) {
       const auto start = std::chrono::steady_clock::now();
       for (int first = 0; first < kRecords; first += kBatchPuts) {
         Txn txn;
+        txn.ops.reserve(kBatchPuts);
         for (int i = first; i < first + kBatchPuts; ++i) {
           txn.ops.push_back(Op::Put(records[i].key, records[i].value));
         }

@@ -560,6 +560,8 @@ class ForeignWriteLock {
   }
   ForeignWriteLock(const ForeignWriteLock&) = delete;
   ForeignWriteLock& operator=(const ForeignWriteLock&) = delete;
+  ForeignWriteLock(ForeignWriteLock&&) = delete;
+  ForeignWriteLock& operator=(ForeignWriteLock&&) = delete;
   ~ForeignWriteLock() {
     Release();
     sqlite3_close(db_);
@@ -641,14 +643,21 @@ QueuedCommits CommitBehindForeignLock(Store& store, const std::string& path,
   return out;
 }
 
+// `count` txns, each putting `value` under prefix + index.
+std::vector<Txn> SinglePutTxns(const std::string& prefix, int count, const std::string& value) {
+  std::vector<Txn> txns;
+  txns.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    txns.push_back({.ops = {Op::Put(absl::StrCat(prefix, i), value)}});
+  }
+  return txns;
+}
+
 TEST_F(EmbeddedStoreTest, QueuedCommitsShareOneWriteTransaction) {
   absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore(GroupCommitOptions(path_));
   ASSERT_THAT(store, IsOk());
-  std::vector<Txn> txns;
-  for (int i = 0; i < 10; ++i) {
-    txns.push_back({.ops = {Op::Put(absl::StrCat("/q/", i), absl::StrCat(i))}});
-  }
-  const QueuedCommits queued = CommitBehindForeignLock(**store, path_, txns);
+  const QueuedCommits queued =
+      CommitBehindForeignLock(**store, path_, SinglePutTxns("/q/", 10, "v"));
 
   // The blocker alone, then all ten together: two COMMITs instead of eleven.
   EXPECT_EQ(queued.write_transactions, 2);
@@ -678,11 +687,8 @@ TEST_F(EmbeddedStoreTest, BatchesAreBoundedByCountAndBytes) {
     options.max_batch_txns = 4;
     absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore(options);
     ASSERT_THAT(store, IsOk());
-    std::vector<Txn> txns;
-    for (int i = 0; i < 10; ++i) {
-      txns.push_back({.ops = {Op::Put(absl::StrCat("/count/", i), "v")}});
-    }
-    const QueuedCommits queued = CommitBehindForeignLock(**store, path_, txns);
+    const QueuedCommits queued =
+        CommitBehindForeignLock(**store, path_, SinglePutTxns("/count/", 10, "v"));
     // The blocker, then 4 + 4 + 2.
     EXPECT_EQ(queued.write_transactions, 4);
     for (const absl::StatusOr<TxnResult>& result : queued.results) {
@@ -695,10 +701,7 @@ TEST_F(EmbeddedStoreTest, BatchesAreBoundedByCountAndBytes) {
     absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore(options);
     ASSERT_THAT(store, IsOk());
     // 300 bytes each: three fit in 1000 bytes. A txn above the bound still goes, alone.
-    std::vector<Txn> txns;
-    for (int i = 0; i < 6; ++i) {
-      txns.push_back({.ops = {Op::Put(absl::StrCat("/bytes/", i), std::string(292, 'v'))}});
-    }
+    std::vector<Txn> txns = SinglePutTxns("/bytes/", 6, std::string(292, 'v'));
     txns.push_back({.ops = {Op::Put("/bytes/large", std::string(5000, 'v'))}});
     const QueuedCommits queued = CommitBehindForeignLock(**store, path_, txns);
     // The blocker, then 3 + 3, then the large one.
@@ -875,6 +878,7 @@ TEST_F(EmbeddedStoreTest, ConcurrentCommitsGetDistinctRevisionsAndWatchSeesEachO
   std::vector<std::vector<CommittedTxn>> done(kThreads);
   {
     std::vector<std::jthread> threads;
+    threads.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&store, &mine = done[t], t] {
         for (int i = 0; i < kTxnsPerThread; ++i) {
@@ -917,7 +921,7 @@ TEST_F(EmbeddedStoreTest, ConcurrentCommitsGetDistinctRevisionsAndWatchSeesEachO
       }
     }
   }
-  const int64_t succeeded = static_cast<int64_t>(by_revision.size());
+  const auto succeeded = static_cast<int64_t>(by_revision.size());
   EXPECT_EQ(succeeded + failed, kThreads * kTxnsPerThread);
   EXPECT_EQ(succeeded, kThreads * kTxnsPerThread / 2 + cas_wins);
   EXPECT_THAT((*store)->CurrentRevision(),
@@ -966,6 +970,7 @@ TEST_F(EmbeddedStoreTest, ConcurrentCommitsGetDistinctRevisionsAndWatchSeesEachO
     _exit(2);
   }
   std::vector<std::jthread> writers;
+  writers.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     writers.emplace_back([&store, t, fd] {
       for (int64_t i = 0;; ++i) {
