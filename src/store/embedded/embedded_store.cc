@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -93,6 +95,10 @@ constexpr const char* kEventsUnboundedSql =
     "SELECT revision, type, key, value, create_revision, version FROM events "
     "WHERE revision >= ?1 AND revision < ?2 AND key >= ?3 ORDER BY revision, seq";
 constexpr const char* kDeleteEventsSql = "DELETE FROM events WHERE revision < ?1";
+// Each txn of a group commit runs in this savepoint, so a failing one is undone alone.
+constexpr const char* kSavepointSql = "SAVEPOINT txn";
+constexpr const char* kReleaseSql = "RELEASE txn";
+constexpr const char* kRollbackToSql = "ROLLBACK TO txn";
 
 constexpr int kEventPut = 0;
 constexpr int kEventDelete = 1;
@@ -409,6 +415,18 @@ absl::Status ValidateTxn(const Txn& txn) {
   return absl::OkStatus();
 }
 
+// What a txn weighs in a group commit's byte bound.
+int64_t TxnBytes(const Txn& txn) {
+  size_t bytes = 0;
+  for (const Compare& compare : txn.compares) {
+    bytes += compare.key.size();
+  }
+  for (const Op& op : txn.ops) {
+    bytes += op.key.size() + op.value.size();
+  }
+  return static_cast<int64_t>(bytes);
+}
+
 }  // namespace
 
 class EmbeddedStore final : public Store {
@@ -421,6 +439,11 @@ class EmbeddedStore final : public Store {
     }
     if (options.poll_interval <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("embedded store: poll_interval must be positive");
+    }
+    if (options.max_batch_txns < 1 || options.max_batch_bytes < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("embedded store: max_batch_txns and max_batch_bytes must be >= 1, got ",
+                       options.max_batch_txns, " and ", options.max_batch_bytes));
     }
     if (!options.path.empty()) {
       const std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
@@ -490,17 +513,42 @@ class EmbeddedStore final : public Store {
 
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
     DISCOVERY_RETURN_IF_ERROR(ValidateTxn(txn));
-    absl::StatusOr<TxnResult> result;
+    PendingCommit self{.txn = &txn, .bytes = TxnBytes(txn)};
+    std::vector<PendingCommit*> batch;
     {
-      absl::MutexLock lock(&mu_);
-      result = CommitLocked(txn);
+      absl::MutexLock lock(&queue_mu_);
+      queue_.push_back(&self);
+      if (leader_active_) {
+        // Another thread is applying a batch: ours is applied by a later leader, or we become it.
+        queue_mu_.Await(absl::Condition(
+            +[](PendingCommit* pending) { return pending->done || pending->lead; }, &self));
+        if (self.done) {
+          return std::move(self.result);
+        }
+      } else {
+        leader_active_ = true;
+      }
+      batch = TakeBatchLocked();
     }
-    if (result.ok() && result->succeeded) {
+    if (ApplyBatch(batch)) {
       // Wake this process's watches at once; other processes find the commit by polling.
       absl::MutexLock lock(&signal_mu_);
       ++local_commits_;
     }
-    return result;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      // The followers return (and their PendingCommits go) once this lock is released.
+      for (PendingCommit* pending : batch) {
+        pending->done = true;
+      }
+      if (queue_.empty()) {
+        leader_active_ = false;
+      } else {
+        // Commits that queued while this batch ran: the oldest applies the next batch.
+        queue_.front()->lead = true;
+      }
+    }
+    return std::move(self.result);
   }
 
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
@@ -525,6 +573,15 @@ class EmbeddedStore final : public Store {
   absl::StatusOr<int64_t> CurrentRevision() override {
     absl::MutexLock lock(&mu_);
     return db_->QueryInt(kSelectRevisionSql);
+  }
+
+  EmbeddedStoreStats Stats() {
+    EmbeddedStoreStats stats{
+        .commits = commits_.load(std::memory_order_relaxed),
+        .write_transactions = write_transactions_.load(std::memory_order_relaxed)};
+    absl::MutexLock lock(&queue_mu_);
+    stats.queued_commits = std::ssize(queue_);
+    return stats;
   }
 
   absl::Status Compact(int64_t revision) {
@@ -557,6 +614,16 @@ class EmbeddedStore final : public Store {
     std::jthread thread_;
   };
 
+  // A Commit() call in the group-commit queue, on its caller's stack. `done` and `lead` are
+  // guarded by queue_mu_; the leader writes `result` before it sets `done`.
+  struct PendingCommit {
+    const Txn* txn = nullptr;
+    int64_t bytes = 0;
+    absl::StatusOr<TxnResult> result = absl::UnknownError("not applied");
+    bool done = false;  // result is final
+    bool lead = false;  // this caller applies the next batch
+  };
+
   // One read of the log for a watch.
   struct WatchBatch {
     std::vector<WatchEvent> events;
@@ -586,11 +653,92 @@ class EmbeddedStore final : public Store {
     return txn.Commit();
   }
 
-  absl::StatusOr<TxnResult> CommitLocked(const Txn& txn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Takes the next batch off the front of the queue, in arrival order, within the configured
+  // bounds; the first pending commit (the leader's own) always goes in.
+  std::vector<PendingCommit*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    std::vector<PendingCommit*> batch;
+    int64_t bytes = 0;
+    while (!queue_.empty() && std::ssize(batch) < options_.max_batch_txns) {
+      PendingCommit* next = queue_.front();
+      if (!batch.empty() && bytes + next->bytes > options_.max_batch_bytes) {
+        break;
+      }
+      bytes += next->bytes;
+      batch.push_back(next);
+      queue_.pop_front();
+    }
+    return batch;
+  }
+
+  // Applies `batch` in one SQLite write transaction and sets every result. Returns whether a
+  // new revision was committed.
+  bool ApplyBatch(const std::vector<PendingCommit*>& batch) {
+    absl::MutexLock lock(&mu_);
+    commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
+    bool committed = false;
+    absl::Status status = ApplyBatchLocked(batch, committed);
+    if (!status.ok()) {
+      // Nothing of the batch was committed, so no txn of it may report success.
+      for (PendingCommit* pending : batch) {
+        pending->result = status;
+      }
+      return false;
+    }
+    return committed;
+  }
+
+  absl::Status ApplyBatchLocked(const std::vector<PendingCommit*>& batch, bool& committed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // IMMEDIATE: take the write lock before reading, so compares and writes see one state even
     // with other processes writing.
     DISCOVERY_ASSIGN_OR_RETURN(Transaction sql_txn, Transaction::Begin(*db_, "BEGIN IMMEDIATE"));
-    DISCOVERY_ASSIGN_OR_RETURN(const int64_t current, db_->QueryInt(kSelectRevisionSql));
+    write_transactions_.fetch_add(1, std::memory_order_relaxed);
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t first, db_->QueryInt(kSelectRevisionSql));
+    int64_t revision = first;
+    for (PendingCommit* pending : batch) {
+      DISCOVERY_RETURN_IF_ERROR(RunLocked(kSavepointSql));
+      absl::StatusOr<TxnResult> result = ApplyTxnLocked(*pending->txn, revision);
+      if (sqlite3_get_autocommit(RawDb()) != 0) {
+        // SQLite rolled back the whole transaction (an I/O error, a full disk, ...), taking the
+        // txns before this one with it.
+        return result.ok() ? absl::InternalError(
+                                 absl::StrCat("sqlite ", db_->name(), ": group commit rolled back"))
+                           : result.status();
+      }
+      if (result.ok() && result->revision > revision) {
+        DISCOVERY_RETURN_IF_ERROR(RunLocked(kReleaseSql));
+        revision = result->revision;
+      } else {
+        // A failed compare, no change or an error: whatever this txn wrote is undone, the other
+        // txns of the batch stay.
+        DISCOVERY_RETURN_IF_ERROR(RunLocked(kRollbackToSql));
+        DISCOVERY_RETURN_IF_ERROR(RunLocked(kReleaseSql));
+      }
+      pending->result = std::move(result);
+    }
+    if (revision == first) {
+      // Nothing changed: no COMMIT, no fsync.
+      return sql_txn.Rollback();
+    }
+    {
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kUpdateRevisionSql));
+      stmt.BindInt(1, revision);
+      DISCOVERY_RETURN_IF_ERROR(stmt.Run());
+    }
+    // Keep the newest history_revisions revisions of events.
+    const int64_t keep_from = revision - options_.history_revisions + 1;
+    if (keep_from > 1) {
+      DISCOVERY_RETURN_IF_ERROR(CompactLocked(keep_from));
+    }
+    DISCOVERY_RETURN_IF_ERROR(sql_txn.Commit());
+    committed = true;
+    return absl::OkStatus();
+  }
+
+  // Applies one txn inside the batch's SQLite transaction on top of store revision `current`.
+  // The caller undoes its writes unless the returned revision is current + 1.
+  absl::StatusOr<TxnResult> ApplyTxnLocked(const Txn& txn, int64_t current)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     TxnResult result{.succeeded = true, .revision = current};
     for (const Compare& compare : txn.compares) {
       DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kSelectModRevisionSql));
@@ -599,7 +747,6 @@ class EmbeddedStore final : public Store {
       const int64_t mod_revision = row ? stmt.Int(0) : 0;
       if (mod_revision != compare.mod_revision) {
         result.succeeded = false;
-        DISCOVERY_RETURN_IF_ERROR(sql_txn.Rollback());
         return result;
       }
     }
@@ -628,24 +775,16 @@ class EmbeddedStore final : public Store {
         }
       }
     }
-    if (seq == 0) {
-      // Nothing changed (e.g. deleting a missing key): like etcd, no new revision.
-      DISCOVERY_RETURN_IF_ERROR(sql_txn.Rollback());
-      return result;
+    if (seq != 0) {
+      result.revision = revision;
     }
-    {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kUpdateRevisionSql));
-      stmt.BindInt(1, revision);
-      DISCOVERY_RETURN_IF_ERROR(stmt.Run());
-    }
-    // Keep the newest history_revisions revisions of events.
-    const int64_t keep_from = revision - options_.history_revisions + 1;
-    if (keep_from > 1) {
-      DISCOVERY_RETURN_IF_ERROR(CompactLocked(keep_from));
-    }
-    DISCOVERY_RETURN_IF_ERROR(sql_txn.Commit());
-    result.revision = revision;
+    // Otherwise nothing changed (e.g. deleting a missing key): like etcd, no new revision.
     return result;
+  }
+
+  absl::Status RunLocked(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(sql));
+    return stmt.Run();
   }
 
   absl::Status ApplyPut(const Op& op, int64_t revision, int64_t seq)
@@ -854,6 +993,17 @@ class EmbeddedStore final : public Store {
   absl::Mutex mu_;
   const std::unique_ptr<Connection> db_ ABSL_PT_GUARDED_BY(mu_);
 
+  // Group-commit counters (GetEmbeddedStoreStats); atomic so they can be read while a leader
+  // holds mu_ waiting for another process's write lock.
+  std::atomic<int64_t> commits_ = 0;
+  std::atomic<int64_t> write_transactions_ = 0;
+
+  // Commits waiting for a batch, oldest first. While the queue is not empty a leader is active
+  // (applying a batch, or promoted and about to take the next).
+  absl::Mutex queue_mu_;
+  std::deque<PendingCommit*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool leader_active_ ABSL_GUARDED_BY(queue_mu_) = false;
+
   // Counts commits of this store object; watches wait on it.
   absl::Mutex signal_mu_;
   uint64_t local_commits_ ABSL_GUARDED_BY(signal_mu_) = 0;
@@ -862,6 +1012,14 @@ class EmbeddedStore final : public Store {
 absl::StatusOr<std::unique_ptr<Store>> OpenEmbeddedStore(const EmbeddedStoreOptions& options) {
   DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<EmbeddedStore> store, EmbeddedStore::Create(options));
   return std::unique_ptr<Store>(std::move(store));
+}
+
+absl::StatusOr<EmbeddedStoreStats> GetEmbeddedStoreStats(Store& store) {
+  auto* embedded = dynamic_cast<EmbeddedStore*>(&store);
+  if (embedded == nullptr) {
+    return absl::InvalidArgumentError("stats: not an embedded store");
+  }
+  return embedded->Stats();
 }
 
 absl::Status CompactEmbeddedStore(Store& store, int64_t revision) {

@@ -2,6 +2,12 @@
 // semantics as etcd (revisions, prefix ranges, transactions, ordered watches). Every
 // acknowledged Commit is durable across kill -9. Several processes may open the same file
 // (e.g. discoveryd server and discoveryd exporter); watches see commits of other processes too.
+//
+// Group commit: Commit() calls of concurrent threads are queued and applied in arrival order by
+// one of them (the leader) in a single SQLite write transaction, each in its own savepoint, so a
+// batch pays one COMMIT and one fsync. Each transaction still gets its own revision and fails or
+// succeeds on its own; only an error of the SQLite transaction as a whole (BEGIN, COMMIT, an I/O
+// error that rolls everything back) fails every Commit of the batch.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +35,10 @@ struct EmbeddedStoreOptions {
   // How long a write waits for another process holding the database's write lock before it
   // fails with Unavailable.
   absl::Duration busy_timeout = absl::Seconds(10);
+  // Bounds of one group commit: at most this many transactions, and no more than this many
+  // bytes of keys and values once the first transaction is in (a larger one goes alone).
+  int max_batch_txns = 256;
+  int64_t max_batch_bytes = 4 << 20;
 };
 
 class EmbeddedStore;
@@ -43,5 +53,18 @@ absl::StatusOr<std::unique_ptr<Store>> OpenEmbeddedStore(const EmbeddedStoreOpti
 // compact_revision. The current keys are untouched. InvalidArgument when `store` is not an
 // embedded store, OutOfRange when `revision` is in the future. Thread-safe.
 absl::Status CompactEmbeddedStore(Store& store, int64_t revision);
+
+// Group-commit counters of one embedded store object, for tests and benchmarks.
+struct EmbeddedStoreStats {
+  // Commit() calls that reached the store (passed validation) and have been applied or failed.
+  int64_t commits = 0;
+  // SQLite write transactions begun for them: at most one COMMIT and fsync each.
+  int64_t write_transactions = 0;
+  // Commit() calls queued right now and not yet taken into a batch.
+  int64_t queued_commits = 0;
+};
+
+// InvalidArgument when `store` is not an embedded store. Thread-safe.
+absl::StatusOr<EmbeddedStoreStats> GetEmbeddedStoreStats(Store& store);
 
 }  // namespace discovery::store
