@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 libboost-dev
-  libre2-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libre2-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev
   etcd-server etcd-client prometheus
   # the Debian package: CPack runs dpkg-shlibdeps (dpkg-dev) and file; its postinst runs adduser

@@ -656,9 +656,39 @@ class Connection final : public ConnectionBase,
       response = PlainResponse(500, "internal server error\n");
     }
     bool close = !keep_alive_ || draining_;
-    bool has_server = false;
+    close_after_write_ = false;
+    if (response.shared_body != nullptr) {
+      // A cached body: written straight from the shared buffer, never copied.
+      shared_body_ = std::move(response.shared_body);
+      shared_response_.emplace();
+      Fill(*shared_response_, response, close);
+      if (response.status != 204 && response.status != 304) {
+        shared_response_->content_length(shared_body_->size());
+        if (!head_) {
+          shared_response_->body() = {shared_body_->data(), shared_body_->size()};
+        }
+      }
+      Send(*shared_response_);
+      return;
+    }
     response_.emplace();
-    bhttp::response<bhttp::string_body>& message = *response_;
+    Fill(*response_, response, close);
+    // RFC 9110 §8.6: a HEAD response announces the length the GET would have; 204 and 304
+    // carry neither.
+    if (response.status != 204 && response.status != 304) {
+      response_->content_length(response.body.size());
+      if (!head_) {
+        response_->body() = std::move(response.body);
+      }
+    }
+    Send(*response_);
+  }
+
+  // Status line and header fields of `response` into `message`; sets `close` when the handler
+  // asked for the connection to close.
+  template <typename Message>
+  void Fill(Message& message, const Response& response, bool& close) {
+    bool has_server = false;
     message.version(version_);
     message.result(static_cast<unsigned>(response.status));
     for (const auto& [name, value] : response.headers) {
@@ -676,20 +706,18 @@ class Connection final : public ConnectionBase,
     if (!has_server) {
       message.set(bhttp::field::server, beast::string_view(kServerName.data(), kServerName.size()));
     }
-    // RFC 9110 §8.6: a HEAD response announces the length the GET would have; 204 and 304
-    // carry neither.
-    if (response.status != 204 && response.status != 304) {
-      message.content_length(response.body.size());
-      if (!head_) {
-        message.body() = std::move(response.body);
-      }
-    }
     message.keep_alive(!close);
     close_after_write_ = close;
+  }
+
+  template <typename Message>
+  void Send(Message& message) {
     Lowest().expires_at(DeadlineAfter(options().write_timeout));
     bhttp::async_write(stream_, message,
                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
                          self->response_.reset();
+                         self->shared_response_.reset();
+                         self->shared_body_.reset();
                          if (ec) {
                            self->CloseNow();
                            return;
@@ -755,6 +783,9 @@ class Connection final : public ConnectionBase,
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::optional<bhttp::response<bhttp::string_body>> response_;
+  // A response whose body is a shared, immutable buffer, kept alive until it is written.
+  std::optional<bhttp::response<bhttp::span_body<const char>>> shared_response_;
+  std::shared_ptr<const std::string> shared_body_;
   SteadyClock::time_point request_deadline_;
   State state_ = State::kIdle;
   bool first_request_ = true;

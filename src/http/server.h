@@ -50,6 +50,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   // Dropped (Content-Length kept) for HEAD requests and never sent with 204 and 304.
   std::string body;
+  // When set, sent instead of `body` straight from this buffer, without a copy: a cached body
+  // shared by every answer that sends it. It is kept alive until written.
+  std::shared_ptr<const std::string> shared_body;
 };
 
 // Called on a worker thread, concurrently for different connections, so it must be

@@ -142,6 +142,10 @@ Metrics::Metrics()
       http_request_duration_(Register(prometheus::BuildHistogram(), registry_,
                                       "discovery_http_request_duration_seconds",
                                       "Histogram of HTTP request latency (seconds) by route.")),
+      http_body_bytes_(Register(prometheus::BuildCounter(), registry_,
+                                "discovery_http_response_body_bytes_total",
+                                "Total bytes of HTTP response bodies sent, by route and "
+                                "content encoding (gzip or identity).")),
       replication_factor_(Register(prometheus::BuildGauge(), registry_,
                                    "discovery_replication_factor",
                                    "Number of servers each service is assigned to.")),
@@ -218,6 +222,11 @@ void Metrics::HttpHandled(std::string_view route, std::string_view method, int s
       .Increment();
   HistogramSeries(http_request_duration_, {{"route", std::string(route)}})
       .Observe(absl::ToDoubleSeconds(elapsed));
+}
+
+void Metrics::HttpBodySent(std::string_view route, bool gzip, size_t bytes) {
+  http_body_bytes_.Add({{"route", std::string(route)}, {"encoding", gzip ? "gzip" : "identity"}})
+      .Increment(static_cast<double>(bytes));
 }
 
 void Metrics::SetServiceCounts(

@@ -71,6 +71,10 @@ class Metrics {
   void HttpHandled(std::string_view route, std::string_view method, int status,
                    absl::Duration elapsed);
 
+  // Counts the body bytes of an HTTP answer on `route` (a pattern, as for HttpHandled) as
+  // discovery_http_response_body_bytes_total{route, encoding="gzip"|"identity"}.
+  void HttpBodySent(std::string_view route, bool gzip, size_t bytes);
+
   // Replaces every discovery_services_count series with `counts`, keyed by (server,
   // namespace); series missing from `counts` disappear. A scrape sees either the old or the
   // new set, never a mix.
@@ -118,6 +122,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& grpc_handling_seconds_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_request_duration_;
+  prometheus::Family<prometheus::Counter>& http_body_bytes_;
   prometheus::Family<prometheus::Gauge>& replication_factor_;
   prometheus::Family<prometheus::Counter>& store_errors_;
   prometheus::Family<prometheus::Counter>& log_messages_;

@@ -1,13 +1,18 @@
 #include "openapi/docs.h"
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "absl/base/const_init.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "fmt/format.h"
 
+#include "compress/gzip.h"
 #include "openapi/embedded_files.h"
 #include "rest/rest_api.h"
 
@@ -69,6 +74,25 @@ const absl::flat_hash_map<std::string_view, Asset>& Assets() {
   return *assets;
 }
 
+// Text worth compressing; images are compressed already.
+bool Compressible(const Asset& asset) {
+  return asset.content.size() >= 1024 &&
+         (asset.content_type.starts_with("text/") || asset.content_type == "application/json");
+}
+
+// An asset gzipped, compressed on its first request and kept for the life of the process.
+std::shared_ptr<const std::string> Gzipped(std::string_view name, const Asset& asset) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* const cache =
+      new absl::flat_hash_map<std::string_view, std::shared_ptr<const std::string>>();
+  absl::MutexLock lock(&mu);
+  std::shared_ptr<const std::string>& gzipped = (*cache)[name];
+  if (gzipped == nullptr) {
+    gzipped = std::make_shared<const std::string>(compress::Gzip(asset.content, 9));
+  }
+  return gzipped;
+}
+
 http::Response PlainText(int status, std::string body) {
   return {.status = status,
           .headers = {{"Content-Type", "text/plain; charset=utf-8"}},
@@ -122,16 +146,29 @@ http::Response Serve(const http::Request& request) {
     return PlainText(404, "not found\n");
   }
   const Asset& asset = it->second;
+  const std::optional<std::string_view> accept = request.Header("Accept-Encoding");
+  const bool gzip = Compressible(asset) && accept.has_value() && compress::AcceptsGzip(*accept);
+  const std::string gzip_etag = asset.etag.substr(0, asset.etag.size() - 1) + "-gzip\"";
   http::Response response;
-  // Revalidated on every load (cheap: a 304), so a new build is picked up at once.
-  response.headers = {
-      {"ETag", asset.etag}, {"Cache-Control", "no-cache"}, {"X-Content-Type-Options", "nosniff"}};
-  if (rest::NoneMatchHits(request, asset.etag)) {
+  // Revalidated on every load (cheap: a 304), so a new build is picked up at once. Each
+  // encoding has its own tag; a client holding either gets its 304.
+  response.headers = {{"ETag", gzip ? gzip_etag : asset.etag},
+                      {"Cache-Control", "no-cache"},
+                      {"X-Content-Type-Options", "nosniff"}};
+  if (Compressible(asset)) {
+    response.headers.emplace_back("Vary", "Accept-Encoding");
+  }
+  if (rest::NoneMatchHits(request, asset.etag) || rest::NoneMatchHits(request, gzip_etag)) {
     response.status = 304;
     return response;
   }
   response.headers.emplace_back("Content-Type", std::string{asset.content_type});
-  response.body = std::string{asset.content};
+  if (gzip) {
+    response.headers.emplace_back("Content-Encoding", "gzip");
+    response.shared_body = Gzipped(name, asset);
+  } else {
+    response.body = std::string{asset.content};
+  }
   return response;
 }
 

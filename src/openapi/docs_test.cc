@@ -9,6 +9,9 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
+#include "compress/gzip.h"
+#include "testing/status_matchers.h"
+
 namespace discovery::openapi {
 namespace {
 
@@ -92,6 +95,30 @@ TEST(DocsTest, AnswersIfNoneMatchWith304) {
   EXPECT_TRUE(again.body.empty());
   EXPECT_EQ(Get("/swagger/swagger-ui.css", {{"If-None-Match", "\"other\""}}).status, 200);
   EXPECT_NE(HeaderOf(Get("/swagger/swagger-ui-bundle.js"), "ETag"), etag);
+}
+
+TEST(DocsTest, GzipsTextAssetsForClientsThatAcceptIt) {
+  const std::string path{kDocumentPath};
+  const http::Response plain = Get(path);
+  const http::Response gzipped = Get(path, {{"Accept-Encoding", "gzip"}});
+  ASSERT_EQ(gzipped.status, 200);
+  EXPECT_THAT(HeaderOf(gzipped, "Content-Encoding"), Optional(std::string("gzip")));
+  EXPECT_THAT(HeaderOf(gzipped, "Vary"), Optional(std::string("Accept-Encoding")));
+  ASSERT_NE(gzipped.shared_body, nullptr);
+  EXPECT_LT(gzipped.shared_body->size(), Document().size());
+  EXPECT_THAT(compress::Gunzip(*gzipped.shared_body),
+              discovery::testing::IsOkAndHolds(std::string(Document())));
+  // The same buffer for every answer, and its own ETag.
+  EXPECT_EQ(Get(path, {{"Accept-Encoding", "gzip"}}).shared_body.get(), gzipped.shared_body.get());
+  const std::optional<std::string> gzip_etag = HeaderOf(gzipped, "ETag");
+  ASSERT_TRUE(gzip_etag.has_value());
+  EXPECT_NE(gzip_etag, HeaderOf(plain, "ETag"));
+  EXPECT_EQ(Get(path, {{"Accept-Encoding", "gzip"}, {"If-None-Match", *gzip_etag}}).status, 304);
+  EXPECT_EQ(Get(path, {{"If-None-Match", *gzip_etag}}).status, 304);
+  // Images are not compressed again.
+  EXPECT_THAT(HeaderOf(Get("/swagger/favicon-32x32.png", {{"Accept-Encoding", "gzip"}}),
+                       "Content-Encoding"),
+              std::nullopt);
 }
 
 TEST(DocsTest, RefusesUnknownFilesAndOtherMethods) {

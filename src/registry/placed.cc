@@ -5,6 +5,7 @@
 
 #include "fmt/format.h"
 
+#include "compress/gzip.h"
 #include "hash/crc64.h"
 #include "selector/selector.h"
 #include "targetgroup/targetgroup.h"
@@ -174,13 +175,28 @@ std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig co
     }
     groups = *std::move(built);
   }
-  auto body = std::make_shared<HttpSdBody>();
-  body->json = targetgroup::ToHttpSdJson(groups);
-  body->etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(body->json), body->json.size());
-  return body;
+  std::string json = targetgroup::ToHttpSdJson(groups);
+  std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
+  return std::make_shared<const HttpSdBody>(std::move(json), std::move(etag));
 }
 
 }  // namespace
+
+HttpSdBody::HttpSdBody(std::string json, std::string etag)
+    : json_(std::make_shared<const std::string>(std::move(json))),
+      etag_(std::move(etag)),
+      // "<crc>-<length>" becomes "<crc>-<length>-gzip".
+      gzip_etag_(etag_.size() >= 2 ? etag_.substr(0, etag_.size() - 1) + "-gzip\"" : etag_) {}
+
+std::shared_ptr<const std::string> HttpSdBody::Gzipped() const {
+  absl::MutexLock lock(&mu_);
+  if (gzip_ == nullptr) {
+    // Under the lock: concurrent first requests wait for one compression instead of each
+    // doing it.
+    gzip_ = std::make_shared<const std::string>(compress::Gzip(*json_));
+  }
+  return gzip_;
+}
 
 const PlacedService* NamespacePlacement::Find(std::string_view id) const {
   const PlacedPtr* placed = all_.Find(id);

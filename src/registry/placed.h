@@ -31,10 +31,33 @@
 
 namespace discovery::registry {
 
-// A rendered http_sd answer, shared by every request that asks for the same thing.
-struct HttpSdBody {
-  std::string json;
-  std::string etag;  // quoted, as it goes into the ETag header
+// A rendered http_sd answer, shared by every request that asks for the same thing, with its
+// gzip encoding made on the first request that accepts it.
+class HttpSdBody {
+ public:
+  HttpSdBody(std::string json, std::string etag);
+  HttpSdBody(const HttpSdBody&) = delete;
+  HttpSdBody& operator=(const HttpSdBody&) = delete;
+  HttpSdBody(HttpSdBody&&) = delete;
+  HttpSdBody& operator=(HttpSdBody&&) = delete;
+  ~HttpSdBody() = default;
+
+  const std::string& json() const { return *json_; }
+  // The JSON as a buffer to send without copying.
+  const std::shared_ptr<const std::string>& json_buffer() const { return json_; }
+  // Quoted, as it goes into the ETag header.
+  const std::string& etag() const { return etag_; }
+  // The ETag of the gzip encoding: another representation needs another tag.
+  const std::string& gzip_etag() const { return gzip_etag_; }
+  // The JSON gzipped, compressed once (on the first call) and then shared. Thread-safe.
+  std::shared_ptr<const std::string> Gzipped() const;
+
+ private:
+  const std::shared_ptr<const std::string> json_;
+  const std::string etag_;
+  const std::string gzip_etag_;
+  mutable absl::Mutex mu_;
+  mutable std::shared_ptr<const std::string> gzip_ ABSL_GUARDED_BY(mu_);
 };
 
 // A service with the servers it is placed on.

@@ -67,7 +67,7 @@ Observed Observe(const Placed& placed) {
           placed.HttpSd(server, ns, ExportConfig::kStandard);
       EXPECT_THAT(body, IsOk());
       if (body.ok()) {
-        observed.http_sd[{server, ns}] = (*body)->json;
+        observed.http_sd[{server, ns}] = (*body)->json();
       }
     }
   }

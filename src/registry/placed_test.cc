@@ -91,9 +91,9 @@ TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
   auto blackbox = placed->HttpSd("a", "default", ExportConfig::kBlackbox);
   ASSERT_TRUE(standard.ok() && blackbox.ok());
   EXPECT_EQ(*placed->HttpSd("a", "default", ExportConfig::kStandard), *standard);
-  EXPECT_EQ((*blackbox)->json, R"([{"targets":["http://x:1/m"],"labels":{}}])");
-  EXPECT_NE((*standard)->etag, (*blackbox)->etag);
-  EXPECT_EQ((*placed->HttpSd("nobody", "default", ExportConfig::kStandard))->json, "[]");
+  EXPECT_EQ((*blackbox)->json(), R"([{"targets":["http://x:1/m"],"labels":{}}])");
+  EXPECT_NE((*standard)->etag(), (*blackbox)->etag());
+  EXPECT_EQ((*placed->HttpSd("nobody", "default", ExportConfig::kStandard))->json(), "[]");
 }
 
 // A write re-renders only the answers of the servers whose slice it changed; the others stay
@@ -118,7 +118,7 @@ TEST(PlacedTest, AWriteDropsOnlyTheAnswersOfServersItChanged) {
   ASSERT_TRUE(again_a.ok() && again_b.ok());
   EXPECT_EQ(*again_a, *on_a);  // the same object: not rendered again
   EXPECT_NE(*again_b, *on_b);
-  EXPECT_THAT((*again_b)->json, ::testing::HasSubstr("z:1"));
+  EXPECT_THAT((*again_b)->json(), ::testing::HasSubstr("z:1"));
   EXPECT_TRUE(next->In("default")->On("a").SameAs(placed->In("default")->On("a")));
 }
 

@@ -442,13 +442,13 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
   const repo::Snapshot& snapshot = placed->snapshot();
   auto ns = snapshot.namespaces.find(namespace_name);
-  if (ns == snapshot.namespaces.end()) {
-    return absl::NotFoundError(fmt::format("namespace {} not found", namespace_name));
-  }
-  if (!snapshot.servers.contains(server)) {
-    return absl::NotFoundError(fmt::format("server {} not found", server));
-  }
   Selection selection;
+  // An unknown server or namespace has no targets, like an empty one: an error would make
+  // Prometheus keep the last targets of an unregistered server forever (SPEC §4.3).
+  if (ns == snapshot.namespaces.end() || !snapshot.servers.contains(server)) {
+    selection.placed = std::move(placed);
+    return selection;
+  }
   selection.config = requested.value_or(ns->second.export_config);
   selection.placement = placed->In(namespace_name);
   selection.placed = std::move(placed);
@@ -474,7 +474,7 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_v
   DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
   if (selection.placement == nullptr) {
     static const auto* const empty_body = new std::shared_ptr<const HttpSdBody>(
-        std::make_shared<HttpSdBody>(HttpSdBody{.json = "[]", .etag = "\"empty\""}));
+        std::make_shared<const HttpSdBody>("[]", "\"empty\""));
     return *empty_body;
   }
   return selection.placed->HttpSd(server, namespace_name, selection.config);

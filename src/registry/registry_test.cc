@@ -290,26 +290,35 @@ TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {  // B15
 
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
-  EXPECT_EQ((*body)->json, R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
-                           R"("__scheme__":"http","instance":"a:9100","job":"node"}}])");
+  EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
+                             R"("__scheme__":"http","instance":"a:9100","job":"node"}}])");
   body = registry->HttpSd("p1", "probes", "");
   ASSERT_THAT(body, IsOk());
-  EXPECT_EQ((*body)->json,
+  EXPECT_EQ((*body)->json(),
             R"([{"targets":["https://example.com"],"labels":{"module":"http_2xx"}}])");
   body = registry->HttpSd("p1", "probes", "standard");
   ASSERT_THAT(body, IsOk());
-  EXPECT_THAT((*body)->json, HasSubstr(R"("job":"node")"));
+  EXPECT_THAT((*body)->json(), HasSubstr(R"("job":"node")"));
 
   ASSERT_THAT(registry->RegisterNamespace("probes", ExportConfig::kDisabled), IsOk());
   body = registry->HttpSd("p1", "probes", "");
   ASSERT_THAT(body, IsOk());
-  EXPECT_EQ((*body)->json, "[]");
+  EXPECT_EQ((*body)->json(), "[]");
 
   EXPECT_THAT(registry->HttpSd("p1", "default", "disabled"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("invalid exporter config: 'disabled'")));
   EXPECT_THAT(registry->HttpSd(".*", "default", ""), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(registry->HttpSd("p.", "default", ""), StatusIs(absl::StatusCode::kNotFound));
+  // An unknown server or namespace is an empty answer, never an error (SPEC §4.3).
+  for (const auto& [server, ns] : {std::pair{"p.", "default"}, std::pair{"p1", "nowhere"}}) {
+    body = registry->HttpSd(server, ns, "");
+    ASSERT_THAT(body, IsOk());
+    EXPECT_EQ((*body)->json(), "[]");
+    absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
+        registry->TargetGroups(server, ns, "");
+    ASSERT_THAT(groups, IsOk());
+    EXPECT_TRUE(groups->empty());
+  }
   EXPECT_THAT(registry->HttpSd("p1", "nosuch", ""),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("namespace nosuch not found")));
   absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
@@ -329,12 +338,12 @@ TEST_F(RegistryTest, HttpSdETagChangesWithTheContentOnly) {
   ASSERT_THAT(registry->RegisterNamespace("other", ExportConfig::kStandard), IsOk());
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> same = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(same, IsOk());
-  EXPECT_EQ((*same)->etag, (*first)->etag);
+  EXPECT_EQ((*same)->etag(), (*first)->etag());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> changed = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(changed, IsOk());
-  EXPECT_NE((*changed)->etag, (*first)->etag);
-  EXPECT_THAT((*changed)->json, HasSubstr("b:9100"));
+  EXPECT_NE((*changed)->etag(), (*first)->etag());
+  EXPECT_THAT((*changed)->json(), HasSubstr("b:9100"));
 }
 
 TEST_F(RegistryTest, ServiceCountsAreReported) {

@@ -18,6 +18,7 @@
 
 #include "api/handlers.h"
 #include "common/format.h"
+#include "compress/gzip.h"
 #include "registry/placed.h"
 #include "rest/json.h"
 #include "rest/url.h"
@@ -272,15 +273,27 @@ http::Response HttpSd(const Call& call) {
   if (*body == nullptr) {
     return ErrorResponse(absl::InternalError("the registry returned no http_sd body"));
   }
+  const registry::HttpSdBody& sd = **body;
+  // Prometheus always accepts gzip; the compressed body is made once per body version.
+  const std::optional<std::string_view> accept = call.request.Header("Accept-Encoding");
+  const bool gzip = accept.has_value() && compress::AcceptsGzip(*accept);
   http::Response response;
-  // Prometheus must revalidate every time; the ETag makes that a 304 without a body.
-  response.headers = {{"ETag", (*body)->etag}, {"Cache-Control", "no-cache"}};
-  if (NoneMatchHits(call.request, (*body)->etag)) {
+  // Prometheus must revalidate every time; the ETag makes that a 304 without a body. Each
+  // encoding has its own tag, and a client holding either gets its 304.
+  response.headers = {{"ETag", gzip ? sd.gzip_etag() : sd.etag()},
+                      {"Cache-Control", "no-cache"},
+                      {"Vary", "Accept-Encoding"}};
+  if (NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag())) {
     response.status = 304;
     return response;
   }
   response.headers.emplace_back("Content-Type", "application/json");
-  response.body = (*body)->json;
+  if (gzip) {
+    response.headers.emplace_back("Content-Encoding", "gzip");
+    response.shared_body = sd.Gzipped();
+  } else {
+    response.shared_body = sd.json_buffer();
+  }
   return response;
 }
 

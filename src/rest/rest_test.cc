@@ -16,6 +16,7 @@
 #include "auth/authenticator.h"
 #include "auth/authorizer.h"
 #include "auth/machine_token.h"
+#include "compress/gzip.h"
 #include "postfinance/discovery/v1/server_api.pb.h"
 #include "postfinance/discovery/v1/service_api.pb.h"
 #include "postfinance/discovery/v1/token_api.pb.h"
@@ -105,7 +106,13 @@ class RestTest : public ::testing::Test {
       request.headers.emplace_back("Authorization", *authorization);
     }
     request.body = std::move(body);
-    return api_->Handle(request);
+    http::Response response = api_->Handle(request);
+    // A cached body comes as a shared buffer; the tests read every body the same way.
+    if (response.shared_body != nullptr) {
+      EXPECT_TRUE(response.body.empty());
+      response.body = *response.shared_body;
+    }
+    return response;
   }
   http::Response AsAdmin(std::string method, const std::string& target, std::string body = "",
                          std::vector<std::pair<std::string, std::string>> headers = {}) const {
@@ -493,13 +500,70 @@ TEST_F(RestTest, HttpSdConfigAndItsExportConfigAlias) {
 TEST_F(RestTest, HttpSdErrors) {
   ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
   ExpectError(Send("GET", "/v1/sd/prometheus1.example.com/default"), 401, 16, "");
-  ExpectError(Send("GET", "/v1/sd/prometheus1.example.com/nowhere", "", machine_), 404, 5,
-              "namespace nowhere not found");
-  ExpectError(Send("GET", "/v1/sd/prometheus9.example.com/default", "", machine_), 404, 5,
-              "server prometheus9.example.com not found");
+  // An unknown namespace or server is an empty answer: a 404 would make Prometheus keep the
+  // old targets of an unregistered server forever.
+  for (const std::string path :
+       {"/v1/sd/prometheus1.example.com/nowhere", "/v1/sd/prometheus9.example.com/default"}) {
+    const http::Response empty = Send("GET", path, "", machine_);
+    EXPECT_EQ(empty.status, 200) << path;
+    EXPECT_EQ(empty.body, "[]") << path;
+  }
   ExpectError(Send("GET", "/v1/sd/bad%20name/default", "", machine_), 400, 3, "");
   ExpectError(Send("POST", "/v1/sd/prometheus1.example.com/default", "", machine_), 405, 12,
               "Method Not Allowed");
+}
+
+TEST_F(RestTest, HttpSdIsGzippedForClientsThatAcceptItWithItsOwnETag) {
+  ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
+  const std::string path = "/v1/sd/prometheus1.example.com/default";
+  const http::Response identity = Send("GET", path, "", machine_);
+  const http::Response gzipped =
+      Send("GET", path, "", machine_, {{"Accept-Encoding", "deflate, gzip;q=0.9"}});
+  ASSERT_EQ(identity.status, 200);
+  ASSERT_EQ(gzipped.status, 200);
+  EXPECT_THAT(HeaderOf(identity, "Content-Encoding"), std::nullopt);
+  EXPECT_THAT(HeaderOf(gzipped, "Content-Encoding"), Optional(std::string("gzip")));
+  for (const http::Response* response : {&identity, &gzipped}) {
+    EXPECT_THAT(HeaderOf(*response, "Vary"), Optional(std::string("Accept-Encoding")));
+  }
+  EXPECT_THAT(compress::Gunzip(gzipped.body), IsOkAndHolds(identity.body));
+  const std::string identity_etag = HeaderOf(identity, "ETag").value_or("");
+  const std::string gzip_etag = HeaderOf(gzipped, "ETag").value_or("");
+  ASSERT_FALSE(identity_etag.empty());
+  EXPECT_NE(gzip_etag, identity_etag);
+  // A client holding either tag gets a 304, whichever encoding it asks for now.
+  for (const std::string& held : {identity_etag, gzip_etag}) {
+    EXPECT_EQ(Send("GET", path, "", machine_, {{"If-None-Match", held}}).status, 304) << held;
+    const http::Response again =
+        Send("GET", path, "", machine_, {{"Accept-Encoding", "gzip"}, {"If-None-Match", held}});
+    EXPECT_EQ(again.status, 304) << held;
+    EXPECT_THAT(HeaderOf(again, "ETag"), Optional(gzip_etag));
+  }
+  // gzip;q=0 is a refusal.
+  EXPECT_THAT(HeaderOf(Send("GET", path, "", machine_, {{"Accept-Encoding", "gzip;q=0"}}),
+                       "Content-Encoding"),
+              std::nullopt);
+}
+
+// Every answer of one body version sends the same buffer: no copy per request.
+TEST_F(RestTest, HttpSdAnswersShareTheCachedBuffer) {
+  ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
+  const auto send = [this](std::vector<std::pair<std::string, std::string>> headers) {
+    http::Request request;
+    request.method = "GET";
+    request.path = request.target = "/v1/sd/prometheus1.example.com/default";
+    request.headers = std::move(headers);
+    request.headers.emplace_back("Authorization", machine_);
+    return api_->Handle(request);
+  };
+  for (const auto& headers :
+       {std::vector<std::pair<std::string, std::string>>{}, {{"Accept-Encoding", "gzip"}}}) {
+    const http::Response first = send(headers);
+    const http::Response second = send(headers);
+    ASSERT_NE(first.shared_body, nullptr);
+    EXPECT_EQ(first.shared_body.get(), second.shared_body.get());
+    EXPECT_TRUE(first.body.empty());
+  }
 }
 
 TEST_F(RestTest, HttpSdAnswers304ForAMatchingETag) {

@@ -1,7 +1,11 @@
 #include "server/daemon.h"
 
+#include <algorithm>
+#include <optional>
+#include <string_view>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "fmt/format.h"
 
 #include "api/dispatcher.h"
@@ -12,6 +16,7 @@
 #include "auth/oidc_verifier.h"
 #include "common/format.h"
 #include "common/logging.h"
+#include "compress/gzip.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
 #include "openapi/docs.h"
@@ -70,8 +75,47 @@ struct Daemon::Parts {
       route = std::string{rest::RestApi::Route(request.path).value_or("unmatched")};
       response = rest->Handle(request);
     }
+    CompressLargeAnswer(request, response);
     metrics.HttpHandled(route, request.method, response.status, absl::Now() - start);
+    if (request.method != "HEAD") {
+      const size_t bytes =
+          response.shared_body != nullptr ? response.shared_body->size() : response.body.size();
+      metrics.HttpBodySent(route, IsGzipped(response), bytes);
+    }
     return response;
+  }
+
+  static bool IsGzipped(const http::Response& response) {
+    return std::any_of(response.headers.begin(), response.headers.end(), [](const auto& header) {
+      return absl::EqualsIgnoreCase(header.first, "Content-Encoding") && header.second == "gzip";
+    });
+  }
+
+  // REST lists (not cached: every answer is built anew) are compressed on the fly when large
+  // and the client takes gzip. Answers with an ETag or a shared body choose their encoding
+  // themselves (http_sd, Swagger UI), so that each encoding keeps its own tag.
+  static void CompressLargeAnswer(const http::Request& request, http::Response& response) {
+    constexpr size_t kCompressFromBytes = 1024;
+    if (response.status != 200 || response.shared_body != nullptr ||
+        response.body.size() < kCompressFromBytes || IsGzipped(response)) {
+      return;
+    }
+    bool json = false;
+    for (const auto& [name, value] : response.headers) {
+      if (absl::EqualsIgnoreCase(name, "ETag") ||
+          absl::EqualsIgnoreCase(name, "Content-Encoding")) {
+        return;
+      }
+      json = json || (absl::EqualsIgnoreCase(name, "Content-Type") &&
+                      absl::StartsWith(value, "application/json"));
+    }
+    const std::optional<std::string_view> accept = request.Header("Accept-Encoding");
+    if (!json || !accept.has_value() || !compress::AcceptsGzip(*accept)) {
+      return;
+    }
+    response.body = compress::Gzip(response.body, 1);
+    response.headers.emplace_back("Content-Encoding", "gzip");
+    response.headers.emplace_back("Vary", "Accept-Encoding");
   }
 };
 

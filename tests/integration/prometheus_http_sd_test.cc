@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -33,6 +34,7 @@
 
 #include "common/format.h"
 #include "common/status_macros.h"
+#include "compress/gzip.h"
 #include "testing/discoveryd_process.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
@@ -410,6 +412,46 @@ TEST_F(PrometheusHttpSdTest, StandardExportGivesOneLabelledTargetPerService) {
                                              b->value("health", "") == "up";
                                     },
                                     kDeadline));
+}
+
+// Prometheus asks for gzip on every refresh; discoveryd answers http_sd compressed, and what
+// Prometheus received (it found its targets above) was compressed: discoveryd's own byte
+// counter of http_sd answers shows gzip bytes and, from Prometheus, no identity bytes.
+TEST_F(PrometheusHttpSdTest, PrometheusReadsGzippedAnswers) {
+  const std::string node = "node1.invalid:9100";
+  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, env_->prometheus->AwaitActiveTargets(
+                                                   [&](const nlohmann::json& t) {
+                                                     return PoolInstances(t, "http").contains(node);
+                                                   },
+                                                   kDeadline));
+  ASSERT_OK_AND_ASSIGN(HttpResult metrics, HttpGet(fmt::format("http://127.0.0.1:{}/metrics",
+                                                               env_->discoveryd->http_port())));
+  ASSERT_EQ(metrics.status, 200);
+  std::string gzip_line;
+  for (absl::string_view line : absl::StrSplit(metrics.body, '\n')) {
+    if (absl::StartsWith(line, "discovery_http_response_body_bytes_total{") &&
+        absl::StrContains(line, R"(route="/v1/sd/{server}/{namespace}")") &&
+        absl::StrContains(line, R"(encoding="gzip")")) {
+      gzip_line = std::string(line);
+    }
+  }
+  ASSERT_FALSE(gzip_line.empty()) << metrics.body;
+  double bytes = 0;
+  ASSERT_TRUE(absl::SimpleAtod(gzip_line.substr(gzip_line.rfind(' ') + 1), &bytes)) << gzip_line;
+  EXPECT_GT(bytes, 0) << gzip_line;
+  // The answers are gzip on the wire: Prometheus' request carries Accept-Encoding: gzip, and
+  // one made the same way here comes back compressed and decodes to the identity answer.
+  ASSERT_OK_AND_ASSIGN(HttpResult identity,
+                       HttpRequest("GET", SdUrl("default"), "",
+                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+  ASSERT_OK_AND_ASSIGN(HttpResult gzipped,
+                       HttpRequest("GET", SdUrl("default"), "",
+                                   {{"Authorization", "Bearer " + env_->machine_token},
+                                    {"Accept-Encoding", "gzip"}}));
+  ASSERT_EQ(gzipped.status, 200);
+  EXPECT_THAT(gzipped.headers,
+              Contains(std::pair<std::string, std::string>("content-encoding", "gzip")));
+  EXPECT_THAT(compress::Gunzip(gzipped.body), ::discovery::testing::IsOkAndHolds(identity.body));
 }
 
 TEST_F(PrometheusHttpSdTest, BlackboxNamespaceHandsOverTheEndpointUrl) {

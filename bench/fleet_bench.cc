@@ -1,0 +1,606 @@
+// Fleet-scale benchmarks (issue 15). Each prints both sides of a ratio measured in the same run,
+// so the machine's speed cancels out:
+//   BM_EmbeddedRegistrationsVsBatchedPuts  registrations/s over gRPC with 64 calls in flight
+//                                          vs the embedded store's own put rate of the same
+//                                          JSON documents in transactions of 100;
+//   BM_RegistrationsVsNamespaceSize        registrations/s into a namespace already holding N
+//                                          services vs into an empty one (embedded store; the
+//                                          etcd store too when DISCOVERY_BENCH_ETCD_ENDPOINTS
+//                                          is set);
+//   BM_EtcdRegistrationsVsRawPuts          with DISCOVERY_BENCH_ETCD_ENDPOINTS: registrations/s
+//                                          with 64 in flight vs raw etcd puts of the same
+//                                          documents from 64 threads of the same process;
+//   BM_LoadReadyMemoryAndJoin              a real discoveryd started on a store of N services:
+//                                          time until ready vs a plain range read of the whole
+//                                          prefix, RSS per service (vs the same binary on an
+//                                          empty store), and the time from a server join until
+//                                          every http_sd answer reflects it.
+// N is 100,000 by default (what CI's smoke run uses); DISCOVERY_BENCH_SERVICES=1000000 for the
+// fleet figures of the README.
+#include <benchmark/benchmark.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fmt/format.h"
+#include "grpcpp/grpcpp.h"
+#include "spdlog/spdlog.h"
+
+#include "auth/machine_token.h"
+#include "common/logging.h"
+#include "model/model.h"
+#include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
+#include "postfinance/discovery/v1/server_api.grpc.pb.h"
+#include "postfinance/discovery/v1/service_api.grpc.pb.h"
+#include "repo/repo.h"
+#include "server/daemon.h"
+#include "server/server_config.h"
+#include "store/embedded/embedded_store.h"
+#include "store/etcd/etcd_store.h"
+
+#ifndef DISCOVERYD_BINARY
+#error "DISCOVERYD_BINARY must name the discoveryd executable"
+#endif
+
+extern char** environ;
+
+namespace discovery {
+namespace {
+
+namespace pb = ::postfinance::discovery::v1;
+
+constexpr char kSecret[] = "bench-secret";
+constexpr char kIssuer[] = "discovery.bench";
+constexpr int kInFlight = 64;
+
+const char* EtcdEndpoints() { return std::getenv("DISCOVERY_BENCH_ETCD_ENDPOINTS"); }
+
+int Services() {
+  int services = 100'000;
+  if (const char* text = std::getenv("DISCOVERY_BENCH_SERVICES"); text != nullptr) {
+    (void)absl::SimpleAtoi(text, &services);
+  }
+  return services;
+}
+
+std::string AdminToken() {
+  return *auth::CreateMachineToken({.issuer = kIssuer, .secret = kSecret, .admin = true}, "bench",
+                                   {}, absl::ZeroDuration(), absl::Now());
+}
+
+// A unique lower-case prefix per run, so etcd runs do not see each other's data.
+std::string UniquePrefix(std::string_view what) {
+  static std::atomic<int> counter{0};
+  std::string prefix = fmt::format("/bench-{}-{}-{}", what, getpid(), counter++);
+  for (char& c : prefix) {
+    if (c >= '0' && c <= '9') {
+      c = static_cast<char>('a' + (c - '0'));
+    }
+  }
+  return prefix;
+}
+
+Service MakeService(std::string_view ns, int i) {
+  Service service;
+  service.endpoint = fmt::format("http://{}-host{}.example.com:9100/metrics", ns, i);
+  service.id = ServiceId(service.endpoint);
+  service.name = "node";
+  service.namespace_name = std::string(ns);
+  service.labels = {{"datacenter", fmt::format("dc{}", i % 4)}, {"team", fmt::format("t{}", i % 16)}};
+  service.modified = absl::Now();
+  return service;
+}
+
+// Writes services [first, first + count) of `ns` straight into `store`, in transactions of
+// `batch`, as a migration would. Returns puts per second.
+double BulkPut(store::Store& store, const repo::Repository& repository, std::string_view ns,
+               int first, int count, int batch) {
+  const absl::Time start = absl::Now();
+  for (int begin = first; begin < first + count; begin += batch) {
+    store::Txn txn;
+    for (int i = begin; i < std::min(first + count, begin + batch); ++i) {
+      txn.ops.push_back(*repository.PutServiceOp(MakeService(ns, i)));
+    }
+    if (!store.Commit(txn).ok()) {
+      return 0;
+    }
+  }
+  return count / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+// Registers services [first, first + count) of `ns` over gRPC with `in_flight` calls
+// outstanding at any time; registrations per second, or 0 when any failed.
+double RegisterConcurrently(const std::shared_ptr<grpc::Channel>& channel, std::string_view ns,
+                            int first, int count, int in_flight, int* failures) {
+  auto stub = pb::ServiceAPI::NewStub(channel);
+  const std::string authorization = "Bearer " + AdminToken();
+  grpc::CompletionQueue queue;
+  struct Call {
+    grpc::ClientContext context;
+    pb::RegisterServiceResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::RegisterServiceResponse>> reader;
+  };
+  int next = 0;
+  const auto start_call = [&] {
+    auto* call = new Call;
+    call->context.AddMetadata("authorization", authorization);
+    const Service service = MakeService(ns, first + next++);
+    pb::RegisterServiceRequest request;
+    request.set_name(service.name);
+    request.set_endpoint(service.endpoint);
+    request.set_namespace_(service.namespace_name);
+    for (const auto& [key, value] : service.labels) {
+      (*request.mutable_labels())[key] = value;
+    }
+    call->reader = stub->AsyncRegisterService(&call->context, request, &queue);
+    call->reader->Finish(&call->response, &call->status, call);
+  };
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < in_flight && next < count; ++i) {
+    start_call();
+  }
+  int done = 0;
+  void* tag = nullptr;
+  bool ok = false;
+  while (done < count && queue.Next(&tag, &ok)) {
+    auto* call = static_cast<Call*>(tag);
+    if (!call->status.ok()) {
+      ++*failures;
+    }
+    delete call;
+    ++done;
+    if (next < count) {
+      start_call();
+    }
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+  return count / seconds;
+}
+
+long HttpGet(const std::string& url, std::string* body = nullptr,
+             const std::string& authorization = "") {
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  std::string sink;
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, body != nullptr ? body : &sink);
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
+  curl_slist* headers = nullptr;
+  if (!authorization.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: " + authorization).c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  }
+  long status = 0;
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return status;
+}
+
+// discoveryd running in this process.
+class InProcess {
+ public:
+  explicit InProcess(bool etcd, std::string_view what) {
+    InitLogging({});
+    spdlog::set_level(spdlog::level::warn);
+    dir_ = std::filesystem::temp_directory_path() / fmt::format("discovery_fleet_{}", getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    config_.grpc_listen = "127.0.0.1:0";
+    config_.http_listen = "127.0.0.1:0";
+    config_.token_secret = kSecret;
+    config_.token_issuer = kIssuer;
+    config_.store.data_dir = (dir_ / "data").string();
+    if (etcd) {
+      config_.store.kind = "etcd";
+      config_.store.etcd.endpoints = {EtcdEndpoints()};
+      config_.store.prefix = UniquePrefix(what);
+    }
+    absl::StatusOr<std::unique_ptr<server::Daemon>> daemon = server::Daemon::Start(config_);
+    if (!daemon.ok()) {
+      error_ = std::string{daemon.status().message()};
+      return;
+    }
+    daemon_ = *std::move(daemon);
+    channel_ = grpc::CreateChannel(fmt::format("127.0.0.1:{}", daemon_->grpc_port()),
+                                   grpc::InsecureChannelCredentials());
+    for (int i = 0; i < 300 && HttpGet(Url("/readyz")) != 200; ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  ~InProcess() {
+    daemon_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  InProcess(const InProcess&) = delete;
+  InProcess& operator=(const InProcess&) = delete;
+
+  const std::string& error() const { return error_; }
+  const server::ServerConfig& config() const { return config_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  std::string Url(std::string_view path) const {
+    return fmt::format("http://127.0.0.1:{}{}", daemon_->http_port(), path);
+  }
+
+  bool RegisterServer(const std::string& name) const {
+    auto stub = pb::ServerAPI::NewStub(channel_);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + AdminToken());
+    pb::RegisterServerRequest request;
+    request.set_name(name);
+    pb::RegisterServerResponse response;
+    return stub->RegisterServer(&context, request, &response).ok();
+  }
+  bool RegisterNamespace(const std::string& name) const {
+    auto stub = pb::NamespaceAPI::NewStub(channel_);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + AdminToken());
+    pb::RegisterNamespaceRequest request;
+    request.set_name(name);
+    pb::RegisterNamespaceResponse response;
+    return stub->RegisterNamespace(&context, request, &response).ok();
+  }
+  // Waits until http_sd of `server` for `ns` lists `endpoint_host`.
+  bool AwaitTarget(const std::string& server, const std::string& ns, const std::string& host,
+                   absl::Duration timeout) const {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      std::string body;
+      if (HttpGet(Url(fmt::format("/v1/sd/{}/{}", server, ns)), &body, "Bearer " + AdminToken()) ==
+              200 &&
+          body.find(host) != std::string::npos) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return false;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  server::ServerConfig config_;
+  std::unique_ptr<server::Daemon> daemon_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string error_;
+};
+
+void BM_EmbeddedRegistrationsVsBatchedPuts(benchmark::State& state) {
+  constexpr int kCount = 6400;
+  for (auto _ : state) {
+    // The store's own rate: the same documents in transactions of 100, one writer.
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / fmt::format("discovery_fleet_puts_{}", getpid());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    double batched = 0;
+    {
+      absl::StatusOr<std::unique_ptr<store::Store>> store =
+          store::OpenEmbeddedStore({.path = (dir / "discovery.db").string()});
+      if (!store.ok()) {
+        state.SkipWithError("cannot open the embedded store");
+        return;
+      }
+      repo::Repository repository(**store, repo::Keys());
+      batched = BulkPut(**store, repository, "default", 0, kCount, 100);
+    }
+    std::filesystem::remove_all(dir);
+
+    InProcess server(false, "embedded");
+    if (!server.error().empty() || !server.RegisterServer("p0")) {
+      state.SkipWithError("set-up failed");
+      return;
+    }
+    int failures = 0;
+    const double registrations =
+        RegisterConcurrently(server.channel(), "default", 0, kCount, kInFlight, &failures);
+    state.counters["batched_puts_per_s"] = batched;
+    state.counters["registrations_per_s"] = registrations;
+    state.counters["ratio"] = registrations / batched;
+    state.counters["failures"] = failures;
+  }
+}
+BENCHMARK(BM_EmbeddedRegistrationsVsBatchedPuts)->Iterations(1)->Unit(benchmark::kSecond);
+
+void BM_RegistrationsVsNamespaceSize(benchmark::State& state) {
+  const bool etcd = state.range(0) == 1;
+  if (etcd && EtcdEndpoints() == nullptr) {
+    state.SkipWithError("set DISCOVERY_BENCH_ETCD_ENDPOINTS for the etcd variant");
+    return;
+  }
+  const int services = Services();
+  constexpr int kCount = 4000;
+  for (auto _ : state) {
+    InProcess server(etcd, "size");
+    if (!server.error().empty() || !server.RegisterServer("p0") ||
+        !server.RegisterNamespace("empty") || !server.RegisterNamespace("big")) {
+      state.SkipWithError("set-up failed");
+      return;
+    }
+    int failures = 0;
+    const double into_empty =
+        RegisterConcurrently(server.channel(), "empty", 0, kCount, kInFlight, &failures);
+    {
+      absl::StatusOr<std::unique_ptr<store::Store>> store = server::OpenStore(server.config().store);
+      if (!store.ok()) {
+        state.SkipWithError("cannot open the store");
+        return;
+      }
+      repo::Repository repository(**store, repo::Keys(server.config().store.prefix));
+      BulkPut(**store, repository, "big", 0, services, 1000);
+    }
+    if (!server.AwaitTarget("p0", "big", fmt::format("big-host{}.example.com", services - 1),
+                            absl::Minutes(10))) {
+      state.SkipWithError("the view did not load the bulk services");
+      return;
+    }
+    const double into_full =
+        RegisterConcurrently(server.channel(), "big", services, kCount, kInFlight, &failures);
+    state.counters["services_before"] = services;
+    state.counters["into_empty_per_s"] = into_empty;
+    state.counters["into_full_per_s"] = into_full;
+    state.counters["ratio"] = into_full / into_empty;
+    state.counters["failures"] = failures;
+  }
+}
+BENCHMARK(BM_RegistrationsVsNamespaceSize)
+    ->ArgName("etcd")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
+
+void BM_EtcdRegistrationsVsRawPuts(benchmark::State& state) {
+  if (EtcdEndpoints() == nullptr) {
+    state.SkipWithError("set DISCOVERY_BENCH_ETCD_ENDPOINTS");
+    return;
+  }
+  constexpr int kCount = 6400;
+  for (auto _ : state) {
+    // Raw puts of the same documents, 64 writers, one transaction per put.
+    double raw = 0;
+    {
+      store::EtcdOptions options;
+      options.endpoints = {EtcdEndpoints()};
+      absl::StatusOr<std::unique_ptr<store::Store>> store = store::ConnectEtcdStore(options);
+      if (!store.ok()) {
+        state.SkipWithError("cannot reach etcd");
+        return;
+      }
+      repo::Repository repository(**store, repo::Keys(UniquePrefix("raw")));
+      std::atomic<int> next{0};
+      const absl::Time start = absl::Now();
+      std::vector<std::jthread> writers;
+      for (int w = 0; w < kInFlight; ++w) {
+        writers.emplace_back([&] {
+          for (int i = next++; i < kCount; i = next++) {
+            (void)(*store)->Commit({.ops = {*repository.PutServiceOp(MakeService("raw", i))}});
+          }
+        });
+      }
+      writers.clear();
+      raw = kCount / absl::ToDoubleSeconds(absl::Now() - start);
+    }
+    InProcess server(true, "registrations");
+    if (!server.error().empty() || !server.RegisterServer("p0")) {
+      state.SkipWithError("set-up failed");
+      return;
+    }
+    int failures = 0;
+    const double registrations =
+        RegisterConcurrently(server.channel(), "default", 0, kCount, kInFlight, &failures);
+    state.counters["raw_puts_per_s"] = raw;
+    state.counters["registrations_per_s"] = registrations;
+    state.counters["ratio"] = registrations / raw;
+    state.counters["failures"] = failures;
+  }
+}
+BENCHMARK(BM_EtcdRegistrationsVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond);
+
+// A real discoveryd process on `data_dir`, for what only a process of its own can show (its
+// start-up time and resident memory).
+class ChildDaemon {
+ public:
+  explicit ChildDaemon(const std::filesystem::path& data_dir) {
+    grpc_port_ = FreePort();
+    http_port_ = FreePort();
+    std::vector<std::string> args = {DISCOVERYD_BINARY,
+                                     "server",
+                                     "--data-dir=" + data_dir.string(),
+                                     fmt::format("--grpc-listen=127.0.0.1:{}", grpc_port_),
+                                     fmt::format("--http-listen=127.0.0.1:{}", http_port_),
+                                     std::string("--token-secret=") + kSecret,
+                                     std::string("--token-issuer=") + kIssuer,
+                                     "--log-format=json"};
+    std::vector<char*> argv;
+    for (std::string& arg : args) {
+      argv.push_back(arg.data());
+    }
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    started_ = absl::Now();
+    if (posix_spawn(&pid_, DISCOVERYD_BINARY, &actions, nullptr, argv.data(), environ) != 0) {
+      pid_ = -1;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~ChildDaemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+  }
+  ChildDaemon(const ChildDaemon&) = delete;
+  ChildDaemon& operator=(const ChildDaemon&) = delete;
+
+  // Seconds from the spawn until /readyz answers 200; negative on failure.
+  double AwaitReady(absl::Duration timeout) const {
+    const absl::Time deadline = started_ + timeout;
+    while (pid_ > 0 && absl::Now() < deadline) {
+      if (HttpGet(Url("/readyz")) == 200) {
+        return absl::ToDoubleSeconds(absl::Now() - started_);
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return -1;
+  }
+  // VmRSS in bytes.
+  double ResidentBytes() const {
+    std::ifstream status(fmt::format("/proc/{}/status", pid_));
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("VmRSS:")) {
+        double kib = 0;
+        (void)absl::SimpleAtod(absl::StripAsciiWhitespace(
+                                   absl::string_view(line).substr(6, line.size() - 6 - 3)),
+                               &kib);
+        return kib * 1024;
+      }
+    }
+    return 0;
+  }
+  std::string Url(std::string_view path) const {
+    return fmt::format("http://127.0.0.1:{}{}", http_port_, path);
+  }
+
+ private:
+  static int FreePort() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    socklen_t size = sizeof(address);
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    close(fd);
+    return ntohs(address.sin_port);
+  }
+
+  pid_t pid_ = -1;
+  int grpc_port_ = 0;
+  int http_port_ = 0;
+  absl::Time started_;
+};
+
+void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
+  const int services = Services();
+  constexpr int kServers = 10;
+  for (auto _ : state) {
+    const std::filesystem::path root =
+        std::filesystem::temp_directory_path() / fmt::format("discovery_fleet_load_{}", getpid());
+    std::filesystem::remove_all(root);
+    std::filesystem::create_directories(root / "empty");
+    std::filesystem::create_directories(root / "full");
+    // The same binary on an empty store: the baseline of the memory figure.
+    double empty_rss = 0;
+    {
+      ChildDaemon empty(root / "empty");
+      if (empty.AwaitReady(absl::Seconds(60)) < 0) {
+        state.SkipWithError("discoveryd did not start on an empty store");
+        return;
+      }
+      empty_rss = empty.ResidentBytes();
+    }
+    // N services of two labels on one server, as an operator's fleet would hold them.
+    double range_seconds = 0;
+    {
+      absl::StatusOr<std::unique_ptr<store::Store>> store =
+          store::OpenEmbeddedStore({.path = (root / "full" / "discovery.db").string()});
+      if (!store.ok()) {
+        state.SkipWithError("cannot open the store");
+        return;
+      }
+      repo::Repository repository(**store, repo::Keys());
+      (void)repository.PutNamespace({.name = "default"});
+      for (int i = 0; i < kServers; ++i) {
+        (void)repository.PutServer({.name = fmt::format("p{:02}", i)});
+      }
+      BulkPut(**store, repository, "default", 0, services, 2000);
+      const absl::Time start = absl::Now();
+      absl::StatusOr<store::RangeResult> range = (*store)->Range(repo::Keys().All());
+      range_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      if (!range.ok() || range->kvs.size() < static_cast<size_t>(services)) {
+        state.SkipWithError("range read failed");
+        return;
+      }
+    }
+    ChildDaemon full(root / "full");
+    const double ready_seconds = full.AwaitReady(absl::Minutes(10));
+    if (ready_seconds < 0) {
+      state.SkipWithError("discoveryd did not get ready on the full store");
+      return;
+    }
+    const double full_rss = full.ResidentBytes();
+    // A server joins; done when its answer is non-empty and every other server's answer has
+    // been rendered from the same placement.
+    const std::string authorization = "Bearer " + AdminToken();
+    const absl::Time join_start = absl::Now();
+    CURL* curl = curl_easy_init();
+    const std::string url = full.Url("/v1/servers");
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, R"({"name":"joiner"})");
+    curl_slist* headers = curl_slist_append(nullptr, ("Authorization: " + authorization).c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(
+        curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t size, size_t n, void*) { return size * n; });
+    curl_easy_perform(curl);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    std::string body;
+    while (body.size() <= 2 && absl::Now() - join_start < absl::Minutes(5)) {
+      body.clear();
+      HttpGet(full.Url("/v1/sd/joiner/default"), &body, authorization);
+    }
+    for (int i = 0; i < kServers; ++i) {
+      HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/default", i)), nullptr, authorization);
+    }
+    const double join_seconds = absl::ToDoubleSeconds(absl::Now() - join_start);
+    state.counters["services"] = services;
+    state.counters["range_read_s"] = range_seconds;
+    state.counters["ready_s"] = ready_seconds;
+    state.counters["ready_vs_range"] = ready_seconds / range_seconds;
+    state.counters["rss_empty_MiB"] = empty_rss / (1 << 20);
+    state.counters["rss_full_MiB"] = full_rss / (1 << 20);
+    state.counters["rss_bytes_per_service"] = (full_rss - empty_rss) / services;
+    state.counters["join_to_all_http_sd_s"] = join_seconds;
+    std::error_code ignored;
+    std::filesystem::remove_all(root, ignored);
+  }
+}
+BENCHMARK(BM_LoadReadyMemoryAndJoin)->Iterations(1)->Unit(benchmark::kSecond);
+
+}  // namespace
+}  // namespace discovery
