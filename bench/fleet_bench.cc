@@ -17,15 +17,15 @@
 //                                          every http_sd answer reflects it.
 // N is 100,000 by default (what CI's smoke run uses); DISCOVERY_BENCH_SERVICES=1000000 for the
 // fleet figures of the README.
+#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <curl/curl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -106,7 +106,8 @@ Service MakeService(std::string_view ns, int i) {
   service.id = ServiceId(service.endpoint);
   service.name = "node";
   service.namespace_name = std::string(ns);
-  service.labels = {{"datacenter", fmt::format("dc{}", i % 4)}, {"team", fmt::format("t{}", i % 16)}};
+  service.labels = {{"datacenter", fmt::format("dc{}", i % 4)},
+                    {"team", fmt::format("t{}", i % 16)}};
   service.modified = absl::Now();
   return service;
 }
@@ -350,7 +351,8 @@ void BM_RegistrationsVsNamespaceSize(benchmark::State& state) {
     const double into_empty =
         RegisterConcurrently(server.channel(), "empty", 0, kCount, kInFlight, &failures);
     {
-      absl::StatusOr<std::unique_ptr<store::Store>> store = server::OpenStore(server.config().store);
+      absl::StatusOr<std::unique_ptr<store::Store>> store =
+          server::OpenStore(server.config().store);
       if (!store.ok()) {
         state.SkipWithError("cannot open the store");
         return;
@@ -482,9 +484,9 @@ class ChildDaemon {
     for (std::string line; std::getline(status, line);) {
       if (line.starts_with("VmRSS:")) {
         double kib = 0;
-        (void)absl::SimpleAtod(absl::StripAsciiWhitespace(
-                                   absl::string_view(line).substr(6, line.size() - 6 - 3)),
-                               &kib);
+        (void)absl::SimpleAtod(
+            absl::StripAsciiWhitespace(absl::string_view(line).substr(6, line.size() - 6 - 3)),
+            &kib);
         return kib * 1024;
       }
     }
