@@ -1,7 +1,8 @@
 # discovery_cc_library(NAME n [HDRS ...] [SRCS ...] [DEPS ...] [PRIVATE_DEPS ...])
 #   Creates discovery_<n> with alias discovery::<n>. Header-only when SRCS is empty.
-# discovery_cc_test(NAME n SRCS ... [DEPS ...] [LABELS unit|integration])
-#   Creates a gtest executable registered with ctest under the given label.
+# discovery_cc_test(NAME n SRCS ... [DEPS ...] [LABELS unit|integration] [TIMEOUT seconds])
+#   Creates a gtest executable registered with ctest under the given label; TIMEOUT bounds each
+#   of its tests (ctest's own default is none).
 
 add_library(discovery_warnings INTERFACE)
 target_compile_options(discovery_warnings INTERFACE
@@ -27,7 +28,7 @@ endfunction()
 add_custom_target(discovery_concurrent_tests)
 
 function(discovery_cc_test)
-  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   if(NOT DISCOVERY_BUILD_TESTS)
     return()
   endif()
@@ -48,5 +49,9 @@ function(discovery_cc_test)
   # gtest_discover_tests cannot carry a list through its generated script, so several labels
   # become one ("unit+concurrent"); ctest -L takes a regex, so -L concurrent still selects it.
   list(JOIN ARG_LABELS "+" labels)
-  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS "${labels}")
+  set(properties LABELS "${labels}")
+  if(ARG_TIMEOUT)
+    list(APPEND properties TIMEOUT ${ARG_TIMEOUT})
+  endif()
+  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120 PROPERTIES ${properties})
 endfunction()

@@ -38,6 +38,11 @@ void Dispatcher::Started(std::string_view full_method) const {
   }
 }
 
+void Dispatcher::Refused(std::string_view full_method, const absl::Status& status) const {
+  Started(full_method);
+  Finished(full_method, {}, status, absl::ZeroDuration());
+}
+
 void Dispatcher::Finished(std::string_view full_method, std::string_view caller,
                           const absl::Status& status, absl::Duration elapsed) const {
   if (observer_.handled) {

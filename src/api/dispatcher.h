@@ -53,6 +53,10 @@ class Dispatcher {
     return response;
   }
 
+  // Reports a call that was answered with `status` without running: refused because the server
+  // is overloaded or shutting down, or abandoned by its client while it waited.
+  void Refused(std::string_view full_method, const absl::Status& status) const;
+
  private:
   void Started(std::string_view full_method) const;
   void Finished(std::string_view full_method, std::string_view caller, const absl::Status& status,

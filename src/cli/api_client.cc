@@ -52,8 +52,8 @@ std::unique_ptr<grpc::ClientContext> NewContext(const ConnectionOptions& options
 
 }  // namespace
 
-// The channel of one command. A call that failed transiently drops it, so that a retry dials
-// afresh instead of failing at once while gRPC backs off from the old connection's failure.
+// The channel of one command. A call that failed as unreachable or slow drops it, so that a retry
+// dials afresh instead of failing at once while gRPC backs off from the old connection's failure.
 class ApiClient::Channels {
  public:
   Channels(std::string address, std::shared_ptr<grpc::ChannelCredentials> credentials)
@@ -86,7 +86,8 @@ absl::StatusOr<Response> Call(ApiClient::Channels& channels, const ConnectionOpt
   Response response;
   if (absl::Status status = FromGrpc((stub.*method)(context.get(), request, &response));
       !status.ok()) {
-    if (IsTransient(status)) {
+    // ResourceExhausted came over a working connection: the server was only busy.
+    if (IsTransient(status) && !absl::IsResourceExhausted(status)) {
       channels.Drop();
     }
     return status;

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "CLI/CLI.hpp"
+#include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "cli/api_client.h"
 #include "cli/completion.h"
@@ -48,7 +49,8 @@ using client_format::OutputOptions;
 // How long `-u` waits for DNS, as the original does.
 constexpr absl::Duration kResolveTimeout = absl::Seconds(10);
 
-// Waits between attempts of a call that failed transiently: three retries.
+// Waits between attempts of a call that failed transiently: three retries, each wait jittered
+// to between half and one and a half times its value.
 constexpr std::array<absl::Duration, 3> kRetryDelays = {absl::Seconds(1), absl::Seconds(2),
                                                         absl::Seconds(4)};
 
@@ -181,13 +183,15 @@ absl::StatusOr<ApiClient> Connect(const Flags& flags) {
 
 // Retries `call` on transient failures, logging every retry with `what` the call is about.
 absl::Status WithRetries(const std::function<absl::Status()>& call, const LogFields& what) {
-  return RetryTransient(call, kRetryDelays, [&](const absl::Status& failure, absl::Duration delay) {
-    LogFields fields = what;
-    fields.emplace_back("error", std::string{failure.message()});
-    fields.emplace_back("retry-in", FormatGoDuration(delay));
-    LogWarn("request failed, retrying", fields);
-    absl::SleepFor(delay);
-  });
+  absl::BitGen random;  // seeded from the OS: every host of a fleet waits differently
+  return RetryTransient(call, kRetryDelays, random,
+                        [&](const absl::Status& failure, absl::Duration delay) {
+                          LogFields fields = what;
+                          fields.emplace_back("error", std::string{failure.message()});
+                          fields.emplace_back("retry-in", FormatGoDuration(delay));
+                          LogWarn("request failed, retrying", fields);
+                          absl::SleepFor(delay);
+                        });
 }
 
 // ---- server ----

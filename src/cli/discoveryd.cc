@@ -141,6 +141,21 @@ void AddHttpLimitFlags(CLI::App& command, server::HttpLimits& limits) {
       ->capture_default_str();
 }
 
+// How many calls the gRPC listener runs at once and how many more it lets wait.
+void AddGrpcLimitFlags(CLI::App& command, server::GrpcLimits& limits) {
+  command
+      .add_option("--grpc-workers", limits.workers,
+                  "Threads running gRPC calls; further calls wait in a queue")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  command
+      .add_option("--grpc-max-queued-calls", limits.max_queued_calls,
+                  "gRPC calls waiting for a worker at most; more are answered UNAVAILABLE, which "
+                  "clients retry")
+      ->check(CLI::Range(size_t{1}, std::numeric_limits<size_t>::max()))
+      ->capture_default_str();
+}
+
 void AddServerFlags(CLI::App& command, Flags& flags) {
   server::ServerConfig& config = flags.config;
   command.add_option("-l,--grpc-listen", config.grpc_listen, "gRPC listen address")
@@ -178,6 +193,7 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
       ->check(CLI::ExistingFile);
   config::AddDurationOption(command, "--shutdown-grace", &config.shutdown_grace,
                             "How long calls in flight may take to finish on shutdown");
+  AddGrpcLimitFlags(command, config.grpc_limits);
   AddHttpLimitFlags(command, config.http_limits);
 }
 

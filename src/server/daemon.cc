@@ -176,7 +176,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
                          absl::Duration elapsed) { metrics.RpcHandled(method, code, elapsed); }});
   parts.rest = std::make_unique<rest::RestApi>(*parts.dispatcher);
 
-  grpc_api::GrpcServerOptions grpc_options{.listen = cfg.grpc_listen};
+  grpc_api::GrpcServerOptions grpc_options{.listen = cfg.grpc_listen,
+                                           .workers = cfg.grpc_limits.workers,
+                                           .max_queued_calls = cfg.grpc_limits.max_queued_calls};
   http::ServerOptions http_options{
       .listen = cfg.http_listen,
       .max_body_bytes = cfg.http_limits.max_body_bytes,

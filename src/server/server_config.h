@@ -56,9 +56,16 @@ struct HttpLimits {
   size_t max_buffered_body_bytes = 64 << 20;
 };
 
+// How the gRPC listener runs calls; see grpc_api::GrpcServerOptions, whose defaults these are.
+struct GrpcLimits {
+  int workers = 64;                  // threads running calls
+  size_t max_queued_calls = 100000;  // calls waiting for a worker; beyond, UNAVAILABLE
+};
+
 struct ServerConfig {
   StoreConfig store;
   std::string grpc_listen = "localhost:3001";
+  GrpcLimits grpc_limits;
   std::string http_listen = "localhost:3002";
   HttpLimits http_limits;
   // Set when the placement flags were given; see registry::RegistryOptions::placement.

@@ -1,14 +1,20 @@
 #include "api/grpc/grpc_server.h"
 
+#include <chrono>
+#include <deque>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <thread>
 #include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "fmt/format.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/resource_quota.h"
 
 #include "common/format.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
@@ -21,126 +27,285 @@ namespace {
 
 namespace pb = ::postfinance::discovery::v1;
 
-std::string_view Authorization(const grpc::ServerContext* context) {
-  const auto& metadata = context->client_metadata();
+// How long gRPC's own shutdown waits beyond the grace period before it cancels what is left: the
+// answers of calls finished at the end of the grace (UNAVAILABLE for those still queued) are
+// sent rather than cut off.
+constexpr absl::Duration kAnswerFlushTime = absl::Seconds(1);
+
+std::string_view Authorization(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   return it == metadata.end() ? std::string_view{}
                               : std::string_view(it->second.data(), it->second.size());
 }
 
-// Runs one call through the dispatcher and copies the outcome into gRPC's out-parameters.
-template <typename Response, typename Request>
-grpc::Status Serve(api::Dispatcher& dispatcher, std::string_view service, std::string_view method,
-                   const grpc::ServerContext* context, const Request& request, Response* response,
-                   api::Dispatcher::Method<Response, Request> handler) {
-  const std::string full_method = fmt::format("{}{}", service, method);
-  absl::StatusOr<Response> result =
-      dispatcher.Dispatch(full_method, Authorization(context), request, handler);
-  if (!result.ok()) {
-    return {static_cast<grpc::StatusCode>(result.status().code()),
-            std::string{result.status().message()}};
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) {
+    return grpc::Status::OK;
   }
-  *response = *std::move(result);
-  return grpc::Status::OK;
+  return {static_cast<grpc::StatusCode>(status.code()), std::string{status.message()}};
 }
 
-class NamespaceService final : public pb::NamespaceAPI::Service {
+}  // namespace
+
+class CallQueue {
  public:
-  explicit NamespaceService(api::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
-  grpc::Status RegisterNamespace(grpc::ServerContext* context,
-                                 const pb::RegisterNamespaceRequest* request,
-                                 pb::RegisterNamespaceResponse* response) override {
-    return Serve(dispatcher_, api::kNamespaceApi, "RegisterNamespace", context, *request, response,
-                 &api::Handlers::RegisterNamespace);
+  CallQueue(api::Dispatcher& dispatcher, int workers, size_t max_queued)
+      : dispatcher_(dispatcher), max_queued_(max_queued) {
+    workers_.reserve(workers);
+    for (int i = 0; i < workers; ++i) {
+      workers_.emplace_back([this] { Work(); });
+    }
   }
-  grpc::Status UnregisterNamespace(grpc::ServerContext* context,
-                                   const pb::UnregisterNamespaceRequest* request,
-                                   pb::UnregisterNamespaceResponse* response) override {
-    return Serve(dispatcher_, api::kNamespaceApi, "UnregisterNamespace", context, *request,
-                 response, &api::Handlers::UnregisterNamespace);
+  ~CallQueue() { Drain(absl::InfinitePast()); }
+  CallQueue(const CallQueue&) = delete;
+  CallQueue& operator=(const CallQueue&) = delete;
+
+  // Queues one call of `handler` and returns the reactor its answer goes to. Runs on gRPC's
+  // callback threads, which must not block: the call runs later on a worker.
+  template <typename Response, typename Request>
+  grpc::ServerUnaryReactor* Serve(std::string_view service, std::string_view method,
+                                  grpc::CallbackServerContext* context, const Request* request,
+                                  Response* response,
+                                  api::Dispatcher::Method<Response, Request> handler) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    // gRPC keeps context, request and response alive until the reactor is finished.
+    Enqueue(std::make_unique<Call>(Call{
+        .context = context,
+        .reactor = reactor,
+        .method = fmt::format("{}{}", service, method),
+        .run =
+            [this, context, request, response, handler](std::string_view full_method) {
+              absl::StatusOr<Response> result =
+                  dispatcher_.Dispatch(full_method, Authorization(*context), *request, handler);
+              if (!result.ok()) {
+                return result.status();
+              }
+              *response = *std::move(result);
+              return absl::OkStatus();
+            },
+    }));
+    return reactor;
   }
-  grpc::Status ListNamespace(grpc::ServerContext* context, const pb::ListNamespaceRequest* request,
-                             pb::ListNamespaceResponse* response) override {
-    return Serve(dispatcher_, api::kNamespaceApi, "ListNamespace", context, *request, response,
-                 &api::Handlers::ListNamespace);
+
+  // From now on new calls are answered UNAVAILABLE at once.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+
+  // Closes, lets the workers run what is queued until `deadline`, answers what is still queued
+  // then UNAVAILABLE and joins the workers (after their running calls return). Idempotent.
+  void Drain(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::deque<std::unique_ptr<Call>> left;
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+      mu_.AwaitWithDeadline(absl::Condition(this, &CallQueue::Idle), deadline);
+      stopping_ = true;
+      left.swap(queue_);
+    }
+    for (const std::unique_ptr<Call>& call : left) {
+      Refuse(*call, absl::UnavailableError("the server is shutting down"));
+    }
+    workers_.clear();
   }
 
  private:
+  struct Call {
+    grpc::CallbackServerContext* context;
+    grpc::ServerUnaryReactor* reactor;
+    std::string method;  // the full method name
+    std::function<absl::Status(std::string_view full_method)> run;
+  };
+
+  void Enqueue(std::unique_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::Status refusal;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) {
+        refusal = absl::UnavailableError("the server is shutting down");
+      } else if (queue_.size() >= max_queued_) {
+        refusal = absl::UnavailableError(fmt::format(
+            "the server is overloaded: {} calls are waiting already; retry later", queue_.size()));
+      } else {
+        queue_.push_back(std::move(call));
+        return;
+      }
+    }
+    Refuse(*call, refusal);
+  }
+
+  void Work() ABSL_LOCKS_EXCLUDED(mu_) {
+    while (true) {
+      std::unique_ptr<Call> call;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &CallQueue::HasWorkOrStopping));
+        if (queue_.empty()) {
+          return;
+        }
+        call = std::move(queue_.front());
+        queue_.pop_front();
+        ++running_;
+      }
+      Run(*call);
+      absl::MutexLock lock(&mu_);
+      --running_;
+    }
+  }
+
+  // A call whose client gave up while it waited is not run: nobody would read the answer, and a
+  // client that retries after its deadline would otherwise have its write done twice.
+  void Run(Call& call) {
+    if (call.context->IsCancelled()) {
+      Refuse(call, absl::CancelledError("the client cancelled the call before it ran"));
+      return;
+    }
+    if (call.context->deadline() <= std::chrono::system_clock::now()) {
+      Refuse(call, absl::DeadlineExceededError("the call's deadline passed before it ran"));
+      return;
+    }
+    call.reactor->Finish(ToGrpc(call.run(call.method)));
+  }
+
+  void Refuse(Call& call, const absl::Status& status) {
+    dispatcher_.Refused(call.method, status);
+    call.reactor->Finish(ToGrpc(status));
+  }
+
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.empty() && running_ == 0; }
+  bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || stopping_;
+  }
+
   api::Dispatcher& dispatcher_;
+  const size_t max_queued_;
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
+  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;    // new calls are refused
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // workers return once the queue is empty
+  std::vector<std::jthread> workers_;
 };
 
-class ServerService final : public pb::ServerAPI::Service {
+namespace {
+
+// Each service declares only the callback form of its methods; the using-declarations keep the
+// synchronous forms of the generated base (which the callback service never calls) visible.
+class NamespaceService final : public pb::NamespaceAPI::CallbackService {
  public:
-  explicit ServerService(api::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
-  grpc::Status RegisterServer(grpc::ServerContext* context,
-                              const pb::RegisterServerRequest* request,
-                              pb::RegisterServerResponse* response) override {
-    return Serve(dispatcher_, api::kServerApi, "RegisterServer", context, *request, response,
-                 &api::Handlers::RegisterServer);
+  explicit NamespaceService(CallQueue& calls) : calls_(calls) {}
+  using pb::NamespaceAPI::CallbackService::ListNamespace;
+  using pb::NamespaceAPI::CallbackService::RegisterNamespace;
+  using pb::NamespaceAPI::CallbackService::UnregisterNamespace;
+  grpc::ServerUnaryReactor* RegisterNamespace(grpc::CallbackServerContext* context,
+                                              const pb::RegisterNamespaceRequest* request,
+                                              pb::RegisterNamespaceResponse* response) override {
+    return calls_.Serve(api::kNamespaceApi, "RegisterNamespace", context, request, response,
+                        &api::Handlers::RegisterNamespace);
   }
-  grpc::Status UnregisterServer(grpc::ServerContext* context,
-                                const pb::UnregisterServerRequest* request,
-                                pb::UnregisterServerResponse* response) override {
-    return Serve(dispatcher_, api::kServerApi, "UnregisterServer", context, *request, response,
-                 &api::Handlers::UnregisterServer);
+  grpc::ServerUnaryReactor* UnregisterNamespace(
+      grpc::CallbackServerContext* context, const pb::UnregisterNamespaceRequest* request,
+      pb::UnregisterNamespaceResponse* response) override {
+    return calls_.Serve(api::kNamespaceApi, "UnregisterNamespace", context, request, response,
+                        &api::Handlers::UnregisterNamespace);
   }
-  grpc::Status ListServer(grpc::ServerContext* context, const pb::ListServerRequest* request,
-                          pb::ListServerResponse* response) override {
-    return Serve(dispatcher_, api::kServerApi, "ListServer", context, *request, response,
-                 &api::Handlers::ListServer);
+  grpc::ServerUnaryReactor* ListNamespace(grpc::CallbackServerContext* context,
+                                          const pb::ListNamespaceRequest* request,
+                                          pb::ListNamespaceResponse* response) override {
+    return calls_.Serve(api::kNamespaceApi, "ListNamespace", context, request, response,
+                        &api::Handlers::ListNamespace);
   }
 
  private:
-  api::Dispatcher& dispatcher_;
+  CallQueue& calls_;
 };
 
-class ServiceService final : public pb::ServiceAPI::Service {
+class ServerService final : public pb::ServerAPI::CallbackService {
  public:
-  explicit ServiceService(api::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
-  grpc::Status RegisterService(grpc::ServerContext* context,
-                               const pb::RegisterServiceRequest* request,
-                               pb::RegisterServiceResponse* response) override {
-    return Serve(dispatcher_, api::kServiceApi, "RegisterService", context, *request, response,
-                 &api::Handlers::RegisterService);
+  explicit ServerService(CallQueue& calls) : calls_(calls) {}
+  using pb::ServerAPI::CallbackService::ListServer;
+  using pb::ServerAPI::CallbackService::RegisterServer;
+  using pb::ServerAPI::CallbackService::UnregisterServer;
+  grpc::ServerUnaryReactor* RegisterServer(grpc::CallbackServerContext* context,
+                                           const pb::RegisterServerRequest* request,
+                                           pb::RegisterServerResponse* response) override {
+    return calls_.Serve(api::kServerApi, "RegisterServer", context, request, response,
+                        &api::Handlers::RegisterServer);
   }
-  grpc::Status UnRegisterService(grpc::ServerContext* context,
-                                 const pb::UnRegisterServiceRequest* request,
-                                 pb::UnRegisterServiceResponse* response) override {
-    return Serve(dispatcher_, api::kServiceApi, "UnRegisterService", context, *request, response,
-                 &api::Handlers::UnRegisterService);
+  grpc::ServerUnaryReactor* UnregisterServer(grpc::CallbackServerContext* context,
+                                             const pb::UnregisterServerRequest* request,
+                                             pb::UnregisterServerResponse* response) override {
+    return calls_.Serve(api::kServerApi, "UnregisterServer", context, request, response,
+                        &api::Handlers::UnregisterServer);
   }
-  grpc::Status ListService(grpc::ServerContext* context, const pb::ListServiceRequest* request,
-                           pb::ListServiceResponse* response) override {
-    return Serve(dispatcher_, api::kServiceApi, "ListService", context, *request, response,
-                 &api::Handlers::ListService);
-  }
-  grpc::Status ListTargetGroup(grpc::ServerContext* context,
-                               const pb::ListTargetGroupRequest* request,
-                               pb::ListTargetGroupResponse* response) override {
-    return Serve(dispatcher_, api::kServiceApi, "ListTargetGroup", context, *request, response,
-                 &api::Handlers::ListTargetGroup);
+  grpc::ServerUnaryReactor* ListServer(grpc::CallbackServerContext* context,
+                                       const pb::ListServerRequest* request,
+                                       pb::ListServerResponse* response) override {
+    return calls_.Serve(api::kServerApi, "ListServer", context, request, response,
+                        &api::Handlers::ListServer);
   }
 
  private:
-  api::Dispatcher& dispatcher_;
+  CallQueue& calls_;
 };
 
-class TokenService final : public pb::TokenAPI::Service {
+class ServiceService final : public pb::ServiceAPI::CallbackService {
  public:
-  explicit TokenService(api::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
-  grpc::Status Create(grpc::ServerContext* context, const pb::CreateRequest* request,
-                      pb::CreateResponse* response) override {
-    return Serve(dispatcher_, api::kTokenApi, "Create", context, *request, response,
-                 &api::Handlers::Create);
+  explicit ServiceService(CallQueue& calls) : calls_(calls) {}
+  using pb::ServiceAPI::CallbackService::ListService;
+  using pb::ServiceAPI::CallbackService::ListTargetGroup;
+  using pb::ServiceAPI::CallbackService::RegisterService;
+  using pb::ServiceAPI::CallbackService::UnRegisterService;
+  grpc::ServerUnaryReactor* RegisterService(grpc::CallbackServerContext* context,
+                                            const pb::RegisterServiceRequest* request,
+                                            pb::RegisterServiceResponse* response) override {
+    return calls_.Serve(api::kServiceApi, "RegisterService", context, request, response,
+                        &api::Handlers::RegisterService);
   }
-  grpc::Status Info(grpc::ServerContext* context, const pb::InfoRequest* request,
-                    pb::InfoResponse* response) override {
-    return Serve(dispatcher_, api::kTokenApi, "Info", context, *request, response,
-                 &api::Handlers::Info);
+  grpc::ServerUnaryReactor* UnRegisterService(grpc::CallbackServerContext* context,
+                                              const pb::UnRegisterServiceRequest* request,
+                                              pb::UnRegisterServiceResponse* response) override {
+    return calls_.Serve(api::kServiceApi, "UnRegisterService", context, request, response,
+                        &api::Handlers::UnRegisterService);
+  }
+  grpc::ServerUnaryReactor* ListService(grpc::CallbackServerContext* context,
+                                        const pb::ListServiceRequest* request,
+                                        pb::ListServiceResponse* response) override {
+    return calls_.Serve(api::kServiceApi, "ListService", context, request, response,
+                        &api::Handlers::ListService);
+  }
+  grpc::ServerUnaryReactor* ListTargetGroup(grpc::CallbackServerContext* context,
+                                            const pb::ListTargetGroupRequest* request,
+                                            pb::ListTargetGroupResponse* response) override {
+    return calls_.Serve(api::kServiceApi, "ListTargetGroup", context, request, response,
+                        &api::Handlers::ListTargetGroup);
   }
 
  private:
-  api::Dispatcher& dispatcher_;
+  CallQueue& calls_;
+};
+
+class TokenService final : public pb::TokenAPI::CallbackService {
+ public:
+  explicit TokenService(CallQueue& calls) : calls_(calls) {}
+  using pb::TokenAPI::CallbackService::Create;
+  using pb::TokenAPI::CallbackService::Info;
+  grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
+                                   const pb::CreateRequest* request,
+                                   pb::CreateResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "Create", context, request, response,
+                        &api::Handlers::Create);
+  }
+  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* context,
+                                 const pb::InfoRequest* request,
+                                 pb::InfoResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "Info", context, request, response, &api::Handlers::Info);
+  }
+
+ private:
+  CallQueue& calls_;
 };
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view what) {
@@ -156,8 +321,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view w
 }  // namespace
 
 struct GrpcServer::Services {
-  explicit Services(api::Dispatcher& dispatcher)
-      : namespaces(dispatcher), servers(dispatcher), services(dispatcher), tokens(dispatcher) {}
+  explicit Services(CallQueue& calls)
+      : namespaces(calls), servers(calls), services(calls), tokens(calls) {}
   NamespaceService namespaces;
   ServerService servers;
   ServiceService services;
@@ -171,8 +336,17 @@ std::string GrpcListenAddress(std::string_view listen) {
   return std::string{listen};
 }
 
+GrpcServer::GrpcServer() = default;
+
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& options,
                                                               api::Dispatcher& dispatcher) {
+  if (options.workers < 1) {
+    return absl::InvalidArgumentError(
+        fmt::format("the gRPC server needs at least one worker, not {}", options.workers));
+  }
+  if (options.max_queued_calls < 1) {
+    return absl::InvalidArgumentError("the gRPC server must queue at least one call");
+  }
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.has_value()) {
     absl::StatusOr<std::string> cert = ReadFile(options.tls->cert_file, "TLS certificate");
@@ -193,13 +367,12 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<GrpcServer> server(new GrpcServer());
-  server->services_ = std::make_unique<Services>(dispatcher);
+  server->calls_ =
+      std::make_unique<CallQueue>(dispatcher, options.workers, options.max_queued_calls);
+  server->services_ = std::make_unique<Services>(*server->calls_);
   grpc::ServerBuilder builder;
   const std::string address = GrpcListenAddress(options.listen);
   builder.AddListeningPort(address, credentials, &server->port_);
-  grpc::ResourceQuota quota("discoveryd-grpc");
-  quota.SetMaxThreads(options.max_threads);
-  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.RegisterService(&server->services_->namespaces);
   builder.RegisterService(&server->services_->servers);
@@ -227,7 +400,15 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   }
   shut_down_ = true;
   SetServing(false);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  const absl::Time deadline = absl::Now() + grace;
+  calls_->Close();
+  {
+    // gRPC's Shutdown stops taking calls at once but returns only when every call it handed out
+    // is finished, and the queued ones are finished by Drain: the two run side by side.
+    std::jthread stopper(
+        [this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline + kAnswerFlushTime)); });
+    calls_->Drain(deadline);
+  }
   server_->Wait();
 }
 

@@ -1,9 +1,13 @@
 #include "api/grpc/grpc_server.h"
 
+#include <deque>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -12,6 +16,7 @@
 #include "gtest/gtest.h"
 
 #include "auth/authenticator.h"
+#include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
 #include "postfinance/discovery/v1/token_api.grpc.pb.h"
 #include "store/embedded/embedded_store.h"
@@ -23,7 +28,12 @@ namespace {
 namespace pb = ::postfinance::discovery::v1;
 using ::discovery::testing::IsOk;
 using ::testing::Contains;
+using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::Pair;
 
 class GrpcServerTest : public ::testing::Test {
  protected:
@@ -144,6 +154,293 @@ TEST_F(GrpcServerTest, ReportsUnreadableTlsFiles) {
                                 *dispatcher_),
               ::discovery::testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                              HasSubstr("/nonexistent/cert.pem")));
+}
+
+// Holds every call of one method in the dispatcher (so on its worker) until Open(); records the
+// calls that reached the dispatcher and how each ended.
+class Gate {
+ public:
+  explicit Gate(std::string_view blocked_method) : blocked_method_(blocked_method) {}
+
+  api::CallObserver Observer() {
+    return {.started = [this](std::string_view method) { Enter(method); },
+            .handled =
+                [this](std::string_view method, absl::StatusCode code, absl::Duration) {
+                  absl::MutexLock lock(&mu_);
+                  handled_.emplace_back(std::string{method}, code);
+                }};
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  // Waits until `n` calls of the blocked method are held, then returns how many are.
+  int AwaitHeld(int n) {
+    absl::MutexLock lock(&mu_);
+    const auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_ >= n; };
+    mu_.Await(absl::Condition(&enough));
+    return held_;
+  }
+  std::vector<std::pair<std::string, absl::StatusCode>> handled() {
+    absl::MutexLock lock(&mu_);
+    return handled_;
+  }
+
+ private:
+  void Enter(std::string_view method) {
+    if (!method.ends_with(blocked_method_)) {
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    ++held_;
+    mu_.Await(absl::Condition(&open_));
+    --held_;
+  }
+
+  const std::string blocked_method_;
+  absl::Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+  int held_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::pair<std::string, absl::StatusCode>> handled_ ABSL_GUARDED_BY(mu_);
+};
+
+// Unary calls in flight at once through the callback stub API, with their outcomes in the order
+// they completed.
+class Flight {
+ public:
+  explicit Flight(std::string token) : token_(std::move(token)) {}
+  ~Flight() { AwaitCompleted(started_); }
+  Flight(const Flight&) = delete;
+  Flight& operator=(const Flight&) = delete;
+
+  struct Outcome {
+    std::string label;
+    grpc::Status status;
+  };
+
+  // Starts one call: `start(context, request, response, done)` hands it to a stub's async().
+  // `label` names it among the outcomes. Returns its context, e.g. to cancel it.
+  template <typename Response, typename Request, typename Start>
+  grpc::ClientContext& Call(std::string label, Request request, Start start) {
+    auto call = std::make_shared<Typed<Request, Response>>();
+    call->request = std::move(request);
+    call->context.AddMetadata("authorization", "Bearer " + token_);
+    {
+      absl::MutexLock lock(&mu_);
+      ++started_;
+      calls_.push_back(call);
+    }
+    start(&call->context, &call->request, &call->response,
+          [this, label = std::move(label)](grpc::Status status) {
+            absl::MutexLock lock(&mu_);
+            outcomes_.push_back({label, std::move(status)});
+          });
+    return call->context;
+  }
+
+  // Waits until `n` calls have completed and returns their outcomes.
+  std::vector<Outcome> AwaitCompleted(int n) {
+    absl::MutexLock lock(&mu_);
+    const auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return static_cast<int>(outcomes_.size()) >= n;
+    };
+    mu_.Await(absl::Condition(&enough));
+    return outcomes_;
+  }
+
+ private:
+  template <typename Request, typename Response>
+  struct Typed {
+    grpc::ClientContext context;
+    Request request;
+    Response response;
+  };
+
+  const std::string token_;
+  absl::Mutex mu_;
+  int started_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<void>> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<Outcome> outcomes_ ABSL_GUARDED_BY(mu_);
+};
+
+// Servers with a few workers whose calls of one method block in a Gate until it opens.
+class GrpcQueueTest : public GrpcServerTest {
+ protected:
+  void StartGated(std::string_view blocked_method, GrpcServerOptions options) {
+    gate_ = std::make_unique<Gate>(blocked_method);
+    gated_dispatcher_ =
+        std::make_unique<api::Dispatcher>(*handlers_, authenticator_, gate_->Observer());
+    options.listen = "127.0.0.1:0";
+    ASSERT_OK_AND_ASSIGN(gated_, GrpcServer::Start(options, *gated_dispatcher_));
+    gated_channel_ = grpc::CreateChannel(fmt::format("127.0.0.1:{}", gated_->port()),
+                                         grpc::InsecureChannelCredentials());
+    namespaces_ = pb::NamespaceAPI::NewStub(gated_channel_);
+    servers_ = pb::ServerAPI::NewStub(gated_channel_);
+    blocked_ = std::make_unique<Flight>(admin_token_);
+    flight_ = std::make_unique<Flight>(admin_token_);
+  }
+
+  // Before the flights wait for their calls, even when a test failed with the gate closed.
+  void TearDown() override {
+    if (gate_ != nullptr) {
+      gate_->Open();
+    }
+  }
+
+  grpc::ClientContext& ListNamespace(Flight& flight, std::string label) {
+    return flight.Call<pb::ListNamespaceResponse>(
+        std::move(label), pb::ListNamespaceRequest{},
+        [this](auto* context, auto* request, auto* response, auto done) {
+          namespaces_->async()->ListNamespace(context, request, response, std::move(done));
+        });
+  }
+  grpc::ClientContext& RegisterServer(Flight& flight, const std::string& name) {
+    pb::RegisterServerRequest request;
+    request.set_name(name);
+    return flight.Call<pb::RegisterServerResponse>(
+        name, std::move(request), [this](auto* context, auto* message, auto* response, auto done) {
+          servers_->async()->RegisterServer(context, message, response, std::move(done));
+        });
+  }
+  // A health check on the gated channel, which gRPC's own health service answers without a
+  // worker: the server has read what the client sent before it (calls, or their cancellation)
+  // by the time the answer is back.
+  void RoundTrip() {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status =
+        grpc::health::v1::Health::NewStub(gated_channel_)->Check(&context, {}, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Through the ungated server, as the gated one may be shut down.
+  std::vector<std::string> ServerNames() {
+    grpc::ClientContext context;
+    Authorize(context);
+    pb::ListServerResponse response;
+    const grpc::Status status =
+        pb::ServerAPI::NewStub(channel_)->ListServer(&context, {}, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::vector<std::string> names;
+    for (const pb::Server& server : response.servers()) {
+      names.push_back(server.name());
+    }
+    return names;
+  }
+
+  std::unique_ptr<Gate> gate_;
+  std::unique_ptr<api::Dispatcher> gated_dispatcher_;
+  std::unique_ptr<GrpcServer> gated_;
+  std::shared_ptr<grpc::Channel> gated_channel_;
+  std::unique_ptr<pb::NamespaceAPI::Stub> namespaces_;
+  std::unique_ptr<pb::ServerAPI::Stub> servers_;
+  // Calls of the gated method that hold the workers, and the others.
+  std::unique_ptr<Flight> blocked_;
+  std::unique_ptr<Flight> flight_;
+};
+
+// Far more calls than workers, each blocking its worker at first: they wait in the queue, none is
+// refused, and all are answered once the workers are free.
+TEST_F(GrpcQueueTest, QueuesCallsBeyondTheWorkersInsteadOfRefusingThem) {
+  constexpr int kWorkers = 4;
+  constexpr int kCalls = 500;
+  StartGated("ListNamespace", {.workers = kWorkers});
+  for (int i = 0; i < kCalls; ++i) {
+    ListNamespace(*blocked_, fmt::format("list{}", i));
+  }
+  EXPECT_EQ(gate_->AwaitHeld(kWorkers), kWorkers);
+  gate_->Open();
+  const std::vector<Flight::Outcome> outcomes = blocked_->AwaitCompleted(kCalls);
+  ASSERT_EQ(outcomes.size(), kCalls);
+  int ok = 0;
+  for (const Flight::Outcome& outcome : outcomes) {
+    EXPECT_TRUE(outcome.status.ok()) << outcome.label << ": " << outcome.status.error_code() << " "
+                                     << outcome.status.error_message();
+    ok += outcome.status.ok() ? 1 : 0;
+  }
+  EXPECT_EQ(ok, kCalls);
+  EXPECT_EQ(gate_->handled().size(), kCalls);
+}
+
+// Beyond max_queued_calls waiting calls the server answers UNAVAILABLE, which clients retry, and
+// keeps serving what it queued.
+TEST_F(GrpcQueueTest, AnswersUnavailableBeyondTheQueueBound) {
+  StartGated("ListNamespace", {.workers = 1, .max_queued_calls = 3});
+  ListNamespace(*blocked_, "blocked");
+  ASSERT_EQ(gate_->AwaitHeld(1), 1);
+
+  for (int i = 0; i < 10; ++i) {
+    RegisterServer(*flight_, fmt::format("p{}", i));
+  }
+  // The worker is held, so three calls wait in the queue and the other seven are refused.
+  const std::vector<Flight::Outcome> refused = flight_->AwaitCompleted(7);
+  ASSERT_EQ(refused.size(), 7U);
+  for (const Flight::Outcome& outcome : refused) {
+    EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAVAILABLE) << outcome.label;
+    EXPECT_THAT(outcome.status.error_message(), HasSubstr("overloaded")) << outcome.label;
+  }
+  gate_->Open();
+  EXPECT_TRUE(blocked_->AwaitCompleted(1).at(0).status.ok());
+  const std::vector<Flight::Outcome> all = flight_->AwaitCompleted(10);
+  std::vector<std::string> registered;
+  for (size_t i = 7; i < all.size(); ++i) {
+    EXPECT_TRUE(all[i].status.ok()) << all[i].label << ": " << all[i].status.error_message();
+    registered.push_back(all[i].label);
+  }
+  EXPECT_THAT(ServerNames(), ::testing::UnorderedElementsAreArray(registered));
+  EXPECT_EQ(registered.size(), 3U);
+}
+
+// A call whose client cancelled it while it waited for a worker is answered without running.
+TEST_F(GrpcQueueTest, DoesNotRunQueuedCallsTheirClientCancelled) {
+  StartGated("ListNamespace", {.workers = 1});
+  ListNamespace(*blocked_, "blocked");
+  ASSERT_EQ(gate_->AwaitHeld(1), 1);
+
+  grpc::ClientContext& gone = RegisterServer(*flight_, "gone");
+  RoundTrip();
+  gone.TryCancel();
+  EXPECT_EQ(flight_->AwaitCompleted(1).at(0).status.error_code(), grpc::StatusCode::CANCELLED);
+  RoundTrip();
+  RegisterServer(*flight_, "kept");
+  gate_->Open();
+  EXPECT_TRUE(blocked_->AwaitCompleted(1).at(0).status.ok());
+  const std::vector<Flight::Outcome> outcomes = flight_->AwaitCompleted(2);
+  EXPECT_TRUE(outcomes.at(1).status.ok()) << outcomes.at(1).status.error_message();
+  EXPECT_THAT(ServerNames(), ElementsAre("kept"));
+  EXPECT_THAT(gate_->handled(),
+              Contains(Pair(HasSubstr("RegisterServer"), absl::StatusCode::kCancelled)));
+}
+
+// Shutdown lets queued calls wait for the grace period only: then they are answered UNAVAILABLE,
+// and it returns once the running call is done.
+TEST_F(GrpcQueueTest, ShutdownAnswersCallsStillQueuedAfterTheGraceUnavailable) {
+  StartGated("ListNamespace", {.workers = 1});
+  ListNamespace(*blocked_, "blocked");
+  ASSERT_EQ(gate_->AwaitHeld(1), 1);
+  for (int i = 0; i < 3; ++i) {
+    RegisterServer(*flight_, fmt::format("p{}", i));
+  }
+  // The three calls are queued before the shutdown refuses new ones.
+  RoundTrip();
+
+  std::jthread shutdown([this] { gated_->Shutdown(absl::Milliseconds(100)); });
+  const std::vector<Flight::Outcome> outcomes = flight_->AwaitCompleted(3);
+  for (const Flight::Outcome& outcome : outcomes) {
+    EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAVAILABLE) << outcome.label;
+    EXPECT_THAT(outcome.status.error_message(), HasSubstr("shutting down")) << outcome.label;
+  }
+  gate_->Open();
+  shutdown.join();
+  EXPECT_THAT(blocked_->AwaitCompleted(1), Not(IsEmpty()));
+  EXPECT_THAT(ServerNames(), IsEmpty());
+}
+
+TEST_F(GrpcServerTest, RefusesNoWorkersAndNoQueue) {
+  EXPECT_THAT(GrpcServer::Start({.listen = "127.0.0.1:0", .workers = 0}, *dispatcher_),
+              ::discovery::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(GrpcServer::Start({.listen = "127.0.0.1:0", .max_queued_calls = 0}, *dispatcher_),
+              ::discovery::testing::StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace
