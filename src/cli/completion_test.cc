@@ -136,7 +136,7 @@ TEST_F(CompletionTest, CompletesSubcommandsAndAliases) {
   EXPECT_THAT(Complete({"discovery", "--insecure", "-a", "host:1", "ns", "r"}),
               ElementsAre("register"));
   EXPECT_THAT(Complete({"discoveryd", "ex"}), ElementsAre("exporter"));
-  EXPECT_THAT(Complete({"discoveryd", "token", ""}), ElementsAre("create"));
+  EXPECT_THAT(Complete({"discoveryd", "token", ""}), ElementsAre("create", "verify"));
 }
 
 TEST_F(CompletionTest, HiddenCompletionCommandIsNotOffered) {

@@ -81,6 +81,7 @@ bool Compressible(const Asset& asset) {
 }
 
 // An asset gzipped, compressed on its first request and kept for the life of the process.
+// `name` must be the asset table's own (static) key.
 std::shared_ptr<const std::string> Gzipped(std::string_view name, const Asset& asset) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* const cache =
@@ -165,7 +166,7 @@ http::Response Serve(const http::Request& request) {
   response.headers.emplace_back("Content-Type", std::string{asset.content_type});
   if (gzip) {
     response.headers.emplace_back("Content-Encoding", "gzip");
-    response.shared_body = Gzipped(name, asset);
+    response.shared_body = Gzipped(it->first, asset);
   } else {
     response.body = std::string{asset.content};
   }

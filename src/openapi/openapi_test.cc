@@ -504,7 +504,12 @@ class ServedExamplesTest : public ::testing::Test {
     if (!authorization.empty()) {
       request.headers.emplace_back("Authorization", authorization);
     }
-    return api_->Handle(request);
+    http::Response response = api_->Handle(request);
+    // Cached bodies (http_sd) come as a shared buffer.
+    if (response.shared_body != nullptr) {
+      response.body = *response.shared_body;
+    }
+    return response;
   }
 
   std::unique_ptr<store::Store> store_;

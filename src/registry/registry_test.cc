@@ -319,8 +319,6 @@ TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {  // B15
     ASSERT_THAT(groups, IsOk());
     EXPECT_TRUE(groups->empty());
   }
-  EXPECT_THAT(registry->HttpSd("p1", "nosuch", ""),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("namespace nosuch not found")));
   absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
       registry->TargetGroups("p1", "default", "blackbox");
   ASSERT_THAT(groups, IsOk());
