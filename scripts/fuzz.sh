@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
 shift || true
-all_targets=(selector endpoint rest_json jwt config_yaml)
+all_targets=(selector endpoint rest_json jwt config_yaml http_framing yaml_output)
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=("${all_targets[@]}")

@@ -221,11 +221,62 @@ bool ResolvesToNonString(const std::string& text) {
   return RE2::FullMatch(text, *number);
 }
 
-void EmitString(YAML::Emitter& out, const std::string& text) {
-  if (ResolvesToNonString(text)) {
+// yaml-cpp copies plain scalars byte for byte but replaces invalid UTF-8 and noncharacters
+// (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF), which it cannot escape, with U+FFFD in quoted ones: such a
+// string would read back differently depending on its quoting, and in a plain scalar make the
+// document invalid YAML. Replaced up front, it prints one way; invalid UTF-8 becomes U+FFFD as in
+// the JSON output.
+std::string YamlText(const std::string& text) {
+  if (std::all_of(text.begin(), text.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+    return text;
+  }
+  const std::string valid =
+      Json::parse(Json(text).dump(-1, ' ', false, Json::error_handler_t::replace))
+          .get<std::string>();
+  std::string out;
+  out.reserve(valid.size());
+  for (size_t i = 0; i < valid.size();) {
+    const auto lead = static_cast<unsigned char>(valid[i]);
+    const size_t length = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+    uint32_t code_point = length == 1 ? lead : lead & (0x7Fu >> length);
+    for (size_t j = 1; j < length; ++j) {
+      code_point = (code_point << 6) | (static_cast<unsigned char>(valid[i + j]) & 0x3Fu);
+    }
+    const bool noncharacter =
+        (code_point >= 0xFDD0 && code_point <= 0xFDEF) || (code_point & 0xFFFE) == 0xFFFE;
+    out.append(noncharacter ? std::string_view("\uFFFD")
+                            : std::string_view(valid).substr(i, length));
+    i += length;
+  }
+  return out;
+}
+
+// The longest implicit key ("key: value") yaml-cpp's parser reads, in written bytes.
+constexpr size_t kMaxImplicitKeyBytes = 1024;
+
+void EmitString(YAML::Emitter& out, const std::string& text, bool key = false) {
+  const std::string yaml_text = YamlText(text);
+  // yaml-cpp leaves a carriage return in a plain scalar, where its reader takes it for a line
+  // break ("\r" alone read as null); quoted, it is escaped.
+  const bool quoted = ResolvesToNonString(yaml_text) || yaml_text.find('\r') != std::string::npos;
+  if (key) {
+    // yaml-cpp's emitter writes a longer key as an explicit "? key", but judges by the length
+    // before quoting and escaping (a control character takes four bytes written): measure what
+    // it writes.
+    YAML::Emitter written;
+    if (quoted) {
+      written << YAML::DoubleQuoted;
+    }
+    written << yaml_text;
+    if (written.size() > kMaxImplicitKeyBytes) {
+      out << YAML::LongKey;
+    }
+  }
+  if (quoted) {
     out << YAML::DoubleQuoted;
   }
-  out << text;
+  out << yaml_text;
 }
 
 void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
@@ -237,7 +288,7 @@ void EmitLabels(YAML::Emitter& out, const Labels& labels) {
   out << YAML::BeginMap;
   for (const auto& [name, value] : labels) {
     out << YAML::Key;
-    EmitString(out, name);
+    EmitString(out, name, /*key=*/true);
     out << YAML::Value;
     EmitString(out, value);
   }

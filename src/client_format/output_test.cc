@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "yaml-cpp/yaml.h"
 
 #include "model/model.h"
 #include "testing/status_matchers.h"
@@ -383,6 +384,58 @@ TEST(YamlTest, PrintsHugeLabelValuesWithoutRecursion) {
   const std::string yaml = FormatServices({service}, Options(OutputFormat::kYaml));
   EXPECT_NE(yaml.find("digits: \"" + digits + "\""), std::string::npos);
   EXPECT_NE(yaml.find("words: " + words), std::string::npos);
+}
+
+// The fuzzer's inputs (fuzz/corpus/yaml_output/invalid_utf8, noncharacter_quoted): yaml-cpp
+// wrote these bytes raw into plain scalars (no longer UTF-8, so no longer YAML) and replaced them
+// in quoted ones; now they read back as U+FFFD, as the JSON output has invalid UTF-8.
+TEST(YamlTest, ReplacesInvalidUtf8AndNoncharactersWhateverTheQuoting) {
+  Server server{.name =
+                    "a\x80"
+                    "b",
+                .labels = {{"plain", "\xff\xfe"},
+                           {"quoted", "\xc3\n"},
+                           {"nonchar", "x\uFFFE"},
+                           {"nonchar_quoted", "\uFDD0\n"}}};
+  const std::string yaml = FormatServers({server}, Options(OutputFormat::kYaml));
+  const YAML::Node node = YAML::Load(yaml)[0];
+  EXPECT_EQ(node["name"].as<std::string>(), "a\uFFFDb");
+  EXPECT_EQ(node["labels"]["plain"].as<std::string>(), "\uFFFD\uFFFD");
+  EXPECT_EQ(node["labels"]["quoted"].as<std::string>(), "\uFFFD\n");
+  EXPECT_EQ(node["labels"]["nonchar"].as<std::string>(), "x\uFFFD");
+  EXPECT_EQ(node["labels"]["nonchar_quoted"].as<std::string>(), "\uFFFD\n");
+  // The same text as the JSON output gives invalid UTF-8.
+  EXPECT_THAT(FormatServers({server}, Options(OutputFormat::kJson)),
+              ::testing::HasSubstr("\"plain\": \"\uFFFD\uFFFD\""));
+}
+
+// fuzz/corpus/yaml_output/carriage_return: yaml-cpp left a carriage return in a plain scalar,
+// where the reader takes it for a line break: "zon\r" read as "zon", "\r" as null.
+TEST(YamlTest, QuotesCarriageReturns) {
+  Service service{.selector = "zon\r", .labels = {{"cr", "\r"}}, .description = "a\rb"};
+  const std::string yaml = FormatServices({service}, Options(OutputFormat::kYaml));
+  EXPECT_THAT(yaml, ::testing::HasSubstr("selector: \"zon\\r\"\n"));
+  const YAML::Node node = YAML::Load(yaml)[0];
+  EXPECT_EQ(node["selector"].as<std::string>(), "zon\r");
+  EXPECT_EQ(node["labels"]["cr"].as<std::string>(), "\r");
+  EXPECT_EQ(node["description"].as<std::string>(), "a\rb");
+}
+
+// fuzz/corpus/yaml_output/long_escaped_key: yaml-cpp writes a key of more than 1024 bytes as an
+// explicit "? key", but judged by its length before escaping; 300 control characters written
+// as \x01 each made an implicit key its reader rejected.
+TEST(YamlTest, LabelKeysLongerOnceEscapedAreExplicitKeys) {
+  const std::string controls(300, '\x01');
+  const std::string digits(1023, '7');  // quoted: 1025 bytes written
+  Server server{.name = "p", .labels = {{controls, "a"}, {digits, "b"}, {"short", "c"}}};
+  const std::string yaml = FormatServers({server}, Options(OutputFormat::kYaml));
+  EXPECT_THAT(yaml, ::testing::HasSubstr("? \"\\x01\\x01"));
+  EXPECT_THAT(yaml, ::testing::HasSubstr("? \"777"));
+  EXPECT_THAT(yaml, ::testing::HasSubstr("short: c\n"));
+  const YAML::Node labels = YAML::Load(yaml)[0]["labels"];
+  EXPECT_EQ(labels[controls].as<std::string>(), "a");
+  EXPECT_EQ(labels[digits].as<std::string>(), "b");
+  EXPECT_EQ(labels["short"].as<std::string>(), "c");
 }
 
 TEST(YamlTest, EmptyListIsEmptySequence) {

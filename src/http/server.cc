@@ -465,12 +465,21 @@ class Connection final : public ConnectionBase,
     Lowest().expires_at(request_deadline_);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t header_bytes) {
+          self->OnHeader(ec, header_bytes);
+        });
   }
 
-  void OnHeader(beast::error_code ec) {
+  // `header_bytes`: what the parser took for the request line and header fields.
+  void OnHeader(beast::error_code ec, size_t header_bytes) {
     if (ec) {
       OnReadError(ec);
+      return;
+    }
+    // Beast measures the request line and the header fields against header_limit apart when
+    // they arrive in one read, which lets up to twice the limit through.
+    if (header_bytes > options().max_header_bytes) {
+      OnReadError(bhttp::error::header_limit);
       return;
     }
     const auto& header = parser_->get();

@@ -559,6 +559,38 @@ TEST(HttpServerTest, HeaderOverLimitClosesTheConnection) {
   EXPECT_TRUE(client.WaitClosed());
 }
 
+// fuzz/corpus/http_framing/header_section_over_limit: Beast's header_limit bounds the request
+// line and the header fields apart when they arrive in one read, so 1037 bytes of a 16-byte
+// request line and 1021 of fields reached the handler under a limit of 1024.
+TEST(HttpServerTest, RequestLineAndFieldsOverLimitTogetherAre431) {
+  std::atomic<int> calls{0};
+  ServerOptions options = LocalOptions();
+  options.max_header_bytes = 1024;
+  auto server = StartOrDie(options, [&calls](const Request& request) {
+    ++calls;
+    return Echo(request);
+  });
+  ASSERT_NE(server, nullptr);
+  // "GET / HTTP/1.1\r\n" + "Host: x\r\n" + "X-Long: ...\r\n" + "\r\n".
+  const auto request = [](size_t header_bytes) {
+    return absl::StrCat("GET / HTTP/1.1\r\nHost: x\r\nX-Long: ",
+                        std::string(header_bytes - 16 - 9 - 10 - 2, 'h'), "\r\n\r\n");
+  };
+  ASSERT_EQ(request(1037).size(), 1037u);
+
+  RawClient over(server->port());
+  ASSERT_TRUE(over.Send(request(1037)));
+  const std::string response = over.ReadResponse();
+  EXPECT_EQ(StatusOf(response), 431) << response;
+  EXPECT_TRUE(over.WaitClosed());
+  EXPECT_EQ(calls.load(), 0);
+
+  RawClient at_limit(server->port());
+  ASSERT_TRUE(at_limit.Send(request(1024)));
+  EXPECT_EQ(StatusOf(at_limit.ReadResponse()), 200);
+  EXPECT_EQ(calls.load(), 1);
+}
+
 TEST(HttpServerTest, MalformedRequestIs400AndCloses) {
   std::atomic<int> calls{0};
   auto server = StartOrDie(LocalOptions(), [&calls](const Request& request) {
