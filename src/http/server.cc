@@ -575,7 +575,7 @@ class Connection final : public ConnectionBase,
       if (parser_.has_value() && parser_->is_header_done()) {
         WriteError(400, absl::StrCat("malformed HTTP request: a chunk-size line or the trailer "
                                      "section is longer than the limit of ",
-                                     options().max_header_bytes, " bytes"));
+                                     FramingBufferLimit(options()), " bytes"));
       } else {
         WriteError(431, absl::StrCat("request header fields too large: the limit is ",
                                      options().max_header_bytes,

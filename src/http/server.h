@@ -84,9 +84,9 @@ struct ServerOptions {
   // closed.
   size_t max_body_bytes = 1 << 20;
   // Request line plus header fields; larger is answered with 431 and the connection is closed.
-  // The same bound applies to each chunk-size line (with its extensions) and to the trailer
-  // section of a chunked body; larger is answered with 400. A connection never buffers more
-  // than this plus one read (4 KiB) of unparsed input.
+  // A connection never buffers more than this plus one read (4 KiB) of unparsed input, so a
+  // chunk-size line (with its extensions) or the trailer section of a chunked body that does
+  // not fit that is answered with 400.
   size_t max_header_bytes = 16 << 10;
   // The whole request (header and body) must arrive within this, counted from its first byte
   // (from the accept, including the TLS handshake, for the first request of a connection);

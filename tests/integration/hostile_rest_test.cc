@@ -959,7 +959,7 @@ TEST_F(HostileRestTest, EndlessChunkFramingIs400WithBoundedMemory) {
           piece, kAttempted);
       ASSERT_TRUE(response.complete) << "framing " << framing << ": " << attacker->received();
       EXPECT_EQ(response.status, 400) << response.body;
-      EXPECT_THAT(response.body, HasSubstr("longer than the limit of 16384 bytes"));
+      EXPECT_THAT(response.body, HasSubstr("longer than the limit of 20480 bytes"));
       EXPECT_TRUE(attacker->WaitClosed());
     }
     EXPECT_EQ(Get("/v1/servers"), 200);
