@@ -232,6 +232,8 @@ class InProcess {
       return;
     }
     daemon_ = *std::move(daemon);
+    // The daemon logs every registration at info; only warnings belong in a benchmark's output.
+    spdlog::set_level(spdlog::level::warn);
     channel_ = grpc::CreateChannel(fmt::format("127.0.0.1:{}", daemon_->grpc_port()),
                                    grpc::InsecureChannelCredentials());
     for (int i = 0; i < 300 && HttpGet(Url("/readyz")) != 200; ++i) {
@@ -268,6 +270,7 @@ class InProcess {
     context.AddMetadata("authorization", "Bearer " + AdminToken());
     pb::RegisterNamespaceRequest request;
     request.set_name(name);
+    request.set_export_(static_cast<int32_t>(ExportConfig::kStandard));
     pb::RegisterNamespaceResponse response;
     return stub->RegisterNamespace(&context, request, &response).ok();
   }
