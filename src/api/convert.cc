@@ -106,6 +106,17 @@ Service FromProto(const pb::Service& service) {
   };
 }
 
+pb::InvalidService ToProto(const InvalidService& invalid) {
+  pb::InvalidService out;
+  *out.mutable_service() = ToProto(invalid.service);
+  out.set_reason(invalid.reason);
+  return out;
+}
+
+InvalidService FromProto(const pb::InvalidService& invalid) {
+  return InvalidService{.service = FromProto(invalid.service()), .reason = invalid.reason()};
+}
+
 pb::TargetGroup ToProto(const targetgroup::TargetGroup& group) {
   pb::TargetGroup out;
   out.mutable_targets()->Add(group.targets.begin(), group.targets.end());

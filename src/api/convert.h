@@ -59,6 +59,10 @@ Server FromProto(const pb::Server& server);
 pb::Service ToProto(const Service& service);
 Service FromProto(const pb::Service& service);
 
+// InvalidService{service, reason}.
+pb::InvalidService ToProto(const InvalidService& invalid);
+InvalidService FromProto(const pb::InvalidService& invalid);
+
 // TargetGroup{targets, labels}.
 pb::TargetGroup ToProto(const targetgroup::TargetGroup& group);
 targetgroup::TargetGroup FromProto(const pb::TargetGroup& group);

@@ -1,6 +1,7 @@
 #include "api/convert.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,6 +9,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -89,6 +92,11 @@ const std::vector<MessageSpec>& Messages() {
         {"labels", 7, "map<string,string>", "labels"},
         {"description", 8, "string", "description"},
         {"modified", 9, "google.protobuf.Timestamp", "modified"}}},
+      // Not in the reference: invalid records (issue 16), only in ListServiceResponse field 2.
+      {"service.proto",
+       "InvalidService",
+       {{"service", 1, "postfinance.discovery.v1.Service", "service"},
+        {"reason", 2, "string", "reason"}}},
       {"targetgroup.proto",
        "TargetGroup",
        {{"targets", 1, "repeated string", "targets"},
@@ -143,7 +151,10 @@ const std::vector<MessageSpec>& Messages() {
       {"service_api.proto", "ListServiceRequest", {{"namespace", 1, "string", "namespace"}}},
       {"service_api.proto",
        "ListServiceResponse",
-       {{"services", 1, "repeated postfinance.discovery.v1.Service", "services"}}},
+       {{"services", 1, "repeated postfinance.discovery.v1.Service", "services"},
+        // Not in the reference: a new field number, which its clients skip.
+        {"invalid_services", 2, "repeated postfinance.discovery.v1.InvalidService",
+         "invalidServices"}}},
       {"service_api.proto",
        "ListTargetGroupRequest",
        {{"server", 1, "string", "server"},
@@ -297,6 +308,65 @@ TEST(WireContractTest, UnRegisterServiceKeepsItsCapitalisationOnTheWire) {
             "postfinance.discovery.v1.ServiceAPI.UnRegisterService");
 }
 
+// What clients of the Go original make of an answer that carries invalid_services: they read
+// `services` as before and skip field 2 (keeping it as an unknown field, so a proxy that
+// re-serialises the message passes it on).
+TEST(WireContractTest, ClientsOfTheOriginalSkipInvalidServices) {
+  // The reference's schema: service.proto without InvalidService, ListServiceResponse without
+  // field 2.
+  ::google::protobuf::DescriptorPool reference;
+  for (const FileDescriptor* file :
+       {::google::protobuf::Timestamp::descriptor()->file(), pb::TargetGroup::descriptor()->file(),
+        pb::Service::descriptor()->file(), pb::ListServiceResponse::descriptor()->file()}) {
+    ::google::protobuf::FileDescriptorProto proto;
+    file->CopyTo(&proto);
+    for (int i = 0; i < proto.message_type_size(); ++i) {
+      auto* message = proto.mutable_message_type(i);
+      if (message->name() == "InvalidService") {
+        proto.mutable_message_type()->DeleteSubrange(i--, 1);
+        continue;
+      }
+      for (int j = 0; j < message->field_size(); ++j) {
+        if (message->field(j).name() == "invalid_services") {
+          message->mutable_field()->DeleteSubrange(j--, 1);
+        }
+      }
+    }
+    ASSERT_NE(reference.BuildFile(proto), nullptr) << file->name();
+  }
+  const Descriptor* old_response =
+      reference.FindMessageTypeByName(Qualified("ListServiceResponse"));
+  ASSERT_NE(old_response, nullptr);
+  ASSERT_EQ(old_response->field_count(), 1);
+
+  pb::ListServiceResponse response;
+  *response.add_services() = ToProto(Service{.id = "a", .endpoint = "http://a"});
+  *response.add_invalid_services() = ToProto(InvalidService{
+      .service = {.id = "b", .endpoint = "localhost:9100"}, .reason = "not a valid url"});
+  ::google::protobuf::DynamicMessageFactory factory(&reference);
+  std::unique_ptr<::google::protobuf::Message> old_client(
+      factory.GetPrototype(old_response)->New());
+  ASSERT_TRUE(old_client->ParseFromString(response.SerializeAsString()));
+  const auto* reflection = old_client->GetReflection();
+  const FieldDescriptor* services = old_response->FindFieldByName("services");
+  ASSERT_EQ(reflection->FieldSize(*old_client, services), 1);
+  pb::Service seen;
+  ASSERT_TRUE(seen.ParseFromString(
+      reflection->GetRepeatedMessage(*old_client, services, 0).SerializeAsString()));
+  EXPECT_EQ(seen.id(), "a");
+  EXPECT_EQ(reflection->GetUnknownFields(*old_client).field_count(), 1);
+
+  // And a new client of an old server simply sees no invalid services.
+  pb::ListServiceResponse from_old_server;
+  ASSERT_TRUE(from_old_server.ParseFromString(old_client->SerializeAsString()));
+  EXPECT_EQ(from_old_server.services_size(), 1);
+  EXPECT_EQ(from_old_server.invalid_services_size(), 1);  // passed on as it came
+  pb::ListServiceResponse plain;
+  *plain.add_services() = response.services(0);
+  ASSERT_TRUE(from_old_server.ParseFromString(plain.SerializeAsString()));
+  EXPECT_EQ(from_old_server.invalid_services_size(), 0);
+}
+
 // ---- Timestamps ----
 
 TEST(TimestampTest, RoundTripsSecondsAndNanos) {
@@ -417,6 +487,21 @@ TEST(ConvertTest, TargetGroupRoundTrips) {
   EXPECT_THAT(proto.targets(), ElementsAre("example.com:9100"));
   EXPECT_EQ(proto.labels().at("job"), "node");
   EXPECT_EQ(FromProto(proto), group);
+}
+
+TEST(ConvertTest, InvalidServiceRoundTrips) {
+  const InvalidService invalid{.service = {.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                                           .name = "node",
+                                           .namespace_name = "default",
+                                           .endpoint = "localhost:9100",
+                                           .labels = {{"team", "x"}},
+                                           .modified = Parse("2020-01-02T03:04:05Z")},
+                               .reason = "'localhost:9100' is not a valid url"};
+  const pb::InvalidService proto = ToProto(invalid);
+  EXPECT_EQ(proto.service().endpoint(), "localhost:9100");
+  EXPECT_EQ(proto.service().namespace_(), "default");
+  EXPECT_EQ(proto.reason(), invalid.reason);
+  EXPECT_EQ(FromProto(proto), invalid);
 }
 
 // ---- Tokens ----

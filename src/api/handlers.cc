@@ -100,10 +100,15 @@ absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
   DISCOVERY_ASSIGN_OR_RETURN(std::vector<Service> services,
                              registry_.ListServices(request.namespace_()));
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<InvalidService> invalid,
+                             registry_.ListInvalidServices(request.namespace_()));
   pb::ListServiceResponse response;
   response.mutable_services()->Reserve(static_cast<int>(services.size()));
   for (const Service& service : services) {
     *response.add_services() = ToProto(service);
+  }
+  for (const InvalidService& record : invalid) {
+    *response.add_invalid_services() = ToProto(record);
   }
   return response;
 }

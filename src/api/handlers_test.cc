@@ -104,6 +104,56 @@ TEST_F(HandlersTest, MachineTokensChangeServicesOnlyInTheirNamespaces) {  // B14
   EXPECT_THAT(handlers_->UnRegisterService(machine_, remove), IsOk());
 }
 
+// Issue 16: ListService answers the served services and, apart from them, the stored records
+// that cannot be served with the reason; ListTargetGroup is not broken by them.
+TEST_F(HandlersTest, ListServiceShowsInvalidRecordsApart) {
+  pb::RegisterServerRequest server;
+  server.set_name("p1");
+  ASSERT_THAT(handlers_->RegisterServer(admin_, server), IsOk());
+  pb::RegisterServiceRequest request;
+  request.set_name("node");
+  request.set_endpoint("http://a:9100/metrics");
+  ASSERT_THAT(handlers_->RegisterService(machine_, request), IsOk());
+  const std::string legacy_id = ServiceId("localhost:9100");
+  absl::StatusOr<store::TxnResult> put =
+      store::Put(*store_, repo::Keys().Service("default", legacy_id),
+                 R"({"id":")" + legacy_id +
+                     R"(","name":"node","namespace":"default","endpoint":"localhost:9100"})");
+  ASSERT_THAT(put, IsOk());
+  ASSERT_TRUE(registry_->WaitForRevision(put->revision, absl::Seconds(10)));
+
+  pb::ListServiceRequest list;
+  list.set_namespace_("default");
+  absl::StatusOr<pb::ListServiceResponse> answer = handlers_->ListService(machine_, list);
+  ASSERT_THAT(answer, IsOk());
+  ASSERT_EQ(answer->services_size(), 1);
+  EXPECT_EQ(answer->services(0).endpoint(), "http://a:9100/metrics");
+  ASSERT_EQ(answer->invalid_services_size(), 1);
+  EXPECT_EQ(answer->invalid_services(0).service().id(), legacy_id);
+  EXPECT_EQ(answer->invalid_services(0).service().endpoint(), "localhost:9100");
+  EXPECT_THAT(answer->invalid_services(0).reason(), HasSubstr("is not a valid url"));
+  list.set_namespace_("other");
+  answer = handlers_->ListService(machine_, list);
+  ASSERT_THAT(answer, IsOk());
+  EXPECT_EQ(answer->invalid_services_size(), 0);
+
+  pb::ListTargetGroupRequest groups;
+  groups.set_server("p1");
+  groups.set_namespace_("default");
+  absl::StatusOr<pb::ListTargetGroupResponse> targets = handlers_->ListTargetGroup(user_, groups);
+  ASSERT_THAT(targets, IsOk());
+  ASSERT_EQ(targets->targetgroups_size(), 1);
+  EXPECT_THAT(targets->targetgroups(0).targets(), ElementsAre("a:9100"));
+
+  pb::UnRegisterServiceRequest remove;
+  remove.set_id(legacy_id);
+  ASSERT_THAT(handlers_->UnRegisterService(machine_, remove), IsOk());
+  answer = handlers_->ListService(machine_, {});
+  ASSERT_THAT(answer, IsOk());
+  EXPECT_EQ(answer->invalid_services_size(), 0);
+  EXPECT_EQ(answer->services_size(), 1);
+}
+
 TEST_F(HandlersTest, TokensCanBeCreatedByAdminsAndInspectedByAnyone) {
   pb::CreateRequest create;
   create.set_id("ci");

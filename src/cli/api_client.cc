@@ -187,7 +187,7 @@ absl::Status ApiClient::UnregisterNamespace(const std::string& name) const {
 }
 
 absl::StatusOr<std::vector<Service>> ApiClient::ListServices(
-    const std::string& namespace_name) const {
+    const std::string& namespace_name, std::vector<InvalidService>* invalid) const {
   pb::ListServiceRequest request;
   request.set_namespace_(namespace_name);
   absl::StatusOr<pb::ListServiceResponse> response =
@@ -198,6 +198,11 @@ absl::StatusOr<std::vector<Service>> ApiClient::ListServices(
   std::vector<Service> services;
   for (const pb::Service& service : response->services()) {
     services.push_back(api::FromProto(service));
+  }
+  if (invalid != nullptr) {
+    for (const pb::InvalidService& record : response->invalid_services()) {
+      invalid->push_back(api::FromProto(record));
+    }
   }
   return services;
 }

@@ -57,8 +57,10 @@ class ApiClient {
                                               ExportConfig export_config) const;
   absl::Status UnregisterNamespace(const std::string& name) const;
 
-  // `namespace_name` empty lists every namespace.
-  absl::StatusOr<std::vector<Service>> ListServices(const std::string& namespace_name) const;
+  // `namespace_name` empty lists every namespace. The stored records that cannot be served go to
+  // `invalid` when it is given (a server of the Go original sends none).
+  absl::StatusOr<std::vector<Service>> ListServices(
+      const std::string& namespace_name, std::vector<InvalidService>* invalid = nullptr) const;
   absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration) const;
   // `id_or_endpoint` is a service ID or its endpoint URL.
   absl::Status UnregisterService(const std::string& namespace_name,

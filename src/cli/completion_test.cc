@@ -155,7 +155,7 @@ TEST_F(CompletionTest, CompletesOptionsIncludingInheritedOnes) {
 
 TEST_F(CompletionTest, CompletesKnownValues) {
   EXPECT_THAT(Complete({"discovery", "service", "list", "-o", ""}),
-              ElementsAre("csv", "json", "table", "yaml"));
+              ElementsAre("csv", "json", "table", "wide", "yaml"));
   EXPECT_THAT(Complete({"discovery", "srv", "list", "--output", "j"}), ElementsAre("json"));
   // `--output=y`, split by bash at '=' (COMP_WORDBREAKS).
   EXPECT_THAT(Complete({"discovery", "svc", "list", "--output", "=", "y"}), ElementsAre("yaml"));

@@ -43,6 +43,7 @@
 namespace discovery::cli {
 namespace {
 
+using client_format::ListedService;
 using client_format::OutputFormat;
 using client_format::OutputOptions;
 
@@ -134,7 +135,7 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
 }
 
 void AddOutputFlags(CLI::App& command, Flags& flags) {
-  command.add_option("-o,--output", flags.output, "Output format: table, json, yaml or csv")
+  command.add_option("-o,--output", flags.output, "Output format: table, wide, json, yaml or csv")
       ->default_str("table");
   CLI::Option* headers = command.add_flag("-H,--headers", flags.headers,
                                           "Print the header line (the default; kept for scripts)");
@@ -338,8 +339,8 @@ bool Matches(const std::unique_ptr<RE2>& regex, const std::string& text) {
   return regex == nullptr || RE2::PartialMatch(text, *regex);
 }
 
-absl::StatusOr<std::vector<Service>> FilterServices(const Flags& flags,
-                                                    std::vector<Service> services) {
+absl::StatusOr<std::vector<ListedService>> FilterServices(const Flags& flags,
+                                                          std::vector<ListedService> services) {
   absl::StatusOr<std::unique_ptr<RE2>> name = CompileFilter("--filter-name", flags.filter_name);
   absl::StatusOr<std::unique_ptr<RE2>> server =
       CompileFilter("--filter-server", flags.filter_server);
@@ -360,7 +361,8 @@ absl::StatusOr<std::vector<Service>> FilterServices(const Flags& flags,
     }
     labels = *std::move(parsed);
   }
-  std::erase_if(services, [&](const Service& service) {
+  std::erase_if(services, [&](const ListedService& listed) {
+    const Service& service = listed.service;
     const bool keep =
         Matches(*name, service.name) && Matches(*endpoint, service.endpoint) &&
         (*server == nullptr ||
@@ -381,26 +383,63 @@ int ServiceList(const Flags& flags, std::ostream& out, const Failure& fail) {
   if (!client.ok()) {
     return fail(client.status());
   }
-  absl::StatusOr<std::vector<Service>> services = client->ListServices(flags.namespace_name);
+  std::vector<InvalidService> invalid;
+  absl::StatusOr<std::vector<Service>> services =
+      client->ListServices(flags.namespace_name, &invalid);
   if (!services.ok()) {
     return fail(services.status());
   }
-  services = FilterServices(flags, *std::move(services));
-  if (services.ok() && flags.unresolved) {
-    services = Unresolved(*std::move(services));
+  std::vector<ListedService> listed;
+  listed.reserve(services->size() + invalid.size());
+  for (Service& service : *services) {
+    listed.push_back({.service = std::move(service)});
   }
-  if (!services.ok()) {
-    return fail(services.status());
+  if (!flags.unresolved) {  // -u looks up served services only
+    for (InvalidService& record : invalid) {
+      listed.push_back({.service = std::move(record.service), .invalid = std::move(record.reason)});
+    }
+  }
+  absl::StatusOr<std::vector<ListedService>> filtered = FilterServices(flags, std::move(listed));
+  if (filtered.ok() && flags.unresolved) {
+    std::vector<Service> served;
+    for (ListedService& item : *filtered) {
+      served.push_back(std::move(item.service));
+    }
+    absl::StatusOr<std::vector<Service>> unresolved = Unresolved(std::move(served));
+    if (!unresolved.ok()) {
+      return fail(unresolved.status());
+    }
+    filtered->clear();
+    for (Service& service : *unresolved) {
+      filtered->push_back({.service = std::move(service)});
+    }
+  }
+  if (!filtered.ok()) {
+    return fail(filtered.status());
   }
   if (flags.sort_by == "date") {
-    std::stable_sort(services->begin(), services->end(),
-                     [](const Service& a, const Service& b) { return a.modified > b.modified; });
+    std::stable_sort(filtered->begin(), filtered->end(),
+                     [](const ListedService& a, const ListedService& b) {
+                       return a.service.modified > b.service.modified;
+                     });
   } else {
-    std::sort(services->begin(), services->end(), [](const Service& a, const Service& b) {
-      return std::tie(a.endpoint, a.namespace_name) < std::tie(b.endpoint, b.namespace_name);
-    });
+    std::sort(filtered->begin(), filtered->end(),
+              [](const ListedService& a, const ListedService& b) {
+                return std::tie(a.service.endpoint, a.service.namespace_name) <
+                       std::tie(b.service.endpoint, b.service.namespace_name);
+              });
   }
-  out << client_format::FormatServices(*services, *output);
+  const auto shown_invalid =
+      std::count_if(filtered->begin(), filtered->end(),
+                    [](const ListedService& s) { return !s.invalid.empty(); });
+  if (shown_invalid > 0 &&
+      (output->format == OutputFormat::kTable || output->format == OutputFormat::kCsv)) {
+    LogWarn(
+        fmt::format("{} of the listed services are stored records that cannot be served and are "
+                    "left out of http_sd and file_sd; `-o wide` shows why",
+                    shown_invalid));
+  }
+  out << client_format::FormatListedServices(*filtered, *output);
   return 0;
 }
 
@@ -679,7 +718,7 @@ int Login(const Flags& flags, std::istream& in, std::ostream& out, std::ostream&
 // Values the completion cannot read from the flags' checks.
 std::map<std::string, ValueHint> DiscoveryValueHints() {
   return {
-      {"--output", {.words = {"table", "json", "yaml", "csv"}}},
+      {"--output", {.words = {"table", "wide", "json", "yaml", "csv"}}},
       {"--token-path", {.kind = ValueHint::Kind::kFiles}},
       {"path", {.kind = ValueHint::Kind::kFiles}},
   };

@@ -30,6 +30,9 @@ constexpr std::array<std::string_view, 3> kNamespaceHeader = {"NAME", "EXPORTCON
 constexpr std::array<std::string_view, 9> kServiceHeader = {"NAME",     "NAMESPACE", "ID",
                                                             "ENDPOINT", "SERVERS",   "LABELS",
                                                             "SELECTOR", "MODIFIED",  "DESCRIPTION"};
+constexpr std::array<std::string_view, 10> kWideServiceHeader = {
+    "NAME",   "NAMESPACE", "ID",       "ENDPOINT",    "SERVERS",
+    "LABELS", "SELECTOR",  "MODIFIED", "DESCRIPTION", "INVALID"};
 
 std::string Rfc3339(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
@@ -61,6 +64,17 @@ Row ToRow(const Service& service) {
   return {service.name,     service.namespace_name,       service.id,
           service.endpoint, JoinServers(service.servers), LabelsToString(service.labels),
           service.selector, Rfc3339(service.modified),    service.description};
+}
+
+Row ToRow(const ListedService& listed) { return ToRow(listed.service); }
+
+// The wide table: the same rows and the columns that do not fit the default one.
+Row ToWideRow(const Server& server) { return ToRow(server); }
+Row ToWideRow(const Namespace& ns) { return ToRow(ns); }
+Row ToWideRow(const ListedService& listed) {
+  Row row = ToRow(listed.service);
+  row.push_back(listed.invalid);
+  return row;
 }
 
 // Go's tabwriter measures cells in runes, not bytes.
@@ -168,6 +182,14 @@ Json ToJson(const Service& service) {
   SetUnlessEmpty(json, "selector", service.selector);
   SetUnlessEmpty(json, "description", service.description);
   json["modified"] = Rfc3339Nano(service.modified);
+  return json;
+}
+
+Json ToJson(const ListedService& listed) {
+  Json json = ToJson(listed.service);
+  if (!listed.invalid.empty()) {
+    json["invalid"] = listed.invalid;
+  }
   return json;
 }
 
@@ -319,8 +341,8 @@ void Emit(YAML::Emitter& out, const Namespace& ns) {
   out << YAML::EndMap;
 }
 
-void Emit(YAML::Emitter& out, const Service& service) {
-  out << YAML::BeginMap;
+// The keys of a service, without the mapping around them.
+void EmitFields(YAML::Emitter& out, const Service& service) {
   EmitKey(out, "id");
   EmitString(out, service.id);
   EmitKey(out, "name");
@@ -346,11 +368,21 @@ void Emit(YAML::Emitter& out, const Service& service) {
   EmitString(out, service.description);
   EmitKey(out, "modified");
   out << Rfc3339Nano(service.modified);
+}
+
+void Emit(YAML::Emitter& out, const ListedService& listed) {
+  out << YAML::BeginMap;
+  EmitFields(out, listed.service);
+  if (!listed.invalid.empty()) {
+    EmitKey(out, "invalid");
+    EmitString(out, listed.invalid);
+  }
   out << YAML::EndMap;
 }
 
 template <typename T>
-std::string Format(const std::vector<T>& items, Header header, const OutputOptions& options) {
+std::string Format(const std::vector<T>& items, Header header, const OutputOptions& options,
+                   Header wide_header) {
   switch (options.format) {
     case OutputFormat::kJson: {
       Json array = Json::array();
@@ -372,16 +404,19 @@ std::string Format(const std::vector<T>& items, Header header, const OutputOptio
       return std::string(out.c_str()) + "\n";
     }
     case OutputFormat::kTable:
+    case OutputFormat::kWide:
     case OutputFormat::kCsv:
       break;
   }
+  const bool wide = options.format == OutputFormat::kWide;
   std::vector<Row> rows;
   rows.reserve(items.size() + 1);
   if (options.headers) {
-    rows.emplace_back(header.begin(), header.end());
+    const Header shown = wide ? wide_header : header;
+    rows.emplace_back(shown.begin(), shown.end());
   }
   for (const T& item : items) {
-    rows.push_back(ToRow(item));
+    rows.push_back(wide ? ToWideRow(item) : ToRow(item));
   }
   return options.format == OutputFormat::kCsv ? FormatCsv(rows) : FormatTable(rows);
 }
@@ -391,6 +426,9 @@ std::string Format(const std::vector<T>& items, Header header, const OutputOptio
 absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view name) {
   if (name == "table") {
     return OutputFormat::kTable;
+  }
+  if (name == "wide") {
+    return OutputFormat::kWide;
   }
   if (name == "json") {
     return OutputFormat::kJson;
@@ -402,20 +440,30 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view name) {
     return OutputFormat::kCsv;
   }
   return absl::InvalidArgumentError(
-      fmt::format("unknown output format \"{}\": use table, json, yaml or csv", name));
+      fmt::format("unknown output format \"{}\": use table, wide, json, yaml or csv", name));
 }
 
 std::string FormatServers(const std::vector<Server>& servers, const OutputOptions& options) {
-  return Format(servers, kServerHeader, options);
+  return Format(servers, kServerHeader, options, kServerHeader);
 }
 
 std::string FormatNamespaces(const std::vector<Namespace>& namespaces,
                              const OutputOptions& options) {
-  return Format(namespaces, kNamespaceHeader, options);
+  return Format(namespaces, kNamespaceHeader, options, kNamespaceHeader);
 }
 
 std::string FormatServices(const std::vector<Service>& services, const OutputOptions& options) {
-  return Format(services, kServiceHeader, options);
+  std::vector<ListedService> listed;
+  listed.reserve(services.size());
+  for (const Service& service : services) {
+    listed.push_back({.service = service});
+  }
+  return FormatListedServices(listed, options);
+}
+
+std::string FormatListedServices(const std::vector<ListedService>& services,
+                                 const OutputOptions& options) {
+  return Format(services, kServiceHeader, options, kWideServiceHeader);
 }
 
 }  // namespace discovery::client_format

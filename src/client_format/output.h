@@ -12,9 +12,10 @@
 
 namespace discovery::client_format {
 
-enum class OutputFormat { kTable, kJson, kYaml, kCsv };
+// kWide is the table with the columns that do not fit the default one (for services: INVALID).
+enum class OutputFormat { kTable, kWide, kJson, kYaml, kCsv };
 
-// "table" | "json" | "yaml" | "csv"; InvalidArgument otherwise.
+// "table" | "wide" | "json" | "yaml" | "csv"; InvalidArgument otherwise.
 absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view name);
 
 struct OutputOptions {
@@ -30,5 +31,17 @@ std::string FormatServers(const std::vector<Server>& servers, const OutputOption
 std::string FormatNamespaces(const std::vector<Namespace>& namespaces,
                              const OutputOptions& options);
 std::string FormatServices(const std::vector<Service>& services, const OutputOptions& options);
+
+// A row of `service list`: a service, or a stored record that cannot be served and why.
+struct ListedService {
+  Service service;
+  std::string invalid;  // the reason; "" for a service that is served
+};
+
+// Like FormatServices, for lists that may hold invalid records: table and csv keep their
+// columns (so scripts keep working), wide adds the column INVALID with the reason, json and
+// yaml add the key "invalid" with the reason to invalid records only.
+std::string FormatListedServices(const std::vector<ListedService>& services,
+                                 const OutputOptions& options);
 
 }  // namespace discovery::client_format

@@ -69,8 +69,9 @@ std::vector<Namespace> ReadmeNamespaces() {
 
 // ---- ParseOutputFormat ----
 
-TEST(ParseOutputFormatTest, AcceptsTheFourNames) {
+TEST(ParseOutputFormatTest, AcceptsTheFiveNames) {
   EXPECT_THAT(ParseOutputFormat("table"), IsOkAndHolds(OutputFormat::kTable));
+  EXPECT_THAT(ParseOutputFormat("wide"), IsOkAndHolds(OutputFormat::kWide));
   EXPECT_THAT(ParseOutputFormat("json"), IsOkAndHolds(OutputFormat::kJson));
   EXPECT_THAT(ParseOutputFormat("yaml"), IsOkAndHolds(OutputFormat::kYaml));
   EXPECT_THAT(ParseOutputFormat("csv"), IsOkAndHolds(OutputFormat::kCsv));
@@ -79,7 +80,7 @@ TEST(ParseOutputFormatTest, AcceptsTheFourNames) {
 TEST(ParseOutputFormatTest, RejectsOthers) {
   EXPECT_THAT(ParseOutputFormat("xml"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "unknown output format \"xml\": use table, json, yaml or csv"));
+                       "unknown output format \"xml\": use table, wide, json, yaml or csv"));
   for (const char* bad : {"", "JSON", "Table", " yaml", "yml"}) {
     EXPECT_THAT(ParseOutputFormat(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
   }
@@ -126,6 +127,76 @@ TEST(TableTest, ReadmeServiceLists) {
       "example  default          93c156b1-f218-5d79-88a5-219307e59d29 http://example.com/metrics  "
       "prometheus1.example.com label1=value1,label2=value2 environment=test "
       "2021-02-05T07:59:17Z\n");
+}
+
+// ---- invalid records (issue 16): the reason in wide, json and yaml; table and csv unchanged ----
+
+std::vector<ListedService> WithALegacyRecord() {
+  return {{.service = Example("2021-02-04T14:13:50Z")},
+          {.service = {.id = "43a1c696-2216-59ea-aa99-d2ef7095b9b0",
+                       .name = "node",
+                       .namespace_name = "default",
+                       .endpoint = "localhost:9100",
+                       .modified = At("2020-01-02T03:04:05Z")},
+           .invalid = "'localhost:9100' is not a valid url"}};
+}
+
+TEST(InvalidRecordsTest, TableAndCsvKeepTheirColumns) {
+  const std::vector<ListedService> listed = WithALegacyRecord();
+  std::vector<Service> plain;
+  for (const ListedService& item : listed) {
+    plain.push_back(item.service);
+  }
+  EXPECT_EQ(FormatListedServices(listed, OutputOptions{}), FormatServices(plain, OutputOptions{}));
+  EXPECT_EQ(FormatListedServices(listed, Options(OutputFormat::kCsv)),
+            FormatServices(plain, Options(OutputFormat::kCsv)));
+  EXPECT_EQ(FormatListedServices(listed, Options(OutputFormat::kTable, false)),
+            "example default 93c156b1-f218-5d79-88a5-219307e59d29 http://example.com/metrics "
+            "prometheus1.example.com label1=value1,label2=value2 environment=test "
+            "2021-02-04T14:13:50Z\n"
+            "node    default 43a1c696-2216-59ea-aa99-d2ef7095b9b0 localhost:9100             "
+            "                                                                     "
+            "2020-01-02T03:04:05Z\n");
+}
+
+TEST(InvalidRecordsTest, WideShowsTheReason) {
+  EXPECT_EQ(
+      FormatListedServices(WithALegacyRecord(), Options(OutputFormat::kWide)),
+      "NAME    NAMESPACE ID                                   ENDPOINT                   SERVERS   "
+      "              LABELS                      SELECTOR         MODIFIED             DESCRIPTION "
+      "INVALID\n"
+      "example default   93c156b1-f218-5d79-88a5-219307e59d29 http://example.com/metrics "
+      "prometheus1.example.com label1=value1,label2=value2 environment=test "
+      "2021-02-04T14:13:50Z\n"
+      "node    default   43a1c696-2216-59ea-aa99-d2ef7095b9b0 localhost:9100             "
+      "                                                                     2020-01-02T03:04:05Z "
+      "            'localhost:9100' is not a valid url\n");
+  // Other lists are the same as their table.
+  EXPECT_EQ(FormatServers({Prometheus1()}, Options(OutputFormat::kWide)),
+            FormatServers({Prometheus1()}, OutputOptions{}));
+  EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), Options(OutputFormat::kWide)),
+            FormatNamespaces(ReadmeNamespaces(), OutputOptions{}));
+}
+
+TEST(InvalidRecordsTest, JsonAndYamlAddTheReasonToInvalidRecordsOnly) {
+  const std::string json = FormatListedServices(WithALegacyRecord(), Options(OutputFormat::kJson));
+  EXPECT_THAT(json, ::testing::HasSubstr(R"(
+  {
+    "id": "43a1c696-2216-59ea-aa99-d2ef7095b9b0",
+    "name": "node",
+    "namespace": "default",
+    "endpoint": "localhost:9100",
+    "modified": "2020-01-02T03:04:05Z",
+    "invalid": "'localhost:9100' is not a valid url"
+  }
+)"));
+  EXPECT_EQ(json.find("invalid"), json.rfind("invalid"));
+
+  const std::string yaml = FormatListedServices(WithALegacyRecord(), Options(OutputFormat::kYaml));
+  EXPECT_THAT(yaml, ::testing::HasSubstr(R"(  modified: 2020-01-02T03:04:05Z
+  invalid: "'localhost:9100' is not a valid url"
+)"));
+  EXPECT_EQ(yaml.find("invalid"), yaml.rfind("invalid"));
 }
 
 TEST(TableTest, WithoutHeadersOnlyItems) {

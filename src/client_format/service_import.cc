@@ -255,6 +255,8 @@ constexpr auto kServiceFields = std::to_array<Field<Service>>({
     {"labels", [](const YAML::Node& n, Service& s) { return ReadStringMap(n, s.labels); }},
     {"description", [](const YAML::Node& n, Service& s) { return ReadString(n, s.description); }},
     {"modified", [](const YAML::Node& n, Service&) { return IgnoreString(n); }},
+    // `service list` marks stored records that cannot be served; fixed, they may be imported.
+    {"invalid", [](const YAML::Node& n, Service&) { return IgnoreString(n); }},
 });
 
 absl::StatusOr<Service> DecodeService(const YAML::Node& node) {

@@ -15,7 +15,8 @@ namespace discovery::client_format {
 // endpoint, selector, servers, labels, description and modified. `endpoint` is a URL string or
 // a mapping of Go url.URL fields (scheme, host, path, rawquery, ...), which is reassembled into
 // a URL. A missing or empty namespace becomes "default". id and servers are kept as read;
-// modified is accepted and dropped (the server sets it). The endpoint is only checked for being
+// modified and invalid (the reason `service list` gives for a stored record that cannot be
+// served) are accepted and dropped. The endpoint is only checked for being
 // present: the server validates it when the entry is registered.
 // An empty document yields no services. InvalidArgument for unparsable input, a document that is
 // not a sequence, or the first malformed entry ("entry 3: endpoint is missing",

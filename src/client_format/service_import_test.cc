@@ -62,6 +62,18 @@ TEST(ServiceImportTest, ReadsWhatJsonListPrints) {
               IsOkAndHolds(ElementsAre(RegistersLike(services[0]), RegistersLike(services[1]))));
 }
 
+// `service list` marks records that cannot be served with "invalid"; once fixed in the file
+// they can be imported (the server checks them again).
+TEST(ServiceImportTest, AcceptsWhatListPrintsForInvalidRecords) {
+  const std::vector<Service> services = SampleServices();
+  const std::vector<ListedService> listed = {{.service = services[0]},
+                                             {.service = services[1], .invalid = "too big"}};
+  for (OutputFormat format : {OutputFormat::kYaml, OutputFormat::kJson}) {
+    EXPECT_THAT(ParseServiceImport(FormatListedServices(listed, {.format = format})),
+                IsOkAndHolds(ElementsAre(RegistersLike(services[0]), RegistersLike(services[1]))));
+  }
+}
+
 TEST(ServiceImportTest, KeepsIdAndServersAndDefaultsTheNamespace) {
   const auto services = ParseServiceImport(R"(
 - id: abc

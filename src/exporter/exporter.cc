@@ -115,17 +115,15 @@ absl::Status Exporter::Sync(const std::shared_ptr<const repo::Snapshot>& snapsho
   std::shared_ptr<const registry::Placed> placed =
       registry::Placed::Compute(snapshot, placed_.get(), options_.fallback_placement);
   FileSet files;
+  std::vector<std::string> problems;
   if (snapshot->servers.contains(options_.server)) {
     server_missing_logged_ = false;
-    std::vector<std::string> problems;
     files = DesiredFiles(*placed, options_.server, &problems);
-    for (const std::string& problem : problems) {
-      LogWarn("service left out of file_sd", {{"error", problem}});
-    }
   } else if (!server_missing_logged_) {
     server_missing_logged_ = true;
     LogWarn("server is no longer registered; removing its files", {{"server", options_.server}});
   }
+  ReportLeftOut(*snapshot, problems);
   if (resync) {
     directory_->ResetCache();
   }
@@ -150,6 +148,30 @@ absl::Status Exporter::Sync(const std::shared_ptr<const repo::Snapshot>& snapsho
   absl::MutexLock lock(&mu_);
   synced_revision_ = snapshot->revision;
   return absl::OkStatus();
+}
+
+void Exporter::ReportLeftOut(const repo::Snapshot& snapshot,
+                             const std::vector<std::string>& problems) {
+  std::set<std::string> left_out;
+  for (const auto& [key, record] : snapshot.invalid) {
+    if (record.service != nullptr) {
+      left_out.insert(fmt::format("{}@{}", key, record.mod_revision));
+    }
+  }
+  for (const std::string& problem : problems) {
+    if (left_out.insert(problem).second && !left_out_.contains(problem)) {
+      LogWarn("left out of file_sd", {{"error", problem}});
+    }
+  }
+  if (options_.metrics != nullptr) {
+    for (const std::string& item : left_out) {
+      if (!left_out_.contains(item)) {
+        options_.metrics->ExporterError();
+      }
+    }
+    options_.metrics->SetInvalidRecords(repo::InvalidRecordCounts(snapshot));
+  }
+  left_out_ = std::move(left_out);
 }
 
 // The original counted each service watch event; the view hands over whole snapshots, so the

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -72,12 +74,17 @@ class Exporter {
   // Writes the files of `snapshot`; on the loop thread (or in Start before it runs).
   absl::Status Sync(const std::shared_ptr<const repo::Snapshot>& snapshot, bool resync);
   void CountEvents(const repo::Snapshot& snapshot) const;
+  // Reports what the files leave out: the invalid service records of `snapshot` (the view logs
+  // them) and the `problems` DesiredFiles found (logged here). Each is counted as an exporter
+  // error once, when it first appears, and not again while it stays.
+  void ReportLeftOut(const repo::Snapshot& snapshot, const std::vector<std::string>& problems);
 
   const ExporterOptions options_;
   const std::unique_ptr<FileSdDirectory> directory_;
   // Loop thread only (and Start before the thread exists).
   std::shared_ptr<const registry::Placed> placed_;
   bool server_missing_logged_ = false;
+  std::set<std::string> left_out_;  // what the last sync left out, as ReportLeftOut saw it
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const repo::Snapshot> pending_ ABSL_GUARDED_BY(mu_);

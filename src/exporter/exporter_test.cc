@@ -7,12 +7,15 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
+#include "exporter/file_sd.h"
 #include "registry/registry.h"
+#include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/status_matchers.h"
 
@@ -23,6 +26,7 @@ using ::discovery::testing::IsOk;
 using ::discovery::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
@@ -227,6 +231,84 @@ TEST_F(ExporterTest, CountsEventsAndSyncs) {
   EXPECT_THAT(text, HasSubstr(R"(discovery_exporter_service_watch_events_total{op="Change"} 2)"));
   EXPECT_THAT(text, HasSubstr(R"(discovery_exporter_service_watch_events_total{op="Delete"} 1)"));
   EXPECT_THAT(text, HasSubstr("discovery_exporter_last_sync_timestamp_seconds"));
+}
+
+// Issue 13/16: a 300-character job name jammed the original exporter ("File name too long" on
+// every sync, nothing written, last sync frozen). Records the exporter cannot write are left out
+// and reported once; everything else is written and the sync goes on.
+TEST_F(ExporterTest, SkipsRecordsItCannotWriteAndKeepsSyncing) {
+  ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
+  Register("node", "http://h1:9100/metrics");
+  ASSERT_THAT(registry_->RegisterNamespace("web", ExportConfig::kStandard), IsOk());
+  Register("front", "http://w1:80/metrics", "web");
+  Service long_name{.name = std::string(300, 'j'),
+                    .namespace_name = "default",
+                    .endpoint = "http://h2:9100/metrics"};
+  long_name.id = ServiceId(long_name.endpoint);
+  const std::string legacy_id = ServiceId("localhost:9100");
+  ASSERT_THAT(store::Put(*store_, repo::Keys().Service("default", long_name.id),
+                         repo::EncodeService(long_name)),
+              IsOk());
+  ASSERT_THAT(
+      store::Put(*store_, repo::Keys().Service("default", legacy_id),
+                 R"({"id":")" + legacy_id +
+                     R"(","name":"node","namespace":"default","endpoint":"localhost:9100"})"),
+      IsOk());
+
+  ASSERT_THAT(StartExporter("prometheus1"), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"),
+              UnorderedElementsAreArray({"default/node.json", "web/front.json"}));
+  EXPECT_EQ(Targets("prometheus1"), (std::set<std::string>{"h1:9100", "w1:80"}));
+  std::string text = metrics_.Serialize();
+  EXPECT_THAT(text, HasSubstr("discovery_exporter_errors_total 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr(R"(discovery_invalid_records{kind="service",namespace="default"} 2)"));
+  EXPECT_THAT(text, HasSubstr("discovery_exporter_last_sync_timestamp_seconds"));
+
+  // Later changes are written; what stays left out is not counted again.
+  Register("node", "http://h3:9100/metrics");
+  CatchUp();
+  EXPECT_EQ(Targets("prometheus1"), (std::set<std::string>{"h1:9100", "h3:9100", "w1:80"}));
+  text = metrics_.Serialize();
+  EXPECT_THAT(text, HasSubstr("discovery_exporter_errors_total 2\n"));
+
+  // Removed, they are no longer reported.
+  ASSERT_THAT(registry_->UnregisterService(long_name.id, "default"), IsOk());
+  ASSERT_THAT(registry_->UnregisterService(legacy_id, "default"), IsOk());
+  CatchUp();
+  EXPECT_THAT(metrics_.Serialize(), Not(HasSubstr("discovery_invalid_records")));
+}
+
+// A snapshot the view did not vet (a namespace written by another tool is not classified):
+// a file that cannot be named costs only itself.
+TEST(DesiredFilesTest, LeavesOutFilesThatCannotBeNamed) {
+  auto snapshot = std::make_shared<repo::Snapshot>();
+  snapshot->servers["p1"] = Server{.name = "p1"};
+  const std::string long_ns(300, 'n');
+  for (const std::string& ns : {std::string("default"), long_ns}) {
+    snapshot->namespaces[ns] = Namespace{.name = ns};
+    Service service{.name = "node", .namespace_name = ns, .endpoint = "http://h1:9100/metrics"};
+    service.id = ServiceId(service.endpoint);
+    Service broken = service;
+    broken.endpoint = "localhost:9100";
+    broken.id = ServiceId(broken.endpoint);
+    repo::ServiceMap services;
+    for (const Service& s : {service, broken}) {
+      auto shared = std::make_shared<const Service>(s);
+      services = services.Insert(std::string_view(shared->id), shared);
+    }
+    snapshot->services[ns] = std::move(services);
+  }
+  auto placed = registry::Placed::Compute(snapshot, nullptr, {});
+  std::vector<std::string> problems;
+  const FileSet files = DesiredFiles(*placed, "p1", &problems);
+  ASSERT_EQ(files.size(), 1U);
+  EXPECT_EQ(files.begin()->first, "default/node.json");
+  EXPECT_THAT(files.begin()->second, HasSubstr("h1:9100"));
+  ASSERT_EQ(problems.size(), 2U);
+  EXPECT_THAT(problems, ::testing::Contains(HasSubstr("invalid endpoint \"localhost:9100\"")));
+  EXPECT_THAT(problems, ::testing::Contains(HasSubstr("longer than 255 bytes")));
 }
 
 }  // namespace

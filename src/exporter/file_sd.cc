@@ -22,23 +22,27 @@ FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
     }
     std::map<std::string, std::vector<Service>> jobs;
     placement->On(server).ForEach([&](std::string_view, const registry::PlacedPtr& entry) {
-      const Service& service = *entry->service;
-      if (absl::StatusOr<targetgroup::TargetGroup> group =
-              targetgroup::FromService(service, ns.export_config);
-          !group.ok()) {
-        problems->push_back(std::string{group.status().message()});
-        return;
-      }
-      jobs[service.name].push_back(service);
+      jobs[entry->service->name].push_back(*entry->service);
     });
     for (const auto& [job, services] : jobs) {
-      absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
-          targetgroup::FromServices(services, ns.export_config);
-      if (!groups.ok()) {  // not reached: every service above rendered on its own
-        problems->push_back(std::string{groups.status().message()});
+      std::string path = fmt::format("{}/{}.json", name, job);
+      // A name that cannot be a file name (the view sets services over the name limits aside;
+      // a namespace record written by another tool is not checked there) costs only its file.
+      if (absl::Status valid = ValidateFileSdPath(path); !valid.ok()) {
+        problems->push_back(
+            fmt::format("{} service(s) of job {:.64} in namespace {:.64} left out: {}",
+                        services.size(), job, name, valid.message()));
         continue;
       }
-      files[fmt::format("{}/{}.json", name, job)] = targetgroup::ToFileSdJson(*groups);
+      std::vector<absl::Status> skipped;
+      std::vector<targetgroup::TargetGroup> groups =
+          targetgroup::FromServices(services, ns.export_config, &skipped);
+      for (const absl::Status& status : skipped) {
+        problems->push_back(std::string{status.message()});
+      }
+      if (!groups.empty()) {
+        files[std::move(path)] = targetgroup::ToFileSdJson(groups);
+      }
     }
   }
   return files;

@@ -12,9 +12,10 @@
 
 namespace discovery::exporter {
 
-// The files of `server` under `placed`. Namespaces with export `disabled` have none. A service
-// whose stored endpoint does not parse (a corrupt record) is left out and described in
-// `problems`, so one bad record cannot empty its whole job.
+// The files of `server` under `placed`. Namespaces with export `disabled` have none. What cannot
+// be written is left out and described in `problems`, so that one bad record costs at most its
+// own job's file and never the others: a service whose stored endpoint does not parse, and a
+// job whose "<namespace>/<job>.json" is no valid file name (exporter::ValidateFileSdPath).
 FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
                      std::vector<std::string>* problems);
 

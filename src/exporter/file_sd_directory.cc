@@ -66,18 +66,7 @@ bool IsValidName(std::string_view name) {
   });
 }
 
-// "<namespace>/<job>.json". Names cannot contain '/' or '.', so a valid key stays one directory
-// below the root and cannot be "." or "..".
-bool IsValidKey(std::string_view key) {
-  constexpr std::string_view kSuffix = ".json";
-  if (!key.ends_with(kSuffix)) {
-    return false;
-  }
-  key.remove_suffix(kSuffix.size());
-  const size_t slash = key.find('/');
-  return slash != std::string_view::npos && IsValidName(key.substr(0, slash)) &&
-         IsValidName(key.substr(slash + 1));
-}
+bool IsValidKey(std::string_view key) { return ValidateFileSdPath(key).ok(); }
 
 bool IsTempFileName(std::string_view name) {
   return name.size() > kTempFilePrefix.size() + kTempFileSuffix.size() &&
@@ -269,8 +258,11 @@ absl::Status FileSdDirectory::WriteAtomically(const std::filesystem::path& direc
   int fd = -1;
   // O_EXCL: never write through a file (or a symbolic link) someone else put at that name.
   for (int attempt = 0; fd < 0; ++attempt) {
-    temp = directory / fmt::format("{}{}.{}-{}{}", kTempFilePrefix, name, ::getpid(),
-                                   temp_counter_++, kTempFileSuffix);
+    // The target's name is cut so that the decoration keeps a name of up to NAME_MAX bytes
+    // within NAME_MAX; pid and counter keep temporary names unique all the same.
+    temp = directory / fmt::format("{}{}.{}-{}{}", kTempFilePrefix,
+                                   name.substr(0, kMaxTempTargetBytes), ::getpid(), temp_counter_++,
+                                   kTempFileSuffix);
     fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     const int error = errno;
     if (fd < 0 && (error != EEXIST || attempt + 1 >= kMaxTempAttempts)) {
@@ -322,14 +314,31 @@ absl::Status FileSdDirectory::WriteManifest(const std::set<std::string>& paths) 
   return WriteAtomically(root_, kManifestFileName, content, /*sync_directory=*/true);
 }
 
+absl::Status ValidateFileSdPath(std::string_view path) {
+  constexpr std::string_view kSuffix = ".json";
+  std::string_view key = path;
+  const size_t slash = key.find('/');
+  bool valid = key.ends_with(kSuffix) && slash != std::string_view::npos;
+  if (valid) {
+    key.remove_suffix(kSuffix.size());
+    valid = IsValidName(key.substr(0, slash)) && IsValidName(key.substr(slash + 1));
+  }
+  if (!valid) {
+    return absl::InvalidArgumentError(fmt::format(
+        "invalid file_sd path '{}': want <namespace>/<job>.json, names made of [A-Za-z0-9_-]",
+        path.substr(0, kMaxFileNameBytes)));
+  }
+  if (slash > kMaxFileNameBytes || path.size() - slash - 1 > kMaxFileNameBytes) {
+    return absl::InvalidArgumentError(fmt::format(
+        "invalid file_sd path '{}...': a directory or file name is longer than {} bytes",
+        path.substr(0, 64), kMaxFileNameBytes));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ApplyResult> FileSdDirectory::Apply(const FileSet& files) {
   for (const auto& [path, content] : files) {
-    if (!IsValidKey(path)) {
-      return absl::InvalidArgumentError(
-          fmt::format("invalid file_sd path '{}': want <namespace>/<job>.json, names made of "
-                      "[A-Za-z0-9_-]",
-                      path));
-    }
+    DISCOVERY_RETURN_IF_ERROR(ValidateFileSdPath(path));
   }
 
   absl::Status first_error;

@@ -5,6 +5,7 @@
 // operator put there.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -38,6 +39,17 @@ inline constexpr std::string_view kManifestFileName = ".discovery-exporter.manif
 // crash and is removed by Open.
 inline constexpr std::string_view kTempFilePrefix = ".discovery-exporter.";
 inline constexpr std::string_view kTempFileSuffix = ".tmp";
+
+// The longest directory or file name the directory writes (Linux NAME_MAX).
+inline constexpr size_t kMaxFileNameBytes = 255;
+// How much of a target's name goes into its temporary file's name: the temporary name's prefix,
+// suffix, pid and counter take at most 55 bytes, so it stays within kMaxFileNameBytes.
+inline constexpr size_t kMaxTempTargetBytes = 200;
+
+// OK when Apply can write `path`: "<a>/<b>.json" with a and b non-empty and made of
+// [A-Za-z0-9_-] (so a path stays one directory below the root and is never "." or ".."), a and
+// "<b>.json" at most kMaxFileNameBytes. InvalidArgument naming the problem otherwise.
+absl::Status ValidateFileSdPath(std::string_view path);
 
 // Ownership rules:
 //  * A file is owned when it is listed in the manifest or is in the FileSet of an Apply. A wanted
@@ -80,10 +92,10 @@ class FileSdDirectory {
   //  * owned files not in `files` are deleted, then namespace directories that became empty;
   //  * files the exporter does not own are left alone;
   //  * the manifest is rewritten atomically when the owned set changes.
-  // A key that is not "<a>/<b>.json" with a and b non-empty and made of [A-Za-z0-9_-] is
-  // InvalidArgument and nothing is written. On an I/O error Apply carries on with the other files
-  // and returns the first error (with path and reason); every file is always either old or new,
-  // and the files that failed are retried by the next Apply.
+  // A key that ValidateFileSdPath refuses is InvalidArgument and nothing is written. On an I/O
+  // error Apply carries on with the other files and returns the first error (with path and reason);
+  // every file is always either old or new, and the files that failed are retried by the next
+  // Apply.
   absl::StatusOr<ApplyResult> Apply(const FileSet& files);
 
   // Forgets the remembered content of the files, so that the next Apply reads each wanted file

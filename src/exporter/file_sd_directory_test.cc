@@ -277,6 +277,36 @@ TEST_F(FileSdDirectoryTest, InvalidKeysAreRejectedAndNothingIsWritten) {
   EXPECT_FALSE(fs::exists(temp_ / "x.json"));
 }
 
+TEST_F(FileSdDirectoryTest, NamesUpToNameMaxAreWrittenLongerOnesRefused) {
+  const std::unique_ptr<FileSdDirectory> directory = OpenOrDie();
+  ASSERT_NE(directory, nullptr);
+  // The longest names: a 255-byte directory and a 255-byte file name, temporary file included.
+  const std::string longest = std::string(255, 'n') + "/" + std::string(250, 'j') + ".json";
+  EXPECT_THAT(ValidateFileSdPath(longest), IsOk());
+  EXPECT_THAT(directory->Apply({{longest, "[]"}}), IsOkAndHolds(ApplyResult{1, 0}));
+  EXPECT_EQ(ReadText(root_ / longest), "[]");
+
+  for (const std::string& bad :
+       {std::string(256, 'n') + "/j.json", "n/" + std::string(251, 'j') + ".json"}) {
+    EXPECT_THAT(ValidateFileSdPath(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("longer than 255 bytes")));
+    EXPECT_THAT(directory->Apply({{bad, "[]"}}), StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  EXPECT_THAT(ValidateFileSdPath("a/b.c.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid file_sd path")));
+}
+
+// A manifest written by an exporter that could not write an overlong name lists it; it is
+// ignored rather than tried (and failed) forever.
+TEST_F(FileSdDirectoryTest, OverlongManifestEntriesAreIgnored) {
+  fs::create_directories(root_ / "ns");
+  WriteText(root_ / "ns/mine.json", "mine");
+  WriteText(root_ / kManifestFileName, "ns/" + std::string(300, 'j') + ".json\nns/mine.json\n");
+  const std::unique_ptr<FileSdDirectory> directory = OpenOrDie();
+  ASSERT_NE(directory, nullptr);
+  EXPECT_THAT(directory->Apply({}), IsOkAndHolds(ApplyResult{0, 1}));
+}
+
 TEST_F(FileSdDirectoryTest, StaleTempFilesAreRemovedOnOpen) {
   fs::create_directories(root_ / "ns");
   WriteText(root_ / ".discovery-exporter..discovery-exporter.manifest.12-0.tmp", "stale");

@@ -122,6 +122,11 @@ Metrics::Metrics()
       services_count_(std::make_unique<GaugeSnapshot>(
           "discovery_services_count", "Number of registered services per server and namespace.",
           std::vector<std::string>{"server", "namespace"})),
+      invalid_records_(std::make_unique<GaugeSnapshot>(
+          "discovery_invalid_records",
+          "Number of stored records left out of every answer because they cannot be used, per "
+          "kind and namespace.",
+          std::vector<std::string>{"kind", "namespace"})),
       grpc_started_(Register(prometheus::BuildCounter(), registry_, "grpc_server_started_total",
                              "Total number of RPCs started on the server.")),
       grpc_handled_(Register(
@@ -179,7 +184,8 @@ std::string Metrics::Serialize() const {
   std::vector<prometheus::MetricFamily> families = registry_.Collect();
   for (const prometheus::Collectable* collectable :
        {static_cast<const prometheus::Collectable*>(process_.get()),
-        static_cast<const prometheus::Collectable*>(services_count_.get())}) {
+        static_cast<const prometheus::Collectable*>(services_count_.get()),
+        static_cast<const prometheus::Collectable*>(invalid_records_.get())}) {
     std::vector<prometheus::MetricFamily> more = collectable->Collect();
     families.insert(families.end(), std::make_move_iterator(more.begin()),
                     std::make_move_iterator(more.end()));
@@ -238,6 +244,17 @@ void Metrics::SetServiceCounts(
                         static_cast<double>(count));
   }
   services_count_->Replace(std::move(series));
+}
+
+void Metrics::SetInvalidRecords(
+    const std::map<std::pair<std::string, std::string>, std::int64_t>& counts) {
+  std::vector<GaugeSnapshot::Series> series;
+  series.reserve(counts.size());
+  for (const auto& [key, count] : counts) {
+    series.emplace_back(std::vector<std::string>{key.first, key.second},
+                        static_cast<double>(count));
+  }
+  invalid_records_->Replace(std::move(series));
 }
 
 void Metrics::SetReplicationFactor(int replicas) { replication_factor_.Add({}).Set(replicas); }

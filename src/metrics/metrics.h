@@ -80,6 +80,12 @@ class Metrics {
   // new set, never a mix.
   void SetServiceCounts(const std::map<std::pair<std::string, std::string>, std::int64_t>& counts);
 
+  // Replaces every discovery_invalid_records series with `counts`, keyed by (kind, namespace):
+  // the stored records left out of every answer because they cannot be used (kind "service",
+  // "namespace", "server" or "settings"; namespace "" except for services). Both come from the
+  // store, never from a request. A scrape sees either the old or the new set.
+  void SetInvalidRecords(const std::map<std::pair<std::string, std::string>, std::int64_t>& counts);
+
   // Sets discovery_replication_factor (the --replicas flag).
   void SetReplicationFactor(int replicas);
 
@@ -95,7 +101,8 @@ class Metrics {
   // Records a successful exporter sync: files written and removed, and the time of the sync
   // (discovery_exporter_last_sync_timestamp_seconds).
   void ExporterSynced(int written, int removed, absl::Time at);
-  // Counts a failed exporter sync (a file that could not be written or removed).
+  // Counts a failed exporter sync (a file that could not be written or removed), and each
+  // record the exporter leaves out of its files (once, when it is first left out).
   void ExporterError();
 
   // Sets kong_build_info to 1 for `build`, and kong_flag{name,value} to 1 for each flag in
@@ -114,6 +121,7 @@ class Metrics {
   prometheus::Registry registry_;
   std::unique_ptr<ProcessCollector> process_;
   std::unique_ptr<GaugeSnapshot> services_count_;
+  std::unique_ptr<GaugeSnapshot> invalid_records_;
 
   prometheus::Family<prometheus::Counter>& grpc_started_;
   prometheus::Family<prometheus::Counter>& grpc_handled_;

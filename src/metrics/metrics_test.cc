@@ -184,6 +184,23 @@ TEST(MetricsTest, ServiceCountsReplaceThePreviousSet) {
   EXPECT_THAT(metrics.Serialize(), Not(HasSubstr("discovery_services_count")));
 }
 
+TEST(MetricsTest, InvalidRecordsReplaceThePreviousSet) {
+  Metrics metrics;
+  EXPECT_THAT(metrics.Serialize(), Not(HasSubstr("discovery_invalid_records")));
+  metrics.SetInvalidRecords({{{"service", "default"}, 2}, {{"server", ""}, 1}});
+  metrics.SetInvalidRecords({{{"service", "default"}, 1}, {{"service", "web"}, 3}});
+
+  const std::string exposition = metrics.Serialize();
+  EXPECT_THAT(SamplesNamed(exposition, "discovery_invalid_records"),
+              UnorderedElementsAre(
+                  Pair(R"(discovery_invalid_records{kind="service",namespace="default"})", 1),
+                  Pair(R"(discovery_invalid_records{kind="service",namespace="web"})", 3)));
+  EXPECT_THAT(exposition, HasSubstr("# TYPE discovery_invalid_records gauge"));
+
+  metrics.SetInvalidRecords({});
+  EXPECT_THAT(metrics.Serialize(), Not(HasSubstr("discovery_invalid_records")));
+}
+
 TEST(MetricsTest, SimpleCountersAndGauges) {
   Metrics metrics;
 

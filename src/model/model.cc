@@ -26,10 +26,20 @@ using model_internal::Cat;
 constexpr std::string_view kNameCharacters = "'a-z', 'A-Z', '0-9', '-' and '_'";
 constexpr std::string_view kScrapeIntervalLabel = "__scrape_interval__";
 constexpr std::string_view kScrapeTimeoutLabel = "__scrape_timeout__";
-constexpr std::size_t kMaxServerNameLength = 253;
 
 bool IsAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
+// At most `limit` bytes of `text`, cut before a UTF-8 continuation byte.
+std::string_view TruncateUtf8(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) {
+    return text;
+  }
+  while (limit > 0 && (static_cast<unsigned char>(text[limit]) & 0xc0) == 0x80) {
+    --limit;
+  }
+  return text.substr(0, limit);
+}
 
 // ^[A-Za-z0-9_-]+$ without the empty case.
 bool HasOnlyNameCharacters(std::string_view name) {
@@ -37,10 +47,30 @@ bool HasOnlyNameCharacters(std::string_view name) {
       name, [](char c) { return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '-' || c == '_'; });
 }
 
+// "<what> is <size> bytes; the limit is <limit>".
+absl::Status LimitError(std::string_view what, std::size_t size, std::size_t limit) {
+  return absl::InvalidArgumentError(
+      Cat(what, " is ", std::to_string(size), " bytes; the limit is ", std::to_string(limit)));
+}
+
+// The start of a label name for messages about names over the limit, which may be megabytes.
+std::string Excerpt(std::string_view text) {
+  constexpr std::size_t kExcerptBytes = 32;
+  return text.size() <= kExcerptBytes ? std::string{text}
+                                      : Cat(TruncateUtf8(text, kExcerptBytes), "...");
+}
+
+absl::Status CheckNameLength(std::string_view name, std::string_view what, std::size_t limit) {
+  return name.size() > limit ? LimitError(what, name.size(), limit) : absl::OkStatus();
+}
+
 // Shared by namespace and service names; `what` is the field named in the message.
-absl::Status ValidateName(std::string_view name, std::string_view what) {
+absl::Status ValidateName(std::string_view name, std::string_view what, std::size_t limit) {
   if (name.empty()) {
     return absl::InvalidArgumentError(Cat(what, " cannot be empty"));
+  }
+  if (absl::Status status = CheckNameLength(name, what, limit); !status.ok()) {
+    return status;
   }
   if (!HasOnlyNameCharacters(name)) {
     return absl::InvalidArgumentError(Cat(what, " must only contain ", kNameCharacters));
@@ -239,6 +269,23 @@ std::string UuidV5FromBytes(const std::array<unsigned char, 16>& ns, std::string
   return FormatUuid(digest.data());
 }
 
+// The size limits of labels, checked before anything that quotes a name or value.
+absl::Status CheckLabelLimits(const Labels& labels) {
+  if (labels.size() > kMaxLabels) {
+    return absl::InvalidArgumentError(
+        Cat(std::to_string(labels.size()), " labels; the limit is ", std::to_string(kMaxLabels)));
+  }
+  for (const auto& [name, value] : labels) {
+    if (name.size() > kMaxLabelNameBytes) {
+      return LimitError(Cat("label name '", Excerpt(name), "'"), name.size(), kMaxLabelNameBytes);
+    }
+    if (value.size() > kMaxLabelValueBytes) {
+      return LimitError(Cat("label value of '", name, "'"), value.size(), kMaxLabelValueBytes);
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string ExportConfigName(ExportConfig config) {
@@ -280,6 +327,9 @@ std::string ServerStateName(ServerState state) {
 }
 
 absl::Status ValidateLabels(const Labels& labels) {
+  if (absl::Status status = CheckLabelLimits(labels); !status.ok()) {
+    return status;
+  }
   for (const auto& [name, value] : labels) {
     if (value.empty()) {
       return absl::InvalidArgumentError(Cat("label value for '", name, "' cannot be empty string"));
@@ -354,17 +404,27 @@ absl::StatusOr<Labels> ParseLabels(std::string_view text) {
   return labels;
 }
 
-absl::Status ValidateNamespaceName(std::string_view name) { return ValidateName(name, "name"); }
+absl::Status ValidateNamespaceName(std::string_view name) {
+  return ValidateName(name, "name", kMaxNamespaceNameBytes);
+}
 
-absl::Status ValidateServiceName(std::string_view name) { return ValidateName(name, "name"); }
+absl::Status ValidateServiceName(std::string_view name) {
+  return ValidateName(name, "name", kMaxServiceNameBytes);
+}
+
+absl::Status ValidateDescription(std::string_view description) {
+  return description.size() > kMaxDescriptionBytes
+             ? LimitError("description", description.size(), kMaxDescriptionBytes)
+             : absl::OkStatus();
+}
 
 absl::Status ValidateServerName(std::string_view name) {
   if (name.empty()) {
     return absl::InvalidArgumentError("name cannot be empty");
   }
-  if (name.size() > kMaxServerNameLength) {
+  if (name.size() > kMaxServerNameBytes) {
     return absl::InvalidArgumentError(
-        Cat("name must be at most ", std::to_string(kMaxServerNameLength), " characters"));
+        Cat("name must be at most ", std::to_string(kMaxServerNameBytes), " characters"));
   }
   for (const char c : name) {
     if (!IsAsciiLetter(c) && !IsAsciiDigit(c) && c != '.' && c != '-' && c != '_') {
@@ -391,6 +451,11 @@ absl::Status Validate(const Server& server) {
   if (absl::Status status = ValidateServerName(server.name); !status.ok()) {
     return status;
   }
+  if (server.labels.size() > kMaxLabels) {
+    return absl::InvalidArgumentError(Cat("server ", server.name, ": ",
+                                          std::to_string(server.labels.size()),
+                                          " labels; the limit is ", std::to_string(kMaxLabels)));
+  }
   for (const auto& [key, value] : server.labels) {
     if (absl::Status status = selector::ValidateLabelKey(key); !status.ok()) {
       return absl::InvalidArgumentError(
@@ -408,7 +473,9 @@ absl::Status Validate(const Service& service) {
   if (absl::Status status = ValidateServiceName(service.name); !status.ok()) {
     return status;
   }
-  if (absl::Status status = ValidateName(service.namespace_name, "namespace"); !status.ok()) {
+  if (absl::Status status =
+          ValidateName(service.namespace_name, "namespace", kMaxNamespaceNameBytes);
+      !status.ok()) {
     return status;
   }
   if (service.endpoint.empty()) {
@@ -427,6 +494,9 @@ absl::Status Validate(const Service& service) {
   if (absl::Status status = ValidateLabels(service.labels); !status.ok()) {
     return status;
   }
+  if (absl::Status status = ValidateDescription(service.description); !status.ok()) {
+    return status;
+  }
   if (const std::string id = ServiceId(service.endpoint); service.id != id) {
     return absl::InvalidArgumentError(Cat("id '", service.id, "' does not match endpoint '",
                                           service.endpoint, "': expected '", id, "'"));
@@ -437,6 +507,48 @@ absl::Status Validate(const Service& service) {
         Cat("invalid selector '", service.selector, "': ", parsed.status().message()));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckStoredService(const Service& service) {
+  if (absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint); !endpoint.ok()) {
+    return endpoint.status();
+  }
+  if (absl::Status status = CheckNameLength(service.name, "name", kMaxServiceNameBytes);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status =
+          CheckNameLength(service.namespace_name, "namespace", kMaxNamespaceNameBytes);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = CheckLabelLimits(service.labels); !status.ok()) {
+    return status;
+  }
+  return ValidateDescription(service.description);
+}
+
+Service ClampToLimits(Service service) {
+  auto clamp = [](std::string& text, std::size_t limit) {
+    text.resize(TruncateUtf8(text, limit).size());
+  };
+  clamp(service.name, kMaxServiceNameBytes);
+  clamp(service.namespace_name, kMaxNamespaceNameBytes);
+  clamp(service.endpoint, kMaxLabelValueBytes);
+  clamp(service.selector, kMaxLabelValueBytes);
+  clamp(service.description, kMaxDescriptionBytes);
+  Labels labels;
+  for (auto& [name, value] : service.labels) {
+    if (labels.size() == kMaxLabels) {
+      break;
+    }
+    if (name.size() <= kMaxLabelNameBytes) {
+      clamp(value, kMaxLabelValueBytes);
+      labels.emplace(name, std::move(value));
+    }
+  }
+  service.labels = std::move(labels);
+  return service;
 }
 
 std::string ServiceId(std::string_view canonical_endpoint) {

@@ -3,6 +3,7 @@
 // InvalidArgument with a message that names what is wrong.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -32,9 +33,22 @@ std::string ServerStateName(ServerState state);
 // Label names map to values; ordered so that every rendering is deterministic.
 using Labels = std::map<std::string, std::string>;
 
-// Target labels of a service: names match ^[a-zA-Z_][a-zA-Z0-9_]*$, names starting with "__"
-// are reserved except __scrape_interval__ and __scrape_timeout__ (whose values must be
-// Prometheus durations), values are non-empty UTF-8.
+// Size limits of the records, in bytes (README "Record limits"). Without them a single record
+// could fill a whole transport message (a few MiB of labels broke every unfiltered list). Names
+// become exporter file and directory names: "<namespace>/<service name>.json" must fit NAME_MAX
+// (255) together with the exporter's temporary-file decoration.
+inline constexpr std::size_t kMaxNamespaceNameBytes = 255;
+inline constexpr std::size_t kMaxServiceNameBytes = 200;
+inline constexpr std::size_t kMaxServerNameBytes = 253;  // a DNS name
+inline constexpr std::size_t kMaxLabels = 64;            // per service or server
+inline constexpr std::size_t kMaxLabelNameBytes = 128;
+inline constexpr std::size_t kMaxLabelValueBytes = 4096;
+inline constexpr std::size_t kMaxDescriptionBytes = 1024;
+
+// Target labels of a service: at most kMaxLabels, names match ^[a-zA-Z_][a-zA-Z0-9_]*$ and have
+// at most kMaxLabelNameBytes, names starting with "__" are reserved except __scrape_interval__
+// and __scrape_timeout__ (whose values must be Prometheus durations), values are non-empty UTF-8
+// of at most kMaxLabelValueBytes.
 absl::Status ValidateLabels(const Labels& labels);
 
 // "k1=v1,k2=v2" with keys ascending; "" for no labels.
@@ -77,19 +91,43 @@ struct Service {
   friend bool operator==(const Service&, const Service&) = default;
 };
 
-// Namespace names: non-empty, only ASCII letters, digits, '-' and '_'.
+// Namespace names: 1..kMaxNamespaceNameBytes of ASCII letters, digits, '-' and '_'.
 absl::Status ValidateNamespaceName(std::string_view name);
-// Service names (the job): the same character set as namespace names.
+// Service names (the job): the same character set as namespace names, at most
+// kMaxServiceNameBytes.
 absl::Status ValidateServiceName(std::string_view name);
 // Server names are DNS-name-like: 1..253 chars of ASCII letters, digits, '.', '-', '_'; no
 // leading '.', no "..". They become store keys and file names, so nothing else is allowed.
 absl::Status ValidateServerName(std::string_view name);
+// At most kMaxDescriptionBytes.
+absl::Status ValidateDescription(std::string_view description);
 
 absl::Status Validate(const Namespace& ns);
+// The name, and at most kMaxLabels labels that selectors can name.
 absl::Status Validate(const Server& server);
 // Checks name, namespace, endpoint (must already be canonical: parses and re-serialises to
-// itself), the id (must equal ServiceId(endpoint)), labels and the selector's syntax.
+// itself), the id (must equal ServiceId(endpoint)), labels, description and the selector's syntax.
 absl::Status Validate(const Service& service);
+
+// Whether a service as stored can be served: its endpoint parses and it is within the record
+// limits (name, namespace name, labels, description). Deliberately narrower than Validate: a
+// record the Go original stored (e.g. a label name it let through) keeps being served as long as
+// it can be rendered. InvalidArgument with the reason otherwise.
+absl::Status CheckStoredService(const Service& service);
+
+// `service` cut down to the record limits (name, labels, description; endpoint and selector to
+// kMaxLabelValueBytes), so that a record over a limit can still be shown to an operator without
+// blowing up the answer that shows it. Cut strings end on a UTF-8 boundary.
+Service ClampToLimits(Service service);
+
+// A stored service record that is left out of every answer (http_sd, ListTargetGroup, file_sd)
+// because it cannot be served, with the reason, so that an operator can fix or remove it.
+struct InvalidService {
+  Service service;  // as far as it decoded, clamped; id and namespace are those of its store key
+  std::string reason;
+
+  friend bool operator==(const InvalidService&, const InvalidService&) = default;
+};
 
 // UUID v5 (SHA-1) of the canonical endpoint in the name-space
 // 12ece826-bfcf-55f3-8e26-f92fe44d4be3 (= UUIDv5(DNS, "discovery")); lower-case, hyphenated.

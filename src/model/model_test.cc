@@ -454,6 +454,143 @@ TEST(ValidateServiceTest, IdBeforeSelector) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("id 'x' does not match")));
 }
 
+// ---- Record limits ----
+
+TEST(RecordLimitsTest, NamesUpToTheLimitAreValid) {
+  EXPECT_THAT(ValidateServiceName(std::string(kMaxServiceNameBytes, 'a')), IsOk());
+  EXPECT_THAT(ValidateNamespaceName(std::string(kMaxNamespaceNameBytes, 'a')), IsOk());
+  EXPECT_THAT(ValidateServiceName(std::string(kMaxServiceNameBytes + 1, 'a')),
+              StatusIs(absl::StatusCode::kInvalidArgument, "name is 201 bytes; the limit is 200"));
+  EXPECT_THAT(ValidateNamespaceName(std::string(kMaxNamespaceNameBytes + 1, 'a')),
+              StatusIs(absl::StatusCode::kInvalidArgument, "name is 256 bytes; the limit is 255"));
+  // The length is reported before the characters, so a huge name is not quoted.
+  EXPECT_THAT(ValidateServiceName(std::string(300, '/')),
+              StatusIs(absl::StatusCode::kInvalidArgument, "name is 300 bytes; the limit is 200"));
+}
+
+TEST(RecordLimitsTest, LabelsAreBoundedInCountAndSize) {
+  Labels labels{{std::string(kMaxLabelNameBytes, 'n'), "x"}};
+  for (size_t i = 1; i < kMaxLabels; ++i) {
+    labels["l" + std::to_string(i)] = std::string(kMaxLabelValueBytes, 'v');
+  }
+  ASSERT_EQ(labels.size(), kMaxLabels);
+  EXPECT_THAT(ValidateLabels(labels), IsOk());
+
+  Labels too_many = labels;
+  too_many["one_more"] = "x";
+  EXPECT_THAT(ValidateLabels(too_many),
+              StatusIs(absl::StatusCode::kInvalidArgument, "65 labels; the limit is 64"));
+
+  EXPECT_THAT(ValidateLabels({{"x", std::string(5000, 'v')}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "label value of 'x' is 5000 bytes; the limit is 4096"));
+  // A long name is quoted by its start only.
+  EXPECT_THAT(
+      ValidateLabels({{std::string(129, 'n'), "v"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "label name '" + std::string(32, 'n') + "...' is 129 bytes; the limit is 128"));
+  // Limits come before the other rules, whose messages quote names and values.
+  EXPECT_THAT(ValidateLabels({{std::string(3 << 20, '-'), ""}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the limit is 128")));
+}
+
+TEST(RecordLimitsTest, DescriptionIsBounded) {
+  EXPECT_THAT(ValidateDescription(std::string(kMaxDescriptionBytes, 'd')), IsOk());
+  EXPECT_THAT(
+      ValidateDescription(std::string(kMaxDescriptionBytes + 1, 'd')),
+      StatusIs(absl::StatusCode::kInvalidArgument, "description is 1025 bytes; the limit is 1024"));
+  Service service = ValidService();
+  service.description = std::string(2000, 'd');
+  EXPECT_THAT(Validate(service), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          "description is 2000 bytes; the limit is 1024"));
+}
+
+TEST(RecordLimitsTest, ServiceValidationChecksEveryLimit) {
+  Service service = ValidService();
+  service.namespace_name = std::string(256, 'n');
+  EXPECT_THAT(Validate(service), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          "namespace is 256 bytes; the limit is 255"));
+  service = ValidService();
+  service.labels["big"] = std::string(4097, 'v');
+  EXPECT_THAT(Validate(service), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          "label value of 'big' is 4097 bytes; the limit is 4096"));
+}
+
+TEST(RecordLimitsTest, ServerLabelsAreCounted) {
+  Server server{.name = "p1"};
+  for (size_t i = 0; i < kMaxLabels; ++i) {
+    server.labels["l" + std::to_string(i)] = "v";
+  }
+  EXPECT_THAT(Validate(server), IsOk());
+  server.labels["more"] = "v";
+  EXPECT_THAT(Validate(server), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         "server p1: 65 labels; the limit is 64"));
+}
+
+// What the Go original stored and we can still render is served; what cannot be rendered or
+// is over a limit is not.
+TEST(CheckStoredServiceTest, AcceptsRenderableRecordsTheOriginalStored) {
+  Service service = ValidService();
+  EXPECT_THAT(CheckStoredService(service), IsOk());
+  service.labels = {{"__address__", "x:1"}, {"a-b", "c"}};  // the original's unanchored regex
+  service.id = "not-the-id";
+  service.endpoint = "HTTP://Example.com/metrics";  // not canonical, but parses
+  service.name = "a.b";
+  EXPECT_THAT(CheckStoredService(service), IsOk());
+}
+
+TEST(CheckStoredServiceTest, RejectsEndpointsThatDoNotParse) {
+  for (const char* endpoint : {"localhost:9100", "/metrics", "http:/x", ""}) {
+    Service service = ValidService();
+    service.endpoint = endpoint;
+    EXPECT_THAT(CheckStoredService(service), StatusIs(absl::StatusCode::kInvalidArgument))
+        << endpoint;
+  }
+}
+
+TEST(CheckStoredServiceTest, RejectsRecordsOverALimit) {
+  Service service = ValidService();
+  service.name = std::string(300, 'a');
+  EXPECT_THAT(CheckStoredService(service),
+              StatusIs(absl::StatusCode::kInvalidArgument, "name is 300 bytes; the limit is 200"));
+  service = ValidService();
+  service.namespace_name = std::string(256, 'n');
+  EXPECT_THAT(CheckStoredService(service), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    "namespace is 256 bytes; the limit is 255"));
+  service = ValidService();
+  service.labels["big"] = std::string(3 << 20, 'v');
+  EXPECT_THAT(CheckStoredService(service),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "label value of 'big' is 3145728 bytes; the limit is 4096"));
+  service = ValidService();
+  service.description = std::string(1025, 'd');
+  EXPECT_THAT(CheckStoredService(service), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(ClampToLimitsTest, CutsEveryFieldToItsLimit) {
+  Service service = ValidService();
+  EXPECT_EQ(ClampToLimits(service), service);
+  service.name = std::string(300, 'a');
+  service.endpoint = "http://x/" + std::string(10000, 'p');
+  service.description = std::string(1023, 'd') + "\xc3\xa9";  // 1025 bytes, é across the limit
+  service.labels.clear();
+  for (int i = 0; i < 100; ++i) {
+    service.labels["l" + std::to_string(i)] = std::string(5000, 'v');
+  }
+  service.labels[std::string(200, 'z')] = "long name";
+  const Service clamped = ClampToLimits(service);
+  EXPECT_EQ(clamped.name, std::string(kMaxServiceNameBytes, 'a'));
+  EXPECT_EQ(clamped.endpoint.size(), kMaxLabelValueBytes);
+  EXPECT_EQ(clamped.description, std::string(1023, 'd'));
+  EXPECT_EQ(clamped.labels.size(), kMaxLabels);
+  for (const auto& [name, value] : clamped.labels) {
+    EXPECT_LE(name.size(), kMaxLabelNameBytes);
+    EXPECT_EQ(value.size(), kMaxLabelValueBytes);
+  }
+  EXPECT_EQ(clamped.id, service.id);
+  EXPECT_THAT(CheckStoredService(clamped), IsOk());
+}
+
 // ---- IDs ----
 
 TEST(UuidV5Test, MatchesAppendixAVector) {

@@ -159,21 +159,17 @@ class PlacementBuilder {
 
 namespace {
 
-std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config,
-                                         absl::Status& error) {
+// Services that cannot be rendered are left out (targetgroup::FromServices): the view sets
+// stored records that cannot be served aside before placement, and nothing else may fail a
+// whole answer.
+std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config) {
   std::vector<targetgroup::TargetGroup> groups;
   if (config != ExportConfig::kDisabled) {
     std::vector<Service> services;
     services.reserve(slice.size());
     slice.ForEach(
         [&](std::string_view, const PlacedPtr& placed) { services.push_back(*placed->service); });
-    absl::StatusOr<std::vector<targetgroup::TargetGroup>> built =
-        targetgroup::FromServices(services, config);
-    if (!built.ok()) {
-      error = built.status();
-      return nullptr;
-    }
-    groups = *std::move(built);
+    groups = targetgroup::FromServices(services, config);
   }
   std::string json = targetgroup::ToHttpSdJson(groups);
   std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
@@ -230,11 +226,7 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSdCache::Get(std::string_v
   }
   // Rendering happens outside the lock; two requests racing for the same version render the
   // same bytes and either may be kept.
-  absl::Status error;
-  std::shared_ptr<const HttpSdBody> body = Render(slice, config, error);
-  if (body == nullptr) {
-    return error;
-  }
+  std::shared_ptr<const HttpSdBody> body = Render(slice, config);
   absl::MutexLock lock(&mu_);
   Entry& entry = entries_[key];
   entry.slice = slice;

@@ -166,8 +166,8 @@ class Placed {
   std::shared_ptr<const std::vector<std::string>> CandidatesFor(const std::string& selector) const;
 
   // The http_sd answer of `server` for namespace `ns` under `config`, rendered on first use
-  // and cached until the server's slice of the namespace changes. InvalidArgument when a
-  // stored endpoint does not parse.
+  // and cached until the server's slice of the namespace changes. Always OK: a service that
+  // cannot be rendered is left out of the answer instead of failing it.
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
                                                            std::string_view ns,
                                                            ExportConfig config) const;

@@ -122,5 +122,18 @@ TEST(PlacedTest, AWriteDropsOnlyTheAnswersOfServersItChanged) {
   EXPECT_TRUE(next->In("default")->On("a").SameAs(placed->In("default")->On("a")));
 }
 
+// A service that cannot be rendered (a snapshot not built by the view, which would have set it
+// aside) is left out of the answer instead of failing it.
+TEST(PlacedTest, HttpSdLeavesOutWhatCannotBeRendered) {
+  Service legacy = MakeService("http://x:2/m");
+  legacy.endpoint = "localhost:9100";
+  auto placed = Placed::Compute(
+      SnapshotWith({{.name = "a"}}, {MakeService("http://x:1/m"), legacy}), nullptr, {});
+  ASSERT_EQ(placed->In("default")->On("a").size(), 2U);
+  auto body = placed->HttpSd("a", "default", ExportConfig::kBlackbox);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ((*body)->json(), R"([{"targets":["http://x:1/m"],"labels":{}}])");
+}
+
 }  // namespace
 }  // namespace discovery::registry

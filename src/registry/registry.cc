@@ -1,6 +1,7 @@
 #include "registry/registry.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "fmt/format.h"
@@ -72,6 +73,9 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
       Placed::Compute(snapshot, previous.get(), options_.placement.value_or(placement::Settings{}));
   if (options_.on_counts) {
     options_.on_counts(placed->Counts());
+  }
+  if (options_.on_invalid) {
+    options_.on_invalid(repo::InvalidRecordCounts(*snapshot));
   }
   {
     absl::MutexLock lock(&mu_);
@@ -301,6 +305,9 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
   if (absl::Status valid = ValidateLabels(service.labels); !valid.ok()) {
     return ValidationError(valid);
   }
+  if (absl::Status valid = ValidateDescription(service.description); !valid.ok()) {
+    return ValidationError(valid);
+  }
   absl::StatusOr<selector::Selector> selector = selector::Selector::Parse(service.selector);
   if (!selector.ok()) {
     return absl::InvalidArgumentError(
@@ -421,6 +428,29 @@ absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view nam
     });
   }
   return services;
+}
+
+absl::StatusOr<std::vector<InvalidService>> Registry::ListInvalidServices(
+    std::string_view namespace_name) const {
+  if (!namespace_name.empty()) {
+    if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
+      return ValidationError(valid);
+    }
+  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  std::vector<InvalidService> invalid;
+  for (const auto& [key, record] : placed->snapshot().invalid) {
+    if (record.service != nullptr &&
+        (namespace_name.empty() || record.service->namespace_name == namespace_name)) {
+      invalid.push_back({.service = *record.service, .reason = record.reason});
+    }
+  }
+  // Keys sort by namespace, then id, except where one namespace name is a prefix of another.
+  std::sort(invalid.begin(), invalid.end(), [](const InvalidService& a, const InvalidService& b) {
+    return std::tie(a.service.namespace_name, a.service.id) <
+           std::tie(b.service.namespace_name, b.service.id);
+  });
+  return invalid;
 }
 
 absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,

@@ -39,6 +39,8 @@
 namespace discovery::registry {
 
 using ServiceCounts = std::map<std::pair<std::string, std::string>, int64_t>;
+// Invalid stored records per (kind, namespace), see repo::InvalidRecordCounts.
+using InvalidCounts = std::map<std::pair<std::string, std::string>, int64_t>;
 
 struct RegistryOptions {
   // The placement this process was configured with. When set, Initialize() stores it if the
@@ -51,6 +53,8 @@ struct RegistryOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Called on the view's thread with the service counts of every new placement.
   std::function<void(const ServiceCounts&)> on_counts;
+  // Called on the view's thread with the invalid-record counts of every new snapshot.
+  std::function<void(const InvalidCounts&)> on_invalid;
   repo::ViewOptions view;
 };
 
@@ -102,14 +106,21 @@ class Registry {
   absl::StatusOr<std::vector<Server>> ListServers() const;
 
   // Creates or replaces the service of the registration's endpoint in its namespace.
-  // InvalidArgument for a bad name, endpoint, namespace name, label or selector; NotFound for
-  // an unknown namespace or when no server matches the selector.
+  // InvalidArgument for a bad name, endpoint, namespace name, label, description or selector, or
+  // one over a record limit (model.h); NotFound for an unknown namespace or when no server
+  // matches the selector.
   absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration);
   // `id_or_endpoint` is a service id or, when it contains ':', an endpoint (canonicalised
-  // first). `namespace_name` "" means "default". NotFound when absent.
+  // first). `namespace_name` "" means "default". NotFound when absent. Removes invalid records
+  // too: the stored record is not read.
   absl::Status UnregisterService(std::string_view id_or_endpoint, std::string_view namespace_name);
   // Services of `namespace_name` ("" = all), with their effective servers, by namespace and id.
+  // Stored records that cannot be served are not among them: see ListInvalidServices.
   absl::StatusOr<std::vector<Service>> ListServices(std::string_view namespace_name) const;
+  // The stored service records of `namespace_name` ("" = all) that are left out of every answer,
+  // by namespace and id, with the reason (see repo::Snapshot::invalid).
+  absl::StatusOr<std::vector<InvalidService>> ListInvalidServices(
+      std::string_view namespace_name) const;
 
   // The target groups of the services of `namespace_name` placed on `server`. `config` is
   // "standard", "blackbox" or "" for the namespace's own export config (disabled gives none).

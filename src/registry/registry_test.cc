@@ -1,13 +1,16 @@
 #include "registry/registry.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/status_matchers.h"
 
@@ -15,6 +18,7 @@ namespace discovery::registry {
 namespace {
 
 using ::discovery::testing::IsOk;
+using ::discovery::testing::IsOkAndHolds;
 using ::discovery::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -385,6 +389,121 @@ TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
   EXPECT_THAT(registry.ListServers(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(registry.HttpSd("p1", "default", ""), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(registry.RegisterServer("p1", {}), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// Issue 13: records are bounded at registration, with the field and the limit in the message.
+TEST_F(RegistryTest, RegisterServiceEnforcesTheRecordLimits) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration big = Target("http://a:9100/metrics");
+  big.labels = {{"x", std::string(5000, 'v')}};
+  EXPECT_THAT(registry->RegisterService(big),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("label value of 'x' is 5000 bytes; the limit is 4096")));
+  big.labels.clear();
+  for (int i = 0; i <= 64; ++i) {
+    big.labels[fmt::format("l{}", i)] = "v";
+  }
+  EXPECT_THAT(registry->RegisterService(big), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                       HasSubstr("65 labels; the limit is 64")));
+  big.labels.clear();
+  big.description = std::string(1025, 'd');
+  EXPECT_THAT(registry->RegisterService(big),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("description is 1025 bytes; the limit is 1024")));
+  big.description.clear();
+  big.name = std::string(300, 'n');
+  EXPECT_THAT(registry->RegisterService(big),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("name is 300 bytes; the limit is 200")));
+  big.name = "node";
+  big.namespace_name = std::string(256, 'n');
+  EXPECT_THAT(registry->RegisterService(big),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("name is 256 bytes; the limit is 255")));
+  EXPECT_THAT(registry->RegisterNamespace(std::string(256, 'n'), ExportConfig::kStandard),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("name is 256 bytes; the limit is 255")));
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("");
+  ASSERT_THAT(services, IsOk());
+  EXPECT_THAT(*services, IsEmpty());
+
+  // Right at the limits is fine.
+  ServiceRegistration full = Target("http://b:9100/metrics");
+  full.name = std::string(200, 'n');
+  full.description = std::string(1024, 'd');
+  for (int i = 0; i < 64; ++i) {
+    full.labels[fmt::format("l{}", i)] = std::string(4096, 'v');
+  }
+  EXPECT_THAT(registry->RegisterService(full), IsOk());
+}
+
+// Issue 16: a stored record that cannot be served (the Go original accepted "localhost:9100")
+// is left out of http_sd and ListTargetGroup, listed apart with the reason, counted, and
+// removable; the good services next to it are served as before.
+TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
+  std::vector<InvalidCounts> counts;
+  absl::Mutex mu;
+  auto registry = Start({.on_invalid = [&](const InvalidCounts& c) {
+    absl::MutexLock lock(&mu);
+    counts.push_back(c);
+  }});
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100/metrics")), IsOk());
+  const std::string legacy_id = ServiceId("localhost:9100");
+  ASSERT_THAT(store::Put(*store_, repo::Keys().Service("default", legacy_id),
+                         R"({"id":")" + legacy_id +
+                             R"(","name":"node","namespace":"default",)"
+                             R"("endpoint":"localhost:9100","servers":["p1"]})"),
+              IsOk());
+  Service too_big{.name = "big", .namespace_name = "default", .endpoint = "http://big:1"};
+  too_big.id = ServiceId(too_big.endpoint);
+  too_big.labels = {{"blob", std::string(3 << 20, 'x')}};
+  ASSERT_THAT(store::Put(*store_, repo::Keys().Service("default", too_big.id),
+                         repo::EncodeService(too_big)),
+              IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9100/metrics")), IsOk());
+
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
+                             R"("__scheme__":"http","instance":"a:9100","job":"node"}},)"
+                             R"({"targets":["b:9100"],"labels":{"__metrics_path__":"/metrics",)"
+                             R"("__scheme__":"http","instance":"b:9100","job":"node"}}])");
+  absl::StatusOr<std::vector<targetgroup::TargetGroup>> groups =
+      registry->TargetGroups("p1", "default", "");
+  ASSERT_THAT(groups, IsOk());
+  EXPECT_THAT(*groups, SizeIs(2));
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("default");
+  ASSERT_THAT(services, IsOk());
+  EXPECT_THAT(*services, SizeIs(2));
+
+  absl::StatusOr<std::vector<InvalidService>> invalid = registry->ListInvalidServices("");
+  ASSERT_THAT(invalid, IsOk());
+  ASSERT_THAT(*invalid, SizeIs(2));
+  std::map<std::string, InvalidService> by_id;
+  for (const InvalidService& record : *invalid) {
+    by_id[record.service.id] = record;
+  }
+  EXPECT_THAT(by_id.at(legacy_id).reason, HasSubstr("'localhost:9100' is not a valid url"));
+  EXPECT_EQ(by_id.at(legacy_id).service.endpoint, "localhost:9100");
+  EXPECT_THAT(by_id.at(legacy_id).service.servers, IsEmpty());
+  EXPECT_EQ(by_id.at(too_big.id).reason,
+            "label value of 'blob' is 3145728 bytes; the limit is 4096");
+  EXPECT_EQ(by_id.at(too_big.id).service.labels.at("blob").size(), kMaxLabelValueBytes);
+  EXPECT_THAT(registry->ListInvalidServices("other"), IsOkAndHolds(IsEmpty()));
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_FALSE(counts.empty());
+    EXPECT_EQ(counts.back(), (InvalidCounts{{{"service", "default"}, 2}}));
+  }
+
+  // Removable by id like any other service, although the record does not parse.
+  EXPECT_THAT(registry->UnregisterService(legacy_id, "default"), IsOk());
+  EXPECT_THAT(registry->UnregisterService(too_big.id, "default"), IsOk());
+  EXPECT_THAT(registry->ListInvalidServices(""), IsOkAndHolds(IsEmpty()));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(counts.back(), InvalidCounts{});
 }
 
 }  // namespace

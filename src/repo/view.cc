@@ -11,6 +11,7 @@
 #include "fmt/format.h"
 
 #include "common/format.h"
+#include "common/logging.h"
 #include "repo/codec.h"
 
 namespace discovery::repo {
@@ -24,14 +25,73 @@ struct View::Pending {
 
 namespace {
 
+// Reasons quote what was stored (an endpoint may be megabytes); logs and answers get the start.
+constexpr size_t kMaxReasonBytes = 1024;
+
+std::string BoundedReason(std::string_view reason) {
+  if (reason.size() <= kMaxReasonBytes) {
+    return std::string{reason};
+  }
+  size_t size = kMaxReasonBytes;
+  while (size > 0 && (static_cast<unsigned char>(reason[size]) & 0xc0) == 0x80) {
+    --size;
+  }
+  return fmt::format("{}... ({} bytes)", reason.substr(0, size), reason.size());
+}
+
+std::string KindName(Keys::Parsed::Kind kind) {
+  switch (kind) {
+    case Keys::Parsed::Kind::kNamespace:
+      return "namespace";
+    case Keys::Parsed::Kind::kServer:
+      return "server";
+    case Keys::Parsed::Kind::kService:
+      return "service";
+    case Keys::Parsed::Kind::kPlacementSettings:
+      return "settings";
+    case Keys::Parsed::Kind::kOther:
+      break;
+  }
+  return "other";
+}
+
+// The one place where a stored service is accepted or classified invalid. Returns the service,
+// or the reason it is left out: it does not decode, does not match its key, or cannot be served
+// (model CheckStoredService: endpoint does not parse, over a record limit). `shown` receives
+// what an operator is shown of an invalid record: as far as it decoded, clamped to the limits,
+// under its key's namespace and id, placed nowhere.
+absl::StatusOr<Service> ClassifyService(const Keys::Parsed& parsed, std::string_view value,
+                                        Service& shown) {
+  absl::StatusOr<Service> service = DecodeService(value);
+  absl::Status problem = service.status();
+  if (service.ok()) {
+    if (service->namespace_name != parsed.name || service->id != parsed.id) {
+      problem = absl::DataLossError(fmt::format(
+          "service record names namespace '{}' and id '{}', which does not match its key",
+          service->namespace_name, service->id));
+    } else {
+      problem = CheckStoredService(*service);
+    }
+  }
+  if (problem.ok()) {
+    return service;
+  }
+  shown = service.ok() ? ClampToLimits(*std::move(service)) : Service{};
+  shown.namespace_name = parsed.name;
+  shown.id = parsed.id;
+  shown.servers.clear();
+  return absl::Status(problem.code(), BoundedReason(std::string{problem.message()}));
+}
+
 // Applies store changes to a working snapshot: each service put or delete is one O(log n)
 // update of its namespace's persistent map, so snapshots already handed out stay untouched.
 // An initial load (`bulk`) instead collects each namespace's services in key order and builds
-// its map at once in O(n).
+// its map at once in O(n). `known` is the last published snapshot, if any: records it already held
+// as invalid at the same revision are not logged again when the whole prefix is loaded anew.
 class Applier {
  public:
-  Applier(const Keys& keys, Snapshot& working, bool bulk = false)
-      : keys_(keys), working_(working), bulk_(bulk) {}
+  Applier(const Keys& keys, Snapshot& working, bool bulk = false, const Snapshot* known = nullptr)
+      : keys_(keys), working_(working), bulk_(bulk), known_(known) {}
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
   Applier(Applier&&) = delete;
@@ -49,32 +109,31 @@ class Applier {
     const Keys::Parsed parsed = keys_.Parse(kv.key);
     switch (parsed.kind) {
       case Keys::Parsed::Kind::kNamespace:
-        Store(kv.key, DecodeNamespace(kv.value), [&](Namespace ns) {
+        Store(kv, DecodeNamespace(kv.value), [&](Namespace ns) {
           working_.namespaces[parsed.name] = std::move(ns);
           working_.namespace_revisions[parsed.name] = kv.mod_revision;
         });
         return;
       case Keys::Parsed::Kind::kServer:
-        Store(kv.key, DecodeServer(kv.value),
+        Store(kv, DecodeServer(kv.value),
               [&](Server server) { working_.servers[parsed.name] = std::move(server); });
         return;
       case Keys::Parsed::Kind::kService: {
-        absl::StatusOr<Service> service = DecodeService(kv.value);
-        if (service.ok() && (service->namespace_name != parsed.name || service->id != parsed.id)) {
-          service = absl::DataLossError(fmt::format(
-              "service record names namespace '{}' and id '{}', which does not match its key",
-              service->namespace_name, service->id));
-        }
+        Service shown;
+        absl::StatusOr<Service> service = ClassifyService(parsed, kv.value, shown);
         if (!service.ok()) {
           EraseService(parsed.name, parsed.id);
         }
-        Store(kv.key, std::move(service), [&](Service decoded) {
-          PutService(parsed.name, std::make_shared<const Service>(std::move(decoded)));
-        });
+        Store(
+            kv, std::move(service),
+            [&](Service decoded) {
+              PutService(parsed.name, std::make_shared<const Service>(std::move(decoded)));
+            },
+            std::make_shared<const Service>(std::move(shown)));
         return;
       }
       case Keys::Parsed::Kind::kPlacementSettings:
-        Store(kv.key, DecodePlacementSettings(kv.value),
+        Store(kv, DecodePlacementSettings(kv.value),
               [&](placement::Settings settings) { working_.placement = settings; });
         return;
       case Keys::Parsed::Kind::kOther:
@@ -83,7 +142,7 @@ class Applier {
   }
 
   void Delete(const std::string& key) {
-    working_.undecodable.erase(key);
+    working_.invalid.erase(key);
     const Keys::Parsed parsed = keys_.Parse(key);
     switch (parsed.kind) {
       case Keys::Parsed::Kind::kNamespace:
@@ -106,13 +165,30 @@ class Applier {
 
  private:
   template <typename T, typename Insert>
-  void Store(const std::string& key, absl::StatusOr<T> record, Insert insert) {
+  void Store(const store::KeyValue& kv, absl::StatusOr<T> record, Insert insert,
+             ServicePtr shown = nullptr) {
     if (!record.ok()) {
-      working_.undecodable[key] = std::string{record.status().message()};
+      SetInvalid(kv, std::string{record.status().message()}, std::move(shown));
       return;
     }
-    working_.undecodable.erase(key);
+    working_.invalid.erase(kv.key);
     insert(*std::move(record));
+  }
+
+  // Logged once per key and revision: not again for every answer, nor on a reload.
+  void SetInvalid(const store::KeyValue& kv, std::string reason, ServicePtr shown) {
+    auto seen = [&kv](const Snapshot& snapshot) {
+      auto it = snapshot.invalid.find(kv.key);
+      return it != snapshot.invalid.end() && it->second.mod_revision == kv.mod_revision;
+    };
+    if (!seen(working_) && (known_ == nullptr || !seen(*known_))) {
+      LogWarn("stored record left out: it cannot be used; fix or remove it",
+              {{"key", kv.key}, {"revision", std::to_string(kv.mod_revision)}, {"reason", reason}});
+    }
+    working_.invalid[kv.key] = InvalidRecord{.kind = KindName(keys_.Parse(kv.key).kind),
+                                             .reason = std::move(reason),
+                                             .mod_revision = kv.mod_revision,
+                                             .service = std::move(shown)};
   }
 
   void PutService(const std::string& ns, ServicePtr service) {
@@ -143,6 +219,7 @@ class Applier {
   const Keys& keys_;
   Snapshot& working_;
   const bool bulk_;
+  const Snapshot* known_;
   std::map<std::string, std::vector<std::pair<std::string_view, ServicePtr>>> loaded_;
 };
 
@@ -157,6 +234,15 @@ const Service* Snapshot::FindService(std::string_view ns, std::string_view id) c
   const ServiceMap* map = ServicesIn(ns);
   const ServicePtr* service = map == nullptr ? nullptr : map->Find(id);
   return service == nullptr ? nullptr : service->get();
+}
+
+std::map<std::pair<std::string, std::string>, int64_t> InvalidRecordCounts(
+    const Snapshot& snapshot) {
+  std::map<std::pair<std::string, std::string>, int64_t> counts;
+  for (const auto& [key, record] : snapshot.invalid) {
+    ++counts[{record.kind, record.service ? record.service->namespace_name : std::string{}}];
+  }
+  return counts;
 }
 
 size_t Snapshot::ServiceCount() const {
@@ -257,7 +343,8 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   Snapshot working;
   working.revision = range->revision;
   {
-    Applier applier(keys_, working, /*bulk=*/true);
+    const std::shared_ptr<const Snapshot> known = Current();
+    Applier applier(keys_, working, /*bulk=*/true, known.get());
     for (const store::KeyValue& kv : range->kvs) {
       applier.Put(kv);
     }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -35,6 +36,18 @@ using ServicePtr = std::shared_ptr<const Service>;
 // maps to (the node holding the key also holds the service).
 using ServiceMap = persistent::Map<std::string_view, ServicePtr>;
 
+// A stored record the view leaves out, with the reason.
+struct InvalidRecord {
+  // What the key names: "namespace", "server", "service" or "settings".
+  std::string kind;
+  std::string reason;
+  int64_t mod_revision = 0;  // of the record as stored
+  // Service records only: what an operator is shown of it (model InvalidService::service).
+  ServicePtr service;
+
+  friend bool operator==(const InvalidRecord&, const InvalidRecord&) = default;
+};
+
 // One consistent state of the store at `revision`. Immutable once published; consecutive
 // snapshots share every service they have in common.
 struct Snapshot {
@@ -48,8 +61,11 @@ struct Snapshot {
   std::map<std::string, ServiceMap, std::less<>> services;
   // The stored placement settings; nullopt until some discoveryd has written them.
   std::optional<placement::Settings> placement;
-  // Keys under the prefix whose value did not decode, with the reason; they are left out.
-  std::map<std::string, std::string, std::less<>> undecodable;
+  // Keys under the prefix whose record cannot be used, with the reason; they are left out of
+  // everything above, so that no answer (http_sd, ListTargetGroup, file_sd) depends on them. A
+  // record is invalid when it does not decode; a service also when it does not match its key or
+  // fails model CheckStoredService (endpoint does not parse, over a record limit).
+  std::map<std::string, InvalidRecord, std::less<>> invalid;
 
   // The services of `ns`, or nullptr when it has none.
   const ServiceMap* ServicesIn(std::string_view ns) const;
@@ -57,6 +73,11 @@ struct Snapshot {
   const Service* FindService(std::string_view ns, std::string_view id) const;
   size_t ServiceCount() const;
 };
+
+// The number of invalid records per (kind, namespace); the namespace is "" for kinds other than
+// "service". For discovery_invalid_records.
+std::map<std::pair<std::string, std::string>, int64_t> InvalidRecordCounts(
+    const Snapshot& snapshot);
 
 struct ViewOptions {
   // Pause before retrying after the store failed (doubles up to max_retry_backoff).

@@ -2,11 +2,14 @@
 
 #include <atomic>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "common/logging.h"
+#include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/status_matchers.h"
 
@@ -14,9 +17,14 @@ namespace discovery::repo {
 namespace {
 
 using ::discovery::testing::IsOk;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
+using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::Key;
+using ::testing::Pair;
+using ::testing::Pointee;
+using ::testing::UnorderedElementsAre;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
 
@@ -91,7 +99,7 @@ TEST_F(ViewTest, FollowsThePlacementSettings) {
   const placement::Settings jump{.algorithm = placement::Algorithm::kJump, .replicas = 2};
   snapshot = At(view, repo_->PutPlacementSettings(jump));
   EXPECT_EQ(snapshot->placement, jump);
-  EXPECT_THAT(snapshot->undecodable, ::testing::IsEmpty());
+  EXPECT_THAT(snapshot->invalid, ::testing::IsEmpty());
 
   EXPECT_FALSE(repo_->PutPlacementSettings({.replicas = 0}).ok());
   ASSERT_THAT(store_->Commit({.ops = {store::Op::Put(Keys().PlacementSettings(),
@@ -100,7 +108,7 @@ TEST_F(ViewTest, FollowsThePlacementSettings) {
   snapshot = At(view, repo_->PutNamespace({.name = "third"}));
   // A broken document is set aside; the last good settings are kept.
   EXPECT_EQ(snapshot->placement, jump);
-  EXPECT_THAT(snapshot->undecodable, ElementsAre(Key(Keys().PlacementSettings())));
+  EXPECT_THAT(snapshot->invalid, ElementsAre(Key(Keys().PlacementSettings())));
 }
 
 TEST_F(ViewTest, PublishedSnapshotsNeverChange) {
@@ -141,12 +149,16 @@ TEST_F(ViewTest, SetsAsideUndecodableRecordsUntilTheyAreFixed) {
   ASSERT_THAT(broken, IsOk());
   std::shared_ptr<const Snapshot> snapshot = At(view, broken->revision);
   EXPECT_TRUE(snapshot->servers.empty());
-  EXPECT_THAT(snapshot->undecodable,
-              ElementsAre(::testing::Pair("/discovery/server/v1/p1", HasSubstr("state"))));
+  EXPECT_THAT(snapshot->invalid,
+              ElementsAre(::testing::Pair("/discovery/server/v1/p1",
+                                          Field(&InvalidRecord::reason, HasSubstr("state")))));
+  EXPECT_EQ(snapshot->invalid.begin()->second.service, nullptr);
+  EXPECT_EQ(snapshot->invalid.begin()->second.kind, "server");
+  EXPECT_THAT(InvalidRecordCounts(*snapshot), ElementsAre(Pair(Pair("server", ""), 1)));
 
   snapshot = At(view, repo_->PutServer({.name = "p1"}));
   EXPECT_THAT(snapshot->servers, ElementsAre(Key("p1")));
-  EXPECT_TRUE(snapshot->undecodable.empty());
+  EXPECT_TRUE(snapshot->invalid.empty());
 }
 
 TEST_F(ViewTest, RejectsServiceRecordsFiledUnderAnotherKey) {
@@ -158,7 +170,126 @@ TEST_F(ViewTest, RejectsServiceRecordsFiledUnderAnotherKey) {
   ASSERT_THAT(misfiled, IsOk());
   std::shared_ptr<const Snapshot> snapshot = At(view, misfiled->revision);
   EXPECT_EQ(snapshot->ServiceCount(), 0U);
-  EXPECT_EQ(snapshot->undecodable.size(), 1U);
+  EXPECT_EQ(snapshot->invalid.size(), 1U);
+}
+
+// Records the Go original accepted (issue 16): they are listed as invalid with the reason and
+// what an operator needs to find them, and left out of the services every answer is built from.
+TEST_F(ViewTest, ClassifiesServicesThatCannotBeServedNextToGoodOnes) {
+  View view(*store_, Keys());
+  const Service good = MakeService("good", "default", "http://good.example.com/metrics");
+  ASSERT_THAT(repo_->PutService(good), IsOk());
+  const std::string legacy_id = ServiceId("localhost:9100");
+  const std::string legacy_key = Keys().Service("default", legacy_id);
+  absl::StatusOr<store::TxnResult> legacy = store::Put(
+      *store_, legacy_key,
+      R"({"id":")" + legacy_id +
+          R"(","name":"node","namespace":"default","endpoint":"localhost:9100",)"
+          R"("labels":{"team":"sre"},"servers":["p1"],"modified":"2020-01-02T03:04:05Z"})");
+  ASSERT_THAT(legacy, IsOk());
+  std::shared_ptr<const Snapshot> snapshot = At(view, legacy->revision);
+
+  EXPECT_EQ(snapshot->ServicesIn("default")->size(), 1U);
+  EXPECT_NE(snapshot->FindService("default", good.id), nullptr);
+  ASSERT_THAT(snapshot->invalid, ElementsAre(Key(legacy_key)));
+  const InvalidRecord& record = snapshot->invalid.at(legacy_key);
+  EXPECT_THAT(record.reason, HasSubstr("'localhost:9100' is not a valid url"));
+  EXPECT_EQ(record.mod_revision, legacy->revision);
+  ASSERT_NE(record.service, nullptr);
+  EXPECT_EQ(record.service->id, legacy_id);
+  EXPECT_EQ(record.service->namespace_name, "default");
+  EXPECT_EQ(record.service->name, "node");
+  EXPECT_EQ(record.service->endpoint, "localhost:9100");
+  EXPECT_EQ(record.service->labels, (Labels{{"team", "sre"}}));
+  EXPECT_TRUE(record.service->servers.empty());  // placed nowhere
+
+  // Fixed in place, it is served again; deleted, it is gone from both.
+  Service fixed = MakeService("node", "default", "http://localhost:9100");
+  fixed.id = legacy_id;  // edited under its key
+  ASSERT_THAT(store::Put(*store_, legacy_key, EncodeService(fixed)), IsOk());
+  snapshot = At(view, repo_->PutNamespace({.name = "default"}));
+  EXPECT_EQ(snapshot->ServicesIn("default")->size(), 2U);
+  EXPECT_TRUE(snapshot->invalid.empty());
+  ASSERT_THAT(store::Put(*store_, legacy_key, "{not json"), IsOk());
+  snapshot = At(view, repo_->PutNamespace({.name = "default"}));
+  EXPECT_EQ(snapshot->ServicesIn("default")->size(), 1U);
+  ASSERT_THAT(snapshot->invalid, ElementsAre(Key(legacy_key)));
+  EXPECT_THAT(
+      snapshot->invalid.at(legacy_key).service,
+      Pointee(AllOf(Field(&Service::id, legacy_id), Field(&Service::namespace_name, "default"),
+                    Field(&Service::name, ""))));
+  snapshot = At(view, repo_->DeleteService("default", legacy_id));
+  EXPECT_TRUE(snapshot->invalid.empty());
+  EXPECT_EQ(snapshot->ServicesIn("default")->size(), 1U);
+}
+
+TEST_F(ViewTest, ClassifiesServicesOverARecordLimitAndShowsThemClamped) {
+  View view(*store_, Keys());
+  Service long_name = MakeService(std::string(300, 'n'), "default", "http://a.example.com");
+  Service big_label = MakeService("big", "default", "http://b.example.com");
+  big_label.labels = {{"blob", std::string(3 << 20, 'x')}, {"team", "sre"}};
+  Service good = MakeService("good", "default", "http://c.example.com");
+  for (const Service& service : {long_name, big_label}) {
+    ASSERT_THAT(store::Put(*store_, Keys().Service("default", service.id), EncodeService(service)),
+                IsOk());
+  }
+  std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutService(good));
+
+  EXPECT_EQ(snapshot->ServicesIn("default")->size(), 1U);
+  EXPECT_NE(snapshot->FindService("default", good.id), nullptr);
+  EXPECT_THAT(snapshot->invalid,
+              UnorderedElementsAre(
+                  Pair(Keys().Service("default", long_name.id),
+                       Field(&InvalidRecord::reason, "name is 300 bytes; the limit is 200")),
+                  Pair(Keys().Service("default", big_label.id),
+                       Field(&InvalidRecord::reason,
+                             "label value of 'blob' is 3145728 bytes; the limit is 4096"))));
+  EXPECT_THAT(InvalidRecordCounts(*snapshot), ElementsAre(Pair(Pair("service", "default"), 2)));
+  const InvalidRecord& big = snapshot->invalid.at(Keys().Service("default", big_label.id));
+  ASSERT_NE(big.service, nullptr);
+  EXPECT_EQ(big.service->labels.at("blob").size(), kMaxLabelValueBytes);
+  EXPECT_EQ(big.service->labels.at("team"), "sre");
+}
+
+TEST_F(ViewTest, BoundsTheReasonOfAHugeEndpoint) {
+  View view(*store_, Keys());
+  Service service = MakeService("huge", "default", "http://a.example.com");
+  service.endpoint = "x:" + std::string(1 << 20, 'y');
+  absl::StatusOr<store::TxnResult> put =
+      store::Put(*store_, Keys().Service("default", service.id), EncodeService(service));
+  ASSERT_THAT(put, IsOk());
+  std::shared_ptr<const Snapshot> snapshot = At(view, put->revision);
+  ASSERT_EQ(snapshot->invalid.size(), 1U);
+  const InvalidRecord& record = snapshot->invalid.begin()->second;
+  EXPECT_LT(record.reason.size(), 1100U);
+  EXPECT_THAT(record.reason, HasSubstr("bytes)"));
+  EXPECT_EQ(record.service->endpoint.size(), kMaxLabelValueBytes);
+}
+
+// An invalid record is logged when the view first sees it at a revision, not for every snapshot.
+TEST_F(ViewTest, LogsAnInvalidRecordOncePerRevision) {
+  std::ostringstream log;
+  InitLogging({.format = LogOptions::Format::kJson, .output = &log});
+  const std::string key = Keys().Service("default", ServiceId("localhost:9100"));
+  const std::string legacy = R"({"id":")" + ServiceId("localhost:9100") +
+                             R"(","namespace":"default","endpoint":"localhost:9100"})";
+  {
+    View view(*store_, Keys());
+    ASSERT_THAT(store::Put(*store_, key, legacy), IsOk());
+    for (int i = 0; i < 3; ++i) {
+      At(view, repo_->PutNamespace({.name = "n" + std::to_string(i)}));
+    }
+    ASSERT_THAT(store::Put(*store_, key, legacy), IsOk());  // a new revision of the same record
+    At(view, repo_->PutNamespace({.name = "last"}));
+  }
+  InitLogging({});
+  const std::string text = log.str();
+  size_t count = 0;
+  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 2U) << text;
+  EXPECT_THAT(text, HasSubstr("stored record left out"));
 }
 
 TEST_F(ViewTest, IgnoresKeysOutsideItsPrefix) {
@@ -166,7 +297,7 @@ TEST_F(ViewTest, IgnoresKeysOutsideItsPrefix) {
   ASSERT_THAT(store::Put(*store_, "/other/server/v1/p1", "{}"), IsOk());
   std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutNamespace({.name = "n"}));
   EXPECT_TRUE(snapshot->servers.empty());
-  EXPECT_TRUE(snapshot->undecodable.empty());
+  EXPECT_TRUE(snapshot->invalid.empty());
 }
 
 TEST_F(ViewTest, TellsItsListenerAboutEverySnapshot) {

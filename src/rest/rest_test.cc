@@ -276,7 +276,7 @@ TEST_F(RestTest, ServicesAreListedAndRemovedByIdOrEndpoint) {
   EXPECT_EQ(by_endpoint.status, 200) << by_endpoint.body;
   ExpectError(AsAdmin("DELETE", "/v1/services/team?id=http%3A%2F%2Fb.example.com%2Fm"), 404, 5,
               "not found");
-  EXPECT_EQ(AsAdmin("GET", "/v1/services").body, R"({"services":[]})");
+  EXPECT_EQ(AsAdmin("GET", "/v1/services").body, R"({"services":[],"invalidServices":[]})");
 }
 
 TEST_F(RestTest, ServiceErrorsMapToGatewayStatuses) {

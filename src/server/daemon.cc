@@ -143,6 +143,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   registry_options.on_counts = [&metrics = parts.metrics](const registry::ServiceCounts& counts) {
     metrics.SetServiceCounts(counts);
   };
+  registry_options.on_invalid = [&metrics = parts.metrics](const registry::InvalidCounts& counts) {
+    metrics.SetInvalidRecords(counts);
+  };
   parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
                                                         std::move(registry_options));
   parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);

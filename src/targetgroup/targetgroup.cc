@@ -229,8 +229,8 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
   return Build(service, *endpoint, config);
 }
 
-absl::StatusOr<std::vector<TargetGroup>> FromServices(const std::vector<Service>& services,
-                                                      ExportConfig config) {
+std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,
+                                      std::vector<absl::Status>* skipped) {
   if (config == ExportConfig::kDisabled) {
     return std::vector<TargetGroup>{};
   }
@@ -244,7 +244,10 @@ absl::StatusOr<std::vector<TargetGroup>> FromServices(const std::vector<Service>
   for (const Service& service : services) {
     absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(service);
     if (!endpoint.ok()) {
-      return endpoint.status();
+      if (skipped != nullptr) {
+        skipped->push_back(endpoint.status());
+      }
+      continue;
     }
     entries.push_back({endpoint->String(), &service, Build(service, *endpoint, config)});
   }

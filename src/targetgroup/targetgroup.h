@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 #include "model/model.h"
@@ -36,10 +37,12 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
 
 // The groups of `services` under `config`, one per service, ordered by canonical endpoint (ties,
 // possible only across namespaces, by namespace, name and id) so that output is deterministic
-// whatever order the services come in. kDisabled yields no groups. Returns the InvalidArgument
-// of the first service whose endpoint does not parse.
-absl::StatusOr<std::vector<TargetGroup>> FromServices(const std::vector<Service>& services,
-                                                      ExportConfig config);
+// whatever order the services come in. kDisabled yields no groups. A service whose endpoint does
+// not parse is left out, so that one corrupt record never breaks a whole answer, and its
+// InvalidArgument (as FromService's) is appended to `skipped` when given. (Stored records are
+// classified by repo::View before they get here; this is the last line of defence.)
+std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,
+                                      std::vector<absl::Status>* skipped = nullptr);
 
 // The http_sd response body: a compact JSON array in the given order, each object with exactly
 // the keys "targets" and "labels" (both always present: `[]`, `{}` when empty), label names

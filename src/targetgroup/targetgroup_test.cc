@@ -81,13 +81,12 @@ TEST(TargetGroupTest, ReadmeStandardExampleMatchesReadmeJson) {
     }
   }
 ])");
-  absl::StatusOr<std::vector<TargetGroup>> groups =
+  const std::vector<TargetGroup> groups =
       FromServices({MakeService("example", "http://example.com/metrics",
                                 {{"label1", "value1"}, {"label2", "value2"}})},
                    ExportConfig::kStandard);
-  ASSERT_THAT(groups, IsOk());
 
-  EXPECT_EQ(nlohmann::json::parse(ToHttpSdJson(*groups)), readme);
+  EXPECT_EQ(nlohmann::json::parse(ToHttpSdJson(groups)), readme);
 }
 
 TEST(TargetGroupTest, ReadmeBlackboxExample) {
@@ -206,7 +205,7 @@ TEST(TargetGroupTest, DisabledIsAnEmptyGroupWithoutLookingAtTheEndpoint) {
   service.endpoint = "not a url";
 
   EXPECT_THAT(FromService(service, ExportConfig::kDisabled), IsOkAndHolds(TargetGroup{}));
-  EXPECT_THAT(FromServices({service}, ExportConfig::kDisabled), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(FromServices({service}, ExportConfig::kDisabled), IsEmpty());
 }
 
 TEST(TargetGroupTest, InvalidStoredEndpointIsInvalidArgument) {
@@ -218,9 +217,27 @@ TEST(TargetGroupTest, InvalidStoredEndpointIsInvalidArgument) {
                        AllOf(HasSubstr(service.id), HasSubstr("localhost:9100"))));
   EXPECT_THAT(FromService(service, ExportConfig::kBlackbox),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(
-      FromServices({MakeService("ok", "http://a.example.com"), service}, ExportConfig::kStandard),
-      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(service.id)));
+}
+
+// One corrupt record never breaks the answer for the others (issue 16).
+TEST(TargetGroupTest, ListsLeaveOutServicesWhoseEndpointDoesNotParse) {
+  std::vector<Service> services = {MakeService("ok", "http://a.example.com")};
+  for (const char* endpoint : {"localhost:9100", "/metrics", "http:/x"}) {
+    Service legacy = MakeService("legacy", "http://example.com/metrics");
+    legacy.id = endpoint;
+    legacy.endpoint = endpoint;
+    services.push_back(legacy);
+  }
+  services.push_back(MakeService("ok2", "http://b.example.com"));
+
+  std::vector<absl::Status> skipped;
+  const std::vector<TargetGroup> groups = FromServices(services, ExportConfig::kBlackbox, &skipped);
+  EXPECT_EQ(ToHttpSdJson(groups), R"([{"targets":["http://a.example.com"],"labels":{}},)"
+                                  R"({"targets":["http://b.example.com"],"labels":{}}])");
+  ASSERT_EQ(skipped.size(), 3U);
+  EXPECT_THAT(skipped[0], StatusIs(absl::StatusCode::kInvalidArgument,
+                                   HasSubstr("invalid endpoint \"localhost:9100\"")));
+  EXPECT_EQ(FromServices(services, ExportConfig::kStandard).size(), 2U);  // no report wanted
 }
 
 // --- Lists ------------------------------------------------------------------------------
@@ -231,10 +248,9 @@ TEST(TargetGroupTest, GroupsAreSortedByCanonicalEndpoint) {
       MakeService("b", "HTTPS://initial2.pnet.ch"),  // canonical: https://initial2.pnet.ch
   };
 
-  absl::StatusOr<std::vector<TargetGroup>> groups = FromServices(services, ExportConfig::kBlackbox);
+  const std::vector<TargetGroup> groups = FromServices(services, ExportConfig::kBlackbox);
 
-  ASSERT_THAT(groups, IsOk());
-  EXPECT_EQ(ToFileSdJson(*groups),
+  EXPECT_EQ(ToFileSdJson(groups),
             R"([{"targets":["https://initial1.pnet.ch"]},{"targets":["https://initial2.pnet.ch"]},)"
             R"({"targets":["https://initial3.pnet.ch"]}])");
 }
@@ -246,19 +262,17 @@ TEST(TargetGroupTest, EqualEndpointsAreOrderedByNamespace) {
   };
   std::vector<Service> reversed(services.rbegin(), services.rend());
 
-  absl::StatusOr<std::vector<TargetGroup>> groups = FromServices(services, ExportConfig::kBlackbox);
-  absl::StatusOr<std::vector<TargetGroup>> groups_reversed =
-      FromServices(reversed, ExportConfig::kBlackbox);
+  const std::vector<TargetGroup> groups = FromServices(services, ExportConfig::kBlackbox);
+  const std::vector<TargetGroup> groups_reversed = FromServices(reversed, ExportConfig::kBlackbox);
 
-  ASSERT_THAT(groups, IsOk());
-  ASSERT_EQ(groups->size(), 2u);
-  EXPECT_EQ((*groups)[0].labels.at("ns"), "a");
-  EXPECT_EQ((*groups)[1].labels.at("ns"), "b");
-  EXPECT_THAT(groups_reversed, IsOkAndHolds(*groups));
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].labels.at("ns"), "a");
+  EXPECT_EQ(groups[1].labels.at("ns"), "b");
+  EXPECT_EQ(groups_reversed, groups);
 }
 
 TEST(TargetGroupTest, NoServicesGiveNoGroups) {
-  EXPECT_THAT(FromServices({}, ExportConfig::kStandard), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(FromServices({}, ExportConfig::kStandard), IsEmpty());
 }
 
 // --- JSON ------------------------------------------------------------------------------
@@ -270,20 +284,18 @@ TEST(TargetGroupJsonTest, EmptyListIsAnEmptyArray) {
 
 TEST(TargetGroupJsonTest, FileSdMatchesTheGoExporterForBlackbox) {
   // internal/exporter/exporter_test.go: the blackbox file of service b1.
-  absl::StatusOr<std::vector<TargetGroup>> groups =
+  const std::vector<TargetGroup> groups =
       FromServices({MakeService("blackbox", "https://blackbox1.pnet.ch", {}, "appl-blackbox")},
                    ExportConfig::kBlackbox);
 
-  ASSERT_THAT(groups, IsOk());
-  EXPECT_EQ(ToFileSdJson(*groups), R"([{"targets":["https://blackbox1.pnet.ch"]}])");
+  EXPECT_EQ(ToFileSdJson(groups), R"([{"targets":["https://blackbox1.pnet.ch"]}])");
 }
 
 TEST(TargetGroupJsonTest, FileSdOfStandardGroup) {
-  absl::StatusOr<std::vector<TargetGroup>> groups =
+  const std::vector<TargetGroup> groups =
       FromServices({MakeService("initial", "https://initial1.pnet.ch")}, ExportConfig::kStandard);
 
-  ASSERT_THAT(groups, IsOk());
-  EXPECT_EQ(ToFileSdJson(*groups),
+  EXPECT_EQ(ToFileSdJson(groups),
             R"([{"targets":["initial1.pnet.ch"],"labels":{"__metrics_path__":"",)"
             R"("__scheme__":"https","instance":"initial1.pnet.ch","job":"initial"}}])");
 }
@@ -349,22 +361,21 @@ TEST(TargetGroupJsonTest, InvalidUtf8BecomesReplacementCharacters) {
 }
 
 TEST(TargetGroupJsonTest, HttpSdRoundTripsThroughAJsonParser) {
-  absl::StatusOr<std::vector<TargetGroup>> groups =
+  const std::vector<TargetGroup> groups =
       FromServices({MakeService("a", "http://[::1]:9100/m?x=%3C%22%3E", {{"team", "a&b"}}),
                     MakeService("b", "https://example.com:8443/metrics/")},
                    ExportConfig::kStandard);
-  ASSERT_THAT(groups, IsOk());
 
-  const nlohmann::json parsed = nlohmann::json::parse(ToHttpSdJson(*groups));
+  const nlohmann::json parsed = nlohmann::json::parse(ToHttpSdJson(groups));
 
   ASSERT_TRUE(parsed.is_array());
-  ASSERT_EQ(parsed.size(), groups->size());
-  for (size_t i = 0; i < groups->size(); ++i) {
+  ASSERT_EQ(parsed.size(), groups.size());
+  for (size_t i = 0; i < groups.size(); ++i) {
     EXPECT_EQ(parsed[i].size(), 2u);
-    EXPECT_EQ(parsed[i]["targets"].get<std::vector<std::string>>(), (*groups)[i].targets);
-    EXPECT_EQ(parsed[i]["labels"].get<Labels>(), (*groups)[i].labels);
+    EXPECT_EQ(parsed[i]["targets"].get<std::vector<std::string>>(), (groups)[i].targets);
+    EXPECT_EQ(parsed[i]["labels"].get<Labels>(), (groups)[i].labels);
   }
-  EXPECT_EQ(nlohmann::json::parse(ToFileSdJson(*groups)), parsed);
+  EXPECT_EQ(nlohmann::json::parse(ToFileSdJson(groups)), parsed);
 }
 
 }  // namespace

@@ -309,7 +309,8 @@ TEST_F(CliTest, OutputFormatsAndFilters) {
 
   result = Discovery({"service", "list", "-o", "xml"});
   EXPECT_FALSE(result.status.success());
-  EXPECT_EQ(result.err, "discovery: unknown output format \"xml\": use table, json, yaml or csv\n");
+  EXPECT_EQ(result.err,
+            "discovery: unknown output format \"xml\": use table, wide, json, yaml or csv\n");
   result = Discovery({"service", "list", "-N", "("});
   EXPECT_FALSE(result.status.success());
   EXPECT_THAT(result.err, StartsWith("discovery: invalid --filter-name \"(\""));

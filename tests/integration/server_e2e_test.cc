@@ -645,7 +645,7 @@ TEST_P(ServerE2eTest, ServiceApiOverRest) {
   const std::string id = service.value("id", "");
 
   Json listed = OkJson(Rest("GET", "/v1/services?namespace=rest-services", admin_));
-  EXPECT_THAT(Keys(listed), ElementsAre("services"));
+  EXPECT_THAT(Keys(listed), ElementsAre("invalidServices", "services"));
   ASSERT_EQ(listed["services"].size(), 1u) << listed;
   EXPECT_EQ(listed["services"][0]["id"], id);
 
@@ -694,7 +694,7 @@ TEST_P(ServerE2eTest, ServiceApiOverRest) {
   ASSERT_EQ(OkJson(Rest("POST", "/v1/services", admin_, request.dump()))["service"]["id"], id);
   EXPECT_EQ(OkJson(Rest("DELETE", "/v1/services/rest-services?id=" + id, admin_)), Json::object());
   EXPECT_EQ(OkJson(Rest("GET", "/v1/services?namespace=rest-services", admin_)),
-            Json({{"services", Json::array()}}));
+            Json({{"services", Json::array()}, {"invalidServices", Json::array()}}));
   ASSERT_OK_AND_ASSIGN(HttpResult empty,
                        Rest("GET", "/v1/sd/rest-services.example.com/rest-services", admin_));
   EXPECT_EQ(empty.status, 200);
