@@ -574,8 +574,9 @@ TEST_P(ServerE2eTest, ServiceApiOverGrpc) {
               GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("bogus")));
   groups_request.set_config("");
   groups_request.set_server("nobody.example.com");
-  EXPECT_THAT(services_->ListTargetGroup(Context(admin_).get(), groups_request, &groups),
-              GrpcIs(grpc::StatusCode::NOT_FOUND, HasSubstr("nobody.example.com")));
+  // An unknown server has no targets, like one without services (SPEC §4.3).
+  ASSERT_THAT(services_->ListTargetGroup(Context(admin_).get(), groups_request, &groups), GrpcOk());
+  EXPECT_EQ(groups.targetgroups_size(), 0);
 
   // Registration errors.
   pb::RegisterServiceRequest bad = request;
