@@ -237,7 +237,7 @@ bool ResolvesToNonString(const std::string& text) {
   // character (a long value overflowed the stack).
   static const auto* const number =
       new RE2(R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)"  // decimal, octal
-              R"(|[-+]?0(x[0-9a-fA-F_]+|o[0-7_]+|b[01_]+))"                    // hex, octal, binary
+              R"(|[-+]?0([xX][0-9a-fA-F_]+|[oO][0-7_]+|[bB][01_]+))"           // hex, octal, binary
               R"(|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)"               // sexagesimal
               R"(|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
   return RE2::FullMatch(text, *number);

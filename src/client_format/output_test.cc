@@ -421,6 +421,7 @@ TEST(YamlTest, QuotesStringsThatWouldReadAsOtherTypes) {
                   .endpoint = "http://a?x=1&y=2",
                   .selector = "null",
                   .labels = {{"on", "0x1F"},
+                             {"u", "0X1F"},
                              {"v", "1.2.3"},
                              {"w", "1:20"},
                              {"x", "-1.5e3"},
@@ -436,6 +437,7 @@ TEST(YamlTest, QuotesStringsThatWouldReadAsOtherTypes) {
   servers: []
   labels:
     "on": "0x1F"
+    u: "0X1F"
     v: 1.2.3
     w: "1:20"
     x: "-1.5e3"
