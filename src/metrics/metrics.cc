@@ -27,6 +27,18 @@
 namespace discovery::metrics {
 namespace {
 
+// Series of a gauge labelled by a pair of names (server or kind, namespace).
+std::vector<GaugeSnapshot::Series> PairSeries(
+    const std::map<std::pair<std::string, std::string>, std::int64_t>& counts) {
+  std::vector<GaugeSnapshot::Series> series;
+  series.reserve(counts.size());
+  for (const auto& [key, count] : counts) {
+    series.emplace_back(std::vector<std::string>{key.first, key.second},
+                        static_cast<double>(count));
+  }
+  return series;
+}
+
 // The only kind of RPC the API has.
 constexpr std::string_view kUnary = "unary";
 
@@ -237,24 +249,12 @@ void Metrics::HttpBodySent(std::string_view route, bool gzip, size_t bytes) {
 
 void Metrics::SetServiceCounts(
     const std::map<std::pair<std::string, std::string>, std::int64_t>& counts) {
-  std::vector<GaugeSnapshot::Series> series;
-  series.reserve(counts.size());
-  for (const auto& [key, count] : counts) {
-    series.emplace_back(std::vector<std::string>{key.first, key.second},
-                        static_cast<double>(count));
-  }
-  services_count_->Replace(std::move(series));
+  services_count_->Replace(PairSeries(counts));
 }
 
 void Metrics::SetInvalidRecords(
     const std::map<std::pair<std::string, std::string>, std::int64_t>& counts) {
-  std::vector<GaugeSnapshot::Series> series;
-  series.reserve(counts.size());
-  for (const auto& [key, count] : counts) {
-    series.emplace_back(std::vector<std::string>{key.first, key.second},
-                        static_cast<double>(count));
-  }
-  invalid_records_->Replace(std::move(series));
+  invalid_records_->Replace(PairSeries(counts));
 }
 
 void Metrics::SetReplicationFactor(int replicas) { replication_factor_.Add({}).Set(replicas); }

@@ -474,7 +474,7 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
   auto ns = snapshot.namespaces.find(namespace_name);
   Selection selection;
   // An unknown server or namespace has no targets, like an empty one: an error would make
-  // Prometheus keep the last targets of an unregistered server forever (SPEC §4.3).
+  // Prometheus keep the last targets of an unregistered server forever.
   if (ns == snapshot.namespaces.end() || !snapshot.servers.contains(server)) {
     selection.placed = std::move(placed);
     return selection;

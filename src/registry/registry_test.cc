@@ -313,7 +313,8 @@ TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {  // B15
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("invalid exporter config: 'disabled'")));
   EXPECT_THAT(registry->HttpSd(".*", "default", ""), StatusIs(absl::StatusCode::kInvalidArgument));
-  // An unknown server or namespace is an empty answer, never an error (SPEC §4.3).
+  // An unknown server or namespace is an empty answer, never an error: Prometheus would keep
+  // the old targets of a server that answers with an error.
   for (const auto& [server, ns] : {std::pair{"p.", "default"}, std::pair{"p1", "nowhere"}}) {
     body = registry->HttpSd(server, ns, "");
     ASSERT_THAT(body, IsOk());

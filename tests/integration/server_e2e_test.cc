@@ -574,7 +574,7 @@ TEST_P(ServerE2eTest, ServiceApiOverGrpc) {
               GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("bogus")));
   groups_request.set_config("");
   groups_request.set_server("nobody.example.com");
-  // An unknown server has no targets, like one without services (SPEC §4.3).
+  // An unknown server has no targets, like one without services, so Prometheus drops them.
   ASSERT_THAT(services_->ListTargetGroup(Context(admin_).get(), groups_request, &groups), GrpcOk());
   EXPECT_EQ(groups.targetgroups_size(), 0);
 
