@@ -10,6 +10,10 @@
 //   BM_EtcdRegistrationsVsRawPuts          with DISCOVERY_BENCH_ETCD_ENDPOINTS: registrations/s
 //                                          with 64 in flight vs raw etcd puts of the same
 //                                          documents from 64 threads of the same process;
+//   BM_HttpSdLatencyUnderWrites            http_sd p50/p99 of a 10,000-target namespace idle
+//                                          and while 5,000 registrations/s are written into
+//                                          another namespace (into_served:0) or into the served
+//                                          one (into_served:1);
 //   BM_LoadReadyMemoryAndJoin              a real discoveryd started on a store of N services:
 //                                          time until ready vs a plain range read of the whole
 //                                          prefix, RSS per service (vs the same binary on an
@@ -28,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -430,6 +435,179 @@ void BM_EtcdRegistrationsVsRawPuts(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_EtcdRegistrationsVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond);
+
+// Registers services [first, first + count) of `ns` over gRPC, starting call i at
+// start + i / rate (so the load is a steady rate, not bursts) with at most `max_in_flight`
+// outstanding, until all are done or `stop` is set. Returns registrations per second achieved.
+double RegisterPaced(const std::shared_ptr<grpc::Channel>& channel, std::string_view ns, int first,
+                     int count, double rate, int max_in_flight, const std::atomic<bool>& stop,
+                     int* failures) {
+  auto stub = pb::ServiceAPI::NewStub(channel);
+  const std::string authorization = "Bearer " + AdminToken();
+  grpc::CompletionQueue queue;
+  struct Call {
+    grpc::ClientContext context;
+    pb::RegisterServiceResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::RegisterServiceResponse>> reader;
+  };
+  const absl::Time start = absl::Now();
+  int started = 0;
+  int done = 0;
+  int in_flight = 0;
+  const auto reap = [&](absl::Time deadline) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (queue.AsyncNext(&tag, &ok, absl::ToChronoTime(deadline)) ==
+           grpc::CompletionQueue::GOT_EVENT) {
+      auto* call = static_cast<Call*>(tag);
+      if (!call->status.ok()) {
+        ++*failures;
+      }
+      delete call;
+      ++done;
+      --in_flight;
+      deadline = absl::Now();  // drain what is ready, then go back to the schedule
+    }
+  };
+  while (started < count && !stop) {
+    const absl::Time due = start + absl::Seconds(started / rate);
+    reap(in_flight < max_in_flight ? due : absl::InfiniteFuture());
+    if (in_flight >= max_in_flight || absl::Now() < due) {
+      continue;
+    }
+    auto* call = new Call;
+    call->context.AddMetadata("authorization", authorization);
+    const Service service = MakeService(ns, first + started++);
+    pb::RegisterServiceRequest request;
+    request.set_name(service.name);
+    request.set_endpoint(service.endpoint);
+    request.set_namespace_(service.namespace_name);
+    for (const auto& [key, value] : service.labels) {
+      (*request.mutable_labels())[key] = value;
+    }
+    call->reader = stub->AsyncRegisterService(&call->context, request, &queue);
+    call->reader->Finish(&call->response, &call->status, call);
+    ++in_flight;
+  }
+  while (in_flight > 0) {
+    reap(absl::InfiniteFuture());
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.Next(&tag, &ok)) {
+  }
+  return done / seconds;
+}
+
+// Latencies in milliseconds of back-to-back GETs of `url` on one keep-alive connection (as one
+// Prometheus refreshes), for `window`.
+std::vector<double> HttpSdLatencies(const std::string& url, const std::string& authorization,
+                                    absl::Duration window, int* errors) {
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t size, size_t n, void*) { return size * n; });
+  curl_slist* headers = curl_slist_append(nullptr, ("Authorization: " + authorization).c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  std::vector<double> latencies;
+  const absl::Time end = absl::Now() + window;
+  while (absl::Now() < end) {
+    const absl::Time start = absl::Now();
+    long status = 0;
+    if (curl_easy_perform(curl) != CURLE_OK ||
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
+      ++*errors;
+      continue;
+    }
+    latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return latencies;
+}
+
+double Percentile(std::vector<double> values, double fraction) {
+  if (values.empty()) {
+    return 0;
+  }
+  const size_t index = std::min(values.size() - 1, static_cast<size_t>(fraction * values.size()));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index),
+                   values.end());
+  return values[index];
+}
+
+// http_sd of a 10,000-target namespace, idle and while registrations are written at a steady
+// 5,000/s: into another namespace (arg 0, the figure with an aim: p99 at most 2x idle), or into
+// the served namespace itself (arg 1, reported without an aim: every write changes the answer,
+// which is then rendered again on the next request, never per write).
+void BM_HttpSdLatencyUnderWrites(benchmark::State& state) {
+  const bool into_served = state.range(0) == 1;
+  constexpr int kTargets = 10'000;
+  constexpr double kWriteRate = 5000;
+  constexpr absl::Duration kWindow = absl::Seconds(10);
+  for (auto _ : state) {
+    InProcess server(/*etcd=*/false, "latency");
+    if (!server.error().empty() || !server.RegisterServer("p0") ||
+        !server.RegisterNamespace("served") || !server.RegisterNamespace("other")) {
+      state.SkipWithError("set-up failed");
+      return;
+    }
+    {
+      absl::StatusOr<std::unique_ptr<store::Store>> store =
+          server::OpenStore(server.config().store);
+      if (!store.ok()) {
+        state.SkipWithError("cannot open the store");
+        return;
+      }
+      repo::Repository repository(**store, repo::Keys(server.config().store.prefix));
+      if (BulkPut(**store, repository, "served", 0, kTargets, 100) == 0) {
+        state.SkipWithError("cannot write the served namespace");
+        return;
+      }
+    }
+    if (!server.AwaitTarget("p0", "served", fmt::format("served-host{}.example.com", kTargets - 1),
+                            absl::Minutes(2))) {
+      state.SkipWithError("the view did not load the served namespace");
+      return;
+    }
+    const std::string url = server.Url("/v1/sd/p0/served");
+    const std::string authorization = "Bearer " + AdminToken();
+    int errors = 0;
+    const std::vector<double> idle = HttpSdLatencies(url, authorization, kWindow, &errors);
+
+    std::atomic<bool> stop{false};
+    int failures = 0;
+    double write_rate = 0;
+    std::jthread writer([&] {
+      write_rate = RegisterPaced(server.channel(), into_served ? "served" : "other", kTargets,
+                                 1'000'000, kWriteRate, 256, stop, &failures);
+    });
+    absl::SleepFor(absl::Seconds(1));  // let the write rate settle before measuring
+    const std::vector<double> loaded = HttpSdLatencies(url, authorization, kWindow, &errors);
+    stop = true;
+    writer.join();
+
+    state.counters["idle_p50_ms"] = Percentile(idle, 0.5);
+    state.counters["idle_p99_ms"] = Percentile(idle, 0.99);
+    state.counters["loaded_p50_ms"] = Percentile(loaded, 0.5);
+    state.counters["loaded_p99_ms"] = Percentile(loaded, 0.99);
+    state.counters["p99_ratio"] = Percentile(loaded, 0.99) / Percentile(idle, 0.99);
+    state.counters["requests_idle"] = static_cast<double>(idle.size());
+    state.counters["requests_loaded"] = static_cast<double>(loaded.size());
+    state.counters["writes_per_s"] = write_rate;
+    state.counters["write_failures"] = failures;
+    state.counters["http_errors"] = errors;
+  }
+}
+BENCHMARK(BM_HttpSdLatencyUnderWrites)
+    ->ArgName("into_served")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 // A real discoveryd process on `data_dir`, for what only a process of its own can show (its
 // start-up time and resident memory).
