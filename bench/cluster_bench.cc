@@ -4,6 +4,9 @@
 //   BM_Propagation           a registration acknowledged by replica 0 (REST): the time until
 //                            replica 1's http_sd answer and the exporter's file_sd file show it.
 //                            Reports p50/p99/max of both in milliseconds.
+//   BM_TwoReplicasVsRawPuts  registrations/s over gRPC, 64 in flight split over the two replicas,
+//                            against raw etcd puts of the same documents to the same cluster
+//                            from 64 threads, in the same run (ratio).
 //   BM_RegistrationThroughput registrations per second (registrations_per_s) of N concurrent
 //                            REST clients, half of them on each replica (every one a durable etcd
 //                            write the replica's view has applied before it answers).
@@ -25,8 +28,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
+#include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
+#include "registration_load.h"
 
+#include "repo/repo.h"
+#include "store/etcd/etcd_store.h"
 #include "testing/discovery_cluster.h"
 
 #ifndef DISCOVERYD_BINARY
@@ -152,6 +159,69 @@ BENCHMARK(BM_RegistrationThroughput)
     ->MinTime(3.0)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
+
+// Registrations/s over gRPC with 64 calls in flight, half to each replica, against raw etcd puts
+// of the same JSON documents to the same 3-member cluster from 64 threads of this process (one
+// transaction per put), measured right before in the same run.
+void BM_TwoReplicasVsRawPuts(benchmark::State& state) {
+  static std::atomic<int> run{0};
+  constexpr int kCount = 6400;
+  constexpr int kInFlight = 64;
+  for (auto _ : state) {
+    const std::string ns = fmt::format("replicas{}", run++);
+    if (auto created = cluster->Rest(0, "POST", "/v1/namespaces", Json{{"name", ns}});
+        !created.ok() || created->status != 200) {
+      state.SkipWithError("cannot create the namespace");
+      return;
+    }
+    double raw = 0;
+    {
+      store::EtcdOptions options;
+      options.endpoints = cluster->etcd().endpoints();
+      absl::StatusOr<std::unique_ptr<store::Store>> store = store::ConnectEtcdStore(options);
+      if (!store.ok()) {
+        state.SkipWithError("cannot reach etcd");
+        return;
+      }
+      // Beside the replicas' data, so the same cluster holds both and they do not mix.
+      repo::Repository repository(**store, repo::Keys("/bench-raw"));
+      std::atomic<int> next{0};
+      std::atomic<int> failed{0};
+      const absl::Time start = absl::Now();
+      {
+        std::vector<std::jthread> writers;
+        for (int w = 0; w < kInFlight; ++w) {
+          writers.emplace_back([&] {
+            for (int i = next++; i < kCount; i = next++) {
+              if (!(*store)
+                       ->Commit({.ops = {*repository.PutServiceOp(bench::MakeService(ns, i))}})
+                       .ok()) {
+                ++failed;
+              }
+            }
+          });
+        }
+      }
+      raw = kCount / absl::ToDoubleSeconds(absl::Now() - start);
+      if (failed > 0) {
+        state.SkipWithError("raw puts failed");
+        return;
+      }
+    }
+    std::vector<std::shared_ptr<grpc::Channel>> channels;
+    for (int r = 0; r < cluster->replica_count(); ++r) {
+      channels.push_back(grpc::CreateChannel(cluster->replica(r).grpc_address(),
+                                             grpc::InsecureChannelCredentials()));
+    }
+    const bench::LoadResult registrations = bench::RegisterServices(
+        channels, "Bearer " + cluster->admin_token(), ns, 0, kCount, {.in_flight = kInFlight});
+    state.counters["raw_puts_per_s"] = raw;
+    state.counters["registrations_per_s"] = registrations.per_second;
+    state.counters["ratio"] = registrations.per_second / raw;
+    state.counters["failures"] = registrations.failed;
+  }
+}
+BENCHMARK(BM_TwoReplicasVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace discovery::testing

@@ -49,6 +49,7 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
+#include "registration_load.h"
 #include "spdlog/spdlog.h"
 
 #include "auth/machine_token.h"
@@ -105,17 +106,7 @@ std::string UniquePrefix(std::string_view what) {
   return prefix;
 }
 
-Service MakeService(std::string_view ns, int i) {
-  Service service;
-  service.endpoint = fmt::format("http://{}-host{}.example.com:9100/metrics", ns, i);
-  service.id = ServiceId(service.endpoint);
-  service.name = "node";
-  service.namespace_name = std::string(ns);
-  service.labels = {{"datacenter", fmt::format("dc{}", i % 4)},
-                    {"team", fmt::format("t{}", i % 16)}};
-  service.modified = absl::Now();
-  return service;
-}
+using bench::MakeService;
 
 // Writes services [first, first + count) of `ns` straight into `store`, in transactions of
 // `batch`, as a migration would. Returns puts per second.
@@ -135,56 +126,13 @@ double BulkPut(store::Store& store, const repo::Repository& repository, std::str
 }
 
 // Registers services [first, first + count) of `ns` over gRPC with `in_flight` calls
-// outstanding at any time; registrations per second, or 0 when any failed.
+// outstanding at any time; registrations per second.
 double RegisterConcurrently(const std::shared_ptr<grpc::Channel>& channel, std::string_view ns,
                             int first, int count, int in_flight, int* failures) {
-  auto stub = pb::ServiceAPI::NewStub(channel);
-  const std::string authorization = "Bearer " + AdminToken();
-  grpc::CompletionQueue queue;
-  struct Call {
-    grpc::ClientContext context;
-    pb::RegisterServiceResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::RegisterServiceResponse>> reader;
-  };
-  int next = 0;
-  const auto start_call = [&] {
-    auto* call = new Call;
-    call->context.AddMetadata("authorization", authorization);
-    const Service service = MakeService(ns, first + next++);
-    pb::RegisterServiceRequest request;
-    request.set_name(service.name);
-    request.set_endpoint(service.endpoint);
-    request.set_namespace_(service.namespace_name);
-    for (const auto& [key, value] : service.labels) {
-      (*request.mutable_labels())[key] = value;
-    }
-    call->reader = stub->AsyncRegisterService(&call->context, request, &queue);
-    call->reader->Finish(&call->response, &call->status, call);
-  };
-  const absl::Time start = absl::Now();
-  for (int i = 0; i < in_flight && next < count; ++i) {
-    start_call();
-  }
-  int done = 0;
-  void* tag = nullptr;
-  bool ok = false;
-  while (done < count && queue.Next(&tag, &ok)) {
-    auto* call = static_cast<Call*>(tag);
-    if (!call->status.ok()) {
-      ++*failures;
-    }
-    delete call;
-    ++done;
-    if (next < count) {
-      start_call();
-    }
-  }
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  queue.Shutdown();
-  while (queue.Next(&tag, &ok)) {
-  }
-  return count / seconds;
+  const bench::LoadResult result = bench::RegisterServices({channel}, "Bearer " + AdminToken(), ns,
+                                                           first, count, {.in_flight = in_flight});
+  *failures += result.failed;
+  return result.per_second;
 }
 
 long HttpGet(const std::string& url, std::string* body = nullptr,
@@ -436,72 +384,6 @@ void BM_EtcdRegistrationsVsRawPuts(benchmark::State& state) {
 }
 BENCHMARK(BM_EtcdRegistrationsVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond);
 
-// Registers services [first, first + count) of `ns` over gRPC, starting call i at
-// start + i / rate (so the load is a steady rate, not bursts) with at most `max_in_flight`
-// outstanding, until all are done or `stop` is set. Returns registrations per second achieved.
-double RegisterPaced(const std::shared_ptr<grpc::Channel>& channel, std::string_view ns, int first,
-                     int count, double rate, int max_in_flight, const std::atomic<bool>& stop,
-                     int* failures) {
-  auto stub = pb::ServiceAPI::NewStub(channel);
-  const std::string authorization = "Bearer " + AdminToken();
-  grpc::CompletionQueue queue;
-  struct Call {
-    grpc::ClientContext context;
-    pb::RegisterServiceResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::RegisterServiceResponse>> reader;
-  };
-  const absl::Time start = absl::Now();
-  int started = 0;
-  int done = 0;
-  int in_flight = 0;
-  const auto reap = [&](absl::Time deadline) {
-    void* tag = nullptr;
-    bool ok = false;
-    while (queue.AsyncNext(&tag, &ok, absl::ToChronoTime(deadline)) ==
-           grpc::CompletionQueue::GOT_EVENT) {
-      auto* call = static_cast<Call*>(tag);
-      if (!call->status.ok()) {
-        ++*failures;
-      }
-      delete call;
-      ++done;
-      --in_flight;
-      deadline = absl::Now();  // drain what is ready, then go back to the schedule
-    }
-  };
-  while (started < count && !stop) {
-    const absl::Time due = start + absl::Seconds(started / rate);
-    reap(in_flight < max_in_flight ? due : absl::InfiniteFuture());
-    if (in_flight >= max_in_flight || absl::Now() < due) {
-      continue;
-    }
-    auto* call = new Call;
-    call->context.AddMetadata("authorization", authorization);
-    const Service service = MakeService(ns, first + started++);
-    pb::RegisterServiceRequest request;
-    request.set_name(service.name);
-    request.set_endpoint(service.endpoint);
-    request.set_namespace_(service.namespace_name);
-    for (const auto& [key, value] : service.labels) {
-      (*request.mutable_labels())[key] = value;
-    }
-    call->reader = stub->AsyncRegisterService(&call->context, request, &queue);
-    call->reader->Finish(&call->response, &call->status, call);
-    ++in_flight;
-  }
-  while (in_flight > 0) {
-    reap(absl::InfiniteFuture());
-  }
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  queue.Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (queue.Next(&tag, &ok)) {
-  }
-  return done / seconds;
-}
-
 // Latencies in milliseconds of back-to-back GETs of `url` on one keep-alive connection (as one
 // Prometheus refreshes), for `window`.
 std::vector<double> HttpSdLatencies(const std::string& url, const std::string& authorization,
@@ -579,11 +461,11 @@ void BM_HttpSdLatencyUnderWrites(benchmark::State& state) {
     const std::vector<double> idle = HttpSdLatencies(url, authorization, kWindow, &errors);
 
     std::atomic<bool> stop{false};
-    int failures = 0;
-    double write_rate = 0;
+    bench::LoadResult writes;
     std::jthread writer([&] {
-      write_rate = RegisterPaced(server.channel(), into_served ? "served" : "other", kTargets,
-                                 1'000'000, kWriteRate, 256, stop, &failures);
+      writes = bench::RegisterServices({server.channel()}, authorization,
+                                       into_served ? "served" : "other", kTargets, 1'000'000,
+                                       {.in_flight = 256, .rate = kWriteRate, .stop = &stop});
     });
     absl::SleepFor(absl::Seconds(1));  // let the write rate settle before measuring
     const std::vector<double> loaded = HttpSdLatencies(url, authorization, kWindow, &errors);
@@ -597,8 +479,8 @@ void BM_HttpSdLatencyUnderWrites(benchmark::State& state) {
     state.counters["p99_ratio"] = Percentile(loaded, 0.99) / Percentile(idle, 0.99);
     state.counters["requests_idle"] = static_cast<double>(idle.size());
     state.counters["requests_loaded"] = static_cast<double>(loaded.size());
-    state.counters["writes_per_s"] = write_rate;
-    state.counters["write_failures"] = failures;
+    state.counters["writes_per_s"] = writes.per_second;
+    state.counters["write_failures"] = writes.failed;
     state.counters["http_errors"] = errors;
   }
 }

@@ -1,0 +1,107 @@
+#include "registration_load.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fmt/format.h"
+
+#include "postfinance/discovery/v1/service_api.grpc.pb.h"
+
+namespace discovery::bench {
+
+namespace pb = ::postfinance::discovery::v1;
+
+Service MakeService(std::string_view ns, int i) {
+  Service service;
+  service.endpoint = fmt::format("http://{}-host{}.example.com:9100/metrics", ns, i);
+  service.id = ServiceId(service.endpoint);
+  service.name = "node";
+  service.namespace_name = std::string(ns);
+  service.labels = {{"datacenter", fmt::format("dc{}", i % 4)},
+                    {"team", fmt::format("t{}", i % 16)}};
+  service.modified = absl::Now();
+  return service;
+}
+
+LoadResult RegisterServices(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                            const std::string& authorization, std::string_view ns, int first,
+                            int count, const LoadOptions& options) {
+  std::vector<std::unique_ptr<pb::ServiceAPI::Stub>> stubs;
+  for (const std::shared_ptr<grpc::Channel>& channel : channels) {
+    stubs.push_back(pb::ServiceAPI::NewStub(channel));
+  }
+  grpc::CompletionQueue queue;
+  struct Call {
+    grpc::ClientContext context;
+    pb::RegisterServiceResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::RegisterServiceResponse>> reader;
+  };
+  LoadResult result;
+  int started = 0;
+  int in_flight = 0;
+  const auto complete = [&](void* tag) {
+    std::unique_ptr<Call> call(static_cast<Call*>(tag));
+    if (!call->status.ok()) {
+      ++result.failed;
+    }
+    ++result.completed;
+    --in_flight;
+  };
+  // Waits for completions until `deadline`, then takes whatever else is ready without waiting.
+  const auto reap = [&](absl::Time deadline) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (queue.AsyncNext(&tag, &ok, absl::ToChronoTime(deadline)) ==
+           grpc::CompletionQueue::GOT_EVENT) {
+      complete(tag);
+      // Not InfinitePast: gRPC takes a deadline before the epoch for "never".
+      deadline = absl::Now();
+    }
+  };
+  const absl::Time start = absl::Now();
+  while (started < count && (options.stop == nullptr || !*options.stop)) {
+    const absl::Time due =
+        options.rate > 0 ? start + absl::Seconds(started / options.rate) : absl::InfinitePast();
+    if (in_flight >= options.in_flight) {
+      reap(absl::InfiniteFuture());
+      continue;
+    }
+    if (absl::Now() < due) {
+      reap(due);
+      continue;
+    }
+    auto call = std::make_unique<Call>();
+    call->context.AddMetadata("authorization", authorization);
+    const Service service = MakeService(ns, first + started);
+    pb::RegisterServiceRequest request;
+    request.set_name(service.name);
+    request.set_endpoint(service.endpoint);
+    request.set_namespace_(service.namespace_name);
+    for (const auto& [key, value] : service.labels) {
+      (*request.mutable_labels())[key] = value;
+    }
+    call->reader = stubs[static_cast<size_t>(started) % stubs.size()]->AsyncRegisterService(
+        &call->context, request, &queue);
+    Call* tag = call.release();
+    tag->reader->Finish(&tag->response, &tag->status, tag);
+    ++started;
+    ++in_flight;
+  }
+  while (in_flight > 0) {
+    reap(absl::InfiniteFuture());
+  }
+  result.per_second = result.completed / absl::ToDoubleSeconds(absl::Now() - start);
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.Next(&tag, &ok)) {
+  }
+  return result;
+}
+
+}  // namespace discovery::bench

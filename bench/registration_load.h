@@ -1,0 +1,47 @@
+#ifndef DISCOVERY_BENCH_REGISTRATION_LOAD_H_
+#define DISCOVERY_BENCH_REGISTRATION_LOAD_H_
+
+// The registration load the benchmarks drive: services as a fleet registers them and a gRPC
+// client keeping many RegisterService calls in flight, optionally at a steady rate.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+
+#include "model/model.h"
+
+namespace discovery::bench {
+
+// Service `i` of namespace `ns`: a node_exporter endpoint with two labels (4 datacenters, 16
+// teams), distinct for every (ns, i).
+Service MakeService(std::string_view ns, int i);
+
+struct LoadOptions {
+  // Calls outstanding at most.
+  int in_flight = 64;
+  // Calls started per second (call i at start + i / rate); 0 starts each as soon as a slot is
+  // free.
+  double rate = 0;
+  // Set to end the load early; the calls in flight still complete.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct LoadResult {
+  int completed = 0;
+  int failed = 0;
+  double per_second = 0;  // completed calls per second of the whole run
+};
+
+// Registers services [first, first + count) of `ns`, sending call i to channels[i % size], each
+// with `authorization` as its metadata.
+LoadResult RegisterServices(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                            const std::string& authorization, std::string_view ns, int first,
+                            int count, const LoadOptions& options);
+
+}  // namespace discovery::bench
+
+#endif  // DISCOVERY_BENCH_REGISTRATION_LOAD_H_
