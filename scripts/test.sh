@@ -2,12 +2,14 @@
 # Builds and runs the whole test suite on a fresh Debian 12 machine:
 #   1. installs what is missing (scripts/setup.sh),
 #   2. checks formatting,
-#   3. builds everything with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test
+#   3. builds the previous release's discoveryd from this repository's history (the upgrade test
+#      runs it next to this release on one etcd),
+#   4. builds everything with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test
 #      (unit tests and integration tests; the integration tests start a real etcd-server on free
 #      loopback ports themselves and stop it),
-#   4. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent"),
-#   5. builds the libFuzzer targets with clang and runs each for 20 s,
-#   6. builds the Debian package in Release and installs, runs and purges it (tests/package; this
+#   5. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent"),
+#   6. builds the libFuzzer targets with clang and runs each for 20 s,
+#   7. builds the Debian package in Release and installs, runs and purges it (tests/package; this
 #      changes the machine while it runs, so it runs only as root where the package's user and
 #      /var/lib/discovery* do not exist, as on CI's throw-away machine).
 # Build trees live under build/ (reused, so re-runs are incremental; ccache speeds up rebuilds).
@@ -21,6 +23,10 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 
 echo "== format check" >&2
 git ls-files '*.h' '*.cc' | xargs clang-format --dry-run -Werror
+
+echo "== the previous release's discoveryd (for the rolling-upgrade test)" >&2
+DISCOVERY_PREVIOUS_DISCOVERYD="$(scripts/build_previous_release.sh)"
+export DISCOVERY_PREVIOUS_DISCOVERYD
 
 echo "== ASan+UBSan build and all tests" >&2
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
