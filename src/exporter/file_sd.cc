@@ -20,9 +20,10 @@ FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
     if (placement == nullptr) {
       continue;
     }
-    std::map<std::string, std::vector<Service>> jobs;
+    // `placed` holds the services while their files are rendered; nothing is copied.
+    std::map<std::string_view, std::vector<const Service*>> jobs;
     placement->On(server).ForEach([&](std::string_view, const registry::PlacedPtr& entry) {
-      jobs[entry->service->name].push_back(*entry->service);
+      jobs[entry->service->name].push_back(entry->service.get());
     });
     for (const auto& [job, services] : jobs) {
       std::string path = fmt::format("{}/{}.json", name, job);

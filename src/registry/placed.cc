@@ -165,10 +165,12 @@ namespace {
 std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config) {
   std::vector<targetgroup::TargetGroup> groups;
   if (config != ExportConfig::kDisabled) {
-    std::vector<Service> services;
+    // The slice holds the services for as long as this runs; nothing is copied.
+    std::vector<const Service*> services;
     services.reserve(slice.size());
-    slice.ForEach(
-        [&](std::string_view, const PlacedPtr& placed) { services.push_back(*placed->service); });
+    slice.ForEach([&](std::string_view, const PlacedPtr& placed) {
+      services.push_back(placed->service.get());
+    });
     groups = targetgroup::FromServices(services, config);
   }
   std::string json = targetgroup::ToHttpSdJson(groups);

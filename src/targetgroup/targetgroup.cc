@@ -231,6 +231,16 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
 
 std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,
                                       std::vector<absl::Status>* skipped) {
+  std::vector<const Service*> pointers;
+  pointers.reserve(services.size());
+  for (const Service& service : services) {
+    pointers.push_back(&service);
+  }
+  return FromServices(pointers, config, skipped);
+}
+
+std::vector<TargetGroup> FromServices(const std::vector<const Service*>& services,
+                                      ExportConfig config, std::vector<absl::Status>* skipped) {
   if (config == ExportConfig::kDisabled) {
     return std::vector<TargetGroup>{};
   }
@@ -241,15 +251,15 @@ std::vector<TargetGroup> FromServices(const std::vector<Service>& services, Expo
   };
   std::vector<Entry> entries;
   entries.reserve(services.size());
-  for (const Service& service : services) {
-    absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(service);
+  for (const Service* service : services) {
+    absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(*service);
     if (!endpoint.ok()) {
       if (skipped != nullptr) {
         skipped->push_back(endpoint.status());
       }
       continue;
     }
-    entries.push_back({endpoint->String(), &service, Build(service, *endpoint, config)});
+    entries.push_back({endpoint->String(), service, Build(*service, *endpoint, config)});
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     return std::tie(a.endpoint, a.service->namespace_name, a.service->name, a.service->id) <

@@ -43,6 +43,10 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
 // classified by repo::View before they get here; this is the last line of defence.)
 std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,
                                       std::vector<absl::Status>* skipped = nullptr);
+// The same for services held elsewhere (a view's shared records), without copying them.
+std::vector<TargetGroup> FromServices(const std::vector<const Service*>& services,
+                                      ExportConfig config,
+                                      std::vector<absl::Status>* skipped = nullptr);
 
 // The http_sd response body: a compact JSON array in the given order, each object with exactly
 // the keys "targets" and "labels" (both always present: `[]`, `{}` when empty), label names

@@ -272,7 +272,7 @@ TEST(TargetGroupTest, EqualEndpointsAreOrderedByNamespace) {
 }
 
 TEST(TargetGroupTest, NoServicesGiveNoGroups) {
-  EXPECT_THAT(FromServices({}, ExportConfig::kStandard), IsEmpty());
+  EXPECT_THAT(FromServices(std::vector<Service>{}, ExportConfig::kStandard), IsEmpty());
 }
 
 // --- JSON ------------------------------------------------------------------------------
