@@ -1,10 +1,14 @@
 #include "repo/view.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -412,6 +416,80 @@ TEST_F(ViewTest, ProbesAQuietStoreAndKeepsItsLastSnapshotWhileItIsUnreachable) {
   EXPECT_EQ(view.Current(), before);
   flaky.FailRevisions(false);
   EXPECT_TRUE(health_is(absl::StatusCode::kOk)) << view.Health();
+}
+
+}  // namespace
+}  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+// A load large enough to be classified by several threads must give what following the same
+// records one write at a time gives: every record in its place, the invalid ones with their
+// reasons, whichever thread decoded them.
+TEST_F(ViewTest, ALargeLoadEqualsFollowingTheSameRecords) {
+  View following(*store_, Keys());
+  ASSERT_TRUE(following.WaitForRevision(0, kWait));
+  constexpr int kRecords = 3 * 4096;
+  int64_t revision = 0;
+  for (int begin = 0; begin < kRecords; begin += 500) {
+    store::Txn txn;
+    for (int i = begin; i < std::min(kRecords, begin + 500); ++i) {
+      const std::string ns = i % 3 == 0 ? "one" : "two";
+      Service service = MakeService(absl::StrCat("s", i), ns,
+                                    absl::StrCat("http://host", i, ".example.com/metrics"));
+      service.labels = {{"team", absl::StrCat("t", i % 7)}};
+      std::string key = Keys().Service(ns, service.id);
+      std::string value = EncodeService(service);
+      switch (i % 97) {
+        case 5:
+          value = "{";  // not JSON
+          break;
+        case 11:
+          key = Keys().Service("elsewhere", service.id);  // misfiled
+          break;
+        case 13:
+          service.endpoint = "localhost:9100";  // cannot be served
+          value = EncodeService(service);
+          break;
+        default:
+          break;
+      }
+      txn.ops.push_back(store::Op::Put(std::move(key), std::move(value)));
+    }
+    absl::StatusOr<store::TxnResult> result = store_->Commit(txn);
+    ASSERT_THAT(result, IsOk());
+    revision = result->revision;
+  }
+  const std::shared_ptr<const Snapshot> followed = At(following, revision);
+  View loading(*store_, Keys());
+  const std::shared_ptr<const Snapshot> loaded = At(loading, revision);
+
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->ServiceCount(), kRecords - 3 * (kRecords / 97 + 1));
+  EXPECT_EQ(loaded->ServiceCount(), followed->ServiceCount());
+  for (const std::string ns : {"one", "two"}) {
+    ASSERT_NE(loaded->ServicesIn(ns), nullptr);
+    std::vector<Service> a;
+    std::vector<Service> b;
+    loaded->ServicesIn(ns)->ForEach(
+        [&a](std::string_view, const ServicePtr& s) { a.push_back(*s); });
+    followed->ServicesIn(ns)->ForEach(
+        [&b](std::string_view, const ServicePtr& s) { b.push_back(*s); });
+    EXPECT_EQ(a, b) << ns;
+  }
+  ASSERT_EQ(loaded->invalid.size(), followed->invalid.size());
+  EXPECT_EQ(loaded->invalid.size(), 3U * (kRecords / 97 + 1));
+  for (const auto& [key, record] : loaded->invalid) {
+    ASSERT_TRUE(followed->invalid.contains(key)) << key;
+    const InvalidRecord& other = followed->invalid.at(key);
+    EXPECT_EQ(record.kind, other.kind) << key;
+    EXPECT_EQ(record.reason, other.reason) << key;
+    EXPECT_EQ(record.mod_revision, other.mod_revision) << key;
+    ASSERT_NE(record.service, nullptr) << key;
+    ASSERT_NE(other.service, nullptr) << key;
+    EXPECT_EQ(*record.service, *other.service) << key;
+  }
 }
 
 }  // namespace
