@@ -1,5 +1,9 @@
 #include "repo/view.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <deque>
 #include <memory>
@@ -276,6 +280,16 @@ class Applier {
   std::map<std::string, std::vector<std::pair<std::string_view, ServicePtr>>> loaded_;
 };
 
+// A load frees as much as it keeps (the whole range as read, the decoding's and the first
+// placement's temporaries), scattered between the records it keeps. glibc returns free memory
+// to the system only from the top of a heap, so without this those pages would stay resident
+// for the life of the process: at a million services, some hundred MiB.
+void ReleaseFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace
 
 const ServiceMap* Snapshot::ServicesIn(std::string_view ns) const {
@@ -406,6 +420,7 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   range->kvs.clear();
   range->kvs.shrink_to_fit();
   Publish(working);
+  ReleaseFreedMemory();
 
   Pending& pending = *pending_;
   {
