@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 
+#include "absl/time/civil_time.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
@@ -159,7 +161,67 @@ std::string FormatTimestamp(absl::Time time) {
   return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", time, absl::UTCTimeZone());
 }
 
+namespace {
+
+// The form FormatTimestamp writes (and Go writes), "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z" with every
+// field in range, read without absl's general parser (a tenth of a load's work). nullopt for
+// anything else, which ParseTimestamp leaves to absl.
+std::optional<absl::Time> ParseUtcTimestamp(std::string_view text) {
+  auto digits = [text](size_t at, size_t count, int& value) {
+    value = 0;
+    for (size_t i = at; i < at + count; ++i) {
+      if (i >= text.size() || text[i] < '0' || text[i] > '9') {
+        return false;
+      }
+      value = value * 10 + (text[i] - '0');
+    }
+    return true;
+  };
+  int year = 0;
+  int month = 0;
+  int day = 0;
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
+  if (text.size() < 20 || !digits(0, 4, year) || text[4] != '-' || !digits(5, 2, month) ||
+      text[7] != '-' || !digits(8, 2, day) || text[10] != 'T' || !digits(11, 2, hour) ||
+      text[13] != ':' || !digits(14, 2, minute) || text[16] != ':' || !digits(17, 2, second) ||
+      text.back() != 'Z') {
+    return std::nullopt;
+  }
+  int64_t nanos = 0;
+  if (text.size() > 20) {
+    const size_t fraction = text.size() - 21;  // between '.' and 'Z'
+    if (text[19] != '.' || fraction < 1 || fraction > 9) {
+      return std::nullopt;
+    }
+    int value = 0;
+    if (!digits(20, fraction, value)) {
+      return std::nullopt;
+    }
+    nanos = value;
+    for (size_t i = fraction; i < 9; ++i) {
+      nanos *= 10;
+    }
+  }
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) {
+    return std::nullopt;
+  }
+  const absl::CivilDay civil_day(year, month, day);
+  if (civil_day.month() != month || civil_day.day() != day) {
+    return std::nullopt;  // e.g. February 30th, which absl judges
+  }
+  const absl::CivilSecond civil(year, month, day, hour, minute, second);
+  return absl::FromUnixSeconds(civil - absl::CivilSecond(1970, 1, 1, 0, 0, 0)) +
+         absl::Nanoseconds(nanos);
+}
+
+}  // namespace
+
 absl::StatusOr<absl::Time> ParseTimestamp(std::string_view text) {
+  if (std::optional<absl::Time> time = ParseUtcTimestamp(text); time.has_value()) {
+    return *time;
+  }
   absl::Time time;
   std::string error;
   if (!absl::ParseTime(absl::RFC3339_full, ToAbsl(text), &time, &error)) {

@@ -1,12 +1,14 @@
 #include "repo/codec.h"
 
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/time/civil_time.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -294,6 +296,58 @@ TEST(CodecTest, StreamingServiceDecoderAgreesOnDamagedDocuments) {
         damaged[at] = replacement;
         ExpectSameAsDom(damaged);
       }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+// ParseTimestamp reads its own (Go's) form without absl's general parser; for every text, in
+// that form or near it, it must answer as absl does.
+TEST(TimeTest, ParsesLikeAbslRfc3339) {
+  std::mt19937 random(15);
+  auto pick = [&random](int low, int high) {
+    return std::uniform_int_distribution<int>(low, high)(random);
+  };
+  for (int i = 0; i < 20000; ++i) {
+    std::string text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", pick(0, 9999),
+                                   pick(0, 13), pick(0, 32), pick(0, 24), pick(0, 60), pick(0, 61));
+    if (const int digits = pick(0, 11); digits > 0) {
+      text += '.';
+      for (int d = 0; d < digits; ++d) {
+        text += static_cast<char>('0' + pick(0, 9));
+      }
+    }
+    switch (pick(0, 9)) {
+      case 0:
+        text += "+01:30";
+        break;
+      case 1:
+        text += "z";
+        break;
+      case 2:
+        text[10] = 't';
+        text += 'Z';
+        break;
+      case 3:
+        text[pick(0, static_cast<int>(text.size()) - 1)] = static_cast<char>(pick(32, 126));
+        text += 'Z';
+        break;
+      default:
+        text += 'Z';
+        break;
+    }
+    absl::Time expected;
+    std::string error;
+    const bool parses = absl::ParseTime(absl::RFC3339_full, text, &expected, &error);
+    const absl::StatusOr<absl::Time> parsed = ParseTimestamp(text);
+    ASSERT_EQ(parsed.ok(), parses) << text;
+    if (parses) {
+      EXPECT_EQ(*parsed, expected) << text;
     }
   }
 }
