@@ -359,13 +359,12 @@ class ServiceSax {
                                                kFieldNames[field], Expected(field)));
       }
     }
-    if (!modified_.empty()) {
-      absl::StatusOr<absl::Time> time = ParseTimestamp(modified_);
-      if (!time.ok()) {
+    if (modified_.has_value()) {
+      if (!modified_->ok()) {
         return absl::DataLossError(
-            fmt::format("service document: field \"modified\": {}", time.status().message()));
+            fmt::format("service document: field \"modified\": {}", modified_->status().message()));
       }
-      service_.modified = *time;
+      service_.modified = **modified_;
     }
     return std::move(service_);
   }
@@ -391,6 +390,10 @@ class ServiceSax {
       Reset(field_);
       if (std::string* target = StringField(field_); target != nullptr) {
         *target = std::move(value);
+      } else if (field_ == kModified) {
+        if (!value.empty()) {
+          modified_ = ParseTimestamp(value);
+        }
       } else if (field_ != kUnknown) {
         bad_[field_] = true;
       }
@@ -502,8 +505,6 @@ class ServiceSax {
         return &service_.selector;
       case kDescription:
         return &service_.description;
-      case kModified:
-        return &modified_;
       default:
         return nullptr;
     }
@@ -522,6 +523,8 @@ class ServiceSax {
       bad_labels_.clear();
     } else if (field == kServers) {
       service_.servers.clear();
+    } else if (field == kModified) {
+      modified_.reset();
     }
   }
 
@@ -560,7 +563,8 @@ class ServiceSax {
   }
 
   Service service_;
-  std::string modified_;
+  // Parsed where it is read, without keeping the text; nullopt while absent or "".
+  std::optional<absl::StatusOr<absl::Time>> modified_;
   int depth_ = 0;
   bool is_object_ = false;
   bool invalid_json_ = false;
