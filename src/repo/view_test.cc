@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -424,13 +425,12 @@ TEST_F(ViewTest, ProbesAQuietStoreAndKeepsItsLastSnapshotWhileItIsUnreachable) {
 namespace discovery::repo {
 namespace {
 
-// A load large enough to be classified by several threads must give what following the same
-// records one write at a time gives: every record in its place, the invalid ones with their
-// reasons, whichever thread decoded them.
-TEST_F(ViewTest, ALargeLoadEqualsFollowingTheSameRecords) {
-  View following(*store_, Keys());
-  ASSERT_TRUE(following.WaitForRevision(0, kWait));
+// A load large enough to be classified by several threads keeps every record in its place and
+// sets aside exactly the invalid ones with their reasons, whichever thread decoded them.
+TEST_F(ViewTest, ALargeLoadKeepsEveryRecordInItsPlace) {
   constexpr int kRecords = 3 * 4096;
+  std::map<std::string, Service> valid;        // by key
+  std::map<std::string, std::string> invalid;  // key -> what the reason contains
   int64_t revision = 0;
   for (int begin = 0; begin < kRecords; begin += 500) {
     store::Txn txn;
@@ -443,16 +443,21 @@ TEST_F(ViewTest, ALargeLoadEqualsFollowingTheSameRecords) {
       std::string value = EncodeService(service);
       switch (i % 97) {
         case 5:
-          value = "{";  // not JSON
+          value = "{";
+          invalid[key] = "not valid JSON";
           break;
         case 11:
-          key = Keys().Service("elsewhere", service.id);  // misfiled
+          key = Keys().Service("elsewhere", service.id);
+          invalid[key] = "does not match its key";
           break;
         case 13:
-          service.endpoint = "localhost:9100";  // cannot be served
+          service.endpoint = "localhost:9100";
           value = EncodeService(service);
+          invalid[key] = std::string{CheckStoredService(service).message()};
+          ASSERT_FALSE(invalid[key].empty());
           break;
         default:
+          valid[key] = service;
           break;
       }
       txn.ops.push_back(store::Op::Put(std::move(key), std::move(value)));
@@ -461,34 +466,24 @@ TEST_F(ViewTest, ALargeLoadEqualsFollowingTheSameRecords) {
     ASSERT_THAT(result, IsOk());
     revision = result->revision;
   }
-  const std::shared_ptr<const Snapshot> followed = At(following, revision);
-  View loading(*store_, Keys());
-  const std::shared_ptr<const Snapshot> loaded = At(loading, revision);
+  View view(*store_, Keys());
+  const std::shared_ptr<const Snapshot> loaded = At(view, revision);
 
   ASSERT_NE(loaded, nullptr);
-  EXPECT_EQ(loaded->ServiceCount(), kRecords - 3 * (kRecords / 97 + 1));
-  EXPECT_EQ(loaded->ServiceCount(), followed->ServiceCount());
-  for (const std::string ns : {"one", "two"}) {
-    ASSERT_NE(loaded->ServicesIn(ns), nullptr);
-    std::vector<Service> a;
-    std::vector<Service> b;
-    loaded->ServicesIn(ns)->ForEach(
-        [&a](std::string_view, const ServicePtr& s) { a.push_back(*s); });
-    followed->ServicesIn(ns)->ForEach(
-        [&b](std::string_view, const ServicePtr& s) { b.push_back(*s); });
-    EXPECT_EQ(a, b) << ns;
+  EXPECT_EQ(loaded->ServiceCount(), valid.size());
+  for (const auto& [key, service] : valid) {
+    const Service* found = loaded->FindService(service.namespace_name, service.id);
+    ASSERT_NE(found, nullptr) << key;
+    EXPECT_EQ(*found, service) << key;
   }
-  ASSERT_EQ(loaded->invalid.size(), followed->invalid.size());
-  EXPECT_EQ(loaded->invalid.size(), 3U * (kRecords / 97 + 1));
-  for (const auto& [key, record] : loaded->invalid) {
-    ASSERT_TRUE(followed->invalid.contains(key)) << key;
-    const InvalidRecord& other = followed->invalid.at(key);
-    EXPECT_EQ(record.kind, other.kind) << key;
-    EXPECT_EQ(record.reason, other.reason) << key;
-    EXPECT_EQ(record.mod_revision, other.mod_revision) << key;
+  ASSERT_EQ(loaded->invalid.size(), invalid.size());
+  for (const auto& [key, reason] : invalid) {
+    ASSERT_TRUE(loaded->invalid.contains(key)) << key;
+    const InvalidRecord& record = loaded->invalid.at(key);
+    EXPECT_EQ(record.kind, "service") << key;
+    EXPECT_THAT(record.reason, HasSubstr(reason)) << key;
     ASSERT_NE(record.service, nullptr) << key;
-    ASSERT_NE(other.service, nullptr) << key;
-    EXPECT_EQ(*record.service, *other.service) << key;
+    EXPECT_EQ(Keys().Service(record.service->namespace_name, record.service->id), key);
   }
 }
 
