@@ -12,6 +12,7 @@
 // be cheap to copy (a shared_ptr to the real record, for instance).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -27,16 +28,64 @@ namespace discovery::persistent {
 template <typename K, typename V, typename Compare = std::less<>>
 class Map {
   struct Node;
-  using NodePtr = std::shared_ptr<const Node>;
 
+  // Owns a node with the count inside it (intrusive) rather than a shared_ptr's separate control
+  // block: a map holds one node per entry, and a million services sit in three maps (the view's
+  // and two of placement), so every byte of a node counts three million times.
+  class NodePtr {
+   public:
+    NodePtr() = default;
+    NodePtr(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): like a pointer
+    explicit NodePtr(const Node* node) : node_(node) {
+      if (node_ != nullptr) {
+        node_->refs.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    NodePtr(const NodePtr& other) : NodePtr(other.node_) {}
+    NodePtr(NodePtr&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+    NodePtr& operator=(NodePtr other) noexcept {
+      std::swap(node_, other.node_);
+      return *this;
+    }
+    ~NodePtr() {
+      // The last owner frees; acq_rel so that every other owner's use happens before.
+      if (node_ != nullptr && node_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        delete node_;
+      }
+    }
+
+    const Node* get() const { return node_; }
+    const Node* operator->() const { return node_; }
+    const Node& operator*() const { return *node_; }
+    friend bool operator==(const NodePtr& a, const NodePtr& b) { return a.node_ == b.node_; }
+    friend bool operator==(const NodePtr& a, std::nullptr_t) { return a.node_ == nullptr; }
+
+   private:
+    const Node* node_ = nullptr;
+  };
+
+  // 56 bytes with string_view keys and shared_ptr values: no priority (it is the key's hash,
+  // recomputed when needed) and a 32-bit size, so that a node fits a 64-byte malloc chunk.
   struct Node {
+    Node(K k, V v, uint32_t n, NodePtr l, NodePtr r)
+        : key(std::move(k)),
+          value(std::move(v)),
+          size(n),
+          left(std::move(l)),
+          right(std::move(r)) {}
+
     K key;
     V value;
-    uint64_t priority;
-    size_t size;
+    uint32_t size;
+    mutable std::atomic<uint32_t> refs{0};
     NodePtr left;
     NodePtr right;
   };
+
+  static NodePtr New(K key, V value, size_t size, NodePtr left, NodePtr right) {
+    return NodePtr(new Node(std::move(key), std::move(value), static_cast<uint32_t>(size),
+                            std::move(left), std::move(right)));
+  }
 
  public:
   using key_type = K;
@@ -90,30 +139,33 @@ class Map {
   // Builds a map from entries sorted ascending by key without duplicates, in O(n): the initial
   // load of a large store must not pay O(n log n) allocations.
   static Map FromSorted(std::vector<std::pair<K, V>> entries) {
-    // The right spine of the tree built so far, as mutable nodes; frozen at the end.
-    std::vector<std::shared_ptr<Node>> spine;
+    // The right spine of the tree built so far (with the priorities of its nodes), still being
+    // changed: nobody else holds these nodes yet.
+    std::vector<NodePtr> spine;
+    std::vector<uint64_t> spine_priorities;
     for (auto& [key, value] : entries) {
       const uint64_t priority = Priority(key);
-      auto node =
-          std::make_shared<Node>(Node{std::move(key), std::move(value), priority, 1, {}, {}});
-      std::shared_ptr<Node> last_popped;
+      NodePtr node = New(std::move(key), std::move(value), 1, nullptr, nullptr);
+      NodePtr last_popped;
       // Everything on the spine that the new node outranks goes below it, to its left.
       while (!spine.empty() &&
-             Before(priority, node->key, spine.back()->priority, spine.back()->key)) {
+             Before(priority, node->key, spine_priorities.back(), spine.back()->key)) {
         last_popped = std::move(spine.back());
         spine.pop_back();
+        spine_priorities.pop_back();
       }
-      node->left = std::move(last_popped);
+      Mutable(node).left = std::move(last_popped);
       if (!spine.empty()) {
-        spine.back()->right = node;
+        Mutable(spine.back()).right = node;
       }
       spine.push_back(std::move(node));
+      spine_priorities.push_back(priority);
     }
     if (spine.empty()) {
       return Map();
     }
     NodePtr root = spine.front();
-    FixSizes(const_cast<Node*>(root.get()));
+    FixSizes(&Mutable(root));
     return Map(std::move(root));
   }
 
@@ -183,24 +235,27 @@ class Map {
     return a > b || (a == b && Compare()(ka, kb));
   }
   static bool Above(const Node* a, const Node* b) {
-    return Before(a->priority, a->key, b->priority, b->key);
+    return Before(Priority(a->key), a->key, Priority(b->key), b->key);
   }
 
   static size_t SizeOf(const NodePtr& node) { return node == nullptr ? 0 : node->size; }
 
+  // A node only the caller holds, being built.
+  static Node& Mutable(const NodePtr& node) { return const_cast<Node&>(*node); }
+
   static NodePtr Make(const Node& from, NodePtr left, NodePtr right) {
     const size_t size = 1 + SizeOf(left) + SizeOf(right);
-    return std::make_shared<const Node>(
-        Node{from.key, from.value, from.priority, size, std::move(left), std::move(right)});
+    return New(from.key, from.value, size, std::move(left), std::move(right));
   }
 
   static size_t FixSizes(Node* node) {
     if (node == nullptr) {
       return 0;
     }
-    node->size = 1 + FixSizes(const_cast<Node*>(node->left.get())) +
-                 FixSizes(const_cast<Node*>(node->right.get()));
-    return node->size;
+    const size_t size = 1 + FixSizes(const_cast<Node*>(node->left.get())) +
+                        FixSizes(const_cast<Node*>(node->right.get()));
+    node->size = static_cast<uint32_t>(size);
+    return size;
   }
 
   // Splits `node` into the keys less than `key` and those greater (`key` itself must be
@@ -233,18 +288,16 @@ class Map {
   }
 
   static NodePtr InsertAt(const NodePtr& node, K key, V value, uint64_t priority) {
-    if (node == nullptr || Before(priority, key, node->priority, node->key)) {
+    if (node == nullptr || Before(priority, key, Priority(node->key), node->key)) {
       if (node != nullptr && !Compare()(key, node->key) && !Compare()(node->key, key)) {
         // Same key (and so same priority): replace the value, keep the children.
-        return std::make_shared<const Node>(
-            Node{std::move(key), std::move(value), priority, node->size, node->left, node->right});
+        return New(std::move(key), std::move(value), node->size, node->left, node->right);
       }
       // The new key goes here; whatever was below splits around it. An equal key further down
       // cannot exist: it would have the same priority and so sit at or above this point.
       auto [less, greater] = Split(node, key);
       const size_t size = 1 + SizeOf(less) + SizeOf(greater);
-      return std::make_shared<const Node>(Node{std::move(key), std::move(value), priority, size,
-                                               std::move(less), std::move(greater)});
+      return New(std::move(key), std::move(value), size, std::move(less), std::move(greater));
     }
     if (Compare()(key, node->key)) {
       return Make(*node, InsertAt(node->left, std::move(key), std::move(value), priority),
@@ -254,8 +307,7 @@ class Map {
       return Make(*node, node->left,
                   InsertAt(node->right, std::move(key), std::move(value), priority));
     }
-    return std::make_shared<const Node>(
-        Node{std::move(key), std::move(value), priority, node->size, node->left, node->right});
+    return New(std::move(key), std::move(value), node->size, node->left, node->right);
   }
 
   template <typename Q>

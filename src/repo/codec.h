@@ -39,4 +39,10 @@ absl::StatusOr<Service> DecodeService(std::string_view json);
 // Also DataLoss for an unknown algorithm or replicas < 1.
 absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view json);
 
+namespace internal {
+// DecodeService through a JSON DOM: the straightforward reading of the document, kept as the
+// reference that the streaming DecodeService is tested against.
+absl::StatusOr<Service> DecodeServiceWithDom(std::string_view json);
+}  // namespace internal
+
 }  // namespace discovery::repo

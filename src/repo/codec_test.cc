@@ -1,10 +1,14 @@
 #include "repo/codec.h"
 
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/time/civil_time.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -179,6 +183,173 @@ TEST(CodecTest, RoundTripsPlacementSettings) {
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(DecodePlacementSettings(R"({"algorithm":"jump","replicas":"1"})").status().code(),
             absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+// The streaming decoder must answer exactly as the DOM decoder: the same service, or the same
+// error with the same message.
+void ExpectSameAsDom(const std::string& json) {
+  const absl::StatusOr<Service> streamed = DecodeService(json);
+  const absl::StatusOr<Service> dom = internal::DecodeServiceWithDom(json);
+  ASSERT_EQ(streamed.status(), dom.status()) << json;
+  if (dom.ok()) {
+    EXPECT_EQ(*streamed, *dom) << json;
+  }
+}
+
+const std::vector<std::string>& ServiceVectors() {
+  static const auto* const kVectors = new std::vector<std::string>{
+      ReadFixture("go_service_full.json"),
+      ReadFixture("go_service_minimal.json"),
+      ReadFixture("go_namespace_default.json"),
+      ReadFixture("go_server_active.json"),
+      "",
+      "{",
+      "}",
+      "[]",
+      "null",
+      "\"service\"",
+      "12",
+      "{}",
+      "{} {}",
+      "{}x",
+      R"({"id":"x","future":{"a":1},"labels":null,"servers":null})",
+      R"({"labels":{"a":1}})",
+      R"({"labels":{"a":null}})",
+      R"({"labels":{"a":{"b":"c"}}})",
+      R"({"labels":{"a":["b"]}})",
+      R"({"labels":{"a":1,"a":"x"}})",
+      R"({"labels":{"a":"x","a":1}})",
+      R"({"labels":{"a":"x","a":"y","b":"z"}})",
+      R"({"labels":{}})",
+      R"({"labels":[]})",
+      R"({"labels":"a=b"})",
+      R"({"labels":{"a":"x"},"labels":null})",
+      R"({"labels":{"a":1},"labels":{"b":"y"}})",
+      R"({"servers":["a","b"]})",
+      R"({"servers":["a",null]})",
+      R"({"servers":["a",["b"]]})",
+      R"({"servers":["a",{"b":"c"}]})",
+      R"({"servers":{}})",
+      R"({"servers":"a"})",
+      R"({"servers":[1],"servers":["z"]})",
+      R"({"servers":["z"],"servers":[]})",
+      R"({"id":1})",
+      R"({"id":true,"name":false})",
+      R"({"id":"a","id":2})",
+      R"({"id":2,"id":"a"})",
+      R"({"name":{"x":[1,{"y":null}]},"endpoint":[]})",
+      R"({"endpoint":1.5,"name":1e999})",
+      R"({"description":-1,"selector":18446744073709551615})",
+      R"({"servers":[1],"labels":{"a":1},"id":[]})",
+      R"({"modified":"soon"})",
+      R"({"modified":""})",
+      R"({"modified":null})",
+      R"({"modified":5})",
+      R"({"modified":"soon","id":5})",
+      R"({"modified":"2021-02-04T15:12:50.085+01:00"})",
+      R"({"modified":"2021-02-04T14:12:50Z","modified":"2022-02-04T14:12:50Z"})",
+      R"({"namespace":"default","namespace":null})",
+      R"({"id":"\u00e9\ud83d\ude00\n","name":"a\"b"})",
+      R"({"id":"\ud800"})",
+      "{\"id\":\"\xff\"}",
+      R"({"id":"x",})",
+      R"({"id":"x" "name":"y"})",
+      R"({"id":"x"}  )",
+      R"(  {"a":{"b":{"c":{"d":[[[[]]]]}}},"id":"deep"})",
+  };
+  return *kVectors;
+}
+
+TEST(CodecTest, StreamingServiceDecoderAnswersAsTheDomDecoder) {
+  for (const std::string& json : ServiceVectors()) {
+    ExpectSameAsDom(json);
+  }
+  Service service{.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                  .name = "example",
+                  .namespace_name = "default",
+                  .endpoint = "http://example.com/metrics",
+                  .selector = "environment=test",
+                  .servers = {"a", "b"},
+                  .labels = {{"label1", "välue"}, {"label2", "x"}},
+                  .description = "d",
+                  .modified = Utc(2021, 2, 4, 14, 13, 50, 1)};
+  ExpectSameAsDom(EncodeService(service));
+}
+
+// Every truncation and many single-byte edits of valid and invalid documents: whatever the
+// damage, both decoders must agree on the record or on the reason.
+TEST(CodecTest, StreamingServiceDecoderAgreesOnDamagedDocuments) {
+  constexpr std::string_view kReplacements = "{}[]\":,0n\\ x";
+  for (const std::string& json : ServiceVectors()) {
+    for (size_t size = 0; size < json.size(); ++size) {
+      ExpectSameAsDom(json.substr(0, size));
+    }
+    for (size_t at = 0; at < json.size(); ++at) {
+      for (char replacement : kReplacements) {
+        std::string damaged = json;
+        damaged[at] = replacement;
+        ExpectSameAsDom(damaged);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+// ParseTimestamp reads its own (Go's) form without absl's general parser; for every text, in
+// that form or near it, it must answer as absl does.
+TEST(TimeTest, ParsesLikeAbslRfc3339) {
+  std::mt19937 random(15);
+  auto pick = [&random](int low, int high) {
+    return std::uniform_int_distribution<int>(low, high)(random);
+  };
+  for (int i = 0; i < 20000; ++i) {
+    std::string text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", pick(0, 9999),
+                                   pick(0, 13), pick(0, 32), pick(0, 24), pick(0, 60), pick(0, 61));
+    if (const int digits = pick(0, 11); digits > 0) {
+      text += '.';
+      for (int d = 0; d < digits; ++d) {
+        text += static_cast<char>('0' + pick(0, 9));
+      }
+    }
+    switch (pick(0, 9)) {
+      case 0:
+        text += "+01:30";
+        break;
+      case 1:
+        text += "z";
+        break;
+      case 2:
+        text[10] = 't';
+        text += 'Z';
+        break;
+      case 3:
+        text[pick(0, static_cast<int>(text.size()) - 1)] = static_cast<char>(pick(32, 126));
+        text += 'Z';
+        break;
+      default:
+        text += 'Z';
+        break;
+    }
+    absl::Time expected;
+    std::string error;
+    const bool parses = absl::ParseTime(absl::RFC3339_full, text, &expected, &error);
+    const absl::StatusOr<absl::Time> parsed = ParseTimestamp(text);
+    ASSERT_EQ(parsed.ok(), parses) << text;
+    if (parses) {
+      EXPECT_EQ(*parsed, expected) << text;
+    }
+  }
 }
 
 }  // namespace

@@ -6,8 +6,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_split.h"
 #include "fmt/format.h"
 
 #include "common/format.h"
@@ -84,24 +82,36 @@ std::string Keys::Service(std::string_view ns, std::string_view id) const {
 }
 
 Keys::Parsed Keys::Parse(std::string_view key) const {
+  // Without building the prefixed strings or a vector of parts: a load parses every key.
   Parsed parsed;
-  if (key == PlacementSettings()) {
+  if (!key.starts_with(prefix_) || key.size() <= prefix_.size() || key[prefix_.size()] != '/') {
+    return parsed;
+  }
+  const std::string_view rest = key.substr(prefix_.size() + 1);
+  if (rest == "settings/v1/placement") {
     parsed.kind = Parsed::Kind::kPlacementSettings;
     return parsed;
   }
-  const std::string all = All();
-  if (!absl::StartsWith(ToAbsl(key), all)) {
-    return parsed;
+  // Up to five parts: a fifth means neither layout matches.
+  std::array<std::string_view, 5> parts;
+  size_t count = 0;
+  for (size_t begin = 0; count < parts.size(); ++count) {
+    const size_t end = rest.find('/', begin);
+    parts[count] = rest.substr(begin, end == std::string_view::npos ? end : end - begin);
+    if (end == std::string_view::npos) {
+      ++count;
+      break;
+    }
+    begin = end + 1;
   }
-  const std::vector<absl::string_view> parts = absl::StrSplit(ToAbsl(key.substr(all.size())), '/');
-  if (parts.size() == 3 && parts[1] == "v1" && !parts[2].empty()) {
+  if (count == 3 && parts[1] == "v1" && !parts[2].empty()) {
     if (parts[0] == "namespace") {
       parsed.kind = Parsed::Kind::kNamespace;
     } else if (parts[0] == "server") {
       parsed.kind = Parsed::Kind::kServer;
     }
     parsed.name = std::string{parts[2]};
-  } else if (parts.size() == 4 && parts[0] == "service" && parts[1] == "v1" && !parts[2].empty() &&
+  } else if (count == 4 && parts[0] == "service" && parts[1] == "v1" && !parts[2].empty() &&
              !parts[3].empty()) {
     parsed.kind = Parsed::Kind::kService;
     parsed.name = std::string{parts[2]};

@@ -65,6 +65,29 @@ TEST(KeysTest, ParsesWhatItBuilds) {
   EXPECT_EQ(keys.Parse("/sd/server/v1/").kind, Keys::Parsed::Kind::kOther);
 }
 
+TEST(KeysTest, ParsesOnlyTheExactLayouts) {
+  using Kind = Keys::Parsed::Kind;
+  Keys keys("/sd");
+  EXPECT_EQ(keys.Parse(keys.PlacementSettings()).kind, Kind::kPlacementSettings);
+  EXPECT_EQ(keys.Parse("/sd/settings/v1/placement/x").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sdx/server/v1/s").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/server/v2/s").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/server/v1/s/t").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/service/v1/ns").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/service/v1/ns/").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/service/v1//id").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/service/v1/ns/id/x").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/service/v1/ns/id/x/y/z").kind, Kind::kOther);
+  EXPECT_EQ(keys.Parse("/sd/namespace/v1/a/b/c/d/e/f").kind, Kind::kOther);
+  const Keys::Parsed server = keys.Parse("/sd/server/v1/a.b-c");
+  EXPECT_EQ(server.kind, Kind::kServer);
+  EXPECT_EQ(server.name, "a.b-c");
+  EXPECT_TRUE(server.id.empty());
+}
+
 TEST(KeysTest, ValidatesPrefixesLikeTheOriginal) {
   EXPECT_THAT(ValidatePrefix("/discovery"), IsOk());
   EXPECT_THAT(ValidatePrefix("/my-discovery"), IsOk());

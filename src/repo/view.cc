@@ -1,10 +1,17 @@
 #include "repo/view.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -83,6 +90,57 @@ absl::StatusOr<Service> ClassifyService(const Keys::Parsed& parsed, std::string_
   return absl::Status(problem.code(), BoundedReason(std::string{problem.message()}));
 }
 
+// A service record classified ahead of the Applier: on a load, by several threads at once.
+struct Classified {
+  ServicePtr service;    // accepted, or
+  absl::Status problem;  // the reason it is left out,
+  ServicePtr shown;      // with what an operator is shown of it
+};
+
+Classified Classify(const Keys::Parsed& parsed, std::string_view value) {
+  Service shown;
+  absl::StatusOr<Service> service = ClassifyService(parsed, value, shown);
+  if (service.ok()) {
+    return {.service = std::make_shared<const Service>(*std::move(service))};
+  }
+  return {.problem = service.status(), .shown = std::make_shared<const Service>(std::move(shown))};
+}
+
+// Below this many records a load is classified on the view's thread alone.
+constexpr size_t kMinParallelRecords = 4096;
+constexpr unsigned kMaxClassifyThreads = 8;
+
+// The service records of a loaded range classified in parallel (decoding them is most of a
+// load's work and independent per record); entries of other kinds stay empty. Only the
+// classification runs on the extra threads: the Applier still takes the records in key order,
+// so what is logged and stored does not depend on the threads.
+std::vector<std::optional<Classified>> ClassifyServices(const Keys& keys,
+                                                        const std::vector<store::KeyValue>& kvs) {
+  std::vector<std::optional<Classified>> classified(kvs.size());
+  auto classify = [&keys, &kvs, &classified](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const Keys::Parsed parsed = keys.Parse(kvs[i].key);
+      if (parsed.kind == Keys::Parsed::Kind::kService) {
+        classified[i] = Classify(parsed, kvs[i].value);
+      }
+    }
+  };
+  const size_t threads =
+      kvs.size() < kMinParallelRecords
+          ? 1
+          : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxClassifyThreads);
+  const size_t chunk = (kvs.size() + threads - 1) / threads;
+  {
+    std::vector<std::jthread> workers;
+    for (size_t t = 1; t < threads; ++t) {
+      workers.emplace_back(classify, std::min(kvs.size(), t * chunk),
+                           std::min(kvs.size(), (t + 1) * chunk));
+    }
+    classify(0, std::min(kvs.size(), chunk));
+  }  // joins the workers
+  return classified;
+}
+
 // Applies store changes to a working snapshot: each service put or delete is one O(log n)
 // update of its namespace's persistent map, so snapshots already handed out stay untouched.
 // An initial load (`bulk`) instead collects each namespace's services in key order and builds
@@ -105,7 +163,8 @@ class Applier {
     }
   }
 
-  void Put(const store::KeyValue& kv) {
+  // `classified`: the record already classified (a service on a load), or nullptr.
+  void Put(const store::KeyValue& kv, std::optional<Classified>* classified = nullptr) {
     const Keys::Parsed parsed = keys_.Parse(kv.key);
     switch (parsed.kind) {
       case Keys::Parsed::Kind::kNamespace:
@@ -119,17 +178,16 @@ class Applier {
               [&](Server server) { working_.servers[parsed.name] = std::move(server); });
         return;
       case Keys::Parsed::Kind::kService: {
-        Service shown;
-        absl::StatusOr<Service> service = ClassifyService(parsed, kv.value, shown);
-        if (!service.ok()) {
+        Classified service = classified != nullptr && classified->has_value()
+                                 ? **std::move(classified)
+                                 : Classify(parsed, kv.value);
+        if (!service.problem.ok()) {
           EraseService(parsed.name, parsed.id);
+          SetInvalid(kv, std::string{service.problem.message()}, std::move(service.shown));
+          return;
         }
-        Store(
-            kv, std::move(service),
-            [&](Service decoded) {
-              PutService(parsed.name, std::make_shared<const Service>(std::move(decoded)));
-            },
-            std::make_shared<const Service>(std::move(shown)));
+        working_.invalid.erase(kv.key);
+        PutService(parsed.name, std::move(service.service));
         return;
       }
       case Keys::Parsed::Kind::kPlacementSettings:
@@ -165,10 +223,9 @@ class Applier {
 
  private:
   template <typename T, typename Insert>
-  void Store(const store::KeyValue& kv, absl::StatusOr<T> record, Insert insert,
-             ServicePtr shown = nullptr) {
+  void Store(const store::KeyValue& kv, absl::StatusOr<T> record, Insert insert) {
     if (!record.ok()) {
-      SetInvalid(kv, std::string{record.status().message()}, std::move(shown));
+      SetInvalid(kv, std::string{record.status().message()}, nullptr);
       return;
     }
     working_.invalid.erase(kv.key);
@@ -222,6 +279,16 @@ class Applier {
   const Snapshot* known_;
   std::map<std::string, std::vector<std::pair<std::string_view, ServicePtr>>> loaded_;
 };
+
+// A load frees as much as it keeps (the whole range as read, the decoding's and the first
+// placement's temporaries), scattered between the records it keeps. glibc returns free memory
+// to the system only from the top of a heap, so without this those pages would stay resident
+// for the life of the process: at a million services, some hundred MiB.
+void ReleaseFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
 
 }  // namespace
 
@@ -344,14 +411,16 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   working.revision = range->revision;
   {
     const std::shared_ptr<const Snapshot> known = Current();
+    std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range->kvs);
     Applier applier(keys_, working, /*bulk=*/true, known.get());
-    for (const store::KeyValue& kv : range->kvs) {
-      applier.Put(kv);
+    for (size_t i = 0; i < range->kvs.size(); ++i) {
+      applier.Put(range->kvs[i], &classified[i]);
     }
   }
   range->kvs.clear();
   range->kvs.shrink_to_fit();
   Publish(working);
+  ReleaseFreedMemory();
 
   Pending& pending = *pending_;
   {

@@ -1,10 +1,15 @@
 #include "repo/view.h"
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -412,6 +417,74 @@ TEST_F(ViewTest, ProbesAQuietStoreAndKeepsItsLastSnapshotWhileItIsUnreachable) {
   EXPECT_EQ(view.Current(), before);
   flaky.FailRevisions(false);
   EXPECT_TRUE(health_is(absl::StatusCode::kOk)) << view.Health();
+}
+
+}  // namespace
+}  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+// A load large enough to be classified by several threads keeps every record in its place and
+// sets aside exactly the invalid ones with their reasons, whichever thread decoded them.
+TEST_F(ViewTest, ALargeLoadKeepsEveryRecordInItsPlace) {
+  constexpr int kRecords = 3 * 4096;
+  std::map<std::string, Service> valid;        // by key
+  std::map<std::string, std::string> invalid;  // key -> what the reason contains
+  int64_t revision = 0;
+  for (int begin = 0; begin < kRecords; begin += 500) {
+    store::Txn txn;
+    for (int i = begin; i < std::min(kRecords, begin + 500); ++i) {
+      const std::string ns = i % 3 == 0 ? "one" : "two";
+      Service service = MakeService(absl::StrCat("s", i), ns,
+                                    absl::StrCat("http://host", i, ".example.com/metrics"));
+      service.labels = {{"team", absl::StrCat("t", i % 7)}};
+      std::string key = Keys().Service(ns, service.id);
+      std::string value = EncodeService(service);
+      switch (i % 97) {
+        case 5:
+          value = "{";
+          invalid[key] = "not valid JSON";
+          break;
+        case 11:
+          key = Keys().Service("elsewhere", service.id);
+          invalid[key] = "does not match its key";
+          break;
+        case 13:
+          service.endpoint = "localhost:9100";
+          value = EncodeService(service);
+          invalid[key] = std::string{CheckStoredService(service).message()};
+          ASSERT_FALSE(invalid[key].empty());
+          break;
+        default:
+          valid[key] = service;
+          break;
+      }
+      txn.ops.push_back(store::Op::Put(std::move(key), std::move(value)));
+    }
+    absl::StatusOr<store::TxnResult> result = store_->Commit(txn);
+    ASSERT_THAT(result, IsOk());
+    revision = result->revision;
+  }
+  View view(*store_, Keys());
+  const std::shared_ptr<const Snapshot> loaded = At(view, revision);
+
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->ServiceCount(), valid.size());
+  for (const auto& [key, service] : valid) {
+    const Service* found = loaded->FindService(service.namespace_name, service.id);
+    ASSERT_NE(found, nullptr) << key;
+    EXPECT_EQ(*found, service) << key;
+  }
+  ASSERT_EQ(loaded->invalid.size(), invalid.size());
+  for (const auto& [key, reason] : invalid) {
+    ASSERT_TRUE(loaded->invalid.contains(key)) << key;
+    const InvalidRecord& record = loaded->invalid.at(key);
+    EXPECT_EQ(record.kind, "service") << key;
+    EXPECT_THAT(record.reason, HasSubstr(reason)) << key;
+    ASSERT_NE(record.service, nullptr) << key;
+    EXPECT_EQ(Keys().Service(record.service->namespace_name, record.service->id), key);
+  }
 }
 
 }  // namespace
