@@ -7,6 +7,7 @@
 
 #include "compress/gzip.h"
 #include "hash/crc64.h"
+#include "model/endpoint.h"
 #include "selector/selector.h"
 #include "targetgroup/targetgroup.h"
 
@@ -159,26 +160,79 @@ class PlacementBuilder {
 
 namespace {
 
-// Services that cannot be rendered are left out (targetgroup::FromServices): the view sets
-// stored records that cannot be served aside before placement, and nothing else may fail a
-// whole answer.
-std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config) {
-  std::vector<targetgroup::TargetGroup> groups;
-  if (config != ExportConfig::kDisabled) {
-    // The slice holds the services for as long as this runs; nothing is copied.
-    std::vector<const Service*> services;
-    services.reserve(slice.size());
-    slice.ForEach([&](std::string_view, const PlacedPtr& placed) {
-      services.push_back(placed->service.get());
-    });
-    groups = targetgroup::FromServices(services, config);
+RenderedGroup RenderGroup(const Service& service, ExportConfig config) {
+  RenderedGroup rendered{.config = config};
+  absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
+  absl::StatusOr<targetgroup::TargetGroup> group = targetgroup::FromService(service, config);
+  if (endpoint.ok() && group.ok()) {
+    rendered.endpoint = endpoint->String();
+    // "[{...}]" without its brackets.
+    std::string json = targetgroup::ToHttpSdJson({*std::move(group)});
+    rendered.json = json.substr(1, json.size() - 2);
   }
-  std::string json = targetgroup::ToHttpSdJson(groups);
+  return rendered;
+}
+
+// Services that cannot be rendered are left out, as targetgroup::FromServices does: the view
+// sets stored records that cannot be served aside before placement, and nothing else may fail a
+// whole answer. The groups come in targetgroup::FromServices' order (by canonical endpoint; in
+// one namespace, ties by name and id), so the bytes equal
+// ToHttpSdJson(FromServices(services of the slice)).
+std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config) {
+  std::string json = "[";
+  if (config != ExportConfig::kDisabled) {
+    struct Part {
+      const RenderedGroup* group;
+      const Service* service;
+    };
+    std::vector<Part> parts;
+    parts.reserve(slice.size());
+    std::vector<std::unique_ptr<RenderedGroup>> uncached;
+    size_t bytes = 2;
+    slice.ForEach([&](std::string_view, const PlacedPtr& placed) {
+      const RenderedGroup& group = placed->rendered.Get(*placed->service, config, uncached);
+      if (!group.json.empty()) {
+        parts.push_back({&group, placed->service.get()});
+        bytes += group.json.size() + 1;
+      }
+    });
+    std::sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
+      return std::tie(a.group->endpoint, a.service->name, a.service->id) <
+             std::tie(b.group->endpoint, b.service->name, b.service->id);
+    });
+    json.reserve(bytes);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (i > 0) {
+        json.push_back(',');
+      }
+      json += parts[i].group->json;
+    }
+  }
+  json.push_back(']');
   std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
   return std::make_shared<const HttpSdBody>(std::move(json), std::move(etag));
 }
 
 }  // namespace
+
+const RenderedGroup& RenderedGroupSlot::Get(
+    const Service& service, ExportConfig config,
+    std::vector<std::unique_ptr<RenderedGroup>>& uncached) const {
+  const RenderedGroup* group = group_.load(std::memory_order_acquire);
+  if (group == nullptr) {
+    auto made = std::make_unique<const RenderedGroup>(RenderGroup(service, config));
+    // Two answers rendering at once may both make it; the first one stored is kept.
+    if (group_.compare_exchange_strong(group, made.get(), std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+      group = made.release();
+    }
+  }
+  if (group->config == config) {
+    return *group;
+  }
+  uncached.push_back(std::make_unique<RenderedGroup>(RenderGroup(service, config)));
+  return *uncached.back();
+}
 
 HttpSdBody::HttpSdBody(std::string json, std::string etag)
     : json_(std::make_shared<const std::string>(std::move(json))),

@@ -11,6 +11,7 @@
 // server's slice (the services placed on it) changes only when its content does.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -60,11 +61,39 @@ class HttpSdBody {
   mutable std::shared_ptr<const std::string> gzip_ ABSL_GUARDED_BY(mu_);
 };
 
+// One service's part of an http_sd answer.
+struct RenderedGroup {
+  ExportConfig config = ExportConfig::kDisabled;
+  std::string endpoint;  // canonical; answers list their groups in this order
+  std::string json;      // the group's JSON object; empty when the endpoint does not parse
+};
+
+// A service's RenderedGroup, made on first use and then shared by every answer that lists the
+// service: after a change to a server's slice only the changed services are rendered again, the
+// answer is put together from the parts. Copies start empty. Thread-safe.
+class RenderedGroupSlot {
+ public:
+  RenderedGroupSlot() = default;
+  RenderedGroupSlot(const RenderedGroupSlot& /*other*/) {}
+  RenderedGroupSlot& operator=(const RenderedGroupSlot&) = delete;
+  ~RenderedGroupSlot() { delete group_.load(std::memory_order_acquire); }
+
+  // The group of `service` (which must be the service of this slot) under `config`, which is
+  // not kDisabled. Only the first config asked for is kept (a namespace's export setting rarely
+  // changes); another one is rendered into `uncached`, which must outlive the reference.
+  const RenderedGroup& Get(const Service& service, ExportConfig config,
+                           std::vector<std::unique_ptr<RenderedGroup>>& uncached) const;
+
+ private:
+  mutable std::atomic<const RenderedGroup*> group_{nullptr};
+};
+
 // A service with the servers it is placed on.
 struct PlacedService {
   repo::ServicePtr service;
   // Ascending; shared by every service placed on the same servers.
   std::shared_ptr<const std::vector<std::string>> servers;
+  RenderedGroupSlot rendered;
 };
 using PlacedPtr = std::shared_ptr<const PlacedService>;
 // Placed services by id; each key views the id of the service it maps to.

@@ -2,9 +2,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "targetgroup/targetgroup.h"
 
 namespace discovery::registry {
 namespace {
@@ -133,6 +136,63 @@ TEST(PlacedTest, HttpSdLeavesOutWhatCannotBeRendered) {
   auto body = placed->HttpSd("a", "default", ExportConfig::kBlackbox);
   ASSERT_TRUE(body.ok()) << body.status();
   EXPECT_EQ((*body)->json(), R"([{"targets":["http://x:1/m"],"labels":{}}])");
+}
+
+// An answer is put together from per-service parts; its bytes must equal the groups rendered
+// from scratch, in their order, whatever the services (query parameters, IPv6, escaping, legacy
+// records whose endpoints differ only in spelling, a record that cannot be rendered), and a
+// write must reuse the parts of the services it did not touch.
+TEST(PlacedTest, HttpSdAnswerEqualsTheGroupsRenderedFromScratch) {
+  std::vector<Service> services = {
+      MakeService("http://b.example.com:9100/metrics?x=1&x=2&y=%C3%A9"),
+      MakeService("https://[2001:db8::1]:8443/"),
+      MakeService("http://a.example.com/m"),
+      MakeService("http://c.example.com/m"),
+  };
+  services[2].labels = {{"owner", "Zoë <ops&dev> \"q\"\n"}, {"job", "override"}};
+  Service legacy_upper = MakeService("http://dup.example.com:1/m");
+  legacy_upper.endpoint = "HTTP://dup.example.com:1/m";  // canonically the same endpoint
+  legacy_upper.id = ServiceId(legacy_upper.endpoint);
+  legacy_upper.name = "a-job";
+  Service legacy_plain = MakeService("http://dup.example.com:1/m");
+  legacy_plain.name = "z-job";
+  Service broken = MakeService("http://broken.example.com/m");
+  broken.endpoint = "localhost:9100";
+  services.push_back(legacy_upper);
+  services.push_back(legacy_plain);
+  services.push_back(broken);
+
+  auto first = SnapshotWith({{.name = "a"}}, services);
+  auto placed = Placed::Compute(first, nullptr, {});
+  for (ExportConfig config : {ExportConfig::kStandard, ExportConfig::kBlackbox}) {
+    auto body = placed->HttpSd("a", "default", config);
+    ASSERT_TRUE(body.ok()) << body.status();
+    EXPECT_EQ((*body)->json(),
+              targetgroup::ToHttpSdJson(targetgroup::FromServices(services, config)));
+  }
+
+  const std::string kept_id = ServiceId("http://a.example.com/m");
+  std::vector<std::unique_ptr<RenderedGroup>> uncached;
+  const PlacedService* kept = placed->In("default")->Find(kept_id);
+  ASSERT_NE(kept, nullptr);
+  const RenderedGroup* part =
+      &kept->rendered.Get(*kept->service, ExportConfig::kStandard, uncached);
+
+  auto second = std::make_shared<repo::Snapshot>(*first);
+  Service added = MakeService("http://0.example.com/m");
+  services.push_back(added);
+  auto shared = std::make_shared<const Service>(added);
+  second->services["default"] =
+      second->services["default"].Insert(std::string_view(shared->id), shared);
+  auto next = Placed::Compute(second, placed.get(), {});
+  auto body = next->HttpSd("a", "default", ExportConfig::kStandard);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ((*body)->json(), targetgroup::ToHttpSdJson(
+                                 targetgroup::FromServices(services, ExportConfig::kStandard)));
+  const PlacedService* still = next->In("default")->Find(kept_id);
+  ASSERT_NE(still, nullptr);
+  EXPECT_EQ(&still->rendered.Get(*still->service, ExportConfig::kStandard, uncached), part);
+  EXPECT_TRUE(uncached.empty());
 }
 
 }  // namespace
