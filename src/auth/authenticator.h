@@ -4,6 +4,7 @@
 // `authorization` header or metadata value and map the returned status.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include "auth/machine_token.h"
 #include "auth/principal.h"
+#include "auth/token_cache.h"
 
 namespace discovery::auth {
 
@@ -29,6 +31,10 @@ struct AuthenticatorOptions {
   // nullptr: only machine tokens are accepted.
   UserTokenVerifier user_tokens;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Verified machine tokens remembered until their `exp`, at most this many; 0 verifies every
+  // token in full on every call. The cache belongs to the Authenticator, so new secrets (a new
+  // Authenticator) start with an empty one.
+  size_t verified_token_cache_size = 1024;
 };
 
 class Authenticator {
@@ -45,8 +51,13 @@ class Authenticator {
 
   const AuthenticatorOptions& options() const { return options_; }
 
+  // Machine tokens currently remembered as verified.
+  size_t cached_tokens() const { return verified_.size(); }
+
  private:
-  AuthenticatorOptions options_;
+  const AuthenticatorOptions options_;
+  // Mutable state behind a const API: remembering a success changes no answer.
+  mutable VerifiedTokenCache verified_;
 };
 
 }  // namespace discovery::auth
