@@ -13,6 +13,14 @@ namespace discovery::auth {
 Authenticator::Authenticator(AuthenticatorOptions options)
     : options_(std::move(options)), verified_(options_.verified_token_cache_size) {}
 
+std::optional<Principal> Authenticator::CachedPrincipal(std::string_view authorization) const {
+  absl::StatusOr<std::string> token = BearerToken(authorization);
+  if (!token.ok()) {
+    return std::nullopt;
+  }
+  return verified_.Find(*token, options_.clock());
+}
+
 absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authorization) const {
   absl::StatusOr<std::string> token = BearerToken(authorization);
   if (!token.ok()) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,11 @@ class Authenticator {
   //   `token issuer '<iss>' is not trusted` for another issuer without OIDC configured.
   // Messages never contain the token or the secret. Thread-safe.
   absl::StatusOr<Principal> Authenticate(std::string_view authorization) const;
+
+  // The principal of a machine token in `authorization` that was verified before and is still
+  // valid now, from memory; nullopt for anything else (Authenticate decides those). Never
+  // blocks: no OIDC verification, no key fetch. Thread-safe.
+  std::optional<Principal> CachedPrincipal(std::string_view authorization) const;
 
   const AuthenticatorOptions& options() const { return options_; }
 

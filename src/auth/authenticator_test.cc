@@ -151,6 +151,34 @@ TEST_F(AuthenticatorTest, CachedTokensAreNotValidBeforeTheyWereVerified) {
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("not valid before")));
 }
 
+// The non-blocking lookup answers only from the cache, with the same expiry.
+TEST_F(AuthenticatorTest, CachedPrincipalAnswersOnlyRememberedTokens) {
+  auto now = std::make_shared<std::atomic<absl::Time>>(kNow);
+  const Authenticator authenticator(
+      {.issuer = "discovery.example.com",
+       .secret = "s3cret-value",
+       .user_tokens = [](std::string_view) -> absl::StatusOr<Principal> {
+         return Principal{.kind = Principal::Kind::kUser, .name = "alice"};
+       },
+       .clock = [now] { return now->load(); }});
+  const std::string token = Token("discovery.example.com", "s3cret-value", absl::Hours(1));
+  EXPECT_EQ(authenticator.CachedPrincipal("Bearer " + token), std::nullopt);
+  ASSERT_THAT(authenticator.Authenticate("Bearer " + token), IsOk());
+  const std::optional<Principal> cached = authenticator.CachedPrincipal("Bearer " + token);
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->kind, Principal::Kind::kMachine);
+  EXPECT_EQ(cached->name, "ci");
+  EXPECT_EQ(authenticator.CachedPrincipal(""), std::nullopt);
+  EXPECT_EQ(authenticator.CachedPrincipal("Basic " + token), std::nullopt);
+  EXPECT_EQ(authenticator.CachedPrincipal("Bearer " + token + "x"), std::nullopt);
+  // User tokens are never remembered.
+  const std::string user = "Bearer " + Token("https://idp.example.com", "x", absl::Hours(1));
+  ASSERT_THAT(authenticator.Authenticate(user), IsOk());
+  EXPECT_EQ(authenticator.CachedPrincipal(user), std::nullopt);
+  now->store(kNow + absl::Hours(1));
+  EXPECT_EQ(authenticator.CachedPrincipal("Bearer " + token), std::nullopt);
+}
+
 // Another secret means another Authenticator, which has remembered nothing.
 TEST_F(AuthenticatorTest, CachedTokensDoNotSurviveASecretChange) {
   const std::string token = Token("discovery.example.com", "s3cret-value", absl::Hours(1));
