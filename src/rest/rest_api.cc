@@ -269,17 +269,22 @@ absl::StatusOr<pb::ListTargetGroupRequest> HttpSdRequest(const Call& call) {
   return request;
 }
 
+// A client holding either tag gets its 304, whichever encoding it asks for now.
+bool IsNotModified(const Call& call, const registry::HttpSdBody& sd) {
+  return NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag());
+}
+
 // The answer with `sd`; `gzipped` is its compressed body, needed only when the client takes
 // gzip and has no current tag.
 http::Response HttpSdAnswer(const Call& call, const registry::HttpSdBody& sd, bool gzip,
                             std::shared_ptr<const std::string> gzipped) {
   http::Response response;
   // Prometheus must revalidate every time; the ETag makes that a 304 without a body. Each
-  // encoding has its own tag, and a client holding either gets its 304.
+  // encoding has its own tag.
   response.headers = {{"ETag", gzip ? sd.gzip_etag() : sd.etag()},
                       {"Cache-Control", "no-cache"},
                       {"Vary", "Accept-Encoding"}};
-  if (NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag())) {
+  if (IsNotModified(call, sd)) {
     response.status = 304;
     return response;
   }
@@ -296,10 +301,6 @@ http::Response HttpSdAnswer(const Call& call, const registry::HttpSdBody& sd, bo
 bool TakesGzip(const Call& call) {
   const std::optional<std::string_view> accept = call.request.Header("Accept-Encoding");
   return accept.has_value() && compress::AcceptsGzip(*accept);
-}
-
-bool IsNotModified(const Call& call, const registry::HttpSdBody& sd) {
-  return NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag());
 }
 
 // GET /v1/sd/{server}/{namespace}: the pre-rendered http_sd body of the registry, served with
