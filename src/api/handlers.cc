@@ -132,6 +132,12 @@ absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> Handlers::HttpSd(
   return registry_.HttpSd(request.server(), request.namespace_(), request.config());
 }
 
+absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> Handlers::CachedHttpSd(
+    const auth::Principal& principal, const pb::ListTargetGroupRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  return registry_.CachedHttpSd(request.server(), request.namespace_(), request.config());
+}
+
 absl::StatusOr<pb::CreateResponse> Handlers::Create(const auth::Principal& principal,
                                                     const pb::CreateRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanCreateToken(principal));

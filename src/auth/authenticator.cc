@@ -10,13 +10,27 @@
 
 namespace discovery::auth {
 
-Authenticator::Authenticator(AuthenticatorOptions options) : options_(std::move(options)) {}
+Authenticator::Authenticator(AuthenticatorOptions options)
+    : options_(std::move(options)), verified_(options_.verified_token_cache_size) {}
+
+std::optional<Principal> Authenticator::CachedPrincipal(std::string_view authorization) const {
+  absl::StatusOr<std::string> token = BearerToken(authorization);
+  if (!token.ok()) {
+    return std::nullopt;
+  }
+  return verified_.Find(*token, options_.clock());
+}
 
 absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authorization) const {
   absl::StatusOr<std::string> token = BearerToken(authorization);
   if (!token.ok()) {
     return absl::UnauthenticatedError(
         fmt::format("failed to get authentication token: {}", token.status().message()));
+  }
+  // The clock is read once, so that the cache and the full verification judge the same moment.
+  const absl::Time now = options_.clock();
+  if (std::optional<Principal> cached = verified_.Find(*token, now); cached.has_value()) {
+    return *std::move(cached);
   }
   absl::StatusOr<std::optional<std::string>> issuer = PeekIssuer(*token);
   if (!issuer.ok()) {
@@ -25,12 +39,15 @@ absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authoriza
   }
   if (issuer->has_value() && **issuer == options_.issuer) {
     absl::StatusOr<MachineClaims> claims = VerifyMachineToken(
-        *token, options_.issuer, options_.secret, options_.previous_secrets, options_.clock());
+        *token, options_.issuer, options_.secret, options_.previous_secrets, now);
     if (!claims.ok()) {
       return absl::UnauthenticatedError(
           fmt::format("machine token is invalid: {}", claims.status().message()));
     }
-    return MachinePrincipal(*std::move(claims));
+    const std::optional<absl::Time> expires = claims->expires;
+    Principal principal = MachinePrincipal(*std::move(claims));
+    verified_.Insert(*token, principal, now, expires);
+    return principal;
   }
   if (options_.user_tokens) {
     return options_.user_tokens(*token);

@@ -4,7 +4,9 @@
 // `authorization` header or metadata value and map the returned status.
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +16,7 @@
 
 #include "auth/machine_token.h"
 #include "auth/principal.h"
+#include "auth/token_cache.h"
 
 namespace discovery::auth {
 
@@ -29,6 +32,10 @@ struct AuthenticatorOptions {
   // nullptr: only machine tokens are accepted.
   UserTokenVerifier user_tokens;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Verified machine tokens remembered until their `exp`, at most this many; 0 verifies every
+  // token in full on every call. The cache belongs to the Authenticator, so new secrets (a new
+  // Authenticator) start with an empty one.
+  size_t verified_token_cache_size = 1024;
 };
 
 class Authenticator {
@@ -43,10 +50,20 @@ class Authenticator {
   // Messages never contain the token or the secret. Thread-safe.
   absl::StatusOr<Principal> Authenticate(std::string_view authorization) const;
 
+  // The principal of a machine token in `authorization` that was verified before and is still
+  // valid now, from memory; nullopt for anything else (Authenticate decides those). Never
+  // blocks: no OIDC verification, no key fetch. Thread-safe.
+  std::optional<Principal> CachedPrincipal(std::string_view authorization) const;
+
   const AuthenticatorOptions& options() const { return options_; }
 
+  // Machine tokens currently remembered as verified.
+  size_t cached_tokens() const { return verified_.size(); }
+
  private:
-  AuthenticatorOptions options_;
+  const AuthenticatorOptions options_;
+  // Mutable state behind a const API: remembering a success changes no answer.
+  mutable VerifiedTokenCache verified_;
 };
 
 }  // namespace discovery::auth

@@ -257,6 +257,8 @@ class ServerCore {
 
   // Runs the handler; never throws.
   Response Invoke(const Request& request) const;
+  // The QuickHandler's answer; nullopt when there is none or it passed.
+  std::optional<Response> InvokeQuick(const Request& request) const;
   // The server's own answer with `status` and `message`; never throws.
   Response RenderError(int status, std::string_view message) const;
 
@@ -630,6 +632,12 @@ class Connection final : public ConnectionBase,
     request.body = std::move(message.body());
     request.remote_address = remote_address_;
 
+    if (std::optional<Response> quick = core_.InvokeQuick(request); quick.has_value()) {
+      spdlog::debug("http request method={} path={} status={} remote={} quick=true", request.method,
+                    request.path, quick->status, request.remote_address);
+      WriteResponse(*std::move(quick));
+      return;
+    }
     // The handler may block, so it runs on a worker and never on this I/O thread.
     asio::post(core_.workers(), [self = this->shared_from_this(), request = std::move(request)] {
       if (self->core_.abandoned()) {
@@ -1044,6 +1052,22 @@ Response ServerCore::Invoke(const Request& request) const {
   } catch (...) {
     spdlog::error("http handler threw method={} path={} error=unknown exception", request.method,
                   request.path);
+  }
+  return PlainResponse(500, "internal server error\n");
+}
+
+std::optional<Response> ServerCore::InvokeQuick(const Request& request) const {
+  if (!options_.quick_handler) {
+    return std::nullopt;
+  }
+  try {
+    return options_.quick_handler(request);
+  } catch (const std::exception& e) {
+    spdlog::error("http quick handler threw method={} path={} error={}", request.method,
+                  request.path, e.what());
+  } catch (...) {
+    spdlog::error("http quick handler threw method={} path={} error=unknown exception",
+                  request.method, request.path);
   }
   return PlainResponse(500, "internal server error\n");
 }

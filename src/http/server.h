@@ -1,5 +1,6 @@
 // An asynchronous HTTP/1.1 server (Boost.Beast/Asio behind a pimpl) that hands every complete
-// request to one Handler on a worker pool. Transport only: routing, the REST API, http_sd,
+// request to one Handler on a worker pool, unless an optional QuickHandler answers it on the
+// I/O thread. Transport only: routing, the REST API, http_sd,
 // /metrics and the health endpoints are built on top of it by callers.
 #pragma once
 
@@ -60,6 +61,13 @@ struct Response {
 // plain-text body and is logged at error.
 using Handler = std::function<Response(const Request&)>;
 
+// Answers, right on the I/O thread that read the request, what can be answered from memory
+// without blocking (e.g. a cached body for a caller whose credentials are cached too), saving
+// the hand-off to a worker and back; nullopt passes the request on to the Handler. It must be
+// quick, must never block (no I/O, no waiting on locks held for long) and must be thread-safe.
+// An exception it throws becomes a 500 as for the Handler.
+using QuickHandler = std::function<std::optional<Response>(const Request&)>;
+
 // Renders the answers the server gives by itself, for requests that never reach the Handler:
 // 400 for a malformed request, 413 for a body over max_body_bytes, 431 for header fields over
 // max_header_bytes, 429 and 503 (with `Retry-After`) for connections and bodies beyond the
@@ -96,7 +104,8 @@ struct ServerOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   // Sending one response (or a 100 Continue) must finish within this.
   absl::Duration write_timeout = absl::Seconds(10);
-  // Threads doing socket I/O. They never run the Handler, so slow handlers cannot stall I/O.
+  // Threads doing socket I/O. They never run the Handler (only the QuickHandler), so slow
+  // handlers cannot stall I/O.
   int io_threads = 1;
   // Threads running the Handler. Requests beyond this wait in a queue; each connection has at
   // most one request in flight.
@@ -116,6 +125,8 @@ struct ServerOptions {
   // How the server's own error answers look; empty: text/plain with the message. A renderer
   // that throws falls back to that too.
   ErrorRenderer error_renderer;
+  // Tried first for every complete request; empty: every request goes to the Handler.
+  QuickHandler quick_handler;
 };
 
 // A running server. Owns its threads; every method is thread-safe.

@@ -835,6 +835,76 @@ TEST(HttpServerTest, HandlerExceptionIs500) {
   EXPECT_THAT(result.Header("Content-Type"), StartsWith("text/plain"));
 }
 
+TEST(HttpServerTest, QuickHandlerAnswersWithoutTheHandler) {
+  std::atomic<int> handled{0};
+  std::atomic<int> quick{0};
+  ServerOptions options = LocalOptions();
+  options.quick_handler = [&quick](const Request& request) -> std::optional<Response> {
+    ++quick;
+    if (request.path != "/quick") {
+      return std::nullopt;
+    }
+    return Response{.status = 200,
+                    .headers = {{"Content-Type", "text/plain"}},
+                    .shared_body = std::make_shared<const std::string>("from memory")};
+  };
+  auto server = StartOrDie(options, [&handled](const Request& request) {
+    ++handled;
+    return Echo(request);
+  });
+  ASSERT_NE(server, nullptr);
+  CurlClient client;
+
+  CurlResult answered = client.Get(Url(*server, "/quick"));
+  ASSERT_EQ(answered.code, CURLE_OK);
+  EXPECT_EQ(answered.status, 200);
+  EXPECT_EQ(answered.body, "from memory");
+  EXPECT_EQ(answered.Header("Server"), "discoveryd");
+  EXPECT_EQ(handled.load(), 0);
+
+  // Passed on: the Handler answers, on the same keep-alive connection.
+  CurlResult passed = client.Get(Url(*server, "/slow?x=1"), {"X-Test: kept"});
+  ASSERT_EQ(passed.code, CURLE_OK);
+  EXPECT_EQ(passed.status, 200);
+  EXPECT_THAT(passed.body, HasSubstr("path=/slow\n"));
+  EXPECT_THAT(passed.body, HasSubstr("x-test=kept"));
+  EXPECT_EQ(passed.new_connections, 0);
+  EXPECT_EQ(handled.load(), 1);
+  EXPECT_EQ(quick.load(), 2);
+
+  // HEAD: the length of the shared body, none of its bytes.
+  RawClient raw(server->port());
+  ASSERT_TRUE(raw.connected());
+  ASSERT_TRUE(raw.Send("HEAD /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  const std::string head = raw.ReadResponse(/*head_request=*/true);
+  EXPECT_EQ(StatusOf(head), 200);
+  EXPECT_THAT(head, HasSubstr("Content-Length: 11\r\n"));
+  EXPECT_TRUE(raw.WaitClosed());
+  EXPECT_EQ(raw.unread(), "");
+  EXPECT_EQ(handled.load(), 1);
+}
+
+TEST(HttpServerTest, QuickHandlerExceptionIs500) {
+  ServerOptions options = LocalOptions();
+  options.quick_handler = [](const Request&) -> std::optional<Response> {
+    throw std::runtime_error("boom");
+  };
+  std::atomic<int> handled{0};
+  auto server = StartOrDie(options, [&handled](const Request& request) {
+    ++handled;
+    return Echo(request);
+  });
+  ASSERT_NE(server, nullptr);
+  CurlClient client;
+
+  CurlResult result = client.Get(Url(*server, "/"));
+
+  ASSERT_EQ(result.code, CURLE_OK);
+  EXPECT_EQ(result.status, 500);
+  EXPECT_EQ(result.body, "internal server error\n");
+  EXPECT_EQ(handled.load(), 0);
+}
+
 TEST(HttpServerTest, InvalidHandlerResponseIs500) {
   auto server = StartOrDie(LocalOptions(), [](const Request& request) {
     if (request.path == "/status") {

@@ -7,10 +7,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
@@ -21,6 +23,7 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 
+#include "common/format.h"
 #include "common/logging.h"
 #include "metrics/collectors.h"
 
@@ -212,38 +215,65 @@ std::string Metrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+template <typename Metric, typename MakeLabels>
+Metric& Metrics::Series(prometheus::Family<Metric>& family, std::string_view key,
+                        const MakeLabels& labels) {
+  absl::MutexLock lock(&series_mutex_);
+  void*& series = series_[std::pair<const void*, std::string>(&family, key)];
+  if (series == nullptr) {
+    if constexpr (std::is_same_v<Metric, prometheus::Histogram>) {
+      series = &family.Add(labels(), DefaultBuckets());
+    } else {
+      series = &family.Add(labels());
+    }
+  }
+  return *static_cast<Metric*>(series);
+}
+
 void Metrics::RpcStarted(std::string_view full_method) {
-  const prometheus::Labels labels = RpcLabels(full_method);
-  grpc_started_.Add(labels).Increment();
+  const auto labels = [full_method] { return RpcLabels(full_method); };
+  Series(grpc_started_, full_method, labels).Increment();
   // Unary: exactly one request message per call.
-  grpc_msg_received_.Add(labels).Increment();
+  Series(grpc_msg_received_, full_method, labels).Increment();
 }
 
 void Metrics::RpcHandled(std::string_view full_method, absl::StatusCode code,
                          absl::Duration elapsed) {
-  prometheus::Labels labels = RpcLabels(full_method);
-  HistogramSeries(grpc_handling_seconds_, labels).Observe(absl::ToDoubleSeconds(elapsed));
+  const auto labels = [full_method] { return RpcLabels(full_method); };
+  Series(grpc_handling_seconds_, full_method, labels).Observe(absl::ToDoubleSeconds(elapsed));
   if (code == absl::StatusCode::kOk) {
     // A failed unary call sends no response message.
-    grpc_msg_sent_.Add(labels).Increment();
+    Series(grpc_msg_sent_, full_method, labels).Increment();
   }
-  labels.emplace("grpc_code", GrpcCodeName(code));
-  grpc_handled_.Add(labels).Increment();
+  const std::string code_name = GrpcCodeName(code);
+  Series(grpc_handled_, absl::StrCat(ToAbsl(full_method), "\n", code_name), [&] {
+    prometheus::Labels with_code = RpcLabels(full_method);
+    with_code.emplace("grpc_code", code_name);
+    return with_code;
+  }).Increment();
 }
 
 void Metrics::HttpHandled(std::string_view route, std::string_view method, int status,
                           absl::Duration elapsed) {
-  http_requests_
-      .Add({{"route", std::string(route)},
-            {"method", std::string(MethodLabel(method))},
-            {"code", std::to_string(status)}})
+  const std::string_view method_label = MethodLabel(method);
+  Series(http_requests_, absl::StrCat(ToAbsl(route), "\n", ToAbsl(method_label), "\n", status),
+         [&]() -> prometheus::Labels {
+           return {{"route", std::string(route)},
+                   {"method", std::string(method_label)},
+                   {"code", std::to_string(status)}};
+         })
       .Increment();
-  HistogramSeries(http_request_duration_, {{"route", std::string(route)}})
-      .Observe(absl::ToDoubleSeconds(elapsed));
+  Series(http_request_duration_, route, [route]() -> prometheus::Labels {
+    return {{"route", std::string(route)}};
+  }).Observe(absl::ToDoubleSeconds(elapsed));
 }
 
 void Metrics::HttpBodySent(std::string_view route, bool gzip, size_t bytes) {
-  http_body_bytes_.Add({{"route", std::string(route)}, {"encoding", gzip ? "gzip" : "identity"}})
+  const std::string_view encoding = gzip ? "gzip" : "identity";
+  Series(http_body_bytes_, absl::StrCat(ToAbsl(route), "\n", ToAbsl(encoding)),
+         [&]() -> prometheus::Labels {
+           return {{"route", std::string(route)}, {"encoding", std::string(encoding)}};
+         })
       .Increment(static_cast<double>(bytes));
 }
 
@@ -294,16 +324,6 @@ void Metrics::RecordStartup(const BuildInfo& build,
     }
     flags_.Add({{"program", build.program}, {"name", name}, {"value", value}}).Set(1);
   }
-}
-
-prometheus::Histogram& Metrics::HistogramSeries(prometheus::Family<prometheus::Histogram>& family,
-                                                const prometheus::Labels& labels) {
-  absl::MutexLock lock(&histograms_mutex_);
-  prometheus::Histogram*& series = histograms_[{&family, labels}];
-  if (series == nullptr) {
-    series = &family.Add(labels, DefaultBuckets());
-  }
-  return *series;
 }
 
 }  // namespace discovery::metrics

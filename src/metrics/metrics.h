@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -112,10 +113,13 @@ class Metrics {
                      const std::vector<std::pair<std::string, std::string>>& flags);
 
  private:
-  // Histogram::Add constructs a histogram (bucket vector included) even when the series
-  // exists, so series are looked up here first.
-  prometheus::Histogram& HistogramSeries(prometheus::Family<prometheus::Histogram>& family,
-                                         const prometheus::Labels& labels);
+  // The series of `family` named by `key` (its label values joined), made with `labels()` the
+  // first time. Family::Add builds and hashes a label map on every call (Histogram's even
+  // constructs a histogram with its buckets when the series exists), which cost more than the
+  // update itself on every request; this finds the series by the short key instead.
+  template <typename Metric, typename MakeLabels>
+  Metric& Series(prometheus::Family<Metric>& family, std::string_view key,
+                 const MakeLabels& labels);
 
   // Declared first: the families below are owned by it.
   prometheus::Registry registry_;
@@ -142,9 +146,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Family<prometheus::Gauge>& flags_;
 
-  absl::Mutex histograms_mutex_;
-  std::map<std::pair<const void*, prometheus::Labels>, prometheus::Histogram*> histograms_
-      ABSL_GUARDED_BY(histograms_mutex_);
+  absl::Mutex series_mutex_;
+  // Values are a prometheus::Counter* or Histogram*, as the family the key names holds.
+  absl::flat_hash_map<std::pair<const void*, std::string>, void*> series_
+      ABSL_GUARDED_BY(series_mutex_);
 };
 
 }  // namespace discovery::metrics

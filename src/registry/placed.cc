@@ -250,6 +250,16 @@ std::shared_ptr<const std::string> HttpSdBody::Gzipped() const {
   return gzip_;
 }
 
+std::shared_ptr<const std::string> HttpSdBody::GzippedIfReady() const {
+  // A compression in progress holds the lock for milliseconds; the caller must not wait.
+  if (!mu_.TryLock()) {
+    return nullptr;
+  }
+  std::shared_ptr<const std::string> gzip = gzip_;
+  mu_.Unlock();
+  return gzip;
+}
+
 const PlacedService* NamespacePlacement::Find(std::string_view id) const {
   const PlacedPtr* placed = all_.Find(id);
   return placed == nullptr ? nullptr : placed->get();
@@ -288,6 +298,16 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSdCache::Get(std::string_v
   entry.slice = slice;
   entry.body = body;
   return body;
+}
+
+std::shared_ptr<const HttpSdBody> HttpSdCache::Find(std::string_view server, std::string_view ns,
+                                                    ExportConfig config, const PlacedMap& slice) {
+  const std::tuple<std::string, std::string, ExportConfig> key{server, ns, config};
+  absl::MutexLock lock(&mu_);
+  if (auto it = entries_.find(key); it != entries_.end() && it->second.slice.SameAs(slice)) {
+    return it->second.body;
+  }
+  return nullptr;
 }
 
 void HttpSdCache::Retain(const repo::Snapshot& snapshot) {
@@ -412,6 +432,13 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> Placed::HttpSd(std::string_vie
   const NamespacePlacement* placement = In(ns);
   static const PlacedMap kNone;
   return http_sd_->Get(server, ns, config, placement == nullptr ? kNone : placement->On(server));
+}
+
+std::shared_ptr<const HttpSdBody> Placed::CachedHttpSd(std::string_view server, std::string_view ns,
+                                                       ExportConfig config) const {
+  const NamespacePlacement* placement = In(ns);
+  static const PlacedMap kNone;
+  return http_sd_->Find(server, ns, config, placement == nullptr ? kNone : placement->On(server));
 }
 
 }  // namespace discovery::registry

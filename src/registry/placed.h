@@ -52,6 +52,9 @@ class HttpSdBody {
   const std::string& gzip_etag() const { return gzip_etag_; }
   // The JSON gzipped, compressed once (on the first call) and then shared. Thread-safe.
   std::shared_ptr<const std::string> Gzipped() const;
+  // The gzipped JSON when it has been made already; nullptr while it has not (or is being made
+  // right now). Never waits for a compression. Thread-safe.
+  std::shared_ptr<const std::string> GzippedIfReady() const;
 
  private:
   const std::shared_ptr<const std::string> json_;
@@ -129,6 +132,10 @@ class HttpSdCache {
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> Get(std::string_view server,
                                                         std::string_view ns, ExportConfig config,
                                                         const PlacedMap& slice);
+  // The answer Get would return when it is rendered already for this version of `slice`;
+  // nullptr otherwise. Never renders.
+  std::shared_ptr<const HttpSdBody> Find(std::string_view server, std::string_view ns,
+                                         ExportConfig config, const PlacedMap& slice);
   // Drops the answers of servers and namespaces that no longer exist.
   void Retain(const repo::Snapshot& snapshot);
 
@@ -200,6 +207,9 @@ class Placed {
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
                                                            std::string_view ns,
                                                            ExportConfig config) const;
+  // That answer when it is rendered already; nullptr when HttpSd would have to render it.
+  std::shared_ptr<const HttpSdBody> CachedHttpSd(std::string_view server, std::string_view ns,
+                                                 ExportConfig config) const;
 
  private:
   Placed() = default;

@@ -99,6 +99,15 @@ TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
   EXPECT_EQ((*placed->HttpSd("nobody", "default", ExportConfig::kStandard))->json(), "[]");
 }
 
+TEST(PlacedTest, GzippedIfReadyNeverCompresses) {
+  const HttpSdBody body(R"([{"targets":["http://x:1/m"],"labels":{}}])", "\"tag\"");
+  EXPECT_EQ(body.GzippedIfReady(), nullptr);
+  EXPECT_EQ(body.GzippedIfReady(), nullptr);
+  const std::shared_ptr<const std::string> gzipped = body.Gzipped();
+  ASSERT_NE(gzipped, nullptr);
+  EXPECT_EQ(body.GzippedIfReady(), gzipped);
+}
+
 // A write re-renders only the answers of the servers whose slice it changed; the others stay
 // the very same cached body.
 TEST(PlacedTest, AWriteDropsOnlyTheAnswersOfServersItChanged) {

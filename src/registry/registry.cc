@@ -498,16 +498,33 @@ absl::StatusOr<std::vector<targetgroup::TargetGroup>> Registry::TargetGroups(
   return targetgroup::FromServices(services, selection.config);
 }
 
+namespace {
+
+const std::shared_ptr<const HttpSdBody>& EmptyHttpSdBody() {
+  static const auto* const empty_body =
+      new std::shared_ptr<const HttpSdBody>(std::make_shared<const HttpSdBody>("[]", "\"empty\""));
+  return *empty_body;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_view server,
                                                                    std::string_view namespace_name,
                                                                    std::string_view config) const {
   DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
   if (selection.placement == nullptr) {
-    static const auto* const empty_body = new std::shared_ptr<const HttpSdBody>(
-        std::make_shared<const HttpSdBody>("[]", "\"empty\""));
-    return *empty_body;
+    return EmptyHttpSdBody();
   }
   return selection.placed->HttpSd(server, namespace_name, selection.config);
+}
+
+absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::CachedHttpSd(
+    std::string_view server, std::string_view namespace_name, std::string_view config) const {
+  DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
+  if (selection.placement == nullptr) {
+    return EmptyHttpSdBody();
+  }
+  return selection.placed->CachedHttpSd(server, namespace_name, selection.config);
 }
 
 }  // namespace discovery::registry

@@ -132,6 +132,12 @@ class Registry {
   absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
                                                            std::string_view namespace_name,
                                                            std::string_view config) const;
+  // HttpSd when it can answer without rendering (the body is cached, or there is none to
+  // render); OK(nullptr) when it would have to render. The same errors as HttpSd. Never blocks
+  // for long: it is meant for the HTTP server's I/O thread.
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> CachedHttpSd(std::string_view server,
+                                                                 std::string_view namespace_name,
+                                                                 std::string_view config) const;
 
  private:
   struct Selection {

@@ -349,6 +349,44 @@ TEST_F(RegistryTest, HttpSdETagChangesWithTheContentOnly) {
   EXPECT_THAT((*changed)->json(), HasSubstr("b:9100"));
 }
 
+// The I/O thread's variant answers only what is rendered already, and never renders.
+TEST_F(RegistryTest, CachedHttpSdAnswersOnlyRenderedBodies) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> cached =
+      registry->CachedHttpSd("p1", "default", "");
+  ASSERT_THAT(cached, IsOk());
+  EXPECT_EQ(*cached, nullptr);
+  // Still not rendered: asking did not render it.
+  EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(nullptr));
+
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(*body));
+  // Another config is another body, not rendered yet.
+  EXPECT_THAT(registry->CachedHttpSd("p1", "default", "blackbox"), IsOkAndHolds(nullptr));
+
+  // A change of the slice makes the cached body stale: nothing until it is rendered anew.
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
+  EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(nullptr));
+  body = registry->HttpSd("p1", "default", "");
+  ASSERT_THAT(body, IsOk());
+  EXPECT_THAT((*body)->json(), HasSubstr("b:9100"));
+  EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(*body));
+
+  // Nothing to render: the empty answer right away. Errors as HttpSd.
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> unknown =
+      registry->CachedHttpSd("nobody", "default", "");
+  ASSERT_THAT(unknown, IsOk());
+  ASSERT_NE(*unknown, nullptr);
+  EXPECT_EQ((*unknown)->json(), "[]");
+  EXPECT_THAT(registry->CachedHttpSd(".*", "default", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->CachedHttpSd("p1", "default", "disabled"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST_F(RegistryTest, ServiceCountsAreReported) {
   absl::Mutex mu;
   ServiceCounts last;

@@ -18,6 +18,7 @@
 
 #include "api/handlers.h"
 #include "common/format.h"
+#include "common/status_macros.h"
 #include "compress/gzip.h"
 #include "registry/placed.h"
 #include "rest/json.h"
@@ -44,12 +45,16 @@ struct Call {
 };
 
 using Endpoint = std::function<http::Response(const Call&)>;
+// The same answer from memory without blocking, or nullopt (see RestApi::HandleFromMemory).
+using MemoryEndpoint = std::function<std::optional<http::Response>(const Call&)>;
 
 struct MethodEndpoint {
   std::string_view method;
   // The RPC it runs, e.g. "/postfinance.discovery.v1.ServerAPI/ListServer".
   std::string full_method;
   Endpoint endpoint;
+  // Empty for calls that are never answered from memory.
+  MemoryEndpoint from_memory;
 };
 
 struct RouteSpec {
@@ -246,27 +251,68 @@ bool NoneMatchHits(const http::Request& request, std::string_view etag) {
 
 namespace {
 
-// GET /v1/sd/{server}/{namespace}: the pre-rendered http_sd body of the registry, served with
-// its ETag so that Prometheus' conditional requests cost nothing.
-http::Response HttpSd(const Call& call) {
-  static const std::string full_method = FullMethod(api::kServiceApi, "ListTargetGroup");
+// The RPC request of GET /v1/sd/{server}/{namespace}.
+absl::StatusOr<pb::ListTargetGroupRequest> HttpSdRequest(const Call& call) {
   pb::ListTargetGroupRequest request;
-  if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
-    return ErrorResponse(status);
-  }
+  DISCOVERY_RETURN_IF_ERROR(FillFromUrl(call, &request));
   // The README's Prometheus example passes `export-config`, which the original silently
   // ignored; it is honoured as an alias, and `config` wins when both are given.
   if (QueryValues(call.query, "config").empty()) {
     const std::vector<std::string_view> alias = QueryValues(call.query, "export-config");
     if (alias.size() > 1) {
-      return ErrorResponse(TooManyValues("export-config", alias));
+      return TooManyValues("export-config", alias);
     }
     if (alias.size() == 1) {
       request.set_config(std::string{alias.front()});
     }
   }
+  return request;
+}
+
+// A client holding either tag gets its 304, whichever encoding it asks for now.
+bool IsNotModified(const Call& call, const registry::HttpSdBody& sd) {
+  return NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag());
+}
+
+// The answer with `sd`; `gzipped` is its compressed body, needed only when the client takes
+// gzip and has no current tag.
+http::Response HttpSdAnswer(const Call& call, const registry::HttpSdBody& sd, bool gzip,
+                            std::shared_ptr<const std::string> gzipped) {
+  http::Response response;
+  // Prometheus must revalidate every time; the ETag makes that a 304 without a body. Each
+  // encoding has its own tag.
+  response.headers = {{"ETag", gzip ? sd.gzip_etag() : sd.etag()},
+                      {"Cache-Control", "no-cache"},
+                      {"Vary", "Accept-Encoding"}};
+  if (IsNotModified(call, sd)) {
+    response.status = 304;
+    return response;
+  }
+  response.headers.emplace_back("Content-Type", "application/json");
+  if (gzip) {
+    response.headers.emplace_back("Content-Encoding", "gzip");
+    response.shared_body = std::move(gzipped);
+  } else {
+    response.shared_body = sd.json_buffer();
+  }
+  return response;
+}
+
+bool TakesGzip(const Call& call) {
+  const std::optional<std::string_view> accept = call.request.Header("Accept-Encoding");
+  return accept.has_value() && compress::AcceptsGzip(*accept);
+}
+
+// GET /v1/sd/{server}/{namespace}: the pre-rendered http_sd body of the registry, served with
+// its ETag so that Prometheus' conditional requests cost nothing.
+http::Response HttpSd(const Call& call) {
+  static const std::string full_method = FullMethod(api::kServiceApi, "ListTargetGroup");
+  absl::StatusOr<pb::ListTargetGroupRequest> request = HttpSdRequest(call);
+  if (!request.ok()) {
+    return ErrorResponse(request.status());
+  }
   absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> body =
-      call.dispatcher.Dispatch(full_method, call.authorization, request, &api::Handlers::HttpSd);
+      call.dispatcher.Dispatch(full_method, call.authorization, *request, &api::Handlers::HttpSd);
   if (!body.ok()) {
     return ErrorResponse(body.status());
   }
@@ -275,26 +321,44 @@ http::Response HttpSd(const Call& call) {
   }
   const registry::HttpSdBody& sd = **body;
   // Prometheus always accepts gzip; the compressed body is made once per body version.
-  const std::optional<std::string_view> accept = call.request.Header("Accept-Encoding");
-  const bool gzip = accept.has_value() && compress::AcceptsGzip(*accept);
-  http::Response response;
-  // Prometheus must revalidate every time; the ETag makes that a 304 without a body. Each
-  // encoding has its own tag, and a client holding either gets its 304.
-  response.headers = {{"ETag", gzip ? sd.gzip_etag() : sd.etag()},
-                      {"Cache-Control", "no-cache"},
-                      {"Vary", "Accept-Encoding"}};
-  if (NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag())) {
-    response.status = 304;
-    return response;
+  const bool gzip = TakesGzip(call);
+  return HttpSdAnswer(call, sd, gzip, gzip && !IsNotModified(call, sd) ? sd.Gzipped() : nullptr);
+}
+
+// HttpSd when everything it needs is in memory: the caller's token verified before, the body
+// rendered and, for gzip, compressed. Anything else (including a malformed request, whose
+// error HttpSd renders) is left to HttpSd.
+std::optional<http::Response> HttpSdFromMemory(const Call& call) {
+  static const std::string full_method = FullMethod(api::kServiceApi, "ListTargetGroup");
+  absl::StatusOr<pb::ListTargetGroupRequest> request = HttpSdRequest(call);
+  if (!request.ok()) {
+    return std::nullopt;
   }
-  response.headers.emplace_back("Content-Type", "application/json");
-  if (gzip) {
-    response.headers.emplace_back("Content-Encoding", "gzip");
-    response.shared_body = sd.Gzipped();
-  } else {
-    response.shared_body = sd.json_buffer();
+  const bool gzip = TakesGzip(call);
+  std::shared_ptr<const std::string> gzipped;
+  std::optional<absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>>> body =
+      call.dispatcher.DispatchFromMemory(
+          full_method, call.authorization, *request,
+          [&](api::Handlers& handlers, const auth::Principal& principal,
+              const pb::ListTargetGroupRequest& sd_request)
+              -> absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> {
+            absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> sd =
+                handlers.CachedHttpSd(principal, sd_request);
+            if (sd.ok() && *sd != nullptr && gzip && !IsNotModified(call, **sd)) {
+              gzipped = (*sd)->GzippedIfReady();
+              if (gzipped == nullptr) {
+                return nullptr;  // not compressed yet: HttpSd compresses it
+              }
+            }
+            return sd;
+          });
+  if (!body.has_value()) {
+    return std::nullopt;
   }
-  return response;
+  if (!body->ok()) {
+    return ErrorResponse(body->status());
+  }
+  return HttpSdAnswer(call, ***body, gzip, std::move(gzipped));
 }
 
 const std::vector<RouteSpec>& Routes() {
@@ -321,7 +385,7 @@ const std::vector<RouteSpec>& Routes() {
       MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
       MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
       MakeRoute("/v1/sd/{server}/{namespace}",
-                {{"GET", FullMethod(kServiceApi, "ListTargetGroup"), HttpSd}}),
+                {{"GET", FullMethod(kServiceApi, "ListTargetGroup"), HttpSd, HttpSdFromMemory}}),
   };
   return *routes;
 }
@@ -405,6 +469,41 @@ http::Response RestApi::Handle(const http::Request& request) const {
   } catch (const std::exception& e) {
     // Nothing below is expected to throw; this keeps a surprise from reaching the transport.
     return ErrorResponse(absl::InternalError(fmt::format("unexpected error: {}", e.what())));
+  }
+}
+
+std::optional<http::Response> RestApi::HandleFromMemory(const http::Request& request) const {
+  try {
+    absl::StatusOr<std::vector<std::string>> segments = PathSegments(request.path);
+    if (!segments.ok()) {
+      return std::nullopt;
+    }
+    std::vector<std::string> params;
+    const RouteSpec* route = FindRoute(*segments, &params);
+    if (route == nullptr) {
+      return std::nullopt;
+    }
+    for (const MethodEndpoint& endpoint : route->methods) {
+      if (endpoint.method != request.method || !endpoint.from_memory) {
+        continue;
+      }
+      absl::StatusOr<QueryParams> query = ParseQuery(request.query);
+      if (!query.ok()) {
+        return std::nullopt;
+      }
+      const Call call{.dispatcher = dispatcher_,
+                      .request = request,
+                      .authorization = request.Header("Authorization").value_or(""),
+                      .param_names = route->param_names,
+                      .param_values = params,
+                      .query = *query};
+      return endpoint.from_memory(call);
+    }
+    return std::nullopt;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception&) {
+    return std::nullopt;  // Handle answers it, and reports what went wrong
   }
 }
 

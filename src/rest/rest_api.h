@@ -49,6 +49,12 @@ class RestApi {
   // Thread-safe.
   http::Response Handle(const http::Request& request) const;
 
+  // Handle's answer when it can be given from memory without blocking, for the HTTP server's
+  // I/O thread (http::QuickHandler): only GET /v1/sd/{server}/{namespace} with a bearer token
+  // that was verified before and a body already rendered (and compressed, for gzip). nullopt
+  // for everything else, which Handle must answer. Thread-safe.
+  std::optional<http::Response> HandleFromMemory(const http::Request& request) const;
+
   // The route pattern that `path` (percent-encoded, as http::Request::path) matches, e.g.
   // "/v1/sd/{server}/{namespace}", whatever the method; nullopt when Handle would answer 404 or
   // 400 for the path. Meant as a bounded metric label. Thread-safe.

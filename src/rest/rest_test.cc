@@ -566,6 +566,80 @@ TEST_F(RestTest, HttpSdAnswersShareTheCachedBuffer) {
   }
 }
 
+// The I/O thread's path answers a repeated refresh exactly as Handle does, and passes on
+// (nullopt) whatever would need a token verification, a rendering or a compression.
+TEST_F(RestTest, HttpSdFromMemoryAnswersOnlyWhatIsCached) {
+  ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
+  const auto request = [](std::string method, std::string target, std::string authorization,
+                          std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http::Request built;
+    built.method = std::move(method);
+    built.target = target;
+    const size_t question = target.find('?');
+    built.path = target.substr(0, question);
+    built.query = question == std::string::npos ? "" : target.substr(question + 1);
+    built.headers = std::move(headers);
+    built.headers.emplace_back("Authorization", std::move(authorization));
+    return built;
+  };
+  const std::string path = "/v1/sd/prometheus1.example.com/default";
+  const std::string reader = "Bearer " + Token("prometheus", {}, /*admin=*/false);
+  const http::Request identity = request("GET", path, reader);
+  const http::Request gzip = request("GET", path, reader, {{"Accept-Encoding", "gzip"}});
+
+  // The token was never verified.
+  EXPECT_EQ(api_->HandleFromMemory(identity), std::nullopt);
+  EXPECT_EQ(authenticator_->cached_tokens(), 1);  // admin_'s, from the registrations
+  const http::Response full = api_->Handle(identity);
+  ASSERT_EQ(full.status, 200);
+  std::optional<http::Response> quick = api_->HandleFromMemory(identity);
+  ASSERT_TRUE(quick.has_value());
+  EXPECT_EQ(quick->status, full.status);
+  EXPECT_EQ(quick->headers, full.headers);
+  EXPECT_EQ(quick->shared_body.get(), full.shared_body.get());
+
+  // gzip: not compressed yet, then the very buffer Handle made.
+  EXPECT_EQ(api_->HandleFromMemory(gzip), std::nullopt);
+  const http::Response full_gzip = api_->Handle(gzip);
+  ASSERT_EQ(full_gzip.status, 200);
+  quick = api_->HandleFromMemory(gzip);
+  ASSERT_TRUE(quick.has_value());
+  EXPECT_EQ(quick->headers, full_gzip.headers);
+  EXPECT_EQ(quick->shared_body.get(), full_gzip.shared_body.get());
+
+  // 304 for a held tag.
+  const std::string etag = HeaderOf(full, "ETag").value_or("");
+  quick = api_->HandleFromMemory(request("GET", path, reader, {{"If-None-Match", etag}}));
+  ASSERT_TRUE(quick.has_value());
+  EXPECT_EQ(quick->status, 304);
+  EXPECT_EQ(quick->shared_body, nullptr);
+
+  // Other tokens, calls, and malformed requests are Handle's.
+  EXPECT_EQ(api_->HandleFromMemory(request("GET", path, "Bearer " + Token("x", {}, false))),
+            std::nullopt);
+  EXPECT_EQ(api_->HandleFromMemory(request("GET", path, "")), std::nullopt);
+  EXPECT_EQ(api_->HandleFromMemory(request("GET", path, reader + "x")), std::nullopt);
+  EXPECT_EQ(api_->HandleFromMemory(request("POST", path, reader)), std::nullopt);
+  EXPECT_EQ(api_->HandleFromMemory(request("GET", "/v1/servers", reader)), std::nullopt);
+  EXPECT_EQ(api_->HandleFromMemory(request("GET", path + "?config=a&config=b", reader)),
+            std::nullopt);
+  EXPECT_EQ(api_->HandleFromMemory(request("GET", path + "?%zz", reader)), std::nullopt);
+
+  // A change makes the body stale: passed on until Handle has rendered the new one.
+  ASSERT_EQ(AsAdmin("POST", "/v1/services",
+                    R"({"name":"more","endpoint":"http://more.example.com/metrics",
+                        "selector":"environment=test"})")
+                .status,
+            200);
+  EXPECT_EQ(api_->HandleFromMemory(identity), std::nullopt);
+  const http::Response changed = api_->Handle(identity);
+  ASSERT_EQ(changed.status, 200);
+  EXPECT_THAT(*changed.shared_body, HasSubstr("more.example.com"));
+  quick = api_->HandleFromMemory(identity);
+  ASSERT_TRUE(quick.has_value());
+  EXPECT_EQ(quick->shared_body.get(), changed.shared_body.get());
+}
+
 TEST_F(RestTest, HttpSdAnswers304ForAMatchingETag) {
   ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
   const std::string path = "/v1/sd/prometheus1.example.com/default";
