@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -108,6 +110,88 @@ std::vector<std::string> Keys(const std::vector<WatchEvent>& events) {
     keys.push_back(event.kv.key);
   }
   return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group commit
+
+// Many writers at once: guarded puts (some with a stale guard), deletes of present and missing
+// keys and prefix deletes. Each must answer as it would alone, and concurrent ones must have
+// shared etcd transactions.
+TEST(EtcdGroupCommitTest, ConcurrentCommitsShareTransactionsAndAnswerAsAlone) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenShared());
+  const std::string prefix = UniquePrefix("group-commit");
+  const std::string guard = prefix + "guard";
+  ASSERT_OK_AND_ASSIGN(store::TxnResult put, store->Commit({.ops = {store::Op::Put(guard, "g")}}));
+  const int64_t guard_revision = put.revision;
+  constexpr int kThreads = 48;
+  constexpr int kRounds = 20;
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_THAT(store->Commit({.ops = {store::Op::Put(absl::StrCat(prefix, "old/", t), "x")}}),
+                IsOk());
+  }
+  ASSERT_OK_AND_ASSIGN(const store::EtcdStoreStats before, store::GetEtcdStoreStats(*store));
+  std::atomic<int> wrong{0};
+  {
+    std::vector<std::jthread> writers;
+    for (int t = 0; t < kThreads; ++t) {
+      writers.emplace_back([&, t] {
+        for (int r = 0; r < kRounds; ++r) {
+          const std::string key = absl::StrCat(prefix, "new/", t, "/", r);
+          switch ((t + r) % 6) {
+            case 0: {  // a stale guard: nothing written
+              absl::StatusOr<store::TxnResult> result = store->Commit(
+                  {.compares = {{.key = guard, .mod_revision = guard_revision + 1000}},
+                   .ops = {store::Op::Put(key, "stale")}});
+              wrong += !result.ok() || result->succeeded ? 1 : 0;
+              break;
+            }
+            case 1: {  // a delete of a missing key
+              absl::StatusOr<store::TxnResult> result =
+                  store->Commit({.ops = {store::Op::Delete(key + "/missing")}});
+              wrong += !result.ok() || !result->succeeded || result->deleted != 0 ? 1 : 0;
+              break;
+            }
+            case 2: {  // a prefix delete (never merged) of nothing
+              absl::StatusOr<store::TxnResult> result =
+                  store->Commit({.ops = {store::Op::DeletePrefix(key + "/none/")}});
+              wrong += !result.ok() || !result->succeeded || result->deleted != 0 ? 1 : 0;
+              break;
+            }
+            default: {  // a guarded put of two keys
+              absl::StatusOr<store::TxnResult> result = store->Commit(
+                  {.compares = {{.key = guard, .mod_revision = guard_revision}},
+                   .ops = {store::Op::Put(key, "a"), store::Op::Put(key + "b", "b")}});
+              wrong +=
+                  !result.ok() || !result->succeeded || result->revision <= guard_revision ? 1 : 0;
+              break;
+            }
+          }
+        }
+        // This thread's old key, deleted once: exactly one key removed.
+        absl::StatusOr<store::TxnResult> result =
+            store->Commit({.ops = {store::Op::Delete(absl::StrCat(prefix, "old/", t))}});
+        wrong += !result.ok() || !result->succeeded || result->deleted != 1 ? 1 : 0;
+      });
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+  ASSERT_OK_AND_ASSIGN(store::RangeResult all, store->Range(prefix));
+  int guarded = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int r = 0; r < kRounds; ++r) {
+      guarded += (t + r) % 6 >= 3 ? 2 : 0;
+    }
+  }
+  EXPECT_EQ(all.kvs.size(), static_cast<size_t>(guarded) + 1);  // + the guard
+  for (const KeyValue& kv : all.kvs) {
+    EXPECT_NE(kv.value, "stale") << kv.key;
+    EXPECT_FALSE(absl::StrContains(kv.key, "/old/")) << kv.key;
+  }
+  ASSERT_OK_AND_ASSIGN(const store::EtcdStoreStats after, store::GetEtcdStoreStats(*store));
+  const int64_t commits = after.commits - before.commits;
+  EXPECT_EQ(commits, kThreads * (kRounds + 1));
+  EXPECT_LT(after.transactions - before.transactions, commits);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 #include "store/etcd/etcd_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
+#include <deque>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -675,48 +679,46 @@ class EtcdStore final : public Store {
     return result;
   }
 
+  // Concurrent commits that cannot interfere share one etcd transaction (group commit): one
+  // round trip, one raft entry and one fsync for the lot, instead of one each. Txns join a batch
+  // only if their result is what running them one after another would give (see Mergeable); a
+  // batch whose compares fail is retried one txn at a time, so each gets its own answer.
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
-    pb::TxnRequest request;
-    for (const Compare& compare : txn.compares) {
-      pb::Compare& c = *request.add_compare();
-      c.set_result(pb::Compare::EQUAL);
-      c.set_target(pb::Compare::MOD);
-      c.set_key(compare.key);
-      // A missing key compares as mod_revision 0, which is exactly our "does not exist".
-      c.set_mod_revision(compare.mod_revision);
-    }
-    for (const Op& op : txn.ops) {
-      pb::RequestOp& r = *request.add_success();
-      switch (op.type) {
-        case Op::Type::kPut:
-          r.mutable_request_put()->set_key(op.key);
-          r.mutable_request_put()->set_value(op.value);
-          break;
-        case Op::Type::kDelete:
-          r.mutable_request_delete_range()->set_key(op.key);
-          break;
-        case Op::Type::kDeletePrefix: {
-          auto [key, range_end] = PrefixRange(op.key);
-          r.mutable_request_delete_range()->set_key(std::move(key));
-          r.mutable_request_delete_range()->set_range_end(std::move(range_end));
-          break;
+    PendingCommit self{.txn = &txn};
+    std::vector<PendingCommit*> batch;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_.push_back(&self);
+      if (leader_active_) {
+        queue_mu_.Await(absl::Condition(
+            +[](PendingCommit* pending) { return pending->done || pending->lead; }, &self));
+        if (self.done) {
+          return std::move(self.result);
         }
+      } else {
+        leader_active_ = true;
+      }
+      batch = TakeBatchLocked();
+    }
+    commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
+    ApplyBatch(batch);
+    {
+      absl::MutexLock lock(&queue_mu_);
+      for (PendingCommit* pending : batch) {
+        pending->done = true;
+      }
+      if (queue_.empty()) {
+        leader_active_ = false;
+      } else {
+        queue_.front()->lead = true;
       }
     }
-    pb::TxnResponse response;
-    absl::Status status = client_->Unary(
-        "commit", EtcdClient::Retry::kIfNotSent,
-        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Txn(&c, request, &response); });
-    if (!status.ok()) {
-      return status;
-    }
-    TxnResult result{.succeeded = response.succeeded(), .revision = response.header().revision()};
-    for (const pb::ResponseOp& r : response.responses()) {
-      if (r.has_response_delete_range()) {
-        result.deleted += r.response_delete_range().deleted();
-      }
-    }
-    return result;
+    return std::move(self.result);
+  }
+
+  EtcdStoreStats Stats() const {
+    return {.commits = commits_.load(std::memory_order_relaxed),
+            .transactions = transactions_.load(std::memory_order_relaxed)};
   }
 
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
@@ -755,10 +757,217 @@ class EtcdStore final : public Store {
   }
 
  private:
+  // etcd refuses a transaction of more than --max-txn-ops (128 by default) operations or
+  // compares, or of more than --max-request-bytes (1.5 MiB by default).
+  static constexpr size_t kMaxBatchOps = 128;
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+
+  // A Commit() call waiting in the queue, on its caller's stack. `done` and `lead` are guarded
+  // by queue_mu_; the leader writes `result` before it sets `done`.
+  struct PendingCommit {
+    const Txn* txn = nullptr;
+    absl::StatusOr<TxnResult> result = absl::UnknownError("not committed");
+    bool done = false;
+    bool lead = false;
+  };
+
+  // What a batch has touched so far.
+  struct BatchKeys {
+    std::set<std::string_view> written;
+    std::map<std::string_view, int64_t> compared;  // key -> the mod_revision required
+    size_t ops = 0;
+    size_t bytes = 0;
+  };
+
+  // Whether `txn` can run in one etcd transaction with the txns behind `keys` and answer as it
+  // would alone: only puts and single-key deletes, no key written twice, no key one txn writes
+  // and another compares (compares see the state before the whole batch), the same revision
+  // wherever a key is compared, and within etcd's limits.
+  static bool Mergeable(const Txn& txn, const BatchKeys& keys) {
+    if (txn.ops.empty()) {
+      return false;
+    }
+    size_t bytes = 0;
+    std::set<std::string_view> written;
+    for (const Op& op : txn.ops) {
+      if (op.type == Op::Type::kDeletePrefix || !written.insert(op.key).second ||
+          keys.written.contains(op.key) || keys.compared.contains(op.key)) {
+        return false;
+      }
+      bytes += op.key.size() + op.value.size();
+    }
+    size_t new_compares = 0;
+    for (const Compare& compare : txn.compares) {
+      if (written.contains(compare.key) || keys.written.contains(compare.key)) {
+        return false;
+      }
+      auto it = keys.compared.find(compare.key);
+      if (it == keys.compared.end()) {
+        ++new_compares;
+        bytes += compare.key.size();
+      } else if (it->second != compare.mod_revision) {
+        return false;
+      }
+    }
+    return keys.ops + txn.ops.size() <= kMaxBatchOps &&
+           keys.compared.size() + new_compares <= kMaxBatchOps &&
+           keys.bytes + bytes <= kMaxBatchBytes;
+  }
+
+  static void Add(const Txn& txn, BatchKeys& keys) {
+    for (const Op& op : txn.ops) {
+      keys.written.insert(op.key);
+      keys.bytes += op.key.size() + op.value.size();
+    }
+    for (const Compare& compare : txn.compares) {
+      if (keys.compared.emplace(compare.key, compare.mod_revision).second) {
+        keys.bytes += compare.key.size();
+      }
+    }
+    keys.ops += txn.ops.size();
+  }
+
+  // The oldest queued commit and the ones right behind it that merge with it.
+  std::vector<PendingCommit*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    std::vector<PendingCommit*> batch = {queue_.front()};
+    queue_.pop_front();
+    BatchKeys keys;
+    if (!Mergeable(*batch.front()->txn, keys)) {
+      return batch;
+    }
+    Add(*batch.front()->txn, keys);
+    while (!queue_.empty() && Mergeable(*queue_.front()->txn, keys)) {
+      Add(*queue_.front()->txn, keys);
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    return batch;
+  }
+
+  void ApplyBatch(const std::vector<PendingCommit*>& batch) {
+    if (batch.size() == 1) {
+      batch.front()->result = CommitOne(*batch.front()->txn);
+      return;
+    }
+    pb::TxnRequest request;
+    std::set<std::string_view> compared;
+    for (const PendingCommit* pending : batch) {
+      for (const Compare& compare : pending->txn->compares) {
+        if (compared.insert(compare.key).second) {
+          AddCompare(compare, request);
+        }
+      }
+      for (const Op& op : pending->txn->ops) {
+        AddOp(op, request);
+      }
+    }
+    absl::StatusOr<pb::TxnResponse> response = Send(request);
+    if (!response.ok()) {
+      for (PendingCommit* pending : batch) {
+        pending->result = response.status();
+      }
+      return;
+    }
+    if (!response->succeeded()) {
+      // Some compare failed: which txns it fails is only known one by one.
+      for (PendingCommit* pending : batch) {
+        pending->result = CommitOne(*pending->txn);
+      }
+      return;
+    }
+    int index = 0;
+    for (PendingCommit* pending : batch) {
+      TxnResult result{.succeeded = true, .revision = response->header().revision()};
+      for (size_t i = 0; i < pending->txn->ops.size(); ++i, ++index) {
+        const pb::ResponseOp& op = response->responses(index);
+        if (op.has_response_delete_range()) {
+          result.deleted += op.response_delete_range().deleted();
+        }
+      }
+      pending->result = result;
+    }
+  }
+
+  static void AddCompare(const Compare& compare, pb::TxnRequest& request) {
+    pb::Compare& c = *request.add_compare();
+    c.set_result(pb::Compare::EQUAL);
+    c.set_target(pb::Compare::MOD);
+    c.set_key(compare.key);
+    // A missing key compares as mod_revision 0, which is exactly our "does not exist".
+    c.set_mod_revision(compare.mod_revision);
+  }
+
+  static void AddOp(const Op& op, pb::TxnRequest& request) {
+    pb::RequestOp& r = *request.add_success();
+    switch (op.type) {
+      case Op::Type::kPut:
+        r.mutable_request_put()->set_key(op.key);
+        r.mutable_request_put()->set_value(op.value);
+        break;
+      case Op::Type::kDelete:
+        r.mutable_request_delete_range()->set_key(op.key);
+        break;
+      case Op::Type::kDeletePrefix: {
+        auto [key, range_end] = PrefixRange(op.key);
+        r.mutable_request_delete_range()->set_key(std::move(key));
+        r.mutable_request_delete_range()->set_range_end(std::move(range_end));
+        break;
+      }
+    }
+  }
+
+  absl::StatusOr<pb::TxnResponse> Send(const pb::TxnRequest& request) {
+    transactions_.fetch_add(1, std::memory_order_relaxed);
+    pb::TxnResponse response;
+    absl::Status status = client_->Unary(
+        "commit", EtcdClient::Retry::kIfNotSent,
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Txn(&c, request, &response); });
+    if (!status.ok()) {
+      return status;
+    }
+    return response;
+  }
+
+  absl::StatusOr<TxnResult> CommitOne(const Txn& txn) {
+    pb::TxnRequest request;
+    for (const Compare& compare : txn.compares) {
+      AddCompare(compare, request);
+    }
+    for (const Op& op : txn.ops) {
+      AddOp(op, request);
+    }
+    absl::StatusOr<pb::TxnResponse> response = Send(request);
+    if (!response.ok()) {
+      return response.status();
+    }
+    TxnResult result{.succeeded = response->succeeded(), .revision = response->header().revision()};
+    for (const pb::ResponseOp& r : response->responses()) {
+      if (r.has_response_delete_range()) {
+        result.deleted += r.response_delete_range().deleted();
+      }
+    }
+    return result;
+  }
+
   const std::shared_ptr<EtcdClient> client_;
+
+  std::atomic<int64_t> commits_ = 0;
+  std::atomic<int64_t> transactions_ = 0;
+  // Commits waiting for a batch, oldest first; while it is not empty a leader is active.
+  absl::Mutex queue_mu_;
+  std::deque<PendingCommit*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool leader_active_ ABSL_GUARDED_BY(queue_mu_) = false;
 };
 
 }  // namespace
+
+absl::StatusOr<EtcdStoreStats> GetEtcdStoreStats(Store& store) {
+  auto* etcd = dynamic_cast<EtcdStore*>(&store);
+  if (etcd == nullptr) {
+    return absl::InvalidArgumentError("stats: not an etcd store");
+  }
+  return etcd->Stats();
+}
 
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options) {
   absl::StatusOr<std::shared_ptr<EtcdClient>> client = EtcdClient::Connect(options);

@@ -2,6 +2,7 @@
 // No generated or gRPC headers leak from here.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,5 +42,14 @@ struct EtcdOptions {
 // when etcd rejects it. Watches run on their own thread, re-open their stream with backoff
 // (100 ms .. 5 s) from the last delivered revision + 1, and may outlive the store object.
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options);
+
+// Group-commit counters of an etcd store: concurrent Commit() calls that cannot interfere share
+// one etcd transaction.
+struct EtcdStoreStats {
+  int64_t commits = 0;       // Commit() calls answered or being answered
+  int64_t transactions = 0;  // etcd Txn requests sent for them (retries of one not counted)
+};
+// InvalidArgument when `store` is not an etcd store.
+absl::StatusOr<EtcdStoreStats> GetEtcdStoreStats(Store& store);
 
 }  // namespace discovery::store
