@@ -1,7 +1,10 @@
 #include "registration_load.h"
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -9,6 +12,7 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
 
 namespace discovery::bench {
@@ -102,6 +106,43 @@ LoadResult RegisterServices(const std::vector<std::shared_ptr<grpc::Channel>>& c
   while (queue.Next(&tag, &ok)) {
   }
   return result;
+}
+
+double RawEtcdPuts(const std::vector<std::string>& endpoints,
+                   const std::vector<std::pair<std::string, std::string>>& kvs, int threads,
+                   int* failures) {
+  std::string target = endpoints.front();
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.starts_with(scheme)) {
+      target = target.substr(scheme.size());
+    }
+  }
+  const std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = etcdserverpb::KV::NewStub(channel);
+  std::atomic<size_t> next{0};
+  std::atomic<int> failed{0};
+  const absl::Time start = absl::Now();
+  {
+    std::vector<std::jthread> writers;
+    for (int t = 0; t < threads; ++t) {
+      writers.emplace_back([&] {
+        for (size_t i = next++; i < kvs.size(); i = next++) {
+          etcdserverpb::PutRequest request;
+          request.set_key(kvs[i].first);
+          request.set_value(kvs[i].second);
+          etcdserverpb::PutResponse response;
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          if (!stub->Put(&context, request, &response).ok()) {
+            ++failed;
+          }
+        }
+      });
+    }
+  }
+  *failures += failed;
+  return static_cast<double>(kvs.size()) / absl::ToDoubleSeconds(absl::Now() - start);
 }
 
 }  // namespace discovery::bench

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "grpcpp/grpcpp.h"
@@ -41,6 +42,14 @@ struct LoadResult {
 LoadResult RegisterServices(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
                             const std::string& authorization, std::string_view ns, int first,
                             int count, const LoadOptions& options);
+
+// Raw etcd puts, as any etcd client sends them (one KV.Put per key, no transaction, nothing of
+// this project in between): `kvs` written from `threads` threads over one channel to the first
+// of `endpoints` ("host:port" or "http://host:port"). Puts per second; failed puts add to
+// `*failures`.
+double RawEtcdPuts(const std::vector<std::string>& endpoints,
+                   const std::vector<std::pair<std::string, std::string>>& kvs, int threads,
+                   int* failures);
 
 }  // namespace discovery::bench
 
