@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 
 #include "common/status_macros.h"
+#include "store/commit_queue.h"
 
 namespace discovery::store {
 namespace {
@@ -514,40 +515,15 @@ class EmbeddedStore final : public Store {
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
     DISCOVERY_RETURN_IF_ERROR(ValidateTxn(txn));
     PendingCommit self{.txn = &txn, .bytes = TxnBytes(txn)};
-    std::vector<PendingCommit*> batch;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      queue_.push_back(&self);
-      if (leader_active_) {
-        // Another thread is applying a batch: ours is applied by a later leader, or we become it.
-        queue_mu_.Await(absl::Condition(
-            +[](PendingCommit* pending) { return pending->done || pending->lead; }, &self));
-        if (self.done) {
-          return std::move(self.result);
-        }
-      } else {
-        leader_active_ = true;
-      }
-      batch = TakeBatchLocked();
-    }
-    if (ApplyBatch(batch)) {
-      // Wake this process's watches at once; other processes find the commit by polling.
-      absl::MutexLock lock(&signal_mu_);
-      ++local_commits_;
-    }
-    {
-      absl::MutexLock lock(&queue_mu_);
-      // The followers return (and their PendingCommits go) once this lock is released.
-      for (PendingCommit* pending : batch) {
-        pending->done = true;
-      }
-      if (queue_.empty()) {
-        leader_active_ = false;
-      } else {
-        // Commits that queued while this batch ran: the oldest applies the next batch.
-        queue_.front()->lead = true;
-      }
-    }
+    queue_.Commit(
+        self, [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
+        [this](const std::vector<PendingCommit*>& batch) {
+          if (ApplyBatch(batch)) {
+            // Wake this process's watches at once; other processes find the commit by polling.
+            absl::MutexLock lock(&signal_mu_);
+            ++local_commits_;
+          }
+        });
     return std::move(self.result);
   }
 
@@ -579,8 +555,7 @@ class EmbeddedStore final : public Store {
     EmbeddedStoreStats stats{
         .commits = commits_.load(std::memory_order_relaxed),
         .write_transactions = write_transactions_.load(std::memory_order_relaxed)};
-    absl::MutexLock lock(&queue_mu_);
-    stats.queued_commits = std::ssize(queue_);
+    stats.queued_commits = static_cast<int64_t>(queue_.queued());
     return stats;
   }
 
@@ -614,8 +589,8 @@ class EmbeddedStore final : public Store {
     std::jthread thread_;
   };
 
-  // A Commit() call in the group-commit queue, on its caller's stack. `done` and `lead` are
-  // guarded by queue_mu_; the leader writes `result` before it sets `done`.
+  // A Commit() call in the group-commit queue, on its caller's stack. CommitQueue owns `done`
+  // and `lead`; the leader writes `result` before the queue sets `done`.
   struct PendingCommit {
     const Txn* txn = nullptr;
     int64_t bytes = 0;
@@ -655,17 +630,17 @@ class EmbeddedStore final : public Store {
 
   // Takes the next batch off the front of the queue, in arrival order, within the configured
   // bounds; the first pending commit (the leader's own) always goes in.
-  std::vector<PendingCommit*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+  std::vector<PendingCommit*> TakeBatch(std::deque<PendingCommit*>& queue) const {
     std::vector<PendingCommit*> batch;
     int64_t bytes = 0;
-    while (!queue_.empty() && std::ssize(batch) < options_.max_batch_txns) {
-      PendingCommit* next = queue_.front();
+    while (!queue.empty() && std::ssize(batch) < options_.max_batch_txns) {
+      PendingCommit* next = queue.front();
       if (!batch.empty() && bytes + next->bytes > options_.max_batch_bytes) {
         break;
       }
       bytes += next->bytes;
       batch.push_back(next);
-      queue_.pop_front();
+      queue.pop_front();
     }
     return batch;
   }
@@ -998,11 +973,7 @@ class EmbeddedStore final : public Store {
   std::atomic<int64_t> commits_ = 0;
   std::atomic<int64_t> write_transactions_ = 0;
 
-  // Commits waiting for a batch, oldest first. While the queue is not empty a leader is active
-  // (applying a batch, or promoted and about to take the next).
-  absl::Mutex queue_mu_;
-  std::deque<PendingCommit*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool leader_active_ ABSL_GUARDED_BY(queue_mu_) = false;
+  CommitQueue<PendingCommit> queue_;
 
   // Counts commits of this store object; watches wait on it.
   absl::Mutex signal_mu_;

@@ -33,6 +33,7 @@
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "etcd/mvcc/mvccpb/kv.pb.h"
+#include "store/commit_queue.h"
 
 namespace discovery::store {
 namespace {
@@ -685,34 +686,12 @@ class EtcdStore final : public Store {
   // batch whose compares fail is retried one txn at a time, so each gets its own answer.
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
     PendingCommit self{.txn = &txn};
-    std::vector<PendingCommit*> batch;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      queue_.push_back(&self);
-      if (leader_active_) {
-        queue_mu_.Await(absl::Condition(
-            +[](PendingCommit* pending) { return pending->done || pending->lead; }, &self));
-        if (self.done) {
-          return std::move(self.result);
-        }
-      } else {
-        leader_active_ = true;
-      }
-      batch = TakeBatchLocked();
-    }
-    commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
-    ApplyBatch(batch);
-    {
-      absl::MutexLock lock(&queue_mu_);
-      for (PendingCommit* pending : batch) {
-        pending->done = true;
-      }
-      if (queue_.empty()) {
-        leader_active_ = false;
-      } else {
-        queue_.front()->lead = true;
-      }
-    }
+    queue_.Commit(
+        self, [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
+        [this](const std::vector<PendingCommit*>& batch) {
+          commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
+          ApplyBatch(batch);
+        });
     return std::move(self.result);
   }
 
@@ -762,8 +741,8 @@ class EtcdStore final : public Store {
   static constexpr size_t kMaxBatchOps = 128;
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
-  // A Commit() call waiting in the queue, on its caller's stack. `done` and `lead` are guarded
-  // by queue_mu_; the leader writes `result` before it sets `done`.
+  // A Commit() call in the queue, on its caller's stack. CommitQueue owns `done` and `lead`; the
+  // leader writes `result` before the queue sets `done`.
   struct PendingCommit {
     const Txn* txn = nullptr;
     absl::StatusOr<TxnResult> result = absl::UnknownError("not committed");
@@ -828,18 +807,18 @@ class EtcdStore final : public Store {
   }
 
   // The oldest queued commit and the ones right behind it that merge with it.
-  std::vector<PendingCommit*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-    std::vector<PendingCommit*> batch = {queue_.front()};
-    queue_.pop_front();
+  static std::vector<PendingCommit*> TakeBatch(std::deque<PendingCommit*>& queue) {
+    std::vector<PendingCommit*> batch = {queue.front()};
+    queue.pop_front();
     BatchKeys keys;
     if (!Mergeable(*batch.front()->txn, keys)) {
       return batch;
     }
     Add(*batch.front()->txn, keys);
-    while (!queue_.empty() && Mergeable(*queue_.front()->txn, keys)) {
-      Add(*queue_.front()->txn, keys);
-      batch.push_back(queue_.front());
-      queue_.pop_front();
+    while (!queue.empty() && Mergeable(*queue.front()->txn, keys)) {
+      Add(*queue.front()->txn, keys);
+      batch.push_back(queue.front());
+      queue.pop_front();
     }
     return batch;
   }
@@ -953,10 +932,7 @@ class EtcdStore final : public Store {
 
   std::atomic<int64_t> commits_ = 0;
   std::atomic<int64_t> transactions_ = 0;
-  // Commits waiting for a batch, oldest first; while it is not empty a leader is active.
-  absl::Mutex queue_mu_;
-  std::deque<PendingCommit*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool leader_active_ ABSL_GUARDED_BY(queue_mu_) = false;
+  CommitQueue<PendingCommit> queue_;
 };
 
 }  // namespace
