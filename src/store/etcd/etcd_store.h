@@ -41,6 +41,8 @@ struct EtcdOptions {
 // their code and carry an "etcd: " message prefix. With a username, the auth token is renewed
 // when etcd rejects it. Watches run on their own thread, re-open their stream with backoff
 // (100 ms .. 5 s) from the last delivered revision + 1, and may outlive the store object.
+// Concurrent Commit() calls that cannot interfere go to etcd as one transaction (group commit):
+// each answers as it would alone, and they report the same revision.
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options);
 
 // Group-commit counters of an etcd store: concurrent Commit() calls that cannot interfere share
