@@ -227,6 +227,22 @@ class InProcess {
     pb::RegisterNamespaceResponse response;
     return stub->RegisterNamespace(&context, request, &response).ok();
   }
+  // Writes services [0, count) of `ns` straight into the store, as a migration would, in
+  // transactions of 100 (etcd refuses more than 128 operations, --max-txn-ops), and waits until
+  // the view serves the last of them on p0.
+  bool BulkLoad(const std::string& ns, int count, absl::Duration timeout) const {
+    {
+      absl::StatusOr<std::unique_ptr<store::Store>> store = server::OpenStore(config_.store);
+      if (!store.ok()) {
+        return false;
+      }
+      repo::Repository repository(**store, repo::Keys(config_.store.prefix));
+      if (BulkPut(**store, repository, ns, 0, count, 100) == 0) {
+        return false;
+      }
+    }
+    return AwaitTarget("p0", ns, fmt::format("{}-host{}.example.com", ns, count - 1), timeout);
+  }
   // Waits until http_sd of `server` for `ns` lists `endpoint_host`.
   bool AwaitTarget(const std::string& server, const std::string& ns, const std::string& host,
                    absl::Duration timeout) const {
@@ -313,23 +329,8 @@ void BM_RegistrationsVsNamespaceSize(benchmark::State& state) {
     int failures = 0;
     const double into_empty =
         RegisterConcurrently(server.channel(), "empty", 0, kCount, kInFlight, &failures);
-    {
-      absl::StatusOr<std::unique_ptr<store::Store>> store =
-          server::OpenStore(server.config().store);
-      if (!store.ok()) {
-        state.SkipWithError("cannot open the store");
-        return;
-      }
-      repo::Repository repository(**store, repo::Keys(server.config().store.prefix));
-      // etcd refuses transactions of more than 128 operations (--max-txn-ops).
-      if (BulkPut(**store, repository, "big", 0, services, 100) == 0) {
-        state.SkipWithError("cannot write the bulk services");
-        return;
-      }
-    }
-    if (!server.AwaitTarget("p0", "big", fmt::format("big-host{}.example.com", services - 1),
-                            absl::Minutes(10))) {
-      state.SkipWithError("the view did not load the bulk services");
+    if (!server.BulkLoad("big", services, absl::Minutes(10))) {
+      state.SkipWithError("cannot load the bulk services");
       return;
     }
     const double into_full =
@@ -441,22 +442,8 @@ void BM_HttpSdLatencyUnderWrites(benchmark::State& state) {
       state.SkipWithError("set-up failed");
       return;
     }
-    {
-      absl::StatusOr<std::unique_ptr<store::Store>> store =
-          server::OpenStore(server.config().store);
-      if (!store.ok()) {
-        state.SkipWithError("cannot open the store");
-        return;
-      }
-      repo::Repository repository(**store, repo::Keys(server.config().store.prefix));
-      if (BulkPut(**store, repository, "served", 0, kTargets, 100) == 0) {
-        state.SkipWithError("cannot write the served namespace");
-        return;
-      }
-    }
-    if (!server.AwaitTarget("p0", "served", fmt::format("served-host{}.example.com", kTargets - 1),
-                            absl::Minutes(2))) {
-      state.SkipWithError("the view did not load the served namespace");
+    if (!server.BulkLoad("served", kTargets, absl::Minutes(2))) {
+      state.SkipWithError("cannot load the served namespace");
       return;
     }
     const std::string url = server.Url("/v1/sd/p0/served");

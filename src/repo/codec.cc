@@ -408,18 +408,8 @@ class ServiceSax {
   bool start_object(std::size_t /*elements*/) {
     if (depth_ == 0) {
       is_object_ = true;
-    } else if (depth_ == 1) {
-      Reset(field_);
-      if (field_ == kLabels) {
-        collecting_ = kLabels;
-      } else if (field_ != kUnknown) {
-        bad_[field_] = true;
-      }
-    } else if (depth_ == 2) {
-      BadItem();
     }
-    ++depth_;
-    return true;
+    return StartContainer(kLabels);
   }
   bool key(std::string& name) {
     if (depth_ == 1 && is_object_) {
@@ -430,20 +420,7 @@ class ServiceSax {
     return true;
   }
   bool end_object() { return End(); }
-  bool start_array(std::size_t /*elements*/) {
-    if (depth_ == 1) {
-      Reset(field_);
-      if (field_ == kServers) {
-        collecting_ = kServers;
-      } else if (field_ != kUnknown) {
-        bad_[field_] = true;
-      }
-    } else if (depth_ == 2) {
-      BadItem();
-    }
-    ++depth_;
-    return true;
-  }
+  bool start_array(std::size_t /*elements*/) { return StartContainer(kServers); }
   bool end_array() { return End(); }
   bool parse_error(std::size_t /*position*/, const std::string& /*token*/,
                    const nlohmann::detail::exception& /*error*/) {
@@ -551,6 +528,23 @@ class ServiceSax {
     }
   }
 
+  // An object or array opens: at the top of a field it is that field's value, which only
+  // `container` (labels as an object, servers as an array) may have; one level further down it is
+  // an item of labels or servers, which must be a string.
+  bool StartContainer(Field container) {
+    if (depth_ == 1) {
+      Reset(field_);
+      if (field_ == container) {
+        collecting_ = container;
+      } else if (field_ != kUnknown) {
+        bad_[field_] = true;
+      }
+    } else if (depth_ == 2) {
+      BadItem();
+    }
+    ++depth_;
+    return true;
+  }
   bool End() {
     --depth_;
     if (depth_ == 1 && collecting_ != kNone) {
