@@ -89,6 +89,7 @@ struct Flags {
   std::string import_path;
   // namespace
   std::string export_config = "standard";
+  bool force = false;
   // token
   std::string token_id;
   absl::Duration expiry = absl::ZeroDuration();
@@ -283,14 +284,35 @@ int NamespaceRegister(const Flags& flags, const Failure& fail) {
 }
 
 int NamespaceUnregister(const Flags& flags, const Failure& fail) {
+  if (flags.name == "default") {
+    return fail(
+        "refusing to unregister namespace default: services registered without --namespace go "
+        "there");
+  }
   absl::StatusOr<ApiClient> client = Connect(flags);
   if (!client.ok()) {
     return fail(client.status());
   }
+  // Counted before deleting so that an operator learns what --force would remove; a namespace
+  // the server does not know is left to UnregisterNamespace to report.
+  std::size_t services = 0;
+  if (absl::StatusOr<std::vector<Service>> listed = client->ListServices(flags.name); listed.ok()) {
+    services = listed->size();
+  } else if (!absl::IsNotFound(listed.status())) {
+    return fail(
+        fmt::format("cannot unregister namespace {}: {}", flags.name, listed.status().message()));
+  }
+  if (services > 0 && !flags.force) {
+    return fail(fmt::format(
+        "namespace {} still holds {} service{}; unregister them first, or pass --force to "
+        "unregister the namespace with {}",
+        flags.name, services, services == 1 ? "" : "s", services == 1 ? "it" : "all of them"));
+  }
   if (absl::Status status = client->UnregisterNamespace(flags.name); !status.ok()) {
     return fail(fmt::format("cannot unregister namespace {}: {}", flags.name, status.message()));
   }
-  LogInfo("namespace unregistered", {{"name", flags.name}});
+  LogInfo("namespace unregistered",
+          {{"name", flags.name}, {"services-removed", std::to_string(services)}});
   return 0;
 }
 
@@ -876,8 +898,13 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       ->default_str("standard");
   CLI::App* ns_unregister =
       ns->add_subcommand("unregister", "Unregister a namespace and its services.");
-  ns_unregister->footer(ExamplesFooter({"discovery namespace unregister default-blackbox"}));
-  ns_unregister->add_option("name", flags.name, "Namespace name")->required();
+  ns_unregister->footer(ExamplesFooter({
+      "discovery namespace unregister default-blackbox",
+      "discovery namespace unregister --force old-team   # with the services it still holds",
+  }));
+  ns_unregister->add_option("name", flags.name, "Namespace name (not default)")->required();
+  ns_unregister->add_flag("--force", flags.force,
+                          "Also unregister the services the namespace still holds");
 
   // token
   CLI::App* token = app.add_subcommand("token", "Machine tokens.");

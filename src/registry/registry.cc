@@ -212,6 +212,13 @@ absl::Status Registry::UnregisterNamespace(std::string_view name) {
   if (absl::Status valid = ValidateNamespaceName(name); !valid.ok()) {
     return ValidationError(valid);
   }
+  if (name == kDefaultNamespace) {
+    // Every registration without a namespace goes to `default`: without it they all fail until
+    // a restart recreates it.
+    return absl::FailedPreconditionError(
+        "namespace default cannot be unregistered: services registered without a namespace go "
+        "there");
+  }
   absl::StatusOr<int64_t> revision = repo_.DeleteNamespace(name);
   if (absl::IsNotFound(revision.status())) {
     return absl::NotFoundError(fmt::format(

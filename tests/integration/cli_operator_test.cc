@@ -1,0 +1,174 @@
+// End-to-end tests of issue 19, through the real `discovery` (DISCOVERY_BINARY) and `discoveryd`
+// (DISCOVERYD_BINARY): what an operator used to kubectl, consul and etcdctl expects of them. Safe
+// destructive commands, a taken port refused, errors on one line with what to do and the
+// documented exit codes (2 for usage errors, 1 for every other failure).
+#include <fstream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "fmt/format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "testing/discoveryd_process.h"
+#include "testing/http_client.h"
+#include "testing/process.h"
+#include "testing/status_matchers.h"
+
+#ifndef DISCOVERY_BINARY
+#error "DISCOVERY_BINARY must name the discovery executable"
+#endif
+#ifndef DISCOVERYD_BINARY
+#error "DISCOVERYD_BINARY must name the discoveryd executable"
+#endif
+
+namespace discovery::testing {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream(path) << content;
+}
+
+// The last line of `text` without its newline.
+std::string LastLine(const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  return lines.empty() ? "" : lines.back();
+}
+
+class CliOperatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(discoveryd_, DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY}));
+    ASSERT_OK_AND_ASSIGN(home_, MakeTempDir("discovery-operator-home"));
+    ASSERT_OK_AND_ASSIGN(admin_token_, discoveryd_->AdminToken());
+    ASSERT_THAT(
+        RunCommand({.argv = {"/bin/mkdir", "-p", home_ + "/.config/discovery"}}, absl::Seconds(5)),
+        IsOk());
+    WriteFile(ConfigPath(),
+              fmt::format("address: {}\ninsecure: true\n", discoveryd_->grpc_address()));
+    WriteFile(TokenPath(), "machine_token: " + admin_token_ + "\n");
+  }
+
+  void TearDown() override {
+    RunCommand({.argv = {"/bin/rm", "-rf", home_}}, absl::Seconds(10)).IgnoreError();
+  }
+
+  std::string ConfigPath() const { return home_ + "/.config/discovery/config.yaml"; }
+  std::string TokenPath() const { return home_ + "/.config/discovery/.token"; }
+
+  // This test's home (config and token file), no DISCOVERY_* variable of the developer's, `env`.
+  std::vector<std::string> Environment(const std::vector<std::string>& env) const {
+    std::vector<std::string> result = {"HOME=" + home_, "TMPDIR=" + home_};
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      if (entry.starts_with("DISCOVERY_")) {
+        result.emplace_back(entry.substr(0, entry.find('=')));
+      }
+    }
+    result.insert(result.end(), env.begin(), env.end());
+    return result;
+  }
+
+  CommandResult Run(const char* binary, std::vector<std::string> args,
+                    const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), binary);
+    absl::StatusOr<CommandResult> result =
+        RunCommand({.argv = std::move(args), .env = Environment(env), .working_dir = home_},
+                   absl::Seconds(90));
+    EXPECT_THAT(result, IsOk());
+    return result.ok() ? *std::move(result) : CommandResult{};
+  }
+  CommandResult Discovery(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+    return Run(DISCOVERY_BINARY, std::move(args), env);
+  }
+  CommandResult Discoveryd(std::vector<std::string> args,
+                           const std::vector<std::string>& env = {}) {
+    return Run(DISCOVERYD_BINARY, std::move(args), env);
+  }
+
+  std::unique_ptr<DiscoverydProcess> discoveryd_;
+  std::string home_;
+  std::string admin_token_;
+};
+
+// Expects `result` to have failed with exit code `code` and exactly the line `message` on stderr.
+void ExpectFailure(const CommandResult& result, int code, const std::string& message) {
+  EXPECT_EQ(result.status.code, code) << result.status.ToString() << "\n" << result.err;
+  EXPECT_EQ(result.err, message + "\n");
+  EXPECT_THAT(result.out, IsEmpty());
+}
+
+// Point 1: `default` is never deleted, a namespace with services only with --force.
+TEST_F(CliOperatorTest, NamespaceUnregisterRefusesDefaultAndNeedsForceForServices) {
+  ASSERT_TRUE(Discovery({"server", "register", "prom"}).status.success());
+  ASSERT_TRUE(
+      Discovery({"service", "register", "node", "-e", "http://a:9100/metrics"}).status.success());
+  ExpectFailure(Discovery({"namespace", "unregister", "default"}), 1,
+                "discovery: refusing to unregister namespace default: services registered "
+                "without --namespace go there");
+  ExpectFailure(Discovery({"namespace", "unregister", "--force", "default"}), 1,
+                "discovery: refusing to unregister namespace default: services registered "
+                "without --namespace go there");
+  EXPECT_THAT(Discovery({"service", "list", "--no-headers"}).out, HasSubstr("http://a:9100"));
+
+  ASSERT_TRUE(Discovery({"namespace", "register", "web"}).status.success());
+  ASSERT_TRUE(Discovery({"service", "register", "shop", "-n", "web", "-e",
+                         "http://shop1/metrics,http://shop2/metrics"})
+                  .status.success());
+  ExpectFailure(Discovery({"namespace", "unregister", "web"}), 1,
+                "discovery: namespace web still holds 2 services; unregister them first, or pass "
+                "--force to unregister the namespace with all of them");
+  EXPECT_THAT(Discovery({"namespace", "list"}).out, HasSubstr("web"));
+  CommandResult result = Discovery({"namespace", "unregister", "web", "--force"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.err, AllOf(HasSubstr("namespace unregistered"), HasSubstr("2")));
+  EXPECT_THAT(Discovery({"namespace", "list"}).out, Not(HasSubstr("web")));
+  EXPECT_THAT(Discovery({"service", "list", "--no-headers"}).out, Not(HasSubstr("shop")));
+
+  // An empty namespace goes without --force.
+  ASSERT_TRUE(Discovery({"namespace", "register", "empty"}).status.success());
+  result = Discovery({"namespace", "unregister", "empty"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  ExpectFailure(Discovery({"namespace", "unregister", "empty"}), 1,
+                "discovery: cannot unregister namespace empty: could not unregister namespace "
+                "empty in store: namespace empty not found");
+
+  // The server refuses too, for clients that do not ask first (REST, the original's Go CLI).
+  absl::StatusOr<HttpResult> deleted =
+      HttpRequest("DELETE", discoveryd_->http_url() + "/v1/namespaces/default", "",
+                  {{"Authorization", "Bearer " + admin_token_}});
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_GE(deleted->status, 400);
+  EXPECT_THAT(deleted->body, HasSubstr("namespace default cannot be unregistered"));
+  EXPECT_THAT(Discovery({"service", "list", "--no-headers"}).out, HasSubstr("http://a:9100"));
+}
+
+// Point 2: a second discoveryd on a taken gRPC address fails at start instead of sharing it.
+TEST_F(CliOperatorTest, ATakenGrpcPortIsAnErrorAtStart) {
+  ASSERT_OK_AND_ASSIGN(std::string data_dir, MakeTempDir("discovery-second-data"));
+  ASSERT_OK_AND_ASSIGN(std::vector<int> ports, FreePorts(1));
+  const CommandResult second =
+      Discoveryd({"server", "--log-format=text", "--data-dir=" + data_dir,
+                  "--grpc-listen=" + discoveryd_->grpc_address(),
+                  fmt::format("--http-listen=127.0.0.1:{}", ports[0]), "--token-secret=other"});
+  EXPECT_EQ(second.status.code, 1) << second.status.ToString() << "\n" << second.err;
+  EXPECT_EQ(
+      LastLine(second.err),
+      fmt::format("discoveryd: cannot listen for gRPC on {}: the address is in use by another "
+                  "process, or not one of this host",
+                  discoveryd_->grpc_address()));
+  EXPECT_TRUE(discoveryd_->IsRunning());
+  RunCommand({.argv = {"/bin/rm", "-rf", data_dir}}, absl::Seconds(10)).IgnoreError();
+}
+
+}  // namespace
+}  // namespace discovery::testing
