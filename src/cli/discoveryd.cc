@@ -365,7 +365,9 @@ int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std
 }
 
 int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/true);
+  // Never creates a secret: a new one would sign tokens that the running server, which has its
+  // own, rejects.
+  absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/false);
   if (!secret.ok()) {
     err << "discoveryd: " << secret.status().message() << "\n";
     return 1;

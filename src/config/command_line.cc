@@ -140,6 +140,34 @@ class EnvHelpFormatter : public CLI::Formatter {
     return opts;
   }
 
+  // A subcommand with fallthrough accepts its ancestors' flags too (`discoveryd token create
+  // --data-dir ...`), so its help lists them after its own (make_groups is not virtual; the
+  // subcommands come right after the groups).
+  std::string make_subcommands(const CLI::App* app, CLI::AppFormatMode mode) const override {
+    std::string subcommands = CLI::Formatter::make_subcommands(app, mode);
+    if (mode == CLI::AppFormatMode::Sub || !app->get_fallthrough()) {
+      return subcommands;
+    }
+    std::vector<const CLI::Option*> inherited;
+    for (const CLI::App* parent = app->get_parent(); parent != nullptr;
+         parent = parent->get_parent()) {
+      for (const CLI::Option* option : parent->get_options([parent](const CLI::Option* option) {
+             return !option->get_group().empty() && option->nonpositional() &&
+                    option != parent->get_help_ptr() && option != parent->get_help_all_ptr() &&
+                    option != parent->get_version_ptr();
+           })) {
+        inherited.push_back(option);
+      }
+      if (!parent->get_fallthrough()) {
+        break;
+      }
+    }
+    if (inherited.empty()) {
+      return subcommands;
+    }
+    return make_group("GLOBAL OPTIONS", false, inherited) + subcommands;
+  }
+
   std::string make_option_desc(const CLI::Option* option) const override {
     std::string description = CLI::Formatter::make_option_desc(option);
     const std::string env = option->get_envname();

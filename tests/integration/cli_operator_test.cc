@@ -170,5 +170,32 @@ TEST_F(CliOperatorTest, ATakenGrpcPortIsAnErrorAtStart) {
   RunCommand({.argv = {"/bin/rm", "-rf", data_dir}}, absl::Seconds(10)).IgnoreError();
 }
 
+// Point 3: `discoveryd token create` signs with an existing secret only, and says where it looked.
+TEST_F(CliOperatorTest, TokenCreateNeverCreatesASecret) {
+  ASSERT_OK_AND_ASSIGN(std::string data_dir, MakeTempDir("discovery-no-secret"));
+  ExpectFailure(
+      Discoveryd({"--data-dir", data_dir, "token", "create", "admin", "--admin"}), 1,
+      fmt::format("discoveryd: no token secret in {}/token-secret: pass the server's --data-dir or "
+                  "its --token-secret (`discoveryd server` creates <data-dir>/token-secret at its "
+                  "first start)",
+                  data_dir));
+  EXPECT_FALSE(std::ifstream(data_dir + "/token-secret").good());
+  // The default data dir of a user without one: nothing is created there either.
+  const std::string default_dir = home_ + "/.local/share/discovery";
+  ExpectFailure(Discoveryd({"token", "create", "admin", "--admin"}, {"XDG_DATA_HOME"}), 1,
+                fmt::format("discoveryd: no token secret in {}/token-secret: pass the server's "
+                            "--data-dir or its --token-secret (`discoveryd server` creates "
+                            "<data-dir>/token-secret at its first start)",
+                            default_dir));
+  EXPECT_FALSE(std::ifstream(default_dir + "/token-secret").good());
+
+  // Its help shows the flags it inherits.
+  const CommandResult help = Discoveryd({"token", "create", "--help"});
+  EXPECT_TRUE(help.status.success());
+  EXPECT_THAT(help.out, AllOf(HasSubstr("GLOBAL OPTIONS"), HasSubstr("--data-dir"),
+                              HasSubstr("--token-secret"), HasSubstr("--expires")));
+  RunCommand({.argv = {"/bin/rm", "-rf", data_dir}}, absl::Seconds(10)).IgnoreError();
+}
+
 }  // namespace
 }  // namespace discovery::testing
