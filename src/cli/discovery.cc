@@ -106,6 +106,11 @@ class Failure {
     return 1;
   }
   int operator()(const absl::Status& status) const { return (*this)(ToStd(status.message())); }
+  // A command line that cannot work, found after parsing: exit status 2 as CLI11's usage errors.
+  int Usage(std::string_view message) const {
+    (*this)(message);
+    return 2;
+  }
 
  private:
   std::ostream& err_;
@@ -541,10 +546,9 @@ int ServiceUnregister(const Flags& flags, const Failure& fail) {
     return fail("unresolved cannot be used in combination with endpoints");
   }
   if (!flags.unresolved && flags.unregister_items.empty()) {
-    return 0;
-  }
-  if (!flags.unresolved && flags.namespace_name.empty()) {
-    return fail("no namespace specified (--namespace, $DISCOVERY_NAMESPACE)");
+    return fail.Usage(
+        "service unregister needs endpoint URLs or service IDs ($DISCOVERY_ENDPOINTS), or -u; see "
+        "--help");
   }
   absl::StatusOr<ApiClient> client = Connect(flags);
   if (!client.ok()) {
@@ -558,6 +562,12 @@ int ServiceUnregister(const Flags& flags, const Failure& fail) {
     const absl::Status status =
         WithRetries([&] { return client->UnregisterService(flags.namespace_name, item); },
                     {{"namespace", flags.namespace_name}, {"service", item}});
+    if (absl::IsNotFound(status)) {
+      // What ExecStopPost wants: after the command the service is not registered.
+      LogInfo("service not registered, nothing to unregister",
+              {{"namespace", flags.namespace_name}, {"service", item}});
+      continue;
+    }
     if (!status.ok()) {
       ++failed;
       fail(fmt::format("cannot unregister {} in namespace {}: {}", item, flags.namespace_name,
@@ -854,7 +864,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
                         "Endpoint URLs or service IDs")
       ->envname("DISCOVERY_ENDPOINTS");
   CLI::Option* unregister_namespace =
-      service_unregister->add_option("-n,--namespace", flags.namespace_name, "Namespace");
+      service_unregister->add_option("-n,--namespace", flags.namespace_name, "Namespace")
+          ->default_str("default");
   service_unregister
       ->add_flag("-u,--unresolved", flags.unresolved,
                  "Unregister the services whose host does not resolve (all namespaces)")
@@ -969,7 +980,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   InitLogging({.debug = flags.debug});
   const Failure fail(err);
 
-  if (service_register->parsed() && flags.namespace_name.empty()) {
+  if ((service_register->parsed() || (service_unregister->parsed() && !flags.unresolved)) &&
+      flags.namespace_name.empty()) {
     flags.namespace_name = "default";
   }
   const std::vector<std::pair<const CLI::App*, std::function<int()>>> commands = {

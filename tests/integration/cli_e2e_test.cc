@@ -400,7 +400,6 @@ TEST_F(CliTest, ErrorsAreOneLineWithANonZeroExit) {
                "cannot register http://a:1/m in namespace nowhere: ");
   expect_error(Discovery({"service", "register", "node", "-e", "ftp//broken"}),
                "cannot register ftp//broken in namespace default: ");
-  expect_error(Discovery({"service", "unregister", "http://a:1/m"}), "no namespace specified");
   expect_error(Discovery({"server", "unregister", "unknown.example.com"}),
                "cannot unregister server unknown.example.com: ");
   expect_error(Discovery({"token", "info", "not-a-token"}), "token is not valid");

@@ -197,5 +197,29 @@ TEST_F(CliOperatorTest, TokenCreateNeverCreatesASecret) {
   RunCommand({.argv = {"/bin/rm", "-rf", data_dir}}, absl::Seconds(10)).IgnoreError();
 }
 
+// Point 7: unregister defaults the namespace as register does, needs something to unregister, and
+// succeeds for what is already gone (ExecStopPost runs it after every stop).
+TEST_F(CliOperatorTest, ServiceUnregisterDefaultsTheNamespaceAndToleratesWhatIsGone) {
+  ASSERT_TRUE(Discovery({"server", "register", "prom"}).status.success());
+  CommandResult result = Discovery({"service", "register", "node", "-e", "http://a:9100/metrics"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  result = Discovery({"service", "unregister", "http://a:9100/metrics"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("service unregistered"));
+  EXPECT_THAT(Discovery({"service", "list", "--no-headers"}).out, IsEmpty());
+
+  result = Discovery({"service", "unregister", "http://a:9100/metrics"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("service not registered, nothing to unregister"));
+
+  ExpectFailure(Discovery({"service", "unregister"}), 2,
+                "discovery: service unregister needs endpoint URLs or service IDs "
+                "($DISCOVERY_ENDPOINTS), or -u; see --help");
+  // -u that finds nothing is a success.
+  result = Discovery({"service", "unregister", "-u"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("no unresolved services found"));
+}
+
 }  // namespace
 }  // namespace discovery::testing
