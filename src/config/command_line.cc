@@ -12,6 +12,7 @@
 #include "yaml-cpp/yaml.h"
 
 #include "common/go_duration.h"
+#include "config/suggest.h"
 
 namespace discovery::config {
 namespace {
@@ -276,7 +277,7 @@ std::optional<int> CommandLine::Parse(std::vector<std::string> args, std::ostrea
     return HandleParseError(error, out, err);
   }
   if (const absl::Status status = files_.status(); !status.ok()) {
-    return app_.exit(CLI::ConfigError(std::string{status.message()}), out, err);
+    return UsageError(std::string{status.message()}, err);
   }
   return std::nullopt;
 }
@@ -291,6 +292,111 @@ std::optional<int> CommandLine::Parse(int argc, const char* const* argv, std::os
     args.assign(argv + 1, argv + argc);
   }
   return Parse(std::move(args), out, err);
+}
+
+namespace {
+
+// The command CLI11 got furthest into: `discovery service list` for "service list --outptu".
+const CLI::App& DeepestCommand(const CLI::App& app) {
+  const CLI::App* command = &app;
+  while (true) {
+    const std::vector<CLI::App*> parsed = command->get_subcommands();
+    const auto named = std::find_if(parsed.begin(), parsed.end(),
+                                    [](const CLI::App* sub) { return !sub->get_name().empty(); });
+    if (named == parsed.end()) {
+      return *command;
+    }
+    command = *named;
+  }
+}
+
+std::string CommandPath(const CLI::App& command) {
+  std::string path = command.get_name();
+  for (const CLI::App* parent = command.get_parent(); parent != nullptr;
+       parent = parent->get_parent()) {
+    if (!parent->get_name().empty()) {
+      path = parent->get_name() + " " + path;
+    }
+  }
+  return path;
+}
+
+// The subcommands (and their aliases) a user may type after `command`, hidden ones left out.
+std::vector<std::string> CommandNames(const CLI::App& command) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : command.get_subcommands([](const CLI::App* sub) {
+         return !sub->get_name().empty() && !sub->get_group().empty();
+       })) {
+    names.push_back(sub->get_name());
+    for (const std::string& alias : sub->get_aliases()) {
+      names.push_back(alias);
+    }
+  }
+  return names;
+}
+
+// The flags `command` accepts, its ancestors' included ("--output", "-o").
+std::vector<std::string> FlagNames(const CLI::App& command) {
+  std::vector<std::string> names;
+  for (const CLI::App* app = &command; app != nullptr; app = app->get_parent()) {
+    for (const CLI::Option* option : app->get_options()) {
+      if (option->get_group().empty()) {
+        continue;  // hidden
+      }
+      for (const std::string& name : option->get_lnames()) {
+        names.push_back("--" + name);
+      }
+      for (const std::string& name : option->get_snames()) {
+        names.push_back("-" + name);
+      }
+    }
+  }
+  return names;
+}
+
+// What the user typed that CLI11 could not place, as one line: the unknown flag or command with
+// the closest known one, or CLI11's own message.
+std::string UsageMessage(const CLI::App& root, const CLI::ParseError& error) {
+  const CLI::App& command = DeepestCommand(root);
+  const std::string path = CommandPath(command);
+  const std::string help = "see `" + path + " --help`";
+  const std::vector<std::string> leftovers = root.remaining(/*recurse=*/true);
+  const auto flag = std::find_if(leftovers.begin(), leftovers.end(), [](const std::string& arg) {
+    return arg.size() > 1 && arg.starts_with('-') && arg != "--";
+  });
+  if (flag != leftovers.end()) {
+    const std::string name = flag->substr(0, flag->find('='));
+    const std::optional<std::string> closest = ClosestMatch(name, FlagNames(command));
+    return "unknown flag " + name + " for `" + path + "`; " +
+           (closest ? "did you mean " + *closest + "?" : help);
+  }
+  const std::vector<std::string> commands = CommandNames(command);
+  if (!leftovers.empty() && !commands.empty()) {
+    const std::optional<std::string> closest = ClosestMatch(leftovers.front(), commands);
+    return "unknown command \"" + leftovers.front() + "\" for `" + path + "`; " +
+           (closest ? "did you mean `" + CommandPath(command) + " " + *closest + "`?" : help);
+  }
+  if (!leftovers.empty()) {
+    return "unexpected argument \"" + leftovers.front() + "\" for `" + path + "`; " + help;
+  }
+  if (error.get_name() == "RequiredError" && !commands.empty() &&
+      command.get_require_subcommand_min() > 0 && command.get_subcommands().empty()) {
+    std::string names;
+    for (const CLI::App* sub : command.get_subcommands([](const CLI::App* sub) {
+           return !sub->get_name().empty() && !sub->get_group().empty();
+         })) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    return "`" + path + "` needs a command: " + names + "; " + help;
+  }
+  return std::string(error.what()) + "; " + help;
+}
+
+}  // namespace
+
+int CommandLine::UsageError(const std::string& message, std::ostream& err) const {
+  err << app_.get_name() << ": " << message << "\n";
+  return kUsageExitCode;
 }
 
 int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& out,
@@ -311,9 +417,9 @@ int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& ou
   }
   // A broken file is the likelier cause of whatever else went wrong, so it is reported first.
   if (const absl::Status status = files_.status(); !status.ok()) {
-    return app_.exit(CLI::ConfigError(std::string{status.message()}), out, err);
+    return UsageError(std::string{status.message()}, err);
   }
-  return app_.exit(error, out, err);
+  return UsageError(UsageMessage(app_, error), err);
 }
 
 CLI::Option* AddListOption(CLI::App& app, const std::string& name, std::vector<std::string>* values,

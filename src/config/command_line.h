@@ -61,6 +61,10 @@ std::string EnvVarName(std::string_view flag);
 // be bound twice.
 class CommandLine {
  public:
+  // The exit status of every usage error (a bad command line or config file); other failures of
+  // the programs exit 1.
+  static constexpr int kUsageExitCode = 2;
+
   // Adds --version, --show-config and a hidden --config-file (an extra YAML file, above all
   // candidates in precedence) to `app`, and binds it as described above. Replaces the app's
   // help formatter and config formatter.
@@ -77,8 +81,9 @@ class CommandLine {
   // (help, version) or `err` (show-config, errors):
   //   * --help, --version and --show-config print and return 0, even when required flags are
   //     missing or a config file is invalid;
-  //   * an invalid config file is an error naming the file and the parser's message;
-  //   * any other parse error is reported by CLI::App::exit.
+  //   * every other error is a usage error: one line "<app>: <message>" on `err` and
+  //     kUsageExitCode. An invalid config file names the file and the parser's message; an
+  //     unknown command or flag is named with the closest known one ("did you mean ...?").
   std::optional<int> Parse(std::vector<std::string> args, std::ostream& out, std::ostream& err);
 
   // As above, for main()'s arguments; argv[0] names the app when it has no name yet.
@@ -88,6 +93,8 @@ class CommandLine {
 
  private:
   int HandleParseError(const CLI::ParseError& error, std::ostream& out, std::ostream& err);
+  // Prints "<app>: <message>" and returns kUsageExitCode.
+  int UsageError(const std::string& message, std::ostream& err) const;
 
   CLI::App& app_;
   ConfigFiles files_;

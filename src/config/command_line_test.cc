@@ -31,6 +31,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::Optional;
 using ::testing::Pair;
+using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
 
 // Values of the flags of a small two-level CLI, shaped like the discovery client's.
@@ -284,6 +285,34 @@ TEST_F(CommandLineTest, RequiredFlagSatisfiedByFile) {
 TEST_F(CommandLineTest, MissingRequiredFlagIsAnError) {
   EXPECT_THAT(Parse({"service", "register"}), Optional(Not(0)));
   EXPECT_THAT(err_.str(), HasSubstr("--server is required"));
+}
+
+TEST_F(CommandLineTest, UsageErrorsAreOneLineWithExitCodeTwoAndASuggestion) {
+  EXPECT_THAT(Parse({"servce", "list"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unknown command \"servce\" for `discovery`; did you mean `discovery "
+            "service`?\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"service", "list", "--namespcae", "x"}),
+              Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unknown flag --namespcae for `discovery service list`; did you mean "
+            "--namespace?\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"service", "list", "--frobnicate=1"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unknown flag --frobnicate for `discovery service list`; see `discovery "
+            "service list --help`\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"service", "register", "--server", "s", "id", "extra"}),
+              Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unexpected argument \"extra\" for `discovery service register`; see "
+            "`discovery service register --help`\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"--timeout", "5d"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_THAT(err_.str(),
+              AllOf(StartsWith("discovery: --timeout: "), EndsWith("; see `discovery --help`\n")));
 }
 
 TEST_F(CommandLineTest, ExplicitEnvironmentNameIsKept) {

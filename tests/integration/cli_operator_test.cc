@@ -221,5 +221,39 @@ TEST_F(CliOperatorTest, ServiceUnregisterDefaultsTheNamespaceAndToleratesWhatIsG
   EXPECT_THAT(result.err, HasSubstr("no unresolved services found"));
 }
 
+// Point 4: a typo names what was not understood and the closest command or flag; every usage
+// error exits 2, every other failure 1.
+TEST_F(CliOperatorTest, TyposAreNamedWithTheClosestCommandOrFlagAndExitTwo) {
+  ExpectFailure(Discovery({"servr", "list"}), 2,
+                "discovery: unknown command \"servr\" for `discovery`; did you mean `discovery "
+                "server`?");
+  ExpectFailure(Discovery({"service", "lsit"}), 2,
+                "discovery: unknown command \"lsit\" for `discovery service`; did you mean "
+                "`discovery service list`?");
+  ExpectFailure(Discovery({"service", "list", "--outptu", "json"}), 2,
+                "discovery: unknown flag --outptu for `discovery service list`; did you mean "
+                "--output?");
+  ExpectFailure(Discovery({"service", "list", "--insecrue"}), 2,
+                "discovery: unknown flag --insecrue for `discovery service list`; did you mean "
+                "--insecure?");
+  ExpectFailure(Discovery({"service"}), 2,
+                "discovery: `discovery service` needs a command: list, register, unregister, "
+                "import; see `discovery service --help`");
+  ExpectFailure(Discovery({"service", "register", "-e", "http://a:1/m"}), 2,
+                "discovery: name is required; see `discovery service register --help`");
+  ExpectFailure(Discovery({"service", "list", "--sort-by", "size"}), 2,
+                "discovery: --sort-by: size not in {endpoint,date}; see `discovery service list "
+                "--help`");
+  ExpectFailure(Discoveryd({"token", "craete", "x"}), 2,
+                "discoveryd: unknown command \"craete\" for `discoveryd token`; did you mean "
+                "`discoveryd token create`?");
+  // A failure that is not about the command line exits 1.
+  ExpectFailure(Discovery({"service", "register", "node", "-n", "nowhere", "-e", "http://a:1/m"}),
+                1,
+                "discovery: cannot register http://a:1/m in namespace nowhere: could not register "
+                "service http://a:1/m: namespace nowhere "
+                "not found");
+}
+
 }  // namespace
 }  // namespace discovery::testing
