@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "cli/api_client.h"
 #include "cli/completion.h"
+#include "cli/grpc_log.h"
 #include "cli/host_resolver.h"
 #include "cli/oidc_login.h"
 #include "cli/retry.h"
@@ -58,6 +59,7 @@ constexpr std::array<absl::Duration, 3> kRetryDelays = {absl::Seconds(1), absl::
 struct Flags {
   // global
   ConnectionOptions connection;
+  absl::Duration deadline = absl::Seconds(20);  // of a whole one-shot command; 0: none
   std::string token_path = DefaultTokenPath().string();
   bool debug = false;
   std::string oidc_endpoint;
@@ -121,6 +123,9 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
   app.add_option("-a,--address", connection.address, "Address (host:port) of discoveryd's gRPC API")
       ->default_str("localhost:3001");
   config::AddDurationOption(app, "--timeout", &connection.timeout, "Timeout of each request");
+  config::AddDurationOption(app, "--deadline", &flags.deadline,
+                            "Time limit of a whole command, its retries included (0: none; "
+                            "`service import` has none)");
   app.add_flag("-d,--debug", flags.debug, "Log at debug level");
   CLI::Option* insecure =
       app.add_flag("--insecure", connection.insecure, "Talk plaintext gRPC instead of TLS");
@@ -188,17 +193,21 @@ absl::StatusOr<ApiClient> Connect(const Flags& flags) {
   return ApiClient::Connect(options);
 }
 
-// Retries `call` on transient failures, logging every retry with `what` the call is about.
-absl::Status WithRetries(const std::function<absl::Status()>& call, const LogFields& what) {
+// Retries `call` on transient failures, logging every retry with `what` the call is about; no
+// retry waits past `deadline`, the command's --deadline.
+absl::Status WithRetries(const std::function<absl::Status()>& call, const LogFields& what,
+                         absl::Time deadline = absl::InfiniteFuture()) {
   absl::BitGen random;  // seeded from the OS: every host of a fleet waits differently
-  return RetryTransient(call, kRetryDelays, random,
-                        [&](const absl::Status& failure, absl::Duration delay) {
-                          LogFields fields = what;
-                          fields.emplace_back("error", std::string{failure.message()});
-                          fields.emplace_back("retry-in", FormatGoDuration(delay));
-                          LogWarn("request failed, retrying", fields);
-                          absl::SleepFor(delay);
-                        });
+  return RetryTransient(
+      call, kRetryDelays, random,
+      [&](const absl::Status& failure, absl::Duration delay) {
+        LogFields fields = what;
+        fields.emplace_back("error", std::string{failure.message()});
+        fields.emplace_back("retry-in", FormatGoDuration(delay));
+        LogWarn("request failed, retrying", fields);
+        absl::SleepFor(delay);
+      },
+      deadline);
 }
 
 // ---- server ----
@@ -492,7 +501,7 @@ int ServiceRegister(const Flags& flags, const Failure& fail) {
           service = client->RegisterService(registration);
           return service.status();
         },
-        {{"service", flags.name}, {"endpoint", endpoint}});
+        {{"service", flags.name}, {"endpoint", endpoint}}, flags.connection.deadline);
     if (!status.ok()) {
       ++failed;
       fail(fmt::format("cannot register {} in namespace {}: {}", endpoint, flags.namespace_name,
@@ -559,9 +568,9 @@ int ServiceUnregister(const Flags& flags, const Failure& fail) {
   }
   int failed = 0;
   for (const std::string& item : flags.unregister_items) {
-    const absl::Status status =
-        WithRetries([&] { return client->UnregisterService(flags.namespace_name, item); },
-                    {{"namespace", flags.namespace_name}, {"service", item}});
+    const absl::Status status = WithRetries(
+        [&] { return client->UnregisterService(flags.namespace_name, item); },
+        {{"namespace", flags.namespace_name}, {"service", item}}, flags.connection.deadline);
     if (absl::IsNotFound(status)) {
       // What ExecStopPost wants: after the command the service is not registered.
       LogInfo("service not registered, nothing to unregister",
@@ -978,6 +987,11 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   }
   flags.token_path = ExpandHome(flags.token_path).string();
   InitLogging({.debug = flags.debug});
+  RouteGrpcLogs(GrpcLogLevel::kDebug);
+  // Import runs as long as its file needs; every other command ends within --deadline.
+  if (flags.deadline > absl::ZeroDuration() && !service_import->parsed()) {
+    flags.connection.deadline = absl::Now() + flags.deadline;
+  }
   const Failure fail(err);
 
   if ((service_register->parsed() || (service_unregister->parsed() && !flags.unresolved)) &&

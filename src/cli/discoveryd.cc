@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cli/completion.h"
+#include "cli/grpc_log.h"
 #include "fmt/format.h"
 
 #include "auth/machine_token.h"
@@ -559,6 +560,7 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
                .format = flags.log_format == "json"   ? LogOptions::Format::kJson
                          : flags.log_format == "text" ? LogOptions::Format::kText
                                                       : LogOptions::Format::kAuto});
+  RouteGrpcLogs(GrpcLogLevel::kWarn);
   if (completion_bash->parsed()) {
     out << BashCompletionScript(app, "discoveryd", DiscoverydValueHints());
     return 0;

@@ -2,6 +2,11 @@
 // (DISCOVERYD_BINARY): what an operator used to kubectl, consul and etcdctl expects of them. Safe
 // destructive commands, a taken port refused, errors on one line with what to do and the
 // documented exit codes (2 for usage errors, 1 for every other failure).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <memory>
 #include <string>
@@ -29,6 +34,8 @@ namespace discovery::testing {
 namespace {
 
 using ::testing::AllOf;
+using ::testing::AnyOf;
+using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -253,6 +260,90 @@ TEST_F(CliOperatorTest, TyposAreNamedWithTheClosestCommandOrFlagAndExitTwo) {
                 "discovery: cannot register http://a:1/m in namespace nowhere: could not register "
                 "service http://a:1/m: namespace nowhere "
                 "not found");
+}
+
+// A TCP port whose connections the kernel accepts but nobody reads from: a server that never
+// answers.
+class SilentServer {
+ public:
+  SilentServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0 &&
+        listen(fd_, 64) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+      port_ = ntohs(address.sin_port);
+    }
+    // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
+  }
+  ~SilentServer() {
+    if (fd_ >= 0) {
+      close(fd_);
+    }
+  }
+  SilentServer(const SilentServer&) = delete;
+  SilentServer& operator=(const SilentServer&) = delete;
+
+  std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// Point 5: errors name the address and the likely cause; a one-shot command ends within
+// --deadline, its retries included, whatever --timeout each call has.
+TEST_F(CliOperatorTest, ASilentServerIsNamedAndTheDeadlineBoundsRetries) {
+  SilentServer silent;
+  ASSERT_NE(silent.port(), 0);
+  const std::string no_answer = fmt::format(
+      "no answer from {} within 2s (--timeout): the server accepts connections but does not "
+      "respond; is it discoveryd's gRPC port, and is it overloaded?",
+      silent.address());
+  ExpectFailure(Discovery({"namespace", "list", "-a", silent.address(), "--timeout", "2s"}), 1,
+                "discovery: " + no_answer);
+
+  // Each retry is logged; the last failure is the one line of the command's own.
+  const CommandResult result = Discovery({"service", "register", "node", "-e", "http://a:1/m", "-a",
+                                          silent.address(), "--timeout", "2s", "--deadline", "3s"});
+  EXPECT_EQ(result.status.code, 1) << result.err;
+  // The last call ran out of --timeout, or of what was left of --deadline after the jittered wait.
+  const std::string cannot = "discovery: cannot register http://a:1/m in namespace default: ";
+  EXPECT_THAT(LastLine(result.err),
+              AnyOf(Eq(cannot + no_answer),
+                    Eq(cannot + fmt::format("no answer from {} before the command's --deadline: "
+                                            "the server accepts connections but does not respond; "
+                                            "is it discoveryd's gRPC port, and is it overloaded?",
+                                            silent.address()))));
+  // With 2 s per call and 3 s in all there is room for one retry at most (the first wait is at
+  // least 500 ms), where the default deadline-free schedule makes three.
+  const std::vector<std::string> lines = absl::StrSplit(result.err, '\n', absl::SkipEmpty());
+  EXPECT_LE(lines.size(), 2U) << result.err;
+
+  ExpectFailure(Discovery({"namespace", "list", "-a", "127.0.0.1:1", "--timeout", "2s"}), 1,
+                "discovery: cannot connect to 127.0.0.1:1: connection refused; is discoveryd "
+                "running there (--address)?");
+}
+
+// Point 6: a plaintext server without --insecure is one line with the hint; gRPC's own log lines
+// ("E1204 ... Handshake failed") stay off the terminal.
+TEST_F(CliOperatorTest, TlsToAPlaintextServerIsOneLineWithTheHint) {
+  WriteFile(ConfigPath(), fmt::format("address: {}\n", discoveryd_->grpc_address()));
+  ExpectFailure(Discovery({"namespace", "list"}), 1,
+                fmt::format("discovery: TLS handshake with {} failed: a plaintext server needs "
+                            "--insecure, a certificate of a private CA --ca-cert",
+                            discoveryd_->grpc_address()));
+  // Even at gRPC's most verbose, its lines go through our logging (-d shows them), not stderr raw.
+  const CommandResult verbose = Discovery({"namespace", "list"}, {"GRPC_VERBOSITY=DEBUG"});
+  EXPECT_EQ(verbose.status.code, 1);
+  EXPECT_EQ(verbose.err, fmt::format("discovery: TLS handshake with {} failed: a plaintext server "
+                                     "needs --insecure, a certificate of a private CA --ca-cert\n",
+                                     discoveryd_->grpc_address()));
 }
 
 }  // namespace
