@@ -981,7 +981,7 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
 
   config::CommandLine command_line(
       app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
-      config::BuildInfo{.version = DISCOVERY_VERSION});
+      config::BuildInfo::OfThisBuild("discovery"));
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }

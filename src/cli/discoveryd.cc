@@ -20,6 +20,7 @@
 #include "common/go_duration.h"
 #include "common/logging.h"
 #include "config/command_line.h"
+#include "metrics/metrics.h"
 #include "server/daemon.h"
 #include "server/exporter_daemon.h"
 #include "server/server_config.h"
@@ -214,6 +215,17 @@ void AddExporterFlags(CLI::App& command, Flags& flags) {
       ->default_str("localhost:3003");
 }
 
+// This build in kong_build_info. The program label stays the original's "discovery", which
+// dashboards select by.
+metrics::BuildInfo MetricsBuildInfo() {
+  const config::BuildInfo build = config::BuildInfo::OfThisBuild("discovery");
+  return {.program = build.program,
+          .version = build.version,
+          .revision = build.revision,
+          .date = build.date,
+          .compiler = build.compiler};
+}
+
 // Every option that has a value, for the start-up log and kong_flag.
 std::map<std::string, std::string> FlagValues(const CLI::App& app) {
   std::map<std::string, std::string> values;
@@ -314,6 +326,7 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
                                      .roles_claim = flags.oidc_roles_claim,
                                      .ca_cert_file = flags.ca_cert};
   }
+  config.build = MetricsBuildInfo();
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting grpc server", config.redacted_flags);
   RaiseOpenFileLimit(config.http_limits.max_connections);
@@ -341,7 +354,7 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
 int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
   server::ExporterConfig& config = flags.exporter;
   config.store = flags.config.store;
-  config.build = {.program = "discovery", .version = DISCOVERY_VERSION};
+  config.build = MetricsBuildInfo();
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting exporter", config.redacted_flags);
 
@@ -548,7 +561,7 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
 
   config::CommandLine command_line(
       app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
-      config::BuildInfo{.version = DISCOVERY_VERSION});
+      config::BuildInfo::OfThisBuild("discoveryd"));
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }

@@ -199,8 +199,9 @@ std::string BuildInfo::CompilerVersion() {
 }
 
 std::string FormatVersion(const BuildInfo& build) {
-  return "discovery, version " + build.version + " (revision: " + build.revision.substr(0, 8) +
-         ")\n  build date:       " + build.date + "\n  compiler:         " + build.compiler;
+  return build.program + ", version " + build.version +
+         " (revision: " + build.revision.substr(0, 8) + ")\n  build date:       " + build.date +
+         "\n  compiler:         " + build.compiler;
 }
 
 std::string FormatShowConfig(const ConfigFiles& files) {

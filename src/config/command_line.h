@@ -19,20 +19,23 @@
 
 namespace discovery::config {
 
-// What --version prints. The defaults are the Go original's values for builds that do not
-// inject anything; `compiler` is our analogue of its Go version.
+// What --version prints; `compiler` is our analogue of the Go original's Go version.
 struct BuildInfo {
+  std::string program = "discovery";
   std::string version = "0.0.0";
-  std::string revision = "12345678";  // commit id; printed as its first 8 characters
-  std::string date = "2020-09-23T07:03:55+02:00";
+  std::string revision = "unknown";  // commit id; printed as its first 8 characters
+  std::string date = "unknown";
   std::string compiler = CompilerVersion();
 
+  // `program` as built: the project's version, the git commit and the build date (UTC, or
+  // SOURCE_DATE_EPOCH's), from cmake/DiscoveryBuildInfo.cmake.
+  static BuildInfo OfThisBuild(std::string program);
   // The compiler this translation unit was built with, e.g. "g++ 12.2.0".
   static std::string CompilerVersion();
 };
 
 // The three --version lines (no trailing newline):
-//   discovery, version <version> (revision: <revision[:8]>)
+//   <program>, version <version> (revision: <revision[:8]>)
 //     build date:       <date>
 //     compiler:         <compiler>
 std::string FormatVersion(const BuildInfo& build);

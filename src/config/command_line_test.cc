@@ -475,11 +475,14 @@ TEST(FormatShowConfigTest, PadsToTheLongestPath) {
             "  /etc/discovery/config.yaml            not found\n");
 }
 
-TEST(BuildInfoTest, DefaultsMatchTheGoOriginal) {
-  const BuildInfo build;
+TEST(BuildInfoTest, VersionNamesTheProgram) {
+  const BuildInfo build{.program = "discoveryd",
+                        .version = "1.2.3",
+                        .revision = "0123456789abcdef",
+                        .date = "2024-01-02T03:04:05Z"};
   EXPECT_EQ(FormatVersion(build),
-            "discovery, version 0.0.0 (revision: 12345678)\n"
-            "  build date:       2020-09-23T07:03:55+02:00\n"
+            "discoveryd, version 1.2.3 (revision: 01234567)\n"
+            "  build date:       2024-01-02T03:04:05Z\n"
             "  compiler:         " +
                 BuildInfo::CompilerVersion());
   EXPECT_THAT(BuildInfo::CompilerVersion(), Not(IsEmpty()));

@@ -38,6 +38,7 @@ using ::testing::AnyOf;
 using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
 
@@ -344,6 +345,27 @@ TEST_F(CliOperatorTest, TlsToAPlaintextServerIsOneLineWithTheHint) {
   EXPECT_EQ(verbose.err, fmt::format("discovery: TLS handshake with {} failed: a plaintext server "
                                      "needs --insecure, a certificate of a private CA --ca-cert\n",
                                      discoveryd_->grpc_address()));
+}
+
+// Point 10: --version reports this build: the project's version, the commit it was built from
+// and the build date, each binary under its own name.
+TEST_F(CliOperatorTest, VersionComesFromTheBuild) {
+  const absl::StatusOr<CommandResult> git =
+      RunCommand({.argv = {"/usr/bin/git", "-C", DISCOVERY_SOURCE_DIR, "rev-parse", "HEAD"}},
+                 absl::Seconds(10));
+  ASSERT_THAT(git, IsOk());
+  ASSERT_TRUE(git->status.success()) << git->err;
+  const std::string revision = git->out.substr(0, 8);
+  for (const auto& [binary, name] :
+       {std::pair{DISCOVERY_BINARY, "discovery"}, std::pair{DISCOVERYD_BINARY, "discoveryd"}}) {
+    const CommandResult result = Run(binary, {"--version"});
+    ASSERT_TRUE(result.status.success()) << result.err;
+    EXPECT_THAT(result.out, MatchesRegex(fmt::format(R"({}, version {} \(revision: {}\)
+  build date:       [0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}Z
+  compiler:         g\+\+ [0-9.]+
+)",
+                                                     name, DISCOVERY_PROJECT_VERSION, revision)));
+  }
 }
 
 }  // namespace

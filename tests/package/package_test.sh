@@ -182,6 +182,11 @@ expect_stat /etc/default/discovery-exporter "640 root root"
 expect_stat /usr/bin/discoveryd "755 root root"
 expect_stat /usr/bin/discovery "755 root root"
 /usr/bin/discovery --version | grep -q "^discovery, version ${version:-}" || fail "discovery --version"
+# The package's version and both binaries' --version come from the project version.
+/usr/bin/discoveryd --version | grep -q "^discoveryd, version ${version:-}" ||
+  fail "discoveryd --version"
+! /usr/bin/discoveryd --version | grep -q "revision: 12345678\|2020-09-23" ||
+  fail "discoveryd --version prints placeholders"
 # discoveryd is enabled (the symlink deb-systemd-helper makes, with or without systemd running);
 # the exporter waits for its configuration.
 [ -L /etc/systemd/system/multi-user.target.wants/discoveryd.service ] || fail "discoveryd.service not enabled"
