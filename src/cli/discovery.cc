@@ -656,6 +656,24 @@ int ServiceImport(const Flags& flags, const Failure& fail) {
 
 // ---- token ----
 
+// A token for a namespace that does not exist is made anyway (it may be registered later), but a
+// typo would otherwise only show when the token is refused.
+void WarnAboutUnknownNamespaces(const ApiClient& client, const std::vector<std::string>& wanted) {
+  absl::StatusOr<std::vector<Namespace>> namespaces = client.ListNamespaces();
+  if (!namespaces.ok()) {
+    return;  // the token is made; this check is a courtesy
+  }
+  for (const std::string& name : wanted) {
+    if (std::none_of(namespaces->begin(), namespaces->end(),
+                     [&](const Namespace& ns) { return ns.name == name; })) {
+      LogWarn(
+          fmt::format("namespace {} does not exist; the token is valid for it once it is "
+                      "registered",
+                      name));
+    }
+  }
+}
+
 int TokenCreate(const Flags& flags, std::ostream& out, const Failure& fail) {
   absl::StatusOr<ApiClient> client = Connect(flags);
   if (!client.ok()) {
@@ -668,6 +686,7 @@ int TokenCreate(const Flags& flags, std::ostream& out, const Failure& fail) {
         fmt::format("cannot create token {}: {}", flags.token_id, token.status().message()));
   }
   out << *token << "\n";
+  WarnAboutUnknownNamespaces(*client, flags.token_namespaces);
   return 0;
 }
 

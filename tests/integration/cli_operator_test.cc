@@ -368,5 +368,37 @@ TEST_F(CliOperatorTest, VersionComesFromTheBuild) {
   }
 }
 
+// Point 12: a port TCP cannot address is refused; a standard namespace takes only what Prometheus
+// can scrape (http, https), a blackbox one any scheme; a token for an unknown namespace is made
+// with a warning.
+TEST_F(CliOperatorTest, EndpointsPrometheusCannotScrapeAreRefused) {
+  ASSERT_TRUE(Discovery({"server", "register", "prom"}).status.success());
+  ExpectFailure(
+      Discovery({"service", "register", "node", "-e", "http://a:65536/metrics"}), 1,
+      "discovery: cannot register http://a:65536/metrics in namespace default: service "
+      "with endpoint http://a:65536/metrics is invalid: 'http://a:65536/metrics' is not a "
+      "valid url: port 65536 is out of range (at most 65535)");
+  ExpectFailure(Discovery({"service", "register", "files", "-e", "ftp://files.example.com/"}), 1,
+                "discovery: cannot register ftp://files.example.com/ in namespace default: service "
+                "with endpoint ftp://files.example.com/ is invalid: namespace default is exported "
+                "as standard, where Prometheus scrapes http and https only; use a blackbox "
+                "namespace for ftp probes");
+  ASSERT_TRUE(Discovery({"namespace", "register", "-e", "blackbox", "probes"}).status.success());
+  CommandResult result =
+      Discovery({"service", "register", "files", "-n", "probes", "-e", "ftp://files.example.com/"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  result = Discovery({"service", "register", "node", "-e", "https://a:65535/metrics"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+
+  result = Discovery({"token", "create", "-n", "probes,nowhere", "ci"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.out, MatchesRegex(R"([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+
+)"));
+  EXPECT_THAT(result.err,
+              AllOf(HasSubstr("namespace nowhere does not exist; the token is valid for it once it "
+                              "is registered"),
+                    Not(HasSubstr("namespace probes"))));
+}
+
 }  // namespace
 }  // namespace discovery::testing
