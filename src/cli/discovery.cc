@@ -31,6 +31,7 @@
 #include "cli/token_file.h"
 #include "fmt/format.h"
 
+#include "auth/jwt.h"
 #include "client_format/output.h"
 #include "client_format/service_import.h"
 #include "common/format.h"
@@ -699,11 +700,19 @@ int TokenInfo(const Flags& flags, std::ostream& out, const Failure& fail) {
   if (!info.ok()) {
     return fail(info.status());
   }
+  // The server vouched for the token; its admin claim is read from the token itself, which the
+  // Info answer of the original's API does not carry.
+  bool admin = false;
+  if (absl::StatusOr<auth::DecodedJwt> decoded = auth::DecodeJwt(flags.token); decoded.ok()) {
+    const auto claim = decoded->payload.find("admin");
+    admin = claim != decoded->payload.end() && claim->is_boolean() && claim->get<bool>();
+  }
   std::string namespaces;
   for (const std::string& ns : info->namespaces) {
-    namespaces += namespaces.empty() ? ns : " " + ns;
+    namespaces += namespaces.empty() ? ns : ", " + ns;
   }
   out << "id: " << info->id << "\n"
+      << "admin: " << (admin ? "true" : "false") << "\n"
       << "namespaces: [" << namespaces << "]\n"
       << "expiry: "
       << (info->expires ? absl::FormatTime(absl::RFC3339_sec, *info->expires, absl::UTCTimeZone())
@@ -958,8 +967,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       "discovery token create -n web -e 720h ci-pipeline   # valid for 30 days",
   }));
   token_create->add_option("id", flags.token_id, "Token id (who or what uses it)")->required();
-  config::AddDurationOption(*token_create, "-e,--expiry", &flags.expiry,
-                            "Validity; 0 never expires");
+  config::AddDurationOption(*token_create, "-e,--expires,--expiry", &flags.expiry,
+                            "Validity; 0 never expires (--expiry: the earlier name)");
   config::AddListOption(*token_create, "-n,--namespaces", &flags.token_namespaces,
                         "Namespaces the token may change services in")
       ->required();

@@ -215,7 +215,8 @@ example  default          93c156b1-f218-5d79-88a5-219307e59d29 http://example.co
   result = Discovery({"token", "info", token});
   ASSERT_TRUE(result.status.success()) << result.err;
   EXPECT_EQ(result.out,
-            "id: ansible-user\nnamespaces: [default default-blackbox]\nexpiry: never\n");
+            "id: ansible-user\nadmin: false\nnamespaces: [default, default-blackbox]\n"
+            "expiry: never\n");
 
   // README "REST": unregister by endpoint URL; here through the CLI.
   result = Discovery({"service", "unregister", "-n", "default", "http://example.com/metrics"});

@@ -400,5 +400,31 @@ TEST_F(CliOperatorTest, EndpointsPrometheusCannotScrapeAreRefused) {
                     Not(HasSubstr("namespace probes"))));
 }
 
+// Point 8: a token file may hold just the JWT; token info says whether a token is admin and lists
+// namespaces as YAML; --expires is the expiry flag of both binaries (--expiry still works).
+TEST_F(CliOperatorTest, TokenFilesInfoAndExpiryFlag) {
+  WriteFile(TokenPath(), admin_token_ + "\n");
+  CommandResult result = Discovery({"namespace", "list", "--no-headers"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.out, StartsWith("default "));
+
+  result = Discovery({"token", "info", admin_token_});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  EXPECT_EQ(result.out, "id: admin\nadmin: true\nnamespaces: []\nexpiry: never\n");
+
+  for (const std::string flag : {"--expires", "--expiry"}) {
+    result = Discovery({"token", "create", "ci", "-n", "default", flag, "1h"});
+    ASSERT_TRUE(result.status.success()) << flag << ": " << result.err;
+    const std::string token = result.out.substr(0, result.out.find('\n'));
+    result = Discovery({"token", "info", token});
+    ASSERT_TRUE(result.status.success()) << result.err;
+    EXPECT_THAT(result.out, MatchesRegex("id: ci\nadmin: false\nnamespaces: \\[default\\]\n"
+                                         "expiry: [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\+00:00\n"));
+  }
+  result = Discoveryd({"token", "create", "ci", "--namespaces", "default", "--expires", "1h",
+                       "--token-secret", "s"});
+  EXPECT_TRUE(result.status.success()) << result.err;
+}
+
 }  // namespace
 }  // namespace discovery::testing
