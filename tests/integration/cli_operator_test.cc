@@ -426,5 +426,12 @@ TEST_F(CliOperatorTest, TokenFilesInfoAndExpiryFlag) {
   EXPECT_TRUE(result.status.success()) << result.err;
 }
 
+// Point 13: what the alert DiscoveryReplicaNotReady reads (packaging/prometheus).
+TEST_F(CliOperatorTest, MetricsSayWhetherTheReplicaIsReady) {
+  absl::StatusOr<HttpResult> metrics = HttpRequest("GET", discoveryd_->http_url() + "/metrics");
+  ASSERT_THAT(metrics, IsOk());
+  EXPECT_THAT(metrics->body, HasSubstr("\ndiscovery_ready 1\n"));
+}
+
 }  // namespace
 }  // namespace discovery::testing

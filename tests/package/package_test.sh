@@ -181,6 +181,12 @@ expect_stat /etc/default/discoveryd "640 root root"
 expect_stat /etc/default/discovery-exporter "640 root root"
 expect_stat /usr/bin/discoveryd "755 root root"
 expect_stat /usr/bin/discovery "755 root root"
+# The alerting rules for discovery itself, valid for Debian's promtool where it is installed.
+expect_stat /usr/share/discovery/prometheus/discovery-alerts.yml "644 root root"
+if command -v promtool >/dev/null; then
+  promtool check rules /usr/share/discovery/prometheus/discovery-alerts.yml >/dev/null ||
+    fail "promtool check rules discovery-alerts.yml"
+fi
 /usr/bin/discovery --version | grep -q "^discovery, version ${version:-}" || fail "discovery --version"
 # The package's version and both binaries' --version come from the project version.
 /usr/bin/discoveryd --version | grep -q "^discoveryd, version ${version:-}" ||
