@@ -559,9 +559,11 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
     args.insert(args.begin(), "server");
   }
 
-  config::CommandLine command_line(
-      app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
-      config::BuildInfo::OfThisBuild("discoveryd"));
+  // ~/.config/discovery/config.yaml configures the CLI of that user, not the server.
+  config::ConfigLocations locations = config::ConfigLocations::FromEnvironment();
+  locations.user_file = false;
+  config::CommandLine command_line(app, config::ConfigFiles::Load(locations),
+                                   config::BuildInfo::OfThisBuild("discoveryd"));
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }

@@ -249,6 +249,9 @@ CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
   FlagIndex index;
   std::vector<std::string> parents;
   BindOptions(app_, parents, index);
+  for (const auto& [name, targets] : index) {
+    known_keys_.push_back(name);
+  }
   app_.config_formatter(std::make_shared<YamlConfig>(std::move(index)));
 
   const auto base = std::dynamic_pointer_cast<CLI::Formatter>(app_.get_formatter());
@@ -258,6 +261,29 @@ CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
 std::optional<int> CommandLine::Parse(std::vector<std::string> args, std::ostream& out,
                                       std::ostream& err) {
   app_.clear();
+  // A misspelt key ("adress:") would otherwise be ignored without a word. --help, --version and
+  // --show-config still work, to find the mistake with.
+  const bool action = std::any_of(args.begin(), args.end(), [](const std::string& arg) {
+    return arg == "-h" || arg == "--help" || arg == "--version" || arg == "--show-config";
+  });
+  for (const ConfigFile& file : files_.files()) {
+    if (action || file.status != FileStatus::kParsed || !file.exclusive) {
+      continue;
+    }
+    for (const auto& [key, values] : file.values) {
+      if (std::find(known_keys_.begin(), known_keys_.end(), key) != known_keys_.end()) {
+        continue;
+      }
+      const auto line = file.key_lines.find(key);
+      const std::optional<std::string> closest = ClosestMatch(key, known_keys_);
+      return UsageError(
+          file.path.string() + ":" +
+              (line == file.key_lines.end() ? "" : std::to_string(line->second) + ":") +
+              " unknown key \"" + key + "\"" +
+              (closest ? "; did you mean \"" + *closest + "\"?" : ""),
+          err);
+    }
+  }
   // CLI11 reads the listed files last to first and keeps the first value it sees for an option,
   // so listing them lowest precedence first makes ./discovery.yaml win.
   std::vector<std::string> paths;

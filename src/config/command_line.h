@@ -105,6 +105,7 @@ class CommandLine {
   CLI::Option* version_ = nullptr;
   CLI::Option* show_config_ = nullptr;
   CLI::Option* config_files_ = nullptr;
+  std::vector<std::string> known_keys_;  // the long names of every option: valid file keys
 };
 
 // Adds a list flag to `app`: comma-separated ("-e a,b") and repeatable on the command line, one

@@ -433,5 +433,20 @@ TEST_F(CliOperatorTest, MetricsSayWhetherTheReplicaIsReady) {
   EXPECT_THAT(metrics->body, HasSubstr("\ndiscovery_ready 1\n"));
 }
 
+// Point 9: a key of the CLI's own file that is no flag is an error naming the file and line;
+// discoveryd does not read that per-user file.
+TEST_F(CliOperatorTest, UnknownConfigKeysAreErrorsAndDiscoverydIgnoresTheUserFile) {
+  WriteFile(ConfigPath(), fmt::format("insecure: true\nadress: {}\n", discoveryd_->grpc_address()));
+  ExpectFailure(Discovery({"namespace", "list"}), 2,
+                fmt::format("discovery: {}:2: unknown key \"adress\"; did you mean \"address\"?",
+                            ConfigPath()));
+  EXPECT_TRUE(Discovery({"--show-config"}).status.success());
+
+  const CommandResult shown = Discoveryd({"--show-config"});
+  EXPECT_TRUE(shown.status.success()) << shown.err;
+  EXPECT_THAT(shown.err, AllOf(HasSubstr("discovery.yaml"), HasSubstr("/etc/discovery/config.yaml"),
+                               Not(HasSubstr(ConfigPath()))));
+}
+
 }  // namespace
 }  // namespace discovery::testing
