@@ -147,7 +147,12 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
 }
 
 void AddOutputFlags(CLI::App& command, Flags& flags) {
-  command.add_option("-o,--output", flags.output, "Output format: table, wide, json, yaml or csv")
+  command
+      .add_option("-o,--output", flags.output,
+                  "Output format: table, wide (adds why a stored record cannot be served), json, "
+                  "yaml or csv (fields separated by ';'). In json and yaml a server's state is 0 "
+                  "leaving, 1 joining, 2 active, a namespace's export 0 disabled, 1 standard, 2 "
+                  "blackbox")
       ->default_str("table");
   CLI::Option* headers = command.add_flag("-H,--headers", flags.headers,
                                           "Print the header line (the default; kept for scripts)");

@@ -448,5 +448,27 @@ TEST_F(CliOperatorTest, UnknownConfigKeysAreErrorsAndDiscoverydIgnoresTheUserFil
                                Not(HasSubstr(ConfigPath()))));
 }
 
+// Point 11: json and yaml show the same fields, empty ones too; -o's help says what the numbers
+// and the csv separator mean.
+TEST_F(CliOperatorTest, JsonAndYamlShowTheSameFields) {
+  ASSERT_TRUE(Discovery({"server", "register", "prom"}).status.success());
+  ASSERT_TRUE(
+      Discovery({"service", "register", "node", "-e", "http://a:9100/metrics"}).status.success());
+  const CommandResult json = Discovery({"service", "list", "-o", "json"});
+  ASSERT_TRUE(json.status.success()) << json.err;
+  EXPECT_THAT(json.out, AllOf(HasSubstr(R"("labels": {})"), HasSubstr(R"("description": "")"),
+                              HasSubstr(R"("selector": "")")));
+  const CommandResult yaml = Discovery({"service", "list", "-o", "yaml"});
+  ASSERT_TRUE(yaml.status.success()) << yaml.err;
+  EXPECT_THAT(yaml.out, AllOf(HasSubstr("labels: {}"), HasSubstr(R"(description: "")"),
+                              HasSubstr(R"(selector: "")")));
+  const CommandResult servers = Discovery({"server", "list", "-o", "json"});
+  EXPECT_THAT(servers.out, HasSubstr(R"("labels": {})"));
+
+  const CommandResult help = Discovery({"service", "list", "--help"});
+  EXPECT_THAT(help.out, AllOf(HasSubstr("fields separated by ';'"), HasSubstr("2 active"),
+                              HasSubstr("1 standard")));
+}
+
 }  // namespace
 }  // namespace discovery::testing
