@@ -24,6 +24,7 @@
 #include "repo/repo.h"
 #include "rest/json.h"
 #include "rest/rest_api.h"
+#include "server/process_settings.h"
 
 namespace discovery::server {
 namespace {
@@ -138,6 +139,7 @@ struct Daemon::Parts {
 Daemon::Daemon() : parts_(std::make_unique<Parts>()) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
+  ApplyProcessSettings();
   std::unique_ptr<Daemon> daemon(new Daemon());
   Parts& parts = *daemon->parts_;
   parts.config = std::move(config);
