@@ -77,10 +77,15 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
   if (options_.on_invalid) {
     options_.on_invalid(repo::InvalidRecordCounts(*snapshot));
   }
+  const int64_t revision = placed->snapshot().revision;
   {
     absl::MutexLock lock(&mu_);
-    placed_revision_ = placed->snapshot().revision;
     std::swap(placed_, placed);
+  }
+  {
+    absl::MutexLock lock(&published_mu_);
+    published_revision_ = revision;
+    published_ = true;
   }
   // The replaced placement (and perhaps its snapshot) is freed here, outside the lock.
 }
@@ -91,11 +96,11 @@ std::shared_ptr<const Placed> Registry::Current() const {
 }
 
 bool Registry::WaitForRevision(int64_t revision, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  auto reached = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return placed_ != nullptr && placed_revision_ >= revision;
+  absl::MutexLock lock(&published_mu_);
+  auto reached = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(published_mu_) {
+    return published_ && published_revision_ >= revision;
   };
-  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  return published_mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }
 
 void Registry::AwaitView(int64_t revision) const {
@@ -133,9 +138,8 @@ absl::StatusOr<std::shared_ptr<const Placed>> Registry::Loaded() const {
 absl::Status Registry::Initialize(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   {
-    absl::MutexLock lock(&mu_);
-    auto loaded = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return placed_ != nullptr; };
-    mu_.AwaitWithDeadline(absl::Condition(&loaded), deadline);
+    absl::MutexLock lock(&published_mu_);
+    published_mu_.AwaitWithDeadline(absl::Condition(&published_), deadline);
   }
   if (Current() == nullptr) {
     return absl::UnavailableError(fmt::format("could not load the store within {}: {}",

@@ -161,10 +161,14 @@ class Registry {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Placed> placed_ ABSL_GUARDED_BY(mu_);
-  // placed_'s snapshot revision, so WaitForRevision's condition (which absl::Mutex evaluates in
-  // code TSan cannot see synchronise) never reads through placed_ into a snapshot the view
-  // thread may free.
-  int64_t placed_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // What placed_ shows, under a lock of its own for the writers waiting to see their write: an
+  // unlock of a mutex with waiters evaluates their conditions, and mu_ is taken by every read, so
+  // waiting on mu_ made every read pay for every waiting writer. The revision is copied out of
+  // the placement so that the condition (which absl::Mutex evaluates in code TSan cannot see
+  // synchronise) never reads through placed_ into a snapshot the view thread may free.
+  mutable absl::Mutex published_mu_;
+  bool published_ ABSL_GUARDED_BY(published_mu_) = false;
+  int64_t published_revision_ ABSL_GUARDED_BY(published_mu_) = 0;
   std::atomic<bool> initialized_{false};
 
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot
