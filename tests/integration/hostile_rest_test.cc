@@ -946,12 +946,14 @@ TEST_F(HostileRestTest, EndlessChunkFramingIs400WithBoundedMemory) {
   constexpr int kAttackers = 16;
   constexpr size_t kAttempted = size_t{64} << 20;  // per attacker, if the server kept reading
   for (const std::string framing : {"2;", "2;ext=", "0000000000", "1\r\na\r\n0\r\nX-T: "}) {
+    // Each attacker connects right before it attacks: connected all at once up front, the last
+    // ones sat idle while the others were served and, on a loaded machine, could reach the
+    // server's read timeout before sending a byte (a test of that timeout, not of framing).
     std::vector<std::unique_ptr<RawConnection>> attackers;
     for (int i = 0; i < kAttackers; ++i) {
       attackers.push_back(RawConnection::Open(daemon_->http_port()));
       ASSERT_NE(attackers.back(), nullptr);
-    }
-    for (auto& attacker : attackers) {
+      RawConnection* attacker = attackers.back().get();
       // No token: the attack needs none.
       const RawResponse response = SendWhileReading(
           *attacker,
