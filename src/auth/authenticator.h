@@ -21,7 +21,8 @@
 namespace discovery::auth {
 
 // Verifies a bearer token that is not a machine token (an OIDC ID or access token).
-// PermissionDenied or Unauthenticated when the token is not acceptable.
+// Unauthenticated when the token is not acceptable, Unavailable when the provider cannot be
+// asked.
 using UserTokenVerifier = std::function<absl::StatusOr<Principal>(std::string_view token)>;
 
 struct AuthenticatorOptions {
