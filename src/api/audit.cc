@@ -18,7 +18,7 @@ struct ChangingMethod {
   Change change;
 };
 
-constexpr std::array<ChangingMethod, 7> kChanges = {{
+constexpr std::array<ChangingMethod, 8> kChanges = {{
     {kNamespaceApi, "RegisterNamespace", {"namespace", "register"}},
     {kNamespaceApi, "UnregisterNamespace", {"namespace", "unregister"}},
     {kServerApi, "RegisterServer", {"server", "register"}},
@@ -26,6 +26,7 @@ constexpr std::array<ChangingMethod, 7> kChanges = {{
     {kServiceApi, "RegisterService", {"service", "register"}},
     {kServiceApi, "UnRegisterService", {"service", "unregister"}},
     {kTokenApi, "Create", {"token", "create"}},
+    {kTokenApi, "Revoke", {"token", "revoke"}},
 }};
 
 std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& values) {
@@ -100,6 +101,8 @@ LogFields AuditArguments(const pb::CreateRequest& request) {
           {"namespaces", Joined(request.namespaces())},
           {"expires", request.expires()}};
 }
+
+LogFields AuditArguments(const pb::RevokeRequest& request) { return {{"token_id", request.id()}}; }
 
 LogFields AuditResult(const pb::RegisterServiceResponse& response) {
   return {{"id", response.service().id()}};

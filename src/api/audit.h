@@ -1,6 +1,6 @@
 // The audit trail (SPEC §6): every call that changes something — registering or unregistering a
-// server, service or namespace, creating a token — becomes one structured log line at info level
-// saying who (principal kind and token id or username), what (object, operation and its
+// server, service or namespace, creating or revoking a token — becomes one structured log line at
+// info level saying who (principal kind and token id or username), what (object, operation and its
 // arguments), from where (the client address) and the outcome, refused calls included.
 #pragma once
 
@@ -22,7 +22,7 @@ namespace discovery::api {
 // What a changing method does, e.g. {"service", "unregister"}.
 struct Change {
   std::string_view object;  // "namespace", "server", "service" or "token"
-  std::string_view op;      // "register", "unregister" or "create"
+  std::string_view op;      // "register", "unregister", "create" or "revoke"
 };
 
 // The change `full_method` makes; nullopt for calls that only read.
@@ -42,6 +42,7 @@ LogFields AuditArguments(const ::postfinance::discovery::v1::UnregisterServerReq
 LogFields AuditArguments(const ::postfinance::discovery::v1::RegisterServiceRequest& request);
 LogFields AuditArguments(const ::postfinance::discovery::v1::UnRegisterServiceRequest& request);
 LogFields AuditArguments(const ::postfinance::discovery::v1::CreateRequest& request);
+LogFields AuditArguments(const ::postfinance::discovery::v1::RevokeRequest& request);
 // Reads carry no audit arguments.
 template <typename Request>
 LogFields AuditArguments(const Request& /*request*/) {

@@ -119,6 +119,7 @@ class DispatcherAuditTest : public ::testing::Test {
           }
           return absl::UnauthenticatedError("personal token is not valid: oidc: test");
         },
+        .revoked = [this](std::string_view id) { return registry_->IsTokenRevoked(id); },
         .clock = [] { return kNow; }});
     ASSERT_OK_AND_ASSIGN(std::vector<Cidr> trusted, ParseCidrs("10.0.0.0/8"));
     dispatcher_ = std::make_unique<Dispatcher>(
@@ -297,6 +298,43 @@ TEST_F(DispatcherAuditTest, RefusedChangesAreLoggedToo) {
   }
   EXPECT_THAT(counted_, ElementsAre("server/register/denied", "server/register/unauthenticated",
                                     "service/unregister/denied", "token/create/unavailable"));
+}
+
+// Revocation through the API: admins only, audited, and the token is refused from then on.
+TEST_F(DispatcherAuditTest, RevokedMachineTokensAreRefused) {
+  pb::ListNamespaceRequest list;
+  ASSERT_THAT(Call(kNamespaceApi, "ListNamespace", machine_, list, &Handlers::ListNamespace),
+              IsOk());
+  pb::RevokeRequest revoke;
+  revoke.set_id("ci-42");
+  EXPECT_THAT(Call(kTokenApi, "Revoke", bob_, revoke, &Handlers::Revoke),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(Call(kTokenApi, "Revoke", machine_, revoke, &Handlers::Revoke),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  absl::StatusOr<pb::RevokeResponse> revoked =
+      Call(kTokenApi, "Revoke", alice_, revoke, &Handlers::Revoke);
+  ASSERT_THAT(revoked, IsOk());
+  EXPECT_EQ(revoked->revoked().id(), "ci-42");
+  EXPECT_EQ(revoked->revoked().revoked_by(), "user:alice");
+  EXPECT_THAT(Call(kNamespaceApi, "ListNamespace", machine_, list, &Handlers::ListNamespace),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  absl::StatusOr<pb::ListRevokedResponse> listed =
+      Call(kTokenApi, "ListRevoked", alice_, pb::ListRevokedRequest{}, &Handlers::ListRevoked);
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->revoked_size(), 1);
+  EXPECT_EQ(listed->revoked(0).id(), "ci-42");
+  EXPECT_THAT(
+      Call(kTokenApi, "ListRevoked", bob_, pb::ListRevokedRequest{}, &Handlers::ListRevoked),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+
+  const std::vector<Json> lines = AuditLines();
+  ASSERT_EQ(lines.size(), 3U) << log_.str();
+  EXPECT_EQ(lines[2]["object"], "token");
+  EXPECT_EQ(lines[2]["op"], "revoke");
+  EXPECT_EQ(lines[2]["token_id"], "ci-42");
+  EXPECT_EQ(lines[2]["who"], "alice");
+  EXPECT_EQ(lines[2]["outcome"], "ok");
+  EXPECT_EQ(lines[0]["outcome"], "denied");
 }
 
 }  // namespace

@@ -392,6 +392,9 @@ const std::vector<RouteSpec>& Routes() {
                                                      &Handlers::UnRegisterService)}),
       MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
       MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
+      MakeRoute("/v1/revoked-tokens",
+                {FromBody(kTokenApi, "Revoke", &Handlers::Revoke),
+                 FromUrl("GET", kTokenApi, "ListRevoked", &Handlers::ListRevoked)}),
       MakeRoute("/v1/sd/{server}/{namespace}",
                 {{"GET", FullMethod(kServiceApi, "ListTargetGroup"), HttpSd, HttpSdFromMemory}}),
   };

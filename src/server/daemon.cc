@@ -178,6 +178,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer,
                                             .secret = *secret,
                                             .previous_secrets = cfg.previous_token_secrets};
+  // Revocations come from the view, which follows the store: every replica refuses a revoked
+  // token as soon as its view has the record.
+  authentication.revoked = [&registry = *parts.registry](std::string_view token_id) {
+    return registry.IsTokenRevoked(token_id);
+  };
   if (cfg.oidc.has_value()) {
     parts.oidc = std::make_unique<auth::OidcVerifier>(
         auth::OidcOptions{.issuer = cfg.oidc->endpoint,

@@ -304,6 +304,8 @@ class TokenService final : public pb::TokenAPI::CallbackService {
   explicit TokenService(CallQueue& calls) : calls_(calls) {}
   using pb::TokenAPI::CallbackService::Create;
   using pb::TokenAPI::CallbackService::Info;
+  using pb::TokenAPI::CallbackService::ListRevoked;
+  using pb::TokenAPI::CallbackService::Revoke;
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
                                    const pb::CreateRequest* request,
                                    pb::CreateResponse* response) override {
@@ -314,6 +316,18 @@ class TokenService final : public pb::TokenAPI::CallbackService {
                                  const pb::InfoRequest* request,
                                  pb::InfoResponse* response) override {
     return calls_.Serve(api::kTokenApi, "Info", context, request, response, &api::Handlers::Info);
+  }
+  grpc::ServerUnaryReactor* Revoke(grpc::CallbackServerContext* context,
+                                   const pb::RevokeRequest* request,
+                                   pb::RevokeResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "Revoke", context, request, response,
+                        &api::Handlers::Revoke);
+  }
+  grpc::ServerUnaryReactor* ListRevoked(grpc::CallbackServerContext* context,
+                                        const pb::ListRevokedRequest* request,
+                                        pb::ListRevokedResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "ListRevoked", context, request, response,
+                        &api::Handlers::ListRevoked);
   }
 
  private:
