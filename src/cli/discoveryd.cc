@@ -191,6 +191,9 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
       ->default_str("roles");
   command.add_option("--ca-cert", flags.ca_cert, "CA certificate file for the OIDC provider")
       ->check(CLI::ExistingFile);
+  config::AddListOption(command, "--trusted-proxies", &config.trusted_proxies,
+                        "CIDRs of load balancers whose X-Forwarded-For names the client in the "
+                        "audit trail (ignored from other peers)");
   config::AddDurationOption(command, "--shutdown-grace", &config.shutdown_grace,
                             "How long calls in flight may take to finish on shutdown");
   AddGrpcLimitFlags(command, config.grpc_limits);

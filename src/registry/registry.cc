@@ -275,6 +275,36 @@ absl::Status Registry::UnregisterServer(std::string_view name) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<repo::TokenRevocation> Registry::RevokeToken(std::string id,
+                                                            std::string revoked_by) {
+  if (absl::Status valid = repo::ValidateTokenId(id); !valid.ok()) {
+    return valid;
+  }
+  repo::TokenRevocation revocation{
+      .id = std::move(id), .revoked_at = options_.clock(), .revoked_by = std::move(revoked_by)};
+  absl::StatusOr<int64_t> revision = repo_.PutRevocation(revocation);
+  if (!revision.ok()) {
+    return StoreError(revision.status(),
+                      fmt::format("could not revoke token {} in store", revocation.id));
+  }
+  AwaitView(*revision);
+  return revocation;
+}
+
+bool Registry::IsTokenRevoked(std::string_view id) const {
+  const std::shared_ptr<const Placed> placed = Current();
+  return placed != nullptr && placed->snapshot().revoked_tokens.contains(id);
+}
+
+absl::StatusOr<std::vector<repo::TokenRevocation>> Registry::ListRevokedTokens() const {
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  std::vector<repo::TokenRevocation> revoked;
+  for (const auto& [id, revocation] : placed->snapshot().revoked_tokens) {
+    revoked.push_back(revocation);
+  }
+  return revoked;
+}
+
 absl::StatusOr<std::vector<Server>> Registry::ListServers() const {
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
   std::vector<Server> servers;

@@ -105,6 +105,16 @@ class Registry {
   absl::Status UnregisterServer(std::string_view name);
   absl::StatusOr<std::vector<Server>> ListServers() const;
 
+  // Stores the revocation of machine token `id` by `revoked_by` and waits (briefly) for this
+  // replica's view to show it; every replica's view follows the store, so all refuse the token
+  // within the view's lag. InvalidArgument for an id repo::ValidateTokenId refuses.
+  absl::StatusOr<repo::TokenRevocation> RevokeToken(std::string id, std::string revoked_by);
+  // Whether the current view holds a revocation of `id`; false before the first load. Never
+  // blocks for long (a snapshot pointer copy): it runs for every request of a machine token.
+  bool IsTokenRevoked(std::string_view id) const;
+  // The revocations of the current view, by id.
+  absl::StatusOr<std::vector<repo::TokenRevocation>> ListRevokedTokens() const;
+
   // Creates or replaces the service of the registration's endpoint in its namespace.
   // InvalidArgument for a bad name, endpoint, namespace name, label, description or selector, or
   // one over a record limit (model.h); NotFound for an unknown namespace or when no server

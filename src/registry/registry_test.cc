@@ -402,6 +402,26 @@ TEST_F(RegistryTest, ServiceCountsAreReported) {
 }
 
 // A store whose reads fail: the registry never loads.
+// Two replicas on one store: a revocation through one is seen by the other's view.
+TEST_F(RegistryTest, RevocationsReachEveryReplicaThroughTheStore) {
+  std::unique_ptr<Registry> first = Start();
+  std::unique_ptr<Registry> second = Start();
+  EXPECT_FALSE(second->IsTokenRevoked("ci-42"));
+  absl::StatusOr<repo::TokenRevocation> revoked = first->RevokeToken("ci-42", "user:alice");
+  ASSERT_THAT(revoked, IsOk());
+  EXPECT_EQ(revoked->revoked_by, "user:alice");
+  EXPECT_TRUE(first->IsTokenRevoked("ci-42"));
+  ASSERT_TRUE(second->WaitForRevision(first->Current()->snapshot().revision, kWait));
+  EXPECT_TRUE(second->IsTokenRevoked("ci-42"));
+  EXPECT_FALSE(second->IsTokenRevoked("ci-43"));
+  absl::StatusOr<std::vector<repo::TokenRevocation>> listed = second->ListRevokedTokens();
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 1U);
+  EXPECT_EQ(listed->front().id, "ci-42");
+  EXPECT_THAT(first->RevokeToken("a/b", "user:alice"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 class UnreachableStore : public store::Store {
  public:
   absl::StatusOr<store::KeyValue> Get(std::string_view) override { return Down(); }

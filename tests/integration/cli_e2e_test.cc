@@ -389,6 +389,35 @@ TEST_F(CliTest, UnresolvedServicesAreFoundAndCleanedUpWithinThePercentLimit) {
   EXPECT_THAT(result.out, AllOf(Not(HasSubstr("gone.invalid")), HasSubstr("localhost")));
 }
 
+// `discovery token revoke` (admin) stops a machine token; `token list` shows the revoked ids.
+TEST_F(CliTest, TokenRevokeAndList) {
+  CommandResult result = Discovery({"token", "create", "-n", "default", "ci-bot"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  const std::string bot = result.out.substr(0, result.out.find_last_not_of("\n") + 1);
+  result = Discovery({"token", "list"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.out, Not(HasSubstr("ci-bot")));
+
+  UseToken(bot);
+  result = Discovery({"namespace", "list"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  result = Discovery({"token", "revoke", "ci-bot"});
+  EXPECT_FALSE(result.status.success());
+  EXPECT_THAT(result.err, HasSubstr("not allowed"));
+
+  UseToken(admin_token_);
+  result = Discovery({"token", "revoke", "ci-bot"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  result = Discovery({"token", "list"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.out, AllOf(HasSubstr("ci-bot\trevoked\t"), HasSubstr("machine:")));
+
+  UseToken(bot);
+  result = Discovery({"namespace", "list"});
+  EXPECT_FALSE(result.status.success());
+  EXPECT_THAT(result.err, HasSubstr("revoked"));
+}
+
 TEST_F(CliTest, ErrorsAreOneLineWithANonZeroExit) {
   const auto expect_error = [](const CommandResult& result, const std::string& prefix) {
     EXPECT_FALSE(result.status.success());
