@@ -254,7 +254,8 @@ absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels)
 }
 
 absl::Status Registry::UnregisterServer(std::string_view name) {
-  if (absl::Status valid = ValidateServerName(name); !valid.ok()) {
+  // Not ValidateServerName: a server the Go original stored as "host:9090" must be removable.
+  if (absl::Status valid = ValidateExistingServerName(name); !valid.ok()) {
     return ValidationError(valid);
   }
   absl::StatusOr<int64_t> revision = repo_.DeleteServer(name);
@@ -463,7 +464,8 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
     }
     requested = config == "blackbox" ? ExportConfig::kBlackbox : ExportConfig::kStandard;
   }
-  if (absl::Status valid = ValidateServerName(server); !valid.ok()) {
+  // Any stored server is answered, also one the Go original accepted and RegisterServer refuses.
+  if (absl::Status valid = ValidateExistingServerName(server); !valid.ok()) {
     return ValidationError(valid);
   }
   if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
