@@ -494,5 +494,85 @@ TEST_F(MigrationTest, ServerNamedLikeHostPortIsListedServedAndRemovable) {
   EXPECT_TRUE(targets(kOdd).empty());
 }
 
+bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > deadline) {
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return true;
+}
+
+// Item 4: --etcd-auto-sync-interval keeps the member list as the original's client did. Two
+// discoveryd are given only member 0 of a 3-member cluster, one syncing every second and one
+// with syncing off; after member 0 is stopped the first keeps writing and reading through the
+// members it learned, the second cannot write.
+TEST(EtcdAutoSyncTest, LearnsTheMembersAndOutlivesTheOneItWasGiven) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdCluster> etcd, EtcdCluster::Start({.members = 3}));
+  auto start = [&](const std::string& interval) {
+    DiscoverydOptions options{.binary = DISCOVERYD_BINARY};
+    options.extra_args = {"--store=etcd", "--etcd-endpoints=" + etcd->endpoints()[0],
+                          "--etcd-auto-sync-interval=" + interval, "--etcd-request-timeout=3s"};
+    return DiscoverydProcess::Start(options);
+  };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> syncing, start("1s"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> fixed, start("0s"));
+  ASSERT_OK_AND_ASSIGN(const std::string token, syncing->AdminToken());
+  auto rest = [&](const DiscoverydProcess& discoveryd, const std::string& method,
+                  const std::string& path, const std::string& body) {
+    return HttpRequest(method, discoveryd.http_url() + path, body,
+                       {{"Authorization", "Bearer " + token}});
+  };
+  // The syncing one logs the endpoints it learned: every member's address.
+  auto learned_all = [&] {
+    const std::string log = syncing->LogTail(400);
+    for (const std::string& endpoint : etcd->endpoints()) {
+      const std::string address = endpoint.substr(endpoint.find("://") + 3);
+      if (log.find("etcd endpoints from the member list") == std::string::npos ||
+          log.find(address) == std::string::npos) {
+        return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(Eventually(learned_all, absl::Seconds(30))) << syncing->LogTail();
+  EXPECT_EQ(fixed->LogTail(400).find("etcd endpoints from the member list"), std::string::npos);
+
+  ASSERT_THAT(etcd->Stop(0), IsOk());
+  ASSERT_THAT(etcd->WaitForLeader(absl::Seconds(30)), IsOk());
+
+  // Writes and reads go on through members 1 and 2 (a call in flight while member 0 went away
+  // may fail once; the client retries it).
+  int attempts = 0;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        ++attempts;
+        absl::StatusOr<HttpResult> result =
+            rest(*syncing, "POST", "/v1/servers", R"({"name":"after-stop"})");
+        return result.ok() && result->status == 200;
+      },
+      absl::Seconds(60)))
+      << syncing->LogTail();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<HttpResult> result = rest(*syncing, "GET", "/v1/servers", "");
+        return result.ok() && result->status == 200 &&
+               result->body.find("after-stop") != std::string::npos;
+      },
+      absl::Seconds(30)));
+  absl::StatusOr<HttpResult> ready = HttpGet(syncing->http_url() + "/readyz");
+  ASSERT_THAT(ready, IsOk());
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  std::cout << "writes through the learned members after " << attempts << " attempt(s)\n";
+
+  // Without syncing the only endpoint is gone: the write is refused (503/504), not lost.
+  absl::StatusOr<HttpResult> refused =
+      rest(*fixed, "POST", "/v1/servers", R"({"name":"fixed-after-stop"})");
+  ASSERT_THAT(refused, IsOk());
+  EXPECT_THAT(refused->status, ::testing::AnyOf(503, 504)) << refused->body;
+}
+
 }  // namespace
 }  // namespace discovery::testing
