@@ -15,6 +15,11 @@
 // stored `servers`; with rendezvous every target is served exactly once per replica among its
 // candidates. A server the original accepted but this project refuses to register (a name like
 // "host:9090") is listed, answered on http_sd and removable, and its services move.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -44,6 +49,7 @@
 #include "testing/discoveryd_process.h"
 #include "testing/etcd_harness.h"
 #include "testing/http_client.h"
+#include "testing/process.h"
 #include "testing/status_matchers.h"
 
 #ifndef DISCOVERYD_BINARY
@@ -572,6 +578,39 @@ TEST(EtcdAutoSyncTest, LearnsTheMembersAndOutlivesTheOneItWasGiven) {
       rest(*fixed, "POST", "/v1/servers", R"({"name":"fixed-after-stop"})");
   ASSERT_THAT(refused, IsOk());
   EXPECT_THAT(refused->status, ::testing::AnyOf(503, 504)) << refused->body;
+}
+
+// The store flag: the original always used etcd, at localhost:2379 unless told otherwise. Here
+// the embedded store is the default; --store=etcd without endpoints still means localhost:2379.
+TEST(StoreFlagTest, EmbeddedByDefaultAndEtcdAtLocalhost2379) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> embedded,
+                       DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY}));
+  EXPECT_TRUE(std::filesystem::exists(embedded->data_dir() + "/discovery.db"));
+  embedded.reset();
+
+  // Only meaningful where nothing serves localhost:2379 (a developer's etcd would answer).
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(2379);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool listening = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  if (listening) {
+    GTEST_SKIP() << "something listens on localhost:2379";
+  }
+  ASSERT_OK_AND_ASSIGN(const std::string dir, MakeTempDir("store-flag"));
+  ASSERT_OK_AND_ASSIGN(
+      CommandResult result,
+      RunCommand(
+          {.argv = {DISCOVERYD_BINARY, "--store=etcd", "--etcd-dial-timeout=1s", "server",
+                    "--token-secret=x", "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:0"},
+           .env = {"HOME=" + dir},
+           .working_dir = dir},
+          absl::Seconds(60), /*merge_stderr=*/true));
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(result.status.success()) << result.out;
+  EXPECT_THAT(result.out, ::testing::HasSubstr("localhost:2379"));
 }
 
 }  // namespace
