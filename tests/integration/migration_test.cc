@@ -613,5 +613,19 @@ TEST(StoreFlagTest, EmbeddedByDefaultAndEtcdAtLocalhost2379) {
   EXPECT_THAT(result.out, ::testing::HasSubstr("localhost:2379"));
 }
 
+// README's "Prometheus and node_exporter" prints the example files the end-to-end tests load
+// (prometheus_http_sd_test, cli_e2e_test SystemdRecipe) verbatim, so the two cannot drift.
+TEST(ReadmeTest, PrintsTheTestedExamplesVerbatim) {
+  const std::string readme = ReadSource("README.md");
+  for (const std::string file :
+       {"prometheus-http-sd.yml", "node_exporter.service", "node_exporter.default"}) {
+    const std::string example = ReadSource("packaging/examples/" + file);
+    ASSERT_FALSE(example.empty()) << file;
+    EXPECT_NE(readme.find("\n" + example + "```\n"), std::string::npos)
+        << "README.md does not show packaging/examples/" << file << ":\n"
+        << example;
+  }
+}
+
 }  // namespace
 }  // namespace discovery::testing
