@@ -254,11 +254,16 @@ absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels)
 }
 
 absl::Status Registry::UnregisterServer(std::string_view name) {
-  // Not ValidateServerName: a server the Go original stored as "host:9090" must be removable.
-  if (absl::Status valid = ValidateExistingServerName(name); !valid.ok()) {
+  // Not only names RegisterServer accepts: a server the Go original stored as "host:9090" must
+  // be removable. Any other name it refuses stays a validation error.
+  const absl::Status valid = ValidateServerName(name);
+  if (!valid.ok() && !ValidateExistingServerName(name).ok()) {
     return ValidationError(valid);
   }
   absl::StatusOr<int64_t> revision = repo_.DeleteServer(name);
+  if (absl::IsNotFound(revision.status()) && !valid.ok()) {
+    return ValidationError(valid);
+  }
   if (absl::IsNotFound(revision.status())) {
     return absl::NotFoundError(
         fmt::format("could not unregister server {} in store: server {} not found", name, name));
@@ -464,15 +469,21 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
     }
     requested = config == "blackbox" ? ExportConfig::kBlackbox : ExportConfig::kStandard;
   }
-  // Any stored server is answered, also one the Go original accepted and RegisterServer refuses.
-  if (absl::Status valid = ValidateExistingServerName(server); !valid.ok()) {
-    return ValidationError(valid);
+  const absl::Status valid_server = ValidateServerName(server);
+  if (!valid_server.ok() && !ValidateExistingServerName(server).ok()) {
+    return ValidationError(valid_server);
   }
   if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
     return ValidationError(valid);
   }
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
   const repo::Snapshot& snapshot = placed->snapshot();
+  // A name RegisterServer refuses is answered only for a server the Go original stored under it
+  // (e.g. "host:9090"); anything else, such as the original's regular expressions (".*", B15),
+  // stays an error rather than an empty answer.
+  if (!valid_server.ok() && !snapshot.servers.contains(server)) {
+    return ValidationError(valid_server);
+  }
   auto ns = snapshot.namespaces.find(namespace_name);
   Selection selection;
   // An unknown server or namespace has no targets, like an empty one: an error would make
