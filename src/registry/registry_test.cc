@@ -301,10 +301,22 @@ TEST_F(RegistryTest, ServerTheOriginalStoredAsHostPortIsServedAndRemovable) {
       registry->TargetGroups("host:9090", "default", "");
   ASSERT_THAT(on_odd, IsOk());
   EXPECT_FALSE(on_odd->empty());
-  EXPECT_THAT(registry->HttpSd("host:9091", "default", ""),
-              StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(registry->UnregisterServer("host:9091"),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+  // An unknown host:port name has no targets, as any unknown server; another refused name that
+  // is not stored is an error.
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> unknown =
+      registry->HttpSd("host:9091", "default", "");
+  ASSERT_THAT(unknown, IsOk());
+  EXPECT_EQ((*unknown)->json(), "[]");
+  EXPECT_THAT(registry->UnregisterServer("host:9091"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(registry->HttpSd("a b", "default", ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->UnregisterServer("a b"), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Stored under such a name by the original, it is answered and removable.
+  put = store::Put(*store_, repo::Keys().Server("a b"),
+                   repo::EncodeServer(Server{.name = "a b", .state = ServerState::kActive}));
+  ASSERT_THAT(put, IsOk());
+  ASSERT_TRUE(registry->WaitForRevision(put->revision, absl::Seconds(10)));
+  EXPECT_THAT(registry->HttpSd("a b", "default", ""), IsOk());
+  EXPECT_THAT(registry->UnregisterServer("a b"), IsOk());
 
   ASSERT_THAT(registry->UnregisterServer("host:9090"), IsOk());
   absl::StatusOr<std::vector<targetgroup::TargetGroup>> on_p1 =
