@@ -33,6 +33,18 @@ absl::Status StoreError(const absl::Status& status, std::string_view context) {
   }
 }
 
+// A server name RegisterServer would accept but for ':' ("host:9090"): how Go deployments often
+// named their Prometheus servers. Such a name is looked up like a valid one (an unknown one has
+// no targets), whether or not a server of that name is stored.
+bool IsHostPortName(std::string_view name) {
+  if (name.find(':') == std::string_view::npos) {
+    return false;
+  }
+  std::string probe(name);
+  std::replace(probe.begin(), probe.end(), ':', '-');
+  return ValidateServerName(probe).ok();
+}
+
 absl::Status ValidationError(const absl::Status& status) {
   return absl::InvalidArgumentError(fmt::format("{} : validation error", status.message()));
 }
@@ -258,10 +270,17 @@ absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels)
 }
 
 absl::Status Registry::UnregisterServer(std::string_view name) {
-  if (absl::Status valid = ValidateServerName(name); !valid.ok()) {
+  // Not only names RegisterServer accepts: a server the Go original stored as "host:9090" must
+  // be removable. Any other name it refuses stays a validation error.
+  const absl::Status valid = ValidateServerName(name);
+  const bool host_port = valid.ok() || IsHostPortName(name);
+  if (!host_port && !ValidateExistingServerName(name).ok()) {
     return ValidationError(valid);
   }
   absl::StatusOr<int64_t> revision = repo_.DeleteServer(name);
+  if (absl::IsNotFound(revision.status()) && !host_port) {
+    return ValidationError(valid);
+  }
   if (absl::IsNotFound(revision.status())) {
     return absl::NotFoundError(
         fmt::format("could not unregister server {} in store: server {} not found", name, name));
@@ -497,14 +516,22 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
     }
     requested = config == "blackbox" ? ExportConfig::kBlackbox : ExportConfig::kStandard;
   }
-  if (absl::Status valid = ValidateServerName(server); !valid.ok()) {
-    return ValidationError(valid);
+  const absl::Status valid_server = ValidateServerName(server);
+  const bool host_port = valid_server.ok() || IsHostPortName(server);
+  if (!host_port && !ValidateExistingServerName(server).ok()) {
+    return ValidationError(valid_server);
   }
   if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
     return ValidationError(valid);
   }
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
   const repo::Snapshot& snapshot = placed->snapshot();
+  // Another name RegisterServer refuses is answered only for a server the Go original stored
+  // under it; anything else, such as the original's regular expressions (".*", B15), stays an
+  // error rather than an empty answer.
+  if (!host_port && !snapshot.servers.contains(server)) {
+    return ValidationError(valid_server);
+  }
   auto ns = snapshot.namespaces.find(namespace_name);
   Selection selection;
   // An unknown server or namespace has no targets, like an empty one: an error would make

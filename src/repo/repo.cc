@@ -157,7 +157,7 @@ absl::StatusOr<Versioned<Namespace>> Repository::GetNamespace(std::string_view n
 }
 
 absl::StatusOr<Versioned<Server>> Repository::GetServer(std::string_view name) const {
-  DISCOVERY_RETURN_IF_ERROR(ValidateServerName(name));
+  DISCOVERY_RETURN_IF_ERROR(ValidateExistingServerName(name));
   absl::StatusOr<store::KeyValue> kv = GetKey(keys_.Server(name));
   if (absl::IsNotFound(kv.status())) {
     return absl::NotFoundError(fmt::format("server {} not found", name));
@@ -280,7 +280,7 @@ absl::StatusOr<int64_t> Repository::DeleteNamespace(std::string_view name) {
 }
 
 absl::StatusOr<int64_t> Repository::DeleteServer(std::string_view name) {
-  DISCOVERY_RETURN_IF_ERROR(ValidateServerName(name));
+  DISCOVERY_RETURN_IF_ERROR(ValidateExistingServerName(name));
   return DeleteExisting(keys_.Server(name), fmt::format("server {}", name));
 }
 
