@@ -39,6 +39,13 @@ std::string_view Authorization(const grpc::CallbackServerContext& context) {
                               : std::string_view(it->second.data(), it->second.size());
 }
 
+std::string_view Metadata(const grpc::CallbackServerContext& context, const char* key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(key);
+  return it == metadata.end() ? std::string_view{}
+                              : std::string_view(it->second.data(), it->second.size());
+}
+
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) {
     return grpc::Status::OK;
@@ -76,8 +83,13 @@ class CallQueue {
         .method = fmt::format("{}{}", service, method),
         .run =
             [this, context, request, response, handler](std::string_view full_method) {
-              absl::StatusOr<Response> result =
-                  dispatcher_.Dispatch(full_method, Authorization(*context), *request, handler);
+              const std::string peer = context->peer();
+              absl::StatusOr<Response> result = dispatcher_.Dispatch(
+                  full_method,
+                  api::CallerInfo{.authorization = Authorization(*context),
+                                  .peer = peer,
+                                  .forwarded_for = Metadata(*context, "x-forwarded-for")},
+                  *request, handler);
               if (!result.ok()) {
                 return result.status();
               }
@@ -170,7 +182,7 @@ class CallQueue {
   }
 
   void Refuse(Call& call, const absl::Status& status) {
-    dispatcher_.Refused(call.method, status);
+    dispatcher_.Refused(call.method, status, call.context->peer());
     call.reactor->Finish(ToGrpc(status));
   }
 
@@ -292,6 +304,8 @@ class TokenService final : public pb::TokenAPI::CallbackService {
   explicit TokenService(CallQueue& calls) : calls_(calls) {}
   using pb::TokenAPI::CallbackService::Create;
   using pb::TokenAPI::CallbackService::Info;
+  using pb::TokenAPI::CallbackService::ListRevoked;
+  using pb::TokenAPI::CallbackService::Revoke;
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
                                    const pb::CreateRequest* request,
                                    pb::CreateResponse* response) override {
@@ -302,6 +316,18 @@ class TokenService final : public pb::TokenAPI::CallbackService {
                                  const pb::InfoRequest* request,
                                  pb::InfoResponse* response) override {
     return calls_.Serve(api::kTokenApi, "Info", context, request, response, &api::Handlers::Info);
+  }
+  grpc::ServerUnaryReactor* Revoke(grpc::CallbackServerContext* context,
+                                   const pb::RevokeRequest* request,
+                                   pb::RevokeResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "Revoke", context, request, response,
+                        &api::Handlers::Revoke);
+  }
+  grpc::ServerUnaryReactor* ListRevoked(grpc::CallbackServerContext* context,
+                                        const pb::ListRevokedRequest* request,
+                                        pb::ListRevokedResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "ListRevoked", context, request, response,
+                        &api::Handlers::ListRevoked);
   }
 
  private:
