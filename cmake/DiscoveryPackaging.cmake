@@ -36,6 +36,9 @@ install(FILES packaging/systemd/discoveryd.service packaging/systemd/discovery-e
 install(FILES packaging/default/discoveryd packaging/default/discovery-exporter
         DESTINATION /etc/default PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 
+# Alerting rules for discovery itself, for the Prometheus that scrapes it.
+install(FILES packaging/prometheus/discovery-alerts.yml DESTINATION share/discovery/prometheus)
+
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME discovery)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})

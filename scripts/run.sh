@@ -40,6 +40,12 @@ if [ -s "$token_file" ] && [ -f "$config_file" ] && grep -qF "$config_marker" "$
   fi
 fi
 if [ ! -s "$token_file" ]; then
+  # `token create` never creates the secret; on a first start, create it as the server would.
+  if [ ! -s "$data_dir/token-secret" ]; then
+    (umask 077 && mkdir -p "$data_dir" &&
+      head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data_dir/token-secret" &&
+      echo >>"$data_dir/token-secret")
+  fi
   token="$("$discoveryd" token create admin --admin)"
   mkdir -p "$(dirname "$token_file")"
   (umask 077 && printf 'machine_token: %s\n' "$token" >"$token_file")

@@ -1,10 +1,12 @@
 #include "cli/api_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <utility>
 
+#include "cli/call_errors.h"
 #include "cli/retry.h"
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
@@ -41,11 +43,21 @@ absl::Status FromGrpc(const grpc::Status& status) {
   return {static_cast<absl::StatusCode>(status.error_code()), status.error_message()};
 }
 
+// The limit of a call starting now: --timeout, or less when the command's deadline is nearer.
+CallLimit LimitOf(const ConnectionOptions& options) {
+  const absl::Duration left = options.deadline - absl::Now();
+  if (left < options.timeout) {
+    return {.duration = std::max(left, absl::ZeroDuration()), .overall = true};
+  }
+  return {.duration = options.timeout};
+}
+
 // A context for one call: its deadline and the bearer token the server authorizes.
-std::unique_ptr<grpc::ClientContext> NewContext(const ConnectionOptions& options) {
+std::unique_ptr<grpc::ClientContext> NewContext(const ConnectionOptions& options,
+                                                const CallLimit& limit) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() +
-                        absl::ToChronoMilliseconds(options.timeout));
+                        absl::ToChronoMilliseconds(limit.duration));
   context->AddMetadata("authorization", "bearer " + options.token);
   return context;
 }
@@ -82,7 +94,8 @@ absl::StatusOr<Response> Call(ApiClient::Channels& channels, const ConnectionOpt
                                                                 const Request&, Response*),
                               const Request& request) {
   typename Api::Stub stub(channels.Get());
-  const std::unique_ptr<grpc::ClientContext> context = NewContext(options);
+  const CallLimit limit = LimitOf(options);
+  const std::unique_ptr<grpc::ClientContext> context = NewContext(options, limit);
   Response response;
   if (absl::Status status = FromGrpc((stub.*method)(context.get(), request, &response));
       !status.ok()) {
@@ -90,7 +103,7 @@ absl::StatusOr<Response> Call(ApiClient::Channels& channels, const ConnectionOpt
     if (IsTransient(status) && !absl::IsResourceExhausted(status)) {
       channels.Drop();
     }
-    return status;
+    return DescribeCallError(status, options.address, limit);
   }
   return response;
 }

@@ -1,6 +1,7 @@
 // The CLI's connection to discoveryd: one gRPC channel per command, TLS unless --insecure, every
 // call with a deadline and the bearer token. Wraps the four APIs of postfinance.discovery.v1 in
-// calls on domain values, with gRPC statuses turned into absl::Status of the same code.
+// calls on domain values, with gRPC statuses turned into absl::Status of the same code (transport
+// failures explained by DescribeCallError).
 #pragma once
 
 #include <memory>
@@ -19,9 +20,11 @@ namespace discovery::cli {
 struct ConnectionOptions {
   std::string address = "localhost:3001";      // gRPC target
   absl::Duration timeout = absl::Seconds(15);  // deadline of each call
-  bool insecure = false;                       // plaintext instead of TLS
-  std::string ca_cert_file;                    // PEM file trusted in addition to the system's CAs
-  std::string token;                           // sent as "authorization: bearer <token>"
+  // The command's overall deadline (--deadline): no call runs past it.
+  absl::Time deadline = absl::InfiniteFuture();
+  bool insecure = false;     // plaintext instead of TLS
+  std::string ca_cert_file;  // PEM file trusted in addition to the system's CAs
+  std::string token;         // sent as "authorization: bearer <token>"
 };
 
 struct ServiceRegistration {

@@ -24,12 +24,14 @@
 #include "absl/time/clock.h"
 #include "cli/api_client.h"
 #include "cli/completion.h"
+#include "cli/grpc_log.h"
 #include "cli/host_resolver.h"
 #include "cli/oidc_login.h"
 #include "cli/retry.h"
 #include "cli/token_file.h"
 #include "fmt/format.h"
 
+#include "auth/jwt.h"
 #include "client_format/output.h"
 #include "client_format/service_import.h"
 #include "common/format.h"
@@ -58,6 +60,7 @@ constexpr std::array<absl::Duration, 3> kRetryDelays = {absl::Seconds(1), absl::
 struct Flags {
   // global
   ConnectionOptions connection;
+  absl::Duration deadline = absl::Seconds(20);  // of a whole one-shot command; 0: none
   std::string token_path = DefaultTokenPath().string();
   bool debug = false;
   std::string oidc_endpoint;
@@ -89,6 +92,7 @@ struct Flags {
   std::string import_path;
   // namespace
   std::string export_config = "standard";
+  bool force = false;
   // token
   std::string token_id;
   absl::Duration expiry = absl::ZeroDuration();
@@ -105,6 +109,11 @@ class Failure {
     return 1;
   }
   int operator()(const absl::Status& status) const { return (*this)(ToStd(status.message())); }
+  // A command line that cannot work, found after parsing: exit status 2 as CLI11's usage errors.
+  int Usage(std::string_view message) const {
+    (*this)(message);
+    return 2;
+  }
 
  private:
   std::ostream& err_;
@@ -115,6 +124,9 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
   app.add_option("-a,--address", connection.address, "Address (host:port) of discoveryd's gRPC API")
       ->default_str("localhost:3001");
   config::AddDurationOption(app, "--timeout", &connection.timeout, "Timeout of each request");
+  config::AddDurationOption(app, "--deadline", &flags.deadline,
+                            "Time limit of a whole command, its retries included (0: none; "
+                            "`service import` has none)");
   app.add_flag("-d,--debug", flags.debug, "Log at debug level");
   CLI::Option* insecure =
       app.add_flag("--insecure", connection.insecure, "Talk plaintext gRPC instead of TLS");
@@ -135,7 +147,12 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
 }
 
 void AddOutputFlags(CLI::App& command, Flags& flags) {
-  command.add_option("-o,--output", flags.output, "Output format: table, wide, json, yaml or csv")
+  command
+      .add_option("-o,--output", flags.output,
+                  "Output format: table, wide (adds why a stored record cannot be served), json, "
+                  "yaml or csv (fields separated by ';'). In json and yaml a server's state is 0 "
+                  "leaving, 1 joining, 2 active, a namespace's export 0 disabled, 1 standard, 2 "
+                  "blackbox")
       ->default_str("table");
   CLI::Option* headers = command.add_flag("-H,--headers", flags.headers,
                                           "Print the header line (the default; kept for scripts)");
@@ -182,17 +199,21 @@ absl::StatusOr<ApiClient> Connect(const Flags& flags) {
   return ApiClient::Connect(options);
 }
 
-// Retries `call` on transient failures, logging every retry with `what` the call is about.
-absl::Status WithRetries(const std::function<absl::Status()>& call, const LogFields& what) {
+// Retries `call` on transient failures, logging every retry with `what` the call is about; no
+// retry waits past `deadline`, the command's --deadline.
+absl::Status WithRetries(const std::function<absl::Status()>& call, const LogFields& what,
+                         absl::Time deadline = absl::InfiniteFuture()) {
   absl::BitGen random;  // seeded from the OS: every host of a fleet waits differently
-  return RetryTransient(call, kRetryDelays, random,
-                        [&](const absl::Status& failure, absl::Duration delay) {
-                          LogFields fields = what;
-                          fields.emplace_back("error", std::string{failure.message()});
-                          fields.emplace_back("retry-in", FormatGoDuration(delay));
-                          LogWarn("request failed, retrying", fields);
-                          absl::SleepFor(delay);
-                        });
+  return RetryTransient(
+      call, kRetryDelays, random,
+      [&](const absl::Status& failure, absl::Duration delay) {
+        LogFields fields = what;
+        fields.emplace_back("error", std::string{failure.message()});
+        fields.emplace_back("retry-in", FormatGoDuration(delay));
+        LogWarn("request failed, retrying", fields);
+        absl::SleepFor(delay);
+      },
+      deadline);
 }
 
 // ---- server ----
@@ -283,14 +304,35 @@ int NamespaceRegister(const Flags& flags, const Failure& fail) {
 }
 
 int NamespaceUnregister(const Flags& flags, const Failure& fail) {
+  if (flags.name == "default") {
+    return fail(
+        "refusing to unregister namespace default: services registered without --namespace go "
+        "there");
+  }
   absl::StatusOr<ApiClient> client = Connect(flags);
   if (!client.ok()) {
     return fail(client.status());
   }
+  // Counted before deleting so that an operator learns what --force would remove; a namespace
+  // the server does not know is left to UnregisterNamespace to report.
+  std::size_t services = 0;
+  if (absl::StatusOr<std::vector<Service>> listed = client->ListServices(flags.name); listed.ok()) {
+    services = listed->size();
+  } else if (!absl::IsNotFound(listed.status())) {
+    return fail(
+        fmt::format("cannot unregister namespace {}: {}", flags.name, listed.status().message()));
+  }
+  if (services > 0 && !flags.force) {
+    return fail(fmt::format(
+        "namespace {} still holds {} service{}; unregister them first, or pass --force to "
+        "unregister the namespace with {}",
+        flags.name, services, services == 1 ? "" : "s", services == 1 ? "it" : "all of them"));
+  }
   if (absl::Status status = client->UnregisterNamespace(flags.name); !status.ok()) {
     return fail(fmt::format("cannot unregister namespace {}: {}", flags.name, status.message()));
   }
-  LogInfo("namespace unregistered", {{"name", flags.name}});
+  LogInfo("namespace unregistered",
+          {{"name", flags.name}, {"services-removed", std::to_string(services)}});
   return 0;
 }
 
@@ -465,7 +507,7 @@ int ServiceRegister(const Flags& flags, const Failure& fail) {
           service = client->RegisterService(registration);
           return service.status();
         },
-        {{"service", flags.name}, {"endpoint", endpoint}});
+        {{"service", flags.name}, {"endpoint", endpoint}}, flags.connection.deadline);
     if (!status.ok()) {
       ++failed;
       fail(fmt::format("cannot register {} in namespace {}: {}", endpoint, flags.namespace_name,
@@ -519,10 +561,9 @@ int ServiceUnregister(const Flags& flags, const Failure& fail) {
     return fail("unresolved cannot be used in combination with endpoints");
   }
   if (!flags.unresolved && flags.unregister_items.empty()) {
-    return 0;
-  }
-  if (!flags.unresolved && flags.namespace_name.empty()) {
-    return fail("no namespace specified (--namespace, $DISCOVERY_NAMESPACE)");
+    return fail.Usage(
+        "service unregister needs endpoint URLs or service IDs ($DISCOVERY_ENDPOINTS), or -u; see "
+        "--help");
   }
   absl::StatusOr<ApiClient> client = Connect(flags);
   if (!client.ok()) {
@@ -533,9 +574,15 @@ int ServiceUnregister(const Flags& flags, const Failure& fail) {
   }
   int failed = 0;
   for (const std::string& item : flags.unregister_items) {
-    const absl::Status status =
-        WithRetries([&] { return client->UnregisterService(flags.namespace_name, item); },
-                    {{"namespace", flags.namespace_name}, {"service", item}});
+    const absl::Status status = WithRetries(
+        [&] { return client->UnregisterService(flags.namespace_name, item); },
+        {{"namespace", flags.namespace_name}, {"service", item}}, flags.connection.deadline);
+    if (absl::IsNotFound(status)) {
+      // What ExecStopPost wants: after the command the service is not registered.
+      LogInfo("service not registered, nothing to unregister",
+              {{"namespace", flags.namespace_name}, {"service", item}});
+      continue;
+    }
     if (!status.ok()) {
       ++failed;
       fail(fmt::format("cannot unregister {} in namespace {}: {}", item, flags.namespace_name,
@@ -615,6 +662,24 @@ int ServiceImport(const Flags& flags, const Failure& fail) {
 
 // ---- token ----
 
+// A token for a namespace that does not exist is made anyway (it may be registered later), but a
+// typo would otherwise only show when the token is refused.
+void WarnAboutUnknownNamespaces(const ApiClient& client, const std::vector<std::string>& wanted) {
+  absl::StatusOr<std::vector<Namespace>> namespaces = client.ListNamespaces();
+  if (!namespaces.ok()) {
+    return;  // the token is made; this check is a courtesy
+  }
+  for (const std::string& name : wanted) {
+    if (std::none_of(namespaces->begin(), namespaces->end(),
+                     [&](const Namespace& ns) { return ns.name == name; })) {
+      LogWarn(
+          fmt::format("namespace {} does not exist; the token is valid for it once it is "
+                      "registered",
+                      name));
+    }
+  }
+}
+
 int TokenCreate(const Flags& flags, std::ostream& out, const Failure& fail) {
   absl::StatusOr<ApiClient> client = Connect(flags);
   if (!client.ok()) {
@@ -627,6 +692,7 @@ int TokenCreate(const Flags& flags, std::ostream& out, const Failure& fail) {
         fmt::format("cannot create token {}: {}", flags.token_id, token.status().message()));
   }
   out << *token << "\n";
+  WarnAboutUnknownNamespaces(*client, flags.token_namespaces);
   return 0;
 }
 
@@ -639,11 +705,19 @@ int TokenInfo(const Flags& flags, std::ostream& out, const Failure& fail) {
   if (!info.ok()) {
     return fail(info.status());
   }
+  // The server vouched for the token; its admin claim is read from the token itself, which the
+  // Info answer of the original's API does not carry.
+  bool admin = false;
+  if (absl::StatusOr<auth::DecodedJwt> decoded = auth::DecodeJwt(flags.token); decoded.ok()) {
+    const auto claim = decoded->payload.find("admin");
+    admin = claim != decoded->payload.end() && claim->is_boolean() && claim->get<bool>();
+  }
   std::string namespaces;
   for (const std::string& ns : info->namespaces) {
-    namespaces += namespaces.empty() ? ns : " " + ns;
+    namespaces += namespaces.empty() ? ns : ", " + ns;
   }
   out << "id: " << info->id << "\n"
+      << "admin: " << (admin ? "true" : "false") << "\n"
       << "namespaces: [" << namespaces << "]\n"
       << "expiry: "
       << (info->expires ? absl::FormatTime(absl::RFC3339_sec, *info->expires, absl::UTCTimeZone())
@@ -864,7 +938,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
                         "Endpoint URLs or service IDs")
       ->envname("DISCOVERY_ENDPOINTS");
   CLI::Option* unregister_namespace =
-      service_unregister->add_option("-n,--namespace", flags.namespace_name, "Namespace");
+      service_unregister->add_option("-n,--namespace", flags.namespace_name, "Namespace")
+          ->default_str("default");
   service_unregister
       ->add_flag("-u,--unresolved", flags.unresolved,
                  "Unregister the services whose host does not resolve (all namespaces)")
@@ -908,8 +983,13 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       ->default_str("standard");
   CLI::App* ns_unregister =
       ns->add_subcommand("unregister", "Unregister a namespace and its services.");
-  ns_unregister->footer(ExamplesFooter({"discovery namespace unregister default-blackbox"}));
-  ns_unregister->add_option("name", flags.name, "Namespace name")->required();
+  ns_unregister->footer(ExamplesFooter({
+      "discovery namespace unregister default-blackbox",
+      "discovery namespace unregister --force old-team   # with the services it still holds",
+  }));
+  ns_unregister->add_option("name", flags.name, "Namespace name (not default)")->required();
+  ns_unregister->add_flag("--force", flags.force,
+                          "Also unregister the services the namespace still holds");
 
   // token
   CLI::App* token = app.add_subcommand("token", "Machine tokens.");
@@ -924,8 +1004,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       "discovery token create -n web -e 720h ci-pipeline   # valid for 30 days",
   }));
   token_create->add_option("id", flags.token_id, "Token id (who or what uses it)")->required();
-  config::AddDurationOption(*token_create, "-e,--expiry", &flags.expiry,
-                            "Validity; 0 never expires");
+  config::AddDurationOption(*token_create, "-e,--expires,--expiry", &flags.expiry,
+                            "Validity; 0 never expires (--expiry: the earlier name)");
   config::AddListOption(*token_create, "-n,--namespaces", &flags.token_namespaces,
                         "Namespaces the token may change services in")
       ->required();
@@ -970,15 +1050,21 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
 
   config::CommandLine command_line(
       app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
-      config::BuildInfo{.version = DISCOVERY_VERSION});
+      config::BuildInfo::OfThisBuild("discovery"));
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }
   flags.token_path = ExpandHome(flags.token_path).string();
   InitLogging({.debug = flags.debug});
+  RouteGrpcLogs(GrpcLogLevel::kDebug);
+  // Import runs as long as its file needs; every other command ends within --deadline.
+  if (flags.deadline > absl::ZeroDuration() && !service_import->parsed()) {
+    flags.connection.deadline = absl::Now() + flags.deadline;
+  }
   const Failure fail(err);
 
-  if (service_register->parsed() && flags.namespace_name.empty()) {
+  if ((service_register->parsed() || (service_unregister->parsed() && !flags.unresolved)) &&
+      flags.namespace_name.empty()) {
     flags.namespace_name = "default";
   }
   const std::vector<std::pair<const CLI::App*, std::function<int()>>> commands = {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cli/completion.h"
+#include "cli/grpc_log.h"
 #include "fmt/format.h"
 
 #include "auth/machine_token.h"
@@ -19,6 +20,7 @@
 #include "common/go_duration.h"
 #include "common/logging.h"
 #include "config/command_line.h"
+#include "metrics/metrics.h"
 #include "server/daemon.h"
 #include "server/exporter_daemon.h"
 #include "server/server_config.h"
@@ -218,6 +220,17 @@ void AddExporterFlags(CLI::App& command, Flags& flags) {
       ->default_str("localhost:3003");
 }
 
+// This build in kong_build_info. The program label stays the original's "discovery", which
+// dashboards select by.
+metrics::BuildInfo MetricsBuildInfo() {
+  const config::BuildInfo build = config::BuildInfo::OfThisBuild("discovery");
+  return {.program = build.program,
+          .version = build.version,
+          .revision = build.revision,
+          .date = build.date,
+          .compiler = build.compiler};
+}
+
 // Every option that has a value, for the start-up log and kong_flag.
 std::map<std::string, std::string> FlagValues(const CLI::App& app) {
   std::map<std::string, std::string> values;
@@ -318,6 +331,7 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
                                      .roles_claim = flags.oidc_roles_claim,
                                      .ca_cert_file = flags.ca_cert};
   }
+  config.build = MetricsBuildInfo();
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting grpc server", config.redacted_flags);
   RaiseOpenFileLimit(config.http_limits.max_connections);
@@ -345,7 +359,7 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
 int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
   server::ExporterConfig& config = flags.exporter;
   config.store = flags.config.store;
-  config.build = {.program = "discovery", .version = DISCOVERY_VERSION};
+  config.build = MetricsBuildInfo();
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting exporter", config.redacted_flags);
 
@@ -370,7 +384,9 @@ int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std
 }
 
 int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/true);
+  // Never creates a secret: a new one would sign tokens that the running server, which has its
+  // own, rejects.
+  absl::StatusOr<std::string> secret = server::ResolveTokenSecret(flags.config, /*create=*/false);
   if (!secret.ok()) {
     err << "discoveryd: " << secret.status().message() << "\n";
     return 1;
@@ -548,9 +564,11 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
     args.insert(args.begin(), "server");
   }
 
-  config::CommandLine command_line(
-      app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
-      config::BuildInfo{.version = DISCOVERY_VERSION});
+  // ~/.config/discovery/config.yaml configures the CLI of that user, not the server.
+  config::ConfigLocations locations = config::ConfigLocations::FromEnvironment();
+  locations.user_file = false;
+  config::CommandLine command_line(app, config::ConfigFiles::Load(locations),
+                                   config::BuildInfo::OfThisBuild("discoveryd"));
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }
@@ -562,6 +580,7 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
                .format = flags.log_format == "json"   ? LogOptions::Format::kJson
                          : flags.log_format == "text" ? LogOptions::Format::kText
                                                       : LogOptions::Format::kAuto});
+  RouteGrpcLogs(GrpcLogLevel::kWarn);
   if (completion_bash->parsed()) {
     out << BashCompletionScript(app, "discoveryd", DiscoverydValueHints());
     return 0;

@@ -1,6 +1,7 @@
 #include "cli/retry.h"
 
 #include "absl/random/distributions.h"
+#include "absl/time/clock.h"
 
 namespace discovery::cli {
 
@@ -20,13 +21,18 @@ absl::Duration Jittered(absl::Duration delay, absl::BitGenRef random) {
 absl::Status RetryTransient(
     const std::function<absl::Status()>& call, std::span<const absl::Duration> delays,
     absl::BitGenRef random,
-    const std::function<void(const absl::Status& failure, absl::Duration delay)>& before_retry) {
+    const std::function<void(const absl::Status& failure, absl::Duration delay)>& before_retry,
+    absl::Time deadline) {
   absl::Status status = call();
   for (const absl::Duration delay : delays) {
     if (!IsTransient(status)) {
       break;
     }
-    before_retry(status, Jittered(delay, random));
+    const absl::Duration jittered = Jittered(delay, random);
+    if (absl::Now() + jittered >= deadline) {
+      break;
+    }
+    before_retry(status, jittered);
     status = call();
   }
   return status;

@@ -24,10 +24,12 @@ absl::Duration Jittered(absl::Duration delay, absl::BitGenRef random);
 
 // Calls `call`; while it fails transiently and `delays` has entries left, calls `before_retry`
 // with the failure and the next delay, jittered with `random` (`before_retry` is expected to
-// wait that long), and calls again. Returns the last status.
+// wait that long), and calls again. No retry starts at or after `deadline` (the command's
+// overall deadline): the failure is returned instead of waiting. Returns the last status.
 absl::Status RetryTransient(
     const std::function<absl::Status()>& call, std::span<const absl::Duration> delays,
     absl::BitGenRef random,
-    const std::function<void(const absl::Status& failure, absl::Duration delay)>& before_retry);
+    const std::function<void(const absl::Status& failure, absl::Duration delay)>& before_retry,
+    absl::Time deadline = absl::InfiniteFuture());
 
 }  // namespace discovery::cli

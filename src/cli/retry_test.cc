@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -81,6 +82,26 @@ TEST(RetryTransientTest, GivesUpAfterTheLastDelay) {
   EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
   EXPECT_EQ(calls, 4);
   EXPECT_THAT(recorder.waits, SizeIs(3));
+}
+
+// The command's deadline: a wait that would end after it is not started. Without the wait
+// skipped, the call would run a second time (Returning would hand out the second status).
+TEST(RetryTransientTest, NoRetryWaitsPastTheDeadline) {
+  Recorder recorder;
+  int calls = 0;
+  std::mt19937_64 random(4);
+  const absl::Status status = RetryTransient(
+      Returning({absl::DeadlineExceededError("slow"), absl::OkStatus()}, &calls), kDelays, random,
+      recorder.Hook(), absl::Now() + absl::Milliseconds(100));  // below the shortest wait, 500 ms
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(recorder.waits.empty());
+
+  calls = 0;
+  EXPECT_TRUE(RetryTransient(Returning({absl::UnavailableError("down"), absl::OkStatus()}, &calls),
+                             kDelays, random, recorder.Hook(), absl::Now() + absl::Hours(1))
+                  .ok());
+  EXPECT_EQ(calls, 2);
 }
 
 TEST(RetryTransientTest, PermanentFailuresAreNotRetried) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,20 @@ std::filesystem::path HomeDirectory() {
     return entry->pw_dir;
   }
   return "/";
+}
+
+// Three base64url parts separated by dots, as every JWT: not a word of YAML that was meant to
+// be a mapping.
+bool IsJwt(const std::string& text) {
+  int dots = 0;
+  for (const char c : text) {
+    if (c == '.') {
+      ++dots;
+    } else if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+      return false;
+    }
+  }
+  return dots == 2 && text.front() != '.' && text.back() != '.';
 }
 
 }  // namespace
@@ -58,8 +73,15 @@ absl::StatusOr<TokenFile> ParseTokenFile(std::string_view content) {
   if (root.IsNull()) {
     return token;
   }
+  // What `token create` prints, saved as it is: the file is the machine token.
+  if (root.IsScalar() && IsJwt(root.Scalar())) {
+    token.machine_token = root.Scalar();
+    return token;
+  }
   if (!root.IsMap()) {
-    return absl::InvalidArgumentError("expected a mapping of token names to tokens");
+    return absl::InvalidArgumentError(
+        "expected a machine token (as `token create` prints it) or a mapping of token names to "
+        "tokens");
   }
   const std::array<std::pair<const char*, std::string*>, 4> fields = {{
       {"machine_token", &token.machine_token},

@@ -30,8 +30,8 @@ std::filesystem::path DefaultTokenPath();
 // shell).
 std::filesystem::path ExpandHome(const std::string& path);
 
-// Parses the content of a token file; unknown keys are ignored, a file that is not a YAML mapping
-// of strings is InvalidArgument.
+// Parses the content of a token file: a YAML mapping (unknown keys are ignored), or just a JWT,
+// the machine token as `token create` prints it. Anything else is InvalidArgument.
 absl::StatusOr<TokenFile> ParseTokenFile(std::string_view content);
 
 // Reads `path`. A missing or unreadable file is FailedPrecondition with a message that says how to

@@ -42,6 +42,15 @@ TEST(ParseTokenFileTest, MachineTokenWinsOverTheIdToken) {
   EXPECT_EQ(ParseTokenFile("")->BearerToken(), "");
 }
 
+TEST(ParseTokenFileTest, AcceptsJustTheJwtAsTokenCreatePrintsIt) {
+  absl::StatusOr<TokenFile> token = ParseTokenFile("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n");
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->machine_token, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln");
+  // A lone word that is no JWT is still refused.
+  EXPECT_FALSE(ParseTokenFile("machine_token\n").ok());
+  EXPECT_FALSE(ParseTokenFile("a.b\n").ok());
+}
+
 TEST(ParseTokenFileTest, RejectsWhatIsNotAMappingOfStrings) {
   EXPECT_FALSE(ParseTokenFile("- a\n- b\n").ok());
   EXPECT_FALSE(ParseTokenFile("machine_token: [a, b]\n").ok());

@@ -149,7 +149,7 @@ std::string FormatCsv(const std::vector<Row>& rows) {
 Json ToJson(const Server& server) {
   Json json;
   json["name"] = server.name;
-  json["labels"] = server.labels.empty() ? Json(nullptr) : Json(server.labels);
+  json["labels"] = Json(server.labels);  // {} when empty, as in YAML
   json["state"] = static_cast<int64_t>(server.state);
   json["modified"] = Rfc3339Nano(server.modified);
   return json;
@@ -163,24 +163,18 @@ Json ToJson(const Namespace& ns) {
   return json;
 }
 
-// Go's omitempty: empty strings, maps and lists are left out.
-template <typename T>
-void SetUnlessEmpty(Json& json, const char* key, const T& value) {
-  if (!value.empty()) {
-    json[key] = value;
-  }
-}
-
+// Every field, empty ones too, so that JSON and YAML show the same fields (the Go original left
+// empty ones out of JSON only).
 Json ToJson(const Service& service) {
   Json json = Json::object();
-  SetUnlessEmpty(json, "id", service.id);
-  SetUnlessEmpty(json, "name", service.name);
-  SetUnlessEmpty(json, "namespace", service.namespace_name);
-  SetUnlessEmpty(json, "endpoint", service.endpoint);
-  SetUnlessEmpty(json, "labels", service.labels);
-  SetUnlessEmpty(json, "servers", service.servers);
-  SetUnlessEmpty(json, "selector", service.selector);
-  SetUnlessEmpty(json, "description", service.description);
+  json["id"] = service.id;
+  json["name"] = service.name;
+  json["namespace"] = service.namespace_name;
+  json["endpoint"] = service.endpoint;
+  json["labels"] = Json(service.labels);
+  json["servers"] = Json(service.servers);
+  json["selector"] = service.selector;
+  json["description"] = service.description;
   json["modified"] = Rfc3339Nano(service.modified);
   return json;
 }

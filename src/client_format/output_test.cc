@@ -1,5 +1,6 @@
 #include "client_format/output.h"
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
 #include "model/model.h"
@@ -186,6 +188,10 @@ TEST(InvalidRecordsTest, JsonAndYamlAddTheReasonToInvalidRecordsOnly) {
     "name": "node",
     "namespace": "default",
     "endpoint": "localhost:9100",
+    "labels": {},
+    "servers": [],
+    "selector": "",
+    "description": "",
     "modified": "2020-01-02T03:04:05Z",
     "invalid": "'localhost:9100' is not a valid url"
   }
@@ -276,7 +282,7 @@ TEST(JsonTest, Servers) {
   },
   {
     "name": "p2",
-    "labels": null,
+    "labels": {},
     "state": 0,
     "modified": "2021-02-04T14:12:50Z"
   }
@@ -301,7 +307,7 @@ TEST(JsonTest, Namespaces) {
 )");
 }
 
-TEST(JsonTest, ServicesOmitEmptyFieldsAndEscapeHtml) {
+TEST(JsonTest, ServicesShowEveryFieldAndEscapeHtml) {
   Service service = Example("2021-02-04T14:13:50.25Z");
   service.endpoint = "http://example.com/metrics?a=1&b=2";
   service.description = "<b>";
@@ -324,10 +330,53 @@ TEST(JsonTest, ServicesOmitEmptyFieldsAndEscapeHtml) {
     "modified": "2021-02-04T14:13:50.25Z"
   },
   {
+    "id": "",
+    "name": "",
+    "namespace": "",
+    "endpoint": "",
+    "labels": {},
+    "servers": [],
+    "selector": "",
+    "description": "",
     "modified": "1970-01-01T00:00:00Z"
   }
 ]
 )");
+}
+
+// Scripts may switch formats: JSON and YAML show the same fields, empty ones included.
+TEST(JsonTest, JsonAndYamlShowTheSameFields) {
+  const auto keys_of_json = [](const std::string& text) {
+    std::vector<std::set<std::string>> keys;
+    for (const auto& item : nlohmann::json::parse(text)) {
+      std::set<std::string> names;
+      for (const auto& [key, value] : item.items()) {
+        names.insert(key);
+      }
+      keys.push_back(names);
+    }
+    return keys;
+  };
+  const auto keys_of_yaml = [](const std::string& text) {
+    std::vector<std::set<std::string>> keys;
+    for (const YAML::Node& item : YAML::Load(text)) {
+      std::set<std::string> names;
+      for (const auto& entry : item) {
+        names.insert(entry.first.as<std::string>());
+      }
+      keys.push_back(names);
+    }
+    return keys;
+  };
+  const std::vector<Service> services = {Example("2021-02-04T14:13:50Z"), Service{}};
+  EXPECT_EQ(keys_of_json(FormatServices(services, Options(OutputFormat::kJson))),
+            keys_of_yaml(FormatServices(services, Options(OutputFormat::kYaml))));
+  const std::vector<Server> servers = {
+      Prometheus1(), Server{.name = "p2", .modified = At("2021-02-04T14:12:50Z")}};
+  EXPECT_EQ(keys_of_json(FormatServers(servers, Options(OutputFormat::kJson))),
+            keys_of_yaml(FormatServers(servers, Options(OutputFormat::kYaml))));
+  EXPECT_EQ(keys_of_json(FormatListedServices(WithALegacyRecord(), Options(OutputFormat::kJson))),
+            keys_of_yaml(FormatListedServices(WithALegacyRecord(), Options(OutputFormat::kYaml))));
 }
 
 TEST(JsonTest, EmptyListIsEmptyArray) {

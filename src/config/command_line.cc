@@ -12,6 +12,7 @@
 #include "yaml-cpp/yaml.h"
 
 #include "common/go_duration.h"
+#include "config/suggest.h"
 
 namespace discovery::config {
 namespace {
@@ -140,6 +141,34 @@ class EnvHelpFormatter : public CLI::Formatter {
     return opts;
   }
 
+  // A subcommand with fallthrough accepts its ancestors' flags too (`discoveryd token create
+  // --data-dir ...`), so its help lists them after its own (make_groups is not virtual; the
+  // subcommands come right after the groups).
+  std::string make_subcommands(const CLI::App* app, CLI::AppFormatMode mode) const override {
+    std::string subcommands = CLI::Formatter::make_subcommands(app, mode);
+    if (mode == CLI::AppFormatMode::Sub || !app->get_fallthrough()) {
+      return subcommands;
+    }
+    std::vector<const CLI::Option*> inherited;
+    for (const CLI::App* parent = app->get_parent(); parent != nullptr;
+         parent = parent->get_parent()) {
+      for (const CLI::Option* option : parent->get_options([parent](const CLI::Option* option) {
+             return !option->get_group().empty() && option->nonpositional() &&
+                    option != parent->get_help_ptr() && option != parent->get_help_all_ptr() &&
+                    option != parent->get_version_ptr();
+           })) {
+        inherited.push_back(option);
+      }
+      if (!parent->get_fallthrough()) {
+        break;
+      }
+    }
+    if (inherited.empty()) {
+      return subcommands;
+    }
+    return make_group("GLOBAL OPTIONS", false, inherited) + subcommands;
+  }
+
   std::string make_option_desc(const CLI::Option* option) const override {
     std::string description = CLI::Formatter::make_option_desc(option);
     const std::string env = option->get_envname();
@@ -170,8 +199,9 @@ std::string BuildInfo::CompilerVersion() {
 }
 
 std::string FormatVersion(const BuildInfo& build) {
-  return "discovery, version " + build.version + " (revision: " + build.revision.substr(0, 8) +
-         ")\n  build date:       " + build.date + "\n  compiler:         " + build.compiler;
+  return build.program + ", version " + build.version +
+         " (revision: " + build.revision.substr(0, 8) + ")\n  build date:       " + build.date +
+         "\n  compiler:         " + build.compiler;
 }
 
 std::string FormatShowConfig(const ConfigFiles& files) {
@@ -219,6 +249,9 @@ CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
   FlagIndex index;
   std::vector<std::string> parents;
   BindOptions(app_, parents, index);
+  for (const auto& [name, targets] : index) {
+    known_keys_.push_back(name);
+  }
   app_.config_formatter(std::make_shared<YamlConfig>(std::move(index)));
 
   const auto base = std::dynamic_pointer_cast<CLI::Formatter>(app_.get_formatter());
@@ -228,6 +261,29 @@ CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
 std::optional<int> CommandLine::Parse(std::vector<std::string> args, std::ostream& out,
                                       std::ostream& err) {
   app_.clear();
+  // A misspelt key ("adress:") would otherwise be ignored without a word. --help, --version and
+  // --show-config still work, to find the mistake with.
+  const bool action = std::any_of(args.begin(), args.end(), [](const std::string& arg) {
+    return arg == "-h" || arg == "--help" || arg == "--version" || arg == "--show-config";
+  });
+  for (const ConfigFile& file : files_.files()) {
+    if (action || file.status != FileStatus::kParsed || !file.exclusive) {
+      continue;
+    }
+    for (const auto& [key, values] : file.values) {
+      if (std::find(known_keys_.begin(), known_keys_.end(), key) != known_keys_.end()) {
+        continue;
+      }
+      const auto line = file.key_lines.find(key);
+      const std::optional<std::string> closest = ClosestMatch(key, known_keys_);
+      return UsageError(
+          file.path.string() + ":" +
+              (line == file.key_lines.end() ? "" : std::to_string(line->second) + ":") +
+              " unknown key \"" + key + "\"" +
+              (closest ? "; did you mean \"" + *closest + "\"?" : ""),
+          err);
+    }
+  }
   // CLI11 reads the listed files last to first and keeps the first value it sees for an option,
   // so listing them lowest precedence first makes ./discovery.yaml win.
   std::vector<std::string> paths;
@@ -248,7 +304,7 @@ std::optional<int> CommandLine::Parse(std::vector<std::string> args, std::ostrea
     return HandleParseError(error, out, err);
   }
   if (const absl::Status status = files_.status(); !status.ok()) {
-    return app_.exit(CLI::ConfigError(std::string{status.message()}), out, err);
+    return UsageError(std::string{status.message()}, err);
   }
   return std::nullopt;
 }
@@ -263,6 +319,111 @@ std::optional<int> CommandLine::Parse(int argc, const char* const* argv, std::os
     args.assign(argv + 1, argv + argc);
   }
   return Parse(std::move(args), out, err);
+}
+
+namespace {
+
+// The command CLI11 got furthest into: `discovery service list` for "service list --outptu".
+const CLI::App& DeepestCommand(const CLI::App& app) {
+  const CLI::App* command = &app;
+  while (true) {
+    const std::vector<CLI::App*> parsed = command->get_subcommands();
+    const auto named = std::find_if(parsed.begin(), parsed.end(),
+                                    [](const CLI::App* sub) { return !sub->get_name().empty(); });
+    if (named == parsed.end()) {
+      return *command;
+    }
+    command = *named;
+  }
+}
+
+std::string CommandPath(const CLI::App& command) {
+  std::string path = command.get_name();
+  for (const CLI::App* parent = command.get_parent(); parent != nullptr;
+       parent = parent->get_parent()) {
+    if (!parent->get_name().empty()) {
+      path = parent->get_name() + " " + path;
+    }
+  }
+  return path;
+}
+
+// The subcommands (and their aliases) a user may type after `command`, hidden ones left out.
+std::vector<std::string> CommandNames(const CLI::App& command) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : command.get_subcommands([](const CLI::App* sub) {
+         return !sub->get_name().empty() && !sub->get_group().empty();
+       })) {
+    names.push_back(sub->get_name());
+    for (const std::string& alias : sub->get_aliases()) {
+      names.push_back(alias);
+    }
+  }
+  return names;
+}
+
+// The flags `command` accepts, its ancestors' included ("--output", "-o").
+std::vector<std::string> FlagNames(const CLI::App& command) {
+  std::vector<std::string> names;
+  for (const CLI::App* app = &command; app != nullptr; app = app->get_parent()) {
+    for (const CLI::Option* option : app->get_options()) {
+      if (option->get_group().empty()) {
+        continue;  // hidden
+      }
+      for (const std::string& name : option->get_lnames()) {
+        names.push_back("--" + name);
+      }
+      for (const std::string& name : option->get_snames()) {
+        names.push_back("-" + name);
+      }
+    }
+  }
+  return names;
+}
+
+// What the user typed that CLI11 could not place, as one line: the unknown flag or command with
+// the closest known one, or CLI11's own message.
+std::string UsageMessage(const CLI::App& root, const CLI::ParseError& error) {
+  const CLI::App& command = DeepestCommand(root);
+  const std::string path = CommandPath(command);
+  const std::string help = "see `" + path + " --help`";
+  const std::vector<std::string> leftovers = root.remaining(/*recurse=*/true);
+  const auto flag = std::find_if(leftovers.begin(), leftovers.end(), [](const std::string& arg) {
+    return arg.size() > 1 && arg.starts_with('-') && arg != "--";
+  });
+  if (flag != leftovers.end()) {
+    const std::string name = flag->substr(0, flag->find('='));
+    const std::optional<std::string> closest = ClosestMatch(name, FlagNames(command));
+    return "unknown flag " + name + " for `" + path + "`; " +
+           (closest ? "did you mean " + *closest + "?" : help);
+  }
+  const std::vector<std::string> commands = CommandNames(command);
+  if (!leftovers.empty() && !commands.empty()) {
+    const std::optional<std::string> closest = ClosestMatch(leftovers.front(), commands);
+    return "unknown command \"" + leftovers.front() + "\" for `" + path + "`; " +
+           (closest ? "did you mean `" + CommandPath(command) + " " + *closest + "`?" : help);
+  }
+  if (!leftovers.empty()) {
+    return "unexpected argument \"" + leftovers.front() + "\" for `" + path + "`; " + help;
+  }
+  if (error.get_name() == "RequiredError" && !commands.empty() &&
+      command.get_require_subcommand_min() > 0 && command.get_subcommands().empty()) {
+    std::string names;
+    for (const CLI::App* sub : command.get_subcommands([](const CLI::App* sub) {
+           return !sub->get_name().empty() && !sub->get_group().empty();
+         })) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    return "`" + path + "` needs a command: " + names + "; " + help;
+  }
+  return std::string(error.what()) + "; " + help;
+}
+
+}  // namespace
+
+int CommandLine::UsageError(const std::string& message, std::ostream& err) const {
+  err << app_.get_name() << ": " << message << "\n";
+  return kUsageExitCode;
 }
 
 int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& out,
@@ -283,9 +444,9 @@ int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& ou
   }
   // A broken file is the likelier cause of whatever else went wrong, so it is reported first.
   if (const absl::Status status = files_.status(); !status.ok()) {
-    return app_.exit(CLI::ConfigError(std::string{status.message()}), out, err);
+    return UsageError(std::string{status.message()}, err);
   }
-  return app_.exit(error, out, err);
+  return UsageError(UsageMessage(app_, error), err);
 }
 
 CLI::Option* AddListOption(CLI::App& app, const std::string& name, std::vector<std::string>* values,

@@ -19,20 +19,23 @@
 
 namespace discovery::config {
 
-// What --version prints. The defaults are the Go original's values for builds that do not
-// inject anything; `compiler` is our analogue of its Go version.
+// What --version prints; `compiler` is our analogue of the Go original's Go version.
 struct BuildInfo {
+  std::string program = "discovery";
   std::string version = "0.0.0";
-  std::string revision = "12345678";  // commit id; printed as its first 8 characters
-  std::string date = "2020-09-23T07:03:55+02:00";
+  std::string revision = "unknown";  // commit id; printed as its first 8 characters
+  std::string date = "unknown";
   std::string compiler = CompilerVersion();
 
+  // `program` as built: the project's version, the git commit and the build date (UTC, or
+  // SOURCE_DATE_EPOCH's), from cmake/DiscoveryBuildInfo.cmake.
+  static BuildInfo OfThisBuild(std::string program);
   // The compiler this translation unit was built with, e.g. "g++ 12.2.0".
   static std::string CompilerVersion();
 };
 
 // The three --version lines (no trailing newline):
-//   discovery, version <version> (revision: <revision[:8]>)
+//   <program>, version <version> (revision: <revision[:8]>)
 //     build date:       <date>
 //     compiler:         <compiler>
 std::string FormatVersion(const BuildInfo& build);
@@ -61,6 +64,10 @@ std::string EnvVarName(std::string_view flag);
 // be bound twice.
 class CommandLine {
  public:
+  // The exit status of every usage error (a bad command line or config file); other failures of
+  // the programs exit 1.
+  static constexpr int kUsageExitCode = 2;
+
   // Adds --version, --show-config and a hidden --config-file (an extra YAML file, above all
   // candidates in precedence) to `app`, and binds it as described above. Replaces the app's
   // help formatter and config formatter.
@@ -77,8 +84,9 @@ class CommandLine {
   // (help, version) or `err` (show-config, errors):
   //   * --help, --version and --show-config print and return 0, even when required flags are
   //     missing or a config file is invalid;
-  //   * an invalid config file is an error naming the file and the parser's message;
-  //   * any other parse error is reported by CLI::App::exit.
+  //   * every other error is a usage error: one line "<app>: <message>" on `err` and
+  //     kUsageExitCode. An invalid config file names the file and the parser's message; an
+  //     unknown command or flag is named with the closest known one ("did you mean ...?").
   std::optional<int> Parse(std::vector<std::string> args, std::ostream& out, std::ostream& err);
 
   // As above, for main()'s arguments; argv[0] names the app when it has no name yet.
@@ -88,6 +96,8 @@ class CommandLine {
 
  private:
   int HandleParseError(const CLI::ParseError& error, std::ostream& out, std::ostream& err);
+  // Prints "<app>: <message>" and returns kUsageExitCode.
+  int UsageError(const std::string& message, std::ostream& err) const;
 
   CLI::App& app_;
   ConfigFiles files_;
@@ -95,6 +105,7 @@ class CommandLine {
   CLI::Option* version_ = nullptr;
   CLI::Option* show_config_ = nullptr;
   CLI::Option* config_files_ = nullptr;
+  std::vector<std::string> known_keys_;  // the long names of every option: valid file keys
 };
 
 // Adds a list flag to `app`: comma-separated ("-e a,b") and repeatable on the command line, one

@@ -31,6 +31,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::Optional;
 using ::testing::Pair;
+using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
 
 // Values of the flags of a small two-level CLI, shaped like the discovery client's.
@@ -286,6 +287,34 @@ TEST_F(CommandLineTest, MissingRequiredFlagIsAnError) {
   EXPECT_THAT(err_.str(), HasSubstr("--server is required"));
 }
 
+TEST_F(CommandLineTest, UsageErrorsAreOneLineWithExitCodeTwoAndASuggestion) {
+  EXPECT_THAT(Parse({"servce", "list"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unknown command \"servce\" for `discovery`; did you mean `discovery "
+            "service`?\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"service", "list", "--namespcae", "x"}),
+              Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unknown flag --namespcae for `discovery service list`; did you mean "
+            "--namespace?\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"service", "list", "--frobnicate=1"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unknown flag --frobnicate for `discovery service list`; see `discovery "
+            "service list --help`\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"service", "register", "--server", "s", "id", "extra"}),
+              Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(),
+            "discovery: unexpected argument \"extra\" for `discovery service register`; see "
+            "`discovery service register --help`\n");
+  err_.str("");
+  EXPECT_THAT(Parse({"--timeout", "5d"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_THAT(err_.str(),
+              AllOf(StartsWith("discovery: --timeout: "), EndsWith("; see `discovery --help`\n")));
+}
+
 TEST_F(CommandLineTest, ExplicitEnvironmentNameIsKept) {
   env_.Set("DISCOVERY_TOKEN", "wrong");
   env_.Set("TEST_TOKEN", "right");
@@ -446,11 +475,14 @@ TEST(FormatShowConfigTest, PadsToTheLongestPath) {
             "  /etc/discovery/config.yaml            not found\n");
 }
 
-TEST(BuildInfoTest, DefaultsMatchTheGoOriginal) {
-  const BuildInfo build;
+TEST(BuildInfoTest, VersionNamesTheProgram) {
+  const BuildInfo build{.program = "discoveryd",
+                        .version = "1.2.3",
+                        .revision = "0123456789abcdef",
+                        .date = "2024-01-02T03:04:05Z"};
   EXPECT_EQ(FormatVersion(build),
-            "discovery, version 0.0.0 (revision: 12345678)\n"
-            "  build date:       2020-09-23T07:03:55+02:00\n"
+            "discoveryd, version 1.2.3 (revision: 01234567)\n"
+            "  build date:       2024-01-02T03:04:05Z\n"
             "  compiler:         " +
                 BuildInfo::CompilerVersion());
   EXPECT_THAT(BuildInfo::CompilerVersion(), Not(IsEmpty()));

@@ -183,11 +183,12 @@ ConfigLocations ConfigLocations::FromEnvironment() {
 }
 
 std::vector<std::filesystem::path> ConfigLocations::Candidates() const {
-  return {
-      Absolute(working_dir / "discovery.yaml"),
-      Absolute(home_dir / ".config" / "discovery" / "config.yaml"),
-      Absolute(system_root / "etc" / "discovery" / "config.yaml"),
-  };
+  std::vector<std::filesystem::path> candidates = {Absolute(working_dir / "discovery.yaml")};
+  if (user_file) {
+    candidates.push_back(Absolute(home_dir / ".config" / "discovery" / "config.yaml"));
+  }
+  candidates.push_back(Absolute(system_root / "etc" / "discovery" / "config.yaml"));
+  return candidates;
 }
 
 std::string_view FileStatusName(FileStatus status) {
@@ -204,7 +205,8 @@ std::string_view FileStatusName(FileStatus status) {
   return "invalid";
 }
 
-absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content) {
+absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content,
+                                           std::map<std::string, int, std::less<>>* key_lines) {
   YAML::Node root;
   try {
     root = YAML::Load(NormalizeLineBreaks(content));
@@ -224,6 +226,9 @@ absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content) {
       return absl::InvalidArgumentError("yaml-cpp: error at line " +
                                         std::to_string(entry.first.Mark().line + 1) +
                                         ": flag names must be scalars");
+    }
+    if (key_lines != nullptr) {
+      (*key_lines)[entry.first.Scalar()] = entry.first.Mark().line + 1;
     }
     // yaml-cpp passes bytes that are not UTF-8 (and raw control characters) through, but YAML
     // text is printable Unicode: the Go original's parser rejects such files, and yaml-cpp's
@@ -262,7 +267,7 @@ ConfigFile LoadConfigFile(const std::filesystem::path& path) {
   if (!ReadFile(path, content, file)) {
     return file;
   }
-  absl::StatusOr<FlagValues> values = ParseConfigYaml(content);
+  absl::StatusOr<FlagValues> values = ParseConfigYaml(content, &file.key_lines);
   if (!values.ok()) {
     file.status = FileStatus::kInvalid;
     file.error = std::string{values.status().message()};
@@ -277,8 +282,11 @@ ConfigFiles::ConfigFiles(std::vector<ConfigFile> files) : files_(std::move(files
 
 ConfigFiles ConfigFiles::Load(const ConfigLocations& locations) {
   std::vector<ConfigFile> files;
+  const std::filesystem::path user_file =
+      Absolute(locations.home_dir / ".config" / "discovery" / "config.yaml");
   for (const std::filesystem::path& path : locations.Candidates()) {
     files.push_back(LoadConfigFile(path));
+    files.back().exclusive = locations.user_file && path == user_file;
   }
   return ConfigFiles(std::move(files));
 }

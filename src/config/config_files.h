@@ -24,11 +24,14 @@ struct ConfigLocations {
   std::filesystem::path working_dir;        // holds discovery.yaml
   std::filesystem::path home_dir;           // holds .config/discovery/config.yaml
   std::filesystem::path system_root = "/";  // holds etc/discovery/config.yaml
+  // Whether ~/.config/discovery/config.yaml is a candidate: the CLI's per-user file, which
+  // discoveryd does not read.
+  bool user_file = true;
 
   // The process's working directory, $HOME (else the passwd entry, else "/") and "/".
   static ConfigLocations FromEnvironment();
 
-  // The three candidate files as absolute paths, highest precedence first.
+  // The candidate files as absolute paths, highest precedence first.
   std::vector<std::filesystem::path> Candidates() const;
 };
 
@@ -47,6 +50,11 @@ struct ConfigFile {
   FileStatus status = FileStatus::kNotFound;
   std::string error;  // why the file is invalid; empty unless status is kInvalid
   FlagValues values;  // empty unless status is kParsed
+  // The line (1-based) of each key of `values`.
+  std::map<std::string, int, std::less<>> key_lines;
+  // Read by one program only (the CLI's per-user file), so a key that is none of its flags is a
+  // mistake; the shared files may hold keys of the other program.
+  bool exclusive = false;
 };
 
 // Parses the content of one configuration file: a YAML mapping whose values are scalars, lists of
@@ -54,7 +62,9 @@ struct ConfigFile {
 // --labels). Null values are left out. An empty document is an empty mapping. Returns
 // InvalidArgument carrying yaml-cpp's message (with line and column) for anything else, and
 // with the line for flag names or values that are not valid UTF-8.
-absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content);
+// `key_lines`, when given, receives the line (1-based) of each key.
+absl::StatusOr<FlagValues> ParseConfigYaml(
+    std::string_view content, std::map<std::string, int, std::less<>>* key_lines = nullptr);
 
 // Reads one file. Never fails: problems are recorded in the returned status and error.
 ConfigFile LoadConfigFile(const std::filesystem::path& path);

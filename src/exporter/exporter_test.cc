@@ -166,9 +166,13 @@ TEST_F(ExporterTest, FollowsRegistrationsAndRemovesWhatIsGone) {
   EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
 
   // A deleted namespace loses its files.
-  ASSERT_THAT(registry_->UnregisterNamespace("default"), IsOk());
+  Register("shop", "https://shop.example.com/metrics", "web");
   CatchUp();
-  EXPECT_THAT(Files("prometheus1"), IsEmpty());
+  EXPECT_THAT(Files("prometheus1"),
+              UnorderedElementsAreArray({"default/node.json", "web/shop.json"}));
+  ASSERT_THAT(registry_->UnregisterNamespace("web"), IsOk());
+  CatchUp();
+  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
 }
 
 // B6: services moved to a joining server leave this server's files at once, not at the next
@@ -199,12 +203,13 @@ TEST_F(ExporterTest, ServerJoinMovesTargetsBetweenExporters) {
 
 TEST_F(ExporterTest, ForeignFilesAreLeftAlone) {
   ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
-  Register("node", "http://h1:9100/metrics");
+  ASSERT_THAT(registry_->RegisterNamespace("web", ExportConfig::kStandard), IsOk());
+  Register("node", "http://h1:9100/metrics", "web");
   ASSERT_THAT(StartExporter("prometheus1"), IsOk());
-  std::ofstream(dir_ / "prometheus1/default/static.json") << "[]";
-  ASSERT_THAT(registry_->UnregisterNamespace("default"), IsOk());
+  std::ofstream(dir_ / "prometheus1/web/static.json") << "[]";
+  ASSERT_THAT(registry_->UnregisterNamespace("web"), IsOk());
   CatchUp();
-  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/static.json"}));
+  EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"web/static.json"}));
 }
 
 TEST_F(ExporterTest, OneExporterPerDirectory) {

@@ -169,6 +169,9 @@ Metrics::Metrics()
       replication_factor_(Register(prometheus::BuildGauge(), registry_,
                                    "discovery_replication_factor",
                                    "Number of servers each service is assigned to.")),
+      ready_(Register(prometheus::BuildGauge(), registry_, "discovery_ready",
+                      "1 when this replica serves: its registry is loaded and follows the store "
+                      "(as /readyz answers 200), else 0.")),
       store_errors_(Register(prometheus::BuildCounter(), registry_, "discovery_store_errors_total",
                              "Total number of failed store operations by operation.")),
       changes_(Register(prometheus::BuildCounter(), registry_, "discovery_changes_total",
@@ -291,6 +294,8 @@ void Metrics::SetInvalidRecords(
 }
 
 void Metrics::SetReplicationFactor(int replicas) { replication_factor_.Add({}).Set(replicas); }
+
+void Metrics::SetReady(bool ready) { ready_.Add({}).Set(ready ? 1 : 0); }
 
 void Metrics::StoreError(std::string_view op) {
   store_errors_.Add({{"op", std::string(op)}}).Increment();

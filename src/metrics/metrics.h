@@ -89,6 +89,8 @@ class Metrics {
 
   // Sets discovery_replication_factor (the --replicas flag).
   void SetReplicationFactor(int replicas);
+  // Sets discovery_ready: 1 when the replica serves (what /readyz answers), else 0.
+  void SetReady(bool ready);
 
   // Counts a failed store operation, e.g. op="put", in discovery_store_errors_total.
   void StoreError(std::string_view op);
@@ -140,6 +142,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& http_request_duration_;
   prometheus::Family<prometheus::Counter>& http_body_bytes_;
   prometheus::Family<prometheus::Gauge>& replication_factor_;
+  prometheus::Family<prometheus::Gauge>& ready_;
   prometheus::Family<prometheus::Counter>& store_errors_;
   prometheus::Family<prometheus::Counter>& changes_;
   prometheus::Family<prometheus::Counter>& log_messages_;

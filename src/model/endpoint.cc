@@ -689,6 +689,11 @@ absl::StatusOr<GoUrl> ParseStrict(std::string_view text, bool suggest) {
     const std::string hint = suggest ? Suggestion(text) : "";
     return Invalid(text, Cat("missing host", hint.empty() ? Cat("; ", kExpectedForm) : hint));
   }
+  // Go's parser takes any digits as the port; no target listens on a port TCP cannot address.
+  if (const std::string_view port = SplitHostPort(url->host).second;
+      !port.empty() && (port.size() > 5 || std::stoi(std::string(port)) > 65535)) {
+    return Invalid(text, Cat("port ", port, " is out of range (at most 65535)"));
+  }
   return url;
 }
 

@@ -211,11 +211,11 @@ INSTANTIATE_TEST_SUITE_P(
                       "[fe80::1%en0]:8080", "fe80::1%en0", "8080", "/", ""},
         CanonicalCase{"http://[fe80::1%25%65n0]/", "http://[fe80::1%25en0]/", "[fe80::1%en0]",
                       "fe80::1%en0", "", "/", ""},
-        // Go's port rule is only "digits"; an empty port or a big number is accepted.
+        // Go's port rule is only "digits"; an empty port is accepted, and (ours) up to 65535.
         CanonicalCase{"http://example.com:/", "http://example.com:/", "example.com:", "example.com",
                       "", "/", ""},
-        CanonicalCase{"http://example.com:99999/", "http://example.com:99999/", "example.com:99999",
-                      "example.com", "99999", "/", ""},
+        CanonicalCase{"http://example.com:65535/", "http://example.com:65535/", "example.com:65535",
+                      "example.com", "65535", "/", ""},
         CanonicalCase{"http://example.com:80:80/", "http://example.com:80:80/", "example.com:80:80",
                       "example.com:80", "80", "/", ""},
         // Hosts: non-ASCII bytes are stored decoded and written %-escaped.
@@ -386,6 +386,12 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(
     StricterRules, EndpointErrorTest,
     ::testing::Values(
+        ErrorCase{"http://example.com:65536/metrics",
+                  "'http://example.com:65536/metrics' is not a valid url: port 65536 is out of "
+                  "range (at most 65535)"},
+        ErrorCase{"http://[::1]:12345678/",
+                  "'http://[::1]:12345678/' is not a valid url: port 12345678 is out of range (at "
+                  "most 65535)"},
         // Opaque input: Go takes "localhost" for the scheme.
         ErrorCase{"localhost:9100",
                   "'localhost:9100' is not a valid url: missing '//' after the "

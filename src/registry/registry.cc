@@ -228,6 +228,13 @@ absl::Status Registry::UnregisterNamespace(std::string_view name) {
   if (absl::Status valid = ValidateNamespaceName(name); !valid.ok()) {
     return ValidationError(valid);
   }
+  if (name == kDefaultNamespace) {
+    // Every registration without a namespace goes to `default`: without it they all fail until
+    // a restart recreates it.
+    return absl::FailedPreconditionError(
+        "namespace default cannot be unregistered: services registered without a namespace go "
+        "there");
+  }
   absl::StatusOr<int64_t> revision = repo_.DeleteNamespace(name);
   if (absl::IsNotFound(revision.status())) {
     return absl::NotFoundError(fmt::format(
@@ -374,9 +381,13 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
     // no read; only when the guard failed (the namespace changed after the view saw it) or the
     // view does not know the namespace yet is the store asked.
     int64_t namespace_revision = 0;
+    ExportConfig export_config = ExportConfig::kStandard;
     const auto& known = placed->snapshot().namespace_revisions;
-    if (auto it = known.find(service.namespace_name); it != known.end() && attempt == 1) {
+    const auto& namespaces = placed->snapshot().namespaces;
+    if (auto it = known.find(service.namespace_name);
+        it != known.end() && attempt == 1 && namespaces.contains(service.namespace_name)) {
       namespace_revision = it->second;
+      export_config = namespaces.at(service.namespace_name).export_config;
     } else {
       absl::StatusOr<repo::Versioned<Namespace>> ns = repo_.GetNamespace(service.namespace_name);
       if (absl::IsNotFound(ns.status())) {
@@ -389,6 +400,16 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
                           fmt::format("could not register service {} in store", service.endpoint));
       }
       namespace_revision = ns->mod_revision;
+      export_config = ns->value.export_config;
+    }
+    // Prometheus scrapes a standard target with __scheme__ http or https only and drops any
+    // other; a blackbox namespace hands the whole URL to an exporter, which may probe anything.
+    if (export_config == ExportConfig::kStandard && endpoint->scheme() != "http" &&
+        endpoint->scheme() != "https") {
+      return absl::InvalidArgumentError(fmt::format(
+          "service with endpoint {} is invalid: namespace {} is exported as standard, where "
+          "Prometheus scrapes http and https only; use a blackbox namespace for {} probes",
+          service.endpoint, service.namespace_name, endpoint->scheme()));
     }
     const std::shared_ptr<const std::vector<std::string>> candidates =
         placed->CandidatesFor(service.selector);

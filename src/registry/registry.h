@@ -94,7 +94,8 @@ class Registry {
   // Creates or replaces a namespace (to change its export config). InvalidArgument for an
   // invalid name or an export config other than disabled, standard or blackbox.
   absl::StatusOr<Namespace> RegisterNamespace(std::string name, ExportConfig export_config);
-  // Deletes the namespace and exactly its services. NotFound when absent.
+  // Deletes the namespace and exactly its services. NotFound when absent; FailedPrecondition for
+  // `default`, which registrations without a namespace need.
   absl::Status UnregisterNamespace(std::string_view name);
   absl::StatusOr<std::vector<Namespace>> ListNamespaces() const;
 

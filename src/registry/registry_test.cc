@@ -257,21 +257,35 @@ TEST_F(RegistryTest, UnregisterServiceByIdOrByAnyFormOfItsEndpoint) {  // B9, B1
 TEST_F(RegistryTest, UnregisteringANamespaceDeletesExactlyItsServices) {  // B2
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterNamespace("web", ExportConfig::kStandard), IsOk());
   ASSERT_THAT(registry->RegisterNamespace("default-blackbox", ExportConfig::kBlackbox), IsOk());
-  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100", "web")), IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9115", "default-blackbox")), IsOk());
 
-  ASSERT_THAT(registry->UnregisterNamespace("default"), IsOk());
+  ASSERT_THAT(registry->UnregisterNamespace("web"), IsOk());
   absl::StatusOr<std::vector<Service>> services = registry->ListServices("");
   ASSERT_THAT(services, IsOk());
   ASSERT_THAT(*services, SizeIs(1));
   EXPECT_EQ((*services)[0].namespace_name, "default-blackbox");
-  EXPECT_THAT(registry->UnregisterNamespace("default"),
+  EXPECT_THAT(registry->UnregisterNamespace("web"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("not found")));
   EXPECT_THAT(registry->RegisterNamespace("bad name", ExportConfig::kStandard),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(registry->RegisterNamespace("x", static_cast<ExportConfig>(7)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("export config 7")));
+}
+
+// Registrations without a namespace need `default`: it cannot be deleted, and keeps its services.
+TEST_F(RegistryTest, TheDefaultNamespaceCannotBeUnregistered) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  EXPECT_THAT(registry->UnregisterNamespace("default"),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("namespace default cannot be unregistered")));
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("default");
+  ASSERT_THAT(services, IsOk());
+  EXPECT_THAT(*services, SizeIs(1));
 }
 
 TEST_F(RegistryTest, ServerNamesAreValidated) {  // B10

@@ -59,6 +59,8 @@ struct Daemon::Parts {
     http::Response response;
     if (request.path == "/metrics") {
       route = "/metrics";
+      // Read at scrape time, so the alert on it sees what /readyz would answer now.
+      metrics.SetReady(registry->Ready().ok());
       response = {.status = 200,
                   .headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}},
                   .body = metrics.Serialize()};

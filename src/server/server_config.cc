@@ -137,8 +137,8 @@ absl::StatusOr<std::string> ResolveTokenSecret(const ServerConfig& config, bool 
   }
   if (!create) {
     return absl::FailedPreconditionError(fmt::format(
-        "no token secret: set --token-secret, or start discoveryd server once so that it creates "
-        "{}",
+        "no token secret in {}: pass the server's --data-dir or its --token-secret (`discoveryd "
+        "server` creates <data-dir>/token-secret at its first start)",
         path.string()));
   }
   DISCOVERY_RETURN_IF_ERROR(PrepareDataDirectory(path.parent_path()));

@@ -1112,18 +1112,15 @@ TEST(HostileLocalUserTest, DataDirectoryIsPrivateWhateverTheUmask) {
   ASSERT_THAT(root, IsOk());
   const mode_t old_umask = umask(0);
   const std::string fresh = *root + "/fresh/data";
-  absl::StatusOr<CommandResult> created = RunCommand(
-      {.argv = {DISCOVERYD_BINARY, "token", "create", "x", "--admin", "--data-dir=" + fresh},
-       .env = {"HOME=" + *root}},
-      absl::Seconds(30));
   absl::StatusOr<std::vector<int>> ports = FreePorts(2);
   ASSERT_THAT(ports, IsOk());
-  absl::StatusOr<std::unique_ptr<ChildProcess>> server = ChildProcess::Start(
-      {.argv = {DISCOVERYD_BINARY, "server", "--data-dir=" + fresh, "--token-secret=s",
-                fmt::format("--grpc-listen=127.0.0.1:{}", (*ports)[0]),
-                fmt::format("--http-listen=127.0.0.1:{}", (*ports)[1])},
-       .env = {"HOME=" + *root}},
-      *root + "/server.log");
+  // Without --token-secret the server creates <data-dir>/token-secret (`token create` never does).
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server =
+      ChildProcess::Start({.argv = {DISCOVERYD_BINARY, "server", "--data-dir=" + fresh,
+                                    fmt::format("--grpc-listen=127.0.0.1:{}", (*ports)[0]),
+                                    fmt::format("--http-listen=127.0.0.1:{}", (*ports)[1])},
+                           .env = {"HOME=" + *root}},
+                          *root + "/server.log");
   const std::string open_dir = *root + "/open";
   std::filesystem::create_directory(open_dir);
   absl::StatusOr<CommandResult> refused =
@@ -1133,8 +1130,6 @@ TEST(HostileLocalUserTest, DataDirectoryIsPrivateWhateverTheUmask) {
                  absl::Seconds(30), /*merge_stderr=*/true);
   umask(old_umask);
 
-  ASSERT_THAT(created, IsOk());
-  EXPECT_TRUE(created->status.success()) << created->err;
   ASSERT_THAT(server, IsOk());
   bool ready = false;
   for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -1145,6 +1140,13 @@ TEST(HostileLocalUserTest, DataDirectoryIsPrivateWhateverTheUmask) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   ASSERT_TRUE(ready) << (*server)->LogTail();
+  // `token create` signs with the secret the server made.
+  absl::StatusOr<CommandResult> created = RunCommand(
+      {.argv = {DISCOVERYD_BINARY, "token", "create", "x", "--admin", "--data-dir=" + fresh},
+       .env = {"HOME=" + *root}},
+      absl::Seconds(30));
+  ASSERT_THAT(created, IsOk());
+  EXPECT_TRUE(created->status.success()) << created->err;
   const auto mode = [](const std::string& path) {
     return std::filesystem::status(path).permissions() & std::filesystem::perms::all;
   };

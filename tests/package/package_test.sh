@@ -181,7 +181,18 @@ expect_stat /etc/default/discoveryd "640 root root"
 expect_stat /etc/default/discovery-exporter "640 root root"
 expect_stat /usr/bin/discoveryd "755 root root"
 expect_stat /usr/bin/discovery "755 root root"
+# The alerting rules for discovery itself, valid for Debian's promtool where it is installed.
+expect_stat /usr/share/discovery/prometheus/discovery-alerts.yml "644 root root"
+if command -v promtool >/dev/null; then
+  promtool check rules /usr/share/discovery/prometheus/discovery-alerts.yml >/dev/null ||
+    fail "promtool check rules discovery-alerts.yml"
+fi
 /usr/bin/discovery --version | grep -q "^discovery, version ${version:-}" || fail "discovery --version"
+# The package's version and both binaries' --version come from the project version.
+/usr/bin/discoveryd --version | grep -q "^discoveryd, version ${version:-}" ||
+  fail "discoveryd --version"
+! /usr/bin/discoveryd --version | grep -q "revision: 12345678\|2020-09-23" ||
+  fail "discoveryd --version prints placeholders"
 # discoveryd is enabled (the symlink deb-systemd-helper makes, with or without systemd running);
 # the exporter waits for its configuration.
 [ -L /etc/systemd/system/multi-user.target.wants/discoveryd.service ] || fail "discoveryd.service not enabled"

@@ -398,6 +398,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   server->services_ = std::make_unique<Services>(*server->calls_);
   grpc::ServerBuilder builder;
   const std::string address = GrpcListenAddress(options.listen);
+  // gRPC sets SO_REUSEPORT by default: a second discoveryd on the same address would start and
+  // take half of the calls, as an HTTP listener on a taken port does not.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.RegisterService(&server->services_->namespaces);
@@ -406,7 +409,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   builder.RegisterService(&server->services_->tokens);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(fmt::format("cannot listen for gRPC on {}", options.listen));
+    return absl::UnavailableError(fmt::format(
+        "cannot listen for gRPC on {}: the address is in use by another process, or not one of "
+        "this host",
+        options.listen));
   }
   server->SetServing(false);
   return server;
