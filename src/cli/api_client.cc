@@ -325,8 +325,12 @@ void StartAsync(const std::shared_ptr<grpc::Channel>& channel, const ConnectionO
   call->request = std::move(request);
   (call->stub.async()->*method)(call->context.get(), &call->request, &call->response,
                                 [call, done = std::move(done)](const grpc::Status& status) {
-                                  std::unique_ptr<AsyncCall<Request, Response>> owned(call);
-                                  done(FromGrpc(status));
+                                  const absl::Status result = FromGrpc(status);
+                                  // Freed before `done`, after which the caller may drop the
+                                  // channel: the last reference to a channel must not go on a
+                                  // gRPC thread (its callback queue was freed twice).
+                                  delete call;
+                                  done(result);
                                 });
 }
 
