@@ -73,12 +73,25 @@ class ApiClient::Channels {
     }
     return channel_;
   }
-  void Drop() { channel_.reset(); }
+  void Drop() {
+    service_stub_.reset();
+    channel_.reset();
+  }
+
+  // One ServiceAPI stub for the calls of a bulk command: a stub registers its methods with the
+  // channel when it is made, which is worth doing once rather than per call.
+  pb::ServiceAPI::Stub& ServiceStub() {
+    if (service_stub_ == nullptr) {
+      service_stub_ = std::make_unique<pb::ServiceAPI::Stub>(Get());
+    }
+    return *service_stub_;
+  }
 
  private:
   std::string address_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::ServiceAPI::Stub> service_stub_;
 };
 
 namespace {
@@ -306,32 +319,28 @@ namespace {
 // answer, freed when it comes.
 template <typename Request, typename Response>
 struct AsyncCall {
-  explicit AsyncCall(const std::shared_ptr<grpc::Channel>& channel) : stub(channel) {}
-  pb::ServiceAPI::Stub stub;
   std::unique_ptr<grpc::ClientContext> context;
   Request request;
   Response response;
 };
 
 template <typename Request, typename Response>
-void StartAsync(const std::shared_ptr<grpc::Channel>& channel, const ConnectionOptions& options,
-                Request request,
+void StartAsync(pb::ServiceAPI::Stub& stub, const ConnectionOptions& options, Request request,
                 void (pb::ServiceAPI::Stub::async_interface::*method)(
                     grpc::ClientContext*, const Request*, Response*,
                     std::function<void(grpc::Status)>),
                 std::function<void(const absl::Status&)> done) {
-  auto* call = new AsyncCall<Request, Response>(channel);
-  call->context = NewContext(options);
-  call->request = std::move(request);
-  (call->stub.async()->*method)(call->context.get(), &call->request, &call->response,
-                                [call, done = std::move(done)](const grpc::Status& status) {
-                                  const absl::Status result = FromGrpc(status);
-                                  // Freed before `done`, after which the caller may drop the
-                                  // channel: the last reference to a channel must not go on a
-                                  // gRPC thread (its callback queue was freed twice).
-                                  delete call;
-                                  done(result);
-                                });
+  auto* call = new AsyncCall<Request, Response>{.context = NewContext(options),
+                                                .request = std::move(request)};
+  (stub.async()->*method)(call->context.get(), &call->request, &call->response,
+                          [call, done = std::move(done)](const grpc::Status& status) {
+                            const absl::Status result = FromGrpc(status);
+                            // Freed before `done`, after which the caller may drop the channel:
+                            // nothing of the call may be left to free on a gRPC thread then (a
+                            // channel's last reference going there freed its queue twice).
+                            delete call;
+                            done(result);
+                          });
 }
 
 }  // namespace
@@ -345,7 +354,7 @@ void ApiClient::RegisterServiceAsync(const ServiceRegistration& registration,
   request.set_selector(registration.selector);
   request.set_description(registration.description);
   api::LabelsToProto(registration.labels, request.mutable_labels());
-  StartAsync(channels_->Get(), options_, std::move(request),
+  StartAsync(channels_->ServiceStub(), options_, std::move(request),
              &pb::ServiceAPI::Stub::async_interface::RegisterService, std::move(done));
 }
 
@@ -355,7 +364,7 @@ void ApiClient::UnregisterServiceAsync(const std::string& namespace_name,
   pb::UnRegisterServiceRequest request;
   request.set_namespace_(namespace_name);
   request.set_id(id_or_endpoint);
-  StartAsync(channels_->Get(), options_, std::move(request),
+  StartAsync(channels_->ServiceStub(), options_, std::move(request),
              &pb::ServiceAPI::Stub::async_interface::UnRegisterService, std::move(done));
 }
 
