@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <sstream>
@@ -423,17 +424,14 @@ class Writer {
         chunk_ += DumpJson(ToJson(item), 2);
         Write(chunk_);
         break;
-      case OutputFormat::kYaml: {
-        // A block sequence of one element prints as that element does in a longer one.
-        YAML::Emitter emitter;
-        emitter << YAML::BeginSeq;
-        Emit(emitter, item);
-        emitter << YAML::EndSeq;
-        chunk_ = rows_ == 0 ? "" : "\n";
-        chunk_ += emitter.c_str();
-        Write(chunk_);
+      case OutputFormat::kYaml:
+        // One emitter for the whole sequence, writing into `out` as it goes.
+        if (!yaml_.has_value()) {
+          yaml_.emplace(out_);
+          *yaml_ << YAML::BeginSeq;
+        }
+        Emit(*yaml_, item);
         break;
-      }
       case OutputFormat::kTable:
       case OutputFormat::kCsv:
         AddRow(ToRow(item));
@@ -451,7 +449,13 @@ class Writer {
         Write(rows_ == 0 ? "[]\n" : "\n]\n");
         break;
       case OutputFormat::kYaml:
-        Write(rows_ == 0 ? "[]\n" : "\n");
+        if (yaml_.has_value()) {
+          *yaml_ << YAML::EndSeq;
+          yaml_.reset();
+          Write("\n");
+        } else {
+          Write("[]\n");  // what the emitter prints for an empty flow sequence
+        }
         break;
       case OutputFormat::kTable:
       case OutputFormat::kWide:
@@ -483,8 +487,9 @@ class Writer {
   std::ostream& out_;
   const OutputOptions options_;
   TableBuffer table_;
-  std::string chunk_;  // reused: the text of the row being written
-  size_t rows_ = 0;    // items added
+  std::optional<YAML::Emitter> yaml_;  // from the first yaml row until Finish
+  std::string chunk_;                  // reused: the text of the row being written
+  size_t rows_ = 0;                    // items added
 };
 
 template <typename T>
