@@ -74,7 +74,8 @@ std::string Coordinate(const char* name) {
 }
 
 // Serves the discovery document and the JWKS of the provider, like the unit tests' fake.
-absl::StatusOr<discovery::http_client::Response> ProviderGet(const std::string& url) {
+absl::StatusOr<discovery::http_client::Response> ProviderGet(const std::string& url,
+                                                             const std::string& /*bearer*/) {
   const std::string issuer{kOidcIssuer};
   if (url == issuer + "/.well-known/openid-configuration") {
     const nlohmann::json document = {{"issuer", issuer},
@@ -261,8 +262,8 @@ void FuzzAuthenticate(std::string_view token, std::string_view signed_token) {
     return;
   }
   const absl::StatusCode code = principal.status().code();
-  Check(code == absl::StatusCode::kUnauthenticated || code == absl::StatusCode::kPermissionDenied,
-        "authentication errors are Unauthenticated or PermissionDenied",
+  // RFC 6750 §3.1: whatever is wrong with a bearer, it authenticates nobody (401, never 403).
+  Check(code == absl::StatusCode::kUnauthenticated, "authentication errors are Unauthenticated",
         principal.status().message());
   CheckNoSecrets(principal.status(), token, signed_token);
 }

@@ -9,7 +9,9 @@
 #      loopback ports themselves and stop it),
 #   5. builds with ThreadSanitizer and runs the tests of the concurrent parts (label "concurrent"),
 #   6. builds the libFuzzer targets with clang and runs each for 20 s,
-#   7. builds the Debian package in Release and installs, runs and purges it (tests/package; this
+#   7. builds in Release and runs the fleet benchmarks once at 100,000 services against a
+#      throw-away etcd (bench/fleet_smoke.sh: outcomes only, the ratios are printed),
+#   8. builds the Debian package in Release and installs, runs and purges it (tests/package; this
 #      changes the machine while it runs, so it runs only as root where the package's user and
 #      /var/lib/discovery* do not exist, as on CI's throw-away machine).
 # Build trees live under build/ (reused, so re-runs are incremental; ccache speeds up rebuilds).
@@ -44,9 +46,13 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=7" \
 echo "== libFuzzer targets, 20 s each (scripts/fuzz.sh 600 for a longer run)" >&2
 scripts/fuzz.sh 20
 
-echo "== Release build, Debian package and its install test" >&2
+echo "== Release build, the fleet benchmarks' smoke run (100,000 services, no thresholds)" >&2
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DDISCOVERY_BUILD_TESTS=OFF -DDISCOVERY_BUILD_BENCHMARKS=OFF >/dev/null
+  -DDISCOVERY_BUILD_TESTS=OFF -DDISCOVERY_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build build/release --target discovery_fleet_bench
+bench/fleet_smoke.sh build/release
+
+echo "== Debian package and its install test" >&2
 cmake --build build/release --target package
 # The install test takes the package's user and /var/lib/discovery* for itself and purges them
 # afterwards, so it runs only as root on a machine where none of them exist (a fresh machine,

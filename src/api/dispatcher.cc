@@ -29,8 +29,11 @@ bool IsClientOutcome(absl::StatusCode code) {
 }  // namespace
 
 Dispatcher::Dispatcher(Handlers& handlers, const auth::Authenticator& authenticator,
-                       CallObserver observer)
-    : handlers_(handlers), authenticator_(authenticator), observer_(std::move(observer)) {}
+                       CallObserver observer, std::vector<Cidr> trusted_proxies)
+    : handlers_(handlers),
+      authenticator_(authenticator),
+      observer_(std::move(observer)),
+      trusted_proxies_(std::move(trusted_proxies)) {}
 
 void Dispatcher::Started(std::string_view full_method) const {
   if (observer_.started) {
@@ -38,9 +41,23 @@ void Dispatcher::Started(std::string_view full_method) const {
   }
 }
 
-void Dispatcher::Refused(std::string_view full_method, const absl::Status& status) const {
+void Dispatcher::Refused(std::string_view full_method, const absl::Status& status,
+                         std::string_view peer) const {
   Started(full_method);
   Finished(full_method, {}, status, absl::ZeroDuration());
+  if (const std::optional<Change> change = ChangeOf(full_method); change.has_value()) {
+    Audit(*change, {}, nullptr, CallerInfo{.peer = peer}, status, {});
+  }
+}
+
+void Dispatcher::Audit(const Change& change, const LogFields& arguments,
+                       const auth::Principal* principal, const CallerInfo& caller,
+                       const absl::Status& status, const LogFields& result) const {
+  LogChange(change, arguments, principal,
+            ClientAddress(caller.peer, caller.forwarded_for, trusted_proxies_), status, result);
+  if (observer_.changed) {
+    observer_.changed(change.object, change.op, OutcomeOf(status.code()));
+  }
 }
 
 void Dispatcher::Finished(std::string_view full_method, std::string_view caller,

@@ -8,22 +8,40 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
+#include "api/audit.h"
 #include "api/handlers.h"
+#include "api/peer.h"
 #include "auth/authenticator.h"
 
 namespace discovery::api {
 
-// Hooks for metrics; both may be empty. `method` is the full gRPC method name,
+// Hooks for metrics; all may be empty. `method` is the full gRPC method name,
 // e.g. "/postfinance.discovery.v1.ServiceAPI/RegisterService".
 struct CallObserver {
   std::function<void(std::string_view method)> started;
   std::function<void(std::string_view method, absl::StatusCode code, absl::Duration elapsed)>
       handled;
+  // A change was attempted (see audit.h): object, op and outcome labels.
+  std::function<void(std::string_view object, std::string_view op, std::string_view outcome)>
+      changed;
+};
+
+// A call's credentials and origin as its transport received them; the views must outlive the
+// Dispatch call.
+struct CallerInfo {
+  // The raw `authorization` header or metadata value.
+  std::string_view authorization;
+  // The transport's peer ("ip:port", "[ip]:port" or gRPC's "ipv4:..."); "" when unknown.
+  std::string_view peer;
+  // The X-Forwarded-For header or metadata value; "" when absent. Believed only when the peer
+  // is a trusted proxy.
+  std::string_view forwarded_for;
 };
 
 // The full method names of the four services.
@@ -34,24 +52,30 @@ inline constexpr std::string_view kTokenApi = "/postfinance.discovery.v1.TokenAP
 
 class Dispatcher {
  public:
-  // All three must outlive the dispatcher.
+  // Handlers and authenticator must outlive the dispatcher. `trusted_proxies`
+  // (--trusted-proxies) are the peers whose X-Forwarded-For is believed in the audit trail.
   Dispatcher(Handlers& handlers, const auth::Authenticator& authenticator,
-             CallObserver observer = {});
+             CallObserver observer = {}, std::vector<Cidr> trusted_proxies = {});
 
   template <typename Response, typename Request>
   using Method = absl::StatusOr<Response> (Handlers::*)(const auth::Principal&, const Request&);
 
-  // Authenticates `authorization` (the raw header/metadata value), then runs `method`.
+  // Authenticates the caller's authorization, then runs `method`; a change (audit.h) is
+  // written to the audit trail and counted, whatever its outcome.
   template <typename Response, typename Request>
-  absl::StatusOr<Response> Dispatch(std::string_view full_method, std::string_view authorization,
+  absl::StatusOr<Response> Dispatch(std::string_view full_method, const CallerInfo& caller,
                                     const Request& request, Method<Response, Request> method) {
     const absl::Time start = absl::Now();
     Started(full_method);
-    absl::StatusOr<auth::Principal> principal = authenticator_.Authenticate(authorization);
+    absl::StatusOr<auth::Principal> principal = authenticator_.Authenticate(caller.authorization);
     absl::StatusOr<Response> response =
         principal.ok() ? (handlers_.*method)(*principal, request) : principal.status();
     Finished(full_method, principal.ok() ? principal->name : std::string_view{}, response.status(),
              absl::Now() - start);
+    if (const std::optional<Change> change = ChangeOf(full_method); change.has_value()) {
+      Audit(*change, AuditArguments(request), principal.ok() ? &*principal : nullptr, caller,
+            response.status(), response.ok() ? AuditResult(*response) : LogFields{});
+    }
     return response;
   }
 
@@ -81,17 +105,22 @@ class Dispatcher {
   }
 
   // Reports a call that was answered with `status` without running: refused because the server
-  // is overloaded or shutting down, or abandoned by its client while it waited.
-  void Refused(std::string_view full_method, const absl::Status& status) const;
+  // is overloaded or shutting down, or abandoned by its client while it waited. A change is
+  // audited with no caller and no arguments (the request was not looked at).
+  void Refused(std::string_view full_method, const absl::Status& status,
+               std::string_view peer = {}) const;
 
  private:
   void Started(std::string_view full_method) const;
   void Finished(std::string_view full_method, std::string_view caller, const absl::Status& status,
                 absl::Duration elapsed) const;
+  void Audit(const Change& change, const LogFields& arguments, const auth::Principal* principal,
+             const CallerInfo& caller, const absl::Status& status, const LogFields& result) const;
 
   Handlers& handlers_;
   const auth::Authenticator& authenticator_;
   const CallObserver observer_;
+  const std::vector<Cidr> trusted_proxies_;
 };
 
 }  // namespace discovery::api

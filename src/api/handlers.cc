@@ -266,6 +266,42 @@ absl::StatusOr<pb::CreateResponse> Handlers::Create(const auth::Principal& princ
   return response;
 }
 
+namespace {
+
+pb::RevokedToken ToProto(const repo::TokenRevocation& revocation) {
+  pb::RevokedToken revoked;
+  revoked.set_id(revocation.id);
+  *revoked.mutable_revoked_at() = TimestampToProto(revocation.revoked_at);
+  revoked.set_revoked_by(revocation.revoked_by);
+  return revoked;
+}
+
+}  // namespace
+
+absl::StatusOr<pb::RevokeResponse> Handlers::Revoke(const auth::Principal& principal,
+                                                    const pb::RevokeRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanCreateToken(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      repo::TokenRevocation revocation,
+      registry_.RevokeToken(request.id(),
+                            fmt::format("{}:{}", auth::KindName(principal.kind), principal.name)));
+  pb::RevokeResponse response;
+  *response.mutable_revoked() = ToProto(revocation);
+  return response;
+}
+
+absl::StatusOr<pb::ListRevokedResponse> Handlers::ListRevoked(
+    const auth::Principal& principal, const pb::ListRevokedRequest& /*request*/) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanCreateToken(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<repo::TokenRevocation> revoked,
+                             registry_.ListRevokedTokens());
+  pb::ListRevokedResponse response;
+  for (const repo::TokenRevocation& revocation : revoked) {
+    *response.add_revoked() = ToProto(revocation);
+  }
+  return response;
+}
+
 absl::StatusOr<pb::InfoResponse> Handlers::Info(const auth::Principal& principal,
                                                 const pb::InfoRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));

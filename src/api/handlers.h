@@ -81,6 +81,12 @@ class Handlers {
                                             const pb::CreateRequest& request);
   absl::StatusOr<pb::InfoResponse> Info(const auth::Principal& principal,
                                         const pb::InfoRequest& request);
+  // Admin only (as Create). The revocation lives in the store: every replica refuses the token
+  // once its view has it.
+  absl::StatusOr<pb::RevokeResponse> Revoke(const auth::Principal& principal,
+                                            const pb::RevokeRequest& request);
+  absl::StatusOr<pb::ListRevokedResponse> ListRevoked(const auth::Principal& principal,
+                                                      const pb::ListRevokedRequest& request);
 
  private:
   registry::Registry& registry_;

@@ -18,7 +18,21 @@ std::optional<Principal> Authenticator::CachedPrincipal(std::string_view authori
   if (!token.ok()) {
     return std::nullopt;
   }
-  return verified_.Find(*token, options_.clock());
+  std::optional<Principal> principal = verified_.Find(*token, options_.clock());
+  if (principal.has_value() && IsRevoked(*principal)) {
+    return std::nullopt;  // Authenticate refuses it
+  }
+  return principal;
+}
+
+bool Authenticator::IsRevoked(const Principal& principal) const {
+  return principal.kind == Principal::Kind::kMachine && options_.revoked &&
+         options_.revoked(principal.name);
+}
+
+absl::Status Authenticator::Revoked(const Principal& principal) {
+  return absl::UnauthenticatedError(
+      fmt::format("machine token is invalid: machine token {} is revoked", principal.name));
 }
 
 absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authorization) const {
@@ -30,6 +44,9 @@ absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authoriza
   // The clock is read once, so that the cache and the full verification judge the same moment.
   const absl::Time now = options_.clock();
   if (std::optional<Principal> cached = verified_.Find(*token, now); cached.has_value()) {
+    if (IsRevoked(*cached)) {
+      return Revoked(*cached);
+    }
     return *std::move(cached);
   }
   absl::StatusOr<std::optional<std::string>> issuer = PeekIssuer(*token);
@@ -46,6 +63,9 @@ absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authoriza
     }
     const std::optional<absl::Time> expires = claims->expires;
     Principal principal = MachinePrincipal(*std::move(claims));
+    if (IsRevoked(principal)) {
+      return Revoked(principal);
+    }
     verified_.Insert(*token, principal, now, expires);
     return principal;
   }

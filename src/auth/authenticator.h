@@ -21,7 +21,8 @@
 namespace discovery::auth {
 
 // Verifies a bearer token that is not a machine token (an OIDC ID or access token).
-// PermissionDenied or Unauthenticated when the token is not acceptable.
+// Unauthenticated when the token is not acceptable, Unavailable when the provider cannot be
+// asked.
 using UserTokenVerifier = std::function<absl::StatusOr<Principal>(std::string_view token)>;
 
 struct AuthenticatorOptions {
@@ -31,6 +32,9 @@ struct AuthenticatorOptions {
   std::vector<std::string> previous_secrets;
   // nullptr: only machine tokens are accepted.
   UserTokenVerifier user_tokens;
+  // Whether the machine token with this id (`jti`) was revoked; asked on every request of a
+  // machine token, cached or not, so it must be quick. nullptr: none is.
+  std::function<bool(std::string_view token_id)> revoked;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Verified machine tokens remembered until their `exp`, at most this many; 0 verifies every
   // token in full on every call. The cache belongs to the Authenticator, so new secrets (a new
@@ -46,6 +50,7 @@ class Authenticator {
   //   `failed to get authentication token: ...` for a missing or non-bearer header,
   //   `failed to parse machine token: ...` for a token that is not a JWT,
   //   `machine token is invalid: ...` for a machine token that fails verification,
+  //   `machine token <id> is revoked` for a revoked one,
   //   `token issuer '<iss>' is not trusted` for another issuer without OIDC configured.
   // Messages never contain the token or the secret. Thread-safe.
   absl::StatusOr<Principal> Authenticate(std::string_view authorization) const;
@@ -61,6 +66,9 @@ class Authenticator {
   size_t cached_tokens() const { return verified_.size(); }
 
  private:
+  bool IsRevoked(const Principal& principal) const;
+  static absl::Status Revoked(const Principal& principal);
+
   const AuthenticatorOptions options_;
   // Mutable state behind a const API: remembering a success changes no answer.
   mutable VerifiedTokenCache verified_;

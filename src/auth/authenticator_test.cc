@@ -241,5 +241,38 @@ TEST_F(AuthenticatorTest, RemembersAtMostTheConfiguredNumberOfTokens) {
   EXPECT_EQ(uncached.cached_tokens(), 0);
 }
 
+// A revoked machine token is refused from the next request on, also when it was cached, and
+// the non-blocking lookup no longer answers for it.
+TEST_F(AuthenticatorTest, RevokedMachineTokensAreRefused) {
+  auto revoked = std::make_shared<std::atomic<bool>>(false);
+  const Authenticator authenticator(
+      {.issuer = "discovery.example.com",
+       .secret = "s3cret-value",
+       .user_tokens = [](std::string_view) -> absl::StatusOr<Principal> {
+         return Principal{.kind = Principal::Kind::kUser, .name = "ci"};
+       },
+       .revoked = [revoked](std::string_view id) { return id == "ci" && revoked->load(); },
+       .clock = [] { return kNow; }});
+  const std::string token =
+      "Bearer " + Token("discovery.example.com", "s3cret-value", absl::Hours(1));
+  ASSERT_THAT(authenticator.Authenticate(token), IsOk());
+  ASSERT_TRUE(authenticator.CachedPrincipal(token).has_value());
+  revoked->store(true);
+  EXPECT_THAT(
+      authenticator.Authenticate(token),
+      StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("machine token ci is revoked")));
+  EXPECT_EQ(authenticator.CachedPrincipal(token), std::nullopt);
+  // A user whose name equals the id is not a machine token.
+  const std::string user = "Bearer " + Token("https://idp.example.com", "x", absl::Hours(1));
+  EXPECT_THAT(authenticator.Authenticate(user), IsOk());
+  // A fresh Authenticator (nothing cached) refuses it as well.
+  const Authenticator fresh({.issuer = "discovery.example.com",
+                             .secret = "s3cret-value",
+                             .revoked = [](std::string_view id) { return id == "ci"; },
+                             .clock = [] { return kNow; }});
+  EXPECT_THAT(fresh.Authenticate(token), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(fresh.cached_tokens(), 0U);
+}
+
 }  // namespace
 }  // namespace discovery::auth

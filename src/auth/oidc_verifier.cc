@@ -7,6 +7,7 @@
 #include <openssl/param_build.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -70,8 +71,22 @@ const unsigned char* Bytes(std::string_view data) {
   return reinterpret_cast<const unsigned char*>(data.data());
 }
 
+// A token that fails verification has not authenticated anybody: 401, not 403 (RFC 6750 §3.1),
+// so that clients log in again instead of concluding they may not.
 absl::Status Denied(std::string_view reason) {
-  return absl::PermissionDeniedError(fmt::format("personal token is not valid: oidc: {}", reason));
+  return absl::UnauthenticatedError(fmt::format("personal token is not valid: oidc: {}", reason));
+}
+
+// RFC 9068 §2.1: "at+jwt", optionally with the "application/" prefix, in any case.
+bool IsAccessTokenType(const Json& header) {
+  const auto typ = header.find("typ");
+  if (typ == header.end() || !typ->is_string()) {
+    return false;
+  }
+  std::string value = typ->get<std::string>();
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return value == "at+jwt" || value == "application/at+jwt";
 }
 
 // The algorithms this verifier implements, with the key type each needs.
@@ -321,7 +336,7 @@ struct SigningKey {
 
 // GETs `url` and parses a JSON object; `what` names the document in errors.
 absl::StatusOr<Json> FetchJson(const HttpGet& get, const std::string& url, std::string_view what) {
-  absl::StatusOr<http_client::Response> response = get(url);
+  absl::StatusOr<http_client::Response> response = get(url, "");
   if (!response.ok()) {
     const bool unreachable = response.status().code() == absl::StatusCode::kUnavailable ||
                              response.status().code() == absl::StatusCode::kDeadlineExceeded;
@@ -396,6 +411,8 @@ struct Provider {
   // The document's `issuer`, which tokens' `iss` must equal.
   std::string issuer;
   std::string jwks_uri;
+  // The document's userinfo_endpoint; "" when it names none.
+  std::string userinfo_endpoint;
   // id_token_signing_alg_values_supported; nullopt when the document does not say.
   std::optional<std::vector<std::string>> algorithms;
   std::vector<SigningKey> keys;
@@ -431,6 +448,10 @@ absl::StatusOr<Provider> ParseDocument(const Json& document, const std::string& 
         fmt::format("the discovery document {} has no jwks_uri", url));
   }
   provider.jwks_uri = jwks_uri->get<std::string>();
+  if (const auto userinfo = document.find("userinfo_endpoint");
+      userinfo != document.end() && userinfo->is_string()) {
+    provider.userinfo_endpoint = userinfo->get<std::string>();
+  }
   if (const auto algs = document.find("id_token_signing_alg_values_supported");
       algs != document.end() && !algs->is_null()) {
     if (!algs->is_array() ||
@@ -511,19 +532,43 @@ std::string NoKeyReason(const std::optional<std::string>& kid, KeyType type) {
 }
 
 HttpGet DefaultGet(const OidcOptions& options) {
-  return [ca_cert_file = options.ca_cert_file,
-          timeout = options.http_timeout](const std::string& url) {
-    return http_client::Send({.url = url,
-                              .headers = {{"Accept", "application/json"}},
-                              .ca_cert_file = ca_cert_file,
-                              .timeout = timeout});
+  return [ca_cert_file = options.ca_cert_file, timeout = options.http_timeout](
+             const std::string& url, const std::string& bearer) {
+    http_client::Request request{.url = url,
+                                 .headers = {{"Accept", "application/json"}},
+                                 .ca_cert_file = ca_cert_file,
+                                 .timeout = timeout};
+    if (!bearer.empty()) {
+      request.headers.emplace_back("Authorization", "Bearer " + bearer);
+    }
+    return http_client::Send(request);
   };
+}
+
+// The user as the configured claims of `claims` name them; nullopt members for missing claims.
+struct ClaimedUser {
+  std::optional<std::string> name;
+  std::optional<std::vector<std::string>> roles;
+};
+
+ClaimedUser ClaimsOf(const Json& claims, const OidcOptions& options) {
+  ClaimedUser user;
+  if (const Json* name = FindClaim(claims, options.username_claim);
+      name != nullptr && name->is_string()) {
+    user.name = name->get<std::string>();
+  }
+  if (const Json* roles = FindClaim(claims, options.roles_claim); roles != nullptr) {
+    user.roles = RolesOf(roles);
+  }
+  return user;
 }
 
 }  // namespace
 
 OidcVerifier::OidcVerifier(OidcOptions options, HttpGet get)
-    : options_(std::move(options)), get_(get ? std::move(get) : DefaultGet(options_)) {}
+    : options_(std::move(options)),
+      get_(get ? std::move(get) : DefaultGet(options_)),
+      userinfo_(options_.userinfo_cache_size) {}
 
 OidcVerifier::~OidcVerifier() = default;
 
@@ -720,24 +765,87 @@ absl::StatusOr<Principal> OidcVerifier::Verify(std::string_view token) const try
   if (not_before->has_value() && now + kNotBeforeLeeway < **not_before) {
     return Denied(fmt::format("token is not valid yet (nbf {})", FormatNumericDate(**not_before)));
   }
-  // ID tokens name the client in `aud`; JWT access tokens (RFC 9068) in `client_id`, and
-  // glewlwyd's carry the scope string in `aud`.
-  if (!AudienceContains(claims, options_.client_id) &&
-      !StringMemberEquals(claims, "client_id", options_.client_id) &&
-      !StringMemberEquals(claims, "azp", options_.client_id)) {
-    return Denied(
-        fmt::format("audience does not contain the client id \"{}\"", options_.client_id));
+  // ID tokens name the client in `aud`; JWT access tokens (RFC 9068) in `client_id` (or `azp`),
+  // and glewlwyd's carry the scope string in `aud`. Only a token typed as an access token may
+  // use the second way: an ID token issued to another client names ours at most in `azp`.
+  const bool access_token = IsAccessTokenType(jwt->header);
+  if (!AudienceContains(claims, options_.client_id)) {
+    if (!StringMemberEquals(claims, "client_id", options_.client_id) &&
+        !StringMemberEquals(claims, "azp", options_.client_id)) {
+      return Denied(
+          fmt::format("audience does not contain the client id \"{}\"", options_.client_id));
+    }
+    if (!access_token) {
+      return Denied(fmt::format(
+          "the token names the client id \"{}\" only in client_id or azp, which an access "
+          "token must declare with typ at+jwt",
+          options_.client_id));
+    }
   }
 
-  Principal principal{.kind = Principal::Kind::kUser};
-  if (const Json* name = FindClaim(claims, options_.username_claim);
-      name != nullptr && name->is_string()) {
-    principal.name = name->get<std::string>();
+  ClaimedUser user = ClaimsOf(claims, options_);
+  if (access_token && (!user.name.has_value() || !user.roles.has_value()) &&
+      !(*provider)->userinfo_endpoint.empty()) {
+    std::string subject;
+    if (const auto sub = claims.find("sub"); sub != claims.end() && sub->is_string()) {
+      subject = sub->get<std::string>();
+    }
+    absl::StatusOr<Principal> from_userinfo = userinfo_.Get(token, now, **expires, [&] {
+      return FetchUserinfo((*provider)->userinfo_endpoint, token, subject);
+    });
+    if (!from_userinfo.ok()) {
+      return from_userinfo.status();
+    }
+    if (!user.name.has_value()) {
+      user.name = from_userinfo->name;
+    }
+    if (!user.roles.has_value()) {
+      user.roles = from_userinfo->roles;
+    }
   }
-  principal.roles = RolesOf(FindClaim(claims, options_.roles_claim));
-  return principal;
+  return Principal{.kind = Principal::Kind::kUser,
+                   .name = user.name.value_or(""),
+                   .roles = user.roles.value_or(std::vector<std::string>{})};
 } catch (const Json::exception& e) {
   return Denied(fmt::format("malformed token: {}", e.what()));
+}
+
+absl::StatusOr<Principal> OidcVerifier::FetchUserinfo(const std::string& url,
+                                                      std::string_view token,
+                                                      std::string_view subject) const try {
+  absl::StatusOr<http_client::Response> response = get_(url, std::string(token));
+  if (!response.ok()) {
+    return absl::UnavailableError(fmt::format("oidc provider {} is not reachable: userinfo: {}",
+                                              options_.issuer, response.status().message()));
+  }
+  if (response->status == 401 || response->status == 403) {
+    // The provider no longer honours the token (revoked, logged out).
+    return Denied(fmt::format("the provider's userinfo endpoint refused the token (HTTP status {})",
+                              response->status));
+  }
+  if (response->status < 200 || response->status > 299) {
+    return absl::UnavailableError(
+        fmt::format("oidc provider {} is not reachable: userinfo {} answered HTTP status {}",
+                    options_.issuer, url, response->status));
+  }
+  const Json claims = Json::parse(response->body, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (!claims.is_object()) {
+    return absl::UnavailableError(fmt::format(
+        "oidc provider {}: userinfo {} did not answer a JSON object", options_.issuer, url));
+  }
+  // OIDC Core §5.3.2: the answer is only about the token's user when the subjects match.
+  if (const auto sub = claims.find("sub");
+      !subject.empty() && sub != claims.end() &&
+      (!sub->is_string() || sub->get_ref<const std::string&>() != subject)) {
+    return Denied("the userinfo answer is about another subject");
+  }
+  ClaimedUser user = ClaimsOf(claims, options_);
+  return Principal{.kind = Principal::Kind::kUser,
+                   .name = user.name.value_or(""),
+                   .roles = user.roles.value_or(std::vector<std::string>{})};
+} catch (const Json::exception& e) {
+  return absl::UnavailableError(
+      fmt::format("oidc provider {}: unusable userinfo answer: {}", options_.issuer, e.what()));
 }
 
 }  // namespace discovery::auth

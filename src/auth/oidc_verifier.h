@@ -3,6 +3,7 @@
 // JWKS, become user principals with the configured username and roles claims.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "absl/time/time.h"
 
 #include "auth/principal.h"
+#include "auth/userinfo_cache.h"
 #include "http_client/http_client.h"
 
 namespace discovery::auth {
@@ -38,12 +40,16 @@ struct OidcOptions {
   // An unknown kid refetches the JWKS at most this often, and Verify retries a failed Load at
   // most this often, so that garbage tokens cannot make the server hammer the provider.
   absl::Duration min_jwks_refresh = absl::Seconds(10);
+  // Userinfo answers kept (until their token expires), at most this many.
+  size_t userinfo_cache_size = 4096;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
-// Fetches a URL; the default uses http_client::Send. Unit tests pass a fake. Called from one
-// thread at a time.
-using HttpGet = std::function<absl::StatusOr<http_client::Response>(const std::string& url)>;
+// GETs a URL, with `bearer` as bearer token unless it is empty (the userinfo request); the
+// default uses http_client::Send. Unit tests pass a fake. The discovery document and JWKS are
+// fetched from one thread at a time; userinfo requests for different tokens run concurrently.
+using HttpGet = std::function<absl::StatusOr<http_client::Response>(const std::string& url,
+                                                                    const std::string& bearer)>;
 
 class OidcVerifier {
  public:
@@ -70,15 +76,19 @@ class OidcVerifier {
   // - `iss` equals the document's issuer; `exp` is required and not passed (no leeway); `nbf`,
   //   if present, is at most 5 minutes ahead; `iat` is not checked;
   // - `aud` (string or array) contains the client id (ID tokens), or `client_id` or `azp`
-  //   equals it (JWT access tokens, whose `aud` glewlwyd sets to the scope string).
+  //   equals it and the header's `typ` is `at+jwt` (RFC 9068 access tokens, whose `aud`
+  //   glewlwyd sets to the scope string).
   // The username is the string at username_claim ("" when missing or not a string); the roles
   // are at roles_claim: an array of strings (other elements ignored) or one string of space- or
   // comma-separated roles; anything else or missing means no roles. A claim path is first
-  // looked up as one top-level name, then split at dots.
-  // Errors: PermissionDenied `personal token is not valid: oidc: <reason>` (never containing
-  // the token). Before a successful Load, Verify tries one itself (at most every
-  // min_jwks_refresh, and not while another thread is loading: no waiting for a slow provider)
-  // and returns Unavailable `oidc provider <issuer> is not reachable: <why>` when that fails.
+  // looked up as one top-level name, then split at dots. An access token (`typ` at+jwt) that
+  // lacks either claim takes it from the provider's userinfo endpoint, asked with the token
+  // itself; the answer is kept until the token expires and shared by concurrent requests.
+  // Errors: Unauthenticated `personal token is not valid: oidc: <reason>` (never containing
+  // the token), also when userinfo refuses the token (401/403). Before a successful Load,
+  // Verify tries one itself (at most every min_jwks_refresh, and not while another thread is
+  // loading: no waiting for a slow provider) and returns Unavailable `oidc provider <issuer>
+  // is not reachable: <why>` when that fails; userinfo failing otherwise is Unavailable too.
   // Thread-safe; concurrent calls only contend when they refetch.
   absl::StatusOr<Principal> Verify(std::string_view token) const;
 
@@ -91,9 +101,15 @@ class OidcVerifier {
   void RefreshKeys() const;
   // Tries Load when none succeeded yet; the provider when one did.
   absl::StatusOr<std::shared_ptr<const Provider>> EnsureLoaded() const;
+  // The user the userinfo endpoint `url` names for `token`, whose `sub` is `subject` ("" when
+  // it has none).
+  absl::StatusOr<Principal> FetchUserinfo(const std::string& url, std::string_view token,
+                                          std::string_view subject) const;
 
   const OidcOptions options_;
   const HttpGet get_;
+  // Mutable state behind a const API: remembering an answer changes no result.
+  mutable UserinfoCache userinfo_;
 
   mutable absl::Mutex fetch_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;

@@ -46,6 +46,7 @@ constexpr std::string_view kIssuer = "https://idp.example.test/api/oidc";
 constexpr std::string_view kDocumentUrl =
     "https://idp.example.test/api/oidc/.well-known/openid-configuration";
 constexpr std::string_view kJwksUrl = "https://idp.example.test/api/oidc/jwks";
+constexpr std::string_view kUserinfoUrl = "https://idp.example.test/api/oidc/userinfo";
 constexpr std::string_view kClientId = "discovery";
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 
@@ -195,16 +196,25 @@ class FakeProvider {
     document_ = {{"issuer", kIssuer},
                  {"jwks_uri", kJwksUrl},
                  {"token_endpoint", std::string(kIssuer) + "/token"},
+                 {"userinfo_endpoint", kUserinfoUrl},
                  {"id_token_signing_alg_values_supported", {"RS256", "ES256"}}};
     jwks_ = {{"keys", {Rsa1().Jwk("rsa1"), Ec1().Jwk("ec1")}}};
   }
 
   HttpGet Getter() {
-    return [this](const std::string& url) -> absl::StatusOr<http_client::Response> {
+    return [this](const std::string& url,
+                  const std::string& bearer) -> absl::StatusOr<http_client::Response> {
       absl::MutexLock lock(&mu_);
       ++fetches_[url];
       if (down_) {
         return absl::UnavailableError("GET " + url + ": Failed to connect: Connection refused");
+      }
+      if (url == kUserinfoUrl) {
+        const auto it = userinfo_.find(bearer);
+        if (bearer.empty() || it == userinfo_.end()) {
+          return http_client::Response{.status = 401, .body = ""};
+        }
+        return http_client::Response{.status = 200, .body = it->second.dump()};
       }
       if (url == kDocumentUrl) {
         return http_client::Response{.status = document_status_, .body = document_.dump()};
@@ -216,6 +226,11 @@ class FakeProvider {
     };
   }
 
+  // What userinfo answers for the bearer `token` (401 for tokens not set).
+  void set_userinfo(const std::string& token, Json claims) {
+    absl::MutexLock lock(&mu_);
+    userinfo_[token] = std::move(claims);
+  }
   void set_down(bool down) {
     absl::MutexLock lock(&mu_);
     down_ = down;
@@ -249,6 +264,7 @@ class FakeProvider {
   Json document_ ABSL_GUARDED_BY(mu_);
   Json jwks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> fetches_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Json> userinfo_ ABSL_GUARDED_BY(mu_);
 };
 
 class OidcVerifierTest : public ::testing::Test {
@@ -291,7 +307,7 @@ class OidcVerifierTest : public ::testing::Test {
 
 MATCHER_P(DeniedBecause, reason, "") {
   return ::testing::ExplainMatchResult(
-      StatusIs(absl::StatusCode::kPermissionDenied,
+      StatusIs(absl::StatusCode::kUnauthenticated,
                AllOf(HasSubstr("personal token is not valid: oidc: "), HasSubstr(reason))),
       arg, result_listener);
 }
@@ -338,9 +354,141 @@ TEST_F(OidcVerifierTest, AcceptsAudienceArraysAndAzp) {
   claims["aud"] = {"other", kClientId};
   claims.erase("azp");
   EXPECT_THAT(verifier->Verify(RsaToken(claims)), IsOk());
+  // azp alone names the client only in an access token (RFC 9068 typ).
   claims["aud"] = "other";
   claims["azp"] = kClientId;
-  EXPECT_THAT(verifier->Verify(RsaToken(claims)), IsOk());
+  EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), claims)),
+              IsOk());
+  EXPECT_THAT(
+      verifier->Verify(SignWith(Rsa1(), Header("RS256", "rsa1", "application/AT+JWT"), claims)),
+      IsOk());
+}
+
+// RFC 9068: a token accepted through client_id or azp must say it is an access token; ID tokens
+// are matched by aud, whatever their typ.
+TEST_F(OidcVerifierTest, ClientIdAndAzpOnlyForAccessTokens) {
+  auto verifier = MakeLoaded();
+  Json access = IdClaims();
+  access["aud"] = "openid discovery";
+  access.erase("azp");
+  access["client_id"] = kClientId;
+  EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), access)),
+              IsOk());
+  EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), Header("RS256", "rsa1", "JWT"), access)),
+              DeniedBecause("typ at+jwt"));
+  Json header = Header("RS256", "rsa1");
+  header.erase("typ");
+  EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), header, access)), DeniedBecause("typ at+jwt"));
+  // An ID token of another client that names ours as authorized party.
+  Json id = IdClaims();
+  id["aud"] = "other";
+  id["azp"] = kClientId;
+  EXPECT_THAT(verifier->Verify(RsaToken(id)), DeniedBecause("typ at+jwt"));
+  // An ID token is matched by aud with any typ, none included.
+  EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), header, IdClaims())), IsOk());
+}
+
+// A refreshed glewlwyd access token: typ at+jwt, client_id, no username and no roles claim.
+Json RefreshedAccessClaims(const Json& id_claims) {
+  Json access = id_claims;
+  access["aud"] = "openid";
+  access.erase("azp");
+  access.erase("roles");
+  access.erase("preferred_username");
+  access.erase("username");
+  access["client_id"] = kClientId;
+  access["scope"] = "openid";
+  return access;
+}
+
+TEST_F(OidcVerifierTest, AccessTokenWithoutRolesReadsUserinfoOnceUntilItExpires) {
+  auto verifier = MakeLoaded({.username_claim = "preferred_username"});
+  const Json claims = RefreshedAccessClaims(IdClaims());
+  const std::string token = SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), claims);
+  provider_.set_userinfo(
+      token,
+      {{"sub", claims["sub"]}, {"preferred_username", "alice"}, {"roles", {"discovery-admin"}}});
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<Principal> principal = verifier->Verify(token);
+    ASSERT_THAT(principal, IsOk());
+    EXPECT_EQ(principal->name, "alice");
+    EXPECT_THAT(principal->roles, ElementsAre("discovery-admin"));
+  }
+  EXPECT_EQ(provider_.fetches(kUserinfoUrl), 1);
+  // A second token of the same user is asked about separately.
+  Json other = claims;
+  other["jti"] = "second";
+  const std::string second = SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), other);
+  provider_.set_userinfo(second, {{"sub", claims["sub"]}, {"roles", "viewer"}});
+  absl::StatusOr<Principal> viewer = verifier->Verify(second);
+  ASSERT_THAT(viewer, IsOk());
+  EXPECT_THAT(viewer->roles, ElementsAre("viewer"));
+  EXPECT_EQ(viewer->name, "");
+  EXPECT_EQ(provider_.fetches(kUserinfoUrl), 2);
+  // Once the token expired it is refused before userinfo is asked again.
+  clock_.Advance(absl::Seconds(3601));
+  EXPECT_THAT(verifier->Verify(token), DeniedBecause("expired"));
+  EXPECT_EQ(provider_.fetches(kUserinfoUrl), 2);
+}
+
+TEST_F(OidcVerifierTest, UserinfoOnlyForMissingClaimsOfAccessTokens) {
+  auto verifier = MakeLoaded();
+  // An ID token without roles: its user has none; userinfo is not asked.
+  Json id = IdClaims();
+  id.erase("roles");
+  absl::StatusOr<Principal> principal = verifier->Verify(RsaToken(id));
+  ASSERT_THAT(principal, IsOk());
+  EXPECT_THAT(principal->roles, IsEmpty());
+  // An access token carrying both claims is taken as it is.
+  Json access = IdClaims();
+  access["aud"] = "openid";
+  access["client_id"] = kClientId;
+  EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), access)),
+              IsOk());
+  EXPECT_EQ(provider_.fetches(kUserinfoUrl), 0);
+}
+
+TEST_F(OidcVerifierTest, UserinfoRefusalsAndOutages) {
+  auto verifier = MakeLoaded();
+  const Json claims = RefreshedAccessClaims(IdClaims());
+  const std::string token = SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), claims);
+  // The provider does not know the token (any more): it authenticates nobody.
+  EXPECT_THAT(verifier->Verify(token), DeniedBecause("userinfo endpoint refused the token"));
+  // An answer about somebody else is not used.
+  provider_.set_userinfo(token, {{"sub", "somebody-else"}, {"roles", {"discovery-admin"}}});
+  EXPECT_THAT(verifier->Verify(token), DeniedBecause("another subject"));
+  // The provider down: retryable, and the failure is not remembered.
+  provider_.set_userinfo(token, {{"sub", claims["sub"]}, {"roles", {"discovery-admin"}}});
+  provider_.set_down(true);
+  EXPECT_THAT(verifier->Verify(token),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("is not reachable: userinfo"), Not(HasSubstr(token)))));
+  provider_.set_down(false);
+  absl::StatusOr<Principal> principal = verifier->Verify(token);
+  ASSERT_THAT(principal, IsOk());
+  EXPECT_THAT(principal->roles, ElementsAre("discovery-admin"));
+}
+
+TEST_F(OidcVerifierTest, ConcurrentRequestsWithOneTokenAskUserinfoOnce) {
+  auto verifier = MakeLoaded();
+  const Json claims = RefreshedAccessClaims(IdClaims());
+  const std::string token = SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), claims);
+  provider_.set_userinfo(token, {{"sub", claims["sub"]}, {"roles", {"discovery-admin"}}});
+  std::vector<std::thread> threads;
+  std::atomic<int> admins = 0;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      absl::StatusOr<Principal> principal = verifier->Verify(token);
+      if (principal.ok() && principal->roles == std::vector<std::string>{"discovery-admin"}) {
+        ++admins;
+      }
+    });
+  }
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+  EXPECT_EQ(admins.load(), 8);
+  EXPECT_EQ(provider_.fetches(kUserinfoUrl), 1);
 }
 
 TEST_F(OidcVerifierTest, RefusesTokensForAnotherClient) {
@@ -432,8 +580,8 @@ TEST_F(OidcVerifierTest, RefusesHmacSignedWithThePublicKey) {
   const std::string long_alg(5000, 'A');
   EXPECT_THAT(
       verifier->Verify(SignWith(Rsa1(), Header(long_alg, "rsa1"), IdClaims())),
-      StatusIs(absl::StatusCode::kPermissionDenied, AllOf(HasSubstr(std::string(100, 'A') + "..."),
-                                                          Not(HasSubstr(std::string(101, 'A'))))));
+      StatusIs(absl::StatusCode::kUnauthenticated, AllOf(HasSubstr(std::string(100, 'A') + "..."),
+                                                         Not(HasSubstr(std::string(101, 'A'))))));
 }
 
 TEST_F(OidcVerifierTest, RefusesAlgorithmThatDoesNotMatchTheKey) {
@@ -499,7 +647,7 @@ TEST_F(OidcVerifierTest, RefusesMalformedTokensWithoutEchoingThem) {
   }
   const std::string tampered = RsaToken(IdClaims()) + "x";
   EXPECT_THAT(verifier->Verify(tampered),
-              StatusIs(absl::StatusCode::kPermissionDenied, Not(HasSubstr(tampered))));
+              StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr(tampered))));
   Json critical = Header("RS256", "rsa1");
   critical["crit"] = {"exp"};
   EXPECT_THAT(verifier->Verify(SignWith(Rsa1(), critical, IdClaims())), DeniedBecause("critical"));
@@ -694,12 +842,12 @@ TEST_F(OidcVerifierTest, VerifyDoesNotWaitForAnotherThreadsLoad) {
       std::make_unique<OidcVerifier>(OidcOptions{.issuer = std::string(kIssuer),
                                                  .client_id = std::string(kClientId),
                                                  .clock = [this] { return clock_.Now(); }},
-                                     [&](const std::string& url) {
+                                     [&](const std::string& url, const std::string& bearer) {
                                        if (!fetching.HasBeenNotified()) {
                                          fetching.Notify();
                                          release.WaitForNotification();
                                        }
-                                       return getter(url);
+                                       return getter(url, bearer);
                                      });
   std::thread loader([&] { EXPECT_THAT(verifier->Load(), IsOk()); });
   fetching.WaitForNotification();

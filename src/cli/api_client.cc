@@ -395,6 +395,40 @@ absl::StatusOr<std::string> ApiClient::CreateToken(const std::string& id,
   return response->token();
 }
 
+namespace {
+
+RevokedTokenDetails FromProto(const pb::RevokedToken& revoked) {
+  return {.id = revoked.id(),
+          .revoked_at = api::TimestampFromProto(revoked.revoked_at()),
+          .revoked_by = revoked.revoked_by()};
+}
+
+}  // namespace
+
+absl::StatusOr<RevokedTokenDetails> ApiClient::RevokeToken(const std::string& id) const {
+  pb::RevokeRequest request;
+  request.set_id(id);
+  absl::StatusOr<pb::RevokeResponse> response =
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Revoke, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  return FromProto(response->revoked());
+}
+
+absl::StatusOr<std::vector<RevokedTokenDetails>> ApiClient::ListRevokedTokens() const {
+  absl::StatusOr<pb::ListRevokedResponse> response = Call<pb::TokenAPI>(
+      *channels_, options_, &pb::TokenAPI::Stub::ListRevoked, pb::ListRevokedRequest{});
+  if (!response.ok()) {
+    return response.status();
+  }
+  std::vector<RevokedTokenDetails> revoked;
+  for (const pb::RevokedToken& token : response->revoked()) {
+    revoked.push_back(FromProto(token));
+  }
+  return revoked;
+}
+
 absl::StatusOr<TokenDetails> ApiClient::TokenInfo(const std::string& token) const {
   pb::InfoRequest request;
   request.set_token(token);

@@ -46,6 +46,12 @@ struct ServiceQuery {
   bool served_only = false;          // leave out stored records that cannot be served
 };
 
+struct RevokedTokenDetails {
+  std::string id;
+  absl::Time revoked_at;
+  std::string revoked_by;
+};
+
 struct TokenDetails {
   std::string id;
   std::vector<std::string> namespaces;
@@ -98,6 +104,9 @@ class ApiClient {
                                           const std::vector<std::string>& namespaces,
                                           const std::string& expires) const;
   absl::StatusOr<TokenDetails> TokenInfo(const std::string& token) const;
+  // TokenAPI/Revoke and TokenAPI/ListRevoked (servers older than them answer UNIMPLEMENTED).
+  absl::StatusOr<RevokedTokenDetails> RevokeToken(const std::string& id) const;
+  absl::StatusOr<std::vector<RevokedTokenDetails>> ListRevokedTokens() const;
 
  private:
   ApiClient(std::shared_ptr<Channels> channels, ConnectionOptions options);

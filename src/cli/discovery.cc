@@ -813,6 +813,38 @@ int TokenInfo(const Flags& flags, std::ostream& out, const Failure& fail) {
   return 0;
 }
 
+int TokenRevoke(const Flags& flags, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  if (absl::StatusOr<RevokedTokenDetails> revoked = client->RevokeToken(flags.token_id);
+      !revoked.ok()) {
+    return fail(
+        fmt::format("cannot revoke token {}: {}", flags.token_id, revoked.status().message()));
+  }
+  return 0;
+}
+
+// The revoked token ids the server knows of (issued tokens are not recorded anywhere).
+int TokenList(const Flags& flags, std::ostream& out, const Failure& fail) {
+  absl::StatusOr<ApiClient> client = Connect(flags);
+  if (!client.ok()) {
+    return fail(client.status());
+  }
+  absl::StatusOr<std::vector<RevokedTokenDetails>> revoked = client->ListRevokedTokens();
+  if (!revoked.ok()) {
+    return fail(revoked.status());
+  }
+  out << "ID\tSTATE\tREVOKED AT\tREVOKED BY\n";
+  for (const RevokedTokenDetails& token : *revoked) {
+    out << token.id << "\trevoked\t"
+        << absl::FormatTime(absl::RFC3339_sec, token.revoked_at, absl::UTCTimeZone()) << "\t"
+        << token.revoked_by << "\n";
+  }
+  return 0;
+}
+
 // ---- login ----
 
 // Reads one line from the terminal without echoing it.
@@ -1064,6 +1096,10 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   CLI::App* token_info = token->add_subcommand("info", "Show what a token grants.");
   token_info->footer(ExamplesFooter({"discovery token info \"$(cat ansible-user.token)\""}));
   token_info->add_option("token", flags.token, "The token")->required();
+  CLI::App* token_revoke =
+      token->add_subcommand("revoke", "Revoke a machine token by id before it expires (admin).");
+  token_revoke->add_option("id", flags.token_id, "Token id")->required();
+  CLI::App* token_list = token->add_subcommand("list", "List the revoked machine token ids.");
 
   CLI::App* login = app.add_subcommand("login", "Log in with the OIDC provider (password grant).");
   login->footer(ExamplesFooter({
@@ -1127,6 +1163,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       {ns_unregister, [&] { return NamespaceUnregister(flags, fail); }},
       {token_create, [&] { return TokenCreate(flags, out, fail); }},
       {token_info, [&] { return TokenInfo(flags, out, fail); }},
+      {token_revoke, [&] { return TokenRevoke(flags, fail); }},
+      {token_list, [&] { return TokenList(flags, out, fail); }},
       {login, [&] { return Login(flags, std::cin, out, err, fail); }},
   };
   for (const auto& [command, run] : commands) {

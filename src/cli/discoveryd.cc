@@ -31,7 +31,6 @@ struct Flags {
   std::string store_kind;
   std::string data_dir;
   std::vector<std::string> etcd_endpoints = {"localhost:2379"};
-  absl::Duration etcd_auto_sync_interval = absl::Seconds(10);
   bool debug = false;
   std::string log_format = "auto";
   // server
@@ -78,8 +77,11 @@ void AddGlobalFlags(CLI::App& app, Flags& flags) {
   app.add_option("--etcd-ca-file", store.etcd.ca_file, "etcd CA certificate file");
   app.add_option("--etcd-prefix", store.prefix, "Key prefix in the store")
       ->default_str("/discovery");
-  config::AddDurationOption(app, "--etcd-auto-sync-interval", &flags.etcd_auto_sync_interval,
-                            "Accepted for compatibility; endpoints are used as configured");
+  store.etcd.auto_sync_interval = absl::Seconds(10);  // the original's default
+  config::AddDurationOption(app, "--etcd-auto-sync-interval", &store.etcd.auto_sync_interval,
+                            "How often the etcd endpoints are replaced by the cluster's member "
+                            "list (0 keeps the endpoints as given)")
+      ->default_str("10s");
   config::AddDurationOption(app, "--etcd-dial-timeout", &store.etcd.dial_timeout,
                             "Timeout for connecting to etcd");
   config::AddDurationOption(app, "--etcd-request-timeout", &store.etcd.request_timeout,
@@ -191,6 +193,9 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
       ->default_str("roles");
   command.add_option("--ca-cert", flags.ca_cert, "CA certificate file for the OIDC provider")
       ->check(CLI::ExistingFile);
+  config::AddListOption(command, "--trusted-proxies", &config.trusted_proxies,
+                        "CIDRs of load balancers whose X-Forwarded-For names the client in the "
+                        "audit trail (ignored from other peers)");
   config::AddDurationOption(command, "--shutdown-grace", &config.shutdown_grace,
                             "How long calls in flight may take to finish on shutdown");
   AddGrpcLimitFlags(command, config.grpc_limits);

@@ -1,5 +1,6 @@
 #include "cli/oidc_login.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -98,7 +99,10 @@ std::string StringField(const Json& body, const char* key) {
 
 }  // namespace
 
-absl::StatusOr<absl::Time> TokenExpiry(std::string_view token) {
+namespace {
+
+// The payload of a JWT, read without verifying it (the server verifies).
+absl::StatusOr<Json> UnverifiedClaims(std::string_view token) {
   const std::size_t first = token.find('.');
   const std::size_t second = token.find('.', first + 1);
   if (first == std::string_view::npos || second == std::string_view::npos) {
@@ -109,11 +113,39 @@ absl::StatusOr<absl::Time> TokenExpiry(std::string_view token) {
   if (!payload.ok()) {
     return absl::InvalidArgumentError("the token's payload is not base64url");
   }
-  const Json claims = Json::parse(*payload, nullptr, /*allow_exceptions=*/false);
-  if (!claims.is_object() || !claims.contains("exp") || !claims["exp"].is_number()) {
+  Json claims = Json::parse(*payload, nullptr, /*allow_exceptions=*/false);
+  if (!claims.is_object()) {
+    return absl::InvalidArgumentError("the token's payload is not a JSON object");
+  }
+  return claims;
+}
+
+absl::Time NumericDate(const Json& value) {
+  return absl::FromUnixSeconds(static_cast<int64_t>(std::floor(value.get<double>())));
+}
+
+}  // namespace
+
+absl::StatusOr<absl::Time> TokenExpiry(std::string_view token) {
+  absl::StatusOr<Json> claims = UnverifiedClaims(token);
+  if (!claims.ok()) {
+    return claims.status();
+  }
+  if (!claims->contains("exp") || !(*claims)["exp"].is_number()) {
     return absl::InvalidArgumentError("the token has no numeric exp claim");
   }
-  return absl::FromUnixSeconds(static_cast<int64_t>(std::floor(claims["exp"].get<double>())));
+  return NumericDate((*claims)["exp"]);
+}
+
+absl::Duration RefreshMargin(std::string_view token) {
+  constexpr absl::Duration kMaxMargin = absl::Seconds(30);
+  absl::StatusOr<Json> claims = UnverifiedClaims(token);
+  if (!claims.ok() || !claims->contains("exp") || !(*claims)["exp"].is_number() ||
+      !claims->contains("iat") || !(*claims)["iat"].is_number()) {
+    return kMaxMargin;
+  }
+  const absl::Duration lifetime = NumericDate((*claims)["exp"]) - NumericDate((*claims)["iat"]);
+  return std::clamp(lifetime / 4, absl::ZeroDuration(), kMaxMargin);
 }
 
 absl::StatusOr<TokenFile> PasswordLogin(const OidcClientOptions& options,
@@ -141,13 +173,12 @@ absl::StatusOr<TokenFile> PasswordLogin(const OidcClientOptions& options,
 }
 
 absl::StatusOr<std::optional<TokenFile>> RefreshIfExpired(const OidcClientOptions& options,
-                                                          const TokenFile& token, absl::Time now,
-                                                          absl::Duration margin) {
+                                                          const TokenFile& token, absl::Time now) {
   if (!token.machine_token.empty() || token.refresh_token.empty()) {
     return std::nullopt;
   }
   if (absl::StatusOr<absl::Time> expiry = TokenExpiry(token.id_token);
-      expiry.ok() && *expiry > now + margin) {
+      expiry.ok() && *expiry > now + RefreshMargin(token.id_token)) {
     return std::nullopt;
   }
   absl::StatusOr<Json> body = TokenRequest(

@@ -32,11 +32,15 @@ absl::StatusOr<absl::Time> TokenExpiry(std::string_view token);
 absl::StatusOr<TokenFile> PasswordLogin(const OidcClientOptions& options,
                                         const std::string& username, const std::string& password);
 
-// When `token` holds no machine token and its ID token expires within `margin`, uses the refresh
-// token and returns the tokens to store: the new ID token, or the new access token where the
-// provider returns none on refresh (glewlwyd). nullopt when nothing needed refreshing.
-absl::StatusOr<std::optional<TokenFile>> RefreshIfExpired(
-    const OidcClientOptions& options, const TokenFile& token, absl::Time now,
-    absl::Duration margin = absl::Seconds(30));
+// How long before its `exp` a token is refreshed: 30 s, or a quarter of its lifetime (exp - iat)
+// when that is shorter, so that a token living less than 30 s is not refreshed before every
+// command. 30 s when the token has no numeric exp and iat.
+absl::Duration RefreshMargin(std::string_view token);
+
+// When `token` holds no machine token and its ID token expires within RefreshMargin, uses the
+// refresh token and returns the tokens to store: the new ID token, or the new access token where
+// the provider returns none on refresh (glewlwyd). nullopt when nothing needed refreshing.
+absl::StatusOr<std::optional<TokenFile>> RefreshIfExpired(const OidcClientOptions& options,
+                                                          const TokenFile& token, absl::Time now);
 
 }  // namespace discovery::cli

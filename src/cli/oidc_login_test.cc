@@ -43,6 +43,12 @@ TEST(RefreshIfExpiredTest, LeavesMachineTokensAndFreshTokensAlone) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(*result, std::nullopt);
 
+  // A token living 8 s with 3 s left: not refreshed (a quarter of its life is 2 s).
+  const std::string short_lived = Jwt(R"({"iat":1699999995,"exp":1700000003})");
+  result = RefreshIfExpired(nowhere, {.id_token = short_lived, .refresh_token = "r"}, now);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, std::nullopt);
+
   result = RefreshIfExpired(nowhere, {.id_token = expired}, now);  // nothing to refresh with
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(*result, std::nullopt);
@@ -52,6 +58,29 @@ TEST(RefreshIfExpiredTest, LeavesMachineTokensAndFreshTokensAlone) {
   result = RefreshIfExpired(nowhere, {.id_token = expired, .refresh_token = "r"}, now);
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(std::string(result.status().message()), ::testing::HasSubstr("--oidc-endpoint"));
+}
+
+TEST(RefreshMarginTest, ThirtySecondsOrAQuarterOfTheLifetime) {
+  EXPECT_EQ(RefreshMargin(Jwt(R"({"iat":1700000000,"exp":1700003600})")), absl::Seconds(30));
+  EXPECT_EQ(RefreshMargin(Jwt(R"({"iat":1700000000,"exp":1700000020})")), absl::Seconds(5));
+  EXPECT_EQ(RefreshMargin(Jwt(R"({"iat":1700000000,"exp":1700000003})")), absl::Seconds(0.75));
+  EXPECT_EQ(RefreshMargin(Jwt(R"({"exp":1700000003})")), absl::Seconds(30));  // no iat
+  EXPECT_EQ(RefreshMargin(Jwt(R"({"iat":1700000009,"exp":1700000003})")), absl::ZeroDuration());
+  EXPECT_EQ(RefreshMargin("not-a-jwt"), absl::Seconds(30));
+}
+
+// With a token living 20 s the CLI refreshes in its last 5 s only, not before every command.
+TEST(RefreshIfExpiredTest, ShortLivedTokensAreRefreshedInTheirLastQuarter) {
+  const OidcClientOptions nowhere;
+  const std::string token = Jwt(R"({"iat":1700000000,"exp":1700000020})");
+  auto result = RefreshIfExpired(nowhere, {.id_token = token, .refresh_token = "r"},
+                                 absl::FromUnixSeconds(1700000014));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, std::nullopt);
+  // In the last quarter a refresh is attempted (and fails here: no provider).
+  result = RefreshIfExpired(nowhere, {.id_token = token, .refresh_token = "r"},
+                            absl::FromUnixSeconds(1700000016));
+  EXPECT_FALSE(result.ok());
 }
 
 }  // namespace

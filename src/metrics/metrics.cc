@@ -171,6 +171,9 @@ Metrics::Metrics()
                                    "Number of servers each service is assigned to.")),
       store_errors_(Register(prometheus::BuildCounter(), registry_, "discovery_store_errors_total",
                              "Total number of failed store operations by operation.")),
+      changes_(Register(prometheus::BuildCounter(), registry_, "discovery_changes_total",
+                        "Total number of attempted changes (the audit trail's lines) by object, "
+                        "operation and outcome.")),
       log_messages_(Register(prometheus::BuildCounter(), registry_, "discovery_log_messages_total",
                              "Total number of log messages by level.")),
       exporter_watch_events_(Register(prometheus::BuildCounter(), registry_,
@@ -291,6 +294,14 @@ void Metrics::SetReplicationFactor(int replicas) { replication_factor_.Add({}).S
 
 void Metrics::StoreError(std::string_view op) {
   store_errors_.Add({{"op", std::string(op)}}).Increment();
+}
+
+void Metrics::Change(std::string_view object, std::string_view op, std::string_view outcome) {
+  changes_
+      .Add({{"object", std::string(object)},
+            {"op", std::string(op)},
+            {"outcome", std::string(outcome)}})
+      .Increment();
 }
 
 void Metrics::LogMessage(std::string_view level) {

@@ -93,6 +93,10 @@ class Metrics {
   // Counts a failed store operation, e.g. op="put", in discovery_store_errors_total.
   void StoreError(std::string_view op);
 
+  // Counts an attempted change in discovery_changes_total{object, op, outcome} (the labels of
+  // the audit line, api/audit.h; fixed sets, never request input).
+  void Change(std::string_view object, std::string_view op, std::string_view outcome);
+
   // Counts a log record written at `level`; meant for SetLogCounter.
   void LogMessage(std::string_view level);
 
@@ -137,6 +141,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& http_body_bytes_;
   prometheus::Family<prometheus::Gauge>& replication_factor_;
   prometheus::Family<prometheus::Counter>& store_errors_;
+  prometheus::Family<prometheus::Counter>& changes_;
   prometheus::Family<prometheus::Counter>& log_messages_;
   prometheus::Family<prometheus::Counter>& exporter_watch_events_;
   prometheus::Family<prometheus::Counter>& exporter_file_writes_;

@@ -443,6 +443,21 @@ absl::Status ValidateServerName(std::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateExistingServerName(std::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("name cannot be empty");
+  }
+  if (name == "." || name == "..") {
+    return absl::InvalidArgumentError("name must not be '.' or '..'");
+  }
+  for (const char c : name) {
+    if (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError("name must not contain '/' or control characters");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Validate(const Namespace& ns) { return ValidateNamespaceName(ns.name); }
 
 // Server labels are what service selectors match; a key or value no selector can name (e.g.

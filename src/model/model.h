@@ -99,6 +99,11 @@ absl::Status ValidateServiceName(std::string_view name);
 // Server names are DNS-name-like: 1..253 chars of ASCII letters, digits, '.', '-', '_'; no
 // leading '.', no "..". They become store keys and file names, so nothing else is allowed.
 absl::Status ValidateServerName(std::string_view name);
+// A name that reads or removes an existing server record. The Go original stored any non-empty
+// name (e.g. "host:9090"); such records must stay answerable and removable, so a lookup asks
+// only that the name address exactly one key: non-empty, no '/', not "." or "..", no control
+// characters.
+absl::Status ValidateExistingServerName(std::string_view name);
 // At most kMaxDescriptionBytes.
 absl::Status ValidateDescription(std::string_view description);
 

@@ -296,6 +296,29 @@ INSTANTIATE_TEST_SUITE_P(
                       NameCase{"..", "name must not start with '.'"},
                       NameCase{"a..b", "name must not contain '..'"}));
 
+// A server the Go original stored may be looked up and removed even when RegisterServer refuses
+// its name; only names that would address another key are refused.
+TEST(ValidateExistingServerNameTest, AcceptsWhatTheOriginalStored) {
+  for (const std::string name : {"host:9090", "server1", "a b", "caf\xc3\xa9", "a..b"}) {
+    EXPECT_THAT(ValidateExistingServerName(name), IsOk()) << name;
+  }
+  EXPECT_THAT(ValidateServerName("host:9090"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateExistingServerName(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, "name cannot be empty"));
+  for (const std::string name : {".", ".."}) {
+    EXPECT_THAT(ValidateExistingServerName(name),
+                StatusIs(absl::StatusCode::kInvalidArgument, "name must not be '.' or '..'"))
+        << name;
+  }
+  for (const std::string& name :
+       std::vector<std::string>{"a/b", "../../server/v1/x", "a\nb", std::string(1, '\0')}) {
+    EXPECT_THAT(ValidateExistingServerName(name),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "name must not contain '/' or control characters"))
+        << name;
+  }
+}
+
 // ---- Validate ----
 
 TEST(ValidateTest, Namespace) {

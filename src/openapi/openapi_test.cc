@@ -550,7 +550,9 @@ TEST_F(ServedExamplesTest, EveryOperationAnswersItsExamplesAsDocumented) {
                                           "ServerAPI_UnregisterServer",
                                           "NamespaceAPI_UnregisterNamespace",
                                           "TokenAPI_Create",
-                                          "TokenAPI_Info"};
+                                          "TokenAPI_Info",
+                                          "TokenAPI_Revoke",
+                                          "TokenAPI_ListRevoked"};
   std::map<std::string, DocOperation> by_id;
   for (const DocOperation& operation : DocOperations()) {
     if (operation.path.starts_with("/v1/")) {

@@ -33,6 +33,18 @@ absl::Status StoreError(const absl::Status& status, std::string_view context) {
   }
 }
 
+// A server name RegisterServer would accept but for ':' ("host:9090"): how Go deployments often
+// named their Prometheus servers. Such a name is looked up like a valid one (an unknown one has
+// no targets), whether or not a server of that name is stored.
+bool IsHostPortName(std::string_view name) {
+  if (name.find(':') == std::string_view::npos) {
+    return false;
+  }
+  std::string probe(name);
+  std::replace(probe.begin(), probe.end(), ':', '-');
+  return ValidateServerName(probe).ok();
+}
+
 absl::Status ValidationError(const absl::Status& status) {
   return absl::InvalidArgumentError(fmt::format("{} : validation error", status.message()));
 }
@@ -77,10 +89,15 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
   if (options_.on_invalid) {
     options_.on_invalid(repo::InvalidRecordCounts(*snapshot));
   }
+  const int64_t revision = placed->snapshot().revision;
   {
     absl::MutexLock lock(&mu_);
-    placed_revision_ = placed->snapshot().revision;
     std::swap(placed_, placed);
+  }
+  {
+    absl::MutexLock lock(&published_mu_);
+    published_revision_ = revision;
+    published_ = true;
   }
   // The replaced placement (and perhaps its snapshot) is freed here, outside the lock.
 }
@@ -91,11 +108,11 @@ std::shared_ptr<const Placed> Registry::Current() const {
 }
 
 bool Registry::WaitForRevision(int64_t revision, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  auto reached = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return placed_ != nullptr && placed_revision_ >= revision;
+  absl::MutexLock lock(&published_mu_);
+  auto reached = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(published_mu_) {
+    return published_ && published_revision_ >= revision;
   };
-  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  return published_mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }
 
 void Registry::AwaitView(int64_t revision) const {
@@ -133,9 +150,8 @@ absl::StatusOr<std::shared_ptr<const Placed>> Registry::Loaded() const {
 absl::Status Registry::Initialize(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   {
-    absl::MutexLock lock(&mu_);
-    auto loaded = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return placed_ != nullptr; };
-    mu_.AwaitWithDeadline(absl::Condition(&loaded), deadline);
+    absl::MutexLock lock(&published_mu_);
+    published_mu_.AwaitWithDeadline(absl::Condition(&published_), deadline);
   }
   if (Current() == nullptr) {
     return absl::UnavailableError(fmt::format("could not load the store within {}: {}",
@@ -254,10 +270,17 @@ absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels)
 }
 
 absl::Status Registry::UnregisterServer(std::string_view name) {
-  if (absl::Status valid = ValidateServerName(name); !valid.ok()) {
+  // Not only names RegisterServer accepts: a server the Go original stored as "host:9090" must
+  // be removable. Any other name it refuses stays a validation error.
+  const absl::Status valid = ValidateServerName(name);
+  const bool host_port = valid.ok() || IsHostPortName(name);
+  if (!host_port && !ValidateExistingServerName(name).ok()) {
     return ValidationError(valid);
   }
   absl::StatusOr<int64_t> revision = repo_.DeleteServer(name);
+  if (absl::IsNotFound(revision.status()) && !host_port) {
+    return ValidationError(valid);
+  }
   if (absl::IsNotFound(revision.status())) {
     return absl::NotFoundError(
         fmt::format("could not unregister server {} in store: server {} not found", name, name));
@@ -269,6 +292,36 @@ absl::Status Registry::UnregisterServer(std::string_view name) {
   spdlog::info("unregister server {}", name);
   AwaitView(*revision);
   return absl::OkStatus();
+}
+
+absl::StatusOr<repo::TokenRevocation> Registry::RevokeToken(std::string id,
+                                                            std::string revoked_by) {
+  if (absl::Status valid = repo::ValidateTokenId(id); !valid.ok()) {
+    return valid;
+  }
+  repo::TokenRevocation revocation{
+      .id = std::move(id), .revoked_at = options_.clock(), .revoked_by = std::move(revoked_by)};
+  absl::StatusOr<int64_t> revision = repo_.PutRevocation(revocation);
+  if (!revision.ok()) {
+    return StoreError(revision.status(),
+                      fmt::format("could not revoke token {} in store", revocation.id));
+  }
+  AwaitView(*revision);
+  return revocation;
+}
+
+bool Registry::IsTokenRevoked(std::string_view id) const {
+  const std::shared_ptr<const Placed> placed = Current();
+  return placed != nullptr && placed->snapshot().revoked_tokens.contains(id);
+}
+
+absl::StatusOr<std::vector<repo::TokenRevocation>> Registry::ListRevokedTokens() const {
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  std::vector<repo::TokenRevocation> revoked;
+  for (const auto& [id, revocation] : placed->snapshot().revoked_tokens) {
+    revoked.push_back(revocation);
+  }
+  return revoked;
 }
 
 absl::StatusOr<std::vector<Server>> Registry::ListServers() const {
@@ -463,14 +516,22 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
     }
     requested = config == "blackbox" ? ExportConfig::kBlackbox : ExportConfig::kStandard;
   }
-  if (absl::Status valid = ValidateServerName(server); !valid.ok()) {
-    return ValidationError(valid);
+  const absl::Status valid_server = ValidateServerName(server);
+  const bool host_port = valid_server.ok() || IsHostPortName(server);
+  if (!host_port && !ValidateExistingServerName(server).ok()) {
+    return ValidationError(valid_server);
   }
   if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
     return ValidationError(valid);
   }
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
   const repo::Snapshot& snapshot = placed->snapshot();
+  // Another name RegisterServer refuses is answered only for a server the Go original stored
+  // under it; anything else, such as the original's regular expressions (".*", B15), stays an
+  // error rather than an empty answer.
+  if (!host_port && !snapshot.servers.contains(server)) {
+    return ValidationError(valid_server);
+  }
   auto ns = snapshot.namespaces.find(namespace_name);
   Selection selection;
   // An unknown server or namespace has no targets, like an empty one: an error would make

@@ -105,6 +105,16 @@ class Registry {
   absl::Status UnregisterServer(std::string_view name);
   absl::StatusOr<std::vector<Server>> ListServers() const;
 
+  // Stores the revocation of machine token `id` by `revoked_by` and waits (briefly) for this
+  // replica's view to show it; every replica's view follows the store, so all refuse the token
+  // within the view's lag. InvalidArgument for an id repo::ValidateTokenId refuses.
+  absl::StatusOr<repo::TokenRevocation> RevokeToken(std::string id, std::string revoked_by);
+  // Whether the current view holds a revocation of `id`; false before the first load. Never
+  // blocks for long (a snapshot pointer copy): it runs for every request of a machine token.
+  bool IsTokenRevoked(std::string_view id) const;
+  // The revocations of the current view, by id.
+  absl::StatusOr<std::vector<repo::TokenRevocation>> ListRevokedTokens() const;
+
   // Creates or replaces the service of the registration's endpoint in its namespace.
   // InvalidArgument for a bad name, endpoint, namespace name, label, description or selector, or
   // one over a record limit (model.h); NotFound for an unknown namespace or when no server
@@ -161,10 +171,14 @@ class Registry {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Placed> placed_ ABSL_GUARDED_BY(mu_);
-  // placed_'s snapshot revision, so WaitForRevision's condition (which absl::Mutex evaluates in
-  // code TSan cannot see synchronise) never reads through placed_ into a snapshot the view
-  // thread may free.
-  int64_t placed_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // What placed_ shows, under a lock of its own for the writers waiting to see their write: an
+  // unlock of a mutex with waiters evaluates their conditions, and mu_ is taken by every read, so
+  // waiting on mu_ made every read pay for every waiting writer. The revision is copied out of
+  // the placement so that the condition (which absl::Mutex evaluates in code TSan cannot see
+  // synchronise) never reads through placed_ into a snapshot the view thread may free.
+  mutable absl::Mutex published_mu_;
+  bool published_ ABSL_GUARDED_BY(published_mu_) = false;
+  int64_t published_revision_ ABSL_GUARDED_BY(published_mu_) = 0;
   std::atomic<bool> initialized_{false};
 
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot

@@ -283,6 +283,48 @@ TEST_F(RegistryTest, ServerNamesAreValidated) {  // B10
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("server nosuch not found")));
 }
 
+// A server the Go original stored under a name RegisterServer refuses (issue 20): answered on
+// http_sd and removable, its services move; a refused name that is not stored stays an error.
+TEST_F(RegistryTest, ServerTheOriginalStoredAsHostPortIsServedAndRemovable) {
+  auto registry = Start();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  Server odd{.name = "host:9090", .state = ServerState::kActive};
+  absl::StatusOr<store::TxnResult> put =
+      store::Put(*store_, repo::Keys().Server(odd.name), repo::EncodeServer(odd));
+  ASSERT_THAT(put, IsOk());
+  ASSERT_TRUE(registry->WaitForRevision(put->revision, absl::Seconds(10)));
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_THAT(registry->RegisterService(Target(fmt::format("http://n{}:9100/metrics", i))),
+                IsOk());
+  }
+  absl::StatusOr<std::vector<targetgroup::TargetGroup>> on_odd =
+      registry->TargetGroups("host:9090", "default", "");
+  ASSERT_THAT(on_odd, IsOk());
+  EXPECT_FALSE(on_odd->empty());
+  // An unknown host:port name has no targets, as any unknown server; another refused name that
+  // is not stored is an error.
+  absl::StatusOr<std::shared_ptr<const HttpSdBody>> unknown =
+      registry->HttpSd("host:9091", "default", "");
+  ASSERT_THAT(unknown, IsOk());
+  EXPECT_EQ((*unknown)->json(), "[]");
+  EXPECT_THAT(registry->UnregisterServer("host:9091"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(registry->HttpSd("a b", "default", ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->UnregisterServer("a b"), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Stored under such a name by the original, it is answered and removable.
+  put = store::Put(*store_, repo::Keys().Server("a b"),
+                   repo::EncodeServer(Server{.name = "a b", .state = ServerState::kActive}));
+  ASSERT_THAT(put, IsOk());
+  ASSERT_TRUE(registry->WaitForRevision(put->revision, absl::Seconds(10)));
+  EXPECT_THAT(registry->HttpSd("a b", "default", ""), IsOk());
+  EXPECT_THAT(registry->UnregisterServer("a b"), IsOk());
+
+  ASSERT_THAT(registry->UnregisterServer("host:9090"), IsOk());
+  absl::StatusOr<std::vector<targetgroup::TargetGroup>> on_p1 =
+      registry->TargetGroups("p1", "default", "");
+  ASSERT_THAT(on_p1, IsOk());
+  EXPECT_EQ(on_p1->size(), 8U);
+}
+
 TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {  // B15
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
@@ -402,6 +444,26 @@ TEST_F(RegistryTest, ServiceCountsAreReported) {
 }
 
 // A store whose reads fail: the registry never loads.
+// Two replicas on one store: a revocation through one is seen by the other's view.
+TEST_F(RegistryTest, RevocationsReachEveryReplicaThroughTheStore) {
+  std::unique_ptr<Registry> first = Start();
+  std::unique_ptr<Registry> second = Start();
+  EXPECT_FALSE(second->IsTokenRevoked("ci-42"));
+  absl::StatusOr<repo::TokenRevocation> revoked = first->RevokeToken("ci-42", "user:alice");
+  ASSERT_THAT(revoked, IsOk());
+  EXPECT_EQ(revoked->revoked_by, "user:alice");
+  EXPECT_TRUE(first->IsTokenRevoked("ci-42"));
+  ASSERT_TRUE(second->WaitForRevision(first->Current()->snapshot().revision, kWait));
+  EXPECT_TRUE(second->IsTokenRevoked("ci-42"));
+  EXPECT_FALSE(second->IsTokenRevoked("ci-43"));
+  absl::StatusOr<std::vector<repo::TokenRevocation>> listed = second->ListRevokedTokens();
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 1U);
+  EXPECT_EQ(listed->front().id, "ci-42");
+  EXPECT_THAT(first->RevokeToken("a/b", "user:alice"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 class UnreachableStore : public store::Store {
  public:
   absl::StatusOr<store::KeyValue> Get(std::string_view) override { return Down(); }

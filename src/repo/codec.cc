@@ -278,6 +278,37 @@ std::string EncodePlacementSettings(const placement::Settings& settings) {
   return Dump(json);
 }
 
+std::string EncodeRevocation(const TokenRevocation& revocation) {
+  Json json = Json::object();
+  json["id"] = revocation.id;
+  json["revoked_at"] = FormatTimestamp(revocation.revoked_at);
+  json["revoked_by"] = revocation.revoked_by;
+  return Dump(json);
+}
+
+absl::StatusOr<TokenRevocation> DecodeRevocation(std::string_view json) {
+  absl::StatusOr<Json> document = ParseObject(json, "token revocation");
+  if (!document.ok()) {
+    return document.status();
+  }
+  Reader reader(*document);
+  TokenRevocation revocation{.id = reader.String("id"), .revoked_by = reader.String("revoked_by")};
+  const std::string revoked_at = reader.String("revoked_at");
+  if (!reader.status().ok()) {
+    return Annotate(reader.status(), "token revocation");
+  }
+  if (revocation.id.empty()) {
+    return absl::DataLossError("token revocation: no id");
+  }
+  absl::StatusOr<absl::Time> at = ParseTimestamp(revoked_at);
+  if (!at.ok()) {
+    return absl::DataLossError(
+        fmt::format("token revocation: revoked_at: {}", at.status().message()));
+  }
+  revocation.revoked_at = *at;
+  return revocation;
+}
+
 absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view json) {
   absl::StatusOr<Json> document = ParseObject(json, "placement settings");
   if (!document.ok()) {

@@ -30,6 +30,18 @@ std::string EncodeService(const Service& service);
 // flags only), stored at Keys::PlacementSettings().
 std::string EncodePlacementSettings(const placement::Settings& settings);
 
+// A machine token revoked before its expiry (SPEC §6).
+struct TokenRevocation {
+  std::string id;          // the token's `jti`
+  absl::Time revoked_at;   // when
+  std::string revoked_by;  // "<kind>:<name>" of the principal who revoked it
+
+  friend bool operator==(const TokenRevocation&, const TokenRevocation&) = default;
+};
+
+// {"id","revoked_at","revoked_by"}; our own document, stored at Keys::RevokedToken(id).
+std::string EncodeRevocation(const TokenRevocation& revocation);
+
 // Decoders accept what Go's encoding/json accepts for these documents: unknown fields are
 // ignored, absent fields keep their zero value. DataLoss with the reason when the document is
 // not JSON or a field has the wrong type.
@@ -38,6 +50,8 @@ absl::StatusOr<Server> DecodeServer(std::string_view json);
 absl::StatusOr<Service> DecodeService(std::string_view json);
 // Also DataLoss for an unknown algorithm or replicas < 1.
 absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view json);
+// Also DataLoss for an empty id or an unparsable revoked_at.
+absl::StatusOr<TokenRevocation> DecodeRevocation(std::string_view json);
 
 namespace internal {
 // DecodeService through a JSON DOM: the straightforward reading of the document, kept as the

@@ -1,5 +1,6 @@
 #include "repo/repo.h"
 
+#include <algorithm>
 #include <array>
 #include <string>
 #include <string_view>
@@ -81,6 +82,22 @@ std::string Keys::Service(std::string_view ns, std::string_view id) const {
   return fmt::format("{}{}", ServicesIn(ns), id);
 }
 
+absl::Status ValidateTokenId(std::string_view id) {
+  constexpr size_t kMaxTokenIdBytes = 253;
+  if (id.empty() || id.size() > kMaxTokenIdBytes || id == "." || id == ".." ||
+      id.find('/') != std::string_view::npos || std::any_of(id.begin(), id.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+      })) {
+    return absl::InvalidArgumentError(
+        "a token id must be 1 to 253 bytes without '/' or control characters");
+  }
+  return absl::OkStatus();
+}
+
+std::string Keys::RevokedToken(std::string_view id) const {
+  return fmt::format("{}{}", RevokedTokens(), id);
+}
+
 Keys::Parsed Keys::Parse(std::string_view key) const {
   // Without building the prefixed strings or a vector of parts: a load parses every key.
   Parsed parsed;
@@ -109,6 +126,8 @@ Keys::Parsed Keys::Parse(std::string_view key) const {
       parsed.kind = Parsed::Kind::kNamespace;
     } else if (parts[0] == "server") {
       parsed.kind = Parsed::Kind::kServer;
+    } else if (parts[0] == "revoked-token") {
+      parsed.kind = Parsed::Kind::kRevokedToken;
     }
     parsed.name = std::string{parts[2]};
   } else if (count == 4 && parts[0] == "service" && parts[1] == "v1" && !parts[2].empty() &&
@@ -138,7 +157,7 @@ absl::StatusOr<Versioned<Namespace>> Repository::GetNamespace(std::string_view n
 }
 
 absl::StatusOr<Versioned<Server>> Repository::GetServer(std::string_view name) const {
-  DISCOVERY_RETURN_IF_ERROR(ValidateServerName(name));
+  DISCOVERY_RETURN_IF_ERROR(ValidateExistingServerName(name));
   absl::StatusOr<store::KeyValue> kv = GetKey(keys_.Server(name));
   if (absl::IsNotFound(kv.status())) {
     return absl::NotFoundError(fmt::format("server {} not found", name));
@@ -212,6 +231,11 @@ absl::StatusOr<int64_t> Repository::PutPlacementSettings(const placement::Settin
   return CommitOne(store::Op::Put(keys_.PlacementSettings(), EncodePlacementSettings(settings)));
 }
 
+absl::StatusOr<int64_t> Repository::PutRevocation(const TokenRevocation& revocation) {
+  DISCOVERY_RETURN_IF_ERROR(ValidateTokenId(revocation.id));
+  return CommitOne(store::Op::Put(keys_.RevokedToken(revocation.id), EncodeRevocation(revocation)));
+}
+
 absl::StatusOr<int64_t> Repository::PutServer(const Server& server) {
   DISCOVERY_ASSIGN_OR_RETURN(store::Op op, PutServerOp(server));
   return CommitOne(std::move(op));
@@ -256,7 +280,7 @@ absl::StatusOr<int64_t> Repository::DeleteNamespace(std::string_view name) {
 }
 
 absl::StatusOr<int64_t> Repository::DeleteServer(std::string_view name) {
-  DISCOVERY_RETURN_IF_ERROR(ValidateServerName(name));
+  DISCOVERY_RETURN_IF_ERROR(ValidateExistingServerName(name));
   return DeleteExisting(keys_.Server(name), fmt::format("server {}", name));
 }
 

@@ -16,6 +16,7 @@
 
 #include "model/model.h"
 #include "placement/placement.h"
+#include "repo/codec.h"
 #include "store/store.h"
 
 namespace discovery::repo {
@@ -24,6 +25,10 @@ inline constexpr std::string_view kDefaultPrefix = "/discovery";
 
 // The store prefix must match ^/[a-z-]+$ (as the original's --etcd-prefix).
 absl::Status ValidatePrefix(std::string_view prefix);
+
+// A machine token id usable as a key component: 1 to 253 bytes, no '/', no control characters,
+// not "." or "..". InvalidArgument otherwise.
+absl::Status ValidateTokenId(std::string_view id);
 
 // Key layout under one prefix.
 class Keys {
@@ -44,12 +49,16 @@ class Keys {
   std::string Service(std::string_view ns, std::string_view id) const;
   // The registry-wide placement settings (not part of the original's layout; it ignores them).
   std::string PlacementSettings() const { return prefix_ + "/settings/v1/placement"; }
+  // Revoked machine tokens by id (our own records; the original had no revocation).
+  std::string RevokedTokens() const { return prefix_ + "/revoked-token/v1/"; }
+  // `id` must satisfy ValidateTokenId.
+  std::string RevokedToken(std::string_view id) const;
 
   // What a key under All() names.
   struct Parsed {
-    enum class Kind { kNamespace, kServer, kService, kPlacementSettings, kOther };
+    enum class Kind { kNamespace, kServer, kService, kPlacementSettings, kRevokedToken, kOther };
     Kind kind = Kind::kOther;
-    std::string name;  // namespace name, server name, or the service's namespace
+    std::string name;  // namespace name, server name, the service's namespace, or a token id
     std::string id;    // service id
   };
   Parsed Parse(std::string_view key) const;
@@ -96,6 +105,9 @@ class Repository {
   absl::StatusOr<int64_t> PutService(const discovery::Service& service);
   // InvalidArgument for replicas < 1.
   absl::StatusOr<int64_t> PutPlacementSettings(const placement::Settings& settings);
+  // Stores the revocation of a machine token (overwriting an earlier one of the same id);
+  // InvalidArgument for an id ValidateTokenId refuses.
+  absl::StatusOr<int64_t> PutRevocation(const TokenRevocation& revocation);
 
   // Deletes the namespace and exactly its services in one transaction. NotFound when absent.
   absl::StatusOr<int64_t> DeleteNamespace(std::string_view name);

@@ -56,6 +56,8 @@ std::string KindName(Keys::Parsed::Kind kind) {
       return "service";
     case Keys::Parsed::Kind::kPlacementSettings:
       return "settings";
+    case Keys::Parsed::Kind::kRevokedToken:
+      return "revoked-token";
     case Keys::Parsed::Kind::kOther:
       break;
   }
@@ -194,6 +196,13 @@ class Applier {
         Store(kv, DecodePlacementSettings(kv.value),
               [&](placement::Settings settings) { working_.placement = settings; });
         return;
+      case Keys::Parsed::Kind::kRevokedToken:
+        // The key names the token: a record naming another id must not revoke that one.
+        Store(kv, DecodeRevocation(kv.value), [&](TokenRevocation revocation) {
+          revocation.id = parsed.name;
+          working_.revoked_tokens[parsed.name] = std::move(revocation);
+        });
+        return;
       case Keys::Parsed::Kind::kOther:
         return;
     }
@@ -215,6 +224,9 @@ class Applier {
         return;
       case Keys::Parsed::Kind::kPlacementSettings:
         working_.placement.reset();
+        return;
+      case Keys::Parsed::Kind::kRevokedToken:
+        working_.revoked_tokens.erase(parsed.name);
         return;
       case Keys::Parsed::Kind::kOther:
         return;

@@ -38,7 +38,7 @@ using ServiceMap = persistent::Map<std::string_view, ServicePtr>;
 
 // A stored record the view leaves out, with the reason.
 struct InvalidRecord {
-  // What the key names: "namespace", "server", "service" or "settings".
+  // What the key names: "namespace", "server", "service", "settings" or "revoked-token".
   std::string kind;
   std::string reason;
   int64_t mod_revision = 0;  // of the record as stored
@@ -61,6 +61,8 @@ struct Snapshot {
   std::map<std::string, ServiceMap, std::less<>> services;
   // The stored placement settings; nullopt until some discoveryd has written them.
   std::optional<placement::Settings> placement;
+  // Revoked machine tokens by id.
+  std::map<std::string, TokenRevocation, std::less<>> revoked_tokens;
   // Keys under the prefix whose record cannot be used, with the reason; they are left out of
   // everything above, so that no answer (http_sd, ListTargetGroup, file_sd) depends on them. A
   // record is invalid when it does not decode; a service also when it does not match its key or

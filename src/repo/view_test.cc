@@ -116,6 +116,34 @@ TEST_F(ViewTest, FollowsThePlacementSettings) {
   EXPECT_THAT(snapshot->invalid, ElementsAre(Key(Keys().PlacementSettings())));
 }
 
+TEST_F(ViewTest, FollowsTokenRevocations) {
+  View view(*store_, Keys());
+  const TokenRevocation revocation{.id = "ci-42",
+                                   .revoked_at = absl::FromUnixSeconds(1'800'000'000),
+                                   .revoked_by = "user:alice"};
+  std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutRevocation(revocation));
+  ASSERT_EQ(snapshot->revoked_tokens.size(), 1U);
+  EXPECT_EQ(snapshot->revoked_tokens.at("ci-42"), revocation);
+  EXPECT_EQ(Keys().Parse(Keys().RevokedToken("ci-42")).kind, Keys::Parsed::Kind::kRevokedToken);
+  EXPECT_FALSE(repo_->PutRevocation({.id = "../namespace/v1/default"}).ok());
+  EXPECT_FALSE(repo_->PutRevocation({.id = ""}).ok());
+
+  // The key names the token, whatever id the document claims.
+  ASSERT_THAT(store_->Commit({.ops = {store::Op::Put(
+                                  Keys().RevokedToken("robot"),
+                                  R"({"id":"other","revoked_at":"2027-01-15T08:00:00Z"})")}}),
+              IsOk());
+  snapshot = At(view, repo_->PutNamespace({.name = "third"}));
+  EXPECT_TRUE(snapshot->revoked_tokens.contains("robot"));
+  EXPECT_FALSE(snapshot->revoked_tokens.contains("other"));
+
+  absl::StatusOr<store::TxnResult> deleted =
+      store_->Commit({.ops = {store::Op::Delete(Keys().RevokedToken("ci-42"))}});
+  ASSERT_THAT(deleted, IsOk());
+  ASSERT_TRUE(view.WaitForRevision(deleted->revision, absl::Seconds(10)));
+  EXPECT_FALSE(view.Current()->revoked_tokens.contains("ci-42"));
+}
+
 TEST_F(ViewTest, PublishedSnapshotsNeverChange) {
   View view(*store_, Keys());
   Service a = MakeService("a", "ns-a", "http://a.example.com/metrics");

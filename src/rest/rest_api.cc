@@ -38,6 +38,9 @@ struct Call {
   api::Dispatcher& dispatcher;
   const http::Request& request;
   std::string_view authorization;
+  // The transport's peer and the X-Forwarded-For header, for the audit trail.
+  std::string_view peer;
+  std::string_view forwarded_for;
   // The route's parameter names (= request field names) and their decoded values.
   const std::vector<std::string_view>& param_names;
   const std::vector<std::string>& param_values;
@@ -161,11 +164,16 @@ absl::Status FillFromUrl(const Call& call, Message* message) {
   return absl::OkStatus();
 }
 
+api::CallerInfo Caller(const Call& call) {
+  return {
+      .authorization = call.authorization, .peer = call.peer, .forwarded_for = call.forwarded_for};
+}
+
 template <typename Response, typename Request>
 http::Response Run(const Call& call, const std::string& full_method, const Request& request,
                    api::Dispatcher::Method<Response, Request> handler) {
   absl::StatusOr<Response> response =
-      call.dispatcher.Dispatch(full_method, call.authorization, request, handler);
+      call.dispatcher.Dispatch(full_method, Caller(call), request, handler);
   if (!response.ok()) {
     return ErrorResponse(response.status());
   }
@@ -312,7 +320,7 @@ http::Response HttpSd(const Call& call) {
     return ErrorResponse(request.status());
   }
   absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> body =
-      call.dispatcher.Dispatch(full_method, call.authorization, *request, &api::Handlers::HttpSd);
+      call.dispatcher.Dispatch(full_method, Caller(call), *request, &api::Handlers::HttpSd);
   if (!body.ok()) {
     return ErrorResponse(body.status());
   }
@@ -384,6 +392,9 @@ const std::vector<RouteSpec>& Routes() {
                                                      &Handlers::UnRegisterService)}),
       MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
       MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
+      MakeRoute("/v1/revoked-tokens",
+                {FromBody(kTokenApi, "Revoke", &Handlers::Revoke),
+                 FromUrl("GET", kTokenApi, "ListRevoked", &Handlers::ListRevoked)}),
       MakeRoute("/v1/sd/{server}/{namespace}",
                 {{"GET", FullMethod(kServiceApi, "ListTargetGroup"), HttpSd, HttpSdFromMemory}}),
   };
@@ -451,6 +462,8 @@ http::Response Serve(api::Dispatcher& dispatcher, const http::Request& request) 
   const Call call{.dispatcher = dispatcher,
                   .request = request,
                   .authorization = request.Header("Authorization").value_or(""),
+                  .peer = request.remote_address,
+                  .forwarded_for = request.Header("X-Forwarded-For").value_or(""),
                   .param_names = route->param_names,
                   .param_values = params,
                   .query = *query};
@@ -494,6 +507,8 @@ std::optional<http::Response> RestApi::HandleFromMemory(const http::Request& req
       const Call call{.dispatcher = dispatcher_,
                       .request = request,
                       .authorization = request.Header("Authorization").value_or(""),
+                      .peer = request.remote_address,
+                      .forwarded_for = request.Header("X-Forwarded-For").value_or(""),
                       .param_names = route->param_names,
                       .param_values = params,
                       .query = *query};

@@ -11,6 +11,7 @@
 #include "api/dispatcher.h"
 #include "api/grpc/grpc_server.h"
 #include "api/handlers.h"
+#include "api/peer.h"
 #include "auth/authenticator.h"
 #include "auth/authorizer.h"
 #include "auth/oidc_verifier.h"
@@ -24,6 +25,7 @@
 #include "repo/repo.h"
 #include "rest/json.h"
 #include "rest/rest_api.h"
+#include "server/process_settings.h"
 
 namespace discovery::server {
 namespace {
@@ -138,6 +140,7 @@ struct Daemon::Parts {
 Daemon::Daemon() : parts_(std::make_unique<Parts>()) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
+  ApplyProcessSettings();
   std::unique_ptr<Daemon> daemon(new Daemon());
   Parts& parts = *daemon->parts_;
   parts.config = std::move(config);
@@ -145,6 +148,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.metrics.RecordStartup(cfg.build, cfg.redacted_flags);
   SetLogCounter([&metrics = parts.metrics](std::string_view level) { metrics.LogMessage(level); });
 
+  std::vector<api::Cidr> trusted_proxies;
+  for (const std::string& item : cfg.trusted_proxies) {
+    absl::StatusOr<std::vector<api::Cidr>> parsed = api::ParseCidrs(item);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("--trusted-proxies: {}", parsed.status().message()));
+    }
+    trusted_proxies.insert(trusted_proxies.end(), parsed->begin(), parsed->end());
+  }
   absl::StatusOr<std::string> secret = ResolveTokenSecret(cfg, /*create=*/true);
   if (!secret.ok()) {
     return secret.status();
@@ -168,6 +180,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer,
                                             .secret = *secret,
                                             .previous_secrets = cfg.previous_token_secrets};
+  // Revocations come from the view, which follows the store: every replica refuses a revoked
+  // token as soon as its view has the record.
+  authentication.revoked = [&registry = *parts.registry](std::string_view token_id) {
+    return registry.IsTokenRevoked(token_id);
+  };
   if (cfg.oidc.has_value()) {
     parts.oidc = std::make_unique<auth::OidcVerifier>(
         auth::OidcOptions{.issuer = cfg.oidc->endpoint,
@@ -192,7 +209,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
                           parts.metrics](std::string_view method) { metrics.RpcStarted(method); },
           .handled = [&metrics = parts.metrics](
                          std::string_view method, absl::StatusCode code,
-                         absl::Duration elapsed) { metrics.RpcHandled(method, code, elapsed); }});
+                         absl::Duration elapsed) { metrics.RpcHandled(method, code, elapsed); },
+          .changed = [&metrics = parts.metrics](
+                         std::string_view object, std::string_view op,
+                         std::string_view outcome) { metrics.Change(object, op, outcome); }},
+      std::move(trusted_proxies));
   parts.rest = std::make_unique<rest::RestApi>(*parts.dispatcher);
 
   grpc_api::GrpcServerOptions grpc_options{.listen = cfg.grpc_listen,

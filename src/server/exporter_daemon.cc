@@ -9,6 +9,7 @@
 #include "exporter/exporter.h"
 #include "http/server.h"
 #include "repo/repo.h"
+#include "server/process_settings.h"
 
 namespace discovery::server {
 
@@ -48,6 +49,7 @@ struct ExporterDaemon::Parts {
 ExporterDaemon::ExporterDaemon() : parts_(std::make_unique<Parts>()) {}
 
 absl::StatusOr<std::unique_ptr<ExporterDaemon>> ExporterDaemon::Start(ExporterConfig config) {
+  ApplyProcessSettings();
   std::unique_ptr<ExporterDaemon> daemon(new ExporterDaemon());
   Parts& parts = *daemon->parts_;
   parts.config = std::move(config);

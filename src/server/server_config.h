@@ -79,6 +79,9 @@ struct ServerConfig {
   std::optional<OidcConfig> oidc;
   // --oidc-roles: users holding one of them administer namespaces, servers and tokens.
   std::vector<std::string> admin_roles;
+  // --trusted-proxies: CIDRs of load balancers whose X-Forwarded-For names the client in the
+  // audit trail; from anybody else the header is ignored.
+  std::vector<std::string> trusted_proxies;
   // TLS for both listeners when set.
   std::optional<TlsFiles> tls;
   absl::Duration shutdown_grace = absl::Seconds(10);

@@ -3,9 +3,12 @@
 // service IDs and http_sd answers, the README's systemd recipe run as systemd would run it, the
 // output formats, filters, import, unresolved clean-up and the errors an operator sees.
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -25,6 +28,9 @@
 #endif
 #ifndef DISCOVERYD_BINARY
 #error "DISCOVERYD_BINARY must name the discoveryd executable"
+#endif
+#ifndef DISCOVERY_SOURCE_DIR
+#error "DISCOVERY_SOURCE_DIR must name the source tree"
 #endif
 
 namespace discovery::testing {
@@ -234,6 +240,21 @@ example  default          93c156b1-f218-5d79-88a5-219307e59d29 http://example.co
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
+// The lines of packaging/examples/<file> that `pick` maps to a value, in order.
+std::vector<std::string> ExampleLines(
+    const std::string& file,
+    const std::function<std::optional<std::string>(const std::string&)>& pick) {
+  std::ifstream in(std::string(DISCOVERY_SOURCE_DIR) + "/packaging/examples/" + file);
+  EXPECT_TRUE(in.good()) << file;
+  std::vector<std::string> picked;
+  for (std::string line; std::getline(in, line);) {
+    if (std::optional<std::string> value = pick(line)) {
+      picked.push_back(*std::move(value));
+    }
+  }
+  return picked;
+}
+
 // The README's systemd recipe: the unit's ExecStartPost/ExecStopPost lines with its environment
 // file, /etc/discovery/config.yaml (here the user's file) and a machine token for the namespace.
 TEST_F(CliTest, SystemdRecipe) {
@@ -247,11 +268,33 @@ TEST_F(CliTest, SystemdRecipe) {
                                       "oidc-endpoint: https://auth.example.com/realms/discovery\n"
                                       "oidc-client-id: discovery\nselector: environment=test\n",
                                       discoveryd_->grpc_address()));
-  const std::vector<std::string> environment_file = {
-      "LISTEN=:9549", "LOGLEVEL=info", "DISCOVERY_NAMESPACE=systemd",
-      "DISCOVERY_ENDPOINTS=http://node1.example.com:9549/metrics", "DISCOVERY_NAME=node"};
+  // The unit and environment file the README prints (packaging/examples), run as systemd would.
+  const std::vector<std::string> environment_file =
+      ExampleLines("node_exporter.default", [](const std::string& line) {
+        return line.empty() || line[0] == '#' ? std::optional<std::string>() : line;
+      });
+  auto exec = [](std::string_view key) {
+    return [key](const std::string& line) -> std::optional<std::string> {
+      if (!line.starts_with(key)) {
+        return std::nullopt;
+      }
+      // "-" only tells systemd to ignore a failure; the installed path is the binary under test.
+      std::string command = line.substr(key.size() + (line[key.size()] == '-' ? 1 : 0));
+      const std::string installed = "/usr/bin/discovery ";
+      if (command.starts_with(installed)) {
+        command = "discovery " + command.substr(installed.size());
+      }
+      return command;
+    };
+  };
+  const std::vector<std::string> start_post =
+      ExampleLines("node_exporter.service", exec("ExecStartPost="));
+  const std::vector<std::string> stop_post =
+      ExampleLines("node_exporter.service", exec("ExecStopPost="));
+  ASSERT_EQ(start_post.size(), 1U);
+  ASSERT_EQ(stop_post.size(), 1U);
 
-  CommandResult result = Shell("discovery service register ${DISCOVERY_NAME}", environment_file);
+  CommandResult result = Shell(start_post[0], environment_file);
   ASSERT_TRUE(result.status.success()) << result.err;
   EXPECT_EQ(HttpSd("/v1/sd/prometheus1.example.com/systemd"), Json::parse(R"([{
     "targets": ["node1.example.com:9549"],
@@ -264,7 +307,7 @@ TEST_F(CliTest, SystemdRecipe) {
   EXPECT_EQ(listed[0]["selector"], "environment=test");
   EXPECT_EQ(listed[0]["namespace"], "systemd");
 
-  result = Shell("discovery service unregister", environment_file);
+  result = Shell(stop_post[0], environment_file);
   ASSERT_TRUE(result.status.success()) << result.err;
   EXPECT_EQ(HttpSd("/v1/sd/prometheus1.example.com/systemd"), Json::array());
 }
@@ -387,6 +430,35 @@ TEST_F(CliTest, UnresolvedServicesAreFoundAndCleanedUpWithinThePercentLimit) {
   ASSERT_TRUE(result.status.success()) << result.err;
   result = Discovery({"service", "list", "--no-headers"});
   EXPECT_THAT(result.out, AllOf(Not(HasSubstr("gone.invalid")), HasSubstr("localhost")));
+}
+
+// `discovery token revoke` (admin) stops a machine token; `token list` shows the revoked ids.
+TEST_F(CliTest, TokenRevokeAndList) {
+  CommandResult result = Discovery({"token", "create", "-n", "default", "ci-bot"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  const std::string bot = result.out.substr(0, result.out.find_last_not_of("\n") + 1);
+  result = Discovery({"token", "list"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.out, Not(HasSubstr("ci-bot")));
+
+  UseToken(bot);
+  result = Discovery({"namespace", "list"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  result = Discovery({"token", "revoke", "ci-bot"});
+  EXPECT_FALSE(result.status.success());
+  EXPECT_THAT(result.err, HasSubstr("not allowed"));
+
+  UseToken(admin_token_);
+  result = Discovery({"token", "revoke", "ci-bot"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  result = Discovery({"token", "list"});
+  ASSERT_TRUE(result.status.success()) << result.err;
+  EXPECT_THAT(result.out, AllOf(HasSubstr("ci-bot\trevoked\t"), HasSubstr("machine:")));
+
+  UseToken(bot);
+  result = Discovery({"namespace", "list"});
+  EXPECT_FALSE(result.status.success());
+  EXPECT_THAT(result.err, HasSubstr("revoked"));
 }
 
 TEST_F(CliTest, ErrorsAreOneLineWithANonZeroExit) {

@@ -65,10 +65,23 @@ void CompactShared(Store& /*store*/, int64_t revision) {
   ASSERT_THAT(out, IsOk());
 }
 
-INSTANTIATE_TEST_SUITE_P(Etcd, StoreContractTest,
-                         ::testing::Values(StoreFactory{
-                             .name = "Etcd", .open = OpenShared, .compact = CompactShared}),
-                         [](const auto& param_info) { return param_info.param.name; });
+// The same store with the member list synced every 10 ms, so the endpoint list is replaced
+// under every call and watch of the suite (--etcd-auto-sync-interval).
+absl::StatusOr<std::unique_ptr<Store>> OpenSharedSyncing() {
+  absl::StatusOr<EtcdCluster*> cluster = SharedEtcdCluster();
+  if (!cluster.ok()) {
+    return cluster.status();
+  }
+  return ConnectEtcdStore(
+      {.endpoints = (*cluster)->endpoints(), .auto_sync_interval = absl::Milliseconds(10)});
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Etcd, StoreContractTest,
+    ::testing::Values(
+        StoreFactory{.name = "Etcd", .open = OpenShared, .compact = CompactShared},
+        StoreFactory{.name = "EtcdAutoSync", .open = OpenSharedSyncing, .compact = CompactShared}),
+    [](const auto& param_info) { return param_info.param.name; });
 
 // A loopback port nobody listens on (bound and released, so nothing else had it a moment ago).
 int UnusedPort() {

@@ -122,16 +122,36 @@ TEST_F(GlewlwydProcessTest, WrongPasswordAndUnknownUserAreRefused) {
               StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
-TEST_F(GlewlwydProcessTest, RefreshGivesAccessTokensWithRoles) {
+// Configured the usual way, a refresh gives an access token without roles or username; the
+// userinfo endpoint answers them for that token.
+TEST_F(GlewlwydProcessTest, RefreshGivesAccessTokensWhoseRolesAreInUserinfo) {
   ASSERT_OK_AND_ASSIGN(Json alice, glewlwyd_->PasswordGrant("alice", "alice-pw"));
   ASSERT_OK_AND_ASSIGN(Json refreshed,
                        glewlwyd_->RefreshGrant(alice["refresh_token"].get<std::string>()));
   ASSERT_TRUE(refreshed.contains("access_token")) << refreshed.dump();
   EXPECT_FALSE(refreshed.contains("id_token")) << refreshed.dump();
-  const Json claims = Payload(refreshed["access_token"].get<std::string>());
+  const std::string access_token = refreshed["access_token"].get<std::string>();
+  const Json claims = Payload(access_token);
   ASSERT_TRUE(claims.is_object()) << refreshed.dump();
   EXPECT_EQ(claims.value("iss", ""), glewlwyd_->issuer());
   EXPECT_EQ(claims.value("client_id", ""), glewlwyd_->options().client_id);
+  EXPECT_FALSE(claims.contains("roles")) << claims.dump();
+  EXPECT_FALSE(claims.contains("preferred_username")) << claims.dump();
+
+  ASSERT_OK_AND_ASSIGN(Json userinfo, glewlwyd_->Userinfo(access_token));
+  EXPECT_EQ(userinfo.value("sub", ""), claims.value("sub", "")) << userinfo.dump();
+  EXPECT_EQ(userinfo.value("roles", Json()), Json::array({"discovery-admin"})) << userinfo.dump();
+  EXPECT_EQ(userinfo.value("preferred_username", ""), "alice") << userinfo.dump();
+  EXPECT_THAT(glewlwyd_->Userinfo("not-a-token"), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST(GlewlwydProcessOptionsTest, RolesInAccessTokens) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GlewlwydProcess> glewlwyd,
+                       GlewlwydProcess::Start({.roles_in_access_tokens = true}));
+  ASSERT_OK_AND_ASSIGN(Json alice, glewlwyd->PasswordGrant("alice", "alice-pw"));
+  ASSERT_OK_AND_ASSIGN(Json refreshed,
+                       glewlwyd->RefreshGrant(alice["refresh_token"].get<std::string>()));
+  const Json claims = Payload(refreshed["access_token"].get<std::string>());
   // additional-parameters joins the roles into one string.
   EXPECT_EQ(claims.value("roles", ""), "discovery-admin") << claims.dump();
 }

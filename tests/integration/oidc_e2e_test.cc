@@ -1,7 +1,10 @@
-// End-to-end tests of OIDC users against a real provider, Debian's glewlwyd (GlewlwydProcess):
-// `discovery login` with right and wrong passwords, the role-gated operations, tokens that must
-// be refused (expired, for another client, signed by another key, alg none) and the refresh of an
-// expired ID token by the CLI. discoveryd and the CLI are the real binaries.
+// End-to-end tests of OIDC users against a real provider, Debian's glewlwyd (GlewlwydProcess),
+// configured the usual way: roles are claims of the ID token and of userinfo only, so refreshed
+// access tokens carry none. `discovery login` with right and wrong passwords, the role-gated
+// operations (403 for a verified user without the role), tokens that must be refused with 401 /
+// UNAUTHENTICATED (expired, for another client, signed by another key, alg none, HS256) and the
+// CLI's refresh, after which an admin keeps her rights (discoveryd reads userinfo).
+// discoveryd and the CLI are the real binaries.
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <sys/stat.h>
@@ -17,10 +20,12 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 #include "auth/base64url.h"
+#include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "testing/discoveryd_process.h"
 #include "testing/glewlwyd_process.h"
 #include "testing/http_client.h"
@@ -86,6 +91,43 @@ std::string ResignedWithAnotherKey(const std::string& token) {
 // `token` with header {"alg":"none"} and no signature.
 std::string WithAlgNone(const std::string& token) {
   return auth::Base64UrlEncode(R"({"alg":"none","typ":"JWT"})") + "." + Split(token)[1] + ".";
+}
+
+// `token` re-signed HS256 with a key of the attacker's choosing (the algorithm confusion).
+std::string WithHs256(const std::string& token) {
+  const std::string input =
+      auth::Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + Split(token)[1];
+  const std::string key = "attacker-chosen-key";
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  std::size_t size = sizeof(mac);
+  EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
+            reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, sizeof(mac),
+            &size);
+  return input + "." + auth::Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), size));
+}
+
+// The decoded payload of a JWT; null when it is not one.
+Json Payload(const std::string& token) {
+  const std::vector<std::string> parts = Split(token);
+  if (parts.size() != 3) {
+    return nullptr;
+  }
+  absl::StatusOr<std::string> decoded = auth::Base64UrlDecode(parts[1]);
+  return decoded.ok() ? Json::parse(*decoded, nullptr, /*allow_exceptions=*/false) : Json();
+}
+
+// The id_token of the CLI's token file (a YAML line `id_token: "..."`).
+std::string StoredToken(const std::string& file) {
+  const std::size_t at = file.find("id_token: ");
+  if (at == std::string::npos) {
+    return "";
+  }
+  const std::size_t start = at + std::string("id_token: ").size();
+  std::string value = file.substr(start, file.find('\n', start) - start);
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+    value = value.substr(1, value.size() - 2);
+  }
+  return value;
 }
 
 class OidcTest : public ::testing::Test {
@@ -160,6 +202,37 @@ class OidcTest : public ::testing::Test {
     return result.ok() ? *std::move(result) : HttpResult{};
   }
 
+  // NamespaceAPI/ListNamespace over gRPC with `token` as bearer, against `server`.
+  static grpc::Status GrpcList(const DiscoverydProcess& server, const std::string& token) {
+    const auto channel =
+        grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
+    const auto stub = ::postfinance::discovery::v1::NamespaceAPI::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context.AddMetadata("authorization", "Bearer " + token);
+    ::postfinance::discovery::v1::ListNamespaceResponse response;
+    return stub->ListNamespace(&context, {}, &response);
+  }
+
+  // Expects `token` refused as not authenticated by `server`: REST 401 with the RFC 6750
+  // challenge, gRPC UNAUTHENTICATED. Returns the REST body.
+  static std::string ExpectUnauthenticated(const DiscoverydProcess& server,
+                                           const std::string& token) {
+    absl::StatusOr<HttpResult> rest = HttpRequest("GET", server.http_url() + "/v1/namespaces", "",
+                                                  {{"Authorization", "Bearer " + token}});
+    EXPECT_THAT(rest, IsOk());
+    if (!rest.ok()) {
+      return "";
+    }
+    EXPECT_EQ(rest->status, 401) << rest->body;
+    EXPECT_THAT(rest->Header("WWW-Authenticate").value_or(""),
+                StartsWith(R"(Bearer error="invalid_token", error_description=")"));
+    const grpc::Status grpc_status = GrpcList(server, token);
+    EXPECT_EQ(grpc_status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << grpc_status.error_message();
+    return rest->body;
+  }
+
   std::string IdToken(const std::string& user, const std::string& password) {
     absl::StatusOr<Json> answer = glewlwyd_->PasswordGrant(user, password);
     EXPECT_THAT(answer, IsOk());
@@ -221,17 +294,17 @@ TEST_F(OidcTest, AdminRoleGatesServersNamespacesAndTokens) {
   EXPECT_THAT(result.out, HasSubstr("http://node1:9100/metrics"));
 }
 
-TEST_F(OidcTest, ForgedTokensAreRefused) {
+TEST_F(OidcTest, ForgedTokensAreUnauthenticated) {
   StartAll();
   const std::string token = IdToken("alice", "alice-pw");
   ASSERT_EQ(Rest("GET", "/v1/namespaces", token).status, 200);
+  ASSERT_TRUE(GrpcList(*discoveryd_, token).ok());
 
-  HttpResult result = Rest("GET", "/v1/namespaces", ResignedWithAnotherKey(token));
-  EXPECT_EQ(result.status, 403) << result.body;
-  EXPECT_THAT(result.body, HasSubstr("personal token is not valid: oidc: "));
-  result = Rest("GET", "/v1/namespaces", WithAlgNone(token));
-  EXPECT_NE(result.status, 200) << result.body;
-  EXPECT_THAT(result.body, HasSubstr("oidc"));
+  EXPECT_THAT(ExpectUnauthenticated(*discoveryd_, ResignedWithAnotherKey(token)),
+              HasSubstr("personal token is not valid: oidc: "));
+  EXPECT_THAT(ExpectUnauthenticated(*discoveryd_, WithAlgNone(token)), HasSubstr("oidc"));
+  EXPECT_THAT(ExpectUnauthenticated(*discoveryd_, WithHs256(token)), HasSubstr("algorithm"));
+  EXPECT_THAT(ExpectUnauthenticated(*discoveryd_, "not-a-jwt"), HasSubstr("token"));
 
   // A discoveryd for another client id refuses the provider's tokens for this one.
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> other,
@@ -245,26 +318,69 @@ TEST_F(OidcTest, ForgedTokensAreRefused) {
     ASSERT_THAT(foreign, IsOk());
     absl::SleepFor(absl::Milliseconds(100));
   } while (foreign->status == 503 && absl::Now() < deadline);
-  EXPECT_EQ(foreign->status, 403) << foreign->body;
-  EXPECT_THAT(foreign->body, HasSubstr("audience"));
+  EXPECT_THAT(ExpectUnauthenticated(*other, token), HasSubstr("audience"));
+  // This client's refreshed access token is another client's to that server as well.
+  ASSERT_OK_AND_ASSIGN(Json grant, glewlwyd_->PasswordGrant("alice", "alice-pw"));
+  ASSERT_OK_AND_ASSIGN(Json refreshed,
+                       glewlwyd_->RefreshGrant(grant["refresh_token"].get<std::string>()));
+  EXPECT_THAT(ExpectUnauthenticated(*other, refreshed["access_token"].get<std::string>()),
+              HasSubstr("audience"));
 }
 
-// With ID tokens living 3 s: an expired one is refused by the server, and the CLI refreshes it
-// (glewlwyd answers a refresh with an access token only, which the server accepts).
-TEST_F(OidcTest, ExpiredTokensAreRefusedAndTheCliRefreshes) {
-  StartAll(absl::Seconds(3));
+// A verified user without the admin role may not administer: 403 / PERMISSION_DENIED, not 401.
+TEST_F(OidcTest, ViewerIsForbidden) {
+  StartAll();
+  const std::string token = IdToken("bob", "bob-pw");
+  const HttpResult result =
+      Rest("POST", "/v1/servers", token, Json{{"name", "prometheus9.example.com"}});
+  EXPECT_EQ(result.status, 403) << result.body;
+  EXPECT_FALSE(result.Header("WWW-Authenticate").has_value());
+  EXPECT_THAT(result.body, HasSubstr("user token for bob is not allowed to register a server"));
+  EXPECT_EQ(Rest("GET", "/v1/namespaces", token).status, 200);
+  // The refusal is in the audit trail.
+  EXPECT_THAT(discoveryd_->LogTail(200),
+              AllOf(HasSubstr(R"("msg":"audit")"), HasSubstr(R"("who":"bob")"),
+                    HasSubstr(R"("outcome":"denied")")));
+}
+
+// Tokens living 12 s: the CLI does not refresh while more than a quarter of the lifetime is
+// left; an expired token is refused with 401; and after each refresh (glewlwyd answers an
+// access token without roles) alice still administers, discoveryd reading her roles from
+// userinfo.
+TEST_F(OidcTest, AdminKeepsHerRightsAcrossRefreshes) {
+  constexpr absl::Duration kLifetime = absl::Seconds(12);
+  StartAll(kLifetime);
   const std::string token = IdToken("alice", "alice-pw");
   Login("alice", "alice-pw");
-  const std::string before = ReadFile(TokenPath());
-  absl::SleepFor(absl::Seconds(4));
+  const std::string at_login = ReadFile(TokenPath());
+  CommandResult result = Discovery("server register prometheus1.example.com");
+  ASSERT_TRUE(result.status.success()) << result.err;
+  EXPECT_EQ(ReadFile(TokenPath()), at_login) << "refreshed with most of the lifetime left";
 
-  const HttpResult expired = Rest("GET", "/v1/namespaces", token);
-  EXPECT_EQ(expired.status, 403) << expired.body;
-  EXPECT_THAT(expired.body, HasSubstr("expired"));
+  for (int refresh = 1; refresh <= 2; ++refresh) {
+    const std::string before = ReadFile(TokenPath());
+    absl::SleepFor(kLifetime + absl::Seconds(1));
+    result = Discovery(fmt::format("server register prometheus{}.example.com", refresh + 1));
+    EXPECT_TRUE(result.status.success()) << "refresh " << refresh << ": " << result.err;
+    const std::string after = ReadFile(TokenPath());
+    ASSERT_NE(after, before) << "refresh " << refresh;
+    // What the CLI now presents is an access token without roles: the rights come from
+    // userinfo.
+    const Json claims = Payload(StoredToken(after));
+    ASSERT_TRUE(claims.is_object()) << after;
+    EXPECT_FALSE(claims.contains("roles")) << claims.dump();
+    result = Discovery("namespace register team" + std::to_string(refresh));
+    EXPECT_TRUE(result.status.success()) << result.err;
+    result = Discovery(fmt::format("token create robot{} -n team{}", refresh, refresh));
+    EXPECT_TRUE(result.status.success()) << result.err;
+  }
 
-  const CommandResult result = Discovery("server register prometheus1.example.com");
-  EXPECT_TRUE(result.status.success()) << result.err;
-  EXPECT_NE(ReadFile(TokenPath()), before);
+  EXPECT_THAT(ExpectUnauthenticated(*discoveryd_, token), HasSubstr("expired"));
+  // Each change left its audit line naming alice.
+  const std::string log = discoveryd_->LogTail(400);
+  EXPECT_THAT(log, AllOf(HasSubstr(R"("object":"server","op":"register","name":"prometheus3)"),
+                         HasSubstr(R"("object":"token","op":"create","token_id":"robot2")"),
+                         HasSubstr(R"("who_kind":"user","who":"alice")")));
 }
 
 // A provider that is down at start: discoveryd still serves machine tokens and picks the

@@ -13,9 +13,12 @@
 //   * a job with a wrong token gets no targets, its refreshes fail, Prometheus keeps running.
 // Prometheus pushes SD changes to its scrape manager at most every 5 s, so every check polls
 // with a deadline instead of sleeping.
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +46,9 @@
 
 #ifndef DISCOVERYD_BINARY
 #error "DISCOVERYD_BINARY must name the discoveryd executable"
+#endif
+#ifndef DISCOVERY_SOURCE_DIR
+#error "DISCOVERY_SOURCE_DIR must name the source tree"
 #endif
 
 namespace discovery::testing {
@@ -438,6 +444,55 @@ double SdBodyBytes(const DiscoverydProcess& discoveryd, std::string_view encodin
 // on its http_sd refreshes (only Accept: application/json), so it is answered in identity and
 // reads its targets; a client that asks for gzip gets the compressed body, which decodes to
 // the same answer. discoveryd's byte counter shows both.
+// The http_sd_configs block the README prints (packaging/examples/prometheus-http-sd.yml):
+// the machine token in a credentials_file, refresh_interval set. Only its URL's host and the
+// token file's path are this test's.
+TEST_F(PrometheusHttpSdTest, ReadmeConfigWithACredentialsFile) {
+  std::ifstream in(std::string(DISCOVERY_SOURCE_DIR) +
+                   "/packaging/examples/prometheus-http-sd.yml");
+  std::ostringstream content;
+  content << in.rdbuf();
+  std::string yaml = content.str();
+  ASSERT_OK_AND_ASSIGN(const std::string dir, MakeTempDir("readme-prometheus"));
+  const std::string token_file = dir + "/discovery.token";
+  std::ofstream(token_file) << env_->machine_token << "\n";
+  const std::pair<std::string, std::string> replacements[] = {
+      {"http://discovery.example.com:3002", env_->discoveryd->http_url()},
+      {"/etc/prometheus/discovery.token", token_file}};
+  for (const auto& [from, to] : replacements) {
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in\n" << yaml;
+    yaml.replace(at, from.size(), to);
+  }
+  ASSERT_THAT(yaml, HasSubstr("refresh_interval:"));
+  ASSERT_THAT(yaml, HasSubstr("type: Bearer"));
+  ASSERT_THAT(yaml, HasSubstr(fmt::format("/v1/sd/{}/default", kServer)));
+
+  // What discoveryd answers for that URL, as instances.
+  ASSERT_OK_AND_ASSIGN(HttpResult sd,
+                       HttpRequest("GET", SdUrl("default"), "",
+                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+  ASSERT_EQ(sd.status, 200) << sd.body;
+  std::multiset<std::string> expected;
+  for (const nlohmann::json& group : nlohmann::json::parse(sd.body)) {
+    for (const nlohmann::json& target : group["targets"]) {
+      expected.insert(target.get<std::string>());
+    }
+  }
+  ASSERT_FALSE(expected.empty());
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<PrometheusProcess> prometheus,
+                       PrometheusProcess::Start({.config_yaml = yaml}));
+  EXPECT_THAT(
+      prometheus->AwaitActiveTargets(
+          [&](const nlohmann::json& t) { return PoolInstances(t, "discovery") == expected; },
+          kDeadline),
+      IsOk())
+      << yaml;
+  EXPECT_THAT(prometheus->Stop(), IsOk());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(PrometheusHttpSdTest, EveryClientGetsTheEncodingItAsksFor) {
   const std::string node = "node1.invalid:9100";
   ASSERT_OK_AND_ASSIGN(nlohmann::json targets, env_->prometheus->AwaitActiveTargets(

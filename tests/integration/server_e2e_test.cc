@@ -766,6 +766,66 @@ TEST_P(ServerE2eTest, TokenApiOverGrpcAndRest) {
               RestErrorIs(403, 7, HasSubstr("create a token")));
 }
 
+// A machine token revoked by id is refused from then on, over REST (401 with the Bearer challenge)
+// and gRPC (UNAUTHENTICATED), also by another replica of the same store (etcd); tokens that were
+// not revoked keep working, and the revocation is listed.
+TEST_P(ServerE2eTest, RevokedMachineTokensAreRefusedByEveryReplica) {
+  const std::string id = "revoked-bot-" + std::to_string(absl::ToUnixNanos(absl::Now()));
+  Json created = OkJson(
+      Rest("POST", "/v1/tokens", admin_, Json({{"id", id}, {"namespaces", {"team-a"}}}).dump()));
+  const std::string bot = created.value("token", "");
+  Json other = OkJson(Rest("POST", "/v1/tokens", admin_,
+                           Json({{"id", id + "-kept"}, {"namespaces", {"team-a"}}}).dump()));
+  const std::string kept = other.value("token", "");
+  pb::ListNamespaceRequest list;
+  pb::ListNamespaceResponse namespaces;
+  ASSERT_THAT(namespaces_->ListNamespace(Context(bot).get(), list, &namespaces), GrpcOk());
+
+  // Only admins revoke.
+  pb::RevokeRequest revoke;
+  revoke.set_id(id);
+  pb::RevokeResponse revoked;
+  EXPECT_THAT(tokens_->Revoke(Context(kept).get(), revoke, &revoked),
+              GrpcIs(grpc::StatusCode::PERMISSION_DENIED, HasSubstr("not allowed")));
+  ASSERT_THAT(tokens_->Revoke(Context(admin_).get(), revoke, &revoked), GrpcOk());
+  EXPECT_EQ(revoked.revoked().id(), id);
+
+  EXPECT_THAT(namespaces_->ListNamespace(Context(bot).get(), list, &namespaces),
+              GrpcIs(grpc::StatusCode::UNAUTHENTICATED, HasSubstr("revoked")));
+  ASSERT_OK_AND_ASSIGN(HttpResult rest, Rest("GET", "/v1/namespaces", bot));
+  EXPECT_EQ(rest.status, 401) << rest.body;
+  EXPECT_THAT(rest.Header("WWW-Authenticate").value_or(""),
+              HasSubstr(R"(Bearer error="invalid_token")"));
+  ASSERT_THAT(namespaces_->ListNamespace(Context(kept).get(), list, &namespaces), GrpcOk());
+
+  Json listed = OkJson(Rest("GET", "/v1/revoked-tokens", admin_));
+  bool found = false;
+  for (const Json& entry : listed.value("revoked", Json::array())) {
+    found = found || entry.value("id", "") == id;
+  }
+  EXPECT_TRUE(found) << listed.dump();
+  // REST revokes too.
+  OkJson(Rest("POST", "/v1/revoked-tokens", admin_, Json({{"id", id + "-kept"}}).dump()));
+  EXPECT_THAT(namespaces_->ListNamespace(Context(kept).get(), list, &namespaces),
+              GrpcIs(grpc::StatusCode::UNAUTHENTICATED, HasSubstr("revoked")));
+
+  if (GetParam() == Backend::kEtcd) {
+    // Another replica on the same store refuses it too.
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> replica,
+                         DiscoverydProcess::Start(server_->process->options()));
+    const std::string url = replica->http_url() + "/v1/namespaces";
+    EXPECT_TRUE(Eventually([&] {
+      absl::StatusOr<HttpResult> answer =
+          HttpRequest("GET", url, "", {{"Authorization", "Bearer " + bot}});
+      return answer.ok() && answer->status == 401;
+    })) << replica->LogTail();
+    absl::StatusOr<HttpResult> admin_answer =
+        HttpRequest("GET", url, "", {{"Authorization", "Bearer " + admin_}});
+    ASSERT_THAT(admin_answer, IsOk());
+    EXPECT_EQ(admin_answer->status, 200) << admin_answer->body;
+  }
+}
+
 TEST_P(ServerE2eTest, RejectsMissingAndBadTokens) {
   const auth::MachineTokenOptions forger{
       .issuer = kIssuer, .secret = "another-secret", .admin = true};

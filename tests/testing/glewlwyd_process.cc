@@ -348,34 +348,36 @@ absl::Status GlewlwydProcess::Configure() {
                 {"type", "string"},   {"mandatory", true},
                 {"on-demand", false}, {"scope", Json::array()}};
   };
-  const Json plugin = {
-      {"module", "oidc"},
-      {"name", kPluginName},
-      {"display_name", "OpenID Connect"},
-      {"parameters",
-       {{"iss", issuer()},
-        {"jwt-type", "rsa"},
-        {"jwt-key-size", "256"},
-        {"key", *key},
-        {"cert", *public_key},
-        {"access-token-duration", absl::ToInt64Seconds(options_.token_lifetime)},
-        {"refresh-token-duration", kRefreshTokenSeconds},
-        {"code-duration", kCodeSeconds},
-        {"refresh-token-rolling", true},
-        {"allow-non-oidc", true},
-        {"auth-type-code-enabled", true},
-        {"auth-type-token-enabled", true},
-        {"auth-type-id-token-enabled", true},
-        {"auth-type-none-enabled", true},
-        {"auth-type-password-enabled", true},
-        {"auth-type-client-enabled", true},
-        {"auth-type-refresh-enabled", true},
-        {"scope", Json::array()},
-        // Mandatory claims are in every ID token (and /userinfo answer).
-        {"claims", Json::array({claim("roles", "roles"), claim("preferred_username", "username")})},
-        // Access tokens carry the roles too, comma-joined into one string.
-        {"additional-parameters",
-         Json::array({{{"user-parameter", "roles"}, {"token-parameter", "roles"}}})}}}};
+  Json plugin = {{"module", "oidc"},
+                 {"name", kPluginName},
+                 {"display_name", "OpenID Connect"},
+                 {"parameters",
+                  {{"iss", issuer()},
+                   {"jwt-type", "rsa"},
+                   {"jwt-key-size", "256"},
+                   {"key", *key},
+                   {"cert", *public_key},
+                   {"access-token-duration", absl::ToInt64Seconds(options_.token_lifetime)},
+                   {"refresh-token-duration", kRefreshTokenSeconds},
+                   {"code-duration", kCodeSeconds},
+                   {"refresh-token-rolling", true},
+                   {"allow-non-oidc", true},
+                   {"auth-type-code-enabled", true},
+                   {"auth-type-token-enabled", true},
+                   {"auth-type-id-token-enabled", true},
+                   {"auth-type-none-enabled", true},
+                   {"auth-type-password-enabled", true},
+                   {"auth-type-client-enabled", true},
+                   {"auth-type-refresh-enabled", true},
+                   {"scope", Json::array()},
+                   // Mandatory claims are in every ID token (and /userinfo answer).
+                   {"claims", Json::array({claim("roles", "roles"),
+                                           claim("preferred_username", "username")})}}}};
+  if (options_.roles_in_access_tokens) {
+    // Access tokens carry the roles too, comma-joined into one string.
+    plugin["parameters"]["additional-parameters"] =
+        Json::array({{{"user-parameter", "roles"}, {"token-parameter", "roles"}}});
+  }
   if (absl::StatusOr<Json> r = Admin("POST", "/mod/plugin/", plugin); !r.ok()) {
     return r.status();
   }
@@ -456,6 +458,23 @@ absl::StatusOr<Json> GlewlwydProcess::PasswordGrant(const std::string& username,
 
 absl::StatusOr<Json> GlewlwydProcess::RefreshGrant(const std::string& refresh_token) const {
   return TokenRequest({{"grant_type", "refresh_token"}, {"refresh_token", refresh_token}});
+}
+
+absl::StatusOr<Json> GlewlwydProcess::Userinfo(const std::string& access_token) const {
+  absl::StatusOr<HttpResult> answer =
+      HttpRequest("GET", issuer() + "/userinfo", "", {{"Authorization", "Bearer " + access_token}});
+  if (!answer.ok()) {
+    return answer.status();
+  }
+  if (answer->status != 200) {
+    return absl::PermissionDeniedError(
+        fmt::format("glewlwyd refused userinfo: {} {}", answer->status, answer->body));
+  }
+  Json parsed = Json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) {
+    return absl::InternalError(fmt::format("glewlwyd userinfo: not JSON: {}", answer->body));
+  }
+  return parsed;
 }
 
 std::string GlewlwydProcess::LogTail(int lines) const { return TailFile(log_path_, lines); }

@@ -9,8 +9,11 @@
 //     sub = an opaque random id per user (not the username), preferred_username = the username,
 //     roles = the user's roles as a JSON array (no `roles` claim at all for a user without
 //     roles), exp = iat + token_lifetime, no nonce.
-//   * access_token (typ at+jwt, RS256): iss, client_id, aud = the requested scope string, scope,
-//     roles = the roles comma-joined into ONE string ("viewer,discovery-admin").
+//   * access_token (typ at+jwt, RS256): iss, client_id, aud = the requested scope string, scope;
+//     no preferred_username and no roles, unless roles_in_access_tokens adds the roles
+//     comma-joined into ONE string ("viewer,discovery-admin").
+//   * userinfo (issuer() + "/userinfo", GET with an access token as bearer): sub and the
+//     mandatory claims, i.e. roles (an array) and preferred_username.
 //   * A refresh grant answers with a new access_token only: no id_token, no new refresh_token
 //     (the old one stays valid).
 //   * The discovery document's grant_types_supported omits password and refresh_token although
@@ -48,6 +51,9 @@ struct GlewlwydOptions {
   // The plugin's access-token-duration: the lifetime of access tokens and ID tokens alike
   // (glewlwyd has no separate knob for ID tokens). Whole seconds, at least 1 s.
   absl::Duration token_lifetime = absl::Hours(1);
+  // The usual configuration keeps the roles out of access tokens (claims of the ID token and of
+  // userinfo only); true also puts them into access tokens (the plugin's additional-parameters).
+  bool roles_in_access_tokens = false;
   // How long Start waits for the server to answer before configuring it.
   absl::Duration start_timeout = absl::Seconds(30);
 };
@@ -62,7 +68,8 @@ class GlewlwydProcess {
   // to another process) with its log in <tmp>/glewlwyd.log, and configures it as admin/password:
   //   * user backend "database": the multi-valued user property "roles";
   //   * plugin "oidc": iss = issuer(), RS256, claims roles and preferred_username (<- username)
-  //     in every ID token, roles also in access tokens, password and refresh grants enabled;
+  //     in every ID token and userinfo answer (roles also in access tokens with
+  //     roles_in_access_tokens), password and refresh grants enabled;
   //   * scope "discovery"; the users, with scopes openid and discovery and their roles;
   //   * the client.
   // Fails with Unavailable and the log tail when the server exits or does not answer within
@@ -90,6 +97,10 @@ class GlewlwydProcess {
   // POST token_endpoint() grant_type=refresh_token: {access_token, token_type, expires_in, scope,
   // iat}. PermissionDenied with status and body when refused (an unknown token: 400).
   absl::StatusOr<nlohmann::json> RefreshGrant(const std::string& refresh_token) const;
+
+  // GET issuer() + "/userinfo" with `access_token` as bearer: the JSON answer. PermissionDenied
+  // with status and body when refused.
+  absl::StatusOr<nlohmann::json> Userinfo(const std::string& access_token) const;
 
   // The last `lines` lines of glewlwyd's log (INFO level: logins, token grants, errors).
   std::string LogTail(int lines = 40) const;

@@ -41,6 +41,20 @@ std::string_view Authorization(const grpc::CallbackServerContext& context) {
                               : std::string_view(it->second.data(), it->second.size());
 }
 
+std::string_view Metadata(const grpc::CallbackServerContext& context, const char* key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(key);
+  return it == metadata.end() ? std::string_view{}
+                              : std::string_view(it->second.data(), it->second.size());
+}
+
+// Who is calling, for the dispatcher; `peer` is the context's, kept alive by the caller.
+api::CallerInfo CallerOf(const grpc::CallbackServerContext& context, const std::string& peer) {
+  return {.authorization = Authorization(context),
+          .peer = peer,
+          .forwarded_for = Metadata(context, "x-forwarded-for")};
+}
+
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) {
     return grpc::Status::OK;
@@ -76,8 +90,9 @@ class CallQueue {
         context, fmt::format("{}{}", service, method),
         [context, request, response, handler](api::Dispatcher& dispatcher,
                                               std::string_view full_method) {
+          const std::string peer = context->peer();
           absl::StatusOr<Response> result =
-              dispatcher.Dispatch(full_method, Authorization(*context), *request, handler);
+              dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request, handler);
           if (!result.ok()) {
             return result.status();
           }
@@ -181,7 +196,7 @@ class CallQueue {
   }
 
   void Refuse(Call& call, const absl::Status& status) {
-    dispatcher_.Refused(call.method, status);
+    dispatcher_.Refused(call.method, status, call.context->peer());
     call.finish(status);
   }
 
@@ -277,8 +292,9 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
     calls.Queue(
         context, fmt::format("{}ListServiceStream", api::kServiceApi),
         [this, context, request](api::Dispatcher& dispatcher, std::string_view full_method) {
+          const std::string peer = context->peer();
           absl::StatusOr<std::vector<api::ListedService>> rows = dispatcher.Dispatch(
-              full_method, Authorization(*context), *request, &api::Handlers::ListServiceStream);
+              full_method, CallerOf(*context, peer), *request, &api::Handlers::ListServiceStream);
           if (!rows.ok()) {
             return rows.status();
           }
@@ -379,6 +395,8 @@ class TokenService final : public pb::TokenAPI::CallbackService {
   explicit TokenService(CallQueue& calls) : calls_(calls) {}
   using pb::TokenAPI::CallbackService::Create;
   using pb::TokenAPI::CallbackService::Info;
+  using pb::TokenAPI::CallbackService::ListRevoked;
+  using pb::TokenAPI::CallbackService::Revoke;
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
                                    const pb::CreateRequest* request,
                                    pb::CreateResponse* response) override {
@@ -389,6 +407,18 @@ class TokenService final : public pb::TokenAPI::CallbackService {
                                  const pb::InfoRequest* request,
                                  pb::InfoResponse* response) override {
     return calls_.Serve(api::kTokenApi, "Info", context, request, response, &api::Handlers::Info);
+  }
+  grpc::ServerUnaryReactor* Revoke(grpc::CallbackServerContext* context,
+                                   const pb::RevokeRequest* request,
+                                   pb::RevokeResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "Revoke", context, request, response,
+                        &api::Handlers::Revoke);
+  }
+  grpc::ServerUnaryReactor* ListRevoked(grpc::CallbackServerContext* context,
+                                        const pb::ListRevokedRequest* request,
+                                        pb::ListRevokedResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "ListRevoked", context, request, response,
+                        &api::Handlers::ListRevoked);
   }
 
  private:

@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "spdlog/spdlog.h"
 
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
@@ -63,7 +64,10 @@ struct Endpoint {
   std::unique_ptr<pb::KV::Stub> kv;
   std::unique_ptr<pb::Watch::Stub> watch;
   std::unique_ptr<pb::Auth::Stub> auth;
+  std::unique_ptr<pb::Cluster::Stub> cluster;
 };
+
+using EndpointPtr = std::shared_ptr<Endpoint>;
 
 enum class Scheme { kUnspecified, kHttp, kHttps };
 
@@ -127,8 +131,9 @@ absl::StatusOr<std::string> TlsMaterial(const std::string& item, const std::stri
   return content;
 }
 
+// `tls` tells whether the credentials are TLS ones.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
-    const EtcdOptions& options, const std::vector<ParsedEndpoint>& endpoints) {
+    const EtcdOptions& options, const std::vector<ParsedEndpoint>& endpoints, bool& tls) {
   absl::StatusOr<std::string> ca = TlsMaterial("ca", options.ca_pem, options.ca_file);
   if (!ca.ok()) {
     return ca.status();
@@ -151,7 +156,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
                                      [](const auto& e) { return e.scheme == Scheme::kHttps; });
   const bool any_http = std::any_of(endpoints.begin(), endpoints.end(),
                                     [](const auto& e) { return e.scheme == Scheme::kHttp; });
-  const bool tls = any_https || !ca->empty() || !cert->empty();
+  tls = any_https || !ca->empty() || !cert->empty();
   if (tls && any_http) {
     return absl::InvalidArgumentError(
         "etcd endpoints mix http:// with TLS (https:// endpoints or TLS material)");
@@ -184,6 +189,18 @@ grpc::ChannelArguments ChannelArgs() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   return args;
+}
+
+EndpointPtr MakeEndpoint(std::string address,
+                         const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  auto endpoint = std::make_shared<Endpoint>();
+  endpoint->channel = grpc::CreateCustomChannel(address, credentials, ChannelArgs());
+  endpoint->address = std::move(address);
+  endpoint->kv = pb::KV::NewStub(endpoint->channel);
+  endpoint->watch = pb::Watch::NewStub(endpoint->channel);
+  endpoint->auth = pb::Auth::NewStub(endpoint->channel);
+  endpoint->cluster = pb::Cluster::NewStub(endpoint->channel);
+  return endpoint;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,25 +263,29 @@ class EtcdClient {
   template <typename Call>
   absl::Status Unary(const std::string& what, Retry retry, Call&& call);
 
-  // Waits until some endpoint is connected and returns its index (preferring the current one),
-  // or nullopt at `until` or as soon as `stop` returns true. Waiting on a channel's state is
+  // Waits until some endpoint is connected and returns it (preferring the current one), or
+  // nullptr at `until` or as soon as `stop` returns true. Waiting on a channel's state is
   // also what drives its reconnection: a synchronous client's channel only makes progress
   // while some thread polls it (otherwise only gRPC's backup poller, every 5 s, moves it on).
-  std::optional<size_t> WaitForReady(absl::Time until, const std::function<bool()>& stop = {});
+  EndpointPtr WaitForReady(absl::Time until, const std::function<bool()>& stop = {});
 
   // The endpoint calls go to first: the last one that worked.
-  size_t CurrentEndpoint() const {
+  EndpointPtr CurrentEndpoint() const {
     absl::MutexLock lock(&mu_);
-    return current_;
+    return endpoints_[current_];
   }
-  // Moves on to the next endpoint after `index` failed (unless another caller already did).
-  void EndpointFailed(size_t index) {
+  // Moves on to the next endpoint after `failed` failed (unless another caller already did).
+  void EndpointFailed(const Endpoint* failed) {
     absl::MutexLock lock(&mu_);
-    if (current_ == index) {
-      current_ = (index + 1) % endpoints_.size();
+    if (endpoints_[current_].get() == failed) {
+      current_ = (current_ + 1) % endpoints_.size();
     }
   }
-  Endpoint& endpoint(size_t index) { return endpoints_[index]; }
+  // Replaces the endpoints with the client URLs of the cluster's members (Cluster.MemberList)
+  // plus the configured ones, keeping the channels of addresses already known. Returns the new
+  // endpoint list; an error (and the old list kept) when the call fails or no member URL is usable.
+  absl::StatusOr<std::string> SyncMembers();
+  std::string EndpointList() const;
   std::string Token() const {
     absl::MutexLock lock(&mu_);
     return token_;
@@ -274,24 +295,40 @@ class EtcdClient {
   absl::Status Reauthenticate(Endpoint& endpoint, const std::string& stale_token);
 
  private:
-  EtcdClient(std::vector<Endpoint> endpoints, const EtcdOptions& options)
-      : endpoints_(std::move(endpoints)),
-        username_(options.username),
+  EtcdClient(std::vector<EndpointPtr> endpoints, const EtcdOptions& options,
+             std::shared_ptr<grpc::ChannelCredentials> credentials, bool tls)
+      : username_(options.username),
         password_(options.password),
-        request_timeout_(options.request_timeout) {}
+        request_timeout_(options.request_timeout),
+        credentials_(std::move(credentials)),
+        tls_(tls),
+        endpoints_(std::move(endpoints)) {
+    for (const EndpointPtr& endpoint : endpoints_) {
+      configured_.push_back(endpoint->address);
+    }
+  }
 
   absl::Status Authenticate(Endpoint& endpoint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(auth_mu_);
-  std::string EndpointList() const;
+  std::vector<EndpointPtr> Endpoints(size_t* current) const {
+    absl::MutexLock lock(&mu_);
+    *current = current_;
+    return endpoints_;
+  }
 
-  // Immutable after Connect; stubs and channels are thread-safe.
-  std::vector<Endpoint> endpoints_;
   const std::string username_;
   const std::string password_;
   const absl::Duration request_timeout_;
+  // For the channels of members learned later.
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  const bool tls_;
+  std::vector<std::string> configured_;  // addresses given at connect; immutable after
 
   // Serialises re-authentication so concurrent token errors cause one Authenticate call.
   absl::Mutex auth_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
+  // Never empty; replaced as a whole by SyncMembers. Stubs and channels are thread-safe, and a
+  // caller holding an EndpointPtr keeps its channel alive after a sync dropped it.
+  std::vector<EndpointPtr> endpoints_ ABSL_GUARDED_BY(mu_);
   size_t current_ ABSL_GUARDED_BY(mu_) = 0;
   std::string token_ ABSL_GUARDED_BY(mu_);
 };
@@ -315,24 +352,20 @@ absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOption
     }
     parsed.push_back(*std::move(p));
   }
+  bool tls = false;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      Credentials(options, parsed);
+      Credentials(options, parsed, tls);
   if (!credentials.ok()) {
     return credentials.status();
   }
   // One channel per endpoint rather than one multi-address channel: failover stays explicit and
   // each endpoint may resolve through DNS on its own.
-  std::vector<Endpoint> endpoints;
+  std::vector<EndpointPtr> endpoints;
   for (ParsedEndpoint& p : parsed) {
-    Endpoint endpoint;
-    endpoint.channel = grpc::CreateCustomChannel(p.address, *credentials, ChannelArgs());
-    endpoint.address = std::move(p.address);
-    endpoint.kv = pb::KV::NewStub(endpoint.channel);
-    endpoint.watch = pb::Watch::NewStub(endpoint.channel);
-    endpoint.auth = pb::Auth::NewStub(endpoint.channel);
-    endpoints.push_back(std::move(endpoint));
+    endpoints.push_back(MakeEndpoint(std::move(p.address), *credentials));
   }
-  std::shared_ptr<EtcdClient> client(new EtcdClient(std::move(endpoints), options));
+  std::shared_ptr<EtcdClient> client(
+      new EtcdClient(std::move(endpoints), options, *std::move(credentials), tls));
   if (!client->WaitForReady(absl::Now() + options.dial_timeout)) {
     return absl::UnavailableError(absl::StrCat("cannot reach etcd at ", client->EndpointList(),
                                                ": no endpoint connected within ",
@@ -340,8 +373,7 @@ absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOption
   }
   if (client->UsesAuth()) {
     absl::MutexLock lock(&client->auth_mu_);
-    if (absl::Status status = client->Authenticate(client->endpoint(client->CurrentEndpoint()));
-        !status.ok()) {
+    if (absl::Status status = client->Authenticate(*client->CurrentEndpoint()); !status.ok()) {
       return status;
     }
   }
@@ -349,34 +381,90 @@ absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOption
 }
 
 std::string EtcdClient::EndpointList() const {
+  absl::MutexLock lock(&mu_);
   return absl::StrJoin(endpoints_, ",",
-                       [](std::string* out, const Endpoint& e) { out->append(e.address); });
+                       [](std::string* out, const EndpointPtr& e) { out->append(e->address); });
 }
 
-std::optional<size_t> EtcdClient::WaitForReady(absl::Time until,
-                                               const std::function<bool()>& stop) {
-  const size_t n = endpoints_.size();
+EndpointPtr EtcdClient::WaitForReady(absl::Time until, const std::function<bool()>& stop) {
   // Every endpoint dials in parallel; the first one ready wins.
   for (size_t round = 0;; ++round) {
-    const size_t first = CurrentEndpoint();
+    size_t first = 0;
+    const std::vector<EndpointPtr> endpoints = Endpoints(&first);
+    const size_t n = endpoints.size();
     for (size_t k = 0; k < n; ++k) {
       const size_t i = (first + k) % n;
-      if (endpoints_[i].channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
+      if (endpoints[i]->channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
         absl::MutexLock lock(&mu_);
-        current_ = i;
-        return i;
+        // Unless a sync replaced the list meanwhile; then the next failure moves on.
+        if (i < endpoints_.size() && endpoints_[i] == endpoints[i]) {
+          current_ = i;
+        }
+        return endpoints[i];
       }
     }
     const absl::Time now = absl::Now();
     if (now >= until || (stop && stop())) {
-      return std::nullopt;
+      return nullptr;
     }
     // Returns early when this channel changes state; other channels are looked at next round.
-    Endpoint& watched = endpoints_[round % n];
-    watched.channel->WaitForStateChange(
-        watched.channel->GetState(false),
+    const EndpointPtr& watched = endpoints[round % n];
+    watched->channel->WaitForStateChange(
+        watched->channel->GetState(false),
         absl::ToChronoTime(std::min(until, now + kConnectPollSlice)));
   }
+}
+
+absl::StatusOr<std::string> EtcdClient::SyncMembers() {
+  pb::MemberListRequest request;
+  pb::MemberListResponse response;
+  if (absl::Status status = Unary("member list", Retry::kAlways,
+                                  [&](Endpoint& e, grpc::ClientContext& c) {
+                                    return e.cluster->MemberList(&c, request, &response);
+                                  });
+      !status.ok()) {
+    return status;
+  }
+  std::vector<std::string> addresses;
+  for (const pb::Member& member : response.members()) {
+    for (const std::string& url : member.clienturls()) {
+      absl::StatusOr<ParsedEndpoint> parsed = ParseEndpoint(url);
+      // A URL of the other scheme would need other credentials than those configured.
+      if (!parsed.ok() || (parsed->scheme == Scheme::kHttps) != tls_) {
+        continue;
+      }
+      if (std::find(addresses.begin(), addresses.end(), parsed->address) == addresses.end()) {
+        addresses.push_back(std::move(parsed->address));
+      }
+    }
+  }
+  if (addresses.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "etcd: member list: no member has a usable client URL (", tls_ ? "https" : "http", ")"));
+  }
+  std::sort(addresses.begin(), addresses.end());
+  // The configured endpoints stay too: a member may advertise a URL only reachable from its own
+  // host (Debian's default is http://localhost:2379), and then the configured one still works.
+  for (auto it = configured_.rbegin(); it != configured_.rend(); ++it) {
+    if (std::find(addresses.begin(), addresses.end(), *it) == addresses.end()) {
+      addresses.insert(addresses.begin(), *it);
+    }
+  }
+  size_t current = 0;
+  const std::vector<EndpointPtr> known = Endpoints(&current);
+  std::vector<EndpointPtr> next;
+  for (std::string& address : addresses) {
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const EndpointPtr& e) { return e->address == address; });
+    next.push_back(it != known.end() ? *it : MakeEndpoint(std::move(address), credentials_));
+  }
+  absl::MutexLock lock(&mu_);
+  const EndpointPtr was_current = endpoints_[current_];
+  endpoints_ = std::move(next);
+  auto it = std::find(endpoints_.begin(), endpoints_.end(), was_current);
+  current_ = it == endpoints_.end() ? 0 : static_cast<size_t>(it - endpoints_.begin());
+  return absl::StrJoin(endpoints_, ",",
+                       [](std::string* out, const EndpointPtr& e) { out->append(e->address); });
 }
 
 absl::Status EtcdClient::Authenticate(Endpoint& endpoint) {
@@ -414,23 +502,22 @@ absl::Status EtcdClient::Unary(const std::string& what, Retry retry, Call&& call
   const absl::Time deadline = absl::Now() + request_timeout_;
   bool reauthenticated = false;
   grpc::Status status;
-  size_t index = CurrentEndpoint();
+  EndpointPtr endpoint = CurrentEndpoint();
   while (true) {
-    Endpoint& endpoint = endpoints_[index];
-    const grpc_connectivity_state before = endpoint.channel->GetState(/*try_to_connect=*/true);
+    const grpc_connectivity_state before = endpoint->channel->GetState(/*try_to_connect=*/true);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
     const std::string token = Token();
     if (!token.empty()) {
       context.AddMetadata(std::string{kTokenMetadata}, token);
     }
-    status = call(endpoint, context);
+    status = call(*endpoint, context);
     if (status.ok()) {
       return absl::OkStatus();
     }
     if (UsesAuth() && !reauthenticated && IsAuthTokenError(status)) {
       reauthenticated = true;
-      if (absl::Status auth = Reauthenticate(endpoint, token); !auth.ok()) {
+      if (absl::Status auth = Reauthenticate(*endpoint, token); !auth.ok()) {
         return auth;
       }
       continue;
@@ -439,18 +526,18 @@ absl::Status EtcdClient::Unary(const std::string& what, Retry retry, Call&& call
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE || !may_retry) {
       break;
     }
-    EndpointFailed(index);
-    const std::optional<size_t> ready = WaitForReady(deadline);
-    if (!ready) {
+    EndpointFailed(endpoint.get());
+    EndpointPtr ready = WaitForReady(deadline);
+    if (ready == nullptr) {
       break;
     }
-    if (*ready == index) {
+    if (ready == endpoint) {
       if (deadline - absl::Now() <= kRetryPause) {
         break;
       }
       absl::SleepFor(kRetryPause);
     }
-    index = *ready;
+    endpoint = std::move(ready);
   }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     return absl::UnavailableError(absl::StrCat("etcd: ", what, ": cannot reach etcd at ",
@@ -528,13 +615,12 @@ void EtcdWatch::Run() {
   // The token the last failed stream used, when it should be replaced before the next one.
   std::optional<std::string> stale_token;
   while (true) {
-    const std::optional<size_t> ready =
+    const EndpointPtr ready =
         client_->WaitForReady(absl::InfiniteFuture(), [this] { return Stopping(); });
-    if (!ready) {
+    if (ready == nullptr) {
       return;
     }
-    const size_t index = *ready;
-    Endpoint& endpoint = client_->endpoint(index);
+    Endpoint& endpoint = *ready;
     if (stale_token) {
       // Failure here only means the next stream fails too and we come back with backoff.
       (void)client_->Reauthenticate(endpoint, *stale_token);
@@ -569,7 +655,7 @@ void EtcdWatch::Run() {
       // may be an expired or forgotten token; a refresh costs one RPC per failed stream.
       stale_token = token;
     }
-    client_->EndpointFailed(index);
+    client_->EndpointFailed(ready.get());
     if (!SleepUnlessStopping(backoff * absl::Uniform(random, 0.8, 1.2))) {
       return;
     }
@@ -642,7 +728,17 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
 
 class EtcdStore final : public Store {
  public:
-  explicit EtcdStore(std::shared_ptr<EtcdClient> client) : client_(std::move(client)) {}
+  EtcdStore(std::shared_ptr<EtcdClient> client, absl::Duration auto_sync_interval)
+      : client_(std::move(client)) {
+    if (auto_sync_interval > absl::ZeroDuration()) {
+      sync_ = std::jthread([this, auto_sync_interval] { SyncMembers(auto_sync_interval); });
+    }
+  }
+
+  ~EtcdStore() override {
+    absl::MutexLock lock(&sync_mu_);
+    stopping_ = true;
+  }  // sync_, the last member, is joined first
 
   absl::StatusOr<KeyValue> Get(std::string_view key) override {
     pb::RangeRequest request;
@@ -928,11 +1024,41 @@ class EtcdStore final : public Store {
     return result;
   }
 
+  // Follows the member list, as the original's client did with --etcd-auto-sync-interval.
+  void SyncMembers(absl::Duration interval) {
+    std::string last;
+    bool failing = false;
+    while (true) {
+      absl::StatusOr<std::string> endpoints = client_->SyncMembers();
+      if (endpoints.ok()) {
+        if (*endpoints != last) {
+          spdlog::info("etcd endpoints from the member list: {}", *endpoints);
+          last = *endpoints;
+        }
+        failing = false;
+      } else if (!failing) {
+        // Once per streak of failures; the endpoints known so far stay in use.
+        spdlog::warn("etcd member list sync failed, keeping endpoints {}: {}",
+                     client_->EndpointList(), std::string(endpoints.status().message()));
+        failing = true;
+      }
+      absl::MutexLock lock(&sync_mu_);
+      if (sync_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) {
+        return;
+      }
+    }
+  }
+
   const std::shared_ptr<EtcdClient> client_;
 
   std::atomic<int64_t> commits_ = 0;
   std::atomic<int64_t> transactions_ = 0;
   CommitQueue<PendingCommit> queue_;
+
+  absl::Mutex sync_mu_;
+  bool stopping_ ABSL_GUARDED_BY(sync_mu_) = false;
+  // Last member: joined before anything it uses is destroyed.
+  std::jthread sync_;
 };
 
 }  // namespace
@@ -950,7 +1076,7 @@ absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& optio
   if (!client.ok()) {
     return client.status();
   }
-  return std::make_unique<EtcdStore>(*std::move(client));
+  return std::make_unique<EtcdStore>(*std::move(client), options.auto_sync_interval);
 }
 
 }  // namespace discovery::store

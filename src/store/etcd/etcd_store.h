@@ -29,6 +29,10 @@ struct EtcdOptions {
   std::string key_file;
   absl::Duration dial_timeout = absl::Seconds(5);
   absl::Duration request_timeout = absl::Seconds(5);
+  // As the original's etcd client: at connect and then every interval the cluster's member list
+  // (Cluster.MemberList) becomes the endpoints (with the configured ones kept), so a store given
+  // one member keeps working through the others when that member goes away. Zero turns it off.
+  absl::Duration auto_sync_interval = absl::ZeroDuration();
 };
 
 // Connects to etcd, failing with Unavailable when no endpoint answers within dial_timeout,
@@ -41,6 +45,8 @@ struct EtcdOptions {
 // their code and carry an "etcd: " message prefix. With a username, the auth token is renewed
 // when etcd rejects it. Watches run on their own thread, re-open their stream with backoff
 // (100 ms .. 5 s) from the last delivered revision + 1, and may outlive the store object.
+// With auto_sync_interval the endpoints follow the member list (a failed sync keeps the last
+// list); the store's own thread does it and stops with the store.
 // Concurrent Commit() calls that cannot interfere go to etcd as one transaction (group commit):
 // each answers as it would alone, and they report the same revision.
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options);
