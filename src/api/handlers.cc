@@ -1,5 +1,9 @@
 #include "api/handlers.h"
 
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -9,6 +13,8 @@
 #include "common/format.h"
 #include "common/go_duration.h"
 #include "common/status_macros.h"
+#include "re2/re2.h"
+#include "selector/selector.h"
 
 namespace discovery::api {
 
@@ -111,6 +117,94 @@ absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
     *response.add_invalid_services() = ToProto(record);
   }
   return response;
+}
+
+namespace {
+
+// A compiled filter of ListServiceStreamRequest; nullptr when it is empty.
+absl::StatusOr<std::unique_ptr<RE2>> CompileFilter(std::string_view field,
+                                                   const std::string& pattern) {
+  if (pattern.empty()) {
+    return nullptr;
+  }
+  auto regex = std::make_unique<RE2>(pattern, RE2::Quiet);
+  if (!regex->ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("invalid {} \"{}\": {}", field, pattern, regex->error()));
+  }
+  return regex;
+}
+
+bool Matches(const std::unique_ptr<RE2>& regex, const std::string& text) {
+  return regex == nullptr || RE2::PartialMatch(text, *regex);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ListedService>> Handlers::ListServiceStream(
+    const auth::Principal& principal, const pb::ListServiceStreamRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  if (!request.sort_by().empty() && request.sort_by() != "endpoint" &&
+      request.sort_by() != "date") {
+    return absl::InvalidArgumentError(
+        fmt::format("invalid sort_by \"{}\": use endpoint or date", request.sort_by()));
+  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<RE2> name,
+                             CompileFilter("filter_name", request.filter_name()));
+  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<RE2> endpoint,
+                             CompileFilter("filter_endpoint", request.filter_endpoint()));
+  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<RE2> server,
+                             CompileFilter("filter_server", request.filter_server()));
+  std::optional<selector::Selector> labels;
+  if (!request.filter_selector().empty()) {
+    absl::StatusOr<selector::Selector> parsed =
+        selector::Selector::Parse(request.filter_selector());
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(fmt::format("invalid filter_selector \"{}\": {}",
+                                                    request.filter_selector(),
+                                                    parsed.status().message()));
+    }
+    labels = *std::move(parsed);
+  }
+  const auto keep = [&](const Service& service) {
+    return Matches(name, service.name) && Matches(endpoint, service.endpoint) &&
+           (server == nullptr ||
+            std::any_of(service.servers.begin(), service.servers.end(),
+                        [&](const std::string& placed) { return Matches(server, placed); })) &&
+           (!labels || labels->Matches(service.labels));
+  };
+
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<Service> services,
+                             registry_.ListServices(request.namespace_()));
+  std::vector<ListedService> rows;
+  for (Service& service : services) {
+    if (keep(service)) {
+      rows.push_back({.service = std::move(service)});
+    }
+  }
+  services = {};
+  if (!request.served_only()) {
+    DISCOVERY_ASSIGN_OR_RETURN(std::vector<InvalidService> invalid,
+                               registry_.ListInvalidServices(request.namespace_()));
+    for (InvalidService& record : invalid) {
+      if (keep(record.service)) {
+        rows.push_back(
+            {.service = std::move(record.service), .invalid_reason = std::move(record.reason)});
+      }
+    }
+  }
+  // The CLI's orders, which it applied itself to the whole list of ListService.
+  if (request.sort_by() == "date") {
+    std::stable_sort(rows.begin(), rows.end(), [](const ListedService& a, const ListedService& b) {
+      return a.service.modified > b.service.modified;
+    });
+  } else {
+    std::sort(rows.begin(), rows.end(), [](const ListedService& a, const ListedService& b) {
+      return std::tie(a.service.endpoint, a.service.namespace_name) <
+             std::tie(b.service.endpoint, b.service.namespace_name);
+    });
+  }
+  return rows;
 }
 
 absl::StatusOr<pb::ListTargetGroupResponse> Handlers::ListTargetGroup(

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -27,6 +28,13 @@ struct HandlerOptions {
   // Issuer and secret of machine tokens created by TokenAPI/Create and checked by Info.
   auth::MachineTokenOptions tokens;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// A row of ServiceAPI/ListServiceStream's answer: a service, or a stored record that cannot be
+// served and why.
+struct ListedService {
+  Service service;
+  std::string invalid_reason;  // "" for a served service
 };
 
 // Every method is thread-safe. `registry` and `authorizer` must outlive the handlers.
@@ -55,6 +63,10 @@ class Handlers {
       const auth::Principal& principal, const pb::UnRegisterServiceRequest& request);
   absl::StatusOr<pb::ListServiceResponse> ListService(const auth::Principal& principal,
                                                       const pb::ListServiceRequest& request);
+  // The rows of ListServiceStream, filtered and sorted as requested; the gRPC adapter cuts them
+  // into messages as the client reads. InvalidArgument for a filter that does not compile.
+  absl::StatusOr<std::vector<ListedService>> ListServiceStream(
+      const auth::Principal& principal, const pb::ListServiceStreamRequest& request);
   absl::StatusOr<pb::ListTargetGroupResponse> ListTargetGroup(
       const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
   // http_sd: the same selection as ListTargetGroup, already rendered, with its ETag.

@@ -4,8 +4,11 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "cli/call_errors.h"
 #include "cli/retry.h"
 #include "fmt/format.h"
@@ -13,6 +16,7 @@
 
 #include "api/convert.h"
 #include "common/format.h"
+#include "common/go_duration.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
@@ -73,16 +77,33 @@ class ApiClient::Channels {
 
   std::shared_ptr<grpc::Channel> Get() {
     if (channel_ == nullptr) {
-      channel_ = grpc::CreateChannel(address_, credentials_);
+      grpc::ChannelArguments arguments;
+      // Unary lists of every server, namespace or (from older servers) service come in one
+      // message of any size; gRPC's default would refuse those beyond 4 MiB.
+      arguments.SetMaxReceiveMessageSize(-1);
+      channel_ = grpc::CreateCustomChannel(address_, credentials_, arguments);
     }
     return channel_;
   }
-  void Drop() { channel_.reset(); }
+  void Drop() {
+    service_stub_.reset();
+    channel_.reset();
+  }
+
+  // One ServiceAPI stub for the calls of a bulk command: a stub registers its methods with the
+  // channel when it is made, which is worth doing once rather than per call.
+  pb::ServiceAPI::Stub& ServiceStub() {
+    if (service_stub_ == nullptr) {
+      service_stub_ = std::make_unique<pb::ServiceAPI::Stub>(Get());
+    }
+    return *service_stub_;
+  }
 
  private:
   std::string address_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::ServiceAPI::Stub> service_stub_;
 };
 
 namespace {
@@ -234,6 +255,131 @@ absl::StatusOr<Service> ApiClient::RegisterService(const ServiceRegistration& re
     return response.status();
   }
   return api::FromProto(response->service());
+}
+
+absl::Status ApiClient::StreamServices(
+    const ServiceQuery& query, const std::function<void(size_t total)>& total,
+    const std::function<void(client_format::ListedService)>& row) const {
+  pb::ListServiceStreamRequest request;
+  request.set_namespace_(query.namespace_name);
+  request.set_filter_name(query.filter_name);
+  request.set_filter_endpoint(query.filter_endpoint);
+  request.set_filter_server(query.filter_server);
+  request.set_filter_selector(query.filter_selector);
+  request.set_sort_by(query.sort_by);
+  request.set_served_only(query.served_only);
+  pb::ServiceAPI::Stub stub(channels_->Get());
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "bearer " + options_.token);
+
+  // A list of a million rows takes longer than any one call's timeout to print, so the timeout
+  // applies to each wait for the server: a watchdog cancels the call when a wait takes longer.
+  absl::Mutex mu;
+  absl::Time last_message = absl::Now();
+  bool finished = false;
+  bool timed_out = false;
+  std::jthread watchdog([&] {
+    absl::MutexLock lock(&mu);
+    while (!finished) {
+      if (mu.AwaitWithDeadline(absl::Condition(&finished), last_message + options_.timeout)) {
+        return;
+      }
+      if (absl::Now() >= last_message + options_.timeout) {
+        timed_out = true;
+        context.TryCancel();
+        return;
+      }
+    }
+  });
+  const auto seen = [&] {
+    absl::MutexLock lock(&mu);
+    last_message = absl::Now();
+  };
+
+  std::unique_ptr<grpc::ClientReader<pb::ListServiceStreamResponse>> reader =
+      stub.ListServiceStream(&context, request);
+  pb::ListServiceStreamResponse message;
+  bool first = true;
+  while (reader->Read(&message)) {
+    if (first && total) {
+      total(message.total());
+    }
+    first = false;
+    for (pb::ListedService& listed : *message.mutable_services()) {
+      row({.service = api::FromProto(listed.service()),
+           .invalid = std::move(*listed.mutable_invalid_reason())});
+    }
+    seen();
+  }
+  absl::Status status = FromGrpc(reader->Finish());
+  {
+    absl::MutexLock lock(&mu);
+    finished = true;
+    if (timed_out) {
+      status = absl::DeadlineExceededError(
+          fmt::format("the server sent nothing for {}", FormatGoDuration(options_.timeout)));
+    }
+  }
+  if (IsTransient(status) && !absl::IsResourceExhausted(status)) {
+    channels_->Drop();
+  }
+  return status;
+}
+
+namespace {
+
+// One call of RegisterServiceAsync or UnregisterServiceAsync: what gRPC needs alive until the
+// answer, freed when it comes.
+template <typename Request, typename Response>
+struct AsyncCall {
+  std::unique_ptr<grpc::ClientContext> context;
+  Request request;
+  Response response;
+};
+
+template <typename Request, typename Response>
+void StartAsync(pb::ServiceAPI::Stub& stub, const ConnectionOptions& options, Request request,
+                void (pb::ServiceAPI::Stub::async_interface::*method)(
+                    grpc::ClientContext*, const Request*, Response*,
+                    std::function<void(grpc::Status)>),
+                std::function<void(const absl::Status&)> done) {
+  auto* call = new AsyncCall<Request, Response>{
+      .context = NewContext(options, CallLimit{.duration = options.timeout}),
+      .request = std::move(request)};
+  (stub.async()->*method)(call->context.get(), &call->request, &call->response,
+                          [call, done = std::move(done)](const grpc::Status& status) {
+                            const absl::Status result = FromGrpc(status);
+                            // Freed before `done`, after which the caller may drop the channel:
+                            // nothing of the call may be left to free on a gRPC thread then (a
+                            // channel's last reference going there freed its queue twice).
+                            delete call;
+                            done(result);
+                          });
+}
+
+}  // namespace
+
+void ApiClient::RegisterServiceAsync(const ServiceRegistration& registration,
+                                     std::function<void(const absl::Status&)> done) const {
+  pb::RegisterServiceRequest request;
+  request.set_name(registration.name);
+  request.set_namespace_(registration.namespace_name);
+  request.set_endpoint(registration.endpoint);
+  request.set_selector(registration.selector);
+  request.set_description(registration.description);
+  api::LabelsToProto(registration.labels, request.mutable_labels());
+  StartAsync(channels_->ServiceStub(), options_, std::move(request),
+             &pb::ServiceAPI::Stub::async_interface::RegisterService, std::move(done));
+}
+
+void ApiClient::UnregisterServiceAsync(const std::string& namespace_name,
+                                       const std::string& id_or_endpoint,
+                                       std::function<void(const absl::Status&)> done) const {
+  pb::UnRegisterServiceRequest request;
+  request.set_namespace_(namespace_name);
+  request.set_id(id_or_endpoint);
+  StartAsync(channels_->ServiceStub(), options_, std::move(request),
+             &pb::ServiceAPI::Stub::async_interface::UnRegisterService, std::move(done));
 }
 
 absl::Status ApiClient::UnregisterService(const std::string& namespace_name,

@@ -4,6 +4,7 @@
 // failures explained by DescribeCallError).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+#include "client_format/output.h"
 #include "model/model.h"
 
 namespace discovery::cli {
@@ -34,6 +36,17 @@ struct ServiceRegistration {
   Labels labels;
   std::string selector;
   std::string description;
+};
+
+// What ListServiceStream lists: the filters the server applies and the order it sends rows in.
+struct ServiceQuery {
+  std::string namespace_name;  // empty: every namespace
+  std::string filter_name;     // RE2, unanchored; empty matches everything
+  std::string filter_endpoint;
+  std::string filter_server;
+  std::string filter_selector;       // label selector
+  std::string sort_by = "endpoint";  // or "date", newest first
+  bool served_only = false;          // leave out stored records that cannot be served
 };
 
 struct RevokedTokenDetails {
@@ -70,7 +83,21 @@ class ApiClient {
   // `invalid` when it is given (a server of the Go original sends none).
   absl::StatusOr<std::vector<Service>> ListServices(
       const std::string& namespace_name, std::vector<InvalidService>* invalid = nullptr) const;
+  // The rows of `query` one by one, as the server sends them, to `row`; `total` (may be empty)
+  // first gets the number of rows to come. The timeout bounds each wait for the next message,
+  // not the whole list. Unimplemented from a server without ListServiceStream (the Go original
+  // and older discoveryd): ListServices is the way there.
+  absl::Status StreamServices(const ServiceQuery& query,
+                              const std::function<void(size_t total)>& total,
+                              const std::function<void(client_format::ListedService)>& row) const;
   absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration) const;
+  // RegisterService and UnregisterService without waiting: `done` gets the outcome on a gRPC
+  // thread. Many calls may be in flight on the one channel; the caller bounds how many. The
+  // channel is kept on failures (other calls are in flight on it).
+  void RegisterServiceAsync(const ServiceRegistration& registration,
+                            std::function<void(const absl::Status&)> done) const;
+  void UnregisterServiceAsync(const std::string& namespace_name, const std::string& id_or_endpoint,
+                              std::function<void(const absl::Status&)> done) const;
   // `id_or_endpoint` is a service ID or its endpoint URL.
   absl::Status UnregisterService(const std::string& namespace_name,
                                  const std::string& id_or_endpoint) const;

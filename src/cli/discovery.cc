@@ -23,10 +23,12 @@
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "cli/api_client.h"
+#include "cli/bulk.h"
 #include "cli/completion.h"
 #include "cli/grpc_log.h"
 #include "cli/host_resolver.h"
 #include "cli/oidc_login.h"
+#include "cli/progress.h"
 #include "cli/retry.h"
 #include "cli/token_file.h"
 #include "fmt/format.h"
@@ -90,6 +92,9 @@ struct Flags {
   std::vector<std::string> unregister_items;
   double percent = 1.0;
   std::string import_path;
+  // bulk commands (import, unregister of many)
+  size_t max_in_flight = 64;
+  bool quiet = false;
   // namespace
   std::string export_config = "standard";
   bool force = false;
@@ -158,6 +163,18 @@ void AddOutputFlags(CLI::App& command, Flags& flags) {
                                           "Print the header line (the default; kept for scripts)");
   command.add_flag("--no-headers", flags.no_headers, "Do not print the header line")
       ->excludes(headers);
+}
+
+// The flags of the commands that send many calls at once.
+void AddBulkFlags(CLI::App& command, Flags& flags) {
+  command
+      .add_option("--max-in-flight,--parallel", flags.max_in_flight,
+                  "Requests sent without waiting for their answers, at most")
+      ->check(CLI::Range(1, 4096))
+      ->default_str("64");
+  command.add_flag("-q,--quiet", flags.quiet,
+                   "No progress bar (shown only when stderr is a terminal) and no line per "
+                   "failed import: only the summary");
 }
 
 absl::StatusOr<OutputOptions> OutputOptionsOf(const Flags& flags) {
@@ -416,6 +433,71 @@ absl::StatusOr<std::vector<ListedService>> FilterServices(const Flags& flags,
   return services;
 }
 
+// `service list`'s orders: by endpoint (then namespace), or by date, newest first.
+void SortListed(const std::string& sort_by, std::vector<ListedService>& listed) {
+  if (sort_by == "date") {
+    std::stable_sort(listed.begin(), listed.end(),
+                     [](const ListedService& a, const ListedService& b) {
+                       return a.service.modified > b.service.modified;
+                     });
+  } else {
+    std::sort(listed.begin(), listed.end(), [](const ListedService& a, const ListedService& b) {
+      return std::tie(a.service.endpoint, a.service.namespace_name) <
+             std::tie(b.service.endpoint, b.service.namespace_name);
+    });
+  }
+}
+
+// The rows of `service list` (without -u's DNS lookups), filtered and sorted as the flags say, to
+// `row` in order: as the server streams them, or, from a server without ListServiceStream, from
+// its one-message list filtered and sorted here. `served_only` leaves out invalid records.
+absl::Status ListServiceRows(const Flags& flags, const ApiClient& client, bool served_only,
+                             const std::function<void(ListedService)>& row) {
+  // Checked here too, so that an error names the flag rather than the request's field.
+  if (absl::StatusOr<std::vector<ListedService>> checked = FilterServices(flags, {});
+      !checked.ok()) {
+    return checked.status();
+  }
+  const ServiceQuery query{.namespace_name = flags.namespace_name,
+                           .filter_name = flags.filter_name,
+                           .filter_endpoint = flags.filter_endpoint,
+                           .filter_server = flags.filter_server,
+                           .filter_selector = flags.filter_selector,
+                           .sort_by = flags.sort_by,
+                           .served_only = served_only};
+  bool any = false;
+  absl::Status streamed = client.StreamServices(query, {}, [&](ListedService listed) {
+    any = true;
+    row(std::move(listed));
+  });
+  if (!absl::IsUnimplemented(streamed) || any) {
+    return streamed;
+  }
+  std::vector<InvalidService> invalid;
+  absl::StatusOr<std::vector<Service>> services =
+      client.ListServices(flags.namespace_name, served_only ? nullptr : &invalid);
+  if (!services.ok()) {
+    return services.status();
+  }
+  std::vector<ListedService> listed;
+  listed.reserve(services->size() + invalid.size());
+  for (Service& service : *services) {
+    listed.push_back({.service = std::move(service)});
+  }
+  for (InvalidService& record : invalid) {
+    listed.push_back({.service = std::move(record.service), .invalid = std::move(record.reason)});
+  }
+  absl::StatusOr<std::vector<ListedService>> filtered = FilterServices(flags, std::move(listed));
+  if (!filtered.ok()) {
+    return filtered.status();
+  }
+  SortListed(flags.sort_by, *filtered);
+  for (ListedService& item : *filtered) {
+    row(std::move(item));
+  }
+  return absl::OkStatus();
+}
+
 int ServiceList(const Flags& flags, std::ostream& out, const Failure& fail) {
   absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
   if (!output.ok()) {
@@ -425,55 +507,33 @@ int ServiceList(const Flags& flags, std::ostream& out, const Failure& fail) {
   if (!client.ok()) {
     return fail(client.status());
   }
-  std::vector<InvalidService> invalid;
-  absl::StatusOr<std::vector<Service>> services =
-      client->ListServices(flags.namespace_name, &invalid);
-  if (!services.ok()) {
-    return fail(services.status());
-  }
-  std::vector<ListedService> listed;
-  listed.reserve(services->size() + invalid.size());
-  for (Service& service : *services) {
-    listed.push_back({.service = std::move(service)});
-  }
-  if (!flags.unresolved) {  // -u looks up served services only
-    for (InvalidService& record : invalid) {
-      listed.push_back({.service = std::move(record.service), .invalid = std::move(record.reason)});
-    }
-  }
-  absl::StatusOr<std::vector<ListedService>> filtered = FilterServices(flags, std::move(listed));
-  if (filtered.ok() && flags.unresolved) {
+  // Rows are printed as they arrive (a table once all are in, for its column widths): the list
+  // is never held whole in more than one form.
+  client_format::ListedServiceWriter writer(out, *output);
+  size_t shown_invalid = 0;
+  if (flags.unresolved) {  // -u looks up served services only, and needs every host first
     std::vector<Service> served;
-    for (ListedService& item : *filtered) {
-      served.push_back(std::move(item.service));
+    if (absl::Status listed =
+            ListServiceRows(flags, *client, /*served_only=*/true,
+                            [&](ListedService row) { served.push_back(std::move(row.service)); });
+        !listed.ok()) {
+      return fail(listed);
     }
     absl::StatusOr<std::vector<Service>> unresolved = Unresolved(std::move(served));
     if (!unresolved.ok()) {
       return fail(unresolved.status());
     }
-    filtered->clear();
     for (Service& service : *unresolved) {
-      filtered->push_back({.service = std::move(service)});
+      writer.Add({.service = std::move(service)});
     }
+  } else if (absl::Status listed = ListServiceRows(flags, *client, /*served_only=*/false,
+                                                   [&](const ListedService& row) {
+                                                     shown_invalid += row.invalid.empty() ? 0 : 1;
+                                                     writer.Add(row);
+                                                   });
+             !listed.ok()) {
+    return fail(listed);
   }
-  if (!filtered.ok()) {
-    return fail(filtered.status());
-  }
-  if (flags.sort_by == "date") {
-    std::stable_sort(filtered->begin(), filtered->end(),
-                     [](const ListedService& a, const ListedService& b) {
-                       return a.service.modified > b.service.modified;
-                     });
-  } else {
-    std::sort(filtered->begin(), filtered->end(),
-              [](const ListedService& a, const ListedService& b) {
-                return std::tie(a.service.endpoint, a.service.namespace_name) <
-                       std::tie(b.service.endpoint, b.service.namespace_name);
-              });
-  }
-  const auto shown_invalid =
-      std::count_if(filtered->begin(), filtered->end(),
-                    [](const ListedService& s) { return !s.invalid.empty(); });
   if (shown_invalid > 0 &&
       (output->format == OutputFormat::kTable || output->format == OutputFormat::kCsv)) {
     LogWarn(
@@ -481,7 +541,8 @@ int ServiceList(const Flags& flags, std::ostream& out, const Failure& fail) {
                     "left out of http_sd and file_sd; `-o wide` shows why",
                     shown_invalid));
   }
-  out << client_format::FormatListedServices(*filtered, *output);
+  writer.Finish();
+  out.flush();
   return 0;
 }
 
@@ -519,13 +580,106 @@ int ServiceRegister(const Flags& flags, const Failure& fail) {
   return failed == 0 ? 0 : 1;
 }
 
-int UnregisterUnresolved(const Flags& flags, const ApiClient& client, const Failure& fail) {
-  absl::StatusOr<std::vector<Service>> services = client.ListServices("");
-  if (!services.ok()) {
-    return fail(services.status());
+// A progress bar on stderr when it is a terminal and --quiet is not given; nullopt otherwise.
+std::optional<ProgressBar> ProgressOf(const Flags& flags, std::ostream& err, size_t total) {
+  if (flags.quiet || isatty(STDERR_FILENO) == 0) {
+    return std::nullopt;
   }
-  const std::size_t total = services->size();
-  absl::StatusOr<std::vector<Service>> unresolved = Unresolved(*std::move(services));
+  return std::make_optional<ProgressBar>(err, total, absl::Now());
+}
+
+// "12.3s, 8130/s": how long `count` calls took since `start`, and their rate.
+std::string Pace(size_t count, absl::Time start) {
+  const absl::Duration elapsed = absl::Now() - start;
+  const double seconds = std::max(absl::ToDoubleSeconds(elapsed), 1e-6);
+  return fmt::format("{:.1f}s, {:.0f}/s", seconds, static_cast<double>(count) / seconds);
+}
+
+// One service to unregister: its namespace and its ID or endpoint.
+struct UnregisterItem {
+  std::string namespace_name;
+  std::string service;
+};
+
+// Unregisters `items` with up to --max-in-flight calls at once, a progress bar on a terminal, each
+// failure reported and a one-line summary; 1 when any failed.
+int UnregisterMany(const Flags& flags, const ApiClient& client,
+                   const std::vector<UnregisterItem>& items, std::ostream& err,
+                   const Failure& fail) {
+  const absl::Time start = absl::Now();
+  std::optional<ProgressBar> progress = ProgressOf(flags, err, items.size());
+  const auto clear_progress = [&] {
+    if (progress) {
+      progress->Clear();
+    }
+  };
+  std::vector<char> gone(items.size(), 0);
+  const size_t failed = RunBulk(
+      items.size(),
+      {.max_in_flight = flags.max_in_flight,
+       .retry_delays = kRetryDelays,
+       .progress = progress ? &*progress : nullptr},
+      [&](size_t i, std::function<void(absl::Status)> done) {
+        // A service already gone is what unregistering asks for: noted, not a failure.
+        client.UnregisterServiceAsync(
+            items[i].namespace_name, items[i].service,
+            [&gone, i, done = std::move(done)](absl::Status status) {
+              if (absl::IsNotFound(status)) {
+                gone[i] = 1;  // read in `finished`, after RunBulk has taken this outcome
+                status = absl::OkStatus();
+              }
+              done(std::move(status));
+            });
+      },
+      [&](size_t i, const absl::Status& status) {
+        const UnregisterItem& item = items[i];
+        if (gone[i] != 0) {
+          clear_progress();
+          LogInfo("service not registered, nothing to unregister",
+                  {{"namespace", item.namespace_name}, {"service", item.service}});
+          return;
+        }
+        if (!status.ok()) {
+          clear_progress();
+          fail(fmt::format("cannot unregister {} in namespace {}: {}", item.service,
+                           item.namespace_name, status.message()));
+          return;
+        }
+        // One service is reported as before; a bulk one by its summary (-d shows each).
+        const LogFields fields = {{"namespace", item.namespace_name}, {"service", item.service}};
+        if (items.size() == 1) {
+          LogInfo("service unregistered", fields);
+        } else {
+          LogDebug("service unregistered", fields);
+        }
+      },
+      [&](size_t i, const absl::Status& failure, absl::Duration delay) {
+        clear_progress();
+        LogWarn("request failed, retrying", {{"namespace", items[i].namespace_name},
+                                             {"service", items[i].service},
+                                             {"error", std::string{failure.message()}},
+                                             {"retry-in", FormatGoDuration(delay)}});
+      });
+  clear_progress();
+  if (items.size() > 1) {
+    LogInfo("services unregistered", {{"unregistered", std::to_string(items.size() - failed)},
+                                      {"failed", std::to_string(failed)},
+                                      {"took", Pace(items.size(), start)}});
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+int UnregisterUnresolved(const Flags& flags, const ApiClient& client, std::ostream& err,
+                         const Failure& fail) {
+  std::vector<Service> services;
+  if (absl::Status listed =
+          ListServiceRows(flags, client, /*served_only=*/true,
+                          [&](ListedService row) { services.push_back(std::move(row.service)); });
+      !listed.ok()) {
+    return fail(listed);
+  }
+  const std::size_t total = services.size();
+  absl::StatusOr<std::vector<Service>> unresolved = Unresolved(std::move(services));
   if (!unresolved.ok()) {
     return fail(unresolved.status());
   }
@@ -540,23 +694,18 @@ int UnregisterUnresolved(const Flags& flags, const ApiClient& client, const Fail
         "resolve; raise --percent to unregister them",
         flags.percent, unresolved->size(), total, share));
   }
-  int failed = 0;
+  std::vector<UnregisterItem> items;
+  items.reserve(unresolved->size());
   for (const Service& service : *unresolved) {
-    if (absl::Status status = client.UnregisterService(service.namespace_name, service.endpoint);
-        !status.ok()) {
-      ++failed;
-      fail(fmt::format("cannot unregister {} in namespace {}: {}", service.endpoint,
-                       service.namespace_name, status.message()));
-      continue;
-    }
-    LogInfo("unresolved service unregistered", {{"id", service.id},
-                                                {"endpoint", service.endpoint},
-                                                {"namespace", service.namespace_name}});
+    LogDebug("unresolved service", {{"id", service.id},
+                                    {"endpoint", service.endpoint},
+                                    {"namespace", service.namespace_name}});
+    items.push_back({.namespace_name = service.namespace_name, .service = service.endpoint});
   }
-  return failed == 0 ? 0 : 1;
+  return UnregisterMany(flags, client, items, err, fail);
 }
 
-int ServiceUnregister(const Flags& flags, const Failure& fail) {
+int ServiceUnregister(const Flags& flags, std::ostream& err, const Failure& fail) {
   if (flags.unresolved && !flags.unregister_items.empty()) {
     return fail("unresolved cannot be used in combination with endpoints");
   }
@@ -570,28 +719,34 @@ int ServiceUnregister(const Flags& flags, const Failure& fail) {
     return fail(client.status());
   }
   if (flags.unresolved) {
-    return UnregisterUnresolved(flags, *client, fail);
+    return UnregisterUnresolved(flags, *client, err, fail);
   }
-  int failed = 0;
+  std::vector<UnregisterItem> items;
+  items.reserve(flags.unregister_items.size());
   for (const std::string& item : flags.unregister_items) {
-    const absl::Status status = WithRetries(
-        [&] { return client->UnregisterService(flags.namespace_name, item); },
-        {{"namespace", flags.namespace_name}, {"service", item}}, flags.connection.deadline);
+    items.push_back({.namespace_name = flags.namespace_name, .service = item});
+  }
+  if (items.size() == 1) {
+    // One service (ExecStopPost's case) is a one-shot command: its retries stay within
+    // --deadline.
+    const UnregisterItem& item = items.front();
+    const LogFields fields = {{"namespace", item.namespace_name}, {"service", item.service}};
+    const absl::Status status =
+        WithRetries([&] { return client->UnregisterService(item.namespace_name, item.service); },
+                    fields, flags.connection.deadline);
     if (absl::IsNotFound(status)) {
       // What ExecStopPost wants: after the command the service is not registered.
-      LogInfo("service not registered, nothing to unregister",
-              {{"namespace", flags.namespace_name}, {"service", item}});
-      continue;
+      LogInfo("service not registered, nothing to unregister", fields);
+      return 0;
     }
     if (!status.ok()) {
-      ++failed;
-      fail(fmt::format("cannot unregister {} in namespace {}: {}", item, flags.namespace_name,
-                       status.message()));
-      continue;
+      return fail(fmt::format("cannot unregister {} in namespace {}: {}", item.service,
+                              item.namespace_name, status.message()));
     }
-    LogInfo("service unregistered", {{"namespace", flags.namespace_name}, {"service", item}});
+    LogInfo("service unregistered", fields);
+    return 0;
   }
-  return failed == 0 ? 0 : 1;
+  return UnregisterMany(flags, *client, items, err, fail);
 }
 
 // Writes the entries that could not be imported next to nothing else, so they can be fixed and
@@ -614,7 +769,7 @@ absl::StatusOr<std::string> SaveFailedImports(const std::vector<Service>& failed
   return path;
 }
 
-int ServiceImport(const Flags& flags, const Failure& fail) {
+int ServiceImport(const Flags& flags, std::ostream& err, const Failure& fail) {
   std::ifstream in(flags.import_path);
   if (!in) {
     return fail(fmt::format("cannot read {}", flags.import_path));
@@ -622,6 +777,7 @@ int ServiceImport(const Flags& flags, const Failure& fail) {
   std::ostringstream content;
   content << in.rdbuf();
   absl::StatusOr<std::vector<Service>> entries = client_format::ParseServiceImport(content.str());
+  content = {};
   if (!entries.ok()) {
     return fail(fmt::format("cannot import {}: {}", flags.import_path, entries.status().message()));
   }
@@ -629,35 +785,70 @@ int ServiceImport(const Flags& flags, const Failure& fail) {
   if (!client.ok()) {
     return fail(client.status());
   }
-  std::vector<Service> failed;
-  for (std::size_t i = 0; i < entries->size(); ++i) {
-    const Service& entry = (*entries)[i];
-    const ServiceRegistration registration{.name = entry.name,
-                                           .namespace_name = entry.namespace_name,
-                                           .endpoint = entry.endpoint,
-                                           .labels = entry.labels,
-                                           .selector = entry.selector,
-                                           .description = entry.description};
-    const absl::Status status =
-        WithRetries([&] { return client->RegisterService(registration).status(); },
-                    {{"service", entry.name}, {"endpoint", entry.endpoint}});
-    if (!status.ok()) {
-      failed.push_back(entry);
-      fail(fmt::format("cannot import entry {} ({} in namespace {}): {}", i + 1, entry.endpoint,
-                       entry.namespace_name, status.message()));
+  const absl::Time start = absl::Now();
+  std::optional<ProgressBar> progress = ProgressOf(flags, err, entries->size());
+  const auto clear_progress = [&] {
+    if (progress) {
+      progress->Clear();
     }
-  }
-  LogInfo("services imported", {{"imported", std::to_string(entries->size() - failed.size())},
-                                {"failed", std::to_string(failed.size())}});
+  };
+  std::vector<size_t> failed;
+  RunBulk(
+      entries->size(),
+      {.max_in_flight = flags.max_in_flight,
+       .retry_delays = kRetryDelays,
+       .progress = progress ? &*progress : nullptr},
+      [&](size_t i, std::function<void(absl::Status)> done) {
+        const Service& entry = (*entries)[i];
+        client->RegisterServiceAsync({.name = entry.name,
+                                      .namespace_name = entry.namespace_name,
+                                      .endpoint = entry.endpoint,
+                                      .labels = entry.labels,
+                                      .selector = entry.selector,
+                                      .description = entry.description},
+                                     std::move(done));
+      },
+      [&](size_t i, const absl::Status& status) {
+        if (status.ok()) {
+          return;
+        }
+        failed.push_back(i);
+        if (!flags.quiet) {  // --quiet: the file of failed entries says which
+          const Service& entry = (*entries)[i];
+          clear_progress();
+          fail(fmt::format("cannot import entry {} ({} in namespace {}): {}", i + 1, entry.endpoint,
+                           entry.namespace_name, status.message()));
+        }
+      },
+      [&](size_t i, const absl::Status& failure, absl::Duration delay) {
+        clear_progress();
+        LogWarn("request failed, retrying", {{"service", (*entries)[i].name},
+                                             {"endpoint", (*entries)[i].endpoint},
+                                             {"error", std::string{failure.message()}},
+                                             {"retry-in", FormatGoDuration(delay)}});
+      });
+  clear_progress();
+  const size_t imported = entries->size() - failed.size();
   if (failed.empty()) {
+    LogInfo("services imported", {{"imported", std::to_string(imported)},
+                                  {"failed", "0"},
+                                  {"took", Pace(entries->size(), start)}});
     return 0;
   }
-  absl::StatusOr<std::string> saved = SaveFailedImports(failed);
+  // In the order of the file, whatever order the answers came in.
+  std::sort(failed.begin(), failed.end());
+  std::vector<Service> failed_entries;
+  failed_entries.reserve(failed.size());
+  for (const size_t i : failed) {
+    failed_entries.push_back(std::move((*entries)[i]));
+  }
+  absl::StatusOr<std::string> saved = SaveFailedImports(failed_entries);
   if (!saved.ok()) {
     return fail(saved.status());
   }
-  return fail(fmt::format("{} of {} entries failed; they are saved in {}", failed.size(),
-                          entries->size(), *saved));
+  return fail(fmt::format("{} of {} entries failed; they are saved in {} ({} imported, {})",
+                          failed.size(), entries->size(), *saved, imported,
+                          Pace(entries->size(), start)));
 }
 
 // ---- token ----
@@ -948,17 +1139,20 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       ->add_option("-p,--percent", flags.percent,
                    "With -u: the largest share of all services (in %) that may be unregistered")
       ->default_str("1");
+  AddBulkFlags(*service_unregister, flags);
 
   CLI::App* service_import =
       service->add_subcommand("import", "Register the services of a YAML or JSON file.");
   service_import->footer(ExamplesFooter({
       "discovery service list -o yaml > services.yaml",
       "discovery service import services.yaml",
+      "discovery service import --max-in-flight 256 --quiet services.json",
   }));
   service_import
       ->add_option("path", flags.import_path,
                    "File as printed by `service list -o yaml` or `-o json`")
       ->required();
+  AddBulkFlags(*service_import, flags);
 
   // namespace
   CLI::App* ns = app.add_subcommand("namespace", "Manage namespaces.")->alias("ns");
@@ -1057,7 +1251,9 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   flags.token_path = ExpandHome(flags.token_path).string();
   InitLogging({.debug = flags.debug});
   RouteGrpcLogs(GrpcLogLevel::kDebug);
-  // Import runs as long as its file needs; every other command ends within --deadline.
+  // Import runs as long as its file needs; every other command ends within --deadline, except
+  // the parts that grow with the fleet and are bounded per call instead (a streamed list, the
+  // calls of a bulk unregister).
   if (flags.deadline > absl::ZeroDuration() && !service_import->parsed()) {
     flags.connection.deadline = absl::Now() + flags.deadline;
   }
@@ -1078,8 +1274,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       {server_unregister, [&] { return ServerUnregister(flags, fail); }},
       {service_list, [&] { return ServiceList(flags, out, fail); }},
       {service_register, [&] { return ServiceRegister(flags, fail); }},
-      {service_unregister, [&] { return ServiceUnregister(flags, fail); }},
-      {service_import, [&] { return ServiceImport(flags, fail); }},
+      {service_unregister, [&] { return ServiceUnregister(flags, err, fail); }},
+      {service_import, [&] { return ServiceImport(flags, err, fail); }},
       {ns_list, [&] { return NamespaceList(flags, out, fail); }},
       {ns_register, [&] { return NamespaceRegister(flags, fail); }},
       {ns_unregister, [&] { return NamespaceUnregister(flags, fail); }},

@@ -4,7 +4,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <ostream>
 #include <span>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,31 +87,6 @@ size_t DisplayWidth(std::string_view text) {
   }));
 }
 
-std::string FormatTable(const std::vector<Row>& rows) {
-  std::vector<size_t> widths;
-  for (const Row& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (size_t i = 0; i < row.size(); ++i) {
-      widths[i] = std::max(widths[i], DisplayWidth(row[i]));
-    }
-  }
-  std::string out;
-  for (const Row& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) {
-        line.append(widths[i] + 1 - DisplayWidth(row[i]), ' ');
-      }
-    }
-    // Empty trailing cells (an item without description) must not leave blanks behind.
-    line.erase(line.find_last_not_of(' ') + 1);
-    out += line;
-    out += '\n';
-  }
-  return out;
-}
-
 // Go's encoding/csv rules (fieldNeedsQuotes), so files match the original byte for byte.
 bool CsvNeedsQuotes(std::string_view field) {
   if (field.empty()) {
@@ -119,30 +97,69 @@ bool CsvNeedsQuotes(std::string_view field) {
          field.front() == '\f';
 }
 
-std::string FormatCsv(const std::vector<Row>& rows) {
-  std::string out;
-  for (const Row& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (i > 0) {
-        out += ';';
-      }
-      if (!CsvNeedsQuotes(row[i])) {
-        out += row[i];
-        continue;
-      }
-      out += '"';
-      for (char c : row[i]) {
-        if (c == '"') {
-          out += '"';
-        }
-        out += c;
-      }
-      out += '"';
+void AppendCsvLine(const Row& row, std::string& out) {
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (i > 0) {
+      out += ';';
     }
-    out += '\n';
+    if (!CsvNeedsQuotes(row[i])) {
+      out += row[i];
+      continue;
+    }
+    out += '"';
+    for (char c : row[i]) {
+      if (c == '"') {
+        out += '"';
+      }
+      out += c;
+    }
+    out += '"';
   }
-  return out;
+  out += '\n';
 }
+
+// Go's tabwriter output of rows that are only known one by one: the cells go into one buffer
+// as they come (the widest of each column noted), and the aligned lines are written at the end.
+class TableBuffer {
+ public:
+  void Add(const Row& row) {
+    widths_.resize(std::max(widths_.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths_[i] = std::max(widths_[i], DisplayWidth(row[i]));
+      cells_ += row[i];
+      cell_ends_.push_back(cells_.size());
+    }
+    row_ends_.push_back(cell_ends_.size());
+  }
+
+  void Write(std::ostream& out) const {
+    std::string line;
+    size_t cell = 0;
+    size_t start = 0;
+    for (const size_t row_end : row_ends_) {
+      line.clear();
+      const size_t row_start = cell;
+      for (; cell < row_end; ++cell) {
+        const std::string_view text(cells_.data() + start, cell_ends_[cell] - start);
+        start = cell_ends_[cell];
+        line += text;
+        if (cell + 1 < row_end) {
+          line.append(widths_[cell - row_start] + 1 - DisplayWidth(text), ' ');
+        }
+      }
+      // Empty trailing cells (an item without description) must not leave blanks behind.
+      line.erase(line.find_last_not_of(' ') + 1);
+      line += '\n';
+      out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    }
+  }
+
+ private:
+  std::vector<size_t> widths_;
+  std::string cells_;              // every cell, one after the other
+  std::vector<size_t> cell_ends_;  // where each cell ends in cells_
+  std::vector<size_t> row_ends_;   // where each row ends in cell_ends_
+};
 
 // ---- json ----
 
@@ -187,7 +204,9 @@ Json ToJson(const ListedService& listed) {
   return json;
 }
 
-std::string DumpJson(const Json& json) {
+// `json` as Go's json.MarshalIndent(v, prefix, "  ") prints it with a prefix of `indent` spaces
+// (before every line but the first), without a final newline.
+std::string DumpJson(const Json& json, int indent = 0) {
   // Invalid UTF-8 becomes U+FFFD instead of throwing, as Go's encoder does.
   const std::string text = json.dump(2, ' ', false, Json::error_handler_t::replace);
   // Go escapes these for HTML and JavaScript safety; outside strings they cannot occur.
@@ -200,6 +219,10 @@ std::string DumpJson(const Json& json) {
       continue;
     }
     switch (rest.front()) {
+      case '\n':  // strings hold newlines escaped: this one is between two lines
+        out += '\n';
+        out.append(static_cast<size_t>(indent), ' ');
+        break;
       case '<':
         out += "\\u003c";
         break;
@@ -214,7 +237,6 @@ std::string DumpJson(const Json& json) {
     }
     rest.remove_prefix(1);
   }
-  out += '\n';
   return out;
 }
 
@@ -374,45 +396,106 @@ void Emit(YAML::Emitter& out, const ListedService& listed) {
   out << YAML::EndMap;
 }
 
+// Writes items one by one in any format; see ListedServiceWriter.
+template <typename T>
+class Writer {
+ public:
+  Writer(std::ostream& out, const OutputOptions& options, Header header, Header wide_header)
+      : out_(out), options_(options) {
+    const bool wide = options.format == OutputFormat::kWide;
+    if (options.headers && options.format != OutputFormat::kJson &&
+        options.format != OutputFormat::kYaml) {
+      const Header shown = wide ? wide_header : header;
+      AddRow(Row(shown.begin(), shown.end()));
+    }
+  }
+
+  void Add(const T& item) {
+    switch (options_.format) {
+      case OutputFormat::kJson:
+        // json.MarshalIndent of the array: each element on its own lines, indented once.
+        chunk_ = rows_ == 0 ? "[\n  " : ",\n  ";
+        chunk_ += DumpJson(ToJson(item), 2);
+        Write(chunk_);
+        break;
+      case OutputFormat::kYaml:
+        // One emitter for the whole sequence, writing into `out` as it goes.
+        if (!yaml_.has_value()) {
+          yaml_.emplace(out_);
+          *yaml_ << YAML::BeginSeq;
+        }
+        Emit(*yaml_, item);
+        break;
+      case OutputFormat::kTable:
+      case OutputFormat::kCsv:
+        AddRow(ToRow(item));
+        break;
+      case OutputFormat::kWide:
+        AddRow(ToWideRow(item));
+        break;
+    }
+    ++rows_;
+  }
+
+  void Finish() {
+    switch (options_.format) {
+      case OutputFormat::kJson:
+        Write(rows_ == 0 ? "[]\n" : "\n]\n");
+        break;
+      case OutputFormat::kYaml:
+        if (yaml_.has_value()) {
+          *yaml_ << YAML::EndSeq;
+          yaml_.reset();
+          Write("\n");
+        } else {
+          Write("[]\n");  // what the emitter prints for an empty flow sequence
+        }
+        break;
+      case OutputFormat::kTable:
+      case OutputFormat::kWide:
+        table_.Write(out_);
+        table_ = {};
+        break;
+      case OutputFormat::kCsv:
+        break;
+    }
+  }
+
+  size_t rows() const { return rows_; }
+
+ private:
+  void AddRow(const Row& row) {
+    if (options_.format == OutputFormat::kCsv) {
+      chunk_.clear();
+      AppendCsvLine(row, chunk_);
+      Write(chunk_);
+    } else {
+      table_.Add(row);
+    }
+  }
+
+  void Write(std::string_view text) {
+    out_.write(text.data(), static_cast<std::streamsize>(text.size()));
+  }
+
+  std::ostream& out_;
+  const OutputOptions options_;
+  TableBuffer table_;
+  std::optional<YAML::Emitter> yaml_;  // from the first yaml row until Finish
+  std::string chunk_;                  // reused: the text of the row being written
+  size_t rows_ = 0;                    // items added
+};
+
 template <typename T>
 std::string Format(const std::vector<T>& items, Header header, const OutputOptions& options,
                    Header wide_header) {
-  switch (options.format) {
-    case OutputFormat::kJson: {
-      Json array = Json::array();
-      for (const T& item : items) {
-        array.push_back(ToJson(item));
-      }
-      return DumpJson(array);
-    }
-    case OutputFormat::kYaml: {
-      YAML::Emitter out;
-      if (items.empty()) {
-        out << YAML::Flow;
-      }
-      out << YAML::BeginSeq;
-      for (const T& item : items) {
-        Emit(out, item);
-      }
-      out << YAML::EndSeq;
-      return std::string(out.c_str()) + "\n";
-    }
-    case OutputFormat::kTable:
-    case OutputFormat::kWide:
-    case OutputFormat::kCsv:
-      break;
-  }
-  const bool wide = options.format == OutputFormat::kWide;
-  std::vector<Row> rows;
-  rows.reserve(items.size() + 1);
-  if (options.headers) {
-    const Header shown = wide ? wide_header : header;
-    rows.emplace_back(shown.begin(), shown.end());
-  }
+  std::ostringstream out;
+  Writer<T> writer(out, options, header, wide_header);
   for (const T& item : items) {
-    rows.push_back(wide ? ToWideRow(item) : ToRow(item));
+    writer.Add(item);
   }
-  return options.format == OutputFormat::kCsv ? FormatCsv(rows) : FormatTable(rows);
+  writer.Finish();
+  return std::move(out).str();
 }
 
 }  // namespace
@@ -459,5 +542,17 @@ std::string FormatListedServices(const std::vector<ListedService>& services,
                                  const OutputOptions& options) {
   return Format(services, kServiceHeader, options, kWideServiceHeader);
 }
+
+class ListedServiceWriter::Impl : public Writer<ListedService> {
+ public:
+  using Writer<ListedService>::Writer;
+};
+
+ListedServiceWriter::ListedServiceWriter(std::ostream& out, const OutputOptions& options)
+    : impl_(std::make_unique<Impl>(out, options, kServiceHeader, kWideServiceHeader)) {}
+ListedServiceWriter::~ListedServiceWriter() = default;
+void ListedServiceWriter::Add(const ListedService& service) { impl_->Add(service); }
+void ListedServiceWriter::Finish() { impl_->Finish(); }
+size_t ListedServiceWriter::rows() const { return impl_->rows(); }
 
 }  // namespace discovery::client_format

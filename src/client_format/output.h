@@ -2,6 +2,9 @@
 // shapes of the Go original's CLI (reference §1.2), so scripts written against it keep working.
 #pragma once
 
+#include <cstddef>
+#include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,5 +46,26 @@ struct ListedService {
 // yaml add the key "invalid" with the reason to invalid records only.
 std::string FormatListedServices(const std::vector<ListedService>& services,
                                  const OutputOptions& options);
+
+// FormatListedServices row by row, for lists of any size: json, yaml and csv rows are written to
+// `out` as they are added; a table, whose column widths depend on every row, keeps its cells (once,
+// in one buffer) until Finish. The bytes written are those of FormatListedServices.
+class ListedServiceWriter {
+ public:
+  ListedServiceWriter(std::ostream& out, const OutputOptions& options);
+  ~ListedServiceWriter();
+  ListedServiceWriter(const ListedServiceWriter&) = delete;
+  ListedServiceWriter& operator=(const ListedServiceWriter&) = delete;
+
+  void Add(const ListedService& service);
+  // Writes what is left (the table, the end of the json array); call once, after the last Add.
+  void Finish();
+  size_t rows() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace discovery::client_format

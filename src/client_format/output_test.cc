@@ -1,8 +1,10 @@
 #include "client_format/output.h"
 
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -564,6 +566,96 @@ TEST(YamlTest, EmptyListIsEmptySequence) {
   EXPECT_EQ(FormatServers({}, Options(OutputFormat::kYaml)), "[]\n");
   EXPECT_EQ(FormatNamespaces({}, Options(OutputFormat::kYaml)), "[]\n");
   EXPECT_EQ(FormatServices({}, Options(OutputFormat::kYaml)), "[]\n");
+}
+
+}  // namespace
+}  // namespace discovery::client_format
+
+namespace discovery::client_format {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::vector<ListedService> ThreeRows() {
+  std::vector<ListedService> rows = WithALegacyRecord();
+  Service third = Blackbox();
+  third.servers = {"prom-a", "prom-b"};
+  rows.push_back({.service = third});
+  return rows;
+}
+
+TEST(ListedServiceWriterTest, JsonCsvAndYamlRowsAreWrittenAsTheyAreAdded) {
+  for (const OutputFormat format : {OutputFormat::kJson, OutputFormat::kCsv, OutputFormat::kYaml}) {
+    std::ostringstream out;
+    ListedServiceWriter writer(out, {.format = format});
+    const std::vector<ListedService> rows = ThreeRows();
+    writer.Add(rows[0]);
+    EXPECT_THAT(out.str(), HasSubstr(rows[0].service.endpoint)) << static_cast<int>(format);
+    EXPECT_THAT(out.str(), Not(HasSubstr(rows[2].service.endpoint)));
+    writer.Add(rows[1]);
+    writer.Add(rows[2]);
+    writer.Finish();
+    EXPECT_EQ(writer.rows(), 3U);
+    EXPECT_EQ(out.str(), FormatListedServices(rows, {.format = format}));
+  }
+}
+
+TEST(ListedServiceWriterTest, JsonIsTheIndentedArrayOfItsRows) {
+  std::ostringstream out;
+  ListedServiceWriter writer(out, {.format = OutputFormat::kJson});
+  for (const ListedService& row : ThreeRows()) {
+    writer.Add(row);
+  }
+  writer.Finish();
+  const nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(out.str());
+  ASSERT_EQ(parsed.size(), 3U);
+  EXPECT_EQ(parsed[2]["servers"], nlohmann::ordered_json::array({"prom-a", "prom-b"}));
+  EXPECT_EQ(parsed[1]["invalid"], "'localhost:9100' is not a valid url");
+  // Byte for byte what one array printed at once (json.MarshalIndent) is.
+  EXPECT_EQ(out.str(), parsed.dump(2) + "\n");
+}
+
+TEST(ListedServiceWriterTest, YamlIsOneSequenceOfItsRows) {
+  std::ostringstream out;
+  ListedServiceWriter writer(out, {.format = OutputFormat::kYaml});
+  for (const ListedService& row : ThreeRows()) {
+    writer.Add(row);
+  }
+  writer.Finish();
+  const YAML::Node parsed = YAML::Load(out.str());
+  ASSERT_TRUE(parsed.IsSequence());
+  ASSERT_EQ(parsed.size(), 3U);
+  EXPECT_EQ(parsed[2]["servers"][1].as<std::string>(), "prom-b");
+  EXPECT_EQ(parsed[1]["invalid"].as<std::string>(), "'localhost:9100' is not a valid url");
+}
+
+TEST(ListedServiceWriterTest, TableIsWrittenAtTheEndAlignedOverAllRows) {
+  std::ostringstream out;
+  ListedServiceWriter writer(out, {.format = OutputFormat::kTable});
+  std::vector<ListedService> rows = ThreeRows();
+  rows[2].service.name = "a-much-longer-name-than-the-others";
+  for (const ListedService& row : rows) {
+    writer.Add(row);
+    EXPECT_EQ(out.str(), "");  // widths depend on rows still to come
+  }
+  writer.Finish();
+  EXPECT_EQ(out.str(), FormatListedServices(rows, {.format = OutputFormat::kTable}));
+  const std::string text = out.str();
+  const size_t namespace_column = text.find("NAMESPACE");
+  EXPECT_EQ(namespace_column, std::string("a-much-longer-name-than-the-others ").size());
+}
+
+TEST(ListedServiceWriterTest, NoRows) {
+  for (const auto& [format, expected] :
+       std::vector<std::pair<OutputFormat, std::string>>{{OutputFormat::kJson, "[]\n"},
+                                                         {OutputFormat::kYaml, "[]\n"},
+                                                         {OutputFormat::kCsv, ""}}) {
+    std::ostringstream out;
+    ListedServiceWriter writer(out, {.format = format, .headers = false});
+    writer.Finish();
+    EXPECT_EQ(out.str(), expected);
+  }
 }
 
 }  // namespace

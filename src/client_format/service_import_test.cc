@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -239,6 +240,51 @@ TEST(ServiceImportTest, RejectsUnparsableInputWithTheParsersMessage) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseServiceImport(std::string(1000, '[') + std::string(1000, ']')),
               StatusIs(absl::StatusCode::kInvalidArgument, "invalid JSON: nested too deeply"));
+}
+
+}  // namespace
+}  // namespace discovery::client_format
+
+namespace discovery::client_format {
+namespace {
+
+// A file as `service list -o yaml` prints it, of `count` entries with 300-byte descriptions.
+std::string LargeYaml(size_t count) {
+  std::string yaml;
+  for (size_t i = 0; i < count; ++i) {
+    yaml += fmt::format(
+        "- id: \"\"\n  name: node\n  namespace: ns{}\n  endpoint: http://host-{}:9100/metrics\n"
+        "  selector: \"\"\n  servers: []\n  labels:\n    team: t{}\n  description: {}\n"
+        "  modified: 2021-02-04T14:12:50Z\n",
+        i % 3, i, i % 5, std::string(300, 'd'));
+  }
+  return yaml;
+}
+
+TEST(ServiceImportTest, LargeFilesReadInPiecesKeepEveryEntryInOrder) {
+  const std::string yaml = LargeYaml(5000);
+  ASSERT_GT(yaml.size(), size_t{1} << 20);
+  absl::StatusOr<std::vector<Service>> services = ParseServiceImport(yaml);
+  ASSERT_TRUE(services.ok()) << services.status();
+  ASSERT_EQ(services->size(), 5000U);
+  for (size_t i : {size_t{0}, size_t{1}, size_t{2499}, size_t{2500}, size_t{4999}}) {
+    EXPECT_EQ((*services)[i].endpoint, fmt::format("http://host-{}:9100/metrics", i));
+    EXPECT_EQ((*services)[i].namespace_name, fmt::format("ns{}", i % 3));
+    EXPECT_EQ((*services)[i].labels.at("team"), fmt::format("t{}", i % 5));
+  }
+}
+
+TEST(ServiceImportTest, LargeFilesReportErrorsCountedFromTheStart) {
+  std::string yaml = LargeYaml(5000);
+  const std::string endpoint = "  endpoint: http://host-3999:9100/metrics\n";
+  yaml.erase(yaml.find(endpoint), endpoint.size());
+  EXPECT_EQ(ParseServiceImport(yaml).status().message(), "entry 4000: endpoint is missing");
+
+  // Not a plain top-level sequence (a comment at the margin): read in one piece, all the same.
+  yaml = "# backup\n" + LargeYaml(4000);
+  absl::StatusOr<std::vector<Service>> services = ParseServiceImport(yaml);
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_EQ(services->size(), 4000U);
 }
 
 }  // namespace

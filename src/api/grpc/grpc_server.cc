@@ -1,5 +1,6 @@
 #include "api/grpc/grpc_server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 
+#include "api/convert.h"
 #include "common/format.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
@@ -44,6 +46,13 @@ std::string_view Metadata(const grpc::CallbackServerContext& context, const char
   auto it = metadata.find(key);
   return it == metadata.end() ? std::string_view{}
                               : std::string_view(it->second.data(), it->second.size());
+}
+
+// Who is calling, for the dispatcher; `peer` is the context's, kept alive by the caller.
+api::CallerInfo CallerOf(const grpc::CallbackServerContext& context, const std::string& peer) {
+  return {.authorization = Authorization(context),
+          .peer = peer,
+          .forwarded_for = Metadata(context, "x-forwarded-for")};
 }
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -77,27 +86,32 @@ class CallQueue {
                                   api::Dispatcher::Method<Response, Request> handler) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     // gRPC keeps context, request and response alive until the reactor is finished.
-    Enqueue(std::make_unique<Call>(Call{
-        .context = context,
-        .reactor = reactor,
-        .method = fmt::format("{}{}", service, method),
-        .run =
-            [this, context, request, response, handler](std::string_view full_method) {
-              const std::string peer = context->peer();
-              absl::StatusOr<Response> result = dispatcher_.Dispatch(
-                  full_method,
-                  api::CallerInfo{.authorization = Authorization(*context),
-                                  .peer = peer,
-                                  .forwarded_for = Metadata(*context, "x-forwarded-for")},
-                  *request, handler);
-              if (!result.ok()) {
-                return result.status();
-              }
-              *response = *std::move(result);
-              return absl::OkStatus();
-            },
-    }));
+    Queue(
+        context, fmt::format("{}{}", service, method),
+        [context, request, response, handler](api::Dispatcher& dispatcher,
+                                              std::string_view full_method) {
+          const std::string peer = context->peer();
+          absl::StatusOr<Response> result =
+              dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request, handler);
+          if (!result.ok()) {
+            return result.status();
+          }
+          *response = *std::move(result);
+          return absl::OkStatus();
+        },
+        [reactor](const absl::Status& status) { reactor->Finish(ToGrpc(status)); });
     return reactor;
+  }
+
+  // Queues one call: `run` runs on a worker, then `finish` gets its outcome; or `finish` alone
+  // gets the refusal when the call is not run. Does not block.
+  void Queue(grpc::CallbackServerContext* context, std::string method,
+             std::function<absl::Status(api::Dispatcher&, std::string_view full_method)> run,
+             std::function<void(const absl::Status&)> finish) {
+    Enqueue(std::make_unique<Call>(Call{.context = context,
+                                        .method = std::move(method),
+                                        .run = std::move(run),
+                                        .finish = std::move(finish)}));
   }
 
   // From now on new calls are answered UNAVAILABLE at once.
@@ -126,9 +140,9 @@ class CallQueue {
  private:
   struct Call {
     grpc::CallbackServerContext* context;
-    grpc::ServerUnaryReactor* reactor;
     std::string method;  // the full method name
-    std::function<absl::Status(std::string_view full_method)> run;
+    std::function<absl::Status(api::Dispatcher&, std::string_view full_method)> run;
+    std::function<void(const absl::Status&)> finish;  // answers the call
   };
 
   void Enqueue(std::unique_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -178,12 +192,12 @@ class CallQueue {
       Refuse(call, absl::DeadlineExceededError("the call's deadline passed before it ran"));
       return;
     }
-    call.reactor->Finish(ToGrpc(call.run(call.method)));
+    call.finish(call.run(dispatcher_, call.method));
   }
 
   void Refuse(Call& call, const absl::Status& status) {
     dispatcher_.Refused(call.method, status, call.context->peer());
-    call.reactor->Finish(ToGrpc(status));
+    call.finish(status);
   }
 
   bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.empty() && running_ == 0; }
@@ -263,10 +277,83 @@ class ServerService final : public pb::ServerAPI::CallbackService {
   CallQueue& calls_;
 };
 
+// ServiceAPI/ListServiceStream: the rows are listed on a worker like any call's answer, then
+// written a message at a time as the client reads, each message converted to proto only when its
+// turn comes, so the answer is held once (as rows) and never as one message of any size.
+class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceStreamResponse> {
+ public:
+  // Rows per message: a few hundred KiB of typical services, far below the 4 MiB every gRPC
+  // client accepts by default.
+  static constexpr size_t kRowsPerMessage = 1000;
+
+  ServiceListWriter(CallQueue& calls, grpc::CallbackServerContext* context,
+                    const pb::ListServiceStreamRequest* request) {
+    // gRPC keeps context and request alive until the reactor is finished.
+    calls.Queue(
+        context, fmt::format("{}ListServiceStream", api::kServiceApi),
+        [this, context, request](api::Dispatcher& dispatcher, std::string_view full_method) {
+          const std::string peer = context->peer();
+          absl::StatusOr<std::vector<api::ListedService>> rows = dispatcher.Dispatch(
+              full_method, CallerOf(*context, peer), *request, &api::Handlers::ListServiceStream);
+          if (!rows.ok()) {
+            return rows.status();
+          }
+          rows_ = *std::move(rows);
+          return absl::OkStatus();
+        },
+        [this](const absl::Status& status) {
+          if (!status.ok()) {
+            Finish(ToGrpc(status));
+            return;
+          }
+          WriteNext();
+        });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {  // the client cancelled or went away
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Writes the next message, the first one (with the total) even for an empty list.
+  void WriteNext() {
+    if (next_ == rows_.size() && started_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    message_.Clear();
+    if (!started_) {
+      message_.set_total(rows_.size());
+      started_ = true;
+    }
+    const size_t end = std::min(rows_.size(), next_ + kRowsPerMessage);
+    message_.mutable_services()->Reserve(static_cast<int>(end - next_));
+    for (; next_ < end; ++next_) {
+      pb::ListedService* row = message_.add_services();
+      *row->mutable_service() = api::ToProto(rows_[next_].service);
+      row->set_invalid_reason(std::move(rows_[next_].invalid_reason));
+      rows_[next_] = {};  // sent: its memory goes back now rather than at the end
+    }
+    StartWrite(&message_);
+  }
+
+  std::vector<api::ListedService> rows_;
+  size_t next_ = 0;                        // the first row not yet written
+  bool started_ = false;                   // the first message (with the total) is written
+  pb::ListServiceStreamResponse message_;  // being written; alive until OnWriteDone
+};
+
 class ServiceService final : public pb::ServiceAPI::CallbackService {
  public:
   explicit ServiceService(CallQueue& calls) : calls_(calls) {}
   using pb::ServiceAPI::CallbackService::ListService;
+  using pb::ServiceAPI::CallbackService::ListServiceStream;
   using pb::ServiceAPI::CallbackService::ListTargetGroup;
   using pb::ServiceAPI::CallbackService::RegisterService;
   using pb::ServiceAPI::CallbackService::UnRegisterService;
@@ -293,6 +380,10 @@ class ServiceService final : public pb::ServiceAPI::CallbackService {
                                             pb::ListTargetGroupResponse* response) override {
     return calls_.Serve(api::kServiceApi, "ListTargetGroup", context, request, response,
                         &api::Handlers::ListTargetGroup);
+  }
+  grpc::ServerWriteReactor<pb::ListServiceStreamResponse>* ListServiceStream(
+      grpc::CallbackServerContext* context, const pb::ListServiceStreamRequest* request) override {
+    return new ServiceListWriter(calls_, context, request);
   }
 
  private:

@@ -18,6 +18,7 @@
 #include "auth/authenticator.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
+#include "postfinance/discovery/v1/service_api.grpc.pb.h"
 #include "postfinance/discovery/v1/token_api.grpc.pb.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/status_matchers.h"
@@ -441,6 +442,92 @@ TEST_F(GrpcServerTest, RefusesNoWorkersAndNoQueue) {
               ::discovery::testing::StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(GrpcServer::Start({.listen = "127.0.0.1:0", .max_queued_calls = 0}, *dispatcher_),
               ::discovery::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace discovery::grpc_api
+
+namespace discovery::grpc_api {
+namespace {
+
+// ListServiceStream: the whole list in messages of at most 1,000 rows, filtered and sorted by
+// the server.
+TEST_F(GrpcServerTest, StreamsServiceListsInMessagesFilteredAndSorted) {
+  ASSERT_THAT(registry_->RegisterServer("prom", {}), IsOk());
+  constexpr int kServices = 2100;
+  for (int i = 0; i < kServices; ++i) {
+    ASSERT_THAT(registry_->RegisterService(
+                    {.name = i % 2 == 0 ? "even" : "odd",
+                     .endpoint = fmt::format("http://host-{:04}:9100/metrics", kServices - 1 - i),
+                     .namespace_name = "default",
+                     .labels = {{"team", fmt::format("t{}", i % 3)}}}),
+                IsOk());
+  }
+  auto stub = pb::ServiceAPI::NewStub(channel_);
+  const auto list = [&](const pb::ListServiceStreamRequest& request,
+                        std::vector<pb::ListServiceStreamResponse>* messages) {
+    grpc::ClientContext context;
+    Authorize(context);
+    std::unique_ptr<grpc::ClientReader<pb::ListServiceStreamResponse>> reader =
+        stub->ListServiceStream(&context, request);
+    pb::ListServiceStreamResponse message;
+    while (reader->Read(&message)) {
+      messages->push_back(message);
+    }
+    return reader->Finish();
+  };
+
+  std::vector<pb::ListServiceStreamResponse> messages;
+  ASSERT_TRUE(list({}, &messages).ok());
+  ASSERT_EQ(messages.size(), 3U);
+  EXPECT_EQ(messages[0].total(), static_cast<uint64_t>(kServices));
+  EXPECT_EQ(messages[0].services_size(), 1000);
+  EXPECT_EQ(messages[2].services_size(), 100);
+  EXPECT_EQ(messages[0].services(0).service().endpoint(), "http://host-0000:9100/metrics");
+  EXPECT_EQ(messages[2].services(99).service().endpoint(), "http://host-2099:9100/metrics");
+  EXPECT_EQ(messages[1].services(0).service().servers(0), "prom");
+  EXPECT_EQ(messages[1].services(0).invalid_reason(), "");
+
+  pb::ListServiceStreamRequest filtered;
+  filtered.set_filter_name("^even$");
+  filtered.set_filter_selector("team=t0");
+  filtered.set_filter_endpoint("host-0");
+  filtered.set_sort_by("date");
+  messages.clear();
+  ASSERT_TRUE(list(filtered, &messages).ok());
+  ASSERT_EQ(messages.size(), 1U);
+  // i even and a multiple of 3, endpoint host-0xxx: 2099 - i < 1000, so i in [1104, 2094] by 6.
+  EXPECT_EQ(messages[0].total(), 166U);
+  ASSERT_EQ(messages[0].services_size(), 166);
+  // Newest first: the last registered (i = 2094, host-0005) leads.
+  EXPECT_EQ(messages[0].services(0).service().endpoint(), "http://host-0005:9100/metrics");
+
+  pb::ListServiceStreamRequest bad;
+  bad.set_filter_name("(");
+  messages.clear();
+  const grpc::Status refused = list(bad, &messages);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("invalid filter_name"));
+  EXPECT_TRUE(messages.empty());
+
+  grpc::ClientContext anonymous;
+  auto reader = stub->ListServiceStream(&anonymous, {});
+  pb::ListServiceStreamResponse message;
+  EXPECT_FALSE(reader->Read(&message));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(GrpcServerTest, StreamsAnEmptyListAsOneMessage) {
+  auto stub = pb::ServiceAPI::NewStub(channel_);
+  grpc::ClientContext context;
+  Authorize(context);
+  auto reader = stub->ListServiceStream(&context, {});
+  pb::ListServiceStreamResponse message;
+  ASSERT_TRUE(reader->Read(&message));
+  EXPECT_EQ(message.total(), 0U);
+  EXPECT_EQ(message.services_size(), 0);
+  EXPECT_FALSE(reader->Read(&message));
+  EXPECT_TRUE(reader->Finish().ok());
 }
 
 }  // namespace
