@@ -662,9 +662,12 @@ int UnregisterMany(const Flags& flags, const ApiClient& client,
       });
   clear_progress();
   if (items.size() > 1) {
-    LogInfo("services unregistered", {{"unregistered", std::to_string(items.size() - failed)},
-                                      {"failed", std::to_string(failed)},
-                                      {"took", Pace(items.size(), start)}});
+    const auto not_registered = static_cast<size_t>(std::count(gone.begin(), gone.end(), 1));
+    LogInfo("services unregistered",
+            {{"unregistered", std::to_string(items.size() - failed - not_registered)},
+             {"not_registered", std::to_string(not_registered)},
+             {"failed", std::to_string(failed)},
+             {"took", Pace(items.size(), start)}});
   }
   return failed == 0 ? 0 : 1;
 }
