@@ -350,12 +350,16 @@ TEST_F(CliOperatorTest, TlsToAPlaintextServerIsOneLineWithTheHint) {
 // Point 10: --version reports this build: the project's version, the commit it was built from
 // and the build date, each binary under its own name.
 TEST_F(CliOperatorTest, VersionComesFromTheBuild) {
-  const absl::StatusOr<CommandResult> git =
-      RunCommand({.argv = {"/usr/bin/git", "-C", DISCOVERY_SOURCE_DIR, "rev-parse", "HEAD"}},
-                 absl::Seconds(10));
+  // The revision this build was configured at (not HEAD now: a commit made after the build must
+  // not fail it), which must be a commit of this repository.
+  const std::string built = DISCOVERY_BUILD_REVISION;
+  ASSERT_THAT(built, MatchesRegex("[0-9a-f]{40}"));
+  const absl::StatusOr<CommandResult> git = RunCommand(
+      {.argv = {"/usr/bin/git", "-C", DISCOVERY_SOURCE_DIR, "cat-file", "-e", built + "^{commit}"}},
+      absl::Seconds(10));
   ASSERT_THAT(git, IsOk());
-  ASSERT_TRUE(git->status.success()) << git->err;
-  const std::string revision = git->out.substr(0, 8);
+  ASSERT_TRUE(git->status.success()) << built << " is no commit of this repository: " << git->err;
+  const std::string revision = built.substr(0, 8);
   for (const auto& [binary, name] :
        {std::pair{DISCOVERY_BINARY, "discovery"}, std::pair{DISCOVERYD_BINARY, "discoveryd"}}) {
     const CommandResult result = Run(binary, {"--version"});
