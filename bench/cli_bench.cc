@@ -8,6 +8,8 @@
 //                            half after, same server, same run: both rates and their ratio.
 //   BM_ListJson              `discovery service list -o json` of every service (2N after the
 //                            above): wall time, the CLI's peak RSS and the output's size.
+//   BM_FilteredLists         `service list` with the filters (-N, -e, -s, -S, --sort-by) over
+//                            every service: wall time and rows of each.
 //   BM_BackupRestore         the README's backup and restore: `service list -o yaml >
 //                            services.yaml` from this server, `service import services.yaml` into
 //                            a fresh one, and the count listed there.
@@ -20,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -182,6 +185,45 @@ void BM_ListJson(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ListJson)->Iterations(1)->Unit(benchmark::kSecond);
+
+// The filters of `service list` on the whole store (2N services): the server applies them to
+// its view, so a list of a few rows out of a million should take seconds, not minutes. Each
+// line prints the filter, the wall time and the rows printed.
+void BM_FilteredLists(benchmark::State& state) {
+  const std::vector<std::vector<std::string>> filters = {
+      {"-N", "imported"},
+      {"-N", "registered", "-e", "host1234\\.example"},
+      {"-s", "datacenter=dc1,team=t5"},
+      {"-S", "^nothing-matches$"},
+      {"-N", "imported", "--sort-by", "date"},
+  };
+  for (auto _ : state) {
+    double slowest = 0;
+    for (const std::vector<std::string>& filter : filters) {
+      std::vector<std::string> args = {"service", "list", "-o", "csv", "--no-headers"};
+      args.insert(args.end(), filter.begin(), filter.end());
+      const std::string output = work_dir + "/filtered.csv";
+      const Timed list = RunCli(*server, args, output);
+      size_t rows = 0;
+      {
+        std::ifstream in(output);
+        for (std::string line; std::getline(in, line);) {
+          ++rows;
+        }
+      }
+      slowest = std::max(slowest, list.seconds);
+      std::string shown;
+      for (const std::string& arg : filter) {
+        shown += " " + arg;
+      }
+      std::cout << fmt::format("service list{}: {:.2f}s, {} rows, exit {}\n", shown, list.seconds,
+                               rows, list.exit_code);
+      std::filesystem::remove(output);
+    }
+    state.counters["slowest_filter_seconds"] = slowest;
+  }
+}
+BENCHMARK(BM_FilteredLists)->Iterations(1)->Unit(benchmark::kSecond);
 
 void BM_BackupRestore(benchmark::State& state) {
   for (auto _ : state) {
