@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "cli/api_client.h"
 #include "cli/bulk.h"
 #include "cli/completion.h"
+#include "cli/discoveryd.h"
 #include "cli/grpc_log.h"
 #include "cli/host_resolver.h"
 #include "cli/oidc_login.h"
@@ -1024,10 +1026,8 @@ std::map<std::string, ValueHint> DiscoveryValueHints() {
   };
 }
 
-}  // namespace
-
-int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"GRPC client for discovery service.", "discovery"};
+// The command tree of discovery, its flags bound to `flags`.
+void AddCommands(CLI::App& app, Flags& flags) {
   app.require_subcommand(1);
   app.footer(ExamplesFooter({
       "discovery server register prometheus1.example.com --labels=environment=test",
@@ -1037,7 +1037,6 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       "discovery --address discovery.example.com:3001 --ca-cert ca.pem namespace list",
       "source <(discovery completion bash)",
   }));
-  Flags flags;
   AddGlobalFlags(app, flags);
 
   // server
@@ -1212,7 +1211,7 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   CLI::App* token_revoke =
       token->add_subcommand("revoke", "Revoke a machine token by id before it expires (admin).");
   token_revoke->add_option("id", flags.token_id, "Token id")->required();
-  CLI::App* token_list = token->add_subcommand("list", "List the revoked machine token ids.");
+  token->add_subcommand("list", "List the revoked machine token ids.");
 
   CLI::App* login = app.add_subcommand("login", "Log in with the OIDC provider (password grant).");
   login->footer(ExamplesFooter({
@@ -1244,10 +1243,34 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
       sub->fallthrough();
     }
   }
+}
+
+// A command by its names: Command(app, {"service", "list"}).
+CLI::App* Command(CLI::App& app, std::initializer_list<std::string> names) {
+  CLI::App* command = &app;
+  for (const std::string& name : names) {
+    command = command->get_subcommand(name);
+  }
+  return command;
+}
+
+}  // namespace
+
+std::vector<std::string> DiscoveryConfigKeys() {
+  CLI::App app;
+  Flags flags;
+  AddCommands(app, flags);
+  return config::ConfigKeys(app);
+}
+
+int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"GRPC client for discovery service.", "discovery"};
+  Flags flags;
+  AddCommands(app, flags);
 
   config::CommandLine command_line(
       app, config::ConfigFiles::Load(config::ConfigLocations::FromEnvironment()),
-      config::BuildInfo::OfThisBuild("discovery"));
+      config::BuildInfo::OfThisBuild("discovery"), DiscoverydConfigKeys());
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }
@@ -1257,36 +1280,39 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
   // Import runs as long as its file needs; every other command ends within --deadline, except
   // the parts that grow with the fleet and are bounded per call instead (a streamed list, the
   // calls of a bulk unregister).
+  CLI::App* service_import = Command(app, {"service", "import"});
   if (flags.deadline > absl::ZeroDuration() && !service_import->parsed()) {
     flags.connection.deadline = absl::Now() + flags.deadline;
   }
   const Failure fail(err);
+  CLI::App* service_register = Command(app, {"service", "register"});
+  CLI::App* service_unregister = Command(app, {"service", "unregister"});
 
   if ((service_register->parsed() || (service_unregister->parsed() && !flags.unresolved)) &&
       flags.namespace_name.empty()) {
     flags.namespace_name = "default";
   }
   const std::vector<std::pair<const CLI::App*, std::function<int()>>> commands = {
-      {completion_bash,
+      {Command(app, {"completion", "bash"}),
        [&] {
          out << BashCompletionScript(app, "discovery", DiscoveryValueHints());
          return 0;
        }},
-      {server_list, [&] { return ServerList(flags, out, fail); }},
-      {server_register, [&] { return ServerRegister(flags, fail); }},
-      {server_unregister, [&] { return ServerUnregister(flags, fail); }},
-      {service_list, [&] { return ServiceList(flags, out, fail); }},
+      {Command(app, {"server", "list"}), [&] { return ServerList(flags, out, fail); }},
+      {Command(app, {"server", "register"}), [&] { return ServerRegister(flags, fail); }},
+      {Command(app, {"server", "unregister"}), [&] { return ServerUnregister(flags, fail); }},
+      {Command(app, {"service", "list"}), [&] { return ServiceList(flags, out, fail); }},
       {service_register, [&] { return ServiceRegister(flags, fail); }},
       {service_unregister, [&] { return ServiceUnregister(flags, err, fail); }},
       {service_import, [&] { return ServiceImport(flags, err, fail); }},
-      {ns_list, [&] { return NamespaceList(flags, out, fail); }},
-      {ns_register, [&] { return NamespaceRegister(flags, fail); }},
-      {ns_unregister, [&] { return NamespaceUnregister(flags, fail); }},
-      {token_create, [&] { return TokenCreate(flags, out, fail); }},
-      {token_info, [&] { return TokenInfo(flags, out, fail); }},
-      {token_revoke, [&] { return TokenRevoke(flags, fail); }},
-      {token_list, [&] { return TokenList(flags, out, fail); }},
-      {login, [&] { return Login(flags, std::cin, out, err, fail); }},
+      {Command(app, {"namespace", "list"}), [&] { return NamespaceList(flags, out, fail); }},
+      {Command(app, {"namespace", "register"}), [&] { return NamespaceRegister(flags, fail); }},
+      {Command(app, {"namespace", "unregister"}), [&] { return NamespaceUnregister(flags, fail); }},
+      {Command(app, {"token", "create"}), [&] { return TokenCreate(flags, out, fail); }},
+      {Command(app, {"token", "info"}), [&] { return TokenInfo(flags, out, fail); }},
+      {Command(app, {"token", "revoke"}), [&] { return TokenRevoke(flags, fail); }},
+      {Command(app, {"token", "list"}), [&] { return TokenList(flags, out, fail); }},
+      {Command(app, {"login"}), [&] { return Login(flags, std::cin, out, err, fail); }},
   };
   for (const auto& [command, run] : commands) {
     if (command->parsed()) {

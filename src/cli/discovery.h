@@ -13,4 +13,8 @@ namespace discovery::cli {
 // each to `err`, logs to stderr. Returns the exit status.
 int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream& err);
 
+// The keys discovery takes from config files: the shared files may hold them, and discoveryd
+// accepts them there.
+std::vector<std::string> DiscoveryConfigKeys();
+
 }  // namespace discovery::cli

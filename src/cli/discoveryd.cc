@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cli/completion.h"
+#include "cli/discovery.h"
 #include "cli/grpc_log.h"
 #include "fmt/format.h"
 
@@ -461,10 +462,8 @@ std::map<std::string, ValueHint> DiscoverydValueHints() {
   };
 }
 
-}  // namespace
-
-int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"GRPC discovery service.", "discoveryd"};
+// The command tree of discoveryd, its flags bound to `flags`.
+void AddCommands(CLI::App& app, Flags& flags) {
   app.require_subcommand(0, 1);
   app.footer(ExamplesFooter({
       "discoveryd                                  # runs the server",
@@ -473,7 +472,6 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
       "/var/lib/discovery-exporter",
       "discoveryd token create admin --admin",
   }));
-  Flags flags;
   AddGlobalFlags(app, flags);
 
   CLI::App* server = app.add_subcommand("server", "Start the discovery server (default).");
@@ -548,6 +546,21 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
         "source <(discoveryd completion bash)",
     }));
   }
+}
+
+}  // namespace
+
+std::vector<std::string> DiscoverydConfigKeys() {
+  CLI::App app;
+  Flags flags;
+  AddCommands(app, flags);
+  return config::ConfigKeys(app);
+}
+
+int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"GRPC discovery service.", "discoveryd"};
+  Flags flags;
+  AddCommands(app, flags);
 
   // With no subcommand discoveryd runs the server, as the original does.
   bool has_command = false;
@@ -568,7 +581,8 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
   config::ConfigLocations locations = config::ConfigLocations::FromEnvironment();
   locations.user_file = false;
   config::CommandLine command_line(app, config::ConfigFiles::Load(locations),
-                                   config::BuildInfo::OfThisBuild("discoveryd"));
+                                   config::BuildInfo::OfThisBuild("discoveryd"),
+                                   DiscoveryConfigKeys());
   if (std::optional<int> exit = command_line.Parse(std::move(args), out, err)) {
     return *exit;
   }
@@ -581,14 +595,17 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
                          : flags.log_format == "text" ? LogOptions::Format::kText
                                                       : LogOptions::Format::kAuto});
   RouteGrpcLogs(GrpcLogLevel::kWarn);
-  if (completion_bash->parsed()) {
+  const CLI::App* server = app.get_subcommand("server");
+  const CLI::App* exporter = app.get_subcommand("exporter");
+  const CLI::App* token = app.get_subcommand("token");
+  if (app.get_subcommand("completion")->get_subcommand("bash")->parsed()) {
     out << BashCompletionScript(app, "discoveryd", DiscoverydValueHints());
     return 0;
   }
-  if (create->parsed()) {
+  if (token->get_subcommand("create")->parsed()) {
     return RunTokenCreate(flags, out, err);
   }
-  if (verify->parsed()) {
+  if (token->get_subcommand("verify")->parsed()) {
     return RunTokenVerify(flags, out, err);
   }
   if (exporter->parsed()) {

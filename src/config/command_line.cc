@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <initializer_list>
 #include <iterator>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -12,6 +15,7 @@
 #include "yaml-cpp/yaml.h"
 
 #include "common/go_duration.h"
+#include "common/logging.h"
 #include "config/suggest.h"
 
 namespace discovery::config {
@@ -64,7 +68,9 @@ void BindOptions(CLI::App& app, std::vector<std::string>& parents, FlagIndex& in
 // options whose environment variable is set are left to CLI11's environment pass.
 class YamlConfig : public CLI::Config {
  public:
-  explicit YamlConfig(FlagIndex index) : index_(std::move(index)) {}
+  // While `*enabled` is false, every file reads as empty.
+  YamlConfig(FlagIndex index, std::shared_ptr<const bool> enabled)
+      : index_(std::move(index)), enabled_(std::move(enabled)) {}
 
   std::string to_config(const CLI::App* app, bool default_also, bool /*write_description*/,
                         std::string /*prefix*/) const override {
@@ -93,6 +99,9 @@ class YamlConfig : public CLI::Config {
   }
 
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    if (!*enabled_) {
+      return {};
+    }
     const std::string content{std::istreambuf_iterator<char>(input),
                               std::istreambuf_iterator<char>()};
     absl::StatusOr<FlagValues> values = ParseConfigYaml(content);
@@ -121,6 +130,7 @@ class YamlConfig : public CLI::Config {
 
  private:
   FlagIndex index_;
+  std::shared_ptr<const bool> enabled_;
 };
 
 // Moves the environment variable from CLI11's option column to the end of the description:
@@ -186,7 +196,36 @@ void SetFormatter(CLI::App& app, const std::shared_ptr<CLI::FormatterBase>& form
   }
 }
 
+// Calls `visit(app, option)` for every configurable option with a long name of `app` and its
+// subcommands, parents first.
+void ForEachSetting(CLI::App& app, const std::function<void(CLI::App&, CLI::Option&)>& visit) {
+  for (CLI::Option* option : app.get_options()) {
+    if (option->get_configurable() && !option->get_lnames().empty()) {
+      visit(app, *option);
+    }
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    ForEachSetting(*sub, visit);
+  }
+}
+
+std::string Joined(const std::vector<std::string>& values) {
+  std::string joined;
+  for (const std::string& value : values) {
+    joined += (joined.empty() ? "" : ",") + value;
+  }
+  return joined;
+}
+
 }  // namespace
+
+std::vector<std::string> ConfigKeys(CLI::App& app) {
+  std::set<std::string> keys;
+  ForEachSetting(app, [&keys](CLI::App&, CLI::Option& option) {
+    keys.insert(option.get_lnames().begin(), option.get_lnames().end());
+  });
+  return {keys.begin(), keys.end()};
+}
 
 std::string BuildInfo::CompilerVersion() {
 #if defined(__clang__)
@@ -233,8 +272,12 @@ std::string EnvVarName(std::string_view flag) {
   return name;
 }
 
-CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
-    : app_(app), files_(std::move(files)), build_(std::move(build)) {
+CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build,
+                         std::vector<std::string> other_keys)
+    : app_(app),
+      files_(std::move(files)),
+      build_(std::move(build)),
+      other_keys_(std::move(other_keys)) {
   version_ = app_.set_version_flag("--version", FormatVersion(build_));
   // Throwing from the callback stops CLI11 before it checks required options.
   show_config_ = app_.add_flag_callback(
@@ -252,7 +295,7 @@ CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
   for (const auto& [name, targets] : index) {
     known_keys_.push_back(name);
   }
-  app_.config_formatter(std::make_shared<YamlConfig>(std::move(index)));
+  app_.config_formatter(std::make_shared<YamlConfig>(std::move(index), read_files_));
 
   const auto base = std::dynamic_pointer_cast<CLI::Formatter>(app_.get_formatter());
   SetFormatter(app_, std::make_shared<EnvHelpFormatter>(base ? *base : CLI::Formatter()));
@@ -260,30 +303,22 @@ CommandLine::CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build)
 
 std::optional<int> CommandLine::Parse(std::vector<std::string> args, std::ostream& out,
                                       std::ostream& err) {
-  app_.clear();
-  // A misspelt key ("adress:") would otherwise be ignored without a word. --help, --version and
-  // --show-config still work, to find the mistake with.
-  const bool action = std::any_of(args.begin(), args.end(), [](const std::string& arg) {
-    return arg == "-h" || arg == "--help" || arg == "--version" || arg == "--show-config";
-  });
-  for (const ConfigFile& file : files_.files()) {
-    if (action || file.status != FileStatus::kParsed || !file.exclusive) {
-      continue;
-    }
-    for (const auto& [key, values] : file.values) {
-      if (std::find(known_keys_.begin(), known_keys_.end(), key) != known_keys_.end()) {
-        continue;
-      }
-      const auto line = file.key_lines.find(key);
-      const std::optional<std::string> closest = ClosestMatch(key, known_keys_);
-      return UsageError(
-          file.path.string() + ":" +
-              (line == file.key_lines.end() ? "" : std::to_string(line->second) + ":") +
-              " unknown key \"" + key + "\"" +
-              (closest ? "; did you mean \"" + *closest + "\"?" : ""),
-          err);
+  // --help, --version and --show-config still work with a bad key, to find the mistake with.
+  const auto given = [&args](std::initializer_list<std::string_view> names) {
+    return std::any_of(args.begin(), args.end(), [names](const std::string& arg) {
+      return std::find(names.begin(), names.end(), arg) != names.end();
+    });
+  };
+  if (!given({"-h", "--help", "--version", "--show-config"})) {
+    if (std::optional<int> exit = CheckKeys(err)) {
+      return exit;
     }
   }
+  settings_.clear();
+  if (given({"--show-config"})) {
+    settings_ = FormatSettings(args);
+  }
+  app_.clear();
   // CLI11 reads the listed files last to first and keeps the first value it sees for an option,
   // so listing them lowest precedence first makes ./discovery.yaml win.
   std::vector<std::string> paths;
@@ -421,6 +456,137 @@ std::string UsageMessage(const CLI::App& root, const CLI::ParseError& error) {
 
 }  // namespace
 
+std::optional<int> CommandLine::CheckKeys(std::ostream& err) const {
+  std::vector<std::string> shared_keys = known_keys_;
+  shared_keys.insert(shared_keys.end(), other_keys_.begin(), other_keys_.end());
+  for (const ConfigFile& file : files_.files()) {
+    if (file.status != FileStatus::kParsed) {
+      continue;
+    }
+    // A file both programs read may hold the other's keys; a misspelt key ("adress:") would
+    // otherwise be ignored without a word.
+    const std::vector<std::string>& keys = file.exclusive ? known_keys_ : shared_keys;
+    for (const auto& [key, values] : file.values) {
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        continue;
+      }
+      const auto line = file.key_lines.find(key);
+      const std::optional<std::string> closest = ClosestMatch(key, keys);
+      return UsageError(
+          file.path.string() + ":" +
+              (line == file.key_lines.end() ? "" : std::to_string(line->second) + ":") +
+              " unknown key \"" + key + "\"" +
+              (closest ? "; did you mean \"" + *closest + "\"?" : ""),
+          err);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string CommandLine::FormatSettings(const std::vector<std::string>& args) {
+  // CLI11 does not record where a value came from, so a first parse without the environment and
+  // the files tells which options the command line sets.
+  std::map<CLI::Option*, std::string> env_names;
+  ForEachSetting(app_, [&env_names](CLI::App&, CLI::Option& option) {
+    env_names[&option] = option.get_envname();
+    option.envname("");
+  });
+  *read_files_ = false;
+  app_.clear();
+  try {
+    app_.parse(std::vector<std::string>(args.rbegin(), args.rend()));
+  } catch (const CLI::Error&) {
+    // Whatever the command line set so far is all that matters here.
+  }
+  // Files given with --config-file rank above the candidates.
+  std::vector<ConfigFile> files;
+  for (const std::string& path : config_files_->results()) {
+    files.push_back(LoadConfigFile(path));
+  }
+  std::reverse(files.begin(), files.end());
+  files.insert(files.end(), files_.files().begin(), files_.files().end());
+
+  struct Setting {
+    std::string value;
+    std::string source;
+    // How deep the command of the option is among those the arguments name; -1 for others.
+    int depth = -1;
+  };
+  std::map<std::string, Setting, std::less<>> settings;
+  ForEachSetting(app_, [&](CLI::App& command, CLI::Option& option) {
+    if (&option == config_files_) {
+      return;
+    }
+    const std::string& key = option.get_lnames().front();
+    const auto known = settings.find(key);
+    // A key sets the option of that name in every command; when defaults differ, the deepest
+    // command the arguments name (else the first command having it) decides what is shown.
+    int depth = -1;
+    if (command.parsed()) {
+      depth = 0;
+      for (const CLI::App* parent = command.get_parent(); parent != nullptr;
+           parent = parent->get_parent()) {
+        ++depth;
+      }
+    }
+    if (known != settings.end() && known->second.depth >= depth) {
+      return;
+    }
+    Setting setting{.depth = depth};
+    const std::string& env_name = env_names[&option];
+    const std::vector<std::string>* file_values = nullptr;
+    const ConfigFile* file_source = nullptr;
+    for (auto file = files.begin(); file != files.end() && file_values == nullptr; ++file) {
+      for (const std::string& name : option.get_lnames()) {
+        if (const auto it = file->values.find(name); it != file->values.end()) {
+          file_values = &it->second;
+          file_source = &*file;
+          break;
+        }
+      }
+    }
+    if (option.count() > 0) {
+      setting.value = Joined(option.results());
+      setting.source = "flag";
+    } else if (!env_name.empty() && EnvIsSet(env_name)) {
+      setting.value = std::getenv(env_name.c_str());  // NOLINT(concurrency-mt-unsafe)
+      setting.source = "environment " + env_name;
+    } else if (file_values != nullptr) {
+      setting.value = Joined(*file_values);
+      setting.source = "file " + file_source->path.string();
+    } else {
+      setting.value = option.get_default_str();
+      setting.source = "default";
+      if (setting.value.empty() && option.get_expected_max() == 0) {
+        setting.value = "false";  // an unset flag
+      }
+    }
+    setting.value = RedactFlagValue(key, setting.value);
+    if (setting.value.empty()) {
+      setting.value = "\"\"";
+    }
+    settings.insert_or_assign(key, std::move(setting));
+  });
+
+  for (auto& [option, env_name] : env_names) {
+    option->envname(env_name);
+  }
+  *read_files_ = true;
+
+  std::size_t key_width = 0;
+  std::size_t value_width = 0;
+  for (const auto& [key, setting] : settings) {
+    key_width = std::max(key_width, key.size());
+    value_width = std::max(value_width, setting.value.size());
+  }
+  std::string text = "Settings:\n";
+  for (const auto& [key, setting] : settings) {
+    text += "  " + key + std::string(key_width - key.size() + 1, ' ') + setting.value +
+            std::string(value_width - setting.value.size() + 1, ' ') + setting.source + '\n';
+  }
+  return text;
+}
+
 int CommandLine::UsageError(const std::string& message, std::ostream& err) const {
   err << app_.get_name() << ": " << message << "\n";
   return kUsageExitCode;
@@ -439,7 +605,7 @@ int CommandLine::HandleParseError(const CLI::ParseError& error, std::ostream& ou
     return 0;
   }
   if (show_config_->count() > 0) {
-    err << FormatShowConfig(files_);
+    err << FormatShowConfig(files_) << settings_;
     return 0;
   }
   // A broken file is the likelier cause of whatever else went wrong, so it is reported first.

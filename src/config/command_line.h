@@ -7,6 +7,7 @@
 
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,9 +41,14 @@ struct BuildInfo {
 //     compiler:         <compiler>
 std::string FormatVersion(const BuildInfo& build);
 
-// What --show-config prints: "Configuration files:" and one line per candidate, two spaces, the
-// path padded to a common width plus one space, and the file's status. Ends with a newline.
+// What --show-config prints first: "Configuration files:" and one line per candidate, two
+// spaces, the path padded to a common width plus one space, and the file's status. Ends with a
+// newline.
 std::string FormatShowConfig(const ConfigFiles& files);
+
+// The config-file keys of `app`: the long names of the configurable options of the app and all
+// its subcommands, sorted.
+std::vector<std::string> ConfigKeys(CLI::App& app);
 
 // The environment variable of a flag: "oidc-client-id" -> "DISCOVERY_OIDC_CLIENT_ID".
 std::string EnvVarName(std::string_view flag);
@@ -70,8 +76,11 @@ class CommandLine {
 
   // Adds --version, --show-config and a hidden --config-file (an extra YAML file, above all
   // candidates in precedence) to `app`, and binds it as described above. Replaces the app's
-  // help formatter and config formatter.
-  CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build = {});
+  // help formatter and config formatter. `other_keys` are the keys of the other program that
+  // reads the same files: a file that is not exclusive to this one may hold them; any other key
+  // that is none of `app`'s is a usage error.
+  CommandLine(CLI::App& app, ConfigFiles files, BuildInfo build = {},
+              std::vector<std::string> other_keys = {});
 
   CommandLine(const CommandLine&) = delete;
   CommandLine& operator=(const CommandLine&) = delete;
@@ -83,7 +92,9 @@ class CommandLine {
   // to run the selected command. Otherwise it returns the exit status after printing to `out`
   // (help, version) or `err` (show-config, errors):
   //   * --help, --version and --show-config print and return 0, even when required flags are
-  //     missing or a config file is invalid;
+  //     missing or a config file is invalid; --show-config prints the files and then every
+  //     setting (by its config key) with its effective value, secrets redacted, and where the
+  //     value came from: "flag", "environment DISCOVERY_...", "file <path>" or "default";
   //   * every other error is a usage error: one line "<app>: <message>" on `err` and
   //     kUsageExitCode. An invalid config file names the file and the parser's message; an
   //     unknown command or flag is named with the closest known one ("did you mean ...?").
@@ -98,6 +109,10 @@ class CommandLine {
   int HandleParseError(const CLI::ParseError& error, std::ostream& out, std::ostream& err);
   // Prints "<app>: <message>" and returns kUsageExitCode.
   int UsageError(const std::string& message, std::ostream& err) const;
+  // The first key of a parsed file that neither program knows, as a usage error.
+  std::optional<int> CheckKeys(std::ostream& err) const;
+  // The "Settings:" part of --show-config for `args`.
+  std::string FormatSettings(const std::vector<std::string>& args);
 
   CLI::App& app_;
   ConfigFiles files_;
@@ -106,6 +121,10 @@ class CommandLine {
   CLI::Option* show_config_ = nullptr;
   CLI::Option* config_files_ = nullptr;
   std::vector<std::string> known_keys_;  // the long names of every option: valid file keys
+  std::vector<std::string> other_keys_;  // the other program's keys, valid in shared files
+  std::string settings_;                 // what --show-config prints after the files
+  // Off while Parse finds what the command line alone sets, for --show-config.
+  std::shared_ptr<bool> read_files_ = std::make_shared<bool>(true);
 };
 
 // Adds a list flag to `app`: comma-separated ("-e a,b") and repeatable on the command line, one

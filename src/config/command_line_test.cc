@@ -85,7 +85,8 @@ class CommandLineTest : public ::testing::Test {
                                                   BuildInfo{.version = "1.2.3",
                                                             .revision = "0123456789abcdef",
                                                             .date = "2024-01-02T03:04:05Z",
-                                                            .compiler = "g++ 12.2.0"});
+                                                            .compiler = "g++ 12.2.0"},
+                                                  other_keys_);
     return command_line_->Parse(args, out_, err_);
   }
 
@@ -93,6 +94,7 @@ class CommandLineTest : public ::testing::Test {
   ScopedEnv env_;
   Flags flags_;
   bool require_address_ = false;
+  std::vector<std::string> other_keys_;  // of the other program reading the shared files
   std::unique_ptr<CLI::App> app_;
   std::unique_ptr<CommandLine> command_line_;
   std::ostringstream out_;
@@ -174,7 +176,8 @@ TEST_F(CommandLineTest, EmptyEnvironmentVariableIsIgnored) {
   EXPECT_EQ(flags_.ns, "user");
 }
 
-TEST_F(CommandLineTest, UnknownConfigKeysAreIgnored) {
+TEST_F(CommandLineTest, KeysOfTheOtherProgramAreIgnored) {
+  other_keys_ = {"no-such-flag"};
   TempTree::Write(tree_.LocalFile(), "no-such-flag: 1\nnamespace: local\n");
   EXPECT_EQ(Parse({}), std::nullopt) << err_.str();
   EXPECT_EQ(flags_.ns, "local");
@@ -323,6 +326,7 @@ TEST_F(CommandLineTest, ExplicitEnvironmentNameIsKept) {
 }
 
 TEST_F(CommandLineTest, PositionalsTakeNoEnvironmentOrFileValue) {
+  other_keys_ = {"id"};  // not a key of this program, whose "id" is a positional
   env_.Set("DISCOVERY_ID", "env-id");
   TempTree::Write(tree_.LocalFile(), "id: file-id\nserver: s\n");
   EXPECT_EQ(Parse({"service", "register"}), std::nullopt) << err_.str();
@@ -363,17 +367,56 @@ TEST_F(CommandLineTest, ShowConfigListsEveryCandidateEvenWithoutRequiredFlags) {
   // The user file has the longest path, so the others are padded to its width.
   ASSERT_GT(user.size(), local.size());
   ASSERT_GT(user.size(), system.size());
-  EXPECT_EQ(err_.str(),
-            "Configuration files:\n"
-            "  " +
-                local + std::string(user.size() - local.size() + 1, ' ') +
-                "invalid\n"
-                "  " +
-                user +
-                " not found\n"
-                "  " +
-                system + std::string(user.size() - system.size() + 1, ' ') + "parsed\n");
+  EXPECT_THAT(err_.str(), StartsWith("Configuration files:\n"
+                                     "  " +
+                                     local + std::string(user.size() - local.size() + 1, ' ') +
+                                     "invalid\n"
+                                     "  " +
+                                     user +
+                                     " not found\n"
+                                     "  " +
+                                     system + std::string(user.size() - system.size() + 1, ' ') +
+                                     "parsed\nSettings:\n"));
   EXPECT_THAT(out_.str(), IsEmpty());
+}
+
+TEST_F(CommandLineTest, SharedFilesTakeTheOtherProgramsKeysButNoOthers) {
+  other_keys_ = {"grpc-listen"};
+  TempTree::Write(tree_.LocalFile(), "namespace: web\ngrpc-listen: x:1\n");
+  TempTree::Write(tree_.SystemFile(), "grpc-listen: x:2\n");
+  EXPECT_EQ(Parse({"service", "list"}), std::nullopt) << err_.str();
+  EXPECT_EQ(flags_.list_namespace, "web");
+
+  TempTree::Write(tree_.SystemFile(), "\ngrpc-lisen: x:2\n");
+  EXPECT_THAT(Parse({"service", "list"}), Optional(CommandLine::kUsageExitCode));
+  EXPECT_EQ(err_.str(), "discovery: " + tree_.SystemFile().string() +
+                            ":2: unknown key \"grpc-lisen\"; did you mean \"grpc-listen\"?\n");
+}
+
+TEST_F(CommandLineTest, ShowConfigListsEverySettingWithItsSource) {
+  TempTree::Write(tree_.LocalFile(), "namespace: web\ntimeout: 3s\n");
+  TempTree::Write(tree_.SystemFile(), "timeout: 9s\nendpoints: [a, b]\n");
+  env_.Set("DISCOVERY_ADDRESS", "env:1");
+  env_.Set("TEST_TOKEN", "s3cret");
+  EXPECT_THAT(Parse({"--show-config", "service", "list", "--namespace", "cli"}), Optional(0));
+  const std::string settings = err_.str().substr(err_.str().find("Settings:\n"));
+  const std::string local = tree_.LocalFile().string();
+  const std::string system = tree_.SystemFile().string();
+  // The --namespace of `service list` is shown, the command the arguments name.
+  EXPECT_EQ(settings,
+            "Settings:\n"
+            "  address   env:1 environment DISCOVERY_ADDRESS\n"
+            "  debug     false default\n"
+            "  endpoints a,b   file " +
+                system +
+                "\n"
+                "  labels    \"\"    default\n"
+                "  namespace cli   flag\n"
+                "  server    \"\"    default\n"
+                "  timeout   3s    file " +
+                local +
+                "\n"
+                "  token     ***** environment TEST_TOKEN\n");
 }
 
 TEST_F(CommandLineTest, ShowConfigReportsPermissionDenied) {

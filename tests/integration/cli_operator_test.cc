@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
@@ -472,6 +473,82 @@ TEST_F(CliOperatorTest, JsonAndYamlShowTheSameFields) {
   const CommandResult help = Discovery({"service", "list", "--help"});
   EXPECT_THAT(help.out, AllOf(HasSubstr("fields separated by ';'"), HasSubstr("2 active"),
                               HasSubstr("1 standard")));
+}
+
+// The line of `key` in the "Settings:" part of --show-config's `text`, its columns joined by one
+// space: "address 127.0.0.1:3001 file /home/u/.config/discovery/config.yaml".
+std::string Setting(const std::string& text, const std::string& key) {
+  const std::size_t settings = text.find("\nSettings:\n");
+  if (settings == std::string::npos) {
+    return "";
+  }
+  for (const std::string& line :
+       std::vector<std::string>(absl::StrSplit(text.substr(settings), '\n', absl::SkipEmpty()))) {
+    const std::vector<std::string> columns = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (!columns.empty() && columns.front() == key) {
+      return absl::StrJoin(columns, " ");
+    }
+  }
+  return "";
+}
+
+// Point 9: ./discovery.yaml is read by both programs, so it may hold the keys of either; a key
+// that neither knows is an error naming the file, the line and the closest key.
+TEST_F(CliOperatorTest, SharedConfigFilesRefuseKeysNeitherProgramKnows) {
+  const std::string shared = home_ + "/discovery.yaml";
+  WriteFile(shared, "grpc-listen: localhost:1\ntimeout: 30s\nadress: localhost:2\n");
+  ExpectFailure(
+      Discovery({"namespace", "list"}), 2,
+      fmt::format("discovery: {}:3: unknown key \"adress\"; did you mean \"address\"?", shared));
+  ExpectFailure(
+      Discoveryd({"token", "create", "ci", "--admin", "--token-secret", "s3cret"}), 2,
+      fmt::format("discoveryd: {}:3: unknown key \"adress\"; did you mean \"address\"?", shared));
+
+  // grpc-listen is discoveryd's, timeout discovery's: each program accepts the other's key.
+  WriteFile(shared, "grpc-listen: localhost:1\ntimeout: 30s\n");
+  const CommandResult listed = Discovery({"namespace", "list"});
+  EXPECT_EQ(listed.status.code, 0) << listed.err;
+  EXPECT_THAT(listed.out, HasSubstr("default"));
+  const CommandResult created =
+      Discoveryd({"token", "create", "ci", "--admin", "--token-secret", "s3cret"});
+  EXPECT_EQ(created.status.code, 0) << created.err;
+  EXPECT_THAT(created.out, StartsWith("eyJ"));
+}
+
+// Point 9: --show-config lists every setting with its effective value and where it came from,
+// secrets redacted.
+TEST_F(CliOperatorTest, ShowConfigSaysWhereEachValueComesFrom) {
+  const CommandResult shown =
+      Discovery({"--show-config", "--deadline", "45s", "--oidc-client-secret", "hunter2"},
+                {"DISCOVERY_TIMEOUT=7s"});
+  EXPECT_EQ(shown.status.code, 0) << shown.err;
+  EXPECT_THAT(shown.err, StartsWith("Configuration files:\n"));
+  EXPECT_EQ(Setting(shown.err, "deadline"), "deadline 45s flag");
+  EXPECT_EQ(Setting(shown.err, "oidc-client-secret"), "oidc-client-secret ***** flag");
+  EXPECT_EQ(Setting(shown.err, "timeout"), "timeout 7s environment DISCOVERY_TIMEOUT");
+  EXPECT_EQ(Setting(shown.err, "address"),
+            fmt::format("address {} file {}", discoveryd_->grpc_address(), ConfigPath()));
+  EXPECT_EQ(Setting(shown.err, "insecure"), fmt::format("insecure true file {}", ConfigPath()));
+  EXPECT_EQ(Setting(shown.err, "token-path"), "token-path ~/.config/discovery/.token default");
+  EXPECT_EQ(Setting(shown.err, "debug"), "debug false default");
+  EXPECT_THAT(shown.err, Not(HasSubstr("hunter2")));
+
+  // The flag beats the environment, the environment the file.
+  const std::string shared = home_ + "/discovery.yaml";
+  WriteFile(shared, "grpc-listen: localhost:1\nhttp-listen: localhost:2\nreplicas: 3\n");
+  const CommandResult daemon =
+      Discoveryd({"server", "--show-config", "--replicas", "2"},
+                 {"DISCOVERY_TOKEN_SECRET=s3cret", "DISCOVERY_HTTP_LISTEN=localhost:4"});
+  EXPECT_EQ(daemon.status.code, 0) << daemon.err;
+  EXPECT_EQ(Setting(daemon.err, "replicas"), "replicas 2 flag");
+  EXPECT_EQ(Setting(daemon.err, "http-listen"),
+            "http-listen localhost:4 environment DISCOVERY_HTTP_LISTEN");
+  EXPECT_EQ(Setting(daemon.err, "grpc-listen"),
+            fmt::format("grpc-listen localhost:1 file {}", shared));
+  EXPECT_EQ(Setting(daemon.err, "token-secret"),
+            "token-secret ***** environment DISCOVERY_TOKEN_SECRET");
+  EXPECT_EQ(Setting(daemon.err, "placement"), "placement rendezvous default");
+  EXPECT_THAT(daemon.err, Not(HasSubstr("s3cret")));
 }
 
 }  // namespace
