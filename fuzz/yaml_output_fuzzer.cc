@@ -205,14 +205,11 @@ void CheckJsonLabels(const Json& json, const Labels& labels, const std::string& 
   }
 }
 
-// Go's omitempty: absent when empty.
-void CheckJsonOptional(const Json& item, const char* key, const std::string& printed,
-                       const std::string& text) {
-  if (printed.empty()) {
-    Check(!item.contains(key), "empty strings are left out of JSON", text);
-  } else {
-    CheckJsonString(item.at(key), printed, text);
-  }
+// Every field is in the JSON, an empty one too (as in the YAML).
+void CheckJsonField(const Json& item, const char* key, const std::string& printed,
+                    const std::string& text) {
+  Check(item.contains(key), "every field is in the JSON", text);
+  CheckJsonString(item.at(key), printed, text);
 }
 
 // ---- per kind ----
@@ -228,11 +225,7 @@ void CheckServers(const std::vector<discovery::Server>& servers) {
     const discovery::Server& server = servers[i];
     const Json& item = json[i];
     CheckJsonString(item.at("name"), server.name, text);
-    if (server.labels.empty()) {
-      Check(item.at("labels").is_null(), "no labels are null in JSON", text);
-    } else {
-      CheckJsonLabels(item.at("labels"), server.labels, text);
-    }
+    CheckJsonLabels(item.at("labels"), server.labels, text);  // {} when there are none
     Check(item.at("state") == static_cast<int64_t>(server.state), "the state in JSON", text);
 
     const YAML::Node node = root[i];
@@ -275,27 +268,21 @@ void CheckServices(const std::vector<discovery::Service>& services) {
   for (size_t i = 0; i < services.size(); ++i) {
     const discovery::Service& service = services[i];
     const Json& item = json[i];
-    CheckJsonOptional(item, "id", service.id, text);
-    CheckJsonOptional(item, "name", service.name, text);
-    CheckJsonOptional(item, "namespace", service.namespace_name, text);
-    CheckJsonOptional(item, "endpoint", service.endpoint, text);
-    CheckJsonOptional(item, "selector", service.selector, text);
-    CheckJsonOptional(item, "description", service.description, text);
-    if (service.servers.empty()) {
-      Check(!item.contains("servers"), "no servers are left out of JSON", text);
-    } else {
-      const Json& servers = item.at("servers");
-      Check(servers.is_array() && servers.size() == service.servers.size(),
-            "servers are a JSON array", text);
-      for (size_t j = 0; j < service.servers.size(); ++j) {
-        CheckJsonString(servers[j], service.servers[j], text);
-      }
+    CheckJsonField(item, "id", service.id, text);
+    CheckJsonField(item, "name", service.name, text);
+    CheckJsonField(item, "namespace", service.namespace_name, text);
+    CheckJsonField(item, "endpoint", service.endpoint, text);
+    CheckJsonField(item, "selector", service.selector, text);
+    CheckJsonField(item, "description", service.description, text);
+    Check(item.contains("servers"), "every field is in the JSON", text);
+    const Json& json_servers = item.at("servers");
+    Check(json_servers.is_array() && json_servers.size() == service.servers.size(),
+          "servers are a JSON array", text);
+    for (size_t j = 0; j < service.servers.size(); ++j) {
+      CheckJsonString(json_servers[j], service.servers[j], text);
     }
-    if (service.labels.empty()) {
-      Check(!item.contains("labels"), "no labels are left out of JSON", text);
-    } else {
-      CheckJsonLabels(item.at("labels"), service.labels, text);
-    }
+    Check(item.contains("labels"), "every field is in the JSON", text);
+    CheckJsonLabels(item.at("labels"), service.labels, text);
 
     const YAML::Node node = root[i];
     Check(node.IsMap() && node.size() == 9, "a service is a map of nine", yaml);

@@ -42,7 +42,9 @@ std::filesystem::path Absolute(const std::filesystem::path& path) {
 }
 
 // Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF, as Go's
-// utf8.ValidString checks it) without ASCII control characters other than tab and line feed.
+// utf8.ValidString checks it) without ASCII control characters other than tab and line feed, and
+// without U+FFFE and U+FFFF, which YAML does not count as printable (a "\uffff" escape decodes to
+// one; yaml-cpp's emitter then writes a value holding ": " unquoted, which reads back as a map).
 bool IsText(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
@@ -78,6 +80,10 @@ bool IsText(std::string_view text) {
       if (byte < (k == 1 ? low : 0x80) || byte > (k == 1 ? high : 0xbf)) {
         return false;
       }
+    }
+    if (length == 3 && lead == 0xef && static_cast<unsigned char>(text[i + 1]) == 0xbf &&
+        static_cast<unsigned char>(text[i + 2]) >= 0xbe) {
+      return false;  // U+FFFE, U+FFFF
     }
     i += length;
   }
@@ -236,7 +242,7 @@ absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content,
     if (!IsText(entry.first.Scalar())) {
       return absl::InvalidArgumentError(
           "yaml-cpp: error at line " + std::to_string(entry.first.Mark().line + 1) +
-          ": flag names must be valid UTF-8 without control characters");
+          ": flag names must be valid UTF-8 without control characters or noncharacters");
     }
     if (entry.second.IsNull()) {
       continue;
@@ -250,10 +256,10 @@ absl::StatusOr<FlagValues> ParseConfigYaml(std::string_view content,
     }
     for (const std::string& input : inputs) {
       if (!IsText(input)) {
-        return absl::InvalidArgumentError("yaml-cpp: error at line " +
-                                          std::to_string(entry.second.Mark().line + 1) +
-                                          ": value of " + entry.first.Scalar() +
-                                          " must be valid UTF-8 without control characters");
+        return absl::InvalidArgumentError(
+            "yaml-cpp: error at line " + std::to_string(entry.second.Mark().line + 1) +
+            ": value of " + entry.first.Scalar() +
+            " must be valid UTF-8 without control characters or noncharacters");
       }
     }
     values.insert_or_assign(entry.first.Scalar(), std::move(inputs));

@@ -129,6 +129,20 @@ TEST(ParseConfigYamlTest, RejectsControlCharacters) {
               IsOkAndHolds(ElementsAre(Pair("a", ElementsAre("x\ty\nz")))));
 }
 
+// Found by fuzz/config_yaml_fuzzer: a "\uffff" escape gave a value that yaml-cpp's emitter wrote
+// back unquoted although it held ": ". YAML does not count U+FFFE and U+FFFF as printable.
+TEST(ParseConfigYamlTest, RejectsNoncharacters) {
+  EXPECT_THAT(ParseConfigYaml("address: \"x\\uffff: \"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("value of address must be valid UTF-8 without control "
+                                 "characters or noncharacters")));
+  EXPECT_THAT(ParseConfigYaml("address: \"\xef\xbf\xbe\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // The last character below them stays text.
+  EXPECT_THAT(ParseConfigYaml("address: \"\\ufffd\"\n"),
+              IsOkAndHolds(ElementsAre(Pair("address", ElementsAre("\xef\xbf\xbd")))));
+}
+
 // Found by fuzz/config_yaml_fuzzer: yaml-cpp kept a CR that ends the input in the value.
 TEST(ParseConfigYamlTest, AnyLineBreakEndsAValue) {
   EXPECT_THAT(ParseConfigYaml("address: localhost:3001\r"),
