@@ -189,7 +189,7 @@ BENCHMARK(BM_ListJson)->Iterations(1)->Unit(benchmark::kSecond);
 // The filters of `service list` (namespace, endpoint, selector, name, date order) on the whole
 // store (2N services): the server applies them to its view, so a list of a few rows out of a
 // million should take seconds, not minutes. Each line prints the filter, the wall time and the rows
-// printed.
+// printed. It lists what BM_ImportVsRegistration stored, so it runs after that one.
 void BM_FilteredLists(benchmark::State& state) {
   const std::vector<std::vector<std::string>> filters = {
       {"-n", "imported"},

@@ -145,7 +145,8 @@ expect_file -rw-r----- /etc/default/discoveryd
 expect_file -rw-r----- /etc/default/discovery-exporter
 expect_file -rw-r--r-- /usr/share/bash-completion/completions/discovery
 expect_file -rw-r--r-- /usr/share/bash-completion/completions/discoveryd
-unexpected=$(awk '$1 !~ /^d/ {print $3}' "$tmp/files" | grep -vxE '\./usr/bin/discoveryd?|\./lib/systemd/system/discovery(d|-exporter)\.service|\./etc/default/discovery(d|-exporter)|\./usr/share/bash-completion/completions/discoveryd?' || true)
+expect_file -rw-r--r-- /usr/share/discovery/prometheus/discovery-alerts.yml
+unexpected=$(awk '$1 !~ /^d/ {print $3}' "$tmp/files" | grep -vxE '\./usr/bin/discoveryd?|\./lib/systemd/system/discovery(d|-exporter)\.service|\./etc/default/discovery(d|-exporter)|\./usr/share/bash-completion/completions/discoveryd?|\./usr/share/discovery/prometheus/discovery-alerts\.yml' || true)
 [ -z "$unexpected" ] || fail "unexpected files in the package: $unexpected"
 
 dpkg-deb -e "$deb" "$tmp/control"
@@ -348,7 +349,8 @@ step "dpkg --remove: binaries go, configuration, user and state stay"
 dpkg --remove discovery >"$tmp/dpkg-remove.log" 2>&1 || { cat "$tmp/dpkg-remove.log" >&2; fail "dpkg --remove"; }
 dpkg-query -W -f='${Status}\n' discovery | grep -qx "deinstall ok config-files" || fail "not in config-files state"
 for gone in /usr/bin/discovery /usr/bin/discoveryd /lib/systemd/system/discoveryd.service \
-  /lib/systemd/system/discovery-exporter.service /usr/share/bash-completion/completions/discovery; do
+  /lib/systemd/system/discovery-exporter.service /usr/share/bash-completion/completions/discovery \
+  /usr/share/discovery/prometheus/discovery-alerts.yml; do
   [ ! -e "$gone" ] || fail "$gone left after remove"
 done
 [ -f /etc/default/discoveryd ] && [ -f /etc/default/discovery-exporter ] || fail "conffiles gone after remove"
