@@ -43,8 +43,9 @@ std::filesystem::path Absolute(const std::filesystem::path& path) {
 
 // Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF, as Go's
 // utf8.ValidString checks it) without ASCII control characters other than tab and line feed, and
-// without U+FFFE and U+FFFF, which YAML does not count as printable (a "\uffff" escape decodes to
-// one; yaml-cpp's emitter then writes a value holding ": " unquoted, which reads back as a map).
+// without noncharacters (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF): a "\uffff" or "\ufddf" escape decodes
+// to one, and with one in a value yaml-cpp's emitter wrote it unquoted although it held ": " or a
+// trailing CR, so it read back differently.
 bool IsText(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
@@ -81,9 +82,14 @@ bool IsText(std::string_view text) {
         return false;
       }
     }
-    if (length == 3 && lead == 0xef && static_cast<unsigned char>(text[i + 1]) == 0xbf &&
-        static_cast<unsigned char>(text[i + 2]) >= 0xbe) {
-      return false;  // U+FFFE, U+FFFF
+    if (length >= 3) {
+      char32_t code_point = lead & (length == 3 ? 0x0f : 0x07);
+      for (size_t k = 1; k < length; ++k) {
+        code_point = (code_point << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3f);
+      }
+      if ((code_point >= 0xfdd0 && code_point <= 0xfdef) || (code_point & 0xfffe) == 0xfffe) {
+        return false;  // a noncharacter
+      }
     }
     i += length;
   }

@@ -129,14 +129,18 @@ TEST(ParseConfigYamlTest, RejectsControlCharacters) {
               IsOkAndHolds(ElementsAre(Pair("a", ElementsAre("x\ty\nz")))));
 }
 
-// Found by fuzz/config_yaml_fuzzer: a "\uffff" escape gave a value that yaml-cpp's emitter wrote
-// back unquoted although it held ": ". YAML does not count U+FFFE and U+FFFF as printable.
+// Found by fuzz/config_yaml_fuzzer: "\uffff" and "\ufddf" escapes gave values that yaml-cpp's
+// emitter wrote back unquoted although they held ": " or a trailing CR.
 TEST(ParseConfigYamlTest, RejectsNoncharacters) {
   EXPECT_THAT(ParseConfigYaml("address: \"x\\uffff: \"\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("value of address must be valid UTF-8 without control "
                                  "characters or noncharacters")));
   EXPECT_THAT(ParseConfigYaml("address: \"\xef\xbf\xbe\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseConfigYaml("c-f: \"\\ufddfffVf&a   js\r"),  // the second finding
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseConfigYaml("address: \"\\U0001FFFF\"\n"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   // The last character below them stays text.
   EXPECT_THAT(ParseConfigYaml("address: \"\\ufffd\"\n"),
