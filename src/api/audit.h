@@ -1,4 +1,4 @@
-// The audit trail (SPEC §6): every call that changes something — registering or unregistering a
+// The audit trail: every call that changes something — registering or unregistering a
 // server, service or namespace, creating or revoking a token — becomes one structured log line at
 // info level saying who (principal kind and token id or username), what (object, operation and its
 // arguments), from where (the client address) and the outcome, refused calls included.

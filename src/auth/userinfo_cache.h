@@ -1,5 +1,5 @@
-// The provider's userinfo answers for access tokens that lack the username or roles claim
-// (SPEC §6): a refreshed glewlwyd access token carries neither, so without this a user would
+// The provider's userinfo answers for access tokens that lack the username or roles claim: a
+// refreshed glewlwyd access token carries neither, so without this a user would
 // lose their roles at the CLI's first refresh. Answers are kept until the token expires, and
 // concurrent requests with one token share one call to the provider (a CLI batch or a
 // dashboard must not fan out into as many userinfo requests).

@@ -30,7 +30,7 @@ std::string EncodeService(const Service& service);
 // flags only), stored at Keys::PlacementSettings().
 std::string EncodePlacementSettings(const placement::Settings& settings);
 
-// A machine token revoked before its expiry (SPEC §6).
+// A machine token revoked before its expiry; every replica refuses it from then on.
 struct TokenRevocation {
   std::string id;          // the token's `jti`
   absl::Time revoked_at;   // when
