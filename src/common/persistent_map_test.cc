@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -140,6 +141,56 @@ TEST(PersistentMapTest, RandomOperationsAgreeWithStdMap) {
   model.erase(model.begin());
   EXPECT_EQ(Contents(updated), Contents(model));
   EXPECT_EQ(DiffOf(rebuilt, updated), ExpectedDiff(expected.back(), model));
+}
+
+TEST(PersistentMapTest, BatchesOfChangesAgreeWithStdMapAndKeepTheTreapShape) {
+  std::mt19937 random(20261205);
+  std::uniform_int_distribution<int> key_of(0, 2000);
+  std::uniform_int_distribution<int> value_of(0, 3);
+  std::uniform_int_distribution<int> batch_size_of(0, 300);
+  std::uniform_int_distribution<int> operation(0, 9);
+  IntMap map;
+  std::map<int, int> model;
+  for (int step = 0; step < 300; ++step) {
+    std::map<int, std::optional<int>> batch;
+    const int size = batch_size_of(random);
+    for (int i = 0; i < size; ++i) {
+      const int key = key_of(random);
+      batch[key] = operation(random) < 4 ? std::nullopt : std::optional<int>(value_of(random));
+    }
+    const IntMap before = map;
+    const std::map<int, int> model_before = model;
+    for (const auto& [key, value] : batch) {
+      if (value.has_value()) {
+        model[key] = *value;
+      } else {
+        model.erase(key);
+      }
+    }
+    map = map.Apply({batch.begin(), batch.end()});
+    ASSERT_TRUE(map.Valid()) << "step " << step;
+    ASSERT_EQ(Contents(map), Contents(model)) << "step " << step;
+    ASSERT_EQ(map.size(), model.size());
+    ASSERT_EQ(Contents(before), Contents(model_before)) << "an earlier version changed";
+    ASSERT_EQ(DiffOf(before, map), ExpectedDiff(model_before, model)) << "step " << step;
+  }
+  // Nothing to do leaves the very same version.
+  EXPECT_TRUE(map.Apply({}).SameAs(map));
+  EXPECT_TRUE(map.Apply({{-1, std::nullopt}, {5000, std::nullopt}}).SameAs(map));
+  // Into an empty map a batch is a bulk build.
+  const IntMap built = IntMap().Apply({{1, 10}, {2, std::nullopt}, {3, 30}});
+  EXPECT_TRUE(built.Valid());
+  EXPECT_THAT(Contents(built), ElementsAre(Pair(1, 10), Pair(3, 30)));
+}
+
+TEST(PersistentMapTest, SingleUpdatesKeepTheTreapShape) {
+  std::mt19937 random(7);
+  std::uniform_int_distribution<int> key_of(0, 500);
+  IntMap map;
+  for (int step = 0; step < 2000; ++step) {
+    map = step % 3 == 0 ? map.Erase(key_of(random)) : map.Insert(key_of(random), step);
+    ASSERT_TRUE(map.Valid()) << "step " << step;
+  }
 }
 
 TEST(PersistentMapTest, IteratorWalksInKeyOrder) {
