@@ -1,7 +1,10 @@
 #include "registry/placed.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "fmt/format.h"
 
@@ -14,8 +17,6 @@
 namespace discovery::registry {
 namespace {
 
-using ServerList = std::shared_ptr<const std::vector<std::string>>;
-
 // Servers as far as placement is concerned: `modified` does not matter.
 bool SamePlacementInputs(const repo::Snapshot& a, const repo::Snapshot& b) {
   return std::equal(a.servers.begin(), a.servers.end(), b.servers.begin(), b.servers.end(),
@@ -25,8 +26,6 @@ bool SamePlacementInputs(const repo::Snapshot& a, const repo::Snapshot& b) {
                     });
 }
 
-bool SameServers(const ServerList& a, const ServerList& b) { return a == b || *a == *b; }
-
 // Builds placements. Server lists come from `lists`, so services placed alike share one list
 // (a million services over a few servers hold a handful of lists).
 class Placer {
@@ -34,19 +33,33 @@ class Placer {
   Placer(CandidateCache& candidates, ServerListPool& lists, const placement::Settings& settings)
       : candidates_(candidates), lists_(lists), settings_(settings) {}
 
-  PlacedPtr Place(const repo::ServicePtr& service) {
-    const std::shared_ptr<const std::vector<std::string>> candidates =
-        candidates_.For(service->selector);
-    return std::make_shared<const PlacedService>(PlacedService{
-        .service = service,
-        .servers = lists_.Intern(placement::Place(service->endpoint, *candidates,
-                                                  settings_.replicas, settings_.algorithm))});
+  PlacedPtr Place(const repo::ServicePtr& service) { return Make(service, Servers(*service)); }
+
+  // The servers of `service`, not yet interned: a re-placement compares them with the current
+  // list and makes a PlacedService only for the services that move.
+  std::vector<std::string> Servers(const Service& service) {
+    // Services placed one after another mostly share their selector: asking the shared cache
+    // (a lock, a hash of the text, a reference count) only when it changes saves a good part of
+    // re-placing a million services.
+    if (last_candidates_ == nullptr || service.selector != last_selector_) {
+      last_candidates_ = candidates_.For(service.selector);
+      last_selector_ = service.selector;
+    }
+    return placement::Place(service.endpoint, *last_candidates_, settings_.replicas,
+                            settings_.algorithm);
+  }
+
+  PlacedPtr Make(const repo::ServicePtr& service, std::vector<std::string> servers) {
+    return std::make_shared<const PlacedService>(
+        PlacedService{.service = service, .servers = lists_.Intern(std::move(servers))});
   }
 
  private:
   CandidateCache& candidates_;
   ServerListPool& lists_;
   const placement::Settings& settings_;
+  std::string last_selector_;
+  std::shared_ptr<const std::vector<std::string>> last_candidates_;
 };
 
 }  // namespace
@@ -55,7 +68,10 @@ class Placer {
 class PlacementBuilder {
  public:
   // A namespace's placement being updated: a copy of the previous one (persistent maps, so the
-  // copy costs one pointer per server) changed service by service.
+  // copy costs one pointer per server) changed by a batch of services. The changes are collected
+  // and made by Commit as one batch per map, so a server join that moves a tenth of the services
+  // copies each tree node once instead of once per moved service. Each id changes at most once
+  // per Update.
   class Update {
    public:
     explicit Update(NamespacePlacement& target) : target_(target) {}
@@ -66,9 +82,9 @@ class PlacementBuilder {
         return;
       }
       for (const std::string& server : *(*old)->servers) {
-        EraseFrom(server, id);
+        by_server_[server].emplace_back(id, std::nullopt);
       }
-      target_.all_ = target_.all_.Erase(id);
+      all_.emplace_back(id, std::nullopt);
     }
 
     void Put(PlacedPtr placed) {
@@ -76,30 +92,45 @@ class PlacementBuilder {
       if (const PlacedPtr* old = target_.all_.Find(id); old != nullptr) {
         for (const std::string& server : *(*old)->servers) {
           if (!std::binary_search(placed->servers->begin(), placed->servers->end(), server)) {
-            EraseFrom(server, id);
+            by_server_[server].emplace_back(id, std::nullopt);
           }
         }
       }
       for (const std::string& server : *placed->servers) {
-        PlacedMap& slice = target_.by_server_[server];
-        slice = slice.Insert(id, placed);
+        by_server_[server].emplace_back(id, placed);
       }
-      target_.all_ = target_.all_.Insert(id, std::move(placed));
+      all_.emplace_back(id, std::move(placed));
+    }
+
+    void Commit() {
+      target_.all_ = target_.all_.Apply(Sorted(std::move(all_)));
+      for (auto& [server, changes] : by_server_) {
+        auto it = target_.by_server_.try_emplace(server).first;
+        it->second = it->second.Apply(Sorted(std::move(changes)));
+        if (it->second.empty()) {
+          target_.by_server_.erase(it);
+        }
+      }
+      all_.clear();
+      by_server_.clear();
     }
 
    private:
-    void EraseFrom(const std::string& server, std::string_view id) {
-      auto it = target_.by_server_.find(server);
-      if (it == target_.by_server_.end()) {
-        return;
+    using Changes = std::vector<PlacedMap::Change>;
+
+    static Changes Sorted(Changes changes) {
+      const auto by_id = [](const PlacedMap::Change& a, const PlacedMap::Change& b) {
+        return a.first < b.first;
+      };
+      if (!std::is_sorted(changes.begin(), changes.end(), by_id)) {
+        std::sort(changes.begin(), changes.end(), by_id);
       }
-      it->second = it->second.Erase(id);
-      if (it->second.empty()) {
-        target_.by_server_.erase(it);
-      }
+      return changes;
     }
 
     NamespacePlacement& target_;
+    Changes all_;
+    std::map<std::string, Changes, std::less<>> by_server_;
   };
 
   // The whole namespace at once, in O(n): the first placement after a load.
@@ -133,26 +164,28 @@ class PlacementBuilder {
                                                           const repo::ServiceMap& services,
                                                           Placer& placer, bool replace_all) {
     auto result = std::make_shared<NamespacePlacement>(previous);
-    Update update(*result);
-    repo::ServiceMap::Diff(
-        previous.services_, services,
-        [&](std::string_view id, const repo::ServicePtr&) { update.Remove(id); },
-        [&](std::string_view, const repo::ServicePtr& added) { update.Put(placer.Place(added)); },
-        [&](std::string_view, const repo::ServicePtr&, const repo::ServicePtr& changed) {
-          update.Put(placer.Place(changed));
-        });
+    {
+      Update update(*result);
+      repo::ServiceMap::Diff(
+          previous.services_, services,
+          [&](std::string_view id, const repo::ServicePtr&) { update.Remove(id); },
+          [&](std::string_view, const repo::ServicePtr& added) { update.Put(placer.Place(added)); },
+          [&](std::string_view, const repo::ServicePtr&, const repo::ServicePtr& changed) {
+            update.Put(placer.Place(changed));
+          });
+      update.Commit();
+    }
     result->services_ = services;
     if (replace_all) {
-      std::vector<PlacedPtr> moved;
+      // A second batch: it sees the services the first one changed.
+      Update update(*result);
       result->all_.ForEach([&](std::string_view, const PlacedPtr& current) {
-        PlacedPtr placed = placer.Place(current->service);
-        if (!SameServers(placed->servers, current->servers)) {
-          moved.push_back(std::move(placed));
+        std::vector<std::string> servers = placer.Servers(*current->service);
+        if (servers != *current->servers) {
+          update.Put(placer.Make(current->service, std::move(servers)));
         }
       });
-      for (PlacedPtr& placed : moved) {
-        update.Put(std::move(placed));
-      }
+      update.Commit();
     }
     return result;
   }
@@ -171,46 +204,6 @@ RenderedGroup RenderGroup(const Service& service, ExportConfig config) {
     rendered.json = json.substr(1, json.size() - 2);
   }
   return rendered;
-}
-
-// Services that cannot be rendered are left out, as targetgroup::FromServices does: the view
-// sets stored records that cannot be served aside before placement, and nothing else may fail a
-// whole answer. The groups come in targetgroup::FromServices' order (by canonical endpoint; in
-// one namespace, ties by name and id), so the bytes equal
-// ToHttpSdJson(FromServices(services of the slice)).
-std::shared_ptr<const HttpSdBody> Render(const PlacedMap& slice, ExportConfig config) {
-  std::string json = "[";
-  if (config != ExportConfig::kDisabled) {
-    struct Part {
-      const RenderedGroup* group;
-      const Service* service;
-    };
-    std::vector<Part> parts;
-    parts.reserve(slice.size());
-    std::vector<std::unique_ptr<RenderedGroup>> uncached;
-    size_t bytes = 2;
-    slice.ForEach([&](std::string_view, const PlacedPtr& placed) {
-      const RenderedGroup& group = placed->rendered.Get(*placed->service, config, uncached);
-      if (!group.json.empty()) {
-        parts.push_back({&group, placed->service.get()});
-        bytes += group.json.size() + 1;
-      }
-    });
-    std::sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
-      return std::tie(a.group->endpoint, a.service->name, a.service->id) <
-             std::tie(b.group->endpoint, b.service->name, b.service->id);
-    });
-    json.reserve(bytes);
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (i > 0) {
-        json.push_back(',');
-      }
-      json += parts[i].group->json;
-    }
-  }
-  json.push_back(']');
-  std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
-  return std::make_shared<const HttpSdBody>(std::move(json), std::move(etag));
 }
 
 }  // namespace
@@ -279,25 +272,142 @@ std::map<std::string, int64_t> NamespacePlacement::Counts() const {
   return counts;
 }
 
+namespace {
+
+// The order of groups in an answer: targetgroup::FromServices' order (by canonical endpoint; in
+// one namespace, ties by name and id), so the bytes equal ToHttpSdJson(FromServices(services of
+// the slice)).
+bool AnswerOrder(const RenderedGroup* a_group, const Service& a, const RenderedGroup* b_group,
+                 const Service& b) {
+  return std::tie(a_group->endpoint, a.name, a.id) < std::tie(b_group->endpoint, b.name, b.id);
+}
+
+}  // namespace
+
+// Services that cannot be rendered are left out, as targetgroup::FromServices does: the view
+// sets stored records that cannot be served aside before placement, and nothing else may fail a
+// whole answer.
+HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig config,
+                                          const Entry* previous) {
+  const auto by_answer_order = [](const Part& a, const Part& b) {
+    return AnswerOrder(a.group, *a.placed->service, b.group, *b.placed->service);
+  };
+  std::shared_ptr<const Parts> parts;
+  std::vector<std::unique_ptr<RenderedGroup>> uncached;
+  if (config != ExportConfig::kDisabled) {
+    if (previous != nullptr && previous->parts != nullptr) {
+      parts = MergeChanges(slice, config, *previous);
+    }
+    if (parts == nullptr) {
+      auto all = std::make_shared<Parts>();
+      all->reserve(slice.size());
+      slice.ForEach([&](std::string_view, const PlacedPtr& placed) {
+        const RenderedGroup& group = placed->rendered.Get(*placed->service, config, uncached);
+        if (!group.json.empty()) {
+          all->push_back({&group, placed.get()});
+        }
+      });
+      std::sort(all->begin(), all->end(), by_answer_order);
+      parts = std::move(all);
+    }
+  }
+  std::string json = "[";
+  if (parts != nullptr) {
+    size_t bytes = 2;
+    for (const Part& part : *parts) {
+      bytes += part.group->json.size() + 1;
+    }
+    json.reserve(bytes);
+    for (size_t i = 0; i < parts->size(); ++i) {
+      if (i > 0) {
+        json.push_back(',');
+      }
+      json += (*parts)[i].group->json;
+    }
+  }
+  json.push_back(']');
+  std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
+  return {.body = std::make_shared<const HttpSdBody>(std::move(json), std::move(etag)),
+          // Groups rendered for another config than their slot's die with this call.
+          .parts = uncached.empty() ? std::move(parts) : nullptr};
+}
+
+// The parts of `slice` from those of the previous version: the groups that left are dropped,
+// the ones that came are sorted and merged in. nullptr when too much changed for that to pay.
+std::shared_ptr<const HttpSdCache::Parts> HttpSdCache::MergeChanges(const PlacedMap& slice,
+                                                                    ExportConfig config,
+                                                                    const Entry& previous) {
+  std::vector<const PlacedService*> gone;
+  std::vector<const PlacedService*> came;
+  PlacedMap::Diff(
+      previous.slice, slice,
+      [&](std::string_view, const PlacedPtr& old) { gone.push_back(old.get()); },
+      [&](std::string_view, const PlacedPtr& added) { came.push_back(added.get()); },
+      [&](std::string_view, const PlacedPtr& old, const PlacedPtr& changed) {
+        gone.push_back(old.get());
+        came.push_back(changed.get());
+      });
+  if (gone.size() + came.size() > slice.size() / 4 + 16) {
+    return nullptr;
+  }
+  std::vector<std::unique_ptr<RenderedGroup>> uncached;
+  Parts added;
+  added.reserve(came.size());
+  for (const PlacedService* placed : came) {
+    const RenderedGroup& group = placed->rendered.Get(*placed->service, config, uncached);
+    if (!group.json.empty()) {
+      added.push_back({&group, placed});
+    }
+  }
+  if (!uncached.empty()) {
+    return nullptr;
+  }
+  const auto by_answer_order = [](const Part& a, const Part& b) {
+    return AnswerOrder(a.group, *a.placed->service, b.group, *b.placed->service);
+  };
+  std::sort(added.begin(), added.end(), by_answer_order);
+  std::sort(gone.begin(), gone.end());
+  auto parts = std::make_shared<Parts>();
+  parts->reserve(previous.parts->size() + added.size());
+  auto next_added = added.begin();
+  for (const Part& part : *previous.parts) {
+    if (std::binary_search(gone.begin(), gone.end(), part.placed)) {
+      continue;
+    }
+    for (; next_added != added.end() && by_answer_order(*next_added, part); ++next_added) {
+      parts->push_back(*next_added);
+    }
+    parts->push_back(part);
+  }
+  parts->insert(parts->end(), next_added, added.end());
+  return parts;
+}
+
 absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSdCache::Get(std::string_view server,
                                                                    std::string_view ns,
                                                                    ExportConfig config,
                                                                    const PlacedMap& slice) {
   const std::tuple<std::string, std::string, ExportConfig> key{server, ns, config};
+  // Rendering happens outside the lock, from a copy of the previous entry (which keeps the
+  // services its parts point to alive); two requests racing for the same version render the
+  // same bytes and either may be kept.
+  Entry previous;
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = entries_.find(key); it != entries_.end() && it->second.slice.SameAs(slice)) {
-      return it->second.body;
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      if (it->second.slice.SameAs(slice)) {
+        return it->second.body;
+      }
+      previous = it->second;
     }
   }
-  // Rendering happens outside the lock; two requests racing for the same version render the
-  // same bytes and either may be kept.
-  std::shared_ptr<const HttpSdBody> body = Render(slice, config);
+  Rendered rendered = Render(slice, config, previous.body == nullptr ? nullptr : &previous);
   absl::MutexLock lock(&mu_);
   Entry& entry = entries_[key];
   entry.slice = slice;
-  entry.body = body;
-  return body;
+  entry.body = rendered.body;
+  entry.parts = std::move(rendered.parts);
+  return rendered.body;
 }
 
 std::shared_ptr<const HttpSdBody> HttpSdCache::Find(std::string_view server, std::string_view ns,

@@ -140,10 +140,29 @@ class HttpSdCache {
   void Retain(const repo::Snapshot& snapshot);
 
  private:
+  // A group of an answer, in the answer's order. The pointers stay valid while the slice they
+  // come from is held.
+  struct Part {
+    const RenderedGroup* group;
+    const PlacedService* placed;
+  };
+  using Parts = std::vector<Part>;
   struct Entry {
     PlacedMap slice;  // the version `body` was rendered from
     std::shared_ptr<const HttpSdBody> body;
+    // The groups of `body` in order, so that the next version of the slice is rendered by
+    // merging its few changes in rather than sorting every group again; nullptr when a group
+    // was not a cached one (the namespace's export setting changed).
+    std::shared_ptr<const Parts> parts;
   };
+  struct Rendered {
+    std::shared_ptr<const HttpSdBody> body;
+    std::shared_ptr<const Parts> parts;
+  };
+  static Rendered Render(const PlacedMap& slice, ExportConfig config, const Entry* previous);
+  static std::shared_ptr<const Parts> MergeChanges(const PlacedMap& slice, ExportConfig config,
+                                                   const Entry& previous);
+
   absl::Mutex mu_;
   std::map<std::tuple<std::string, std::string, ExportConfig>, Entry, std::less<>> entries_
       ABSL_GUARDED_BY(mu_);
