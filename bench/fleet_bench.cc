@@ -1,5 +1,5 @@
-// Fleet-scale benchmarks (issue 15). Each prints both sides of a ratio measured in the same run,
-// so the machine's speed cancels out:
+// Fleet-scale benchmarks (docs/decisions.md D41). Each prints both sides of a ratio measured in the
+// same run, so the machine's speed cancels out:
 //   BM_EmbeddedRegistrationsVsBatchedPuts  registrations/s over gRPC with 64 calls in flight
 //                                          vs the embedded store's own put rate of the same
 //                                          JSON documents in transactions of 100;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # http_sd of a 10,000-target namespace from discoveryd against nginx serving the very same bytes
-# from a file, side by side in one run (issue 16): identity (nginx: the plain file) and gzip
-# (nginx: gzip_static with the same compressed bytes discoveryd sends). wrk with the same
-# connections and duration alternates between the two servers; the median of the rounds is
-# printed with the ratio, and the bytes on the wire per refresh.
+# from a file, side by side in one run (docs/decisions.md D30): identity (nginx: the plain file) and
+# gzip (nginx: gzip_static with the same compressed bytes discoveryd sends). wrk with the same
+# connections and duration alternates between the two servers; the median of the rounds is printed
+# with the ratio, and the bytes on the wire per refresh.
 #
 # Usage: bench/http_sd_vs_nginx.sh [build-dir] [rounds] [seconds]
 #   build-dir  a Release build holding cmd/discoveryd/discoveryd (default build/bench)

@@ -38,7 +38,7 @@ absl::Time Parse(const std::string& rfc3339) {
   return time;
 }
 
-// ---- Wire contract: the descriptors compiled from proto/ (reference §7.2) ----
+// ---- Wire contract: the descriptors compiled from proto/ (docs/decisions.md D28) ----
 
 constexpr char kPackage[] = "postfinance.discovery.v1";
 
@@ -92,7 +92,8 @@ const std::vector<MessageSpec>& Messages() {
         {"labels", 7, "map<string,string>", "labels"},
         {"description", 8, "string", "description"},
         {"modified", 9, "google.protobuf.Timestamp", "modified"}}},
-      // Not in the reference: invalid records (issue 16), only in ListServiceResponse field 2.
+      // Not in the original: invalid records (docs/decisions.md D36), only in ListServiceResponse
+      // field 2.
       {"service.proto",
        "InvalidService",
        {{"service", 1, "postfinance.discovery.v1.Service", "service"},
@@ -152,7 +153,7 @@ const std::vector<MessageSpec>& Messages() {
       {"service_api.proto",
        "ListServiceResponse",
        {{"services", 1, "repeated postfinance.discovery.v1.Service", "services"},
-        // Not in the reference: a new field number, which its clients skip.
+        // Not in the original: a new field number, which its clients skip.
         {"invalid_services", 2, "repeated postfinance.discovery.v1.InvalidService",
          "invalidServices"}}},
       {"service_api.proto",
@@ -163,7 +164,7 @@ const std::vector<MessageSpec>& Messages() {
       {"service_api.proto",
        "ListTargetGroupResponse",
        {{"targetgroups", 1, "repeated postfinance.discovery.v1.TargetGroup", "targetgroups"}}},
-      // Not in the reference: the streamed list (lists of any size).
+      // Not in the original: the streamed list (lists of any size).
       {"service_api.proto",
        "ListServiceStreamRequest",
        {{"namespace", 1, "string", "namespace"},
@@ -192,7 +193,7 @@ const std::vector<MessageSpec>& Messages() {
       {"token_api.proto",
        "InfoResponse",
        {{"tokeninfo", 1, "postfinance.discovery.v1.TokenInfo", "tokeninfo"}}},
-      // Not in the reference: revocation of machine tokens.
+      // Not in the original: revocation of machine tokens (docs/decisions.md D35).
       {"token_api.proto", "RevokeRequest", {{"id", 1, "string", "id"}}},
       {"token_api.proto",
        "RevokeResponse",
@@ -241,14 +242,14 @@ const std::vector<ServiceSpec>& Services() {
         {"UnRegisterService", "UnRegisterServiceRequest", "UnRegisterServiceResponse"},
         {"ListService", "ListServiceRequest", "ListServiceResponse"},
         {"ListTargetGroup", "ListTargetGroupRequest", "ListTargetGroupResponse"},
-        // Not in the reference; the Go original's servers answer UNIMPLEMENTED.
+        // Not in the original, whose servers answer UNIMPLEMENTED.
         {"ListServiceStream", "ListServiceStreamRequest", "ListServiceStreamResponse",
          /*server_streaming=*/true}}},
       {"token_api.proto",
        "TokenAPI",
        {{"Create", "CreateRequest", "CreateResponse"},
         {"Info", "InfoRequest", "InfoResponse"},
-        // Not in the reference.
+        // Not in the original.
         {"Revoke", "RevokeRequest", "RevokeResponse"},
         {"ListRevoked", "ListRevokedRequest", "ListRevokedResponse"}}},
   };
@@ -286,7 +287,7 @@ TEST(WireContractTest, EveryFileIsInThePackageWithTheReferenceOptions) {
     EXPECT_EQ(file->syntax(), FileDescriptor::SYNTAX_PROTO3);
     EXPECT_EQ(file->options().java_package(), "ch.postfinance.discovery.v1");
     EXPECT_THAT(file->options().go_package(), ::testing::EndsWith(";discoveryv1"));
-    // No message beyond those pinned in Messages() (the reference's and the marked additions).
+    // No message beyond those pinned in Messages() (the original's and the marked additions).
     const auto pinned = std::count_if(Messages().begin(), Messages().end(),
                                       [&](const MessageSpec& spec) { return spec.file == name; });
     EXPECT_EQ(file->message_type_count(), static_cast<int>(pinned));

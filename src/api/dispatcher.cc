@@ -10,7 +10,8 @@
 namespace discovery::api {
 namespace {
 
-// The original logs client mistakes at DEBUG and everything else at ERROR (reference §7.6).
+// Client mistakes are logged at DEBUG and everything else at ERROR, as the original does, so a
+// misbehaving client cannot fill the error log (docs/decisions.md D34).
 bool IsClientOutcome(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kOk:

@@ -1,6 +1,6 @@
 // The four APIs of postfinance.discovery.v1 as transport-neutral handlers: a Principal plus a
-// request message in, a response message or a status out. Authorization (reference §6.4 with
-// B14 fixed) and proto <-> model conversion happen here, so gRPC and REST, which both delegate
+// request message in, a response message or a status out. Authorization (docs/decisions.md D32 and
+// D14) and proto <-> model conversion happen here, so gRPC and REST, which both delegate
 // to these handlers, behave identically by construction.
 #pragma once
 

@@ -71,7 +71,8 @@ TEST_F(HandlersTest, AdministrationNeedsAnAdminRole) {
   EXPECT_EQ(list->namespaces_size(), 2);
 }
 
-TEST_F(HandlersTest, MachineTokensChangeServicesOnlyInTheirNamespaces) {  // B14
+// docs/decisions.md D14.
+TEST_F(HandlersTest, MachineTokensChangeServicesOnlyInTheirNamespaces) {
   pb::RegisterServerRequest server;
   server.set_name("p1");
   ASSERT_THAT(handlers_->RegisterServer(admin_, server), IsOk());
@@ -104,8 +105,8 @@ TEST_F(HandlersTest, MachineTokensChangeServicesOnlyInTheirNamespaces) {  // B14
   EXPECT_THAT(handlers_->UnRegisterService(machine_, remove), IsOk());
 }
 
-// Issue 16: ListService answers the served services and, apart from them, the stored records
-// that cannot be served with the reason; ListTargetGroup is not broken by them.
+// docs/decisions.md D36: ListService answers the served services and, apart from them, the stored
+// records that cannot be served with the reason; ListTargetGroup is not broken by them.
 TEST_F(HandlersTest, ListServiceShowsInvalidRecordsApart) {
   pb::RegisterServerRequest server;
   server.set_name("p1");
@@ -186,7 +187,7 @@ TEST_F(HandlersTest, TokensCanBeCreatedByAdminsAndInspectedByAnyone) {
   create.set_expires("1h");
   create.add_namespaces("no/such");
   EXPECT_THAT(handlers_->Create(admin_, create), StatusIs(absl::StatusCode::kInvalidArgument));
-  // B4: a token without three segments is InvalidArgument, not a crash.
+  // docs/decisions.md D4: a token without three segments is InvalidArgument, not a crash.
   info.set_token("abc");
   EXPECT_THAT(handlers_->Info(user_, info),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("token is not valid")));

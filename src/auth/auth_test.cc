@@ -35,8 +35,8 @@ using ::testing::Optional;
 // Its payload is
 // {"jti":"ansible-user","iat":1612513589.0078669,"iss":"thesecret","nbf":1612513589.0078669,
 //  "namespaces":["default","default-blackbox"]}
-// and, because the original swapped secret and issuer (B1), it is signed with the key
-// "discovery.postfinance.ch" and carries iss "thesecret".
+// and, because the original swapped secret and issuer (docs/decisions.md D1), it is signed with the
+// key "discovery.postfinance.ch" and carries iss "thesecret".
 constexpr std::string_view kReadmeToken =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     "eyJqdGkiOiJhbnNpYmxlLXVzZXIiLCJpYXQiOjE2MTI1MTM1ODkuMDA3ODY2OSwiaXNzIjoidGhlc2VjcmV0Iiwi"
@@ -174,7 +174,7 @@ TEST(CreateMachineTokenTest, OmitsExpForNonPositiveOrInfiniteDurationsAndEmptyNa
 }
 
 TEST(CreateMachineTokenTest, UsesTheSecretAsKeyAndTheIssuerAsIss) {
-  // FIX B1: the original signed with the issuer and wrote the secret into `iss`.
+  // docs/decisions.md D1: the original signed with the issuer and wrote the secret into `iss`.
   absl::StatusOr<std::string> token =
       CreateMachineToken(Options(), "id", {}, absl::ZeroDuration(), kNow);
   ASSERT_THAT(token, IsOk());
@@ -309,7 +309,7 @@ TEST(VerifyMachineTokenTest, RejectsADifferentSecret) {
 }
 
 TEST(VerifyMachineTokenTest, RejectsTheReadmeTokenUnderTheSwappedOriginalKey) {
-  // B1: with the fix, the public default issuer string is no longer the key.
+  // docs/decisions.md D1: with the fix, the public default issuer string is no longer the key.
   EXPECT_THAT(VerifyMachineToken(kReadmeToken, kReadmeIssuer, kReadmeIssuer, kNow),
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("signature is invalid")));
 }
@@ -455,7 +455,7 @@ TEST(VerifyMachineTokenTest, RejectsClaimsOfTheWrongType) {
 }
 
 TEST(VerifyMachineTokenTest, NeverCrashesOnAnyPrefixOrSingleByteChange) {
-  // B4: the original dereferenced nil for tokens without exactly three segments.
+  // docs/decisions.md D4: the original dereferenced nil for tokens without exactly three segments.
   absl::StatusOr<std::string> token =
       CreateMachineToken(Options(), "id", {"default"}, absl::Hours(1), kNow);
   ASSERT_THAT(token, IsOk());

@@ -1,4 +1,4 @@
-// Authentication of API callers (reference §6.1–6.2): the bearer token of a request becomes a
+// Authentication of API callers (docs/decisions.md D32): the bearer token of a request becomes a
 // Principal. Machine tokens (HS256, our issuer) are verified here; any other issuer goes to the
 // OIDC verifier when one is configured. Transport-neutral: adapters pass the raw
 // `authorization` header or metadata value and map the returned status.

@@ -70,8 +70,8 @@ absl::Status Authorizer::CanChangeService(const Principal& principal,
   if (principal.kind == Principal::Kind::kUser || principal.admin_token) {
     return absl::OkStatus();
   }
-  // FIX B14: the original compared the raw request field, so a machine token for "default"
-  // could not register a service that omitted the namespace.
+  // docs/decisions.md D14: the original compared the raw request field, so a machine token for
+  // "default" could not register a service that omitted the namespace.
   const std::string_view effective = namespace_name.empty() ? kDefaultNamespace : namespace_name;
   if (std::find(principal.namespaces.begin(), principal.namespaces.end(), effective) !=
       principal.namespaces.end()) {

@@ -1,4 +1,4 @@
-// Authorization rules of the API (reference §6.4, SPEC §6): which principal may do what.
+// Authorization rules of the API (docs/decisions.md D32): which principal may do what.
 // Transport-neutral: handlers call these checks and return the status they produce.
 #pragma once
 

@@ -138,7 +138,7 @@ TEST_F(AuthorizerTest, ServiceChangesDenyMachineTokensOutsideTheirNamespaces) {
 }
 
 TEST_F(AuthorizerTest, ServiceChangesTreatAnOmittedNamespaceAsDefault) {
-  // FIX B14: the original checked "" and so denied a token for "default".
+  // docs/decisions.md D14: the original checked "" and so denied a token for "default".
   EXPECT_THAT(authorizer_.CanChangeService(Machine("m", {"default"}), ""), IsOk());
   EXPECT_THAT(authorizer_.CanChangeService(Machine("m", {"prod"}), ""),
               StatusIs(absl::StatusCode::kPermissionDenied,

@@ -1,6 +1,6 @@
 // Machine tokens: HS256 JWTs issued by `TokenAPI/Create` (and `discoveryd token create`) and
 // accepted as bearer tokens. Signed with --token-secret, `iss` = --token-issuer (the Go
-// original swapped the two, reference §9.2 B1). Verification pins the algorithm to HS256.
+// original swapped the two, docs/decisions.md D1). Verification pins the algorithm to HS256.
 #pragma once
 
 #include <optional>
@@ -24,7 +24,7 @@ struct MachineTokenOptions {
   // reissued after a secret rotation; never used to sign. Never logged either.
   std::vector<std::string> previous_secrets;
   // Adds `"admin":true`: the token may do what a user holding an admin role may
-  // (`discoveryd token create --admin`, SPEC §6).
+  // (`discoveryd token create --admin`, docs/decisions.md D32).
   bool admin = false;
 };
 
@@ -73,8 +73,8 @@ absl::StatusOr<MachineClaims> VerifyMachineToken(std::string_view token, std::st
                                                  absl::Time now);
 
 // Decodes the payload of a compact JWT without verifying anything but its shape, to classify a
-// bearer token (reference §6.2): returns its `iss` claim, or nullopt when `iss` is absent or not
-// a string. InvalidArgument when the token is not three dot-separated base64url segments with a
+// bearer token (docs/decisions.md D32): returns its `iss` claim, or nullopt when `iss` is absent or
+// not a string. InvalidArgument when the token is not three dot-separated base64url segments with a
 // JSON object header carrying a string `alg` and a JSON object payload. Thread-safe.
 absl::StatusOr<std::optional<std::string>> PeekIssuer(std::string_view token);
 

@@ -1,4 +1,4 @@
-// Verification of the OIDC provider's bearer tokens on the server (SPEC §6, reference §6.5):
+// Verification of the OIDC provider's bearer tokens on the server (docs/decisions.md D33):
 // ID tokens and RFC 9068 JWT access tokens, signed RS256 or ES256 with a key of the provider's
 // JWKS, become user principals with the configured username and roles claims.
 #pragma once

@@ -1,6 +1,6 @@
 // The command tree of the `discovery` client: server, service, namespace and token commands
-// (aliases srv, svc, ns) with the flags, DISCOVERY_* variables and config-file keys of reference
-// §1.2, talking gRPC to discoveryd.
+// (aliases srv, svc, ns) with the flags, DISCOVERY_* variables and config-file keys of the Go
+// original (docs/decisions.md D43), talking gRPC to discoveryd.
 #pragma once
 
 #include <iosfwd>

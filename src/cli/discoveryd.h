@@ -1,6 +1,6 @@
 // The command tree of `discoveryd`: `server` (the default) and `token create`; flags, their
-// DISCOVERY_* variables and config-file keys as in reference §1.3 plus our own (store, TLS,
-// placement).
+// DISCOVERY_* variables and config-file keys of the Go original (docs/decisions.md D43) plus our
+// own (store, TLS, placement).
 #pragma once
 
 #include <iosfwd>

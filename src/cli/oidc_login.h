@@ -1,6 +1,6 @@
 // The CLI side of OIDC: `discovery login` (password grant against the provider's token endpoint)
-// and refreshing an expired ID token with the refresh token before a command (reference §6.6,
-// with B16 fixed: refresh only when expired, through --ca-cert, keeping what the provider
+// and refreshing an expired ID token with the refresh token before a command
+// (docs/decisions.md D16: refresh only when expired, through --ca-cert, keeping what the provider
 // returns).
 #pragma once
 

@@ -1,5 +1,6 @@
 // Renders the results of the `discovery ... list` commands as table, JSON, YAML or CSV, in the
-// shapes of the Go original's CLI (reference §1.2), so scripts written against it keep working.
+// shapes of the Go original's CLI (docs/decisions.md D43), so scripts written against it keep
+// working.
 #pragma once
 
 #include <cstddef>

@@ -133,7 +133,8 @@ TEST(TableTest, ReadmeServiceLists) {
       "2021-02-05T07:59:17Z\n");
 }
 
-// ---- invalid records (issue 16): the reason in wide, json and yaml; table and csv unchanged ----
+// ---- invalid records (docs/decisions.md D36): the reason in wide, json and yaml; table and csv
+// unchanged ----
 
 std::vector<ListedService> WithALegacyRecord() {
   return {{.service = Example("2021-02-04T14:13:50Z")},

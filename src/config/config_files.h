@@ -1,7 +1,7 @@
 // The YAML configuration files shared by both binaries: where they are looked for, what state
 // each one is in (reported by --show-config) and the flag values they define.
 // Precedence among files is ./discovery.yaml > ~/.config/discovery/config.yaml >
-// /etc/discovery/config.yaml (the Go original let the system file win, see reference B22).
+// /etc/discovery/config.yaml (the Go original let the system file win, docs/decisions.md D20).
 #pragma once
 
 #include <filesystem>

@@ -1,8 +1,9 @@
 // `discoveryd exporter`: keeps DIR/<server>/<namespace>/<job>.json equal to what http_sd would
 // answer for <server>, for Prometheus' file_sd. It follows the store through its own watch-fed
 // view and derives placement in memory exactly as every discoveryd replica does, so it needs no
-// server to talk to and fixes the original's stale files (B6, B7): a service moved off this
-// server, an emptied job and a disabled or deleted namespace all leave no file behind.
+// server to talk to and fixes the original's stale files (docs/decisions.md D6, D7): a service
+// moved off this server, an emptied job and a disabled or deleted namespace all leave no file
+// behind.
 #pragma once
 
 #include <cstdint>

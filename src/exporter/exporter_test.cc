@@ -152,12 +152,13 @@ TEST_F(ExporterTest, FollowsRegistrationsAndRemovesWhatIsGone) {
   EXPECT_THAT(Targets("prometheus1"),
               UnorderedElementsAreArray({"h1:9100", "h2:9100", "shop.example.com"}));
 
-  // An emptied job loses its file (B7: not a zero-byte file).
+  // An emptied job loses its file (not a zero-byte file, docs/decisions.md D7).
   ASSERT_THAT(registry_->UnregisterService("https://shop.example.com/metrics", "web"), IsOk());
   CatchUp();
   EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
 
-  // A disabled namespace loses its files (B7), and gets them back when enabled again.
+  // A disabled namespace loses its files (docs/decisions.md D7), and gets them back when enabled
+  // again.
   ASSERT_THAT(registry_->RegisterNamespace("default", ExportConfig::kDisabled), IsOk());
   CatchUp();
   EXPECT_THAT(Files("prometheus1"), IsEmpty());
@@ -175,8 +176,8 @@ TEST_F(ExporterTest, FollowsRegistrationsAndRemovesWhatIsGone) {
   EXPECT_THAT(Files("prometheus1"), UnorderedElementsAreArray({"default/node.json"}));
 }
 
-// B6: services moved to a joining server leave this server's files at once, not at the next
-// resync; the files always hold exactly what the registry places on the server.
+// docs/decisions.md D6: services moved to a joining server leave this server's files at once, not
+// at the next resync; the files always hold exactly what the registry places on the server.
 TEST_F(ExporterTest, ServerJoinMovesTargetsBetweenExporters) {
   ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
   for (int i = 0; i < 40; ++i) {
@@ -238,9 +239,9 @@ TEST_F(ExporterTest, CountsEventsAndSyncs) {
   EXPECT_THAT(text, HasSubstr("discovery_exporter_last_sync_timestamp_seconds"));
 }
 
-// Issue 13/16: a 300-character job name jammed the original exporter ("File name too long" on
-// every sync, nothing written, last sync frozen). Records the exporter cannot write are left out
-// and reported once; everything else is written and the sync goes on.
+// docs/decisions.md D36, D37: a 300-character job name jammed the original exporter ("File name too
+// long" on every sync, nothing written, last sync frozen). Records the exporter cannot write are
+// left out and reported once; everything else is written and the sync goes on.
 TEST_F(ExporterTest, SkipsRecordsItCannotWriteAndKeepsSyncing) {
   ASSERT_THAT(registry_->RegisterServer("prometheus1", {}), IsOk());
   Register("node", "http://h1:9100/metrics");

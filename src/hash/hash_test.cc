@@ -98,7 +98,7 @@ struct EndpointVector {
   std::vector<int32_t> jump_1_to_8;
 };
 
-// Appendix A of the behavioural inventory.
+// Computed independently of the Go original; they match its tests (docs/decisions.md D27).
 TEST(JumpHashTest, EndpointVectors) {
   const std::vector<EndpointVector> vectors = {
       {"http://example.com/metrics", 0x660928d6151b68ebULL, {0, 0, 2, 2, 2, 2, 2, 2}},

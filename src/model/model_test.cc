@@ -108,7 +108,8 @@ INSTANTIATE_TEST_SUITE_P(
         LabelsCase{"at_sign", {{"inv@lid", "value"}}, InvalidName("inv@lid")},
         LabelsCase{"empty_value", {{"key", ""}}, "label value for 'key' cannot be empty string"}));
 
-// B12: the original's regex rejected one-character names and accepted any last character.
+// docs/decisions.md D12: the original's regex rejected one-character names and accepted any last
+// character.
 INSTANTIATE_TEST_SUITE_P(
     B12LabelNames, ValidateLabelsTest,
     ::testing::Values(LabelsCase{"one_letter", {{"a", "v"}}, ""},
@@ -258,7 +259,7 @@ TEST_P(NamespaceNameTest, Validates) {
   }
 }
 
-// B13: the message names '-' because '-' is accepted.
+// docs/decisions.md D13: the message names '-' because '-' is accepted.
 INSTANTIATE_TEST_SUITE_P(
     All, NamespaceNameTest,
     ::testing::Values(NameCase{"default", ""}, NameCase{"default-blackbox", ""}, NameCase{"a", ""},
@@ -281,7 +282,7 @@ TEST_P(ServerNameTest, Validates) {
 
 constexpr const char* kServerChars = "name must only contain 'a-z', 'A-Z', '0-9', '.', '-' and '_'";
 
-// B10: server names become store keys and file names.
+// Server names become store keys and file names (docs/decisions.md D10).
 INSTANTIATE_TEST_SUITE_P(
     All, ServerNameTest,
     ::testing::Values(NameCase{"server1", ""}, NameCase{"prometheus-01.example.com", ""},
@@ -426,8 +427,8 @@ INSTANTIATE_TEST_SUITE_P(
                     "id '' does not match endpoint 'http://example.com/metrics': expected "
                     "'93c156b1-f218-5d79-88a5-219307e59d29'"}));
 
-// Inventory §2.4 step 3: name, name characters, namespace, namespace characters, endpoint,
-// labels; then the id and the selector.
+// The Go original's order (docs/decisions.md D45): name, name characters, namespace, namespace
+// characters, endpoint, labels; then the id and the selector.
 INSTANTIATE_TEST_SUITE_P(
     Order, ValidateServiceErrorTest,
     ::testing::Values(ServiceCase{"name_before_namespace", With([](Service& s) {
@@ -462,7 +463,7 @@ INSTANTIATE_TEST_SUITE_P(
                                   "label value for 'a' cannot be empty string"}));
 
 TEST(ValidateServiceTest, RejectsMalformedSelectorAsInvalidArgument) {
-  // B11: a malformed selector is the caller's mistake, not an internal error.
+  // docs/decisions.md D11: a malformed selector is the caller's mistake, not an internal error.
   Service service = ValidService();
   service.selector = "env in (prod";
   EXPECT_THAT(Validate(service),
@@ -676,8 +677,8 @@ TEST(ServiceIdTest, IsVersion5Rfc4122LowerCase) {
   EXPECT_EQ(id.find_first_not_of("0123456789abcdef-"), std::string::npos);
 }
 
-// B9: unregistering by endpoint must hash the canonical form, so spelling variants of one
-// endpoint map to one ID.
+// docs/decisions.md D9: unregistering by endpoint must hash the canonical form, so spelling
+// variants of one endpoint map to one ID.
 TEST(ServiceIdTest, CanonicalisedEndpointsShareTheId) {
   absl::StatusOr<Endpoint> upper = Endpoint::Parse("HTTP://example.com/metrics");
   ASSERT_THAT(upper, IsOk());

@@ -1,7 +1,7 @@
 // The OpenAPI 3.0 document of discoveryd's HTTP API and the Swagger UI that renders it
-// (SPEC §1), served from memory: both are compiled into the binary, the UI's assets from the
-// npm package swagger-ui-dist (cmake/SwaggerUiDist.cmake). The document (openapi.json next to
-// this file) is kept in step with rest::RestApi's route table by openapi_test.cc.
+// (docs/decisions.md D47), served from memory: both are compiled into the binary, the UI's assets
+// from the npm package swagger-ui-dist (cmake/SwaggerUiDist.cmake). The document (openapi.json next
+// to this file) is kept in step with rest::RestApi's route table by openapi_test.cc.
 //
 //   GET /swagger               301 to /swagger/
 //   GET /swagger/              Swagger UI (index.html), showing /swagger/openapi.json

@@ -31,7 +31,7 @@ std::string AlgorithmName(Algorithm algorithm);
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
 
 // How services are placed; stored once for the whole registry so that every discoveryd replica
-// and every exporter computes the same placement (SPEC §3).
+// and every exporter computes the same placement (docs/decisions.md D27).
 struct Settings {
   Algorithm algorithm = Algorithm::kRendezvous;
   int replicas = 1;

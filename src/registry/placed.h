@@ -1,8 +1,8 @@
 // The effective placement of every service, derived from one view snapshot. Placement is a
 // pure function of the stored servers, the stored placement settings and each service's
 // endpoint and selector, so it is computed in memory instead of being rewritten into every
-// service record when a server joins or leaves (the Go original did that, B21). Every
-// discoveryd replica and every exporter derives the same answer from the same snapshot.
+// service record when a server joins or leaves (the Go original did that, docs/decisions.md D5).
+// Every discoveryd replica and every exporter derives the same answer from the same snapshot.
 //
 // A new snapshot is placed incrementally from the placement of an earlier one: only the
 // services that differ between the two (found by diffing persistent maps) are placed again, so

@@ -1,5 +1,5 @@
-// Property test of the incremental view and placement (issue 15): random sequences of
-// registrations, removals, server joins, leaves and label changes, namespace changes and
+// Property test of the incremental view and placement (docs/decisions.md D5, D41): random sequences
+// of registrations, removals, server joins, leaves and label changes, namespace changes and
 // placement settings are written to a real (embedded) store; after every step the view's
 // snapshot, placed incrementally from the one before as the registry does, must equal a
 // placement computed from scratch, and every few steps the view itself must equal a view loaded

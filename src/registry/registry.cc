@@ -548,8 +548,8 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
   const repo::Snapshot& snapshot = placed->snapshot();
   // Another name RegisterServer refuses is answered only for a server the Go original stored
-  // under it; anything else, such as the original's regular expressions (".*", B15), stays an
-  // error rather than an empty answer.
+  // under it; anything else, such as the original's regular expressions (".*", docs/decisions.md
+  // D15), stays an error rather than an empty answer.
   if (!host_port && !snapshot.servers.contains(server)) {
     return ValidationError(valid_server);
   }

@@ -1,14 +1,14 @@
-// The registry: namespaces, Prometheus servers and services with the semantics of SPEC §3.
+// The registry: namespaces, Prometheus servers and services (docs/decisions.md D5, D27).
 // Reads come from a watch-fed view of the store and the placement derived from it (placed.h);
 // writes go to the store as transactions and return once the view shows them, so a caller
 // that lists right after a write sees it.
 //
-// Fixes of the Go original's registry (reference §9.2): deleting a namespace deletes exactly its
-// services (B2); an unknown namespace is NotFound (B3); a server join or leave rewrites nothing
-// and cannot get stuck half-way (B5, B21); unregistering by endpoint canonicalises it (B9);
-// every name and id is validated before it becomes a key (B10); a malformed selector is
-// InvalidArgument (B11); http_sd takes an exact server name and honours the namespace's export
-// config (B15).
+// Fixes of the Go original's registry (docs/decisions.md): deleting a namespace deletes exactly
+// its services (D2); an unknown namespace is NotFound (D3); a server join or leave rewrites
+// nothing and cannot get stuck half-way (D5); unregistering by endpoint canonicalises it (D9);
+// every name and id is validated before it becomes a key (D10); a malformed selector is
+// InvalidArgument (D11); http_sd takes an exact server name and honours the namespace's export
+// config (D15).
 #pragma once
 
 #include <atomic>

@@ -164,7 +164,8 @@ TEST_F(RegistryTest, AServerJoinMovesFewServicesAndRewritesNone) {
   EXPECT_EQ(StoredServiceRevisions(), stored_before);
 }
 
-TEST_F(RegistryTest, TheLastServerCanLeaveAndServicesWaitForTheNextOne) {  // B5
+// docs/decisions.md D5.
+TEST_F(RegistryTest, TheLastServerCanLeaveAndServicesWaitForTheNextOne) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {{"env", "prod"}}), IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://a:9100", "", "env=prod")), IsOk());
@@ -196,10 +197,10 @@ TEST_F(RegistryTest, RegisterServiceErrors) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
   EXPECT_THAT(registry->RegisterService(Target("http://a:9100", "no/such")),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  // B3: an unknown namespace is NotFound, not Internal.
+  // docs/decisions.md D3: an unknown namespace is NotFound, not Internal.
   EXPECT_THAT(registry->RegisterService(Target("http://a:9100", "nosuch")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("namespace nosuch not found")));
-  // B11: a malformed selector is InvalidArgument and says what is wrong.
+  // docs/decisions.md D11: a malformed selector is InvalidArgument and says what is wrong.
   EXPECT_THAT(registry->RegisterService(Target("http://a:9100", "", "env in (prod")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid selector")));
   EXPECT_THAT(
@@ -233,7 +234,8 @@ TEST_F(RegistryTest, ReRegisteringAnEndpointReplacesTheService) {
   EXPECT_THAT((*services)[0].labels, IsEmpty());
 }
 
-TEST_F(RegistryTest, UnregisterServiceByIdOrByAnyFormOfItsEndpoint) {  // B9, B10
+// docs/decisions.md D9, D10.
+TEST_F(RegistryTest, UnregisterServiceByIdOrByAnyFormOfItsEndpoint) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   absl::StatusOr<Service> a = registry->RegisterService(Target("http://a:9100/metrics"));
@@ -254,7 +256,8 @@ TEST_F(RegistryTest, UnregisterServiceByIdOrByAnyFormOfItsEndpoint) {  // B9, B1
   EXPECT_THAT(*servers, SizeIs(1));
 }
 
-TEST_F(RegistryTest, UnregisteringANamespaceDeletesExactlyItsServices) {  // B2
+// docs/decisions.md D2.
+TEST_F(RegistryTest, UnregisteringANamespaceDeletesExactlyItsServices) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   ASSERT_THAT(registry->RegisterNamespace("web", ExportConfig::kStandard), IsOk());
@@ -288,7 +291,8 @@ TEST_F(RegistryTest, TheDefaultNamespaceCannotBeUnregistered) {
   EXPECT_THAT(*services, SizeIs(1));
 }
 
-TEST_F(RegistryTest, ServerNamesAreValidated) {  // B10
+// docs/decisions.md D10.
+TEST_F(RegistryTest, ServerNamesAreValidated) {
   auto registry = Start();
   EXPECT_THAT(registry->RegisterServer("", {}), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(registry->RegisterServer("../namespace/v1/x", {}),
@@ -297,8 +301,9 @@ TEST_F(RegistryTest, ServerNamesAreValidated) {  // B10
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("server nosuch not found")));
 }
 
-// A server the Go original stored under a name RegisterServer refuses (issue 20): answered on
-// http_sd and removable, its services move; a refused name that is not stored stays an error.
+// A server the Go original stored under a name RegisterServer refuses (docs/decisions.md D39):
+// answered on http_sd and removable, its services move; a refused name that is not stored stays an
+// error.
 TEST_F(RegistryTest, ServerTheOriginalStoredAsHostPortIsServedAndRemovable) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
@@ -339,7 +344,8 @@ TEST_F(RegistryTest, ServerTheOriginalStoredAsHostPortIsServedAndRemovable) {
   EXPECT_EQ(on_p1->size(), 8U);
 }
 
-TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {  // B15
+// docs/decisions.md D15.
+TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   ASSERT_THAT(registry->RegisterNamespace("probes", ExportConfig::kBlackbox), IsOk());
@@ -506,7 +512,8 @@ TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
   EXPECT_THAT(registry.RegisterServer("p1", {}), StatusIs(absl::StatusCode::kUnavailable));
 }
 
-// Issue 13: records are bounded at registration, with the field and the limit in the message.
+// docs/decisions.md D37: records are bounded at registration, with the field and the limit in the
+// message.
 TEST_F(RegistryTest, RegisterServiceEnforcesTheRecordLimits) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
@@ -553,9 +560,9 @@ TEST_F(RegistryTest, RegisterServiceEnforcesTheRecordLimits) {
   EXPECT_THAT(registry->RegisterService(full), IsOk());
 }
 
-// Issue 16: a stored record that cannot be served (the Go original accepted "localhost:9100")
-// is left out of http_sd and ListTargetGroup, listed apart with the reason, counted, and
-// removable; the good services next to it are served as before.
+// docs/decisions.md D36: a stored record that cannot be served (the Go original accepted
+// "localhost:9100") is left out of http_sd and ListTargetGroup, listed apart with the reason,
+// counted, and removable; the good services next to it are served as before.
 TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
   std::vector<InvalidCounts> counts;
   absl::Mutex mu;

@@ -1,5 +1,5 @@
 // JSON documents of namespaces, servers and services exactly as the Go original stores them in
-// etcd (reference §4.2), so a store written by the original is read as-is and vice versa.
+// etcd (docs/decisions.md D26), so a store written by the original is read as-is and vice versa.
 #pragma once
 
 #include <string>

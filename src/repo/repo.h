@@ -1,8 +1,8 @@
 // Repositories of namespaces, servers and services over a store::Store, with the etcd key layout
-// of the Go original (reference §4.1):
+// of the Go original (docs/decisions.md D26):
 //   <prefix>/namespace/v1/<name>, <prefix>/server/v1/<name>, <prefix>/service/v1/<ns>/<id>.
 // Every key component is validated before a key is built, so no input can address another
-// record (the original's path-join allowed "../" tricks, B10).
+// record (the original's path-join allowed "../" tricks, docs/decisions.md D10).
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,8 @@ class Keys {
   std::string Namespaces() const { return prefix_ + "/namespace/v1/"; }
   std::string Servers() const { return prefix_ + "/server/v1/"; }
   std::string Services() const { return prefix_ + "/service/v1/"; }
-  // Trailing "/" so that namespace "default" never covers "default-blackbox" (B2).
+  // Trailing "/" so that namespace "default" never covers "default-blackbox" (docs/decisions.md
+  // D2).
   std::string ServicesIn(std::string_view ns) const;
   std::string Namespace(std::string_view name) const;
   std::string Server(std::string_view name) const;

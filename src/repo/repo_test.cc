@@ -150,7 +150,8 @@ TEST_F(RepositoryTest, ServicesSaveListByNamespaceDelete) {
   EXPECT_THAT(repo_->ListServices(), ::discovery::testing::IsOkAndHolds(ElementsAre(b)));
 }
 
-TEST_F(RepositoryTest, DeletingANamespaceDeletesExactlyItsServices) {  // B2
+// docs/decisions.md D2.
+TEST_F(RepositoryTest, DeletingANamespaceDeletesExactlyItsServices) {
   ASSERT_THAT(repo_->PutNamespace({.name = "default"}), IsOk());
   ASSERT_THAT(repo_->PutNamespace({.name = "default-blackbox"}), IsOk());
   Service in_default = MakeService("a", "default", "http://a.example.com/metrics");
@@ -173,7 +174,8 @@ TEST_F(RepositoryTest, DeletingAMissingNamespaceDeletesNothing) {
   EXPECT_THAT(repo_->ListServices(), ::discovery::testing::IsOkAndHolds(ElementsAre(orphan)));
 }
 
-TEST_F(RepositoryTest, KeyComponentsCannotEscapeTheirRecord) {  // B10
+// docs/decisions.md D10.
+TEST_F(RepositoryTest, KeyComponentsCannotEscapeTheirRecord) {
   ASSERT_THAT(repo_->PutServer({.name = "p1"}), IsOk());
   EXPECT_THAT(repo_->DeleteService("default", "../../server/v1/p1"),
               StatusIs(absl::StatusCode::kInvalidArgument));

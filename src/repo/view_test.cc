@@ -206,8 +206,9 @@ TEST_F(ViewTest, RejectsServiceRecordsFiledUnderAnotherKey) {
   EXPECT_EQ(snapshot->invalid.size(), 1U);
 }
 
-// Records the Go original accepted (issue 16): they are listed as invalid with the reason and
-// what an operator needs to find them, and left out of the services every answer is built from.
+// Records the Go original accepted (docs/decisions.md D36): they are listed as invalid with the
+// reason and what an operator needs to find them, and left out of the services every answer is
+// built from.
 TEST_F(ViewTest, ClassifiesServicesThatCannotBeServedNextToGoodOnes) {
   View view(*store_, Keys());
   const Service good = MakeService("good", "default", "http://good.example.com/metrics");

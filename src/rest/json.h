@@ -1,5 +1,5 @@
 // Proto3 JSON and error responses the way grpc-gateway v2's default marshaler produces them
-// (reference §7.3), so REST clients of the Go original read our answers unchanged.
+// (docs/decisions.md D29), so REST clients of the Go original read our answers unchanged.
 #pragma once
 
 #include <string>

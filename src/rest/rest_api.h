@@ -1,5 +1,5 @@
-// The REST/JSON face of the four APIs (SPEC §4.2) and the Prometheus http_sd endpoint
-// (SPEC §4.3), shaped like the grpc-gateway v2 mux of the Go original (reference §7.3): a
+// The REST/JSON face of the four APIs and the Prometheus http_sd endpoint, shaped like the
+// grpc-gateway v2 mux of the Go original (docs/decisions.md D29, D30): a
 // request is routed, decoded into its proto request, run through the same Dispatcher as a gRPC
 // call (authentication, handler, metrics, log) and answered as proto3 JSON.
 #pragma once

@@ -131,7 +131,7 @@ class RestTest : public ::testing::Test {
     EXPECT_EQ(body.value("details", Json()), Json::array());
   }
 
-  // The README's setup (seed/README-original.md): one server, a standard and a blackbox
+  // The Go original's README setup (docs/decisions.md D43): one server, a standard and a blackbox
   // service.
   void RegisterReadmeExample() {
     ASSERT_EQ(AsAdmin("POST", "/v1/servers",

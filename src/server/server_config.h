@@ -34,7 +34,7 @@ struct TlsFiles {
   std::string key_file;
 };
 
-// Users of an OpenID Connect provider (SPEC §6).
+// Users of an OpenID Connect provider (docs/decisions.md D33).
 struct OidcConfig {
   std::string endpoint;   // --oidc-endpoint: the issuer URL
   std::string client_id;  // --oidc-client-id

@@ -219,7 +219,7 @@ TEST(TargetGroupTest, InvalidStoredEndpointIsInvalidArgument) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-// One corrupt record never breaks the answer for the others (issue 16).
+// One corrupt record never breaks the answer for the others (docs/decisions.md D36).
 TEST(TargetGroupTest, ListsLeaveOutServicesWhoseEndpointDoesNotParse) {
   std::vector<Service> services = {MakeService("ok", "http://a.example.com")};
   for (const char* endpoint : {"localhost:9100", "/metrics", "http:/x"}) {

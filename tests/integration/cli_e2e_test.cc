@@ -1,7 +1,8 @@
 // End-to-end tests of the `discovery` CLI (DISCOVERY_BINARY) against a real `discoveryd`
-// (DISCOVERYD_BINARY) on its embedded store: the seed README's workflow with its printed tables,
-// service IDs and http_sd answers, the README's systemd recipe run as systemd would run it, the
-// output formats, filters, import, unresolved clean-up and the errors an operator sees.
+// (DISCOVERYD_BINARY) on its embedded store: the Go original's README workflow (docs/decisions.md
+// D43) with its printed tables, service IDs and http_sd answers, the README's systemd recipe run as
+// systemd would run it, the output formats, filters, import, unresolved clean-up and the errors an
+// operator sees.
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -133,7 +134,7 @@ class CliTest : public ::testing::Test {
   std::string admin_token_;
 };
 
-// The seed README's "Example Workflow", command by command, compared with what it prints.
+// The Go original's README "Example Workflow", command by command, compared with what it prints.
 TEST_F(CliTest, SeedReadmeWorkflow) {
   CommandResult result =
       Discovery({"server", "register", "prometheus1.example.com", "--labels=environment=test"});

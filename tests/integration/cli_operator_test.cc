@@ -1,6 +1,6 @@
-// End-to-end tests of issue 19, through the real `discovery` (DISCOVERY_BINARY) and `discoveryd`
-// (DISCOVERYD_BINARY): what an operator used to kubectl, consul and etcdctl expects of them. Safe
-// destructive commands, a taken port refused, errors on one line with what to do and the
+// End-to-end tests of docs/decisions.md D44, through the real `discovery` (DISCOVERY_BINARY) and
+// `discoveryd` (DISCOVERYD_BINARY): what an operator used to kubectl, consul and etcdctl expects of
+// them. Safe destructive commands, a taken port refused, errors on one line with what to do and the
 // documented exit codes (2 for usage errors, 1 for every other failure).
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -329,8 +329,8 @@ TEST_F(EtcdTlsTest, InlineCaAndHostPortEndpointUseTls) {
   EXPECT_THAT(store->CurrentRevision(), IsOk());
 }
 
-// B23: the Go original turned verification off when a client certificate came without a CA.
-// Here the system roots apply, which do not know the test CA, so the dial must fail.
+// docs/decisions.md D21: the Go original turned verification off when a client certificate came
+// without a CA. Here the system roots apply, which do not know the test CA, so the dial must fail.
 TEST_F(EtcdTlsTest, ClientCertificateWithoutCaDoesNotDisableVerification) {
   EXPECT_THAT(ConnectEtcdStore({.endpoints = cluster_->endpoints(),
                                 .cert_file = cert_file_,
@@ -514,7 +514,7 @@ TEST_F(EtcdAuthTest, AuthenticatedReadWriteAndWatchSurviveTokenLoss) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A three-member cluster: the deployment shape of SPEC §5.
+// A three-member cluster: the multi-node deployment (README, "Running in production").
 
 TEST(EtcdClusterTest, SurvivesLosingTheMemberInUse) {
   absl::StatusOr<std::unique_ptr<EtcdCluster>> started = EtcdCluster::Start({.members = 3});

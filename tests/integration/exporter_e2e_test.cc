@@ -212,8 +212,8 @@ scrape_configs:
   Rest("POST", "/v1/namespaces", {{"name", "probes"}, {"export", 0}});
   ExpectFilesHold("probes", {});
 
-  // A second server joins: the services placed on it leave this server's files at once (B6),
-  // and Prometheus follows.
+  // A second server joins: the services placed on it leave this server's files at once
+  // (docs/decisions.md D6), and Prometheus follows.
   Rest("POST", "/v1/servers", {{"name", "prometheus2.example.com"}});
   absl::StatusOr<HttpResult> listed =
       HttpRequest("GET", discoveryd_->http_url() + "/v1/services?namespace=default", "",

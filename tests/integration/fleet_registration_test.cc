@@ -1,8 +1,9 @@
 // A fleet registering at once with the real `discoveryd` (DISCOVERYD_BINARY) on its embedded
-// store (issue 15): every registration waits its turn and succeeds, none is refused.
+// store (docs/decisions.md D41): every registration waits its turn and succeeds, none is refused.
 //   * one gRPC client with 10,000 RegisterService calls in flight at once;
 //   * the real `discovery` CLI (DISCOVERY_BINARY) started as many processes at once, as the
-//     seed's systemd recipe runs it on every host of a fleet that boots together.
+//     original's systemd recipe (packaging/examples/node_exporter.service) runs it on every host of
+//     a fleet that boots together.
 // Counts only; how long a fleet takes to register is for bench/.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -157,7 +158,7 @@ TEST_F(FleetRegistrationTest, TenThousandCallsInFlightFromOneClientAllSucceed) {
   EXPECT_EQ(listed_once, kCallsInFlight);
 }
 
-// The seed's systemd recipe on every host of a fleet at once: `discovery service register` with
+// The original's systemd recipe on every host of a fleet at once: `discovery service register` with
 // the namespace and the host's endpoint from the unit's environment file and a machine token for
 // the namespace. Every process exits 0 and every host's service is listed.
 TEST_F(FleetRegistrationTest, ManyCliProcessesRegisteringAtOnceAllSucceed) {

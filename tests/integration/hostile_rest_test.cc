@@ -1,7 +1,7 @@
 // Hostile REST clients against the real `discoveryd` binary (DISCOVERYD_BINARY, set by CMake) on
-// its embedded store (issue 7): oversized bodies, slowloris clients, clients that never read,
-// connection floods, malformed JSON and malformed HTTP must never crash the server, starve
-// other clients or write anything to the store.
+// its embedded store (docs/decisions.md D40): oversized bodies, slowloris clients, clients that
+// never read, connection floods, malformed JSON and malformed HTTP must never crash the server,
+// starve other clients or write anything to the store.
 //
 // Timing is never asserted beyond generous functional deadlines ("the other client's request
 // succeeded within its normal timeout"); observed latencies are printed for the record.
@@ -911,8 +911,8 @@ TEST_F(HostileRestTest, MalformedRequestLinesAndHeadersAre4xx) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Issue 13: what a second adversarial pass found. Each test replays the attack against the real
-// binary.
+// What a second adversarial pass found (docs/decisions.md D40). Each test replays the attack
+// against the real binary.
 
 namespace second_pass {
 

@@ -1,11 +1,11 @@
-// Stored records that cannot be served (issues 13 and 16), end to end: the real discoveryd and
-// `discoveryd exporter` (DISCOVERYD_BINARY) and the `discovery` CLI (DISCOVERY_BINARY) on the
-// embedded store and on a real etcd. The test writes records straight into the store, as the Go
-// original or an older release left them (an endpoint "localhost:9100", a 300-character job name,
-// a label over the size limit), next to services registered through the API, and checks that
-// http_sd and ListTargetGroup answer the good services only, that the exporter writes their files
-// and keeps syncing, that `service list` shows the bad records with the reason, that
-// discovery_invalid_records counts them and that `service unregister` removes them.
+// Stored records that cannot be served (docs/decisions.md D36, D37), end to end: the real
+// discoveryd and `discoveryd exporter` (DISCOVERYD_BINARY) and the `discovery` CLI
+// (DISCOVERY_BINARY) on the embedded store and on a real etcd. The test writes records straight
+// into the store, as the Go original or an older release left them (an endpoint "localhost:9100", a
+// 300-character job name, a label over the size limit), next to services registered through the
+// API, and checks that http_sd and ListTargetGroup answer the good services only, that the exporter
+// writes their files and keeps syncing, that `service list` shows the bad records with the reason,
+// that discovery_invalid_records counts them and that `service unregister` removes them.
 #include <chrono>
 #include <filesystem>
 #include <fstream>

@@ -1,5 +1,5 @@
-// Migrating from the Go original (issue 20): a real etcd holding a store written in the Go
-// original's layout (reference §4: keys <prefix>/{namespace,server}/v1/<name> and
+// Migrating from the Go original (docs/decisions.md D26, D27, D39): a real etcd holding a store
+// written in the Go original's layout (keys <prefix>/{namespace,server}/v1/<name> and
 // <prefix>/service/v1/<ns>/<id>, Go encoding/json documents, times in a local zone offset, the
 // `servers` the original stored with each service), read by the real discoveryd
 // (DISCOVERYD_BINARY).
@@ -113,7 +113,8 @@ const GoSelector& SelectorOf(const std::string& text) {
   return Selectors().front();
 }
 
-// The original's candidates (§3.1): matching servers that are not leaving, sorted by name.
+// The original's candidates (docs/decisions.md D27): matching servers that are not leaving, sorted
+// by name.
 std::vector<std::string> GoCandidates(const std::vector<GoServer>& servers,
                                       const std::string& selector) {
   std::vector<std::string> names;
@@ -126,8 +127,9 @@ std::vector<std::string> GoCandidates(const std::vector<GoServer>& servers,
   return names;
 }
 
-// The `servers` the original stores (§3.1): a start index from the jump hash of the endpoint's
-// CRC-64/XZ over the candidates, then `replicas` consecutive ones (wrapping), sorted.
+// The `servers` the original stores (docs/decisions.md D27): a start index from the jump hash of
+// the endpoint's CRC-64/XZ over the candidates, then `replicas` consecutive ones (wrapping),
+// sorted.
 std::vector<std::string> GoServers(const std::string& endpoint,
                                    const std::vector<std::string>& candidates, int replicas) {
   const size_t n = candidates.size();
@@ -287,8 +289,8 @@ class MigrationTest : public ::testing::Test {
 TEST_F(MigrationTest, JumpKeepsTheStoredPlacementAndRendezvousServesEveryTargetOncePerReplica) {
   constexpr int kReplicas = 2;
   // registry_test.go's fleet (server1-3 env=prod, server4 env=test; server5 env=prod joined
-  // later), a server stuck `joining` or `leaving` by B5, and the README's servers as the
-  // original wrote them (src/repo/testdata).
+  // later), a server stuck `joining` or `leaving` (docs/decisions.md D5), and the README's servers
+  // as the original wrote them (src/repo/testdata).
   const std::vector<GoServer> servers = {
       {"server1", {{"env", "prod"}}, kActive},
       {"server2", {{"env", "prod"}}, kActive},

@@ -1,5 +1,5 @@
 // The systemd units and environment files of packaging/ against the real discoveryd binary
-// (B24 of the reference: the original's discovery.service started the exporter, and its
+// (docs/decisions.md D22: the original's discovery.service started the exporter, and its
 // sysconfig set variables that do not exist). discoveryd.service must start `discoveryd
 // server`, which then serves the API and Swagger UI on the port of its environment file, and
 // every variable the environment files name (also the commented examples) must be one that

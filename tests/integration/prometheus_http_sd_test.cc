@@ -1,9 +1,9 @@
 // A real Prometheus (Debian's /usr/bin/prometheus) discovering its targets from a real discoveryd
 // (embedded store) through http_sd_configs, configured as the README shows: bearer token in
 // `authorization`, URL /v1/sd/<server>/<namespace>[?export-config=...]. Prometheus authenticates
-// with a machine token for `default` only (SPEC §6: machine tokens may read http_sd), services
-// are registered and unregistered over REST with the admin token, and every check reads what
-// Prometheus itself reports in /api/v1/targets (SPEC §4.3, reference/anchors.md §1.1):
+// with a machine token for `default` only (machine tokens may read http_sd, docs/decisions.md D32),
+// services are registered and unregistered over REST with the admin token, and every check reads
+// what Prometheus itself reports in /api/v1/targets (docs/decisions.md D30):
 //   * standard export: one target per service with job, instance, __scheme__,
 //     __metrics_path__, __param_<k> and the service labels; scrapeable endpoints turn "up";
 //   * a blackbox namespace (no config parameter: the namespace's export config applies) hands

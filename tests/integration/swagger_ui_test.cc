@@ -109,7 +109,7 @@ TEST_F(SwaggerUiTest, ServesTheUiAndADocumentOfWhatIsServed) {
 
   const Json document = Document();
   const std::set<std::pair<std::string, std::string>> operations = DocumentedOperations(document);
-  // The defects of the original's specs (reference §7.4): http_sd and the delete's `id` are
+  // The defects of the original's specs (docs/decisions.md D47): http_sd and the delete's `id` are
   // documented, and what the document lists is served (the unit test openapi_test checks the
   // whole route table; here the daemon's own paths are checked against the real binary).
   EXPECT_TRUE(operations.contains({"GET", "/v1/sd/{server}/{namespace}"}));

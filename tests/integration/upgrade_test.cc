@@ -1,5 +1,5 @@
-// Upgrades (issue 15): a store written by the previous release opens unchanged, and a replica of
-// the previous release and one of this release run side by side on one etcd and agree.
+// Upgrades (docs/decisions.md D42): a store written by the previous release opens unchanged, and a
+// replica of the previous release and one of this release run side by side on one etcd and agree.
 //
 // tests/data/previous-release/ holds an embedded store written by the previous release's
 // discoveryd and that release's answers to every read of it (made by

@@ -80,7 +80,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return content.str();
 }
 
-// The package's sample config with what a test server needs changed (the sed of §5): the
+// The package's sample config with what a test server needs changed: the
 // database path, plain-HTTP cookies for 127.0.0.1, the port and external URL, and a loopback
 // bind address. The sample's secure_connection_* lines stay: glewlwyd refuses to start without
 // them.

@@ -1,8 +1,8 @@
 // Debian's glewlwyd (2.7.5) as a child process: a real OpenID Connect provider for tests of OIDC
-// users. Start() builds everything from nothing in a temp dir (reference/toolchain-facts.md §5,
-// §5b): the sqlite database from the package's init script, a config derived from its sample, an
-// RSA key for RS256, and then configures the running server through its admin REST API: the
-// "oidc" plugin, users with roles, one confidential client.
+// users. Start() builds everything from nothing in a temp dir: the sqlite database from the
+// package's init script, a config derived from its sample, an RSA key for RS256, and then
+// configures the running server through its admin REST API: the "oidc" plugin, users with roles,
+// one confidential client.
 //
 // What its tokens look like (glewlwyd 2.7.5):
 //   * id_token (typ JWT, RS256): iss = issuer(), aud = client_id (a string), azp = client_id,

@@ -2,7 +2,7 @@
 // http_sd endpoint is written for: tests hand it a prometheus.yml whose scrape configs point
 // http_sd_configs at a discoveryd and read back the targets it discovered.
 //
-// Timing that callers must plan for (reference/toolchain-facts.md §3, anchors.md §1.1):
+// Timing that callers must plan for (Prometheus 2.42 as Debian 12 ships it):
 //   * http_sd_configs refresh every 60 s by default: set `refresh_interval: 1s` in each one
 //     (0s passes promtool but makes Prometheus panic at start).
 //   * The discovery manager hands new targets to the scrape manager at most every 5 s, so a
