@@ -386,12 +386,30 @@ class Map {
     if (hit && !at->second.has_value()) {
       return Merge(left, right);
     }
-    if (!hit && left == node->left && right == node->right) {
+    if (hit) {
+      return Join(std::move(left), std::move(at->first), *std::move(at->second), std::move(right));
+    }
+    if (left == node->left && right == node->right) {
       return node;
     }
-    return hit ? Join(std::move(left), std::move(at->first), *std::move(at->second),
-                      std::move(right))
-               : Join(std::move(left), node->key, node->value, std::move(right));
+    if (StaysBelow(left, node->left, *node) && StaysBelow(right, node->right, *node)) {
+      return Make(*node, std::move(left), std::move(right));
+    }
+    return Join(std::move(left), node->key, node->value, std::move(right));
+  }
+
+  // Whether `child`, which replaces `original` below `parent`, still belongs below it. Cheap
+  // in the common case of a changed subtree under the same root, where no priority (a hash of
+  // the key) needs computing.
+  static bool StaysBelow(const NodePtr& child, const NodePtr& original, const Node& parent) {
+    if (child == nullptr || child == original) {
+      return true;
+    }
+    if (original != nullptr && !Compare()(child->key, original->key) &&
+        !Compare()(original->key, child->key)) {
+      return true;
+    }
+    return !Above(child.get(), &parent);
   }
 
   // The tree of `left`, then (key, value), then `right` (every key of `left` is less than `key`,

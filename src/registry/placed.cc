@@ -54,6 +54,14 @@ class Placer {
         PlacedService{.service = service, .servers = lists_.Intern(std::move(servers))});
   }
 
+  // `current`'s service on other servers, keeping what it has rendered.
+  PlacedPtr Move(const PlacedService& current, std::vector<std::string> servers) {
+    return std::make_shared<const PlacedService>(
+        PlacedService{.service = current.service,
+                      .servers = lists_.Intern(std::move(servers)),
+                      .rendered = RenderedGroupSlot::CopyOf(current.rendered)});
+  }
+
  private:
   CandidateCache& candidates_;
   ServerListPool& lists_;
@@ -182,7 +190,7 @@ class PlacementBuilder {
       result->all_.ForEach([&](std::string_view, const PlacedPtr& current) {
         std::vector<std::string> servers = placer.Servers(*current->service);
         if (servers != *current->servers) {
-          update.Put(placer.Make(current->service, std::move(servers)));
+          update.Put(placer.Move(*current, std::move(servers)));
         }
       });
       update.Commit();

@@ -78,6 +78,16 @@ class RenderedGroupSlot {
  public:
   RenderedGroupSlot() = default;
   RenderedGroupSlot(const RenderedGroupSlot& /*other*/) {}
+  // Moves keep the group: a PlacedService is built as a temporary and moved into its place.
+  RenderedGroupSlot(RenderedGroupSlot&& other) noexcept
+      : group_(other.group_.exchange(nullptr, std::memory_order_acq_rel)) {}
+  // A slot that starts with a copy of what `other` has rendered so far, for the same service
+  // placed on other servers: a server join then renders only the services it changed, not
+  // every one that moved.
+  static RenderedGroupSlot CopyOf(const RenderedGroupSlot& other) {
+    const RenderedGroup* group = other.group_.load(std::memory_order_acquire);
+    return RenderedGroupSlot(group == nullptr ? nullptr : new RenderedGroup(*group));
+  }
   RenderedGroupSlot& operator=(const RenderedGroupSlot&) = delete;
   ~RenderedGroupSlot() { delete group_.load(std::memory_order_acquire); }
 
@@ -86,8 +96,12 @@ class RenderedGroupSlot {
   // changes); another one is rendered into `uncached`, which must outlive the reference.
   const RenderedGroup& Get(const Service& service, ExportConfig config,
                            std::vector<std::unique_ptr<RenderedGroup>>& uncached) const;
+  // The group when it is rendered already; nullptr otherwise. Never renders.
+  const RenderedGroup* IfRendered() const { return group_.load(std::memory_order_acquire); }
 
  private:
+  explicit RenderedGroupSlot(const RenderedGroup* group) : group_(group) {}
+
   mutable std::atomic<const RenderedGroup*> group_{nullptr};
 };
 

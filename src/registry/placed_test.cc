@@ -87,6 +87,37 @@ TEST(PlacedTest, FallsBackToTheGivenSettingsAndReusesUnchangedNamespaces) {
   EXPECT_NE(recomputed->In("default"), placed->In("default"));
 }
 
+TEST(PlacedTest, AServerJoinKeepsTheRenderedGroupsOfTheServicesThatMove) {
+  std::vector<Service> services;
+  for (int i = 0; i < 200; ++i) {
+    services.push_back(MakeService("http://host" + std::to_string(i) + ":9100/metrics"));
+  }
+  auto before = SnapshotWith({{.name = "a"}, {.name = "b"}}, services);
+  auto placed = Placed::Compute(before, nullptr, {.replicas = 1});
+  for (const char* server : {"a", "b"}) {
+    ASSERT_TRUE(placed->HttpSd(server, "default", ExportConfig::kStandard).ok());
+  }
+  auto after = std::make_shared<repo::Snapshot>(*before);
+  after->servers["c"] = Server{.name = "c"};
+  auto joined = Placed::Compute(after, placed.get(), {.replicas = 1});
+  const PlacedMap& moved = joined->In("default")->On("c");
+  ASSERT_FALSE(moved.empty());
+  moved.ForEach([&](std::string_view id, const PlacedPtr& entry) {
+    const PlacedService* old = placed->In("default")->Find(id);
+    ASSERT_NE(old, nullptr);
+    EXPECT_NE(old, entry.get()) << "a moved service is a new PlacedService";
+    ASSERT_NE(entry->rendered.IfRendered(), nullptr) << id << " would be rendered again";
+    EXPECT_EQ(entry->rendered.IfRendered()->json, old->rendered.IfRendered()->json);
+  });
+  // The answers are still those of a placement computed from scratch.
+  auto scratch = Placed::Compute(after, nullptr, {.replicas = 1});
+  for (const char* server : {"a", "b", "c"}) {
+    EXPECT_EQ((*joined->HttpSd(server, "default", ExportConfig::kStandard))->json(),
+              (*scratch->HttpSd(server, "default", ExportConfig::kStandard))->json())
+        << server;
+  }
+}
+
 TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
   auto placed =
       Placed::Compute(SnapshotWith({{.name = "a"}}, {MakeService("http://x:1/m")}), nullptr, {});
