@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -51,24 +52,71 @@ class Placer {
 
   PlacedPtr Make(const repo::ServicePtr& service, std::vector<std::string> servers) {
     return std::make_shared<const PlacedService>(
-        PlacedService{.service = service, .servers = lists_.Intern(std::move(servers))});
+        PlacedService{.service = service, .servers = Intern(std::move(servers))});
   }
 
   // `current`'s service on other servers, keeping what it has rendered.
   PlacedPtr Move(const PlacedService& current, std::vector<std::string> servers) {
     return std::make_shared<const PlacedService>(
         PlacedService{.service = current.service,
-                      .servers = lists_.Intern(std::move(servers)),
+                      .servers = Intern(std::move(servers)),
                       .rendered = RenderedGroupSlot::CopyOf(current.rendered)});
   }
+
+  // A placer for another thread: it shares the caches but not the memos.
+  Placer Fork() const { return Placer(candidates_, lists_, settings_); }
 
  private:
   CandidateCache& candidates_;
   ServerListPool& lists_;
   const placement::Settings& settings_;
+  // The few lists placed most recently, looked at before the shared pool, whose lock two
+  // threads placing a million services would otherwise take turns on.
+  std::shared_ptr<const std::vector<std::string>> Intern(std::vector<std::string> servers) {
+    for (const auto& list : recent_lists_) {
+      if (*list == servers) {
+        return list;
+      }
+    }
+    std::shared_ptr<const std::vector<std::string>> list = lists_.Intern(std::move(servers));
+    if (recent_lists_.size() < kRecentLists) {
+      recent_lists_.push_back(list);
+    }
+    return list;
+  }
+
+  static constexpr size_t kRecentLists = 16;
+
   std::string last_selector_;
   std::shared_ptr<const std::vector<std::string>> last_candidates_;
+  std::vector<std::shared_ptr<const std::vector<std::string>>> recent_lists_;
 };
+
+// Namespaces smaller than this are placed on one thread: starting threads costs more.
+constexpr size_t kMinParallelServices = 20000;
+constexpr size_t kMaxPlacementThreads = 4;
+
+size_t PlacementThreads(size_t services) {
+  return services < kMinParallelServices
+             ? 1
+             : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxPlacementThreads);
+}
+
+// Runs work(part, begin, end) over [0, n) cut into `parts` consecutive ranges, one per thread
+// (this one included), and returns when all are done. Placing every service of a namespace is
+// independent per service; a load or a server join at a million services is otherwise bound
+// by one core.
+template <typename Work>
+void InParallel(size_t n, size_t parts, const Work& work) {
+  const size_t chunk = (n + parts - 1) / parts;
+  std::vector<std::jthread> workers;
+  for (size_t part = 1; part < parts; ++part) {
+    workers.emplace_back([&work, part, chunk, n] {
+      work(part, std::min(n, part * chunk), std::min(n, (part + 1) * chunk));
+    });
+  }
+  work(0, 0, std::min(n, chunk));
+}
 
 }  // namespace
 
@@ -145,18 +193,30 @@ class PlacementBuilder {
   static std::shared_ptr<NamespacePlacement> PlaceAll(const repo::ServiceMap& services,
                                                       Placer& placer) {
     auto result = std::make_shared<NamespacePlacement>();
+    // The map iterates by id, so every list comes out ascending as FromSorted wants it.
+    std::vector<std::pair<std::string_view, const repo::ServicePtr*>> input;
+    input.reserve(services.size());
+    services.ForEach([&](std::string_view id, const repo::ServicePtr& service) {
+      input.emplace_back(id, &service);
+    });
+    std::vector<PlacedPtr> placed(input.size());
+    const size_t parts = PlacementThreads(input.size());
+    InParallel(input.size(), parts, [&](size_t /*part*/, size_t begin, size_t end) {
+      Placer own = placer.Fork();
+      for (size_t i = begin; i < end; ++i) {
+        placed[i] = own.Place(*input[i].second);
+      }
+    });
     std::vector<std::pair<std::string_view, PlacedPtr>> all;
     std::map<std::string, std::vector<std::pair<std::string_view, PlacedPtr>>, std::less<>>
         by_server;
-    all.reserve(services.size());
-    // The map iterates by id, so every list comes out ascending as FromSorted wants it.
-    services.ForEach([&](std::string_view id, const repo::ServicePtr& service) {
-      PlacedPtr placed = placer.Place(service);
-      for (const std::string& server : *placed->servers) {
-        by_server[server].emplace_back(id, placed);
+    all.reserve(input.size());
+    for (size_t i = 0; i < input.size(); ++i) {
+      for (const std::string& server : *placed[i]->servers) {
+        by_server[server].emplace_back(input[i].first, placed[i]);
       }
-      all.emplace_back(id, std::move(placed));
-    });
+      all.emplace_back(input[i].first, std::move(placed[i]));
+    }
     result->services_ = services;
     result->all_ = PlacedMap::FromSorted(std::move(all));
     for (auto& [server, entries] : by_server) {
@@ -186,13 +246,27 @@ class PlacementBuilder {
     result->services_ = services;
     if (replace_all) {
       // A second batch: it sees the services the first one changed.
-      Update update(*result);
-      result->all_.ForEach([&](std::string_view, const PlacedPtr& current) {
-        std::vector<std::string> servers = placer.Servers(*current->service);
-        if (servers != *current->servers) {
-          update.Put(placer.Move(*current, std::move(servers)));
+      std::vector<const PlacedService*> current;
+      current.reserve(result->all_.size());
+      result->all_.ForEach(
+          [&](std::string_view, const PlacedPtr& placed) { current.push_back(placed.get()); });
+      const size_t parts = PlacementThreads(current.size());
+      std::vector<std::vector<PlacedPtr>> moved(parts);
+      InParallel(current.size(), parts, [&](size_t part, size_t begin, size_t end) {
+        Placer own = placer.Fork();
+        for (size_t i = begin; i < end; ++i) {
+          std::vector<std::string> servers = own.Servers(*current[i]->service);
+          if (servers != *current[i]->servers) {
+            moved[part].push_back(own.Move(*current[i], std::move(servers)));
+          }
         }
       });
+      Update update(*result);
+      for (std::vector<PlacedPtr>& part : moved) {
+        for (PlacedPtr& placed : part) {
+          update.Put(std::move(placed));
+        }
+      }
       update.Commit();
     }
     return result;

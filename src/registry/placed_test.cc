@@ -1,5 +1,6 @@
 #include "registry/placed.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "selector/selector.h"
 #include "targetgroup/targetgroup.h"
 
 namespace discovery::registry {
@@ -116,6 +118,56 @@ TEST(PlacedTest, AServerJoinKeepsTheRenderedGroupsOfTheServicesThatMove) {
               (*scratch->HttpSd(server, "default", ExportConfig::kStandard))->json())
         << server;
   }
+}
+
+TEST(PlacedTest, LargeNamespacesArePlacedOnSeveralThreadsWithTheSameResult) {
+  // Above the size from which loads and server joins place services on several threads.
+  constexpr int kServices = 30000;
+  std::vector<Service> services;
+  for (int i = 0; i < kServices; ++i) {
+    services.push_back(MakeService("http://host" + std::to_string(i) + ":9100/metrics",
+                                   i % 3 == 0 ? "tier=gold" : ""));
+  }
+  std::vector<Server> servers;
+  for (int i = 0; i < 6; ++i) {
+    servers.push_back(
+        {.name = "s" + std::to_string(i), .labels = {{"tier", i % 2 == 0 ? "gold" : "silver"}}});
+  }
+  const placement::Settings settings{.replicas = 2};
+  auto Check = [&](const Placed& placed) {
+    std::vector<Server> enabled;
+    for (const auto& [name, server] : placed.snapshot().servers) {
+      enabled.push_back(server);
+    }
+    const auto gold = placement::Candidates(enabled, *selector::Selector::Parse("tier=gold"));
+    const auto all = placement::Candidates(enabled, *selector::Selector::Parse(""));
+    const NamespacePlacement* ns = placed.In("default");
+    ASSERT_NE(ns, nullptr);
+    ASSERT_EQ(ns->All().size(), static_cast<size_t>(kServices));
+    size_t on_servers = 0;
+    ns->All().ForEach([&](std::string_view, const PlacedPtr& entry) {
+      const Service& service = *entry->service;
+      EXPECT_EQ(*entry->servers,
+                placement::Place(service.endpoint, service.selector.empty() ? all : gold,
+                                 settings.replicas, settings.algorithm))
+          << service.endpoint;
+    });
+    for (const auto& [name, server] : placed.snapshot().servers) {
+      ns->On(name).ForEach([&](std::string_view, const PlacedPtr& entry) {
+        EXPECT_TRUE(std::binary_search(entry->servers->begin(), entry->servers->end(), name));
+        ++on_servers;
+      });
+    }
+    EXPECT_EQ(on_servers, 2U * kServices);
+  };
+  auto before = SnapshotWith(servers, services);
+  auto placed = Placed::Compute(before, nullptr, settings);
+  Check(*placed);
+  auto after = std::make_shared<repo::Snapshot>(*before);
+  after->servers["s6"] = Server{.name = "s6", .labels = {{"tier", "gold"}}};
+  auto joined = Placed::Compute(after, placed.get(), settings);
+  Check(*joined);
+  EXPECT_FALSE(joined->In("default")->On("s6").empty());
 }
 
 TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
