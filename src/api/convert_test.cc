@@ -207,6 +207,15 @@ const std::vector<MessageSpec>& Messages() {
        {{"id", 1, "string", "id"},
         {"revoked_at", 2, "google.protobuf.Timestamp", "revokedAt"},
         {"revoked_by", 3, "string", "revokedBy"}}},
+      {"token_api.proto", "WhoAmIRequest", {}},
+      {"token_api.proto",
+       "WhoAmIResponse",
+       {{"kind", 1, "string", "kind"},
+        {"name", 2, "string", "name"},
+        {"admin", 3, "bool", "admin"},
+        {"all_namespaces", 4, "bool", "allNamespaces"},
+        {"namespaces", 5, "repeated string", "namespaces"},
+        {"roles", 6, "repeated string", "roles"}}},
   };
   return *kMessages;
 }
@@ -251,7 +260,8 @@ const std::vector<ServiceSpec>& Services() {
         {"Info", "InfoRequest", "InfoResponse"},
         // Not in the original.
         {"Revoke", "RevokeRequest", "RevokeResponse"},
-        {"ListRevoked", "ListRevokedRequest", "ListRevokedResponse"}}},
+        {"ListRevoked", "ListRevokedRequest", "ListRevokedResponse"},
+        {"WhoAmI", "WhoAmIRequest", "WhoAmIResponse"}}},
   };
   return *kServices;
 }

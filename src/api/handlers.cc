@@ -318,4 +318,28 @@ absl::StatusOr<pb::InfoResponse> Handlers::Info(const auth::Principal& principal
   return response;
 }
 
+absl::StatusOr<pb::WhoAmIResponse> Handlers::WhoAmI(const auth::Principal& principal,
+                                                    const pb::WhoAmIRequest& /*request*/) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  pb::WhoAmIResponse response;
+  response.set_kind(auth::KindName(principal.kind));
+  response.set_name(principal.name);
+  response.set_admin(authorizer_.IsAdmin(principal));
+  // Asked of the authorizer rather than restated, so the answer follows its rules: a name no
+  // namespace can have (names are validated) stands for "any namespace".
+  response.set_all_namespaces(
+      authorizer_.CanChangeService(principal, "\x01 any namespace \x01").ok());
+  if (!response.all_namespaces()) {
+    for (const std::string& ns : principal.namespaces) {
+      if (authorizer_.CanChangeService(principal, ns).ok()) {
+        response.add_namespaces(ns);
+      }
+    }
+  }
+  for (const std::string& role : principal.roles) {
+    response.add_roles(role);
+  }
+  return response;
+}
+
 }  // namespace discovery::api

@@ -87,6 +87,9 @@ class Handlers {
                                             const pb::RevokeRequest& request);
   absl::StatusOr<pb::ListRevokedResponse> ListRevoked(const auth::Principal& principal,
                                                       const pb::ListRevokedRequest& request);
+  // Every authenticated principal may ask who it is and what it may change.
+  absl::StatusOr<pb::WhoAmIResponse> WhoAmI(const auth::Principal& principal,
+                                            const pb::WhoAmIRequest& request);
 
  private:
   registry::Registry& registry_;

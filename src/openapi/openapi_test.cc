@@ -157,6 +157,10 @@ void Validate(const Json& schema_or_ref, const Json& value, const std::string& w
     if (!value.is_number_integer()) {
       fail("expected an integer");
     }
+  } else if (type == "boolean") {
+    if (!value.is_boolean()) {
+      fail("expected a boolean");
+    }
   } else {
     errors->push_back(where + ": schema type '" + type + "' is not understood");
   }
@@ -296,6 +300,11 @@ TEST(OpenApiDocumentTest, EachRestOperationDocumentsItsRpc) {
       if (rpc->name() == "ListTargetGroup") {
         query.insert("export-config");  // the alias of `config`
       }
+      if (rpc->name() == "ListService") {
+        // The page of ListServiceStream's rows (rest_api.h).
+        query.insert({"filterName", "filterEndpoint", "filterServer", "filterSelector", "sortBy",
+                      "offset", "limit"});
+      }
       EXPECT_EQ(ParamNames(operation, "query"), query);
     }
     // The answer: the response message, but http_sd answers the bare target group array.
@@ -341,6 +350,8 @@ Json ExpectedFieldSchema(const FieldDescriptor* field) {
         return {{"type", "integer"}, {"format", "int32"}};
       case FieldDescriptor::CPPTYPE_INT64:
         return {{"type", "string"}, {"format", "int64"}};
+      case FieldDescriptor::CPPTYPE_BOOL:
+        return {{"type", "boolean"}};
       case FieldDescriptor::CPPTYPE_MESSAGE:
         if (f->message_type()->full_name() == "google.protobuf.Timestamp") {
           return {{"type", "string"}, {"format", "date-time"}};
@@ -552,7 +563,8 @@ TEST_F(ServedExamplesTest, EveryOperationAnswersItsExamplesAsDocumented) {
                                           "TokenAPI_Create",
                                           "TokenAPI_Info",
                                           "TokenAPI_Revoke",
-                                          "TokenAPI_ListRevoked"};
+                                          "TokenAPI_ListRevoked",
+                                          "TokenAPI_WhoAmI"};
   std::map<std::string, DocOperation> by_id;
   for (const DocOperation& operation : DocOperations()) {
     if (operation.path.starts_with("/v1/")) {

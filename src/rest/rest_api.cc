@@ -13,9 +13,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 
+#include "api/convert.h"
 #include "api/handlers.h"
 #include "common/format.h"
 #include "common/status_macros.h"
@@ -199,7 +201,10 @@ MethodEndpoint FromBody(std::string_view service, std::string_view method,
           }};
 }
 
-// GET and DELETE: the request comes from the path and the query; a body is ignored.
+http::Response WithListETag(const Call& call, http::Response response);
+
+// GET and DELETE: the request comes from the path and the query; a body is ignored. A GET
+// answer carries a weak ETag (WithListETag).
 template <typename Response, typename Request>
 MethodEndpoint FromUrl(std::string_view http_method, std::string_view service,
                        std::string_view method,
@@ -210,7 +215,9 @@ MethodEndpoint FromUrl(std::string_view http_method, std::string_view service,
             if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
               return ErrorResponse(status);
             }
-            return Run(call, full_method, request, handler);
+            http::Response response = Run(call, full_method, request, handler);
+            return call.request.method == "GET" ? WithListETag(call, std::move(response))
+                                                : response;
           }};
 }
 
@@ -258,6 +265,122 @@ bool NoneMatchHits(const http::Request& request, std::string_view etag) {
 }
 
 namespace {
+
+// FNV-1a of the body: any stable hash makes a validator.
+std::string BodyHash(std::string_view body) {
+  uint64_t hash = 14695981039346656037ULL;
+  for (const char c : body) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ULL;
+  }
+  return fmt::format("{:016x}", hash);
+}
+
+// A 200 answer of a GET gets a weak ETag of its JSON, and a client that holds it a 304 without
+// a body: a poller (the web UI) pays one request and no transfer while nothing changes. Weak,
+// because the daemon may gzip the body on the way out (the JSON, not its bytes, is what the tag
+// names), so compression stays its business.
+http::Response WithListETag(const Call& call, http::Response response) {
+  if (response.status != 200) {
+    return response;
+  }
+  const std::string etag = fmt::format("W/\"{}\"", BodyHash(response.body));
+  if (NoneMatchHits(call.request, etag)) {
+    response.status = 304;
+    response.body.clear();
+    response.headers = {};
+  }
+  response.headers.emplace_back("ETag", etag);
+  response.headers.emplace_back("Cache-Control", "no-cache");
+  return response;
+}
+
+// The query parameters that make GET /v1/services a filtered page (ListServices).
+constexpr std::string_view kPageParams[] = {"offset",          "limit",          "filterName",
+                                            "filter_name",     "filterEndpoint", "filter_endpoint",
+                                            "filterServer",    "filter_server",  "filterSelector",
+                                            "filter_selector", "sortBy",         "sort_by"};
+// A page holds at most this many rows, so one request stays cheap whatever the registry holds.
+constexpr int64_t kMaxPageLimit = 10000;
+
+// A non-negative integer query parameter; `fallback` when absent.
+absl::StatusOr<int64_t> CountParam(const Call& call, std::string_view name, int64_t fallback) {
+  const std::vector<std::string_view> values = QueryValues(call.query, name);
+  if (values.size() > 1) {
+    return TooManyValues(name, values);
+  }
+  if (values.empty()) {
+    return fallback;
+  }
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(ToAbsl(values.front()), &value) || value < 0) {
+    return absl::InvalidArgumentError(fmt::format("invalid {} \"{}\": want a non-negative integer",
+                                                  name, values.front().substr(0, 64)));
+  }
+  return value;
+}
+
+// GET /v1/services. Without any of kPageParams it is ServiceAPI/ListService, unchanged for the
+// original's clients. With them it is a page of ListServiceStream's rows: filtered (filterName,
+// filterEndpoint, filterServer as RE2, filterSelector as a label selector), sorted (sortBy),
+// then `offset` rows skipped and at most `limit` (1..10000, default 1000) answered, served
+// services in `services` and records that cannot be served in `invalidServices`, and the number
+// of rows that matched in the header X-Total-Count.
+http::Response ListServices(const Call& call) {
+  static const std::string list_method = FullMethod(api::kServiceApi, "ListService");
+  static const std::string stream_method = FullMethod(api::kServiceApi, "ListServiceStream");
+  const bool paged = std::any_of(call.query.begin(), call.query.end(), [](const auto& param) {
+    return std::find(std::begin(kPageParams), std::end(kPageParams), param.first) !=
+           std::end(kPageParams);
+  });
+  if (!paged) {
+    pb::ListServiceRequest request;
+    if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
+      return ErrorResponse(status);
+    }
+    return WithListETag(call, Run(call, list_method, request, &api::Handlers::ListService));
+  }
+  pb::ListServiceStreamRequest request;
+  if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
+    return ErrorResponse(status);
+  }
+  const absl::StatusOr<int64_t> offset = CountParam(call, "offset", 0);
+  if (!offset.ok()) {
+    return ErrorResponse(offset.status());
+  }
+  const absl::StatusOr<int64_t> limit = CountParam(call, "limit", 1000);
+  if (!limit.ok()) {
+    return ErrorResponse(limit.status());
+  }
+  if (*limit < 1 || *limit > kMaxPageLimit) {
+    return ErrorResponse(absl::InvalidArgumentError(
+        fmt::format("invalid limit {}: want 1 to {}", *limit, kMaxPageLimit)));
+  }
+  absl::StatusOr<std::vector<api::ListedService>> rows = call.dispatcher.Dispatch(
+      stream_method, Caller(call), request, &api::Handlers::ListServiceStream);
+  if (!rows.ok()) {
+    return ErrorResponse(rows.status());
+  }
+  pb::ListServiceResponse page;
+  const size_t first = std::min(static_cast<size_t>(*offset), rows->size());
+  const size_t last = std::min(first + static_cast<size_t>(*limit), rows->size());
+  for (size_t i = first; i < last; ++i) {
+    api::ListedService& row = (*rows)[i];
+    if (row.invalid_reason.empty()) {
+      *page.add_services() = api::ToProto(row.service);
+    } else {
+      *page.add_invalid_services() = api::ToProto(InvalidService{
+          .service = std::move(row.service), .reason = std::move(row.invalid_reason)});
+    }
+  }
+  absl::StatusOr<std::string> json = MessageToJson(page);
+  if (!json.ok()) {
+    return ErrorResponse(json.status());
+  }
+  http::Response response = JsonResponse(*std::move(json));
+  response.headers.emplace_back("X-Total-Count", std::to_string(rows->size()));
+  return WithListETag(call, std::move(response));
+}
 
 // The RPC request of GET /v1/sd/{server}/{namespace}.
 absl::StatusOr<pb::ListTargetGroupRequest> HttpSdRequest(const Call& call) {
@@ -387,11 +510,12 @@ const std::vector<RouteSpec>& Routes() {
                 {FromUrl("DELETE", kServerApi, "UnregisterServer", &Handlers::UnregisterServer)}),
       MakeRoute("/v1/services",
                 {FromBody(kServiceApi, "RegisterService", &Handlers::RegisterService),
-                 FromUrl("GET", kServiceApi, "ListService", &Handlers::ListService)}),
+                 {"GET", FullMethod(kServiceApi, "ListService"), ListServices, {}}}),
       MakeRoute("/v1/services/{namespace}", {FromUrl("DELETE", kServiceApi, "UnRegisterService",
                                                      &Handlers::UnRegisterService)}),
       MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
       MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
+      MakeRoute("/v1/whoami", {FromUrl("GET", kTokenApi, "WhoAmI", &Handlers::WhoAmI)}),
       MakeRoute("/v1/revoked-tokens",
                 {FromBody(kTokenApi, "Revoke", &Handlers::Revoke),
                  FromUrl("GET", kTokenApi, "ListRevoked", &Handlers::ListRevoked)}),

@@ -21,10 +21,15 @@ namespace discovery::rest {
 //   GET  /v1/servers                      ServerAPI/ListServer
 //   DELETE /v1/servers/{name}             ServerAPI/UnregisterServer
 //   POST /v1/services                     ServiceAPI/RegisterService, body = request
-//   GET  /v1/services?namespace=          ServiceAPI/ListService
+//   GET  /v1/services?namespace=          ServiceAPI/ListService; with any of offset, limit,
+//                                         filterName, filterEndpoint, filterServer,
+//                                         filterSelector, sortBy: a page of ListServiceStream's
+//                                         rows as ListServiceResponse, X-Total-Count the rows
+//                                         that matched
 //   DELETE /v1/services/{namespace}?id=   ServiceAPI/UnRegisterService (id or endpoint)
 //   POST /v1/tokens                       TokenAPI/Create, body = request
 //   GET  /v1/tokens/{token}               TokenAPI/Info
+//   GET  /v1/whoami                       TokenAPI/WhoAmI
 //   GET  /v1/sd/{server}/{namespace}?config=standard|blackbox   http_sd (alias `export-config`)
 //
 // Paths are split on '/' before percent-decoding, so an encoded "%2F" stays inside its path
@@ -32,7 +37,8 @@ namespace discovery::rest {
 // an unknown route, so a value is never silently cut (grpc-gateway's legacy mode split on it).
 // Query parameters set the request field of the same proto or lowerCamelCase name; unknown
 // names and names of path parameters are ignored; a repeated one is 400
-// `too many values for field "<name>": <v1>, <v2>`. Errors are grpc-gateway's
+// `too many values for field "<name>": <v1>, <v2>`. A GET's 200 carries a weak ETag of its JSON
+// and a request whose If-None-Match holds it gets 304 without a body. Errors are grpc-gateway's
 // {"code","message","details":[]} with its HTTP status mapping (rest/json.h).
 class RestApi {
  public:

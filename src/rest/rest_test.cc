@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -798,6 +799,107 @@ TEST(RestUrlTest, QueryParsingFollowsGo) {
   EXPECT_THAT(PathSegments("/v1/a%2Fb/"), IsOkAndHolds(ElementsAre("v1", "a/b", "")));
 }
 
+// GET /v1/whoami: the identity and what the authorization rules let it change.
+TEST_F(RestTest, WhoAmIAnswersWhatTheTokenMayChange) {
+  const http::Response admin = AsAdmin("GET", "/v1/whoami");
+  ASSERT_EQ(admin.status, 200) << admin.body;
+  EXPECT_EQ(Json::parse(admin.body),
+            Json::parse(R"({"kind":"machine","name":"root","admin":true,"allNamespaces":true,)"
+                        R"("namespaces":[],"roles":[]})"));
+  const http::Response machine = Send("GET", "/v1/whoami", "", machine_);
+  ASSERT_EQ(machine.status, 200) << machine.body;
+  EXPECT_EQ(Json::parse(machine.body),
+            Json::parse(R"({"kind":"machine","name":"ci","admin":false,"allNamespaces":false,)"
+                        R"("namespaces":["default"],"roles":[]})"));
+  ExpectError(Send("GET", "/v1/whoami"), 401, 16, "");
+  const http::Response post = AsAdmin("POST", "/v1/whoami");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_THAT(HeaderOf(post, "Allow"), Optional(std::string("GET")));
+}
+
+// GET /v1/services with paging or filter parameters answers one page of the filtered rows
+// and their number; without them it is ListService as before.
+TEST_F(RestTest, ServicesArePagedAndFilteredOnRequest) {
+  ASSERT_EQ(AsAdmin("POST", "/v1/servers", R"({"name":"p1"})").status, 200);
+  for (int i = 0; i < 25; ++i) {
+    const std::string body =
+        fmt::format(R"({{"name":"{}","endpoint":"http://h{:02}.example.com:9100/metrics",)"
+                    R"("labels":{{"env":"{}"}}}})",
+                    i % 2 == 0 ? "node" : "app", i, i % 5 == 0 ? "prod" : "test");
+    ASSERT_EQ(AsAdmin("POST", "/v1/services", body).status, 200);
+  }
+  const http::Response all = AsAdmin("GET", "/v1/services");
+  ASSERT_EQ(all.status, 200);
+  EXPECT_EQ(HeaderOf(all, "X-Total-Count"), std::nullopt);
+  EXPECT_EQ(Json::parse(all.body).at("services").size(), 25U);
+
+  const http::Response page = AsAdmin("GET", "/v1/services?offset=10&limit=10");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_THAT(HeaderOf(page, "X-Total-Count"), Optional(std::string("25")));
+  const Json rows = Json::parse(page.body).at("services");
+  ASSERT_EQ(rows.size(), 10U);
+  // Sorted by endpoint: the 11th to 20th.
+  EXPECT_EQ(rows.front().at("endpoint"), "http://h10.example.com:9100/metrics");
+  EXPECT_EQ(rows.back().at("endpoint"), "http://h19.example.com:9100/metrics");
+  const http::Response tail = AsAdmin("GET", "/v1/services?offset=20&limit=10");
+  EXPECT_EQ(Json::parse(tail.body).at("services").size(), 5U);
+  const http::Response beyond = AsAdmin("GET", "/v1/services?offset=100");
+  EXPECT_EQ(Json::parse(beyond.body).at("services").size(), 0U);
+  EXPECT_THAT(HeaderOf(beyond, "X-Total-Count"), Optional(std::string("25")));
+
+  // Filters: the selector grammar of the API, regular expressions for name and endpoint.
+  const http::Response prod =
+      AsAdmin("GET", "/v1/services?filterSelector=env%3Dprod&filterName=%5Enode%24&limit=1");
+  ASSERT_EQ(prod.status, 200) << prod.body;
+  // 0, 10, 20 are "node" with env=prod.
+  EXPECT_THAT(HeaderOf(prod, "X-Total-Count"), Optional(std::string("3")));
+  EXPECT_EQ(Json::parse(prod.body).at("services").size(), 1U);
+  const http::Response server = AsAdmin("GET", "/v1/services?filter_server=%5Ep1%24&limit=1");
+  EXPECT_THAT(HeaderOf(server, "X-Total-Count"), Optional(std::string("25")));
+  const http::Response none = AsAdmin("GET", "/v1/services?filterServer=nowhere");
+  EXPECT_THAT(HeaderOf(none, "X-Total-Count"), Optional(std::string("0")));
+
+  // Client mistakes are 400 with what is wrong.
+  ExpectError(AsAdmin("GET", "/v1/services?limit=0"), 400, 3, "invalid limit 0: want 1 to 10000");
+  ExpectError(AsAdmin("GET", "/v1/services?limit=10001"), 400, 3, "invalid limit 10001");
+  ExpectError(AsAdmin("GET", "/v1/services?offset=-1"), 400, 3,
+              R"(invalid offset "-1": want a non-negative integer)");
+  ExpectError(AsAdmin("GET", "/v1/services?offset=1x"), 400, 3, R"(invalid offset "1x")");
+  ExpectError(AsAdmin("GET", "/v1/services?offset=1&offset=2"), 400, 3,
+              R"(too many values for field "offset": 1, 2)");
+  ExpectError(AsAdmin("GET", "/v1/services?filterSelector=%21%3D%28"), 400, 3,
+              "invalid filter_selector");
+  ExpectError(AsAdmin("GET", "/v1/services?filterName=%28"), 400, 3, "invalid filter_name");
+  ExpectError(AsAdmin("GET", "/v1/services?sortBy=size"), 400, 3, "invalid sort_by");
+  ExpectError(Send("GET", "/v1/services?limit=1"), 401, 16, "");
+}
+
+// Lists carry a weak ETag of their JSON; a client holding it gets a 304 until a change.
+TEST_F(RestTest, ListsAnswer304UntilTheyChange) {
+  ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
+  for (const std::string target :
+       {"/v1/servers", "/v1/namespaces", "/v1/services", "/v1/services?limit=5"}) {
+    const http::Response first = AsAdmin("GET", target);
+    ASSERT_EQ(first.status, 200) << target;
+    const std::optional<std::string> etag = HeaderOf(first, "ETag");
+    ASSERT_THAT(etag, Optional(StartsWith("W/\""))) << target;
+    const http::Response again = AsAdmin("GET", target, "", {{"If-None-Match", *etag}});
+    EXPECT_EQ(again.status, 304) << target;
+    EXPECT_TRUE(again.body.empty()) << target;
+    EXPECT_THAT(HeaderOf(again, "ETag"), Optional(*etag)) << target;
+    const http::Response other = AsAdmin("GET", target, "", {{"If-None-Match", "W/\"x\""}});
+    EXPECT_EQ(other.status, 200) << target;
+  }
+  const http::Response services = AsAdmin("GET", "/v1/services");
+  const std::string etag = HeaderOf(services, "ETag").value_or("");
+  ASSERT_EQ(
+      AsAdmin("POST", "/v1/services", R"({"name":"n","endpoint":"http://n.example.com"})").status,
+      200);
+  const http::Response changed = AsAdmin("GET", "/v1/services", "", {{"If-None-Match", etag}});
+  EXPECT_EQ(changed.status, 200);
+  EXPECT_NE(HeaderOf(changed, "ETag"), etag);
+}
+
 // Random requests never crash the API and never produce a 5xx: every answer is a client
 // error or a success with a JSON body.
 TEST_F(RestTest, RandomRequestsAreAnsweredWithoutServerErrors) {
@@ -836,7 +938,15 @@ TEST_F(RestTest, RandomRequestsAreAnsweredWithoutServerErrors) {
                                                 "\r\n",
                                                 "{",
                                                 "%C3%A9",
-                                                "default-blackbox"};
+                                                "default-blackbox",
+                                                "whoami",
+                                                "limit",
+                                                "offset",
+                                                "-1",
+                                                "99999999999999999999",
+                                                "filterSelector",
+                                                "filterName",
+                                                "("};
   const std::vector<std::string> body_pieces = {"{",
                                                 "}",
                                                 "[",

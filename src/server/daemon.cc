@@ -112,8 +112,9 @@ struct Daemon::Parts {
   }
 
   // REST lists (not cached: every answer is built anew) are compressed on the fly when large
-  // and the client takes gzip. Answers with an ETag or a shared body choose their encoding
-  // themselves (http_sd, Swagger UI), so that each encoding keeps its own tag.
+  // and the client takes gzip; their weak ETag names the JSON whatever its encoding. Answers
+  // with a strong ETag or a shared body choose their encoding themselves (http_sd, Swagger UI),
+  // so that each encoding keeps its own tag.
   static void CompressLargeAnswer(const http::Request& request, http::Response& response) {
     constexpr size_t kCompressFromBytes = 1024;
     if (response.status != 200 || response.shared_body != nullptr ||
@@ -122,7 +123,7 @@ struct Daemon::Parts {
     }
     bool json = false;
     for (const auto& [name, value] : response.headers) {
-      if (absl::EqualsIgnoreCase(name, "ETag") ||
+      if ((absl::EqualsIgnoreCase(name, "ETag") && !absl::StartsWith(value, "W/")) ||
           absl::EqualsIgnoreCase(name, "Content-Encoding")) {
         return;
       }

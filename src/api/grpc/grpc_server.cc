@@ -397,6 +397,7 @@ class TokenService final : public pb::TokenAPI::CallbackService {
   using pb::TokenAPI::CallbackService::Info;
   using pb::TokenAPI::CallbackService::ListRevoked;
   using pb::TokenAPI::CallbackService::Revoke;
+  using pb::TokenAPI::CallbackService::WhoAmI;
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
                                    const pb::CreateRequest* request,
                                    pb::CreateResponse* response) override {
@@ -419,6 +420,12 @@ class TokenService final : public pb::TokenAPI::CallbackService {
                                         pb::ListRevokedResponse* response) override {
     return calls_.Serve(api::kTokenApi, "ListRevoked", context, request, response,
                         &api::Handlers::ListRevoked);
+  }
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* context,
+                                   const pb::WhoAmIRequest* request,
+                                   pb::WhoAmIResponse* response) override {
+    return calls_.Serve(api::kTokenApi, "WhoAmI", context, request, response,
+                        &api::Handlers::WhoAmI);
   }
 
  private:
