@@ -26,6 +26,7 @@
 #include "rest/json.h"
 #include "rest/rest_api.h"
 #include "server/process_settings.h"
+#include "ui/ui.h"
 
 namespace discovery::server {
 namespace {
@@ -49,6 +50,7 @@ struct Daemon::Parts {
   std::unique_ptr<api::Handlers> handlers;
   std::unique_ptr<api::Dispatcher> dispatcher;
   std::unique_ptr<rest::RestApi> rest;
+  std::unique_ptr<ui::WebUi> web_ui;
   std::unique_ptr<grpc_api::GrpcServer> grpc;
   std::unique_ptr<http::Server> http;
   bool shut_down = false;
@@ -75,6 +77,9 @@ struct Daemon::Parts {
     } else if (openapi::Handles(request.path)) {
       route = std::string{openapi::Route(request.path).value_or("unmatched")};
       response = openapi::Serve(request);
+    } else if (ui::WebUi::Handles(request.path)) {
+      route = std::string{ui::WebUi::Route(request.path).value_or("unmatched")};
+      response = web_ui->Serve(request);
     } else {
       route = std::string{rest::RestApi::Route(request.path).value_or("unmatched")};
       response = rest->Handle(request);
@@ -218,6 +223,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
                          std::string_view outcome) { metrics.Change(object, op, outcome); }},
       std::move(trusted_proxies));
   parts.rest = std::make_unique<rest::RestApi>(*parts.dispatcher);
+  parts.web_ui = std::make_unique<ui::WebUi>(
+      cfg.oidc.has_value() ? ui::UiOptions{.oidc_issuer = cfg.oidc->endpoint,
+                                           .oidc_client_id = cfg.oidc->ui_client_id}
+                           : ui::UiOptions{});
 
   grpc_api::GrpcServerOptions grpc_options{.listen = cfg.grpc_listen,
                                            .workers = cfg.grpc_limits.workers,

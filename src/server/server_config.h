@@ -38,6 +38,9 @@ struct TlsFiles {
 struct OidcConfig {
   std::string endpoint;   // --oidc-endpoint: the issuer URL
   std::string client_id;  // --oidc-client-id
+  // --oidc-ui-client-id: the web UI's public client (authorization code + PKCE); its tokens
+  // are accepted like the CLI's. "" offers no "Sign in" in the UI.
+  std::string ui_client_id;
   std::string username_claim = "username";
   std::string roles_claim = "roles";
   std::string ca_cert_file;  // --ca-cert

@@ -32,28 +32,6 @@ namespace {
 using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 
-// Polls `condition` (a JavaScript expression) until it is truthy or `ms` pass; rejects with
-// what was awaited and the start of the page's text, so a failure says what the page showed.
-constexpr char kPrelude[] = R"js(
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const waitFor = async (what, condition, ms = 15000) => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = condition();
-    if (value) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}; page text: ` +
-                      document.body.innerText.slice(0, 600));
-    }
-    await sleep(50);
-  }
-};
-)js";
-
-std::string Script(const std::string& body) {
-  return absl::StrCat("(async () => {", kPrelude, body, "})()");
-}
-
 // Every (METHOD, path) of an OpenAPI document.
 std::set<std::pair<std::string, std::string>> DocumentedOperations(const Json& document) {
   std::set<std::pair<std::string, std::string>> operations;
@@ -137,7 +115,7 @@ TEST_F(SwaggerUiTest, BrowserListsOperationsAndTriesOutListNamespaces) {
   };
 
   // (a) Every documented operation is rendered, and nothing else.
-  absl::StatusOr<Json> rendered = browser.Evaluate(Script(R"js(
+  absl::StatusOr<Json> rendered = browser.Evaluate(BrowserScript(R"js(
     await waitFor("the operations to render",
                   () => document.querySelectorAll(".opblock .opblock-summary-path").length > 0);
     return [...document.querySelectorAll(".opblock")].map((block) => [
@@ -153,7 +131,7 @@ TEST_F(SwaggerUiTest, BrowserListsOperationsAndTriesOutListNamespaces) {
   EXPECT_EQ(shown, DocumentedOperations(document));
 
   // (b) Authorize with the machine token: open the dialog, type the token, apply, close.
-  absl::StatusOr<Json> dialog = browser.Evaluate(Script(R"js(
+  absl::StatusOr<Json> dialog = browser.Evaluate(BrowserScript(R"js(
     document.querySelector(".auth-wrapper .btn.authorize").click();
     const input = await waitFor("the bearer token field",
                                 () => document.querySelector(".modal-ux .auth-container input"));
@@ -164,7 +142,7 @@ TEST_F(SwaggerUiTest, BrowserListsOperationsAndTriesOutListNamespaces) {
   ASSERT_EQ(*dialog, Json(true));
   const absl::StatusOr<Json> typed = browser.Call("Input.insertText", {{"text", *token}});
   ASSERT_TRUE(typed.ok()) << failure(typed.status());
-  absl::StatusOr<Json> authorized = browser.Evaluate(Script(R"js(
+  absl::StatusOr<Json> authorized = browser.Evaluate(BrowserScript(R"js(
     document.querySelector(".modal-ux .auth-btn-wrapper .btn.authorize").click();
     await waitFor("the dialog to show the token as applied",
                   () => document.querySelector('.modal-ux [aria-label="Remove authorization"]'));
@@ -176,7 +154,7 @@ TEST_F(SwaggerUiTest, BrowserListsOperationsAndTriesOutListNamespaces) {
   EXPECT_EQ(*authorized, Json("btn authorize locked"));
 
   // Try it out: expand GET /v1/namespaces, "Try it out", "Execute", read the live response.
-  absl::StatusOr<Json> tried = browser.Evaluate(Script(R"js(
+  absl::StatusOr<Json> tried = browser.Evaluate(BrowserScript(R"js(
     const block = document.querySelector("#operations-NamespaceAPI-NamespaceAPI_ListNamespace");
     if (!block) throw new Error("no block for GET /v1/namespaces");
     block.querySelector(".opblock-summary-control").click();

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -259,6 +260,108 @@ absl::StatusOr<Json> ChromiumProcess::Evaluate(const std::string& expression,
     return absl::InternalError(text);
   }
   return result->value("result", Json::object()).value("value", Json());
+}
+
+absl::Status ChromiumProcess::Navigate(const std::string& url, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<Json> navigated = Call("Page.navigate", {{"url", url}}, timeout);
+  if (!navigated.ok()) {
+    return navigated.status();
+  }
+  if (navigated->contains("errorText")) {
+    return absl::UnavailableError(
+        absl::StrCat("navigating to ", url, ": ", (*navigated)["errorText"].dump()));
+  }
+  return WaitForPage(url, deadline);
+}
+
+absl::Status ChromiumProcess::PressKey(std::string_view key, bool shift) {
+  struct KeyCode {
+    std::string_view key;
+    std::string_view code;
+    int virtual_code;
+    std::string_view text;
+  };
+  static constexpr KeyCode kKeys[] = {
+      {"Tab", "Tab", 9, ""},
+      {"Enter", "Enter", 13, "\r"},
+      {" ", "Space", 32, " "},
+      {"Escape", "Escape", 27, ""},
+      {"ArrowDown", "ArrowDown", 40, ""},
+      {"ArrowUp", "ArrowUp", 38, ""},
+  };
+  const KeyCode* found = nullptr;
+  for (const KeyCode& candidate : kKeys) {
+    if (candidate.key == key) {
+      found = &candidate;
+    }
+  }
+  if (found == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("no key code for \"", std::string(key), "\""));
+  }
+  Json down = {{"type", found->text.empty() ? "rawKeyDown" : "keyDown"},
+               {"key", found->key},
+               {"code", found->code},
+               {"windowsVirtualKeyCode", found->virtual_code},
+               {"nativeVirtualKeyCode", found->virtual_code},
+               {"modifiers", shift ? 8 : 0}};
+  if (!found->text.empty()) {
+    down["text"] = found->text;
+    down["unmodifiedText"] = found->text;
+  }
+  if (absl::StatusOr<Json> result = Call("Input.dispatchKeyEvent", down); !result.ok()) {
+    return result.status();
+  }
+  Json up = {{"type", "keyUp"},
+             {"key", found->key},
+             {"code", found->code},
+             {"windowsVirtualKeyCode", found->virtual_code},
+             {"nativeVirtualKeyCode", found->virtual_code},
+             {"modifiers", shift ? 8 : 0}};
+  return Call("Input.dispatchKeyEvent", up).status();
+}
+
+absl::Status ChromiumProcess::Type(const std::string& text) {
+  return Call("Input.insertText", {{"text", text}}).status();
+}
+
+absl::Status ChromiumProcess::Screenshot(const std::string& path) {
+  absl::StatusOr<Json> shot =
+      Call("Page.captureScreenshot", {{"format", "png"}, {"captureBeyondViewport", true}},
+           absl::Seconds(30));
+  if (!shot.ok()) {
+    return shot.status();
+  }
+  std::string png;
+  if (!absl::Base64Unescape(shot->value("data", ""), &png) || png.empty()) {
+    return absl::InternalError("Page.captureScreenshot answered no PNG");
+  }
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << png;
+  file.close();
+  if (!file) {
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+std::string BrowserScript(std::string_view body) {
+  static constexpr std::string_view kPrelude = R"js(
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const waitFor = async (what, condition, ms = 15000) => {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = condition();
+    if (value) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what}; page text: ` +
+                      document.body.innerText.slice(0, 600));
+    }
+    await sleep(50);
+  }
+};
+)js";
+  return absl::StrCat("(async () => {", std::string(kPrelude), std::string(body), "})()");
 }
 
 std::string ChromiumProcess::LogTail(int lines) const {

@@ -1,11 +1,12 @@
 // Headless Chromium (Debian's `chromium`) as a child process, driven over the Chrome DevTools
-// Protocol: for browser tests of what discoveryd serves (the Swagger UI). The browser runs with
-// a throw-away profile, no sandbox (tests run as root in CI) and its DevTools endpoint on a free
-// loopback port; its output goes to a log whose tail goes into every error.
+// Protocol: for browser tests of what discoveryd serves (the Swagger UI and the web UI). The
+// browser runs with a throw-away profile, no sandbox (tests run as root in CI) and its DevTools
+// endpoint on a free loopback port; its output goes to a log whose tail goes into every error.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +49,21 @@ class ChromiumProcess {
   absl::StatusOr<nlohmann::json> Evaluate(const std::string& expression,
                                           absl::Duration timeout = absl::Seconds(20));
 
+  // Loads `url` in the page and waits until it has loaded (as Start does).
+  absl::Status Navigate(const std::string& url, absl::Duration timeout = absl::Seconds(20));
+
+  // Presses and releases `key` as a keyboard does, so the page's default actions run (focus
+  // moves on "Tab", a focused button is clicked on "Enter"): "Tab", "Enter", " ", "Escape",
+  // "ArrowDown", ...; `shift` holds Shift (Shift+Tab). InvalidArgument for a key it does not
+  // know.
+  absl::Status PressKey(std::string_view key, bool shift = false);
+
+  // Types `text` into the focused element (Input.insertText).
+  absl::Status Type(const std::string& text);
+
+  // Writes a PNG of the whole page (beyond the viewport) to `path`.
+  absl::Status Screenshot(const std::string& path);
+
   // The last `lines` lines of Chromium's stdout and stderr.
   std::string LogTail(int lines = 30) const;
 
@@ -62,5 +78,13 @@ class ChromiumProcess {
   std::unique_ptr<Connection> connection_;
   int next_id_ = 1;
 };
+
+// `body` (JavaScript statements, may `await` and `return`) as an async function expression for
+// Evaluate, with two helpers in scope:
+//   sleep(ms)
+//   waitFor(what, condition, ms = 15000): polls `condition()` until it is truthy and returns its
+//     value; throws after `ms` with `what` and the start of the page's text, so a failure says
+//     what the page showed.
+std::string BrowserScript(std::string_view body);
 
 }  // namespace discovery::testing

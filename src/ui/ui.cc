@@ -1,0 +1,79 @@
+#include "ui/ui.h"
+
+#include <utility>
+
+#include "nlohmann/json.hpp"
+
+#include "openapi/assets.h"
+#include "ui/embedded_files.h"
+
+namespace discovery::ui {
+namespace {
+
+constexpr std::string_view kPrefix = "/ui/";
+constexpr std::string_view kConfigPath = "/ui/config.json";
+
+const openapi::AssetTable& Assets() {
+  static const auto* const assets = new openapi::AssetTable(EmbeddedFiles());
+  return *assets;
+}
+
+std::string ConfigJson(const UiOptions& options) {
+  nlohmann::json oidc = nullptr;
+  if (!options.oidc_issuer.empty() && !options.oidc_client_id.empty()) {
+    oidc = {{"issuer", options.oidc_issuer}, {"clientId", options.oidc_client_id}};
+  }
+  return nlohmann::json{{"oidc", oidc}}.dump(-1, ' ', false,
+                                             nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+WebUi::WebUi(UiOptions options) : config_json_(ConfigJson(options)) {}
+
+bool WebUi::Handles(std::string_view path) { return path == "/ui" || path.starts_with(kPrefix); }
+
+std::optional<std::string_view> WebUi::Route(std::string_view path) {
+  if (!Handles(path)) {
+    return std::nullopt;
+  }
+  return path == kConfigPath ? kConfigPath : kPrefix;
+}
+
+http::Response WebUi::Serve(const http::Request& request) const {
+  if (!Handles(request.path)) {
+    return openapi::PlainText(404, "not found\n");
+  }
+  if (request.method != "GET" && request.method != "HEAD") {
+    http::Response response = openapi::PlainText(405, "method not allowed\n");
+    response.headers.emplace_back("Allow", "GET, HEAD");
+    return response;
+  }
+  if (request.path == "/ui") {
+    std::string location{kPrefix};
+    if (!request.query.empty()) {
+      location += "?" + request.query;
+    }
+    http::Response response = openapi::PlainText(301, "");
+    response.headers.emplace_back("Location", std::move(location));
+    return response;
+  }
+  if (request.path == kConfigPath) {
+    return {.status = 200,
+            .headers = {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"}},
+            .body = config_json_};
+  }
+  std::string_view name{request.path};
+  name.remove_prefix(kPrefix.size());
+  if (name.empty()) {
+    name = "index.html";
+  }
+  http::Response response = Assets().Serve(request, name);
+  // The page loads only its own files and talks only to this server and the OIDC provider.
+  response.headers.emplace_back("Content-Security-Policy",
+                                "default-src 'self'; connect-src *; img-src 'self' data:; "
+                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  return response;
+}
+
+}  // namespace discovery::ui
