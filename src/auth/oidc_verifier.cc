@@ -769,18 +769,28 @@ absl::StatusOr<Principal> OidcVerifier::Verify(std::string_view token) const try
   // and glewlwyd's carry the scope string in `aud`. Only a token typed as an access token may
   // use the second way: an ID token issued to another client names ours at most in `azp`.
   const bool access_token = IsAccessTokenType(jwt->header);
-  if (!AudienceContains(claims, options_.client_id)) {
-    if (!StringMemberEquals(claims, "client_id", options_.client_id) &&
-        !StringMemberEquals(claims, "azp", options_.client_id)) {
-      return Denied(
-          fmt::format("audience does not contain the client id \"{}\"", options_.client_id));
+  // Why the token is not for `client_id`; nullopt when it is.
+  const auto not_for = [&](const std::string& client_id) -> std::optional<std::string> {
+    if (AudienceContains(claims, client_id)) {
+      return std::nullopt;
+    }
+    if (!StringMemberEquals(claims, "client_id", client_id) &&
+        !StringMemberEquals(claims, "azp", client_id)) {
+      return fmt::format("audience does not contain the client id \"{}\"", client_id);
     }
     if (!access_token) {
-      return Denied(fmt::format(
+      return fmt::format(
           "the token names the client id \"{}\" only in client_id or azp, which an access "
           "token must declare with typ at+jwt",
-          options_.client_id));
+          client_id);
     }
+    return std::nullopt;
+  };
+  // The CLI's client, or else the web UI's; the CLI's reason is the one reported.
+  if (const std::optional<std::string> refused = not_for(options_.client_id);
+      refused.has_value() &&
+      (options_.ui_client_id.empty() || not_for(options_.ui_client_id).has_value())) {
+    return Denied(*refused);
   }
 
   ClaimedUser user = ClaimsOf(claims, options_);

@@ -32,7 +32,10 @@ struct OidcOptions {
   // <issuer without trailing '/'>/.well-known/openid-configuration and its "issuer" must equal
   // this (modulo one trailing '/').
   std::string issuer;
-  std::string client_id;                    // --oidc-client-id
+  std::string client_id;  // --oidc-client-id
+  // --oidc-ui-client-id: the web UI's public client; its tokens are accepted as the CLI's
+  // client's are. Empty: none.
+  std::string ui_client_id;
   std::string username_claim = "username";  // dotted path, e.g. "preferred_username"
   std::string roles_claim = "roles";        // dotted path, e.g. "realm_access.roles"
   std::string ca_cert_file;                 // --ca-cert

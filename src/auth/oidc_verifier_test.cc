@@ -364,6 +364,23 @@ TEST_F(OidcVerifierTest, AcceptsAudienceArraysAndAzp) {
       IsOk());
 }
 
+// --oidc-ui-client-id: the web UI's tokens are accepted like the CLI's; a third client's are not,
+// and without the option neither are the UI's.
+TEST_F(OidcVerifierTest, AcceptsTheUiClientNextToTheCliClient) {
+  Json claims = IdClaims();
+  claims["aud"] = "discovery-ui";
+  claims["azp"] = "discovery-ui";
+  EXPECT_THAT(MakeLoaded()->Verify(RsaToken(claims)), DeniedBecause("audience does not contain"));
+  auto verifier = MakeLoaded({.ui_client_id = "discovery-ui"});
+  EXPECT_THAT(verifier->Verify(RsaToken(claims)), IsOk());
+  EXPECT_THAT(verifier->Verify(RsaToken(IdClaims())), IsOk());
+  claims["aud"] = "another-app";
+  claims["azp"] = "another-app";
+  EXPECT_THAT(
+      verifier->Verify(RsaToken(claims)),
+      DeniedBecause("audience does not contain the client id \"" + std::string(kClientId) + "\""));
+}
+
 // RFC 9068: a token accepted through client_id or azp must say it is an access token; ID tokens
 // are matched by aud, whatever their typ.
 TEST_F(OidcVerifierTest, ClientIdAndAzpOnlyForAccessTokens) {

@@ -43,6 +43,7 @@ struct Flags {
   std::string tls_key;
   std::string oidc_endpoint;
   std::string oidc_client_id;
+  std::string oidc_ui_client_id;
   std::string oidc_username_claim = "username";
   std::string oidc_roles_claim = "roles";
   std::string ca_cert;
@@ -187,6 +188,10 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
   command.add_option("--tls-key", flags.tls_key, "PEM private key for both listeners");
   command.add_option("--oidc-endpoint", flags.oidc_endpoint, "The URL to the OIDC provider");
   command.add_option("--oidc-client-id", flags.oidc_client_id, "The OIDC client id");
+  command.add_option("--oidc-ui-client-id", flags.oidc_ui_client_id,
+                     "The OIDC client id of the web UI (/ui/): a public client using the "
+                     "authorization code flow with PKCE and the redirect URI <server>/ui/; its "
+                     "tokens are accepted like those of --oidc-client-id");
   config::AddListOption(command, "--oidc-roles", &config.admin_roles,
                         "Roles allowed to administer namespaces, servers and tokens");
   command
@@ -328,6 +333,7 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
     }
     config.oidc = server::OidcConfig{.endpoint = flags.oidc_endpoint,
                                      .client_id = flags.oidc_client_id,
+                                     .ui_client_id = flags.oidc_ui_client_id,
                                      .username_claim = flags.oidc_username_claim,
                                      .roles_claim = flags.oidc_roles_claim,
                                      .ca_cert_file = flags.ca_cert};

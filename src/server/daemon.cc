@@ -197,6 +197,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
     parts.oidc = std::make_unique<auth::OidcVerifier>(
         auth::OidcOptions{.issuer = cfg.oidc->endpoint,
                           .client_id = cfg.oidc->client_id,
+                          .ui_client_id = cfg.oidc->ui_client_id,
                           .username_claim = cfg.oidc->username_claim,
                           .roles_claim = cfg.oidc->roles_claim,
                           .ca_cert_file = cfg.oidc->ca_cert_file});
