@@ -326,9 +326,19 @@ absl::Status ChromiumProcess::Type(const std::string& text) {
 }
 
 absl::Status ChromiumProcess::Screenshot(const std::string& path) {
-  absl::StatusOr<Json> shot =
-      Call("Page.captureScreenshot", {{"format", "png"}, {"captureBeyondViewport", true}},
-           absl::Seconds(30));
+  // The page's content, not the window: a short page is not padded to the window's height.
+  absl::StatusOr<Json> size = Evaluate(
+      "[document.documentElement.scrollWidth, Math.ceil(Math.max(1, "
+      "document.body.getBoundingClientRect().bottom + window.scrollY + 8))]");
+  if (!size.ok()) {
+    return size.status();
+  }
+  absl::StatusOr<Json> shot = Call(
+      "Page.captureScreenshot",
+      {{"format", "png"},
+       {"captureBeyondViewport", true},
+       {"clip", {{"x", 0}, {"y", 0}, {"width", (*size)[0]}, {"height", (*size)[1]}, {"scale", 1}}}},
+      absl::Seconds(30));
   if (!shot.ok()) {
     return shot.status();
   }

@@ -61,7 +61,7 @@ class ChromiumProcess {
   // Types `text` into the focused element (Input.insertText).
   absl::Status Type(const std::string& text);
 
-  // Writes a PNG of the whole page (beyond the viewport) to `path`.
+  // Writes a PNG of the page's content, also beyond the viewport, to `path`.
   absl::Status Screenshot(const std::string& path);
 
   // The last `lines` lines of Chromium's stdout and stderr.

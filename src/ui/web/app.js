@@ -137,6 +137,10 @@ function confirmAction(text, okLabel) {
 // A table in its own horizontally scrollable region (focusable, so the keyboard can scroll it),
 // so that a narrow window or 200 % zoom never needs the whole page scrolled sideways.
 function table(caption, columns, rows, attrs = {}) {
+  // Each cell names its column, for the stacked layout of narrow windows (app.css).
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => { if (columns[i]) cell.dataset.label = columns[i].title; });
+  }
   return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h("table", attrs,
       h("caption", {}, caption),
