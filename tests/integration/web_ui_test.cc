@@ -30,6 +30,7 @@
 
 #include "testing/chromium_process.h"
 #include "testing/discoveryd_process.h"
+#include "testing/glewlwyd_process.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/status_matchers.h"
@@ -547,6 +548,83 @@ TEST_F(WebUiTest, PagesThroughAHundredThousandServices) {
             << shown.value("first", -1.0) << " ms, next page in " << shown.value("flip", -1.0)
             << " ms\n";
   Shot(*browser, "services-100k");
+}
+
+// "Sign in" through a real OIDC provider: glewlwyd's own login page, the authorization code
+// flow with PKCE as the public client --oidc-ui-client-id, back to /ui/ as the user.
+TEST(WebUiOidcTest, SignInThroughGlewlwydsLoginPage) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GlewlwydProcess> glewlwyd, GlewlwydProcess::Start());
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<DiscoverydProcess> server,
+      DiscoverydProcess::Start(
+          {.binary = DISCOVERYD_BINARY,
+           .extra_args = {"--oidc-endpoint=" + glewlwyd->issuer(),
+                          "--oidc-client-id=" + glewlwyd->options().client_id,
+                          "--oidc-ui-client-id=discovery-ui", "--oidc-roles=discovery-admin",
+                          "--oidc-username-claim=preferred_username"}}));
+  ASSERT_THAT(glewlwyd->AddPublicClient("discovery-ui", server->http_url() + "/ui/"), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ChromiumProcess> browser,
+                       ChromiumProcess::Start(server->http_url() + "/ui/"));
+  const auto run = [&](const std::string& body) {
+    absl::StatusOr<Json> result = browser->Evaluate(BrowserScript(body), absl::Seconds(30));
+    EXPECT_TRUE(result.ok()) << result.status() << "\n--- chromium ---\n"
+                             << browser->LogTail() << "\n--- glewlwyd ---\n"
+                             << glewlwyd->LogTail(20) << "\n--- discoveryd ---\n"
+                             << server->LogTail(10);
+    return result.value_or(Json());
+  };
+  run(R"js(
+    (await waitFor("the Sign in button", () => document.getElementById("oidc-sign-in"))).click();
+  )js");
+  // The provider's login page (a navigation away: poll until it has loaded). Its form is
+  // React's, so the user's typing goes through the keyboard.
+  bool on_login_page = false;
+  for (int i = 0; i < 200 && !on_login_page; ++i) {
+    absl::StatusOr<Json> state = browser->Evaluate(
+        "location.href.includes('/login.html') && !!document.getElementById('username')");
+    on_login_page = state.ok() && *state == Json(true);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(on_login_page) << run("return location.href;");
+  run("document.getElementById('username').focus();");
+  ASSERT_THAT(browser->Type("alice"), IsOk());
+  run("document.getElementById('password').focus();");
+  ASSERT_THAT(browser->Type("alice-pw"), IsOk());
+  run("document.getElementById('loginbut').click();");
+  // Signed in at the provider: "Continue" to discovery-ui, which redirects back to /ui/.
+  run(R"js(
+    const next = await waitFor("the Continue button", () => [...document.querySelectorAll("button")]
+        .find((button) => button.textContent.trim() === "Continue"));
+    next.click();
+  )js");
+  bool back = false;
+  for (int i = 0; i < 200 && !back; ++i) {
+    absl::StatusOr<Json> state =
+        browser->Evaluate(absl::StrCat("location.href.startsWith('", server->http_url(),
+                                       "/ui/') && document.body.dataset.page === 'servers'"));
+    back = state.ok() && *state == Json(true);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(back) << run("return [location.href, document.body.innerText.slice(0, 600)];");
+  // The code was exchanged (and removed from the address); the user's roles make it an admin.
+  EXPECT_EQ(run(R"js(
+              return [location.search, document.getElementById("identity").textContent,
+                      !!sessionStorage.getItem("discovery.token"),
+                      sessionStorage.getItem("discovery.oidc.pending")];
+            )js"),
+            Json::parse(R"(["", "user alice · admin", true, null])"));
+  // The token works for the API as alice.
+  const Json whoami = run(R"js(
+    const answer = await fetch("/v1/whoami", {
+        headers: { Authorization: `Bearer ${sessionStorage.getItem("discovery.token")}` } });
+    return await answer.json();
+  )js");
+  EXPECT_EQ(whoami.value("kind", ""), "user");
+  EXPECT_EQ(whoami.value("name", ""), "alice");
+  EXPECT_EQ(whoami.value("admin", false), true);
+  const std::string path = absl::StrCat(WEB_UI_SCREENSHOT_DIR, "/oidc-signed-in.png");
+  EXPECT_THAT(browser->Screenshot(path), IsOk());
+  std::cerr << "screenshot: " << path << "\n";
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ constexpr char kConfigSample[] = "/usr/share/doc/glewlwyd/glewlwyd.conf.sample.g
 constexpr char kZcat[] = "/usr/bin/zcat";
 constexpr char kSqlite[] = "/usr/bin/sqlite3";
 constexpr char kOpenssl[] = "/usr/bin/openssl";
+constexpr char kWebapp[] = "/usr/share/glewlwyd/webapp";
+constexpr char kWebappConfig[] = "/etc/glewlwyd/config-2.7.json/config.json";
 // The administrator of the package's initial database (scope g_admin).
 constexpr char kAdminUser[] = "admin";
 constexpr char kAdminPassword[] = "password";
@@ -80,12 +82,12 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return content.str();
 }
 
-// The package's sample config with what a test server needs changed: the
-// database path, plain-HTTP cookies for 127.0.0.1, the port and external URL, and a loopback
-// bind address. The sample's secure_connection_* lines stay: glewlwyd refuses to start without
-// them.
+// The package's sample config with what a test server needs changed: the database path,
+// plain-HTTP cookies for 127.0.0.1, the port and external URL, a loopback bind address, and the
+// login page's files (MakeWebapp). The sample's secure_connection_* lines stay: glewlwyd refuses
+// to start without them.
 absl::StatusOr<std::string> RenderConfig(const std::string& sample, const std::string& db_path,
-                                         int port) {
+                                         const std::string& webapp_parent, int port) {
   std::istringstream in(sample);
   std::string out;
   std::string line;
@@ -109,15 +111,48 @@ absl::StatusOr<std::string> RenderConfig(const std::string& sample, const std::s
     } else if (absl::StrContains(line, "/var/cache/glewlwyd/glewlwyd.db")) {
       line = fmt::format("  path = \"{}\"", db_path);
       ++replaced;
+    } else if (line.starts_with("static_files_path=")) {
+      line = fmt::format("static_files_path=\"{}/webapp/\"", webapp_parent);
+      ++replaced;
     }
     out += line;
     out += '\n';
   }
-  if (replaced != 6) {
+  if (replaced != 7) {
     return absl::InternalError(
-        fmt::format("{} changed: {} of 6 settings found to replace", kConfigSample, replaced));
+        fmt::format("{} changed: {} of 7 settings found to replace", kConfigSample, replaced));
   }
   return out;
+}
+
+// The login page's files (static_files_path): a copy of the package's webapp/ (glewlwyd serves
+// no symlink that leads out of its directory), whose config.json is a symlink into /etc that
+// the package leaves dangling (it points at a directory), with the config.json of
+// /etc/glewlwyd/config-2.7.json/ in its place. Without it the login page never gets past
+// "Loading...".
+absl::Status MakeWebapp(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  for (const auto& entry : std::filesystem::directory_iterator(kWebapp, error)) {
+    if (entry.path().filename() == "config.json") {
+      continue;
+    }
+    std::filesystem::copy(entry.path(), dir + "/" + entry.path().filename().string(),
+                          std::filesystem::copy_options::recursive, error);
+    if (error) {
+      return absl::InternalError(
+          fmt::format("copying {} into {}: {}", entry.path().string(), dir, error.message()));
+    }
+  }
+  if (error) {
+    return absl::InternalError(fmt::format("reading {}: {}", kWebapp, error.message()));
+  }
+  std::filesystem::copy_file(kWebappConfig, dir + "/config.json", error);
+  if (error) {
+    return absl::InternalError(
+        fmt::format("{} -> {}/config.json: {}", kWebappConfig, dir, error.message()));
+  }
+  return absl::OkStatus();
 }
 
 // application/x-www-form-urlencoded: everything but unreserved characters percent-encoded.
@@ -196,6 +231,9 @@ absl::StatusOr<std::unique_ptr<GlewlwydProcess>> GlewlwydProcess::Start(Glewlwyd
   if (!config_template.ok()) {
     return config_template.status();
   }
+  if (absl::Status webapp = MakeWebapp(dir + "/webapp"); !webapp.ok()) {
+    return webapp;
+  }
 
   absl::Status status;
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
@@ -229,7 +267,8 @@ std::string GlewlwydProcess::token_endpoint() const { return issuer() + "/token"
 bool GlewlwydProcess::IsRunning() const { return process_ != nullptr && process_->IsRunning(); }
 
 absl::Status GlewlwydProcess::Launch(const std::string& config_template) {
-  absl::StatusOr<std::string> config = RenderConfig(config_template, root_ + "/glewlwyd.db", port_);
+  absl::StatusOr<std::string> config =
+      RenderConfig(config_template, root_ + "/glewlwyd.db", root_, port_);
   if (!config.ok()) {
     return config.status();
   }
@@ -369,6 +408,9 @@ absl::Status GlewlwydProcess::Configure() {
                    {"auth-type-password-enabled", true},
                    {"auth-type-client-enabled", true},
                    {"auth-type-refresh-enabled", true},
+                   {"pkce-allowed", true},
+                   {"pkce-required-public-client", true},
+                   {"pkce-method-plain-allowed", false},
                    {"scope", Json::array()},
                    // Mandatory claims are in every ID token (and /userinfo answer).
                    {"claims", Json::array({claim("roles", "roles"),
@@ -419,6 +461,19 @@ absl::Status GlewlwydProcess::Configure() {
     return r.status();
   }
   return absl::OkStatus();
+}
+
+absl::Status GlewlwydProcess::AddPublicClient(const std::string& client_id,
+                                              const std::string& redirect_uri) {
+  const Json client = {{"client_id", client_id},
+                       {"name", client_id},
+                       {"confidential", false},
+                       {"token_endpoint_auth_method", Json::array({"none"})},
+                       {"redirect_uri", Json::array({redirect_uri})},
+                       {"authorization_type", Json::array({"code"})},
+                       {"scope", Json::array({"openid", kScope})},
+                       {"enabled", true}};
+  return Admin("POST", "/client/", client).status();
 }
 
 absl::StatusOr<Json> GlewlwydProcess::TokenRequest(

@@ -71,7 +71,8 @@ class GlewlwydProcess {
   //     in every ID token and userinfo answer (roles also in access tokens with
   //     roles_in_access_tokens), password and refresh grants enabled;
   //   * scope "discovery"; the users, with scopes openid and discovery and their roles;
-  //   * the client.
+  //   * the client;
+  //   * PKCE (S256; required of public clients, which AddPublicClient registers).
   // Fails with Unavailable and the log tail when the server exits or does not answer within
   // start_timeout, Internal with the answer and the log tail when a setup step fails.
   static absl::StatusOr<std::unique_ptr<GlewlwydProcess>> Start(GlewlwydOptions options = {});
@@ -86,6 +87,12 @@ class GlewlwydProcess {
   int port() const { return port_; }
   const GlewlwydOptions& options() const { return options_; }
   bool IsRunning() const;
+
+  // Registers a public client (no secret) for the authorization code flow with PKCE (S256),
+  // scopes openid and discovery, redirecting only to `redirect_uri`: a browser app such as
+  // discoveryd's web UI. Its users sign in on glewlwyd's own login page (login.html). Internal
+  // with the answer when glewlwyd refuses.
+  absl::Status AddPublicClient(const std::string& client_id, const std::string& redirect_uri);
 
   // POST token_endpoint() grant_type=password with the client's credentials in HTTP Basic auth:
   // the JSON answer {access_token, id_token, refresh_token, token_type, expires_in, scope, iat}.
