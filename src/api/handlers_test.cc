@@ -105,6 +105,39 @@ TEST_F(HandlersTest, MachineTokensChangeServicesOnlyInTheirNamespaces) {
   EXPECT_THAT(handlers_->UnRegisterService(machine_, remove), IsOk());
 }
 
+// WhoAmI answers what the Authorizer allows each kind of caller.
+TEST_F(HandlersTest, WhoAmIAnswersWhatTheCallerMayChange) {
+  absl::StatusOr<pb::WhoAmIResponse> admin = handlers_->WhoAmI(admin_, {});
+  ASSERT_THAT(admin, IsOk());
+  EXPECT_EQ(admin->kind(), "user");
+  EXPECT_EQ(admin->name(), "alice");
+  EXPECT_TRUE(admin->admin());
+  EXPECT_TRUE(admin->all_namespaces());
+  EXPECT_THAT(admin->roles(), ElementsAre("admin"));
+
+  // Every user may change services anywhere; only admin roles administer.
+  absl::StatusOr<pb::WhoAmIResponse> user = handlers_->WhoAmI(user_, {});
+  ASSERT_THAT(user, IsOk());
+  EXPECT_FALSE(user->admin());
+  EXPECT_TRUE(user->all_namespaces());
+  EXPECT_THAT(user->namespaces(), ElementsAre());
+
+  absl::StatusOr<pb::WhoAmIResponse> machine = handlers_->WhoAmI(machine_, {});
+  ASSERT_THAT(machine, IsOk());
+  EXPECT_EQ(machine->kind(), "machine");
+  EXPECT_EQ(machine->name(), "ci");
+  EXPECT_FALSE(machine->admin());
+  EXPECT_FALSE(machine->all_namespaces());
+  EXPECT_THAT(machine->namespaces(), ElementsAre("default"));
+
+  const auth::Principal admin_machine{
+      .kind = auth::Principal::Kind::kMachine, .name = "root", .admin_token = true};
+  absl::StatusOr<pb::WhoAmIResponse> root = handlers_->WhoAmI(admin_machine, {});
+  ASSERT_THAT(root, IsOk());
+  EXPECT_TRUE(root->admin());
+  EXPECT_TRUE(root->all_namespaces());
+}
+
 // docs/decisions.md D36: ListService answers the served services and, apart from them, the stored
 // records that cannot be served with the reason; ListTargetGroup is not broken by them.
 TEST_F(HandlersTest, ListServiceShowsInvalidRecordsApart) {
