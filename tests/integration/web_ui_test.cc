@@ -28,6 +28,11 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
+#include "model/model.h"
+#include "repo/codec.h"
+#include "repo/repo.h"
+#include "store/embedded/embedded_store.h"
+#include "store/store.h"
 #include "testing/chromium_process.h"
 #include "testing/discoveryd_process.h"
 #include "testing/glewlwyd_process.h"
@@ -211,6 +216,23 @@ TEST_F(WebUiTest, ServesThePageItsModulesAndConfig) {
 // no delete is offered anywhere.
 TEST_F(WebUiTest, TokenSignInShowsWhatTheApiAnswersAndNoDeleteToAReader) {
   ASSERT_NO_FATAL_FAILURE(RegisterFleet());
+  // A record the Go original accepted and that cannot be served, written straight into the
+  // store (as a second process on the database, like `discoveryd exporter`).
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<store::Store> store,
+                         store::OpenEmbeddedStore({.path = server_->data_dir() + "/discovery.db"}));
+    const Service legacy{.id = ServiceId("localhost:9100"),
+                         .name = "legacy",
+                         .namespace_name = "default",
+                         .endpoint = "localhost:9100",
+                         .servers = {"prom-a"}};
+    ASSERT_THAT(
+        store::Put(*store, repo::Keys().Service("default", legacy.id), repo::EncodeService(legacy)),
+        IsOk());
+  }
+  for (int i = 0; i < 100 && Api("GET", "/v1/services").at("invalidServices").empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   ASSERT_OK_AND_ASSIGN(const std::string reader, server_->MachineToken("viewer", {"elsewhere"}));
   std::unique_ptr<ChromiumProcess> browser = OpenUi();
   ASSERT_NE(browser, nullptr);
@@ -250,8 +272,10 @@ TEST_F(WebUiTest, TokenSignInShowsWhatTheApiAnswersAndNoDeleteToAReader) {
   const Json namespaces = Api("GET", "/v1/namespaces");
   for (const Json& ns : namespaces.at("namespaces")) {
     const std::string name = ns.at("name").get<std::string>();
+    // Every stored record counts, also one that cannot be served.
+    const Json listed = Api("GET", "/v1/services?namespace=" + name);
     const int count =
-        static_cast<int>(Api("GET", "/v1/services?namespace=" + name).at("services").size());
+        static_cast<int>(listed.at("services").size() + listed.at("invalidServices").size());
     const int export_config = ns.at("export").get<int>();
     expected_namespaces[name] = {
         export_config == 0 ? "disabled" : (export_config == 1 ? "standard" : "blackbox"), count};
@@ -275,10 +299,19 @@ TEST_F(WebUiTest, TokenSignInShowsWhatTheApiAnswersAndNoDeleteToAReader) {
   for (const Json& service : services.at("services")) {
     ids.push_back(service.at("id").get<std::string>());
   }
+  ASSERT_EQ(services.at("invalidServices").size(), 1U) << services.dump();
+  const Json& invalid = services.at("invalidServices")[0];
+  ids.push_back(invalid.at("service").at("id").get<std::string>());
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(shown_rows.value("total", -1), static_cast<int>(ids.size()));
   EXPECT_EQ(shown_rows.value("ids", Json()), Json(ids));
   EXPECT_EQ(shown_rows.value("buttons", -1), 0) << "a reader is offered no delete";
+  EXPECT_EQ(Run(*browser, absl::StrCat(R"js(
+              return document.querySelector('#services-table tr[data-id=")js",
+                                       invalid.at("service").at("id").get<std::string>(),
+                                       R"js("] .invalid').textContent;
+            )js")),
+            Json("does not parse: " + invalid.at("reason").get<std::string>()));
   Shot(*browser, "services");
 
   const Json filtered = Run(*browser, R"js(

@@ -99,7 +99,8 @@ function labelList(labels) {
 }
 
 function age(timestamp) {
-  if (!timestamp) return "";
+  // Records written without a time carry the epoch (or protobuf's zero time): no age to show.
+  if (!timestamp || !(Date.parse(timestamp) > 0)) return "";
   const seconds = Math.max(0, (Date.now() - Date.parse(timestamp)) / 1000);
   if (seconds < 90) return `${Math.round(seconds)} s`;
   if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
@@ -295,6 +296,7 @@ async function namespacesPage(first) {
     changed = changed || answer.changed;
   }
   if (!changed) return false;
+  // Services counts every stored record, also those that cannot be served.
   const columns = [{ title: "Namespace" }, { title: "Export config" }, { title: "Services", num: true }, { title: "Modified" }];
   if (identity.admin) columns.push({ title: "Actions" });
   const rows = list.map((ns, i) => h("tr", { "data-namespace": ns.name },
@@ -356,8 +358,11 @@ async function servicesPage(first) {
   const invalid = (answer.data.invalidServices || []).map((r) => ({ service: r.service, reason: r.reason }));
   const rows = [...services, ...invalid];
   const total = answer.total || 0;
+  // The Actions column only when the identity may change something on this page.
+  const actions = rows.some(({ service }) => canChange(service.namespace));
   const columns = [{ title: "Name" }, { title: "Endpoint" }, { title: "Namespace" }, { title: "Servers" },
-    { title: "Labels" }, { title: "Age" }, { title: "Expiry" }, { title: "Record" }, { title: "Actions" }];
+    { title: "Labels" }, { title: "Age" }, { title: "Expiry" }, { title: "Record" }];
+  if (actions) columns.push({ title: "Actions" });
   const body = rows.map(({ service, reason }) => h("tr", { "data-id": service.id, "data-namespace": service.namespace },
     h("th", { scope: "row" }, service.name),
     h("td", {}, h("code", {}, service.endpoint)),
@@ -367,7 +372,7 @@ async function servicesPage(first) {
     h("td", {}, age(service.modified)),
     h("td", {}, expiry(service)),
     h("td", {}, reason ? h("span", { class: "invalid" }, `does not parse: ${reason}`) : "ok"),
-    h("td", {}, canChange(service.namespace) ? h("button", { type: "button", class: "danger",
+    !actions ? null : h("td", {}, canChange(service.namespace) ? h("button", { type: "button", class: "danger",
       "aria-label": `Unregister ${service.name} ${service.endpoint}`,
       onclick: () => remove(`service ${service.name} (${service.endpoint}) in ${service.namespace}`,
         `/v1/services/${encodeURIComponent(service.namespace)}${query({ id: service.id })}`) }, "Unregister") : "")));
