@@ -37,8 +37,9 @@ namespace discovery::rest {
 // an unknown route, so a value is never silently cut (grpc-gateway's legacy mode split on it).
 // Query parameters set the request field of the same proto or lowerCamelCase name; unknown
 // names and names of path parameters are ignored; a repeated one is 400
-// `too many values for field "<name>": <v1>, <v2>`. A GET's 200 carries a weak ETag of its JSON
-// and a request whose If-None-Match holds it gets 304 without a body. Errors are grpc-gateway's
+// `too many values for field "<name>": <v1>, <v2>`. The 200 of every GET but http_sd (which has
+// its own, strong tags) carries a weak ETag of its JSON, and a request whose If-None-Match
+// holds it gets 304 without a body. Errors are grpc-gateway's
 // {"code","message","details":[]} with its HTTP status mapping (rest/json.h).
 class RestApi {
  public:
