@@ -1,4 +1,4 @@
-// The web UI (issue 23), served from memory by discoveryd:
+// The web UI (docs/decisions.md D48), served from memory by discoveryd:
 //
 //   GET /ui              301 to /ui/
 //   GET /ui/             the page (index.html); the app reads the REST API with the bearer
