@@ -1,5 +1,7 @@
 #include "ui/ui.h"
 
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "nlohmann/json.hpp"
@@ -18,6 +20,29 @@ const openapi::AssetTable& Assets() {
   return *assets;
 }
 
+// "scheme://host[:port]" of `url`; "" when it has none.
+std::string Origin(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) {
+    return "";
+  }
+  const size_t path = url.find_first_of("/?#", scheme + 3);
+  return std::string{url.substr(0, path)};
+}
+
+// The page loads only its own files and talks only to this server and, for Sign in, the OIDC
+// provider (its discovery document and token endpoint, on the issuer's origin).
+std::string ContentSecurityPolicy(const UiOptions& options) {
+  std::string connect = "'self'";
+  if (!options.oidc_client_id.empty()) {
+    if (const std::string origin = Origin(options.oidc_issuer); !origin.empty()) {
+      connect += " " + origin;
+    }
+  }
+  return "default-src 'self'; connect-src " + connect +
+         "; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+}
+
 std::string ConfigJson(const UiOptions& options) {
   nlohmann::json oidc = nullptr;
   if (!options.oidc_issuer.empty() && !options.oidc_client_id.empty()) {
@@ -29,7 +54,8 @@ std::string ConfigJson(const UiOptions& options) {
 
 }  // namespace
 
-WebUi::WebUi(UiOptions options) : config_json_(ConfigJson(options)) {}
+WebUi::WebUi(UiOptions options)
+    : config_json_(ConfigJson(options)), content_security_policy_(ContentSecurityPolicy(options)) {}
 
 bool WebUi::Handles(std::string_view path) { return path == "/ui" || path.starts_with(kPrefix); }
 
@@ -69,10 +95,7 @@ http::Response WebUi::Serve(const http::Request& request) const {
     name = "index.html";
   }
   http::Response response = Assets().Serve(request, name);
-  // The page loads only its own files and talks only to this server and the OIDC provider.
-  response.headers.emplace_back("Content-Security-Policy",
-                                "default-src 'self'; connect-src *; img-src 'self' data:; "
-                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  response.headers.emplace_back("Content-Security-Policy", content_security_policy_);
   return response;
 }
 

@@ -42,6 +42,7 @@ class WebUi {
 
  private:
   const std::string config_json_;
+  const std::string content_security_policy_;
 };
 
 }  // namespace discovery::ui

@@ -37,7 +37,8 @@ TEST(WebUiTest, ServesThePageAndItsModules) {
   EXPECT_EQ(index.status, 200);
   EXPECT_THAT(HeaderOf(index, "Content-Type"), Optional(std::string("text/html; charset=utf-8")));
   EXPECT_THAT(index.body, HasSubstr(R"(<script type="module" src="app.js">)"));
-  EXPECT_TRUE(HeaderOf(index, "Content-Security-Policy").has_value());
+  EXPECT_THAT(HeaderOf(index, "Content-Security-Policy"),
+              Optional(HasSubstr("connect-src 'self';")));
 
   const http::Response app = ui.Serve(Get("/ui/app.js"));
   EXPECT_EQ(app.status, 200);
@@ -83,6 +84,12 @@ TEST(WebUiTest, ConfigOffersOidcOnlyWithTheUiClientId) {
           .Serve(Get("/ui/config.json"));
   EXPECT_EQ(with.status, 200);
   const nlohmann::json config = nlohmann::json::parse(with.body);
+  // The page may talk to the provider's origin, and only with Sign in configured.
+  EXPECT_THAT(HeaderOf(WebUi({.oidc_issuer = "https://idp:8443/realms/d?x",
+                              .oidc_client_id = "discovery-ui"})
+                           .Serve(Get("/ui/")),
+                       "Content-Security-Policy"),
+              Optional(HasSubstr("connect-src 'self' https://idp:8443;")));
   EXPECT_EQ(config.at("oidc").at("issuer"), "https://idp");
   EXPECT_EQ(config.at("oidc").at("clientId"), "discovery-ui");
 }
