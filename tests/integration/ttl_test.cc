@@ -37,6 +37,9 @@
 #ifndef DISCOVERY_BINARY
 #error "DISCOVERY_BINARY must name the discovery executable"
 #endif
+#ifndef DISCOVERY_SOURCE_DIR
+#error "DISCOVERY_SOURCE_DIR must name the source tree"
+#endif
 
 namespace discovery::testing {
 namespace {
@@ -294,6 +297,67 @@ TEST_F(TtlEmbeddedTest, RegistrationsWithoutATtlStayAndListAsBefore) {
   ASSERT_TRUE(Eventually([&] { return Everywhere(Target(19232), false); }, kExpiryDeadline))
       << Logs(keepalive.get());
   EXPECT_TRUE(Everywhere(Target(19231), true)) << Logs();
+}
+
+// packaging/examples/discovery-keepalive@.service as systemd runs it for node_exporter: its
+// ExecStart with its Environment= and /etc/default/node_exporter (the README's), the connection
+// from the environment (the test's server, plaintext, its token).
+TEST_F(TtlEmbeddedTest, TheKeepaliveUnitKeepsTheNodeExporterRegisteredUntilItStops) {
+  auto lines = [](const std::string& path) {
+    std::ifstream in(path);
+    std::vector<std::string> result;
+    for (std::string line; std::getline(in, line);) {
+      result.push_back(line);
+    }
+    return result;
+  };
+  std::vector<std::string> env = {"HOME=" + root_, "DISCOVERY_ADDRESS", "DISCOVERY_NAMESPACE",
+                                  "DISCOVERY_ENDPOINTS", "DISCOVERY_NAME"};
+  std::vector<std::string> argv;
+  for (const std::string& line :
+       lines(DISCOVERY_SOURCE_DIR "/packaging/examples/discovery-keepalive@.service")) {
+    if (line.starts_with("Environment=")) {
+      env.push_back(line.substr(std::string_view("Environment=").size()));
+    } else if (line.starts_with("ExecStart=")) {
+      std::istringstream words(line.substr(std::string_view("ExecStart=").size()));
+      for (std::string word; words >> word;) {
+        argv.push_back(argv.empty() && word == "/usr/bin/discovery" ? DISCOVERY_BINARY : word);
+      }
+    }
+  }
+  ASSERT_FALSE(argv.empty());
+  for (const std::string& line :
+       lines(DISCOVERY_SOURCE_DIR "/packaging/examples/node_exporter.default")) {
+    if (!line.empty() && line[0] != '#') {
+      env.push_back(line);
+    }
+  }
+  const std::string token_path = root_ + "/unit-token";
+  std::ofstream(token_path) << token_;
+  env.push_back("DISCOVERY_ADDRESS=" + discoveryd_->grpc_address());
+  env.push_back("DISCOVERY_INSECURE=true");
+  env.push_back("DISCOVERY_TOKEN_PATH=" + token_path);
+  ASSERT_OK_AND_ASSIGN(
+      HttpResult ns,
+      HttpRequest("POST", discoveryd_->http_url() + "/v1/namespaces",
+                  Json{{"name", "systemd"}, {"export", 1}}.dump(), {{"Authorization", "Bearer " + token_}}));
+  ASSERT_EQ(ns.status, 200) << ns.body;
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<ChildProcess> unit,
+      ChildProcess::Start({.argv = argv, .env = env, .working_dir = root_}, root_ + "/unit.log"));
+  auto served = [&] {
+    absl::StatusOr<HttpResult> result =
+        HttpRequest("GET", discoveryd_->http_url() + "/v1/sd/" + kServer + "/systemd", "",
+                    {{"Authorization", "Bearer " + token_}});
+    return result.ok() && result->status == 200 &&
+           TargetsOf(result->body).contains("node1.example.com:9549");
+  };
+  ASSERT_TRUE(Eventually(served, absl::Seconds(30))) << unit->LogTail();
+  EXPECT_THAT(unit->LogTail(), HasSubstr("keeping services alive"));
+  ASSERT_THAT(unit->Signal(SIGTERM), IsOk());
+  ASSERT_OK_AND_ASSIGN(const ExitStatus exit, unit->WaitExit(absl::Seconds(30)));
+  EXPECT_TRUE(exit.success()) << unit->LogTail();
+  EXPECT_FALSE(served()) << unit->LogTail();
 }
 
 // ---- etcd: three members, two replicas, the exporter ----
