@@ -129,17 +129,21 @@ std::vector<std::string> RegisterAll() {
 }
 
 void BM_KeepAlive(benchmark::State& state) {
+  absl::StatusOr<std::unique_ptr<store::Store>> etcd =
+      store::ConnectEtcdStore({.endpoints = cluster->etcd().endpoints()});
+  if (!etcd.ok()) {
+    std::cerr << "cannot connect to etcd: " << etcd.status() << "\n";
+    state.SkipWithError("cannot connect to etcd");
+    return;
+  }
+  const absl::Time registration = absl::Now();
   const std::vector<std::string> ids = RegisterAll();
   if (ids.empty()) {
     state.SkipWithError("registration failed");
     return;
   }
-  absl::StatusOr<std::unique_ptr<store::Store>> etcd =
-      store::ConnectEtcdStore({.endpoints = {cluster->etcd().EndpointList()}});
-  if (!etcd.ok()) {
-    state.SkipWithError("cannot connect to etcd");
-    return;
-  }
+  std::cerr << services << " services registered with a TTL of " << ttl_seconds << "s in "
+            << absl::FormatDuration(absl::Now() - registration) << "\n";
   const repo::Keys keys;
   const int abandoned = std::min(1000, services / 10);
   // The expiry of each abandoned service (from its last renewal's answer) and when a watch on
