@@ -337,10 +337,10 @@ TEST_F(TtlEmbeddedTest, TheKeepaliveUnitKeepsTheNodeExporterRegisteredUntilItSto
   env.push_back("DISCOVERY_ADDRESS=" + discoveryd_->grpc_address());
   env.push_back("DISCOVERY_INSECURE=true");
   env.push_back("DISCOVERY_TOKEN_PATH=" + token_path);
-  ASSERT_OK_AND_ASSIGN(
-      HttpResult ns,
-      HttpRequest("POST", discoveryd_->http_url() + "/v1/namespaces",
-                  Json{{"name", "systemd"}, {"export", 1}}.dump(), {{"Authorization", "Bearer " + token_}}));
+  ASSERT_OK_AND_ASSIGN(HttpResult ns,
+                       HttpRequest("POST", discoveryd_->http_url() + "/v1/namespaces",
+                                   Json{{"name", "systemd"}, {"export", 1}}.dump(),
+                                   {{"Authorization", "Bearer " + token_}}));
   ASSERT_EQ(ns.status, 200) << ns.body;
   ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<ChildProcess> unit,
