@@ -248,10 +248,11 @@ TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
   // Registrations with a TTL (issue 21) through the new replica: the previous release reads the
   // records (it ignores the fields it does not know) and serves them until they expire, and
   // expiry (an etcd lease) takes them from its answers too.
-  ASSERT_THAT(
-      Post(*new_replica, token, "/v1/services",
-           {{"name", "node"}, {"endpoint", "http://kept.example.com:9100/metrics"}, {"ttl", "3600s"}}),
-      IsOk());
+  ASSERT_THAT(Post(*new_replica, token, "/v1/services",
+                   {{"name", "node"},
+                    {"endpoint", "http://kept.example.com:9100/metrics"},
+                    {"ttl", "3600s"}}),
+              IsOk());
   ASSERT_THAT(Post(*new_replica, token, "/v1/services",
                    {{"name", "node"},
                     {"endpoint", "http://expiring.example.com:9100/metrics"},
