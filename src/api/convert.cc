@@ -89,11 +89,27 @@ pb::Service ToProto(const Service& service) {
   LabelsToProto(service.labels, out.mutable_labels());
   out.set_description(service.description);
   *out.mutable_modified() = TimestampToProto(service.modified);
+  if (service.HasTtl()) {
+    *out.mutable_ttl() = DurationToProto(service.ttl);
+    *out.mutable_expires() = TimestampToProto(service.expires);
+  }
   return out;
 }
 
+google::protobuf::Duration DurationToProto(absl::Duration duration) {
+  google::protobuf::Duration out;
+  const int64_t seconds = absl::IDivDuration(duration, absl::Seconds(1), &duration);
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
+  return out;
+}
+
+absl::Duration DurationFromProto(const google::protobuf::Duration& duration) {
+  return absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
+}
+
 Service FromProto(const pb::Service& service) {
-  return Service{
+  Service out{
       .id = service.id(),
       .name = service.name(),
       .namespace_name = service.namespace_(),
@@ -104,6 +120,11 @@ Service FromProto(const pb::Service& service) {
       .description = service.description(),
       .modified = TimestampFromProto(service.modified()),
   };
+  if (service.has_ttl()) {
+    out.ttl = DurationFromProto(service.ttl());
+    out.expires = TimestampFromProto(service.expires());
+  }
+  return out;
 }
 
 pb::InvalidService ToProto(const InvalidService& invalid) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
 #include "google/protobuf/map.h"
 #include "google/protobuf/timestamp.pb.h"
 
@@ -42,6 +43,10 @@ google::protobuf::Timestamp TimestampToProto(absl::Time time);
 // Timestamp, i.e. the Unix epoch, which is what the Go clients make of a missing timestamp.
 absl::Time TimestampFromProto(const google::protobuf::Timestamp& timestamp);
 
+// seconds + nanos of a Duration, in either direction.
+google::protobuf::Duration DurationToProto(absl::Duration duration);
+absl::Duration DurationFromProto(const google::protobuf::Duration& duration);
+
 // Label maps in either direction; the proto map is replaced, not merged.
 Labels LabelsFromProto(const google::protobuf::Map<std::string, std::string>& labels);
 void LabelsToProto(const Labels& labels, google::protobuf::Map<std::string, std::string>* out);
@@ -54,8 +59,9 @@ Namespace FromProto(const pb::Namespace& ns);
 pb::Server ToProto(const Server& server);
 Server FromProto(const pb::Server& server);
 
-// Service{id, name, endpoint, namespace, selector, servers, labels, description, modified};
-// the domain's `namespace_name` is the wire's `namespace`.
+// Service{id, name, endpoint, namespace, selector, servers, labels, description, modified, and
+// for a service with a TTL ttl and expires}; the domain's `namespace_name` is the wire's
+// `namespace`.
 pb::Service ToProto(const Service& service);
 Service FromProto(const pb::Service& service);
 

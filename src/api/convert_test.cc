@@ -91,7 +91,11 @@ const std::vector<MessageSpec>& Messages() {
         {"servers", 6, "repeated string", "servers"},
         {"labels", 7, "map<string,string>", "labels"},
         {"description", 8, "string", "description"},
-        {"modified", 9, "google.protobuf.Timestamp", "modified"}}},
+        {"modified", 9, "google.protobuf.Timestamp", "modified"},
+        // Not in the original: registrations with a TTL (docs/decisions.md D49), new field
+        // numbers.
+        {"ttl", 10, "google.protobuf.Duration", "ttl"},
+        {"expires", 11, "google.protobuf.Timestamp", "expires"}}},
       // Not in the original: invalid records (docs/decisions.md D36), only in ListServiceResponse
       // field 2.
       {"service.proto",
@@ -141,7 +145,9 @@ const std::vector<MessageSpec>& Messages() {
         {"labels", 3, "map<string,string>", "labels"},
         {"description", 4, "string", "description"},
         {"namespace", 5, "string", "namespace"},
-        {"selector", 6, "string", "selector"}}},
+        {"selector", 6, "string", "selector"},
+        // Not in the reference: a new field number; unset is no TTL, as before.
+        {"ttl", 7, "google.protobuf.Duration", "ttl"}}},
       {"service_api.proto",
        "RegisterServiceResponse",
        {{"service", 1, "postfinance.discovery.v1.Service", "service"}}},
@@ -149,6 +155,14 @@ const std::vector<MessageSpec>& Messages() {
        "UnRegisterServiceRequest",
        {{"id", 1, "string", "id"}, {"namespace", 2, "string", "namespace"}}},
       {"service_api.proto", "UnRegisterServiceResponse", {}},
+      // Not in the reference: renewal of services with a TTL (issue 21).
+      {"service_api.proto",
+       "KeepAliveRequest",
+       {{"namespace", 1, "string", "namespace"}, {"ids", 2, "repeated string", "ids"}}},
+      {"service_api.proto",
+       "KeepAliveResponse",
+       {{"services", 1, "repeated postfinance.discovery.v1.Service", "services"},
+        {"not_found", 2, "repeated string", "notFound"}}},
       {"service_api.proto", "ListServiceRequest", {{"namespace", 1, "string", "namespace"}}},
       {"service_api.proto",
        "ListServiceResponse",
@@ -253,7 +267,9 @@ const std::vector<ServiceSpec>& Services() {
         {"ListTargetGroup", "ListTargetGroupRequest", "ListTargetGroupResponse"},
         // Not in the original, whose servers answer UNIMPLEMENTED.
         {"ListServiceStream", "ListServiceStreamRequest", "ListServiceStreamResponse",
-         /*server_streaming=*/true}}},
+         /*server_streaming=*/true},
+        // Not in the reference (issue 21); the Go original's servers answer UNIMPLEMENTED.
+        {"KeepAlive", "KeepAliveRequest", "KeepAliveResponse"}}},
       {"token_api.proto",
        "TokenAPI",
        {{"Create", "CreateRequest", "CreateResponse"},
@@ -367,7 +383,8 @@ TEST(WireContractTest, ClientsOfTheOriginalSkipInvalidServices) {
   // field 2.
   ::google::protobuf::DescriptorPool reference;
   for (const FileDescriptor* file :
-       {::google::protobuf::Timestamp::descriptor()->file(), pb::TargetGroup::descriptor()->file(),
+       {::google::protobuf::Timestamp::descriptor()->file(),
+        ::google::protobuf::Duration::descriptor()->file(), pb::TargetGroup::descriptor()->file(),
         pb::Service::descriptor()->file(), pb::ListServiceResponse::descriptor()->file()}) {
     ::google::protobuf::FileDescriptorProto proto;
     file->CopyTo(&proto);
@@ -522,6 +539,69 @@ TEST(ConvertTest, ServiceRoundTripsEveryField) {
   EXPECT_EQ(proto.description(), "a node exporter");
   EXPECT_EQ(proto.modified().seconds(), 1682936430);
   EXPECT_EQ(FromProto(proto), service);
+}
+
+TEST(ConvertTest, ServiceWithATtlCarriesItAndItsExpiry) {
+  Service service{.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                  .name = "node",
+                  .namespace_name = "default",
+                  .endpoint = "http://example.com/metrics",
+                  .modified = Parse("2023-05-01T10:20:30Z")};
+  EXPECT_FALSE(ToProto(service).has_ttl());
+  EXPECT_FALSE(ToProto(service).has_expires());
+  service.ttl = absl::Seconds(60) + absl::Milliseconds(5);
+  service.expires = Parse("2023-05-01T10:21:30Z");
+  const pb::Service proto = ToProto(service);
+  EXPECT_EQ(proto.ttl().seconds(), 60);
+  EXPECT_EQ(proto.ttl().nanos(), 5000000);
+  EXPECT_EQ(proto.expires().seconds(), 1682936490);
+  EXPECT_EQ(FromProto(proto), service);
+}
+
+// A client built from the Go original's protos sends no field 7: the request reads as one
+// without a TTL. And it reads a TTL service of a new server as before, skipping fields 10, 11.
+TEST(WireContractTest, ClientsOfTheOriginalRegisterAndListWithoutATtl) {
+  pb::RegisterServiceRequest old_request;
+  old_request.set_name("node");
+  old_request.set_endpoint("http://example.com/metrics");
+  pb::RegisterServiceRequest seen;
+  ASSERT_TRUE(seen.ParseFromString(old_request.SerializeAsString()));
+  EXPECT_FALSE(seen.has_ttl());
+  EXPECT_EQ(DurationFromProto(seen.ttl()), absl::ZeroDuration());
+
+  ::google::protobuf::DescriptorPool reference;
+  for (const FileDescriptor* file : {::google::protobuf::Duration::descriptor()->file(),
+                                     ::google::protobuf::Timestamp::descriptor()->file()}) {
+    ::google::protobuf::FileDescriptorProto proto;
+    file->CopyTo(&proto);
+    ASSERT_NE(reference.BuildFile(proto), nullptr);
+  }
+  ::google::protobuf::FileDescriptorProto service_file;
+  pb::Service::descriptor()->file()->CopyTo(&service_file);
+  for (int i = 0; i < service_file.message_type_size(); ++i) {
+    auto* message = service_file.mutable_message_type(i);
+    for (int j = 0; j < message->field_size(); ++j) {
+      if (message->field(j).number() >= 10 && message->name() == "Service") {
+        message->mutable_field()->DeleteSubrange(j--, 1);
+      }
+    }
+  }
+  ASSERT_NE(reference.BuildFile(service_file), nullptr);
+  const Descriptor* old_service = reference.FindMessageTypeByName(Qualified("Service"));
+  ASSERT_NE(old_service, nullptr);
+  ASSERT_EQ(old_service->field_count(), 9);
+  const Service with_ttl{.id = "a",
+                         .name = "node",
+                         .endpoint = "http://a",
+                         .ttl = absl::Seconds(30),
+                         .expires = Parse("2023-05-01T10:21:30Z")};
+  ::google::protobuf::DynamicMessageFactory factory(&reference);
+  std::unique_ptr<::google::protobuf::Message> old_client(factory.GetPrototype(old_service)->New());
+  ASSERT_TRUE(old_client->ParseFromString(ToProto(with_ttl).SerializeAsString()));
+  const auto* reflection = old_client->GetReflection();
+  EXPECT_EQ(reflection->GetString(*old_client, old_service->FindFieldByName("endpoint")),
+            "http://a");
+  EXPECT_EQ(reflection->GetString(*old_client, old_service->FindFieldByName("name")), "node");
 }
 
 TEST(ConvertTest, LabelsToProtoReplacesTheMap) {

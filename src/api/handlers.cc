@@ -88,7 +88,8 @@ absl::StatusOr<pb::RegisterServiceResponse> Handlers::RegisterService(
                                                         .namespace_name = request.namespace_(),
                                                         .selector = request.selector(),
                                                         .labels = LabelsFromProto(request.labels()),
-                                                        .description = request.description()}));
+                                                        .description = request.description(),
+                                                        .ttl = DurationFromProto(request.ttl())}));
   pb::RegisterServiceResponse response;
   *response.mutable_service() = ToProto(service);
   return response;
@@ -99,6 +100,23 @@ absl::StatusOr<pb::UnRegisterServiceResponse> Handlers::UnRegisterService(
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));
   DISCOVERY_RETURN_IF_ERROR(registry_.UnregisterService(request.id(), request.namespace_()));
   return pb::UnRegisterServiceResponse{};
+}
+
+absl::StatusOr<pb::KeepAliveResponse> Handlers::KeepAlive(const auth::Principal& principal,
+                                                          const pb::KeepAliveRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      registry::KeepAliveResult result,
+      registry_.KeepAlive(std::vector<std::string>(request.ids().begin(), request.ids().end()),
+                          request.namespace_()));
+  pb::KeepAliveResponse response;
+  for (const Service& service : result.renewed) {
+    *response.add_services() = ToProto(service);
+  }
+  for (std::string& id : result.not_found) {
+    response.add_not_found(std::move(id));
+  }
+  return response;
 }
 
 absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(

@@ -61,6 +61,9 @@ class Handlers {
       const auth::Principal& principal, const pb::RegisterServiceRequest& request);
   absl::StatusOr<pb::UnRegisterServiceResponse> UnRegisterService(
       const auth::Principal& principal, const pb::UnRegisterServiceRequest& request);
+  // Renews services registered with a TTL (the same permission as registering them).
+  absl::StatusOr<pb::KeepAliveResponse> KeepAlive(const auth::Principal& principal,
+                                                  const pb::KeepAliveRequest& request);
   absl::StatusOr<pb::ListServiceResponse> ListService(const auth::Principal& principal,
                                                       const pb::ListServiceRequest& request);
   // The rows of ListServiceStream, filtered and sorted as requested; the gRPC adapter cuts them

@@ -248,6 +248,9 @@ absl::StatusOr<Service> ApiClient::RegisterService(const ServiceRegistration& re
   request.set_endpoint(registration.endpoint);
   request.set_selector(registration.selector);
   request.set_description(registration.description);
+  if (registration.ttl > absl::ZeroDuration()) {
+    *request.mutable_ttl() = api::DurationToProto(registration.ttl);
+  }
   api::LabelsToProto(registration.labels, request.mutable_labels());
   absl::StatusOr<pb::RegisterServiceResponse> response =
       Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::RegisterService, request);
@@ -255,6 +258,26 @@ absl::StatusOr<Service> ApiClient::RegisterService(const ServiceRegistration& re
     return response.status();
   }
   return api::FromProto(response->service());
+}
+
+absl::StatusOr<KeepAliveAnswer> ApiClient::KeepAlive(const std::string& namespace_name,
+                                                     const std::vector<std::string>& ids) const {
+  pb::KeepAliveRequest request;
+  request.set_namespace_(namespace_name);
+  for (const std::string& id : ids) {
+    request.add_ids(id);
+  }
+  absl::StatusOr<pb::KeepAliveResponse> response =
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::KeepAlive, request);
+  if (!response.ok()) {
+    return response.status();
+  }
+  KeepAliveAnswer answer;
+  for (const pb::Service& service : response->services()) {
+    answer.renewed.push_back(api::FromProto(service));
+  }
+  answer.not_found.assign(response->not_found().begin(), response->not_found().end());
+  return answer;
 }
 
 absl::Status ApiClient::StreamServices(
@@ -367,6 +390,9 @@ void ApiClient::RegisterServiceAsync(const ServiceRegistration& registration,
   request.set_endpoint(registration.endpoint);
   request.set_selector(registration.selector);
   request.set_description(registration.description);
+  if (registration.ttl > absl::ZeroDuration()) {
+    *request.mutable_ttl() = api::DurationToProto(registration.ttl);
+  }
   api::LabelsToProto(registration.labels, request.mutable_labels());
   StartAsync(channels_->ServiceStub(), options_, std::move(request),
              &pb::ServiceAPI::Stub::async_interface::RegisterService, std::move(done));

@@ -36,6 +36,14 @@ struct ServiceRegistration {
   Labels labels;
   std::string selector;
   std::string description;
+  // Zero: no TTL (what every server before issue 21 knows).
+  absl::Duration ttl = absl::ZeroDuration();
+};
+
+// What ServiceAPI/KeepAlive answers.
+struct KeepAliveAnswer {
+  std::vector<Service> renewed;
+  std::vector<std::string> not_found;  // ids or endpoints as asked for
 };
 
 // What ListServiceStream lists: the filters the server applies and the order it sends rows in.
@@ -91,6 +99,9 @@ class ApiClient {
                               const std::function<void(size_t total)>& total,
                               const std::function<void(client_format::ListedService)>& row) const;
   absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration) const;
+  // Renews services with a TTL by id or endpoint (Unimplemented from servers before issue 21).
+  absl::StatusOr<KeepAliveAnswer> KeepAlive(const std::string& namespace_name,
+                                            const std::vector<std::string>& ids) const;
   // RegisterService and UnregisterService without waiting: `done` gets the outcome on a gRPC
   // thread. Many calls may be in flight on the one channel; the caller bounds how many. The
   // channel is kept on failures (other calls are in flight on it).

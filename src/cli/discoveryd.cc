@@ -206,6 +206,10 @@ void AddServerFlags(CLI::App& command, Flags& flags) {
                         "audit trail (ignored from other peers)");
   config::AddDurationOption(command, "--shutdown-grace", &config.shutdown_grace,
                             "How long calls in flight may take to finish on shutdown");
+  config::AddDurationOption(command, "--min-ttl", &config.min_ttl,
+                            "Shortest TTL of a registration; a shorter one asked for is raised");
+  config::AddDurationOption(command, "--max-ttl", &config.max_ttl,
+                            "Longest TTL of a registration; a longer one asked for is lowered");
   AddGrpcLimitFlags(command, config.grpc_limits);
   AddHttpLimitFlags(command, config.http_limits);
 }
@@ -311,6 +315,10 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
       err << "discoveryd: " << flag << " must be positive\n";
       return 1;
     }
+  }
+  if (config.min_ttl <= absl::ZeroDuration() || config.max_ttl < config.min_ttl) {
+    err << "discoveryd: --min-ttl must be positive and at most --max-ttl\n";
+    return 1;
   }
   if (!flags.tls_cert.empty()) {
     config.tls = server::TlsFiles{.cert_file = flags.tls_cert, .key_file = flags.tls_key};

@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
+#include "common/go_duration.h"
 #include "re2/re2.h"
 
 namespace discovery::client_format {
@@ -33,9 +34,10 @@ constexpr std::array<std::string_view, 3> kNamespaceHeader = {"NAME", "EXPORTCON
 constexpr std::array<std::string_view, 9> kServiceHeader = {"NAME",     "NAMESPACE", "ID",
                                                             "ENDPOINT", "SERVERS",   "LABELS",
                                                             "SELECTOR", "MODIFIED",  "DESCRIPTION"};
-constexpr std::array<std::string_view, 10> kWideServiceHeader = {
-    "NAME",   "NAMESPACE", "ID",       "ENDPOINT",    "SERVERS",
-    "LABELS", "SELECTOR",  "MODIFIED", "DESCRIPTION", "INVALID"};
+// EXPIRES last: scripts that cut the columns before it keep working.
+constexpr std::array<std::string_view, 11> kWideServiceHeader = {
+    "NAME",     "NAMESPACE", "ID",          "ENDPOINT", "SERVERS", "LABELS",
+    "SELECTOR", "MODIFIED",  "DESCRIPTION", "INVALID",  "EXPIRES"};
 
 std::string Rfc3339(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
@@ -77,6 +79,11 @@ Row ToWideRow(const Namespace& ns) { return ToRow(ns); }
 Row ToWideRow(const ListedService& listed) {
   Row row = ToRow(listed.service);
   row.push_back(listed.invalid);
+  // "<time> (ttl <ttl>)" for a service with a TTL, "-" for one without.
+  row.push_back(listed.service.HasTtl()
+                    ? fmt::format("{} (ttl {})", Rfc3339(listed.service.expires),
+                                  FormatGoDuration(listed.service.ttl))
+                    : "-");
   return row;
 }
 
@@ -193,6 +200,11 @@ Json ToJson(const Service& service) {
   json["selector"] = service.selector;
   json["description"] = service.description;
   json["modified"] = Rfc3339Nano(service.modified);
+  // Only services with a TTL have these: the lists of everything else read as before.
+  if (service.HasTtl()) {
+    json["ttl"] = FormatGoDuration(service.ttl);
+    json["expires"] = Rfc3339Nano(service.expires);
+  }
   return json;
 }
 
@@ -384,6 +396,12 @@ void EmitFields(YAML::Emitter& out, const Service& service) {
   EmitString(out, service.description);
   EmitKey(out, "modified");
   out << Rfc3339Nano(service.modified);
+  if (service.HasTtl()) {
+    EmitKey(out, "ttl");
+    EmitString(out, FormatGoDuration(service.ttl));
+    EmitKey(out, "expires");
+    out << Rfc3339Nano(service.expires);
+  }
 }
 
 void Emit(YAML::Emitter& out, const ListedService& listed) {

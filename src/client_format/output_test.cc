@@ -169,18 +169,45 @@ TEST(InvalidRecordsTest, WideShowsTheReason) {
       FormatListedServices(WithALegacyRecord(), Options(OutputFormat::kWide)),
       "NAME    NAMESPACE ID                                   ENDPOINT                   SERVERS   "
       "              LABELS                      SELECTOR         MODIFIED             DESCRIPTION "
-      "INVALID\n"
+      "INVALID                             EXPIRES\n"
       "example default   93c156b1-f218-5d79-88a5-219307e59d29 http://example.com/metrics "
       "prometheus1.example.com label1=value1,label2=value2 environment=test "
-      "2021-02-04T14:13:50Z\n"
+      "2021-02-04T14:13:50Z                                                 -\n"
       "node    default   43a1c696-2216-59ea-aa99-d2ef7095b9b0 localhost:9100             "
       "                                                                     2020-01-02T03:04:05Z "
-      "            'localhost:9100' is not a valid url\n");
+      "            'localhost:9100' is not a valid url -\n");
   // Other lists are the same as their table.
   EXPECT_EQ(FormatServers({Prometheus1()}, Options(OutputFormat::kWide)),
             FormatServers({Prometheus1()}, OutputOptions{}));
   EXPECT_EQ(FormatNamespaces(ReadmeNamespaces(), Options(OutputFormat::kWide)),
             FormatNamespaces(ReadmeNamespaces(), OutputOptions{}));
+}
+
+TEST(TtlTest, JsonYamlAndWideShowTheExpiryAndTheTableKeepsItsColumns) {
+  Service with_ttl = Example("2021-02-04T14:13:50Z");
+  with_ttl.ttl = absl::Minutes(1);
+  with_ttl.expires = At("2021-02-04T14:14:50.5Z");
+  const std::vector<ListedService> listed = {{.service = with_ttl}, {.service = Blackbox()}};
+  const std::vector<Service> plain = {Example("2021-02-04T14:13:50Z"), Blackbox()};
+  EXPECT_EQ(FormatListedServices(listed, OutputOptions{}), FormatServices(plain, OutputOptions{}));
+  EXPECT_EQ(FormatListedServices(listed, Options(OutputFormat::kCsv)),
+            FormatServices(plain, Options(OutputFormat::kCsv)));
+
+  const std::string wide = FormatListedServices(listed, Options(OutputFormat::kWide, false));
+  EXPECT_THAT(wide, ::testing::HasSubstr(" 2021-02-04T14:14:50Z (ttl 1m0s)\n"));
+  EXPECT_THAT(wide, ::testing::EndsWith(" -\n"));
+
+  const std::string json = FormatListedServices(listed, Options(OutputFormat::kJson));
+  EXPECT_THAT(json, ::testing::HasSubstr(R"(
+    "modified": "2021-02-04T14:13:50Z",
+    "ttl": "1m0s",
+    "expires": "2021-02-04T14:14:50.5Z"
+  })"));
+  EXPECT_EQ(json.find("ttl", json.find("blackbox")), std::string::npos);
+  const std::string yaml = FormatListedServices(listed, Options(OutputFormat::kYaml));
+  EXPECT_THAT(yaml, ::testing::HasSubstr("modified: 2021-02-04T14:13:50Z\n  ttl: 1m0s\n"
+                                         "  expires: 2021-02-04T14:14:50.5Z\n"));
+  EXPECT_EQ(yaml.find("ttl", yaml.find("blackbox")), std::string::npos);
 }
 
 TEST(InvalidRecordsTest, JsonAndYamlAddTheReasonToInvalidRecordsOnly) {

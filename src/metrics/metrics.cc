@@ -169,6 +169,18 @@ Metrics::Metrics()
       replication_factor_(Register(prometheus::BuildGauge(), registry_,
                                    "discovery_replication_factor",
                                    "Number of servers each service is assigned to.")),
+      services_with_ttl_(Register(prometheus::BuildGauge(), registry_,
+                                  "discovery_services_with_ttl",
+                                  "Number of services registered with a TTL, as this replica's "
+                                  "view of the store shows them.")),
+      service_expirations_(Register(prometheus::BuildCounter(), registry_,
+                                    "discovery_service_expirations_total",
+                                    "Services with a TTL this replica saw expire (every replica "
+                                    "sees each expiration).")),
+      service_renewals_(Register(prometheus::BuildCounter(), registry_,
+                                 "discovery_service_renewals_total",
+                                 "Renewals of services with a TTL (registrations and keepalives) "
+                                 "this replica answered.")),
       ready_(Register(prometheus::BuildGauge(), registry_, "discovery_ready",
                       "1 when this replica serves: its registry is loaded and follows the store "
                       "(as /readyz answers 200), else 0.")),
@@ -294,6 +306,20 @@ void Metrics::SetInvalidRecords(
 }
 
 void Metrics::SetReplicationFactor(int replicas) { replication_factor_.Add({}).Set(replicas); }
+
+void Metrics::SetTtlServices(std::int64_t with_ttl, std::int64_t expired) {
+  services_with_ttl_.Add({}).Set(static_cast<double>(with_ttl));
+  prometheus::Counter& expirations = service_expirations_.Add({});
+  absl::MutexLock lock(&expirations_mu_);
+  if (expired > expirations_seen_) {
+    expirations.Increment(static_cast<double>(expired - expirations_seen_));
+    expirations_seen_ = expired;
+  }
+}
+
+void Metrics::ServicesRenewed(std::int64_t renewed) {
+  service_renewals_.Add({}).Increment(static_cast<double>(renewed));
+}
 
 void Metrics::SetReady(bool ready) { ready_.Add({}).Set(ready ? 1 : 0); }
 

@@ -87,6 +87,14 @@ class Metrics {
   // store, never from a request. A scrape sees either the old or the new set.
   void SetInvalidRecords(const std::map<std::pair<std::string, std::string>, std::int64_t>& counts);
 
+  // Sets discovery_services_with_ttl (services registered with a TTL, as this replica's view
+  // shows them) and discovery_service_expirations_total (services this replica saw expire;
+  // `expired` is the view's running count since start).
+  void SetTtlServices(std::int64_t with_ttl, std::int64_t expired);
+  // Counts renewals of services with a TTL (registrations and keepalives) in
+  // discovery_service_renewals_total.
+  void ServicesRenewed(std::int64_t renewed);
+
   // Sets discovery_replication_factor (the --replicas flag).
   void SetReplicationFactor(int replicas);
   // Sets discovery_ready: 1 when the replica serves (what /readyz answers), else 0.
@@ -142,6 +150,12 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& http_request_duration_;
   prometheus::Family<prometheus::Counter>& http_body_bytes_;
   prometheus::Family<prometheus::Gauge>& replication_factor_;
+  prometheus::Family<prometheus::Gauge>& services_with_ttl_;
+  prometheus::Family<prometheus::Counter>& service_expirations_;
+  prometheus::Family<prometheus::Counter>& service_renewals_;
+  absl::Mutex expirations_mu_;
+  // The view's count already added to service_expirations_.
+  std::int64_t expirations_seen_ ABSL_GUARDED_BY(expirations_mu_) = 0;
   prometheus::Family<prometheus::Gauge>& ready_;
   prometheus::Family<prometheus::Counter>& store_errors_;
   prometheus::Family<prometheus::Counter>& changes_;

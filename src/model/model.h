@@ -87,6 +87,14 @@ struct Service {
   Labels labels;
   std::string description;
   absl::Time modified = absl::UnixEpoch();
+  // A registration with a TTL (> 0) expires at `expires` unless it is renewed (registered again
+  // or kept alive), which moves `expires` to the renewal's time + ttl. Without one (zero, as
+  // every record of the Go original) the service stays until it is unregistered and `expires`
+  // means nothing.
+  absl::Duration ttl = absl::ZeroDuration();
+  absl::Time expires = absl::UnixEpoch();
+
+  bool HasTtl() const { return ttl > absl::ZeroDuration(); }
 
   friend bool operator==(const Service&, const Service&) = default;
 };

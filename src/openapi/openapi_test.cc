@@ -356,6 +356,9 @@ Json ExpectedFieldSchema(const FieldDescriptor* field) {
         if (f->message_type()->full_name() == "google.protobuf.Timestamp") {
           return {{"type", "string"}, {"format", "date-time"}};
         }
+        if (f->message_type()->full_name() == "google.protobuf.Duration") {
+          return {{"type", "string"}};  // protobuf JSON: seconds with an "s" ("60s")
+        }
         return {{"$ref", SchemaRef(f->message_type()->name())}};
       default:
         return {{"type", std::string("unmapped ") + f->cpp_type_name()}};
@@ -557,6 +560,7 @@ TEST_F(ServedExamplesTest, EveryOperationAnswersItsExamplesAsDocumented) {
                                           "ServiceAPI_RegisterService",
                                           "ServiceAPI_ListService",
                                           "ServiceAPI_ListTargetGroup",
+                                          "ServiceAPI_KeepAlive",
                                           "ServiceAPI_UnRegisterService",
                                           "ServerAPI_UnregisterServer",
                                           "NamespaceAPI_UnregisterNamespace",

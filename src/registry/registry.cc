@@ -1,6 +1,7 @@
 #include "registry/registry.h"
 
 #include <algorithm>
+#include <set>
 #include <tuple>
 #include <utility>
 
@@ -88,6 +89,9 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
   }
   if (options_.on_invalid) {
     options_.on_invalid(repo::InvalidRecordCounts(*snapshot));
+  }
+  if (options_.on_ttl) {
+    options_.on_ttl(snapshot->services_with_ttl, snapshot->expired_services);
   }
   const int64_t revision = placed->snapshot().revision;
   {
@@ -359,6 +363,14 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
                   .selector = registration.selector,
                   .labels = registration.labels,
                   .description = registration.description};
+  if (registration.ttl < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        fmt::format("service with endpoint {} is invalid: negative TTL {}", registration.endpoint,
+                    absl::FormatDuration(registration.ttl)));
+  }
+  if (registration.ttl > absl::ZeroDuration()) {
+    service.ttl = std::clamp(registration.ttl, options_.min_ttl, options_.max_ttl);
+  }
   if (absl::Status valid = ValidateNamespaceName(service.namespace_name); !valid.ok()) {
     return ValidationError(valid);
   }
@@ -422,6 +434,9 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
     service.servers = placement::Place(service.endpoint, *candidates, placed->settings().replicas,
                                        placed->settings().algorithm);
     service.modified = options_.clock();
+    if (service.HasTtl()) {
+      service.expires = service.modified + service.ttl;
+    }
     DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(service));
     absl::StatusOr<store::TxnResult> result =
         store_.Commit({.compares = {{.key = repo_.keys().Namespace(service.namespace_name),
@@ -434,6 +449,9 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
     if (result->succeeded) {
       spdlog::info("register service {} in namespace {} on {}", service.endpoint,
                    service.namespace_name, fmt::join(service.servers, ","));
+      if (service.HasTtl() && options_.on_renewals) {
+        options_.on_renewals(1);
+      }
       AwaitView(result->revision);
       return service;
     }
@@ -477,6 +495,96 @@ absl::Status Registry::UnregisterService(std::string_view id_or_endpoint,
   spdlog::info("unregister service {} in namespace {}", id, ns);
   AwaitView(*revision);
   return absl::OkStatus();
+}
+
+absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
+    const std::vector<std::string>& ids_or_endpoints, std::string_view namespace_name) {
+  const std::string ns{NamespaceOrDefault(namespace_name)};
+  if (absl::Status valid = ValidateNamespaceName(ns); !valid.ok()) {
+    return ValidationError(valid);
+  }
+  if (ids_or_endpoints.size() > kMaxKeepAliveIds) {
+    return absl::InvalidArgumentError(fmt::format("keepalive of {} services: at most {} per call",
+                                                  ids_or_endpoints.size(), kMaxKeepAliveIds));
+  }
+  std::vector<std::string> ids;
+  ids.reserve(ids_or_endpoints.size());
+  for (const std::string& id_or_endpoint : ids_or_endpoints) {
+    if (id_or_endpoint.find(':') != std::string::npos) {
+      absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(id_or_endpoint);
+      if (!endpoint.ok()) {
+        return absl::InvalidArgumentError(fmt::format("could not keep service {} alive: {}",
+                                                      id_or_endpoint, endpoint.status().message()));
+      }
+      ids.push_back(ServiceId(endpoint->String()));
+    } else if (absl::Status valid = repo::ValidateServiceId(id_or_endpoint); !valid.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("could not keep service {} alive: {}", id_or_endpoint, valid.message()));
+    } else {
+      ids.push_back(id_or_endpoint);
+    }
+  }
+  for (int attempt = 1;; ++attempt) {
+    DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+    const repo::Snapshot& snapshot = placed->snapshot();
+    auto known = snapshot.namespace_revisions.find(ns);
+    if (known == snapshot.namespace_revisions.end()) {
+      return absl::NotFoundError(
+          fmt::format("could not keep services alive: namespace {} not found", ns));
+    }
+    const absl::Time now = options_.clock();
+    KeepAliveResult answer;
+    store::Txn txn{
+        .compares = {{.key = repo_.keys().Namespace(ns), .mod_revision = known->second}}};
+    std::set<std::string_view> seen;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const Service* found = snapshot.FindService(ns, ids[i]);
+      if (found == nullptr) {
+        answer.not_found.push_back(ids_or_endpoints[i]);
+        continue;
+      }
+      Service renewed = *found;
+      if (renewed.HasTtl() && seen.insert(found->id).second) {
+        renewed.expires = now + renewed.ttl;
+        // Within the same second of deadline the store's expiry would not move: no write.
+        if (absl::Ceil(renewed.expires - absl::UnixEpoch(), store::kExpiryGranularity) !=
+            absl::Ceil(found->expires - absl::UnixEpoch(), store::kExpiryGranularity)) {
+          DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(renewed));
+          txn.ops.push_back(std::move(op));
+        } else {
+          renewed.expires = found->expires;
+        }
+      }
+      answer.renewed.push_back(std::move(renewed));
+    }
+    auto count_renewals = [&] {
+      if (options_.on_renewals && !seen.empty()) {
+        options_.on_renewals(static_cast<int64_t>(seen.size()));
+      }
+    };
+    if (txn.ops.empty()) {
+      count_renewals();
+      return answer;
+    }
+    absl::StatusOr<store::TxnResult> result = store_.Commit(txn);
+    if (!result.ok()) {
+      return StoreError(result.status(), "could not keep services alive in store");
+    }
+    if (result->succeeded) {
+      count_renewals();
+      AwaitView(result->revision);
+      return answer;
+    }
+    if (attempt == kCasAttempts) {
+      return absl::AbortedError(
+          fmt::format("could not keep services alive: namespace {} kept changing", ns));
+    }
+    // The namespace changed after the view saw it: wait for the view to catch up.
+    absl::StatusOr<int64_t> current = store_.CurrentRevision();
+    if (current.ok()) {
+      AwaitView(*current);
+    }
+  }
 }
 
 absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view namespace_name) const {

@@ -55,7 +55,27 @@ struct RegistryOptions {
   std::function<void(const ServiceCounts&)> on_counts;
   // Called on the view's thread with the invalid-record counts of every new snapshot.
   std::function<void(const InvalidCounts&)> on_invalid;
+  // Called on the view's thread with the number of services that have a TTL and the number of
+  // expirations this replica has seen since it started (a counter).
+  std::function<void(int64_t with_ttl, int64_t expired)> on_ttl;
+  // Called with the number of services a registration or keepalive renewed.
+  std::function<void(int64_t renewed)> on_renewals;
+  // Bounds of the TTL a client asks for (--min-ttl, --max-ttl): a TTL outside them is raised or
+  // lowered to the bound, and the answer shows the TTL in effect. The minimum keeps renewals of
+  // a misconfigured client from flooding the store; the maximum bounds how long a dead host
+  // stays a target.
+  absl::Duration min_ttl = absl::Seconds(5);
+  absl::Duration max_ttl = absl::Hours(24);
   repo::ViewOptions view;
+};
+
+// What KeepAlive renewed.
+struct KeepAliveResult {
+  // The services found, with their new expiry (those without a TTL unchanged).
+  std::vector<Service> renewed;
+  // The ids or endpoints asked for that name no service of the namespace (expired,
+  // unregistered, or never registered): a client registers them again.
+  std::vector<std::string> not_found;
 };
 
 // A RegisterService request, as it comes from a client.
@@ -66,6 +86,8 @@ struct ServiceRegistration {
   std::string selector;
   Labels labels;
   std::string description;
+  // Zero: no TTL, the service stays until it is unregistered (the Go original's behaviour).
+  absl::Duration ttl = absl::ZeroDuration();
 };
 
 class Registry {
@@ -125,6 +147,13 @@ class Registry {
   // first). `namespace_name` "" means "default". NotFound when absent. Removes invalid records
   // too: the stored record is not read.
   absl::Status UnregisterService(std::string_view id_or_endpoint, std::string_view namespace_name);
+  // Renews the services `ids_or_endpoints` (ids, or endpoints when they contain ':') of
+  // `namespace_name` ("" = "default"): each with a TTL expires its TTL from now. All renewals of
+  // one call are one store transaction, and a service renewed within the same second of
+  // deadline again is not written again. InvalidArgument for a bad name, id or endpoint, or more
+  // than kMaxKeepAliveIds; NotFound for an unknown namespace.
+  absl::StatusOr<KeepAliveResult> KeepAlive(const std::vector<std::string>& ids_or_endpoints,
+                                            std::string_view namespace_name);
   // Services of `namespace_name` ("" = all), with their effective servers, by namespace and id.
   // Stored records that cannot be served are not among them: see ListInvalidServices.
   absl::StatusOr<std::vector<Service>> ListServices(std::string_view namespace_name) const;
@@ -184,6 +213,10 @@ class Registry {
 
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot
 };
+
+// The most services one KeepAlive call renews (one store transaction; etcd allows 128 ops in
+// one by default).
+inline constexpr size_t kMaxKeepAliveIds = 128;
 
 // The namespace of a request: "" means "default".
 std::string_view NamespaceOrDefault(std::string_view namespace_name);

@@ -630,3 +630,167 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
 
 }  // namespace
 }  // namespace discovery::registry
+
+namespace discovery::registry {
+namespace {
+
+// Registrations with a TTL (issue 21). The registry's clock is fixed an hour in the past, and
+// the store's reaper is driven by hand, so what expires when is decided by the test alone.
+class TtlTest : public RegistryTest {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<store::Store>> store =
+        store::OpenEmbeddedStore({.reap_interval = absl::ZeroDuration()});
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+  }
+
+  std::unique_ptr<Registry> StartWithClock() {
+    RegistryOptions options;
+    options.clock = [this] {
+      absl::MutexLock lock(&mu_);
+      return now_;
+    };
+    options.min_ttl = absl::Seconds(5);
+    options.max_ttl = absl::Seconds(60);
+    options.on_renewals = [this](int64_t renewed) {
+      absl::MutexLock lock(&mu_);
+      renewals_ += renewed;
+    };
+    options.on_ttl = [this](int64_t with_ttl, int64_t expired) {
+      absl::MutexLock lock(&mu_);
+      with_ttl_ = with_ttl;
+      expired_ = expired;
+    };
+    return Start(std::move(options));
+  }
+
+  void SetNow(absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    now_ = now;
+  }
+
+  // Deletes what has expired at `at` and waits until `registry` shows it.
+  void ReapAt(Registry& registry, absl::Time at) {
+    ASSERT_THAT(store::ReapEmbeddedStore(*store_, at), IsOk());
+    absl::StatusOr<int64_t> revision = store_->CurrentRevision();
+    ASSERT_THAT(revision, IsOk());
+    ASSERT_TRUE(registry.WaitForRevision(*revision, kWait));
+  }
+
+  std::vector<std::string> Endpoints(const Registry& registry) {
+    std::vector<std::string> endpoints;
+    for (const auto& [endpoint, servers] : Placement(registry)) {
+      endpoints.push_back(endpoint);
+    }
+    return endpoints;
+  }
+
+  const absl::Time t0_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) - 3600);
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = t0_;
+  int64_t renewals_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t with_ttl_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_F(TtlTest, TheServerBoundsTheTtlAndWithoutOneNothingExpires) {
+  auto registry = StartWithClock();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration long_ttl = Target("http://long:9100");
+  long_ttl.ttl = absl::Hours(1);
+  absl::StatusOr<Service> registered = registry->RegisterService(long_ttl);
+  ASSERT_THAT(registered, IsOk());
+  EXPECT_EQ(registered->ttl, absl::Seconds(60));
+  EXPECT_EQ(registered->expires, t0_ + absl::Seconds(60));
+  ServiceRegistration short_ttl = Target("http://short:9100");
+  short_ttl.ttl = absl::Milliseconds(10);
+  registered = registry->RegisterService(short_ttl);
+  ASSERT_THAT(registered, IsOk());
+  EXPECT_EQ(registered->ttl, absl::Seconds(5));
+  ServiceRegistration negative = Target("http://negative:9100");
+  negative.ttl = -absl::Seconds(1);
+  EXPECT_THAT(registry->RegisterService(negative), StatusIs(absl::StatusCode::kInvalidArgument));
+  registered = registry->RegisterService(Target("http://forever:9100"));
+  ASSERT_THAT(registered, IsOk());
+  EXPECT_FALSE(registered->HasTtl());
+
+  ReapAt(*registry, t0_ + absl::Hours(10));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://forever:9100"));
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(with_ttl_, 0);
+  EXPECT_EQ(expired_, 2);
+  EXPECT_EQ(renewals_, 2);
+}
+
+TEST_F(TtlTest, KeepAliveMovesTheExpiryAndNamesWhatIsGone) {
+  auto registry = StartWithClock();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  ServiceRegistration b = Target("http://b:9100");
+  b.ttl = absl::Seconds(30);
+  absl::StatusOr<Service> service_a = registry->RegisterService(a);
+  ASSERT_THAT(service_a, IsOk());
+  ASSERT_THAT(registry->RegisterService(b), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://c:9100")), IsOk());
+
+  SetNow(t0_ + absl::Seconds(20));
+  absl::StatusOr<KeepAliveResult> renewed =
+      registry->KeepAlive({service_a->id, "http://c:9100", "http://unknown:9100"}, "");
+  ASSERT_THAT(renewed, IsOk());
+  ASSERT_THAT(renewed->renewed, SizeIs(2));
+  EXPECT_EQ(renewed->renewed[0].expires, t0_ + absl::Seconds(50));
+  EXPECT_FALSE(renewed->renewed[1].HasTtl());
+  EXPECT_THAT(renewed->not_found, ElementsAre("http://unknown:9100"));
+
+  // b was not renewed: it goes at its deadline, a lives on to its new one.
+  ReapAt(*registry, t0_ + absl::Seconds(31));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://a:9100", "http://c:9100"));
+  ReapAt(*registry, t0_ + absl::Seconds(51));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://c:9100"));
+  renewed = registry->KeepAlive({service_a->id}, "default");
+  ASSERT_THAT(renewed, IsOk());
+  EXPECT_THAT(renewed->renewed, IsEmpty());
+  EXPECT_THAT(renewed->not_found, ElementsAre(service_a->id));
+
+  EXPECT_THAT(registry->KeepAlive({"not-an-id"}, ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(registry->KeepAlive({service_a->id}, "nope"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(
+      registry->KeepAlive(std::vector<std::string>(kMaxKeepAliveIds + 1, service_a->id), ""),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(TtlTest, RenewingWithinTheSameSecondOfDeadlineWritesNothing) {
+  auto registry = StartWithClock();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  SetNow(t0_ + absl::Milliseconds(200));
+  absl::StatusOr<Service> service = registry->RegisterService(a);
+  ASSERT_THAT(service, IsOk());
+  const std::map<std::string, int64_t> before = StoredServiceRevisions();
+  SetNow(t0_ + absl::Milliseconds(700));
+  ASSERT_THAT(registry->KeepAlive({service->id}, ""), IsOk());
+  EXPECT_EQ(StoredServiceRevisions(), before);
+  SetNow(t0_ + absl::Seconds(3));
+  ASSERT_THAT(registry->KeepAlive({service->id}, ""), IsOk());
+  EXPECT_NE(StoredServiceRevisions(), before);
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(renewals_, 3);
+  EXPECT_EQ(with_ttl_, 1);
+}
+
+TEST_F(TtlTest, RegisteringAgainWithoutATtlMakesTheServicePermanent) {
+  auto registry = StartWithClock();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  ASSERT_THAT(registry->RegisterService(a), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
+  ReapAt(*registry, t0_ + absl::Hours(1));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://a:9100"));
+}
+
+}  // namespace
+}  // namespace discovery::registry

@@ -268,6 +268,12 @@ std::string EncodeService(const Service& service) {
   put_string("selector", service.selector);
   put_string("description", service.description);
   json["modified"] = FormatTimestamp(service.modified);
+  // Only for registrations with a TTL, so that records without one stay byte for byte what the
+  // Go original and earlier releases write; both ignore the fields they do not know.
+  if (service.HasTtl()) {
+    json["ttl"] = absl::FormatDuration(service.ttl);
+    json["expires"] = FormatTimestamp(service.expires);
+  }
   return Dump(json);
 }
 
@@ -368,6 +374,17 @@ absl::StatusOr<Server> DecodeServer(std::string_view json) {
 
 namespace {
 
+// The "ttl" of a service document: a duration as absl::FormatDuration writes it ("1m30s").
+absl::StatusOr<absl::Duration> ParseTtl(std::string_view text) {
+  absl::Duration ttl;
+  if (!absl::ParseDuration(std::string(text), &ttl) || ttl <= absl::ZeroDuration() ||
+      ttl == absl::InfiniteDuration()) {
+    return absl::DataLossError(
+        fmt::format("service document: field \"ttl\": \"{}\" is not a positive duration", text));
+  }
+  return ttl;
+}
+
 // Decodes a service document straight from nlohmann's SAX events into a Service, without
 // building a DOM first: on a load of a million records the DOM (a node and a string per field,
 // then copied out) cost most of the start-up. It must answer exactly as the DOM decoder does
@@ -384,7 +401,12 @@ class ServiceSax {
     if (!is_object_) {
       return absl::DataLossError("service document is not a JSON object");
     }
+    // In the DOM decoder's reading order: the fields up to "modified", its timestamp, then
+    // "ttl" and "expires", then the TTL's duration.
     for (int field = 0; field < kFieldCount; ++field) {
+      if (field == kTtl && modified_.has_value() && !modified_->ok()) {
+        break;
+      }
       if (bad_[field]) {
         return absl::DataLossError(fmt::format("service document: field \"{}\" is not {}",
                                                kFieldNames[field], Expected(field)));
@@ -396,6 +418,20 @@ class ServiceSax {
             fmt::format("service document: field \"modified\": {}", modified_->status().message()));
       }
       service_.modified = **modified_;
+    }
+    if (expires_.has_value() && !expires_->ok()) {
+      return absl::DataLossError(
+          fmt::format("service document: field \"expires\": {}", expires_->status().message()));
+    }
+    if (!ttl_text_.empty()) {
+      absl::StatusOr<absl::Duration> ttl = ParseTtl(ttl_text_);
+      if (!ttl.ok()) {
+        return ttl.status();
+      }
+      service_.ttl = *ttl;
+      if (expires_.has_value()) {
+        service_.expires = **expires_;
+      }
     }
     return std::move(service_);
   }
@@ -425,6 +461,12 @@ class ServiceSax {
         if (!value.empty()) {
           modified_ = ParseTimestamp(value);
         }
+      } else if (field_ == kExpires) {
+        if (!value.empty()) {
+          expires_ = ParseTimestamp(value);
+        }
+      } else if (field_ == kTtl) {
+        ttl_text_ = std::move(value);
       } else if (field_ != kUnknown) {
         bad_[field_] = true;
       }
@@ -471,13 +513,15 @@ class ServiceSax {
     kSelector,
     kDescription,
     kModified,
+    kTtl,
+    kExpires,
     kFieldCount,
     kUnknown = kFieldCount,
     kNone = kFieldCount,  // collecting_: nothing
   };
   static constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-      "id",      "name",     "namespace",   "endpoint", "labels",
-      "servers", "selector", "description", "modified"};
+      "id",       "name",        "namespace", "endpoint", "labels", "servers",
+      "selector", "description", "modified",  "ttl",      "expires"};
 
   static Field FieldOf(std::string_view name) {
     for (int field = 0; field < kFieldCount; ++field) {
@@ -533,6 +577,10 @@ class ServiceSax {
       service_.servers.clear();
     } else if (field == kModified) {
       modified_.reset();
+    } else if (field == kExpires) {
+      expires_.reset();
+    } else if (field == kTtl) {
+      ttl_text_.clear();
     }
   }
 
@@ -590,6 +638,8 @@ class ServiceSax {
   Service service_;
   // Parsed where it is read, without keeping the text; nullopt while absent or "".
   std::optional<absl::StatusOr<absl::Time>> modified_;
+  std::optional<absl::StatusOr<absl::Time>> expires_;
+  std::string ttl_text_;
   int depth_ = 0;
   bool is_object_ = false;
   bool invalid_json_ = false;
@@ -622,8 +672,18 @@ absl::StatusOr<Service> DecodeServiceWithDom(std::string_view json) {
   service.selector = reader.String("selector");
   service.description = reader.String("description");
   service.modified = reader.Time("modified");
+  const std::string ttl = reader.String("ttl");
+  const absl::Time expires = reader.Time("expires");
   if (!reader.status().ok()) {
     return Annotate(reader.status(), "service");
+  }
+  if (!ttl.empty()) {
+    absl::StatusOr<absl::Duration> parsed = ParseTtl(ttl);
+    if (!parsed.ok()) {
+      return parsed.status();
+    }
+    service.ttl = *parsed;
+    service.expires = expires;
   }
   return service;
 }

@@ -142,6 +142,26 @@ TEST(CodecTest, RoundTripsEveryField) {
   EXPECT_THAT(DecodeServer(EncodeServer(server)), ::discovery::testing::IsOkAndHolds(server));
 }
 
+TEST(CodecTest, TtlAndExpiryOnlyForServicesWithATtl) {
+  Service service{.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                  .name = "example",
+                  .namespace_name = "default",
+                  .endpoint = "http://example.com/metrics",
+                  .modified = Utc(2021, 2, 4, 14, 13, 50)};
+  EXPECT_EQ(EncodeService(service).find("ttl"), std::string::npos);
+  EXPECT_EQ(EncodeService(service).find("expires"), std::string::npos);
+  service.ttl = absl::Seconds(90);
+  service.expires = Utc(2021, 2, 4, 14, 15, 20, 5);
+  EXPECT_EQ(EncodeService(service),
+            R"({"id":"93c156b1-f218-5d79-88a5-219307e59d29","name":"example",)"
+            R"("namespace":"default","endpoint":"http://example.com/metrics",)"
+            R"("modified":"2021-02-04T14:13:50Z","ttl":"1m30s",)"
+            R"("expires":"2021-02-04T14:15:20.000000005Z"})");
+  EXPECT_THAT(DecodeService(EncodeService(service)), ::discovery::testing::IsOkAndHolds(service));
+  EXPECT_THAT(DecodeService(R"({"ttl":"soon"})"),
+              ::discovery::testing::StatusIs(absl::StatusCode::kDataLoss));
+}
+
 TEST(CodecTest, IgnoresUnknownFieldsAndNulls) {
   absl::StatusOr<Service> service =
       DecodeService(R"({"id":"x","future":{"a":1},"labels":null,"servers":null})");
@@ -262,6 +282,21 @@ const std::vector<std::string>& ServiceVectors() {
       R"({"id":"x" "name":"y"})",
       R"({"id":"x"}  )",
       R"(  {"a":{"b":{"c":{"d":[[[[]]]]}}},"id":"deep"})",
+      R"({"id":"x","ttl":"1m","expires":"2021-02-04T14:12:50Z"})",
+      R"({"ttl":"30s"})",
+      R"({"expires":"2021-02-04T14:12:50Z"})",
+      R"({"ttl":"","expires":"2021-02-04T14:12:50Z"})",
+      R"({"ttl":"-5s","expires":"2021-02-04T14:12:50Z"})",
+      R"({"ttl":"0s"})",
+      R"({"ttl":"inf"})",
+      R"({"ttl":"soon","expires":"later"})",
+      R"({"ttl":60,"expires":"later"})",
+      R"({"ttl":"1m","expires":5})",
+      R"({"modified":"soon","ttl":5})",
+      R"({"modified":"soon","expires":"later"})",
+      R"({"ttl":"bad","modified":"soon"})",
+      R"({"ttl":"1m","ttl":null,"expires":"2021-02-04T14:12:50Z"})",
+      R"({"ttl":"1m","expires":"2021-02-04T14:12:50Z","expires":""})",
   };
   return *kVectors;
 }

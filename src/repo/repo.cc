@@ -213,7 +213,14 @@ absl::StatusOr<store::Op> Repository::PutServerOp(const Server& server) const {
 
 absl::StatusOr<store::Op> Repository::PutServiceOp(const Service& service) const {
   DISCOVERY_RETURN_IF_ERROR(Validate(service));
-  return store::Op::Put(keys_.Service(service.namespace_name, service.id), EncodeService(service));
+  store::Op op =
+      store::Op::Put(keys_.Service(service.namespace_name, service.id), EncodeService(service));
+  if (service.HasTtl()) {
+    // The store deletes it at the expiry unless it is put again: no replica has to be alive
+    // for an expired service to go, and a live one never depends on which replica renewed it.
+    op.expires = service.expires;
+  }
+  return op;
 }
 
 absl::StatusOr<int64_t> Repository::CommitOne(store::Op op) {

@@ -262,12 +262,18 @@ class Applier {
 
   void PutService(const std::string& ns, ServicePtr service) {
     const std::string_view id = service->id;
+    if (service->HasTtl()) {
+      ++working_.services_with_ttl;
+    }
     if (bulk_) {
       // A range comes in key order, so a namespace's ids arrive ascending.
       loaded_[ns].emplace_back(id, std::move(service));
       return;
     }
     ServiceMap& services = working_.services[ns];
+    if (const ServicePtr* old = services.Find(id); old != nullptr && (*old)->HasTtl()) {
+      --working_.services_with_ttl;
+    }
     services = services.Insert(id, std::move(service));
   }
 
@@ -278,6 +284,14 @@ class Applier {
     auto it = working_.services.find(ns);
     if (it == working_.services.end()) {
       return;
+    }
+    if (const ServicePtr* old = it->second.Find(std::string_view(id));
+        old != nullptr && (*old)->HasTtl()) {
+      --working_.services_with_ttl;
+      // Gone at or after its expiry: the store expired it (an unregistration comes earlier).
+      if (absl::Now() >= (*old)->expires) {
+        ++working_.expired_services;
+      }
     }
     it->second = it->second.Erase(std::string_view(id));
     if (it->second.empty()) {
@@ -423,6 +437,8 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   working.revision = range->revision;
   {
     const std::shared_ptr<const Snapshot> known = Current();
+    // A counter: it goes on across reloads.
+    working.expired_services = known != nullptr ? known->expired_services : 0;
     std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range->kvs);
     Applier applier(keys_, working, /*bulk=*/true, known.get());
     for (size_t i = 0; i < range->kvs.size(); ++i) {

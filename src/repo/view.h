@@ -68,6 +68,11 @@ struct Snapshot {
   // record is invalid when it does not decode; a service also when it does not match its key or
   // fails model CheckStoredService (endpoint does not parse, over a record limit).
   std::map<std::string, InvalidRecord, std::less<>> invalid;
+  // Services (of `services`) registered with a TTL.
+  int64_t services_with_ttl = 0;
+  // Services with a TTL this view saw deleted at or after their expiry, since it started: the
+  // store's expirations (counted by every replica that sees them).
+  int64_t expired_services = 0;
 
   // The services of `ns`, or nullptr when it has none.
   const ServiceMap* ServicesIn(std::string_view ns) const;

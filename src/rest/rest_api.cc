@@ -513,6 +513,8 @@ const std::vector<RouteSpec>& Routes() {
                  {"GET", FullMethod(kServiceApi, "ListService"), ListServices, {}}}),
       MakeRoute("/v1/services/{namespace}", {FromUrl("DELETE", kServiceApi, "UnRegisterService",
                                                      &Handlers::UnRegisterService)}),
+      // Not under /v1/services/: that level names a namespace.
+      MakeRoute("/v1/keepalive", {FromBody(kServiceApi, "KeepAlive", &Handlers::KeepAlive)}),
       MakeRoute("/v1/tokens", {FromBody(kTokenApi, "Create", &Handlers::Create)}),
       MakeRoute("/v1/tokens/{token}", {FromUrl("GET", kTokenApi, "Info", &Handlers::Info)}),
       MakeRoute("/v1/whoami", {FromUrl("GET", kTokenApi, "WhoAmI", &Handlers::WhoAmI)}),

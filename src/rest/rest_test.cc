@@ -197,7 +197,32 @@ TEST_F(RestTest, RegisterServiceAnswersEveryField) {
                 R"(","name":"node","endpoint":"http://a.example.com:9100/metrics",)"
                 R"("namespace":"default","selector":"","servers":["p1"],"labels":{},)"
                 R"("description":"","modified":")" +
-                modified + R"("}})");
+                modified +
+                // A service without a TTL: the message fields of issue 21 print as null, as
+                // grpc-gateway prints unset messages.
+                R"(","ttl":null,"expires":null}})");
+}
+
+TEST_F(RestTest, RegisterServiceWithATtlAndKeepItAlive) {
+  ASSERT_EQ(AsAdmin("POST", "/v1/servers", R"({"name":"p1"})").status, 200);
+  const http::Response registered = Send(
+      "POST", "/v1/services",
+      R"({"name":"node","endpoint":"http://b.example.com:9100/metrics","ttl":"30s"})", machine_);
+  ASSERT_EQ(registered.status, 200) << registered.body;
+  EXPECT_EQ(Field(registered.body, "service", "ttl"), "30s");
+  EXPECT_THAT(Field(registered.body, "service", "expires"), MatchesRegex(kRfc3339));
+  const std::string id = Field(registered.body, "service", "id");
+  const http::Response renewed =
+      Send("POST", "/v1/keepalive",
+           R"({"ids":[")" + id + R"(","http://gone.example.com:9100/metrics"]})", machine_);
+  ASSERT_EQ(renewed.status, 200) << renewed.body;
+  EXPECT_THAT(renewed.body,
+              ::testing::HasSubstr(R"("notFound":["http://gone.example.com:9100/metrics"])"));
+  EXPECT_THAT(renewed.body, ::testing::HasSubstr(id));
+  EXPECT_EQ(Send("POST", "/v1/services",
+                 R"({"name":"node","endpoint":"http://c:1/m","ttl":"soon"})", machine_)
+                .status,
+            400);
 }
 
 TEST_F(RestTest, NamespacesAreServed) {
@@ -740,7 +765,8 @@ TEST(RestJsonTest, UnsetMessagesAreNullAndMapsSorted) {
               IsOkAndHolds(std::string(
                   R"({"service":{"id":"","name":"","endpoint":"","namespace":"","selector":"",)"
                   R"("servers":["s"],"labels":{"<&>":"v","B":"v","a":"v","aa":"v","b":"v",)"
-                  "\"\xc3\xa9\":\"v\"},\"description\":\"\",\"modified\":null}}")));
+                  "\"\xc3\xa9\":\"v\"},\"description\":\"\",\"modified\":null,\"ttl\":null,"
+                  "\"expires\":null}}")));
 }
 
 TEST(RestJsonTest, HttpStatusFollowsGrpcGateway) {

@@ -182,6 +182,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   registry_options.on_invalid = [&metrics = parts.metrics](const registry::InvalidCounts& counts) {
     metrics.SetInvalidRecords(counts);
   };
+  registry_options.on_ttl = [&metrics = parts.metrics](int64_t with_ttl, int64_t expired) {
+    metrics.SetTtlServices(with_ttl, expired);
+  };
+  registry_options.on_renewals = [&metrics = parts.metrics](int64_t renewed) {
+    metrics.ServicesRenewed(renewed);
+  };
+  registry_options.min_ttl = cfg.min_ttl;
+  registry_options.max_ttl = cfg.max_ttl;
   parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
                                                         std::move(registry_options));
   parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);

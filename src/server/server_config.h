@@ -88,6 +88,9 @@ struct ServerConfig {
   // TLS for both listeners when set.
   std::optional<TlsFiles> tls;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // --min-ttl, --max-ttl: the bounds of a registration's TTL (registry::RegistryOptions).
+  absl::Duration min_ttl = absl::Seconds(5);
+  absl::Duration max_ttl = absl::Hours(24);
   // What kong_build_info and kong_flag report.
   metrics::BuildInfo build;
   std::vector<std::pair<std::string, std::string>> redacted_flags;

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace discovery::store {
 
@@ -49,15 +50,28 @@ struct Op {
   Type type = Type::kPut;
   std::string key;    // the key, or the prefix for kDeletePrefix
   std::string value;  // kPut only
+  // kPut only. A finite time makes the key expire: unless it is put again, the store deletes it
+  // (an ordinary delete at its own revision, seen by watches) at a time in [expires,
+  // expires + kExpiryGranularity + the backend's own lag]. Deliberately a deadline rather than a
+  // per-key lease: expiring keys share one etcd lease per second of deadline, so a million keys
+  // do not mean a million leases. Putting the key again replaces its expiry.
+  absl::Time expires = absl::InfiniteFuture();
 
   static Op Put(std::string key, std::string value) {
     return {.type = Type::kPut, .key = std::move(key), .value = std::move(value)};
+  }
+  static Op PutExpiring(std::string key, std::string value, absl::Time expires) {
+    return {
+        .type = Type::kPut, .key = std::move(key), .value = std::move(value), .expires = expires};
   }
   static Op Delete(std::string key) { return {.type = Type::kDelete, .key = std::move(key)}; }
   static Op DeletePrefix(std::string prefix) {
     return {.type = Type::kDeletePrefix, .key = std::move(prefix)};
   }
 };
+
+// Keys with the same deadline rounded up to this share their expiry (one etcd lease).
+inline constexpr absl::Duration kExpiryGranularity = absl::Seconds(1);
 
 // All compares must hold for the ops to apply; the ops then apply atomically at one revision.
 struct Txn {

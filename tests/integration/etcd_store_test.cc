@@ -210,6 +210,32 @@ TEST(EtcdGroupCommitTest, ConcurrentCommitsShareTransactionsAndAnswerAsAlone) {
 // ---------------------------------------------------------------------------------------------
 // Dialing and options
 
+// Expiring keys share a lease per deadline second: many keys, two processes (stores), one
+// deadline - one lease; etcd counts it too.
+TEST(EtcdExpiryTest, KeysOfOneDeadlineSecondShareOneLeaseAcrossStores) {
+  ASSERT_OK_AND_ASSIGN(EtcdCluster * cluster, SharedEtcdCluster());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> first,
+                       ConnectEtcdStore({.endpoints = cluster->endpoints()}));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> second,
+                       ConnectEtcdStore({.endpoints = cluster->endpoints()}));
+  const absl::Time deadline =
+      absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) + 30) - absl::Milliseconds(500);
+  for (int i = 0; i < 50; ++i) {
+    Store& store = i % 2 == 0 ? *first : *second;
+    ASSERT_THAT(store.Commit({.ops = {store::Op::PutExpiring(absl::StrCat("/expiry-test/", i), "v",
+                                                             deadline)}}),
+                IsOk());
+  }
+  ASSERT_OK_AND_ASSIGN(const store::EtcdStoreStats a, store::GetEtcdStoreStats(*first));
+  ASSERT_OK_AND_ASSIGN(const store::EtcdStoreStats b, store::GetEtcdStoreStats(*second));
+  EXPECT_EQ(a.leases_granted + b.leases_granted, 1);
+  ASSERT_OK_AND_ASSIGN(const std::string leases, cluster->Etcdctl({"lease", "list"}));
+  EXPECT_THAT(leases,
+              ::testing::HasSubstr(absl::StrCat(absl::Hex(
+                  (int64_t{0x4454} << 48) | absl::ToUnixSeconds(deadline + absl::Seconds(1))))));
+  ASSERT_THAT(first->Commit({.ops = {store::Op::DeletePrefix("/expiry-test/")}}), IsOk());
+}
+
 TEST(EtcdStoreConnectTest, UnavailableWithinDialTimeoutWhenNothingListens) {
   const std::string endpoint = absl::StrCat("127.0.0.1:", UnusedPort());
   const absl::Time start = absl::Now();

@@ -633,8 +633,12 @@ TEST_P(ServerE2eTest, ServiceApiOverRest) {
   Json created = OkJson(Rest("POST", "/v1/services", admin_, request.dump()));
   EXPECT_THAT(Keys(created), ElementsAre("service"));
   Json& service = created["service"];
-  EXPECT_THAT(Keys(service), UnorderedElementsAre("id", "name", "endpoint", "namespace", "selector",
-                                                  "servers", "labels", "description", "modified"));
+  // ttl and expires (issue 21) are null for a registration without a TTL.
+  EXPECT_THAT(Keys(service),
+              UnorderedElementsAre("id", "name", "endpoint", "namespace", "selector", "servers",
+                                   "labels", "description", "modified", "ttl", "expires"));
+  EXPECT_TRUE(service["ttl"].is_null());
+  EXPECT_TRUE(service["expires"].is_null());
   EXPECT_EQ(service["name"], "node");
   EXPECT_EQ(service["endpoint"], endpoint);
   EXPECT_EQ(service["namespace"], "rest-services");

@@ -104,6 +104,17 @@ absl::Status Post(const DiscoverydProcess& discoveryd, const std::string& token,
   return absl::OkStatus();
 }
 
+bool Eventually(const std::function<bool()>& condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!condition()) {
+    if (absl::Now() > deadline) {
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return true;
+}
+
 TEST(UpgradeTest, StoreOfThePreviousReleaseOpensWithTheSameAnswers) {
   const Json answers = ReadJson(kData / "answers.json");
   ASSERT_TRUE(answers.contains("release"));
@@ -151,6 +162,21 @@ TEST(UpgradeTest, StoreOfThePreviousReleaseOpensWithTheSameAnswers) {
     served += targets.dump().find("new.example.com:9100") != std::string::npos ? 1 : 0;
   }
   EXPECT_EQ(served, 1);  // one replica of each target
+
+  // The previous release's database gained the expiry column in place: a registration with a
+  // TTL expires in it (issue 21) and leaves every other record where it was.
+  ASSERT_THAT(Post(*discoveryd, token, "/v1/services",
+                   {{"name", "new"},
+                    {"endpoint", "http://expiring.example.com:9100/metrics"},
+                    {"ttl", "5s"}}),
+              IsOk());
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<Json> listed = Get(*discoveryd, token, "/v1/services?namespace=default");
+    return listed.ok() && listed->dump().find("expiring.example.com") == std::string::npos;
+  }));
+  ASSERT_OK_AND_ASSIGN(const Json after, Get(*discoveryd, token, "/v1/services?namespace=default"));
+  EXPECT_EQ(after["services"].size(),
+            answers["/v1/services?namespace=default"]["services"].size() + 1);
   ASSERT_THAT(discoveryd->Stop(), IsOk());
 }
 
@@ -165,17 +191,6 @@ std::vector<std::string> Reads(const std::vector<std::string>& servers,
     }
   }
   return reads;
-}
-
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
 }
 
 TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
@@ -230,6 +245,24 @@ TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
                     {"namespace", "probes"},
                     {"endpoint", "https://www.example.com/health"}}),
               IsOk());
+  // Registrations with a TTL (issue 21) through the new replica: the previous release reads the
+  // records (it ignores the fields it does not know) and serves them until they expire, and
+  // expiry (an etcd lease) takes them from its answers too.
+  ASSERT_THAT(Post(*new_replica, token, "/v1/services",
+                   {{"name", "node"},
+                    {"endpoint", "http://kept.example.com:9100/metrics"},
+                    {"ttl", "3600s"}}),
+              IsOk());
+  ASSERT_THAT(Post(*new_replica, token, "/v1/services",
+                   {{"name", "node"},
+                    {"endpoint", "http://expiring.example.com:9100/metrics"},
+                    {"ttl", "5s"}}),
+              IsOk());
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<Json> listed = Get(*old_replica, token, "/v1/services?namespace=default");
+    return listed.ok() && listed->dump().find("kept.example.com") != std::string::npos &&
+           listed->dump().find("expiring.example.com") == std::string::npos;
+  }));
   // A third server joins through the new replica: both must move the same targets.
   ASSERT_THAT(Post(*new_replica, token, "/v1/servers", {{"name", "prom3.example.com"}}), IsOk());
 

@@ -1025,4 +1025,63 @@ TEST_P(StoreContractTest, WatchFromCompactedRevisionReportsCompaction) {
 }
 
 }  // namespace
+// Expiring keys (Op::expires). The deadlines are a few seconds out so that a backend with
+// second-granular leases (etcd) can honour them; the waits are generous deadlines, not
+// measurements.
+TEST_P(StoreContractTest, ExpiringKeyIsDeletedAndWatchesSeeTheDelete) {
+  WatchRecorder recorder;
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                                 store().Watch(prefix(), 0, recorder.Callback()));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(
+      const TxnResult put,
+      store().Commit({.ops = {Op::PutExpiring(Key("ttl"), "v", absl::Now() + absl::Seconds(2)),
+                              Op::Put(Key("forever"), "v")}}));
+  ASSERT_TRUE(put.succeeded);
+  ASSERT_TRUE(recorder.WaitForEvents(3, absl::Seconds(30)));
+  const std::vector<WatchEvent> events = recorder.Events();
+  ASSERT_EQ(events.size(), 3U);
+  EXPECT_EQ(events[2].type, WatchEvent::Type::kDelete);
+  EXPECT_EQ(events[2].kv.key, Key("ttl"));
+  EXPECT_GT(events[2].kv.mod_revision, put.revision);
+  EXPECT_THAT(store().Get(Key("ttl")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store().Get(Key("forever")), IsOk());
+}
+
+TEST_P(StoreContractTest, PutWithoutExpiryClearsTheExpiry) {
+  ASSERT_THAT(
+      store().Commit({.ops = {Op::PutExpiring(Key("k"), "v1", absl::Now() + absl::Seconds(2))}}),
+      IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t kept, PutKey(Key("k"), "v2"));
+  ASSERT_THAT(
+      store().Commit({.ops = {Op::PutExpiring(Key("gone"), "v", absl::Now() + absl::Seconds(2))}}),
+      IsOk());
+  // Once a key put with the same deadline is gone, "k" would have gone too.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (store().Get(Key("gone")).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_THAT(store().Get(Key("gone")), StatusIs(absl::StatusCode::kNotFound));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const KeyValue kv, store().Get(Key("k")));
+  EXPECT_EQ(kv.value, "v2");
+  EXPECT_EQ(kv.mod_revision, kept);
+}
+
+TEST_P(StoreContractTest, PuttingAgainWithALaterExpiryKeepsTheKeyPastItsFirstDeadline) {
+  ASSERT_THAT(store().Commit(
+                  {.ops = {Op::PutExpiring(Key("renewed"), "v", absl::Now() + absl::Seconds(2))}}),
+              IsOk());
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(Key("renewed"), "v",
+                                                      absl::Now() + absl::Seconds(120))}}),
+              IsOk());
+  ASSERT_THAT(
+      store().Commit({.ops = {Op::PutExpiring(Key("first"), "v", absl::Now() + absl::Seconds(2))}}),
+      IsOk());
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (store().Get(Key("first")).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_THAT(store().Get(Key("first")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store().Get(Key("renewed")), IsOk());
+}
+
 }  // namespace discovery::testing

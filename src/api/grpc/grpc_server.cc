@@ -352,6 +352,7 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
 class ServiceService final : public pb::ServiceAPI::CallbackService {
  public:
   explicit ServiceService(CallQueue& calls) : calls_(calls) {}
+  using pb::ServiceAPI::CallbackService::KeepAlive;
   using pb::ServiceAPI::CallbackService::ListService;
   using pb::ServiceAPI::CallbackService::ListServiceStream;
   using pb::ServiceAPI::CallbackService::ListTargetGroup;
@@ -368,6 +369,12 @@ class ServiceService final : public pb::ServiceAPI::CallbackService {
                                               pb::UnRegisterServiceResponse* response) override {
     return calls_.Serve(api::kServiceApi, "UnRegisterService", context, request, response,
                         &api::Handlers::UnRegisterService);
+  }
+  grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* context,
+                                      const pb::KeepAliveRequest* request,
+                                      pb::KeepAliveResponse* response) override {
+    return calls_.Serve(api::kServiceApi, "KeepAlive", context, request, response,
+                        &api::Handlers::KeepAlive);
   }
   grpc::ServerUnaryReactor* ListService(grpc::CallbackServerContext* context,
                                         const pb::ListServiceRequest* request,

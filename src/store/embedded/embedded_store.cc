@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS kv (
   value BLOB NOT NULL,
   create_revision INTEGER NOT NULL,
   mod_revision INTEGER NOT NULL,
-  version INTEGER NOT NULL
+  version INTEGER NOT NULL,
+  expires INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
   name TEXT PRIMARY KEY NOT NULL,
@@ -64,6 +65,18 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 )sql";
 
+// Databases of releases before expiring keys have no `expires` column: it is added in place
+// (NULL: never expires), which those releases keep reading and writing (their statements name
+// their columns, and a put of theirs clears an expiry as a put without one should).
+constexpr const char* kHasExpiresColumnSql =
+    "SELECT COUNT(*) FROM pragma_table_info('kv') WHERE name = 'expires'";
+constexpr const char* kAddExpiresColumnSql = "ALTER TABLE kv ADD COLUMN expires INTEGER";
+constexpr const char* kExpiresIndexSql =
+    "CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL";
+// Expiry times are Unix microseconds.
+constexpr const char* kSelectExpiredSql =
+    "SELECT key, mod_revision FROM kv WHERE expires IS NOT NULL AND expires <= ?1 "
+    "ORDER BY expires LIMIT ?2";
 constexpr const char* kSelectRevisionSql = "SELECT value FROM meta WHERE name = 'revision'";
 constexpr const char* kSelectCompactedSql = "SELECT value FROM meta WHERE name = 'compacted'";
 constexpr const char* kUpdateRevisionSql = "UPDATE meta SET value = ?1 WHERE name = 'revision'";
@@ -73,8 +86,8 @@ constexpr const char* kSelectKeySql =
 constexpr const char* kSelectModRevisionSql = "SELECT mod_revision FROM kv WHERE key = ?1";
 constexpr const char* kSelectCreateSql = "SELECT create_revision, version FROM kv WHERE key = ?1";
 constexpr const char* kUpsertSql =
-    "INSERT OR REPLACE INTO kv (key, value, create_revision, mod_revision, version) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT OR REPLACE INTO kv (key, value, create_revision, mod_revision, version, expires) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr const char* kDeleteKeySql = "DELETE FROM kv WHERE key = ?1";
 // Prefix ranges come in two shapes so SQLite can use both bounds of the primary key; a prefix
 // of only 0xff bytes (or "") has no upper bound.
@@ -107,6 +120,9 @@ constexpr int kEventDelete = 1;
 // A watch reads at most this many revisions per delivery, so a watch far behind catches up in
 // bounded memory; a single revision is never split.
 constexpr int64_t kWatchBatchRevisions = 1000;
+
+// The reaper deletes at most this many expired keys per transaction.
+constexpr int64_t kReapBatch = 1000;
 
 absl::StatusCode CodeForSqlite(int rc) {
   switch (rc & 0xff) {
@@ -173,6 +189,7 @@ class Connection {
       Check(sqlite3_bind_blob64(stmt_, index, data, value.size(), SQLITE_TRANSIENT));
     }
     void BindInt(int index, int64_t value) { Check(sqlite3_bind_int64(stmt_, index, value)); }
+    void BindNull(int index) { Check(sqlite3_bind_null(stmt_, index)); }
 
     // Advances; true when a row is available.
     absl::StatusOr<bool> Step() {
@@ -432,6 +449,8 @@ int64_t TxnBytes(const Txn& txn) {
 
 class EmbeddedStore final : public Store {
  public:
+  friend absl::StatusOr<int64_t> ReapEmbeddedStore(Store& store, absl::Time now);
+
   static absl::StatusOr<std::unique_ptr<EmbeddedStore>> Create(
       const EmbeddedStoreOptions& options) {
     if (options.history_revisions < 1) {
@@ -608,7 +627,73 @@ class EmbeddedStore final : public Store {
   };
 
   EmbeddedStore(EmbeddedStoreOptions options, std::unique_ptr<Connection> connection)
-      : options_(std::move(options)), db_(std::move(connection)) {}
+      : options_(std::move(options)), db_(std::move(connection)) {
+    if (options_.reap_interval > absl::ZeroDuration()) {
+      reaper_ = std::jthread([this](std::stop_token stop) { RunReaper(std::move(stop)); });
+    }
+  }
+
+  // Deletes the keys whose expiry has passed, each only if it was not put again since it was
+  // read (compare on mod_revision), so a renewal racing the reaper wins. Every process that
+  // opens the file reaps; the compares make them agree. Returns the number deleted.
+  absl::StatusOr<int64_t> ReapExpired(absl::Time now) {
+    std::vector<std::pair<std::string, int64_t>> expired;
+    {
+      absl::MutexLock lock(&mu_);
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kSelectExpiredSql));
+      stmt.BindInt(1, absl::ToUnixMicros(now));
+      stmt.BindInt(2, kReapBatch);
+      while (true) {
+        DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+        if (!row) {
+          break;
+        }
+        expired.emplace_back(std::string(stmt.Blob(0)), stmt.Int(1));
+      }
+    }
+    if (expired.empty()) {
+      return 0;
+    }
+    // One revision for the lot when none was renewed meanwhile (the usual case); otherwise one
+    // transaction per key, so a renewed key does not keep the others alive.
+    Txn all;
+    for (const auto& [key, mod_revision] : expired) {
+      all.compares.push_back({.key = key, .mod_revision = mod_revision});
+      all.ops.push_back(Op::Delete(key));
+    }
+    DISCOVERY_ASSIGN_OR_RETURN(const TxnResult result, Commit(all));
+    if (result.succeeded) {
+      return result.deleted;
+    }
+    int64_t deleted = 0;
+    for (const auto& [key, mod_revision] : expired) {
+      DISCOVERY_ASSIGN_OR_RETURN(const TxnResult one,
+                                 Commit({.compares = {{.key = key, .mod_revision = mod_revision}},
+                                         .ops = {Op::Delete(key)}}));
+      deleted += one.deleted;
+    }
+    return deleted;
+  }
+
+  void RunReaper(const std::stop_token& stop) {
+    absl::Mutex wait_mu;
+    bool stopping = false;
+    std::stop_callback wake(stop, [&] {
+      absl::MutexLock lock(&wait_mu);
+      stopping = true;
+    });
+    while (true) {
+      // A failure (e.g. the file stays locked by another process) is retried on the next round.
+      absl::StatusOr<int64_t> reaped = ReapExpired(absl::Now());
+      if (reaped.ok() && *reaped >= kReapBatch) {
+        continue;  // more are due right now
+      }
+      absl::MutexLock lock(&wait_mu);
+      if (wait_mu.AwaitWithTimeout(absl::Condition(&stopping), options_.reap_interval)) {
+        return;
+      }
+    }
+  }
 
   static absl::Status Initialize(Connection& db, bool file_backed) {
     if (file_backed) {
@@ -625,6 +710,11 @@ class EmbeddedStore final : public Store {
     // serialize on the busy timeout instead of failing.
     DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, "BEGIN IMMEDIATE"));
     DISCOVERY_RETURN_IF_ERROR(db.Exec(kSchemaSql));
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t has_expires, db.QueryInt(kHasExpiresColumnSql));
+    if (has_expires == 0) {
+      DISCOVERY_RETURN_IF_ERROR(db.Exec(kAddExpiresColumnSql));
+    }
+    DISCOVERY_RETURN_IF_ERROR(db.Exec(kExpiresIndexSql));
     return txn.Commit();
   }
 
@@ -782,6 +872,11 @@ class EmbeddedStore final : public Store {
       stmt.BindInt(3, create_revision);
       stmt.BindInt(4, revision);
       stmt.BindInt(5, version);
+      if (op.expires == absl::InfiniteFuture()) {
+        stmt.BindNull(6);
+      } else {
+        stmt.BindInt(6, absl::ToUnixMicros(op.expires));
+      }
       DISCOVERY_RETURN_IF_ERROR(stmt.Run());
     }
     return InsertEvent(revision, seq, kEventPut, op.key, op.value, create_revision, version);
@@ -978,6 +1073,9 @@ class EmbeddedStore final : public Store {
   // Counts commits of this store object; watches wait on it.
   absl::Mutex signal_mu_;
   uint64_t local_commits_ ABSL_GUARDED_BY(signal_mu_) = 0;
+
+  // Last: stops and joins before anything it uses is destroyed.
+  std::jthread reaper_;
 };
 
 absl::StatusOr<std::unique_ptr<Store>> OpenEmbeddedStore(const EmbeddedStoreOptions& options) {
@@ -991,6 +1089,14 @@ absl::StatusOr<EmbeddedStoreStats> GetEmbeddedStoreStats(Store& store) {
     return absl::InvalidArgumentError("stats: not an embedded store");
   }
   return embedded->Stats();
+}
+
+absl::StatusOr<int64_t> ReapEmbeddedStore(Store& store, absl::Time now) {
+  auto* embedded = dynamic_cast<EmbeddedStore*>(&store);
+  if (embedded == nullptr) {
+    return absl::InvalidArgumentError("reap: not an embedded store");
+  }
+  return embedded->ReapExpired(now);
 }
 
 absl::Status CompactEmbeddedStore(Store& store, int64_t revision) {

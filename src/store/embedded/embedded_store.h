@@ -39,6 +39,10 @@ struct EmbeddedStoreOptions {
   // bytes of keys and values once the first transaction is in (a larger one goes alone).
   int max_batch_txns = 256;
   int64_t max_batch_bytes = 4 << 20;
+  // How often the store deletes keys whose expiry (Op::expires) has passed; zero turns the
+  // reaper off (expired keys then stay until ReapEmbeddedStore is called). Expired keys go
+  // within this interval plus the time of the delete.
+  absl::Duration reap_interval = absl::Milliseconds(250);
 };
 
 class EmbeddedStore;
@@ -53,6 +57,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenEmbeddedStore(const EmbeddedStoreOpti
 // compact_revision. The current keys are untouched. InvalidArgument when `store` is not an
 // embedded store, OutOfRange when `revision` is in the future. Thread-safe.
 absl::Status CompactEmbeddedStore(Store& store, int64_t revision);
+
+// Deletes the keys whose expiry is at or before `now` (what the reaper does on its own), each at
+// most once across processes, and returns how many (at most 1000 per call). InvalidArgument
+// when `store` is not an embedded store.
+absl::StatusOr<int64_t> ReapEmbeddedStore(Store& store, absl::Time now);
 
 // Group-commit counters of one embedded store object, for tests and benchmarks.
 struct EmbeddedStoreStats {

@@ -65,6 +65,7 @@ struct Endpoint {
   std::unique_ptr<pb::Watch::Stub> watch;
   std::unique_ptr<pb::Auth::Stub> auth;
   std::unique_ptr<pb::Cluster::Stub> cluster;
+  std::unique_ptr<pb::Lease::Stub> lease;
 };
 
 using EndpointPtr = std::shared_ptr<Endpoint>;
@@ -200,6 +201,7 @@ EndpointPtr MakeEndpoint(std::string address,
   endpoint->watch = pb::Watch::NewStub(endpoint->channel);
   endpoint->auth = pb::Auth::NewStub(endpoint->channel);
   endpoint->cluster = pb::Cluster::NewStub(endpoint->channel);
+  endpoint->lease = pb::Lease::NewStub(endpoint->channel);
   return endpoint;
 }
 
@@ -781,15 +783,29 @@ class EtcdStore final : public Store {
   // only if their result is what running them one after another would give (see Mergeable); a
   // batch whose compares fail is retried one txn at a time, so each gets its own answer.
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
-    PendingCommit self{.txn = &txn};
-    queue_.Commit(
-        self, [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
-        [this](const std::vector<PendingCommit*>& batch) {
-          commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
-          ApplyBatch(batch);
-        });
-    return std::move(self.result);
+    for (int attempt = 1;; ++attempt) {
+      if (absl::Status leases = EnsureLeases(txn); !leases.ok()) {
+        return leases;
+      }
+      PendingCommit self{.txn = &txn};
+      queue_.Commit(
+          self, [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
+          [this](const std::vector<PendingCommit*>& batch) {
+            commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
+            ApplyBatch(batch);
+          });
+      // A lease this process granted may be gone all the same (etcd restored from a backup,
+      // a lease revoked by hand): grant it again once.
+      if (attempt == 1 && !self.result.ok() && absl::IsNotFound(self.result.status()) &&
+          absl::StrContains(self.result.status().message(), "lease")) {
+        ForgetLeases(txn);
+        continue;
+      }
+      return std::move(self.result);
+    }
   }
+
+  int64_t LeasesGranted() const { return leases_granted_.load(std::memory_order_relaxed); }
 
   EtcdStoreStats Stats() const {
     return {.commits = commits_.load(std::memory_order_relaxed),
@@ -978,6 +994,9 @@ class EtcdStore final : public Store {
       case Op::Type::kPut:
         r.mutable_request_put()->set_key(op.key);
         r.mutable_request_put()->set_value(op.value);
+        if (op.expires != absl::InfiniteFuture()) {
+          r.mutable_request_put()->set_lease(LeaseId(DeadlineSecond(op.expires)));
+        }
         break;
       case Op::Type::kDelete:
         r.mutable_request_delete_range()->set_key(op.key);
@@ -1024,6 +1043,70 @@ class EtcdStore final : public Store {
     return result;
   }
 
+  // Expiring keys share one lease per second of deadline: the lease of second `s` is granted to
+  // end at `s`, and its id is derived from `s`, so every process on the cluster (each replica,
+  // each restart) puts its keys of that second on the same lease without coordinating. A key is
+  // never kept alive by a lease keepalive (that would keep its lease-mates alive too); putting
+  // it again moves it to the lease of its new deadline.
+  static int64_t DeadlineSecond(absl::Time expires) {
+    return absl::ToInt64Seconds(absl::Ceil(expires - absl::UnixEpoch(), store::kExpiryGranularity));
+  }
+  // "DT" in the top bytes keeps the ids apart from those etcd picks (and other tools' ids).
+  static int64_t LeaseId(int64_t second) {
+    return (int64_t{0x4454} << 48) | (second & 0xffffffffffff);
+  }
+
+  absl::Status EnsureLeases(const Txn& txn) {
+    std::set<int64_t> seconds;
+    for (const Op& op : txn.ops) {
+      if (op.type == Op::Type::kPut && op.expires != absl::InfiniteFuture()) {
+        seconds.insert(DeadlineSecond(op.expires));
+      }
+    }
+    for (const int64_t second : seconds) {
+      {
+        absl::MutexLock lock(&lease_mu_);
+        if (granted_.contains(second)) {
+          continue;
+        }
+      }
+      pb::LeaseGrantRequest request;
+      request.set_id(LeaseId(second));
+      const absl::Duration left = absl::FromUnixSeconds(second) - absl::Now();
+      request.set_ttl(
+          std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(left, absl::Seconds(1)))));
+      pb::LeaseGrantResponse response;
+      absl::Status status =
+          client_->Unary(absl::StrCat("lease grant ", second), EtcdClient::Retry::kAlways,
+                         [&](Endpoint& e, grpc::ClientContext& c) {
+                           return e.lease->LeaseGrant(&c, request, &response);
+                         });
+      // Another process (or this one, before a retry) granted it first: it is the same lease.
+      if (!status.ok() && !absl::StrContains(status.message(), "lease already exists")) {
+        return status;
+      }
+      if (status.ok()) {
+        leases_granted_.fetch_add(1, std::memory_order_relaxed);
+      }
+      absl::MutexLock lock(&lease_mu_);
+      // Seconds that have passed cannot be asked for again (deadlines are in the future), so
+      // the set stays as small as the longest TTL in seconds.
+      const int64_t now = absl::ToUnixSeconds(absl::Now());
+      granted_.erase(granted_.begin(), granted_.lower_bound(now));
+      granted_.insert(second);
+    }
+    return absl::OkStatus();
+  }
+
+  void ForgetLeases(const Txn& txn) {
+    absl::MutexLock lock(&lease_mu_);
+    for (const Op& op : txn.ops) {
+      if (op.type == Op::Type::kPut && op.expires != absl::InfiniteFuture()) {
+        granted_.erase(DeadlineSecond(op.expires));
+      }
+    }
+  }
+
   // Follows the member list, as the original's client did with --etcd-auto-sync-interval.
   void SyncMembers(absl::Duration interval) {
     std::string last;
@@ -1055,6 +1138,10 @@ class EtcdStore final : public Store {
   std::atomic<int64_t> transactions_ = 0;
   CommitQueue<PendingCommit> queue_;
 
+  absl::Mutex lease_mu_;
+  std::set<int64_t> granted_ ABSL_GUARDED_BY(lease_mu_);  // deadline seconds with a lease
+  std::atomic<int64_t> leases_granted_ = 0;
+
   absl::Mutex sync_mu_;
   bool stopping_ ABSL_GUARDED_BY(sync_mu_) = false;
   // Last member: joined before anything it uses is destroyed.
@@ -1068,7 +1155,9 @@ absl::StatusOr<EtcdStoreStats> GetEtcdStoreStats(Store& store) {
   if (etcd == nullptr) {
     return absl::InvalidArgumentError("stats: not an etcd store");
   }
-  return etcd->Stats();
+  EtcdStoreStats stats = etcd->Stats();
+  stats.leases_granted = etcd->LeasesGranted();
+  return stats;
 }
 
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options) {
