@@ -1,4 +1,4 @@
-// Registrations with a TTL kept alive at fleet size (issue 21), on the scale-out deployment as
+// Registrations with a TTL kept alive at fleet size (docs/decisions.md D49), on the scale-out deployment as
 // real processes: a 3-member etcd cluster and two `discoveryd server` replicas on loopback
 // (tests/testing/discovery_cluster.h).
 //   BM_KeepAlive  registers --ttl_services services (default 10,000; the issue's figure is

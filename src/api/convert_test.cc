@@ -146,7 +146,7 @@ const std::vector<MessageSpec>& Messages() {
         {"description", 4, "string", "description"},
         {"namespace", 5, "string", "namespace"},
         {"selector", 6, "string", "selector"},
-        // Not in the reference: a new field number; unset is no TTL, as before.
+        // Not in the original (docs/decisions.md D49): a new field number; unset is no TTL.
         {"ttl", 7, "google.protobuf.Duration", "ttl"}}},
       {"service_api.proto",
        "RegisterServiceResponse",
@@ -155,7 +155,7 @@ const std::vector<MessageSpec>& Messages() {
        "UnRegisterServiceRequest",
        {{"id", 1, "string", "id"}, {"namespace", 2, "string", "namespace"}}},
       {"service_api.proto", "UnRegisterServiceResponse", {}},
-      // Not in the reference: renewal of services with a TTL (issue 21).
+      // Not in the original: renewal of services with a TTL (docs/decisions.md D49).
       {"service_api.proto",
        "KeepAliveRequest",
        {{"namespace", 1, "string", "namespace"}, {"ids", 2, "repeated string", "ids"}}},
@@ -268,7 +268,7 @@ const std::vector<ServiceSpec>& Services() {
         // Not in the original, whose servers answer UNIMPLEMENTED.
         {"ListServiceStream", "ListServiceStreamRequest", "ListServiceStreamResponse",
          /*server_streaming=*/true},
-        // Not in the reference (issue 21); the Go original's servers answer UNIMPLEMENTED.
+        // Not in the original (docs/decisions.md D49), whose servers answer UNIMPLEMENTED.
         {"KeepAlive", "KeepAliveRequest", "KeepAliveResponse"}}},
       {"token_api.proto",
        "TokenAPI",

@@ -36,7 +36,7 @@ struct ServiceRegistration {
   Labels labels;
   std::string selector;
   std::string description;
-  // Zero: no TTL (what every server before issue 21 knows).
+  // Zero: no TTL (what every server before TTLs knows, docs/decisions.md D49).
   absl::Duration ttl = absl::ZeroDuration();
 };
 
@@ -99,7 +99,7 @@ class ApiClient {
                               const std::function<void(size_t total)>& total,
                               const std::function<void(client_format::ListedService)>& row) const;
   absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration) const;
-  // Renews services with a TTL by id or endpoint (Unimplemented from servers before issue 21).
+  // Renews services with a TTL by id or endpoint (Unimplemented from servers without TTLs).
   absl::StatusOr<KeepAliveAnswer> KeepAlive(const std::string& namespace_name,
                                             const std::vector<std::string>& ids) const;
   // RegisterService and UnregisterService without waiting: `done` gets the outcome on a gRPC

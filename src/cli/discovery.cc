@@ -622,8 +622,8 @@ int KeepAlive(const Flags& flags, const ApiClient& client, const sigset_t& signa
   for (const Service& service : services) {
     if (!service.HasTtl()) {
       return fail(fmt::format(
-          "the server registered {} without a TTL: it does not support TTLs (discoveryd before "
-          "issue 21 or the Go original); nothing to keep alive",
+          "the server registered {} without a TTL: it does not support TTLs (an older discoveryd "
+          "or the Go original); nothing to keep alive",
           service.endpoint));
     }
     ttl = std::min(ttl, service.ttl);

@@ -634,7 +634,7 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
 namespace discovery::registry {
 namespace {
 
-// Registrations with a TTL (issue 21). The registry's clock is fixed an hour in the past, and
+// Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the past, and
 // the store's reaper is driven by hand, so what expires when is decided by the test alone.
 class TtlTest : public RegistryTest {
  protected:

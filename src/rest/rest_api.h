@@ -85,8 +85,8 @@ class RestApi {
   api::Dispatcher& dispatcher_;
 };
 
-// True when an If-None-Match header of `request` lists `etag` (compared weakly, RFC 9110
-// §13.1.2) or is "*": the response may be 304. Thread-safe.
+// True when an If-None-Match header of `request` lists `etag` (compared weakly, as
+// RFC 9110 §13.1.2 says) or is "*": the response may be 304. Thread-safe.
 bool NoneMatchHits(const http::Request& request, std::string_view etag);
 
 }  // namespace discovery::rest

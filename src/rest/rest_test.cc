@@ -198,7 +198,7 @@ TEST_F(RestTest, RegisterServiceAnswersEveryField) {
                 R"("namespace":"default","selector":"","servers":["p1"],"labels":{},)"
                 R"("description":"","modified":")" +
                 modified +
-                // A service without a TTL: the message fields of issue 21 print as null, as
+                // A service without a TTL: the TTL fields (docs/decisions.md D49) print as null, as
                 // grpc-gateway prints unset messages.
                 R"(","ttl":null,"expires":null}})");
 }

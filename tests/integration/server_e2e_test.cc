@@ -633,7 +633,7 @@ TEST_P(ServerE2eTest, ServiceApiOverRest) {
   Json created = OkJson(Rest("POST", "/v1/services", admin_, request.dump()));
   EXPECT_THAT(Keys(created), ElementsAre("service"));
   Json& service = created["service"];
-  // ttl and expires (issue 21) are null for a registration without a TTL.
+  // ttl and expires (docs/decisions.md D49) are null for a registration without a TTL.
   EXPECT_THAT(Keys(service),
               UnorderedElementsAre("id", "name", "endpoint", "namespace", "selector", "servers",
                                    "labels", "description", "modified", "ttl", "expires"));

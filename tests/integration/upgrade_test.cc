@@ -164,7 +164,7 @@ TEST(UpgradeTest, StoreOfThePreviousReleaseOpensWithTheSameAnswers) {
   EXPECT_EQ(served, 1);  // one replica of each target
 
   // The previous release's database gained the expiry column in place: a registration with a
-  // TTL expires in it (issue 21) and leaves every other record where it was.
+  // TTL expires in it (docs/decisions.md D49) and leaves every other record where it was.
   ASSERT_THAT(Post(*discoveryd, token, "/v1/services",
                    {{"name", "new"},
                     {"endpoint", "http://expiring.example.com:9100/metrics"},
@@ -245,7 +245,7 @@ TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
                     {"namespace", "probes"},
                     {"endpoint", "https://www.example.com/health"}}),
               IsOk());
-  // Registrations with a TTL (issue 21) through the new replica: the previous release reads the
+  // Registrations with a TTL (docs/decisions.md D49) through the new replica: the previous release reads the
   // records (it ignores the fields it does not know) and serves them until they expire, and
   // expiry (an etcd lease) takes them from its answers too.
   ASSERT_THAT(Post(*new_replica, token, "/v1/services",
