@@ -1,6 +1,6 @@
-// Registrations with a TTL kept alive at fleet size (docs/decisions.md D49), on the scale-out deployment as
-// real processes: a 3-member etcd cluster and two `discoveryd server` replicas on loopback
-// (tests/testing/discovery_cluster.h).
+// Registrations with a TTL kept alive at fleet size (docs/decisions.md D49), on the scale-out
+// deployment as real processes: a 3-member etcd cluster and two `discoveryd server` replicas on
+// loopback (tests/testing/discovery_cluster.h).
 //   BM_KeepAlive  registers --ttl_services services (default 10,000; the figure is
 //                 --ttl_services=100000) with a TTL of --ttl_seconds (default 30) through both
 //                 replicas, then keeps them alive for two TTLs as `discovery service register

@@ -634,8 +634,9 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
 namespace discovery::registry {
 namespace {
 
-// Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the past, and
-// the store's reaper is driven by hand, so what expires when is decided by the test alone.
+// Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the
+// past, and the store's reaper is driven by hand, so what expires when is decided by the test
+// alone.
 class TtlTest : public RegistryTest {
  protected:
   void SetUp() override {

@@ -1,4 +1,5 @@
-// Registrations with a TTL (docs/decisions.md D49) through the real binaries: `discovery service register
+// Registrations with a TTL (docs/decisions.md D49) through the real binaries: `discovery service
+// register
 // --ttl --keepalive` next to discoveryd on the embedded store (with the exporter as a second
 // process on its data directory) and on a real three-member etcd with two replicas. A keepalive
 // killed with SIGKILL leaves http_sd and the exporter's files after its TTL; a live one keeps its

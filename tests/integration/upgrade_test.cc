@@ -245,9 +245,9 @@ TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
                     {"namespace", "probes"},
                     {"endpoint", "https://www.example.com/health"}}),
               IsOk());
-  // Registrations with a TTL (docs/decisions.md D49) through the new replica: the previous release reads the
-  // records (it ignores the fields it does not know) and serves them until they expire, and
-  // expiry (an etcd lease) takes them from its answers too.
+  // Registrations with a TTL (docs/decisions.md D49) through the new replica: the previous release
+  // reads the records (it ignores the fields it does not know) and serves them until they expire,
+  // and expiry (an etcd lease) takes them from its answers too.
   ASSERT_THAT(Post(*new_replica, token, "/v1/services",
                    {{"name", "node"},
                     {"endpoint", "http://kept.example.com:9100/metrics"},
