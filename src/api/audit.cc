@@ -10,8 +10,6 @@
 namespace discovery::api {
 namespace {
 
-namespace pb = ::postfinance::discovery::v1;
-
 struct ChangingMethod {
   std::string_view service;
   std::string_view method;
@@ -121,7 +119,7 @@ void LogChange(const Change& change, const LogFields& arguments, const auth::Pri
   fields.emplace_back("outcome", std::string(OutcomeOf(status.code())));
   fields.emplace_back("code", metrics::GrpcCodeName(status.code()));
   if (!status.ok()) {
-    fields.emplace_back("error", std::string(status.message()));
+    fields.emplace_back("error", std::string{status.message()});
   }
   fields.insert(fields.end(), result.begin(), result.end());
   LogInfo("audit", fields);

@@ -36,7 +36,7 @@ absl::Time TimestampFromProto(const google::protobuf::Timestamp& timestamp) {
 }
 
 Labels LabelsFromProto(const google::protobuf::Map<std::string, std::string>& labels) {
-  return Labels(labels.begin(), labels.end());
+  return {labels.begin(), labels.end()};
 }
 
 void LabelsToProto(const Labels& labels, google::protobuf::Map<std::string, std::string>* out) {

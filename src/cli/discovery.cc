@@ -1,6 +1,5 @@
 #include "cli/discovery.h"
 
-#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -64,6 +64,7 @@ constexpr absl::Duration kResolveTimeout = absl::Seconds(10);
 constexpr std::array<absl::Duration, 3> kRetryDelays = {absl::Seconds(1), absl::Seconds(2),
                                                         absl::Seconds(4)};
 
+// NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): grouped by command for readers
 struct Flags {
   // global
   ConnectionOptions connection;
@@ -636,7 +637,7 @@ int KeepAlive(const Flags& flags, const ApiClient& client, const sigset_t& signa
   bool failing = false;
   while (true) {
     if (const int signal = WaitForStopSignal(signals, next); signal != 0) {
-      LogInfo("stopping: unregistering the services", {{"signal", strsignal(signal)}});
+      LogInfo("stopping: unregistering the services", {{"signal", sigdescr_np(signal)}});
       int failed = 0;
       const absl::Time deadline = absl::Now() + absl::Seconds(30);
       for (const Service& service : services) {
@@ -653,6 +654,7 @@ int KeepAlive(const Flags& flags, const ApiClient& client, const sigset_t& signa
       return failed == 0 ? 0 : 1;
     }
     std::vector<std::string> ids;
+    ids.reserve(services.size());
     for (const Service& service : services) {
       ids.push_back(service.id);
     }
@@ -1179,6 +1181,7 @@ void AddCommands(CLI::App& app, Flags& flags) {
   app.require_subcommand(1);
   app.footer(ExamplesFooter({
       "discovery server register prometheus1.example.com --labels=environment=test",
+      // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one example, split to fit the width
       "discovery service register -e http://example.com/metrics example "
       "--selector=environment=test",
       "discovery service list",
@@ -1371,7 +1374,7 @@ void AddCommands(CLI::App& app, Flags& flags) {
   CLI::App* login = app.add_subcommand("login", "Log in with the OIDC provider (password grant).");
   login->footer(ExamplesFooter({
       "discovery login",
-      "printf '%s\\n' \"$PW\" | discovery login --username alice --password-stdin",
+      R"(printf '%s\n' "$PW" | discovery login --username alice --password-stdin)",
   }));
   login->add_option("-u,--username", flags.username, "User name (default: prompt, then $USER)");
   login->add_flag("--password-stdin", flags.password_stdin,

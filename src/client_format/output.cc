@@ -289,14 +289,14 @@ std::string YamlText(const std::string& text) {
   for (size_t i = 0; i < valid.size();) {
     const auto lead = static_cast<unsigned char>(valid[i]);
     const size_t length = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-    uint32_t code_point = length == 1 ? lead : lead & (0x7Fu >> length);
+    uint32_t code_point = length == 1 ? lead : lead & (0x7FU >> length);
     for (size_t j = 1; j < length; ++j) {
-      code_point = (code_point << 6) | (static_cast<unsigned char>(valid[i + j]) & 0x3Fu);
+      code_point = (code_point << 6) | (static_cast<unsigned char>(valid[i + j]) & 0x3FU);
     }
     const bool noncharacter =
         (code_point >= 0xFDD0 && code_point <= 0xFDEF) || (code_point & 0xFFFE) == 0xFFFE;
-    out.append(noncharacter ? std::string_view("\uFFFD")
-                            : std::string_view(valid).substr(i, length));
+    out.append(noncharacter ? std::string_view{"\uFFFD"}
+                            : std::string_view{valid}.substr(i, length));
     i += length;
   }
   return out;

@@ -57,6 +57,8 @@ class ListedServiceWriter {
   ~ListedServiceWriter();
   ListedServiceWriter(const ListedServiceWriter&) = delete;
   ListedServiceWriter& operator=(const ListedServiceWriter&) = delete;
+  ListedServiceWriter(ListedServiceWriter&&) = delete;
+  ListedServiceWriter& operator=(ListedServiceWriter&&) = delete;
 
   void Add(const ListedService& service);
   // Writes what is left (the table, the end of the json array); call once, after the last Add.

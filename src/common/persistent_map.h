@@ -34,8 +34,9 @@ class Map {
 
   // Owns a node with the count inside it (intrusive) rather than a shared_ptr's separate control
   // block: a map holds one node per entry, and a million services sit in three maps (the view's
-  // and two of placement), so every byte of a node counts three million times.
-  class NodePtr {
+  // and two of placement), so every byte of a node counts three million times. One by-value
+  // assignment serves copies and moves.
+  class NodePtr {  // NOLINT(cppcoreguidelines-special-member-functions)
    public:
     NodePtr() = default;
     NodePtr(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): like a pointer
@@ -189,28 +190,28 @@ class Map {
   }
 
   // In-order traversal without recursion; invalidated by nothing (the version is immutable).
-  class const_iterator {
+  class ConstIterator {
    public:
     using value_type = std::pair<const K&, const V&>;
 
-    const_iterator() = default;
+    ConstIterator() = default;
     const K& key() const { return stack_.back()->key; }
     const V& value() const { return stack_.back()->value; }
     std::pair<const K&, const V&> operator*() const { return {key(), value()}; }
-    const_iterator& operator++() {
+    ConstIterator& operator++() {
       const Node* node = stack_.back();
       stack_.pop_back();
       PushLeft(node->right.get());
       return *this;
     }
-    bool operator==(const const_iterator& other) const {
+    bool operator==(const ConstIterator& other) const {
       return stack_.empty() ? other.stack_.empty()
                             : (!other.stack_.empty() && stack_.back() == other.stack_.back());
     }
 
    private:
     friend class Map;
-    explicit const_iterator(const Node* root) { PushLeft(root); }
+    explicit ConstIterator(const Node* root) { PushLeft(root); }
     void PushLeft(const Node* node) {
       for (; node != nullptr; node = node->left.get()) {
         stack_.push_back(node);
@@ -219,13 +220,13 @@ class Map {
     std::vector<const Node*> stack_;
   };
 
-  const_iterator begin() const { return const_iterator(root_.get()); }
-  const_iterator end() const { return const_iterator(); }
+  ConstIterator begin() const { return ConstIterator(root_.get()); }
+  ConstIterator end() const { return ConstIterator(); }
 
   // Calls f(key, value) for every entry in key order.
   template <typename F>
   void ForEach(F&& f) const {
-    for (const_iterator it = begin(); it != end(); ++it) {
+    for (ConstIterator it = begin(); it != end(); ++it) {
       f(it.key(), it.value());
     }
   }

@@ -64,7 +64,7 @@ class Placer {
   }
 
   // A placer for another thread: it shares the caches but not the memos.
-  Placer Fork() const { return Placer(candidates_, lists_, settings_); }
+  Placer Fork() const { return {candidates_, lists_, settings_}; }
 
  private:
   CandidateCache& candidates_;
@@ -341,9 +341,9 @@ const PlacedService* NamespacePlacement::Find(std::string_view id) const {
 }
 
 const PlacedMap& NamespacePlacement::On(std::string_view server) const {
-  static const PlacedMap kNone;
+  static const PlacedMap no_services;
   auto it = by_server_.find(server);
-  return it == by_server_.end() ? kNone : it->second;
+  return it == by_server_.end() ? no_services : it->second;
 }
 
 std::map<std::string, int64_t> NamespacePlacement::Counts() const {
@@ -622,15 +622,17 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> Placed::HttpSd(std::string_vie
                                                                  std::string_view ns,
                                                                  ExportConfig config) const {
   const NamespacePlacement* placement = In(ns);
-  static const PlacedMap kNone;
-  return http_sd_->Get(server, ns, config, placement == nullptr ? kNone : placement->On(server));
+  static const PlacedMap no_services;
+  return http_sd_->Get(server, ns, config,
+                       placement == nullptr ? no_services : placement->On(server));
 }
 
 std::shared_ptr<const HttpSdBody> Placed::CachedHttpSd(std::string_view server, std::string_view ns,
                                                        ExportConfig config) const {
   const NamespacePlacement* placement = In(ns);
-  static const PlacedMap kNone;
-  return http_sd_->Find(server, ns, config, placement == nullptr ? kNone : placement->On(server));
+  static const PlacedMap no_services;
+  return http_sd_->Find(server, ns, config,
+                        placement == nullptr ? no_services : placement->On(server));
 }
 
 }  // namespace discovery::registry

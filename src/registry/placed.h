@@ -89,6 +89,7 @@ class RenderedGroupSlot {
     return RenderedGroupSlot(group == nullptr ? nullptr : new RenderedGroup(*group));
   }
   RenderedGroupSlot& operator=(const RenderedGroupSlot&) = delete;
+  RenderedGroupSlot& operator=(RenderedGroupSlot&&) = delete;
   ~RenderedGroupSlot() { delete group_.load(std::memory_order_acquire); }
 
   // The group of `service` (which must be the service of this slot) under `config`, which is

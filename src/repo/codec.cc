@@ -380,7 +380,7 @@ absl::StatusOr<absl::Duration> ParseTtl(std::string_view text) {
   if (!absl::ParseDuration(std::string(text), &ttl) || ttl <= absl::ZeroDuration() ||
       ttl == absl::InfiniteDuration()) {
     return absl::DataLossError(
-        fmt::format("service document: field \"ttl\": \"{}\" is not a positive duration", text));
+        fmt::format(R"(service document: field "ttl": "{}" is not a positive duration)", text));
   }
   return ttl;
 }

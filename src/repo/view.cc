@@ -181,7 +181,7 @@ class Applier {
         return;
       case Keys::Parsed::Kind::kService: {
         Classified service = classified != nullptr && classified->has_value()
-                                 ? **std::move(classified)
+                                 ? *std::move(*classified)
                                  : Classify(parsed, kv.value);
         if (!service.problem.ok()) {
           EraseService(parsed.name, parsed.id);
@@ -285,7 +285,7 @@ class Applier {
     if (it == working_.services.end()) {
       return;
     }
-    if (const ServicePtr* old = it->second.Find(std::string_view(id));
+    if (const ServicePtr* old = it->second.Find(std::string_view{id});
         old != nullptr && (*old)->HasTtl()) {
       --working_.services_with_ttl;
       // Gone at or after its expiry: the store expired it (an unregistration comes earlier).
@@ -293,7 +293,7 @@ class Applier {
         ++working_.expired_services;
       }
     }
-    it->second = it->second.Erase(std::string_view(id));
+    it->second = it->second.Erase(std::string_view{id});
     if (it->second.empty()) {
       working_.services.erase(it);
     }

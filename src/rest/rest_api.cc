@@ -1,6 +1,7 @@
 #include "rest/rest_api.h"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <memory>
 #include <new>
@@ -296,10 +297,10 @@ http::Response WithListETag(const Call& call, http::Response response) {
 }
 
 // The query parameters that make GET /v1/services a filtered page (ListServices).
-constexpr std::string_view kPageParams[] = {"offset",          "limit",          "filterName",
-                                            "filter_name",     "filterEndpoint", "filter_endpoint",
-                                            "filterServer",    "filter_server",  "filterSelector",
-                                            "filter_selector", "sortBy",         "sort_by"};
+constexpr std::array<std::string_view, 12> kPageParams = {
+    "offset",         "limit",           "filterName",   "filter_name",
+    "filterEndpoint", "filter_endpoint", "filterServer", "filter_server",
+    "filterSelector", "filter_selector", "sortBy",       "sort_by"};
 // A page holds at most this many rows, so one request stays cheap whatever the registry holds.
 constexpr int64_t kMaxPageLimit = 10000;
 

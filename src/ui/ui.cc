@@ -54,7 +54,7 @@ std::string ConfigJson(const UiOptions& options) {
 
 }  // namespace
 
-WebUi::WebUi(UiOptions options)
+WebUi::WebUi(const UiOptions& options)
     : config_json_(ConfigJson(options)), content_security_policy_(ContentSecurityPolicy(options)) {}
 
 bool WebUi::Handles(std::string_view path) { return path == "/ui" || path.starts_with(kPrefix); }

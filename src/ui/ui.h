@@ -26,7 +26,7 @@ struct UiOptions {
 
 class WebUi {
  public:
-  explicit WebUi(UiOptions options);
+  explicit WebUi(const UiOptions& options);
 
   // True for "/ui" and every path under "/ui/".
   static bool Handles(std::string_view path);

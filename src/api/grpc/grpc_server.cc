@@ -76,6 +76,8 @@ class CallQueue {
   ~CallQueue() { Drain(absl::InfinitePast()); }
   CallQueue(const CallQueue&) = delete;
   CallQueue& operator=(const CallQueue&) = delete;
+  CallQueue(CallQueue&&) = delete;
+  CallQueue& operator=(CallQueue&&) = delete;
 
   // Queues one call of `handler` and returns the reactor its answer goes to. Runs on gRPC's
   // callback threads, which must not block: the call runs later on a worker.

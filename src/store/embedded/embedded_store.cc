@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <limits>
@@ -229,7 +228,7 @@ class Connection {
     const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
       return absl::FailedPreconditionError(
-          absl::StrCat("sqlite ", path, ": open: ", std::strerror(errno)));
+          absl::StrCat("sqlite ", path, ": open: ", std::generic_category().message(errno)));
     }
     struct stat info {};
     const bool ok = fstat(fd, &info) == 0 && ((info.st_mode & 077) == 0 || fchmod(fd, 0600) == 0);
@@ -237,8 +236,8 @@ class Connection {
     close(fd);
     if (!ok) {
       return absl::FailedPreconditionError(
-          absl::StrCat("sqlite ", path,
-                       ": cannot make it owner-only (mode 0600): ", std::strerror(saved_errno)));
+          absl::StrCat("sqlite ", path, ": cannot make it owner-only (mode 0600): ",
+                       std::generic_category().message(saved_errno)));
     }
     for (const char* suffix : {"-wal", "-shm"}) {
       const std::string companion = path + suffix;
@@ -629,7 +628,7 @@ class EmbeddedStore final : public Store {
   EmbeddedStore(EmbeddedStoreOptions options, std::unique_ptr<Connection> connection)
       : options_(std::move(options)), db_(std::move(connection)) {
     if (options_.reap_interval > absl::ZeroDuration()) {
-      reaper_ = std::jthread([this](std::stop_token stop) { RunReaper(std::move(stop)); });
+      reaper_ = std::jthread([this](const std::stop_token& stop) { RunReaper(stop); });
     }
   }
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <set>
 #include <sstream>
 #include <string>
@@ -363,6 +364,7 @@ absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOption
   // One channel per endpoint rather than one multi-address channel: failover stays explicit and
   // each endpoint may resolve through DNS on its own.
   std::vector<EndpointPtr> endpoints;
+  endpoints.reserve(parsed.size());
   for (ParsedEndpoint& p : parsed) {
     endpoints.push_back(MakeEndpoint(std::move(p.address), *credentials));
   }
@@ -447,9 +449,9 @@ absl::StatusOr<std::string> EtcdClient::SyncMembers() {
   std::sort(addresses.begin(), addresses.end());
   // The configured endpoints stay too: a member may advertise a URL only reachable from its own
   // host (Debian's default is http://localhost:2379), and then the configured one still works.
-  for (auto it = configured_.rbegin(); it != configured_.rend(); ++it) {
-    if (std::find(addresses.begin(), addresses.end(), *it) == addresses.end()) {
-      addresses.insert(addresses.begin(), *it);
+  for (const std::string& address : configured_ | std::views::reverse) {
+    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
+      addresses.insert(addresses.begin(), address);
     }
   }
   size_t current = 0;
@@ -741,6 +743,10 @@ class EtcdStore final : public Store {
     absl::MutexLock lock(&sync_mu_);
     stopping_ = true;
   }  // sync_, the last member, is joined first
+  EtcdStore(const EtcdStore&) = delete;
+  EtcdStore& operator=(const EtcdStore&) = delete;
+  EtcdStore(EtcdStore&&) = delete;
+  EtcdStore& operator=(EtcdStore&&) = delete;
 
   absl::StatusOr<KeyValue> Get(std::string_view key) override {
     pb::RangeRequest request;
@@ -789,7 +795,7 @@ class EtcdStore final : public Store {
       }
       PendingCommit self{.txn = &txn};
       queue_.Commit(
-          self, [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
+          self, [](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
           [this](const std::vector<PendingCommit*>& batch) {
             commits_.fetch_add(std::ssize(batch), std::memory_order_relaxed);
             ApplyBatch(batch);
@@ -1122,7 +1128,7 @@ class EtcdStore final : public Store {
       } else if (!failing) {
         // Once per streak of failures; the endpoints known so far stay in use.
         spdlog::warn("etcd member list sync failed, keeping endpoints {}: {}",
-                     client_->EndpointList(), std::string(endpoints.status().message()));
+                     client_->EndpointList(), std::string{endpoints.status().message()});
         failing = true;
       }
       absl::MutexLock lock(&sync_mu_);
