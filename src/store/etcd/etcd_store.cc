@@ -10,7 +10,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <set>
 #include <sstream>
 #include <string>
@@ -449,11 +448,11 @@ absl::StatusOr<std::string> EtcdClient::SyncMembers() {
   std::sort(addresses.begin(), addresses.end());
   // The configured endpoints stay too: a member may advertise a URL only reachable from its own
   // host (Debian's default is http://localhost:2379), and then the configured one still works.
-  for (const std::string& address : configured_ | std::views::reverse) {
+  std::for_each(configured_.rbegin(), configured_.rend(), [&addresses](const std::string& address) {
     if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
       addresses.insert(addresses.begin(), address);
     }
-  }
+  });
   size_t current = 0;
   const std::vector<EndpointPtr> known = Endpoints(&current);
   std::vector<EndpointPtr> next;
