@@ -354,26 +354,19 @@ std::map<std::string, int64_t> NamespacePlacement::Counts() const {
   return counts;
 }
 
-namespace {
-
 // The order of groups in an answer: targetgroup::FromServices' order (by canonical endpoint; in
 // one namespace, ties by name and id), so the bytes equal ToHttpSdJson(FromServices(services of
 // the slice)).
-bool AnswerOrder(const RenderedGroup* a_group, const Service& a, const RenderedGroup* b_group,
-                 const Service& b) {
-  return std::tie(a_group->endpoint, a.name, a.id) < std::tie(b_group->endpoint, b.name, b.id);
+bool HttpSdCache::InAnswerOrder(const Part& a, const Part& b) {
+  return std::tie(a.group->endpoint, a.placed->service->name, a.placed->service->id) <
+         std::tie(b.group->endpoint, b.placed->service->name, b.placed->service->id);
 }
-
-}  // namespace
 
 // Services that cannot be rendered are left out, as targetgroup::FromServices does: the view
 // sets stored records that cannot be served aside before placement, and nothing else may fail a
 // whole answer.
 HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig config,
                                           const Entry* previous) {
-  const auto by_answer_order = [](const Part& a, const Part& b) {
-    return AnswerOrder(a.group, *a.placed->service, b.group, *b.placed->service);
-  };
   std::shared_ptr<const Parts> parts;
   std::vector<std::unique_ptr<RenderedGroup>> uncached;
   if (config != ExportConfig::kDisabled) {
@@ -389,7 +382,7 @@ HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig c
           all->push_back({&group, placed.get()});
         }
       });
-      std::sort(all->begin(), all->end(), by_answer_order);
+      std::sort(all->begin(), all->end(), InAnswerOrder);
       parts = std::move(all);
     }
   }
@@ -444,10 +437,7 @@ std::shared_ptr<const HttpSdCache::Parts> HttpSdCache::MergeChanges(const Placed
   if (!uncached.empty()) {
     return nullptr;
   }
-  const auto by_answer_order = [](const Part& a, const Part& b) {
-    return AnswerOrder(a.group, *a.placed->service, b.group, *b.placed->service);
-  };
-  std::sort(added.begin(), added.end(), by_answer_order);
+  std::sort(added.begin(), added.end(), InAnswerOrder);
   std::sort(gone.begin(), gone.end());
   auto parts = std::make_shared<Parts>();
   parts->reserve(previous.parts->size() + added.size());
@@ -456,7 +446,7 @@ std::shared_ptr<const HttpSdCache::Parts> HttpSdCache::MergeChanges(const Placed
     if (std::binary_search(gone.begin(), gone.end(), part.placed)) {
       continue;
     }
-    for (; next_added != added.end() && by_answer_order(*next_added, part); ++next_added) {
+    for (; next_added != added.end() && InAnswerOrder(*next_added, part); ++next_added) {
       parts->push_back(*next_added);
     }
     parts->push_back(part);

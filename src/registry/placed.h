@@ -174,6 +174,7 @@ class HttpSdCache {
     std::shared_ptr<const HttpSdBody> body;
     std::shared_ptr<const Parts> parts;
   };
+  static bool InAnswerOrder(const Part& a, const Part& b);
   static Rendered Render(const PlacedMap& slice, ExportConfig config, const Entry* previous);
   static std::shared_ptr<const Parts> MergeChanges(const PlacedMap& slice, ExportConfig config,
                                                    const Entry& previous);
