@@ -1,7 +1,9 @@
 // The leader/follower protocol of a group commit, shared by the store backends: concurrent
 // Commit() calls queue up, one of them (the leader) takes a batch off the front and applies it
-// while the others wait, and when it is done the oldest caller still queued leads the next
-// batch. Which calls go into a batch and how a batch is applied is the backend's.
+// while the others wait, and when it is done a caller still queued leads the next batch. Up to
+// `max_leaders` batches are applied at once (a pipeline): a backend whose batches are independent
+// round trips (etcd) keeps several in flight, one that must apply them one after another (SQLite)
+// keeps one. Which calls go into a batch and how a batch is applied is the backend's.
 #pragma once
 
 #include <cstddef>
@@ -14,43 +16,40 @@
 namespace discovery::store {
 
 // `Pending` is a caller's entry, living on its stack while it waits; the queue reads and writes
-// its `done` and `lead` flags (bool) under its own lock only. Thread-safe.
+// its `done` flag (bool) under its own lock only. Thread-safe.
 template <typename Pending>
 class CommitQueue {
  public:
+  explicit CommitQueue(int max_leaders = 1) : max_leaders_(max_leaders < 1 ? 1 : max_leaders) {}
+
   // Queues `self` and returns once it has been applied, by this caller or another one. A caller
-  // that leads calls `take(queue)` under the queue's lock (it must take the front entry, may take
-  // more from the front, and returns them in order), then `apply(batch)` without it; `apply`
-  // answers every entry of the batch before it returns.
+  // that finds a leader slot free leads: it calls `take(queue)` under the queue's lock (it must
+  // take the front entry, may take more from the front, and returns them in order), then
+  // `apply(batch)` without it; `apply` answers every entry of the batch before it returns. The
+  // batch starts at the front, so a leader's own entry may be in a later batch: it then waits or
+  // leads again.
   template <typename Take, typename Apply>
-  void Commit(Pending& self, Take take, Apply apply) {
-    std::vector<Pending*> batch;
-    {
-      absl::MutexLock lock(&mu_);
-      queue_.push_back(&self);
-      if (leader_active_) {
-        // Another caller is applying a batch: ours is in a later one, or this caller leads it.
-        mu_.Await(absl::Condition(
-            +[](Pending* pending) { return pending->done || pending->lead; }, &self));
-        if (self.done) {
-          return;
-        }
-      } else {
-        leader_active_ = true;
+  void Commit(Pending& self, Take take, Apply apply) ABSL_LOCKS_EXCLUDED(mu_) {
+    const Waiter waiter{.queue = this, .self = &self};
+    mu_.Lock();
+    queue_.push_back(&self);
+    while (true) {
+      mu_.Await(absl::Condition(&waiter, &Waiter::DoneOrCanLead));
+      if (self.done) {
+        break;
       }
-      batch = take(queue_);
+      ++leaders_;
+      std::vector<Pending*> batch = take(queue_);
+      mu_.Unlock();
+      apply(batch);
+      mu_.Lock();
+      // The callers of the batch return (and their entries go) once the lock is released.
+      for (Pending* pending : batch) {
+        pending->done = true;
+      }
+      --leaders_;
     }
-    apply(batch);
-    absl::MutexLock lock(&mu_);
-    // The followers return (and their entries go) once this lock is released.
-    for (Pending* pending : batch) {
-      pending->done = true;
-    }
-    if (queue_.empty()) {
-      leader_active_ = false;
-    } else {
-      queue_.front()->lead = true;
-    }
+    mu_.Unlock();
   }
 
   // Calls queued right now and not yet taken into a batch.
@@ -60,11 +59,20 @@ class CommitQueue {
   }
 
  private:
+  struct Waiter {
+    const CommitQueue* queue;
+    const Pending* self;
+    // Await evaluates it with the queue's lock held, which the analysis cannot see.
+    bool DoneOrCanLead() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return self->done || (!queue->queue_.empty() && queue->leaders_ < queue->max_leaders_);
+    }
+  };
+
   mutable absl::Mutex mu_;
-  // Oldest first. While it is not empty a leader is active (applying a batch, or promoted and
-  // about to take the next).
+  const int max_leaders_;
+  // Oldest first: the callers not yet taken into a batch.
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
-  bool leader_active_ ABSL_GUARDED_BY(mu_) = false;
+  int leaders_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace discovery::store

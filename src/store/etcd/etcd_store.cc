@@ -858,14 +858,20 @@ class EtcdStore final : public Store {
   static constexpr size_t kMaxBatchOps = 128;
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
-  // A Commit() call in the queue, on its caller's stack. CommitQueue owns `done` and `lead`; the
-  // leader writes `result` before the queue sets `done`.
+  // A Commit() call in the queue, on its caller's stack. CommitQueue owns `done`; the leader
+  // writes `result` before the queue sets `done`.
   struct PendingCommit {
     const Txn* txn = nullptr;
     absl::StatusOr<TxnResult> result = absl::UnknownError("not committed");
     bool done = false;
-    bool lead = false;
   };
+
+  // Batches in flight at once. One batch at a time leaves etcd idle while its answer travels back
+  // and the next batch gathers; several keep etcd's own batching of raft proposals and fsyncs fed,
+  // as concurrent clients do. Batches in flight together come from concurrent callers, so any
+  // order etcd applies them in is one those callers could have seen; each txn's compares still
+  // guard it.
+  static constexpr int kBatchesInFlight = 4;
 
   // What a batch has touched so far.
   struct BatchKeys {
@@ -1141,7 +1147,7 @@ class EtcdStore final : public Store {
 
   std::atomic<int64_t> commits_ = 0;
   std::atomic<int64_t> transactions_ = 0;
-  CommitQueue<PendingCommit> queue_;
+  CommitQueue<PendingCommit> queue_{kBatchesInFlight};
 
   absl::Mutex lease_mu_;
   std::set<int64_t> granted_ ABSL_GUARDED_BY(lease_mu_);  // deadline seconds with a lease
