@@ -238,13 +238,13 @@ absl::StatusOr<pb::ListTargetGroupResponse> Handlers::ListTargetGroup(
   return response;
 }
 
-absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> Handlers::HttpSd(
+absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> Handlers::HttpSd(
     const auth::Principal& principal, const pb::ListTargetGroupRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
   return registry_.HttpSd(request.server(), request.namespace_(), request.config());
 }
 
-absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> Handlers::CachedHttpSd(
+absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> Handlers::CachedHttpSd(
     const auth::Principal& principal, const pb::ListTargetGroupRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
   return registry_.CachedHttpSd(request.server(), request.namespace_(), request.config());

@@ -73,11 +73,11 @@ class Handlers {
   absl::StatusOr<pb::ListTargetGroupResponse> ListTargetGroup(
       const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
   // http_sd: the same selection as ListTargetGroup, already rendered, with its ETag.
-  absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> HttpSd(
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> HttpSd(
       const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
   // HttpSd without rendering: OK(nullptr) when the body is not rendered yet
   // (registry::Registry::CachedHttpSd). Never blocks.
-  absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> CachedHttpSd(
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> CachedHttpSd(
       const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
 
   absl::StatusOr<pb::CreateResponse> Create(const auth::Principal& principal,

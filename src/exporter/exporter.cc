@@ -112,8 +112,8 @@ absl::Status Exporter::Sync(const std::shared_ptr<const repo::Snapshot>& snapsho
   if (placed_ != nullptr && &placed_->snapshot() != snapshot.get()) {
     CountEvents(*snapshot);
   }
-  std::shared_ptr<const registry::Placed> placed =
-      registry::Placed::Compute(snapshot, placed_.get(), options_.fallback_placement);
+  std::shared_ptr<const readmodel::Placed> placed =
+      readmodel::Placed::Compute(snapshot, placed_.get(), options_.fallback_placement);
   FileSet files;
   std::vector<std::string> problems;
   if (snapshot->servers.contains(options_.server)) {

@@ -23,7 +23,7 @@
 #include "exporter/file_sd_directory.h"
 #include "metrics/metrics.h"
 #include "placement/placement.h"
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 #include "repo/repo.h"
 #include "repo/view.h"
 #include "store/store.h"
@@ -83,7 +83,7 @@ class Exporter {
   const ExporterOptions options_;
   const std::unique_ptr<FileSdDirectory> directory_;
   // Loop thread only (and Start before the thread exists).
-  std::shared_ptr<const registry::Placed> placed_;
+  std::shared_ptr<const readmodel::Placed> placed_;
   bool server_missing_logged_ = false;
   std::set<std::string> left_out_;  // what the last sync left out, as ReportLeftOut saw it
 

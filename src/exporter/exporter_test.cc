@@ -306,7 +306,7 @@ TEST(DesiredFilesTest, LeavesOutFilesThatCannotBeNamed) {
     }
     snapshot->services[ns] = std::move(services);
   }
-  auto placed = registry::Placed::Compute(snapshot, nullptr, {});
+  auto placed = readmodel::Placed::Compute(snapshot, nullptr, {});
   std::vector<std::string> problems;
   const FileSet files = DesiredFiles(*placed, "p1", &problems);
   ASSERT_EQ(files.size(), 1U);

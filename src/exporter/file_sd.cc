@@ -9,20 +9,20 @@
 
 namespace discovery::exporter {
 
-FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
+FileSet DesiredFiles(const readmodel::Placed& placed, std::string_view server,
                      std::vector<std::string>* problems) {
   FileSet files;
   for (const auto& [name, ns] : placed.snapshot().namespaces) {
     if (ns.export_config == ExportConfig::kDisabled) {
       continue;
     }
-    const registry::NamespacePlacement* placement = placed.In(name);
+    const readmodel::NamespacePlacement* placement = placed.In(name);
     if (placement == nullptr) {
       continue;
     }
     // `placed` holds the services while their files are rendered; nothing is copied.
     std::map<std::string_view, std::vector<const Service*>> jobs;
-    placement->On(server).ForEach([&](std::string_view, const registry::PlacedPtr& entry) {
+    placement->On(server).ForEach([&](std::string_view, const readmodel::PlacedPtr& entry) {
       jobs[entry->service->name].push_back(entry->service.get());
     });
     for (const auto& [job, services] : jobs) {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "exporter/file_sd_directory.h"
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 
 namespace discovery::exporter {
 
@@ -16,7 +16,7 @@ namespace discovery::exporter {
 // be written is left out and described in `problems`, so that one bad record costs at most its
 // own job's file and never the others: a service whose stored endpoint does not parse, and a
 // job whose "<namespace>/<job>.json" is no valid file name (exporter::ValidateFileSdPath).
-FileSet DesiredFiles(const registry::Placed& placed, std::string_view server,
+FileSet DesiredFiles(const readmodel::Placed& placed, std::string_view server,
                      std::vector<std::string>* problems);
 
 }  // namespace discovery::exporter

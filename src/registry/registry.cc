@@ -81,9 +81,9 @@ Registry::Registry(store::Store& store, repo::Keys keys, RegistryOptions options
 }
 
 void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot) {
-  std::shared_ptr<const Placed> previous = Current();
-  std::shared_ptr<const Placed> placed =
-      Placed::Compute(snapshot, previous.get(), options_.placement.value_or(placement::Settings{}));
+  std::shared_ptr<const readmodel::Placed> previous = Current();
+  std::shared_ptr<const readmodel::Placed> placed = readmodel::Placed::Compute(
+      snapshot, previous.get(), options_.placement.value_or(placement::Settings{}));
   if (options_.on_counts) {
     options_.on_counts(placed->Counts());
   }
@@ -106,7 +106,7 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
   // The replaced placement (and perhaps its snapshot) is freed here, outside the lock.
 }
 
-std::shared_ptr<const Placed> Registry::Current() const {
+std::shared_ptr<const readmodel::Placed> Registry::Current() const {
   absl::MutexLock lock(&mu_);
   return placed_;
 }
@@ -143,8 +143,8 @@ absl::Status Registry::Ready() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const Placed>> Registry::Loaded() const {
-  std::shared_ptr<const Placed> placed = Current();
+absl::StatusOr<std::shared_ptr<const readmodel::Placed>> Registry::Loaded() const {
+  std::shared_ptr<const readmodel::Placed> placed = Current();
   if (placed == nullptr) {
     return Ready();
   }
@@ -168,7 +168,7 @@ absl::Status Registry::Initialize(absl::Duration timeout) {
 }
 
 absl::Status Registry::StorePlacementSettings() {
-  std::shared_ptr<const Placed> placed = Current();
+  std::shared_ptr<const readmodel::Placed> placed = Current();
   const std::optional<placement::Settings>& stored = placed->snapshot().placement;
   std::optional<placement::Settings> wanted = options_.placement;
   if (!wanted.has_value() && !stored.has_value()) {
@@ -254,7 +254,7 @@ absl::Status Registry::UnregisterNamespace(std::string_view name) {
 }
 
 absl::StatusOr<std::vector<Namespace>> Registry::ListNamespaces() const {
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
   std::vector<Namespace> namespaces;
   for (const auto& [name, ns] : placed->snapshot().namespaces) {
     namespaces.push_back(ns);
@@ -322,12 +322,12 @@ absl::StatusOr<repo::TokenRevocation> Registry::RevokeToken(std::string id,
 }
 
 bool Registry::IsTokenRevoked(std::string_view id) const {
-  const std::shared_ptr<const Placed> placed = Current();
+  const std::shared_ptr<const readmodel::Placed> placed = Current();
   return placed != nullptr && placed->snapshot().revoked_tokens.contains(id);
 }
 
 absl::StatusOr<std::vector<repo::TokenRevocation>> Registry::ListRevokedTokens() const {
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
   std::vector<repo::TokenRevocation> revoked;
   for (const auto& [id, revocation] : placed->snapshot().revoked_tokens) {
     revoked.push_back(revocation);
@@ -336,7 +336,7 @@ absl::StatusOr<std::vector<repo::TokenRevocation>> Registry::ListRevokedTokens()
 }
 
 absl::StatusOr<std::vector<Server>> Registry::ListServers() const {
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
   std::vector<Server> servers;
   for (const auto& [name, server] : placed->snapshot().servers) {
     servers.push_back(server);
@@ -387,7 +387,7 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
   }
 
   for (int attempt = 1;; ++attempt) {
-    DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+    DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
     // The namespace's revision guards the write: a namespace deleted in between (which deletes
     // its services) must not get a service back. The view knows the revision, so a write costs
     // no read; only when the guard failed (the namespace changed after the view saw it) or the
@@ -525,7 +525,7 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
     }
   }
   for (int attempt = 1;; ++attempt) {
-    DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+    DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
     const repo::Snapshot& snapshot = placed->snapshot();
     auto known = snapshot.namespace_revisions.find(ns);
     if (known == snapshot.namespace_revisions.end()) {
@@ -593,17 +593,17 @@ absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view nam
       return ValidationError(valid);
     }
   }
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
   std::vector<Service> services;
   for (const auto& [ns, map] : placed->snapshot().services) {
     if (!namespace_name.empty() && ns != namespace_name) {
       continue;
     }
-    const NamespacePlacement* placement = placed->In(ns);
+    const readmodel::NamespacePlacement* placement = placed->In(ns);
     if (placement == nullptr) {
       continue;
     }
-    placement->All().ForEach([&services](std::string_view, const PlacedPtr& entry) {
+    placement->All().ForEach([&services](std::string_view, const readmodel::PlacedPtr& entry) {
       Service service = *entry->service;
       service.servers = *entry->servers;
       services.push_back(std::move(service));
@@ -619,7 +619,7 @@ absl::StatusOr<std::vector<InvalidService>> Registry::ListInvalidServices(
       return ValidationError(valid);
     }
   }
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
   std::vector<InvalidService> invalid;
   for (const auto& [key, record] : placed->snapshot().invalid) {
     if (record.service != nullptr &&
@@ -653,7 +653,7 @@ absl::StatusOr<Registry::Selection> Registry::Select(std::string_view server,
   if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
     return ValidationError(valid);
   }
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
   const repo::Snapshot& snapshot = placed->snapshot();
   // Another name RegisterServer refuses is answered only for a server the Go original stored
   // under it; anything else, such as the original's regular expressions (".*", docs/decisions.md
@@ -682,25 +682,25 @@ absl::StatusOr<std::vector<targetgroup::TargetGroup>> Registry::TargetGroups(
     return std::vector<targetgroup::TargetGroup>{};
   }
   std::vector<Service> services;
-  selection.placement->On(server).ForEach([&services](std::string_view, const PlacedPtr& entry) {
-    services.push_back(*entry->service);
-  });
+  selection.placement->On(server).ForEach(
+      [&services](std::string_view, const readmodel::PlacedPtr& entry) {
+        services.push_back(*entry->service);
+      });
   return targetgroup::FromServices(services, selection.config);
 }
 
 namespace {
 
-const std::shared_ptr<const HttpSdBody>& EmptyHttpSdBody() {
-  static const auto* const empty_body =
-      new std::shared_ptr<const HttpSdBody>(std::make_shared<const HttpSdBody>("[]", "\"empty\""));
+const std::shared_ptr<const readmodel::HttpSdBody>& EmptyHttpSdBody() {
+  static const auto* const empty_body = new std::shared_ptr<const readmodel::HttpSdBody>(
+      std::make_shared<const readmodel::HttpSdBody>("[]", "\"empty\""));
   return *empty_body;
 }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_view server,
-                                                                   std::string_view namespace_name,
-                                                                   std::string_view config) const {
+absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> Registry::HttpSd(
+    std::string_view server, std::string_view namespace_name, std::string_view config) const {
   DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
   if (selection.placement == nullptr) {
     return EmptyHttpSdBody();
@@ -708,7 +708,7 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::HttpSd(std::string_v
   return selection.placed->HttpSd(server, namespace_name, selection.config);
 }
 
-absl::StatusOr<std::shared_ptr<const HttpSdBody>> Registry::CachedHttpSd(
+absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> Registry::CachedHttpSd(
     std::string_view server, std::string_view namespace_name, std::string_view config) const {
   DISCOVERY_ASSIGN_OR_RETURN(Selection selection, Select(server, namespace_name, config));
   if (selection.placement == nullptr) {

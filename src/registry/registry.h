@@ -30,7 +30,7 @@
 
 #include "model/model.h"
 #include "placement/placement.h"
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 #include "repo/repo.h"
 #include "repo/view.h"
 #include "store/store.h"
@@ -109,7 +109,7 @@ class Registry {
   // otherwise (before Initialize a client could miss namespace `default`).
   absl::Status Ready() const;
   // The current placement, or nullptr before the first load.
-  std::shared_ptr<const Placed> Current() const;
+  std::shared_ptr<const readmodel::Placed> Current() const;
   // Waits until the placement reflects store revision `revision`; false on timeout.
   bool WaitForRevision(int64_t revision, absl::Duration timeout) const;
 
@@ -169,25 +169,24 @@ class Registry {
       std::string_view server, std::string_view namespace_name, std::string_view config) const;
   // The same as the rendered http_sd body with its ETag, cached until the namespace or the
   // servers change.
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSd(std::string_view server,
-                                                           std::string_view namespace_name,
-                                                           std::string_view config) const;
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> HttpSd(
+      std::string_view server, std::string_view namespace_name, std::string_view config) const;
   // HttpSd when it can answer without rendering (the body is cached, or there is none to
   // render); OK(nullptr) when it would have to render. The same errors as HttpSd. Never blocks
   // for long: it is meant for the HTTP server's I/O thread.
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> CachedHttpSd(std::string_view server,
-                                                                 std::string_view namespace_name,
-                                                                 std::string_view config) const;
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> CachedHttpSd(
+      std::string_view server, std::string_view namespace_name, std::string_view config) const;
 
  private:
   struct Selection {
-    std::shared_ptr<const Placed> placed;
-    const NamespacePlacement* placement = nullptr;  // nullptr: the namespace has no services
+    std::shared_ptr<const readmodel::Placed> placed;
+    const readmodel::NamespacePlacement* placement =
+        nullptr;  // nullptr: the namespace has no services
     ExportConfig config = ExportConfig::kStandard;
   };
   absl::StatusOr<Selection> Select(std::string_view server, std::string_view namespace_name,
                                    std::string_view config) const;
-  absl::StatusOr<std::shared_ptr<const Placed>> Loaded() const;
+  absl::StatusOr<std::shared_ptr<const readmodel::Placed>> Loaded() const;
   void OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot);
   // Waits for the view to show a committed write; a timeout is logged, not an error, because
   // the write itself succeeded.
@@ -200,7 +199,7 @@ class Registry {
   const RegistryOptions options_;
 
   mutable absl::Mutex mu_;
-  std::shared_ptr<const Placed> placed_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const readmodel::Placed> placed_ ABSL_GUARDED_BY(mu_);
   // What placed_ shows, under a lock of its own for the writers waiting to see their write: an
   // unlock of a mutex with waiters evaluates their conditions, and mu_ is taken by every read, so
   // waiting on mu_ made every read pay for every waiting writer. The revision is copied out of

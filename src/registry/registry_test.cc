@@ -322,7 +322,7 @@ TEST_F(RegistryTest, ServerTheOriginalStoredAsHostPortIsServedAndRemovable) {
   EXPECT_FALSE(on_odd->empty());
   // An unknown host:port name has no targets, as any unknown server; another refused name that
   // is not stored is an error.
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> unknown =
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> unknown =
       registry->HttpSd("host:9091", "default", "");
   ASSERT_THAT(unknown, IsOk());
   EXPECT_EQ((*unknown)->json(), "[]");
@@ -354,7 +354,7 @@ TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {
   probe.labels = {{"module", "http_2xx"}};
   ASSERT_THAT(registry->RegisterService(probe), IsOk());
 
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
                              R"("__scheme__":"http","instance":"a:9100","job":"node"}}])");
@@ -397,15 +397,15 @@ TEST_F(RegistryTest, HttpSdETagChangesWithTheContentOnly) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> first = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> first = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(first, IsOk());
   // An unrelated change keeps the answer and its tag.
   ASSERT_THAT(registry->RegisterNamespace("other", ExportConfig::kStandard), IsOk());
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> same = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> same = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(same, IsOk());
   EXPECT_EQ((*same)->etag(), (*first)->etag());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> changed = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> changed = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(changed, IsOk());
   EXPECT_NE((*changed)->etag(), (*first)->etag());
   EXPECT_THAT((*changed)->json(), HasSubstr("b:9100"));
@@ -416,14 +416,14 @@ TEST_F(RegistryTest, CachedHttpSdAnswersOnlyRenderedBodies) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> cached =
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> cached =
       registry->CachedHttpSd("p1", "default", "");
   ASSERT_THAT(cached, IsOk());
   EXPECT_EQ(*cached, nullptr);
   // Still not rendered: asking did not render it.
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(nullptr));
 
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(*body));
   // Another config is another body, not rendered yet.
@@ -438,7 +438,7 @@ TEST_F(RegistryTest, CachedHttpSdAnswersOnlyRenderedBodies) {
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(*body));
 
   // Nothing to render: the empty answer right away. Errors as HttpSd.
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> unknown =
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> unknown =
       registry->CachedHttpSd("nobody", "default", "");
   ASSERT_THAT(unknown, IsOk());
   ASSERT_NE(*unknown, nullptr);
@@ -586,7 +586,7 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
               IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100/metrics")), IsOk());
 
-  absl::StatusOr<std::shared_ptr<const HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
                              R"("__scheme__":"http","instance":"a:9100","job":"node"}},)"

@@ -23,7 +23,7 @@
 #include "common/format.h"
 #include "common/status_macros.h"
 #include "compress/gzip.h"
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 #include "rest/json.h"
 #include "rest/url.h"
 
@@ -402,13 +402,13 @@ absl::StatusOr<pb::ListTargetGroupRequest> HttpSdRequest(const Call& call) {
 }
 
 // A client holding either tag gets its 304, whichever encoding it asks for now.
-bool IsNotModified(const Call& call, const registry::HttpSdBody& sd) {
+bool IsNotModified(const Call& call, const readmodel::HttpSdBody& sd) {
   return NoneMatchHits(call.request, sd.etag()) || NoneMatchHits(call.request, sd.gzip_etag());
 }
 
 // The answer with `sd`; `gzipped` is its compressed body, needed only when the client takes
 // gzip and has no current tag.
-http::Response HttpSdAnswer(const Call& call, const registry::HttpSdBody& sd, bool gzip,
+http::Response HttpSdAnswer(const Call& call, const readmodel::HttpSdBody& sd, bool gzip,
                             std::shared_ptr<const std::string> gzipped) {
   http::Response response;
   // Prometheus must revalidate every time; the ETag makes that a 304 without a body. Each
@@ -443,7 +443,7 @@ http::Response HttpSd(const Call& call) {
   if (!request.ok()) {
     return ErrorResponse(request.status());
   }
-  absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> body =
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
       call.dispatcher.Dispatch(full_method, Caller(call), *request, &api::Handlers::HttpSd);
   if (!body.ok()) {
     return ErrorResponse(body.status());
@@ -451,7 +451,7 @@ http::Response HttpSd(const Call& call) {
   if (*body == nullptr) {
     return ErrorResponse(absl::InternalError("the registry returned no http_sd body"));
   }
-  const registry::HttpSdBody& sd = **body;
+  const readmodel::HttpSdBody& sd = **body;
   // Prometheus always accepts gzip; the compressed body is made once per body version.
   const bool gzip = TakesGzip(call);
   return HttpSdAnswer(call, sd, gzip, gzip && !IsNotModified(call, sd) ? sd.Gzipped() : nullptr);
@@ -468,13 +468,13 @@ std::optional<http::Response> HttpSdFromMemory(const Call& call) {
   }
   const bool gzip = TakesGzip(call);
   std::shared_ptr<const std::string> gzipped;
-  std::optional<absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>>> body =
+  std::optional<absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>>> body =
       call.dispatcher.DispatchFromMemory(
           full_method, call.authorization, *request,
           [&](api::Handlers& handlers, const auth::Principal& principal,
               const pb::ListTargetGroupRequest& sd_request)
-              -> absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> {
-            absl::StatusOr<std::shared_ptr<const registry::HttpSdBody>> sd =
+              -> absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> {
+            absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> sd =
                 handlers.CachedHttpSd(principal, sd_request);
             if (sd.ok() && *sd != nullptr && gzip && !IsNotModified(call, **sd)) {
               gzipped = (*sd)->GzippedIfReady();

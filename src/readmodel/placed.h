@@ -30,7 +30,7 @@
 #include "placement/placement.h"
 #include "repo/view.h"
 
-namespace discovery::registry {
+namespace discovery::readmodel {
 
 // A rendered http_sd answer, shared by every request that asks for the same thing, with its
 // gzip encoding made on the first request that accepts it.
@@ -257,4 +257,4 @@ class Placed {
   std::shared_ptr<HttpSdCache> http_sd_;
 };
 
-}  // namespace discovery::registry
+}  // namespace discovery::readmodel

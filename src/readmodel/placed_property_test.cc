@@ -16,13 +16,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 #include "repo/repo.h"
 #include "repo/view.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/status_matchers.h"
 
-namespace discovery::registry {
+namespace discovery::readmodel {
 namespace {
 
 using ::discovery::testing::IsOk;
@@ -259,4 +259,4 @@ INSTANTIATE_TEST_SUITE_P(BothAlgorithms, PlacedPropertyTest,
                          });
 
 }  // namespace
-}  // namespace discovery::registry
+}  // namespace discovery::readmodel

@@ -1,4 +1,4 @@
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 
 #include <algorithm>
 #include <map>
@@ -15,7 +15,7 @@
 #include "selector/selector.h"
 #include "targetgroup/targetgroup.h"
 
-namespace discovery::registry {
+namespace discovery::readmodel {
 namespace {
 
 // Servers as far as placement is concerned: `modified` does not matter.
@@ -625,4 +625,4 @@ std::shared_ptr<const HttpSdBody> Placed::CachedHttpSd(std::string_view server, 
                         placement == nullptr ? no_services : placement->On(server));
 }
 
-}  // namespace discovery::registry
+}  // namespace discovery::readmodel

@@ -1,4 +1,4 @@
-#include "registry/placed.h"
+#include "readmodel/placed.h"
 
 #include <algorithm>
 #include <memory>
@@ -11,7 +11,7 @@
 #include "selector/selector.h"
 #include "targetgroup/targetgroup.h"
 
-namespace discovery::registry {
+namespace discovery::readmodel {
 namespace {
 
 using ::testing::ElementsAre;
@@ -288,4 +288,4 @@ TEST(PlacedTest, HttpSdAnswerEqualsTheGroupsRenderedFromScratch) {
 }
 
 }  // namespace
-}  // namespace discovery::registry
+}  // namespace discovery::readmodel
