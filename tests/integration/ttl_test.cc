@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -354,7 +355,11 @@ TEST_F(TtlEmbeddedTest, TheKeepaliveUnitKeepsTheNodeExporterRegisteredUntilItSto
            TargetsOf(result->body).contains("node1.example.com:9549");
   };
   ASSERT_TRUE(Eventually(served, absl::Seconds(30))) << unit->LogTail();
-  EXPECT_THAT(unit->LogTail(), HasSubstr("keeping services alive"));
+  // The unit says so once the registration has returned, which can be after it is served.
+  EXPECT_TRUE(
+      Eventually([&] { return absl::StrContains(unit->LogTail(), "keeping services alive"); },
+                 absl::Seconds(30)))
+      << unit->LogTail();
   ASSERT_THAT(unit->Signal(SIGTERM), IsOk());
   ASSERT_OK_AND_ASSIGN(const ExitStatus exit, unit->WaitExit(absl::Seconds(30)));
   EXPECT_TRUE(exit.success()) << unit->LogTail();
