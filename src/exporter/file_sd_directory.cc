@@ -454,9 +454,7 @@ absl::StatusOr<ApplyResult> FileSdDirectory::Apply(const FileSet& files) {
     }
   }
 
-  if (!first_error.ok()) {
-    return first_error;
-  }
+  DISCOVERY_RETURN_IF_ERROR(first_error);
   return result;
 }
 

@@ -20,6 +20,7 @@
 #include "fmt/format.h"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 
 namespace discovery::http_client {
 namespace {
@@ -104,17 +105,14 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 // The system's CAs followed by those of `extra`: CURLOPT_CAINFO names only one file.
 absl::StatusOr<std::string> CaBundle(const std::string& extra) {
-  absl::StatusOr<std::string> added = ReadFile(extra);
-  if (!added.ok()) {
-    return added.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::string added, ReadFile(extra));
   absl::StatusOr<std::string> system = ReadFile(kSystemCaBundle);
   // Without a system bundle (a minimal container) the extra file alone is still useful.
   std::string bundle = system.ok() ? *std::move(system) : std::string();
   if (!bundle.empty() && bundle.back() != '\n') {
     bundle += '\n';
   }
-  bundle += *added;
+  bundle += added;
   return bundle;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "common/status_macros.h"
 #include "model/endpoint.h"
 #include "model/text.h"
 #include "selector/selector.h"
@@ -69,9 +70,7 @@ absl::Status ValidateName(std::string_view name, std::string_view what, std::siz
   if (name.empty()) {
     return absl::InvalidArgumentError(Cat(what, " cannot be empty"));
   }
-  if (absl::Status status = CheckNameLength(name, what, limit); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(CheckNameLength(name, what, limit));
   if (!HasOnlyNameCharacters(name)) {
     return absl::InvalidArgumentError(Cat(what, " must only contain ", kNameCharacters));
   }
@@ -327,9 +326,7 @@ std::string ServerStateName(ServerState state) {
 }
 
 absl::Status ValidateLabels(const Labels& labels) {
-  if (absl::Status status = CheckLabelLimits(labels); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(CheckLabelLimits(labels));
   for (const auto& [name, value] : labels) {
     if (value.empty()) {
       return absl::InvalidArgumentError(Cat("label value for '", name, "' cannot be empty string"));
@@ -463,9 +460,7 @@ absl::Status Validate(const Namespace& ns) { return ValidateNamespaceName(ns.nam
 // Server labels are what service selectors match; a key or value no selector can name (e.g.
 // "a=b", "two words") would silently never match, so it is refused at registration.
 absl::Status Validate(const Server& server) {
-  if (absl::Status status = ValidateServerName(server.name); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateServerName(server.name));
   if (server.labels.size() > kMaxLabels) {
     return absl::InvalidArgumentError(Cat("server ", server.name, ": ",
                                           std::to_string(server.labels.size()),
@@ -485,9 +480,7 @@ absl::Status Validate(const Server& server) {
 }
 
 absl::Status Validate(const Service& service) {
-  if (absl::Status status = ValidateServiceName(service.name); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateServiceName(service.name));
   if (absl::Status status =
           ValidateName(service.namespace_name, "namespace", kMaxNamespaceNameBytes);
       !status.ok()) {
@@ -496,22 +489,15 @@ absl::Status Validate(const Service& service) {
   if (service.endpoint.empty()) {
     return absl::InvalidArgumentError("endpoint cannot be empty");
   }
-  absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
-  if (!endpoint.ok()) {
-    return endpoint.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(Endpoint endpoint, Endpoint::Parse(service.endpoint));
   // The ID and the placement hash are computed over the canonical string; a stored
   // non-canonical endpoint would hash differently from the same endpoint registered anew.
-  if (endpoint->String() != service.endpoint) {
+  if (endpoint.String() != service.endpoint) {
     return absl::InvalidArgumentError(Cat(
-        "endpoint '", service.endpoint, "' is not canonical: expected '", endpoint->String(), "'"));
+        "endpoint '", service.endpoint, "' is not canonical: expected '", endpoint.String(), "'"));
   }
-  if (absl::Status status = ValidateLabels(service.labels); !status.ok()) {
-    return status;
-  }
-  if (absl::Status status = ValidateDescription(service.description); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateLabels(service.labels));
+  DISCOVERY_RETURN_IF_ERROR(ValidateDescription(service.description));
   if (const std::string id = ServiceId(service.endpoint); service.id != id) {
     return absl::InvalidArgumentError(Cat("id '", service.id, "' does not match endpoint '",
                                           service.endpoint, "': expected '", id, "'"));
@@ -537,9 +523,7 @@ absl::Status CheckStoredService(const Service& service) {
       !status.ok()) {
     return status;
   }
-  if (absl::Status status = CheckLabelLimits(service.labels); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(CheckLabelLimits(service.labels));
   return ValidateDescription(service.description);
 }
 

@@ -307,9 +307,7 @@ absl::Status Registry::UnregisterServer(std::string_view name) {
 
 absl::StatusOr<repo::TokenRevocation> Registry::RevokeToken(std::string id,
                                                             std::string revoked_by) {
-  if (absl::Status valid = repo::ValidateTokenId(id); !valid.ok()) {
-    return valid;
-  }
+  DISCOVERY_RETURN_IF_ERROR(repo::ValidateTokenId(id));
   repo::TokenRevocation revocation{
       .id = std::move(id), .revoked_at = options_.clock(), .revoked_by = std::move(revoked_by)};
   absl::StatusOr<int64_t> revision = repo_.PutRevocation(revocation);

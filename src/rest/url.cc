@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 
 namespace discovery::rest {
 namespace {
@@ -80,17 +81,13 @@ absl::StatusOr<QueryParams> ParseQuery(std::string_view query) {
       continue;
     }
     const size_t eq = piece.find('=');
-    absl::StatusOr<std::string> name = PercentDecode(piece.substr(0, eq), /*plus_is_space=*/true);
-    if (!name.ok()) {
-      return name.status();
-    }
-    absl::StatusOr<std::string> value =
-        eq == std::string_view::npos ? std::string{}
-                                     : PercentDecode(piece.substr(eq + 1), /*plus_is_space=*/true);
-    if (!value.ok()) {
-      return value.status();
-    }
-    params.emplace_back(*std::move(name), *std::move(value));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string name,
+                               PercentDecode(piece.substr(0, eq), /*plus_is_space=*/true));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string value,
+                               eq == std::string_view::npos
+                                   ? std::string{}
+                                   : PercentDecode(piece.substr(eq + 1), /*plus_is_space=*/true));
+    params.emplace_back(std::move(name), std::move(value));
   }
   return params;
 }
@@ -103,12 +100,9 @@ absl::StatusOr<std::vector<std::string>> PathSegments(std::string_view path) {
   std::string_view rest = path.substr(1);
   while (true) {
     const size_t slash = rest.find('/');
-    absl::StatusOr<std::string> segment =
-        PercentDecode(rest.substr(0, slash), /*plus_is_space=*/false);
-    if (!segment.ok()) {
-      return segment.status();
-    }
-    segments.push_back(*std::move(segment));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string segment,
+                               PercentDecode(rest.substr(0, slash), /*plus_is_space=*/false));
+    segments.push_back(std::move(segment));
     if (slash == std::string_view::npos) {
       break;
     }

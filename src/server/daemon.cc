@@ -17,6 +17,7 @@
 #include "auth/oidc_verifier.h"
 #include "common/format.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "compress/gzip.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
@@ -165,15 +166,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
     }
     trusted_proxies.insert(trusted_proxies.end(), parsed->begin(), parsed->end());
   }
-  absl::StatusOr<std::string> secret = ResolveTokenSecret(cfg, /*create=*/true);
-  if (!secret.ok()) {
-    return secret.status();
-  }
-  absl::StatusOr<std::unique_ptr<store::Store>> store = OpenStore(cfg.store);
-  if (!store.ok()) {
-    return store.status();
-  }
-  parts.store = *std::move(store);
+  DISCOVERY_ASSIGN_OR_RETURN(std::string secret, ResolveTokenSecret(cfg, /*create=*/true));
+  DISCOVERY_ASSIGN_OR_RETURN(parts.store, OpenStore(cfg.store));
 
   registry::RegistryOptions registry_options{.placement = cfg.placement};
   registry_options.on_counts = [&metrics = parts.metrics](const registry::ServiceCounts& counts) {
@@ -193,9 +187,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
                                                         std::move(registry_options));
   parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);
-  auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer,
-                                            .secret = *secret,
-                                            .previous_secrets = cfg.previous_token_secrets};
+  auth::AuthenticatorOptions authentication{
+      .issuer = cfg.token_issuer, .secret = secret, .previous_secrets = cfg.previous_token_secrets};
   // Revocations come from the view, which follows the store: every replica refuses a revoked
   // token as soon as its view has the record.
   authentication.revoked = [&registry = *parts.registry](std::string_view token_id) {
@@ -217,7 +210,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.handlers = std::make_unique<api::Handlers>(
       *parts.registry, *parts.authorizer,
       api::HandlerOptions{.tokens = {.issuer = cfg.token_issuer,
-                                     .secret = *secret,
+                                     .secret = secret,
                                      .previous_secrets = cfg.previous_token_secrets}});
   parts.dispatcher = std::make_unique<api::Dispatcher>(
       *parts.handlers, *parts.authenticator,
@@ -263,18 +256,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
     http_options.tls =
         http::TlsOptions{.cert_file = cfg.tls->cert_file, .key_file = cfg.tls->key_file};
   }
-  absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> grpc =
-      grpc_api::GrpcServer::Start(grpc_options, *parts.dispatcher);
-  if (!grpc.ok()) {
-    return grpc.status();
-  }
-  parts.grpc = *std::move(grpc);
-  absl::StatusOr<std::unique_ptr<http::Server>> http = http::Server::Start(
-      http_options, [&parts](const http::Request& request) { return parts.Serve(request); });
-  if (!http.ok()) {
-    return http.status();
-  }
-  parts.http = *std::move(http);
+  DISCOVERY_ASSIGN_OR_RETURN(parts.grpc,
+                             grpc_api::GrpcServer::Start(grpc_options, *parts.dispatcher));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      parts.http, http::Server::Start(http_options, [&parts](const http::Request& request) {
+        return parts.Serve(request);
+      }));
   LogInfo("discoveryd listening", {{"grpc", cfg.grpc_listen},
                                    {"grpc_port", std::to_string(parts.grpc->port())},
                                    {"http", cfg.http_listen},

@@ -107,9 +107,7 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& confi
     return absl::InvalidArgumentError(
         fmt::format("unknown store '{}': use 'embedded' or 'etcd'", config.kind));
   }
-  if (absl::Status prefix = repo::ValidatePrefix(config.prefix); !prefix.ok()) {
-    return prefix;
-  }
+  DISCOVERY_RETURN_IF_ERROR(repo::ValidatePrefix(config.prefix));
   if (!UsesEmbeddedStore(config)) {
     return store::ConnectEtcdStore(config.etcd);
   }

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 #include "model/endpoint.h"
 #include "model/model.h"
 
@@ -222,11 +223,8 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
   if (config == ExportConfig::kDisabled) {
     return TargetGroup{};
   }
-  absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(service);
-  if (!endpoint.ok()) {
-    return endpoint.status();
-  }
-  return Build(service, *endpoint, config);
+  DISCOVERY_ASSIGN_OR_RETURN(Endpoint endpoint, ParseStoredEndpoint(service));
+  return Build(service, endpoint, config);
 }
 
 std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,
