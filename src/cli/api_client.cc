@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -15,6 +13,7 @@
 #include "grpcpp/grpcpp.h"
 
 #include "api/convert.h"
+#include "common/file.h"
 #include "common/format.h"
 #include "common/go_duration.h"
 #include "common/status_macros.h"
@@ -30,16 +29,6 @@ namespace pb = ::postfinance::discovery::v1;
 
 // Debian's bundle of the system's trusted CAs (ca-certificates).
 constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(fmt::format("cannot read {}", path));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) {

@@ -9,8 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "common/go_quote.h"
 #include "common/status_macros.h"
-#include "model/go_quote.h"
 #include "model/go_url.h"
 #include "model/text.h"
 
@@ -21,7 +21,6 @@ using model_internal::CanonicalString;
 using model_internal::Cat;
 using model_internal::EscapedPath;
 using model_internal::GetScheme;
-using model_internal::GoQuote;
 using model_internal::GoUrl;
 using model_internal::IsAsciiAlnum;
 using model_internal::Mode;

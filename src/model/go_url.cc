@@ -10,8 +10,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "common/go_quote.h"
+#include "common/hex.h"
 #include "common/status_macros.h"
-#include "model/go_quote.h"
 #include "model/text.h"
 
 namespace discovery::model_internal {
@@ -19,22 +20,10 @@ namespace {
 
 constexpr std::string_view kUpperHex = "0123456789ABCDEF";
 
-bool IsHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool IsHex(char c) { return HexDigitValue(c) >= 0; }
 
-unsigned char Unhex(char c) {
-  if (c >= '0' && c <= '9') {
-    return static_cast<unsigned char>(c - '0');
-  }
-  if (c >= 'a' && c <= 'f') {
-    return static_cast<unsigned char>(c - 'a' + 10);
-  }
-  if (c >= 'A' && c <= 'F') {
-    return static_cast<unsigned char>(c - 'A' + 10);
-  }
-  return 0;
-}
+// Only for a digit IsHex accepted.
+unsigned char Unhex(char c) { return static_cast<unsigned char>(HexDigitValue(c)); }
 
 // Go's shouldEscape. It deliberately keeps Go's deviations from RFC 3986 (golang.org/issue/5684)
 // because the canonical form must match Go's byte for byte.

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -18,6 +16,7 @@
 #include "grpcpp/health_check_service_interface.h"
 
 #include "api/convert.h"
+#include "common/file.h"
 #include "common/format.h"
 #include "common/status_macros.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
@@ -436,14 +435,12 @@ class TokenService final : public pb::TokenAPI::CallbackService {
   CallQueue& calls_;
 };
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(fmt::format("cannot read the {} file {}", what, path));
+absl::StatusOr<std::string> ReadTlsFile(const std::string& path, std::string_view what) {
+  absl::StatusOr<std::string> content = ReadFile(path, {.what = what});
+  if (!content.ok()) {
+    return absl::InvalidArgumentError(content.status().message());
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  return content;
 }
 
 }  // namespace
@@ -478,8 +475,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.has_value()) {
     DISCOVERY_ASSIGN_OR_RETURN(std::string cert,
-                               ReadFile(options.tls->cert_file, "TLS certificate"));
-    DISCOVERY_ASSIGN_OR_RETURN(std::string key, ReadFile(options.tls->key_file, "TLS key"));
+                               ReadTlsFile(options.tls->cert_file, "the TLS certificate file"));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string key,
+                               ReadTlsFile(options.tls->key_file, "the TLS key file"));
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({key, cert});
     credentials = grpc::SslServerCredentials(ssl);

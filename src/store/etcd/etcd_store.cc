@@ -5,13 +5,11 @@
 #include <climits>
 #include <cstdint>
 #include <deque>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -31,6 +29,7 @@
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
+#include "common/file.h"
 #include "common/status_macros.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
@@ -103,16 +102,6 @@ absl::StatusOr<ParsedEndpoint> ParseEndpoint(std::string_view endpoint) {
   }
   parsed.address = std::string{rest};
   return parsed;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
 }
 
 // One TLS item given either inline or as a file, never both: silently preferring one would
