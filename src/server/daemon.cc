@@ -18,6 +18,7 @@
 #include "common/format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/wait.h"
 #include "compress/gzip.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
@@ -285,7 +286,7 @@ void Daemon::Initialize(const std::stop_token& stop) {
       return;
     }
     LogWarn("registry not ready yet", {{"error", std::string{status.message()}}});
-    absl::SleepFor(backoff);
+    SleepUnlessStopped(stop, backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
 }
@@ -308,10 +309,7 @@ void Daemon::LoadOidcProvider(const std::stop_token& stop) {
             {{"issuer", parts_->config.oidc->endpoint},
              {"error", std::string{loaded.message()}},
              {"retry-in", absl::FormatDuration(backoff)}});
-    const absl::Time until = absl::Now() + backoff;
-    while (!stop.stop_requested() && absl::Now() < until) {
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    SleepUnlessStopped(stop, backoff);
     backoff = std::min(backoff * 2, absl::Seconds(30));
   }
 }
