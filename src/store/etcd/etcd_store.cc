@@ -27,9 +27,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "spdlog/spdlog.h"
 
 #include "common/file.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
@@ -1073,14 +1073,15 @@ class EtcdStore final : public Store {
       absl::StatusOr<std::string> endpoints = client_->SyncMembers();
       if (endpoints.ok()) {
         if (*endpoints != last) {
-          spdlog::info("etcd endpoints from the member list: {}", *endpoints);
+          LogInfo("etcd endpoints from the member list", {{"endpoints", *endpoints}});
           last = *endpoints;
         }
         failing = false;
       } else if (!failing) {
         // Once per streak of failures; the endpoints known so far stay in use.
-        spdlog::warn("etcd member list sync failed, keeping endpoints {}: {}",
-                     client_->EndpointList(), std::string{endpoints.status().message()});
+        LogWarn("etcd member list sync failed, keeping the endpoints",
+                {{"endpoints", client_->EndpointList()},
+                 {"error", std::string{endpoints.status().message()}}});
         failing = true;
       }
       absl::MutexLock lock(&sync_mu_);
