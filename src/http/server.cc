@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -213,5 +214,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
 int Server::port() const { return impl_->port(); }
 
 void Server::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+
+namespace {
+
+int Cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+int DefaultIoThreads() { return std::clamp(Cores() / 2, 1, 8); }
+
+int DefaultWorkerThreads() { return std::clamp(Cores() * 2, 4, 64); }
 
 }  // namespace discovery::http

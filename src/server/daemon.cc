@@ -241,6 +241,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
       .read_timeout = cfg.http_limits.read_timeout,
       .idle_timeout = cfg.http_limits.idle_timeout,
       .write_timeout = cfg.http_limits.write_timeout,
+      .io_threads = cfg.http_limits.io_threads,
+      .worker_threads = cfg.http_limits.worker_threads,
       .max_connections = cfg.http_limits.max_connections,
       .max_connections_per_client = cfg.http_limits.max_connections_per_client,
       .max_buffered_body_bytes = cfg.http_limits.max_buffered_body_bytes,
