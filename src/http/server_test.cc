@@ -772,17 +772,22 @@ TEST(HttpServerTest, SlowAndIdleClientsDoNotStarveANormalClient) {
     ASSERT_TRUE(slow.back()->connected());
   }
   // Slowloris: every slow client trickles a never-ending header, one byte at a time.
-  std::jthread trickle([&slow](const std::stop_token& stop) {
+  absl::Notification trickling;
+  std::jthread trickle([&slow, &trickling](const std::stop_token& stop) {
     const std::string header = "GET / HTTP/1.1\r\nHost: x\r\n";
     for (size_t i = 0; !stop.stop_requested(); ++i) {
       const char byte = i < header.size() ? header[i] : "X-A: b\r\n"[(i - header.size()) % 8];
       for (auto& client : slow) {
         client->Send(std::string_view(&byte, 1));
       }
+      if (i == 0) {
+        trickling.Notify();
+      }
       absl::SleepFor(absl::Milliseconds(10));
     }
   });
-  absl::SleepFor(absl::Milliseconds(100));
+  // The normal client comes while every slow one is in the middle of its request.
+  trickling.WaitForNotification();
   CurlClient client;
 
   const absl::Time start = absl::Now();

@@ -25,7 +25,7 @@
 #include "rest/json.h"
 #include "rest/rest_api.h"
 #include "rest/url.h"
-#include "store/embedded/embedded_store.h"
+#include "testing/api_stack.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::rest {
@@ -67,15 +67,11 @@ std::string Field(const std::string& body, const std::string& object, const std:
 class RestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
-    ASSERT_THAT(store, IsOk());
-    store_ = *std::move(store);
-    registry_ =
-        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
-    ASSERT_THAT(registry_->Initialize(absl::Seconds(10)), IsOk());
-    handlers_ = std::make_unique<api::Handlers>(
-        *registry_, authorizer_,
-        api::HandlerOptions{.tokens = {.issuer = kIssuer, .secret = kSecret}});
+    ASSERT_OK_AND_ASSIGN(stack_,
+                         testing::ApiStack::Create(
+                             {.handlers = {.tokens = {.issuer = kIssuer, .secret = kSecret}}}));
+    registry_ = &stack_->registry();
+    handlers_ = &stack_->handlers();
     authenticator_ = std::make_unique<auth::Authenticator>(
         auth::AuthenticatorOptions{.issuer = kIssuer, .secret = kSecret});
     dispatcher_ = std::make_unique<api::Dispatcher>(*handlers_, *authenticator_);
@@ -151,10 +147,9 @@ class RestTest : public ::testing::Test {
     ASSERT_EQ(blackbox.status, 200) << blackbox.body;
   }
 
-  auth::Authorizer authorizer_{std::vector<std::string>{}};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<registry::Registry> registry_;
-  std::unique_ptr<api::Handlers> handlers_;
+  std::unique_ptr<testing::ApiStack> stack_;
+  registry::Registry* registry_ = nullptr;
+  api::Handlers* handlers_ = nullptr;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<api::Dispatcher> dispatcher_;
   std::unique_ptr<RestApi> api_;

@@ -38,6 +38,7 @@
 #include "postfinance/discovery/v1/token_api.grpc.pb.h"
 #include "testing/discoveryd_process.h"
 #include "testing/etcd_harness.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/status_matchers.h"
 
@@ -122,21 +123,6 @@ absl::StatusOr<DiscoverydOptions> OptionsFor(Backend backend) {
                           "--etcd-prefix=" + UniqueEtcdPrefix()};
   }
   return options;
-}
-
-// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (condition()) {
-      return true;
-    }
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
 }
 
 std::string PercentEncode(std::string_view text) {
@@ -386,22 +372,27 @@ TEST_P(ServerE2eTest, ReadyHealthyAndServingMetrics) {
   std::unique_ptr<Health::Stub> health = Health::NewStub(server_->channel);
   HealthCheckResponse last;
   grpc::Status last_status;
-  EXPECT_TRUE(Eventually([&] {
-    last_status = health->Check(Context("").get(), HealthCheckRequest(), &last);
-    return last_status.ok() && last.status() == HealthCheckResponse::SERVING;
-  })) << "health: "
-      << last_status.error_message() << " status " << last.status();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        last_status = health->Check(Context("").get(), HealthCheckRequest(), &last);
+        return last_status.ok() && last.status() == HealthCheckResponse::SERVING;
+      },
+      absl::Seconds(10)))
+      << "health: " << last_status.error_message() << " status " << last.status();
 
   // gRPC series appear on first use.
   pb::ListServerResponse servers;
   ASSERT_THAT(servers_->ListServer(Context(admin_).get(), {}, &servers), GrpcOk());
   std::string metrics;
-  EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<HttpResult> result = HttpGet(url + "/metrics");
-    metrics = result.ok() ? result->body : "";
-    return metrics.find("grpc_server_handled_total{") != std::string::npos &&
-           metrics.find(R"(grpc_method="ListServer")") != std::string::npos;
-  })) << metrics;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<HttpResult> result = HttpGet(url + "/metrics");
+        metrics = result.ok() ? result->body : "";
+        return metrics.find("grpc_server_handled_total{") != std::string::npos &&
+               metrics.find(R"(grpc_method="ListServer")") != std::string::npos;
+      },
+      absl::Seconds(10)))
+      << metrics;
 }
 
 TEST_P(ServerE2eTest, NamespaceApiOverGrpcAndRest) {
@@ -818,11 +809,14 @@ TEST_P(ServerE2eTest, RevokedMachineTokensAreRefusedByEveryReplica) {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> replica,
                          DiscoverydProcess::Start(server_->process->options()));
     const std::string url = replica->http_url() + "/v1/namespaces";
-    EXPECT_TRUE(Eventually([&] {
-      absl::StatusOr<HttpResult> answer =
-          HttpRequest("GET", url, "", {{"Authorization", "Bearer " + bot}});
-      return answer.ok() && answer->status == 401;
-    })) << replica->LogTail();
+    EXPECT_TRUE(Eventually(
+        [&] {
+          absl::StatusOr<HttpResult> answer =
+              HttpRequest("GET", url, "", {{"Authorization", "Bearer " + bot}});
+          return answer.ok() && answer->status == 401;
+        },
+        absl::Seconds(10)))
+        << replica->LogTail();
     absl::StatusOr<HttpResult> admin_answer =
         HttpRequest("GET", url, "", {{"Authorization", "Bearer " + admin_}});
     ASSERT_THAT(admin_answer, IsOk());
@@ -1039,11 +1033,14 @@ TEST_P(ServerE2eTest, ReadmeExampleWorkflow) {
   const std::string counted =
       R"(discovery_services_count{namespace="default",server="prometheus1.example.com"} 1)";
   std::string metrics;
-  EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<HttpResult> result = HttpGet(server_->process->http_url() + "/metrics");
-    metrics = result.ok() ? result->body : "";
-    return metrics.find(counted) != std::string::npos;
-  })) << metrics;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<HttpResult> result = HttpGet(server_->process->http_url() + "/metrics");
+        metrics = result.ok() ? result->body : "";
+        return metrics.find(counted) != std::string::npos;
+      },
+      absl::Seconds(10)))
+      << metrics;
   EXPECT_THAT(metrics, HasSubstr("grpc_server_handled_total{"));
 }
 
