@@ -17,7 +17,7 @@
 #include "auth/authenticator.h"
 #include "auth/machine_token.h"
 #include "common/logging.h"
-#include "store/embedded/embedded_store.h"
+#include "testing/api_stack.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::api {
@@ -91,14 +91,12 @@ class DispatcherAuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
     InitLogging({.format = LogOptions::Format::kJson, .output = &log_});
-    ASSERT_OK_AND_ASSIGN(store_, store::OpenEmbeddedStore({}));
-    registry_ =
-        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
-    ASSERT_THAT(registry_->Initialize(absl::Seconds(10)), IsOk());
-    handlers_ =
-        std::make_unique<Handlers>(*registry_, authorizer_,
-                                   HandlerOptions{.tokens = {.issuer = "iss", .secret = "secret"},
-                                                  .clock = [] { return kNow; }});
+    ASSERT_OK_AND_ASSIGN(stack_, testing::ApiStack::Create(
+                                     {.admin_roles = {"admin"},
+                                      .handlers = {.tokens = {.issuer = "iss", .secret = "secret"},
+                                                   .clock = [] { return kNow; }}}));
+    registry_ = &stack_->registry();
+    handlers_ = &stack_->handlers();
     // Users: tokens of another issuer, resolved by this table instead of an OIDC provider.
     ASSERT_OK_AND_ASSIGN(alice_, auth::CreateMachineToken({.issuer = "idp", .secret = "x"}, "alice",
                                                           {}, absl::ZeroDuration(), kNow));
@@ -164,10 +162,9 @@ class DispatcherAuditTest : public ::testing::Test {
   }
 
   std::ostringstream log_;
-  auth::Authorizer authorizer_{{"admin"}};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<registry::Registry> registry_;
-  std::unique_ptr<Handlers> handlers_;
+  std::unique_ptr<testing::ApiStack> stack_;
+  registry::Registry* registry_ = nullptr;
+  Handlers* handlers_ = nullptr;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::string alice_, bob_, machine_;

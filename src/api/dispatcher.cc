@@ -2,9 +2,10 @@
 
 #include <utility>
 
-#include "spdlog/spdlog.h"
+#include "fmt/format.h"
 
 #include "common/format.h"
+#include "common/logging.h"
 #include "metrics/metrics.h"
 
 namespace discovery::api {
@@ -66,11 +67,23 @@ void Dispatcher::Finished(std::string_view full_method, std::string_view caller,
   if (observer_.handled) {
     observer_.handled(full_method, status.code(), elapsed);
   }
-  const spdlog::level::level_enum level =
-      IsClientOutcome(status.code()) ? spdlog::level::debug : spdlog::level::err;
-  spdlog::log(level, "finished unary call with code {} method={} caller={} time_ms={:.3f}{}{}",
-              metrics::GrpcCodeName(status.code()), full_method, caller,
-              absl::ToDoubleMilliseconds(elapsed), status.ok() ? "" : " error=", status.message());
+  // A client outcome is a debug record: its fields are built only when debug records are written.
+  const bool client_outcome = IsClientOutcome(status.code());
+  if (client_outcome && !DebugLogEnabled()) {
+    return;
+  }
+  LogFields fields = {{"code", metrics::GrpcCodeName(status.code())},
+                      {"method", std::string{full_method}},
+                      {"caller", std::string{caller}},
+                      {"time_ms", fmt::format("{:.3f}", absl::ToDoubleMilliseconds(elapsed))}};
+  if (!status.ok()) {
+    fields.emplace_back("error", std::string{status.message()});
+  }
+  if (client_outcome) {
+    LogDebug("finished unary call", fields);
+  } else {
+    LogError("finished unary call", fields);
+  }
 }
 
 }  // namespace discovery::api

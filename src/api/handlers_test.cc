@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 
 #include "api/convert.h"
-#include "store/embedded/embedded_store.h"
+#include "testing/api_stack.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::api {
@@ -23,16 +23,13 @@ const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 class HandlersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
-    ASSERT_THAT(store, IsOk());
-    store_ = *std::move(store);
-    registry_ =
-        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
-    ASSERT_THAT(registry_->Initialize(absl::Seconds(10)), IsOk());
-    handlers_ =
-        std::make_unique<Handlers>(*registry_, authorizer_,
-                                   HandlerOptions{.tokens = {.issuer = "iss", .secret = "secret"},
-                                                  .clock = [] { return kNow; }});
+    ASSERT_OK_AND_ASSIGN(stack_, testing::ApiStack::Create(
+                                     {.admin_roles = {"admin"},
+                                      .handlers = {.tokens = {.issuer = "iss", .secret = "secret"},
+                                                   .clock = [] { return kNow; }}}));
+    store_ = &stack_->store();
+    registry_ = &stack_->registry();
+    handlers_ = &stack_->handlers();
   }
 
   const auth::Principal admin_{
@@ -40,10 +37,10 @@ class HandlersTest : public ::testing::Test {
   const auth::Principal user_{.kind = auth::Principal::Kind::kUser, .name = "bob"};
   const auth::Principal machine_{
       .kind = auth::Principal::Kind::kMachine, .name = "ci", .namespaces = {"default"}};
-  auth::Authorizer authorizer_{{"admin"}};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<registry::Registry> registry_;
-  std::unique_ptr<Handlers> handlers_;
+  std::unique_ptr<testing::ApiStack> stack_;
+  store::Store* store_ = nullptr;
+  registry::Registry* registry_ = nullptr;
+  Handlers* handlers_ = nullptr;
 };
 
 TEST_F(HandlersTest, AdministrationNeedsAnAdminRole) {

@@ -10,6 +10,8 @@
 #include "absl/status/status.h"
 #include "fmt/format.h"
 
+#include "common/status_macros.h"
+
 namespace discovery::api {
 namespace {
 
@@ -88,11 +90,8 @@ absl::StatusOr<std::vector<Cidr>> ParseCidrs(std::string_view text) {
   std::vector<Cidr> networks;
   while (!Trim(text).empty()) {
     const size_t comma = text.find(',');
-    absl::StatusOr<Cidr> cidr = ParseCidr(text.substr(0, comma));
-    if (!cidr.ok()) {
-      return cidr.status();
-    }
-    networks.push_back(*cidr);
+    DISCOVERY_ASSIGN_OR_RETURN(Cidr cidr, ParseCidr(text.substr(0, comma)));
+    networks.push_back(cidr);
     if (comma == std::string_view::npos) {
       break;
     }

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -15,8 +13,10 @@
 #include "grpcpp/grpcpp.h"
 
 #include "api/convert.h"
+#include "common/file.h"
 #include "common/format.h"
 #include "common/go_duration.h"
+#include "common/status_macros.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
@@ -29,16 +29,6 @@ namespace pb = ::postfinance::discovery::v1;
 
 // Debian's bundle of the system's trusted CAs (ca-certificates).
 constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(fmt::format("cannot read {}", path));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) {
@@ -154,13 +144,12 @@ absl::StatusOr<ApiClient> ApiClient::Connect(const ConnectionOptions& options) {
 }
 
 absl::StatusOr<std::vector<Server>> ApiClient::ListServers() const {
-  absl::StatusOr<pb::ListServerResponse> response = Call<pb::ServerAPI>(
-      *channels_, options_, &pb::ServerAPI::Stub::ListServer, pb::ListServerRequest{});
-  if (!response.ok()) {
-    return response.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::ListServerResponse response,
+      Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::ListServer,
+                          pb::ListServerRequest{}));
   std::vector<Server> servers;
-  for (const pb::Server& server : response->servers()) {
+  for (const pb::Server& server : response.servers()) {
     servers.push_back(api::FromProto(server));
   }
   return servers;
@@ -171,12 +160,10 @@ absl::StatusOr<Server> ApiClient::RegisterServer(const std::string& name,
   pb::RegisterServerRequest request;
   request.set_name(name);
   api::LabelsToProto(labels, request.mutable_labels());
-  absl::StatusOr<pb::RegisterServerResponse> response =
-      Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::RegisterServer, request);
-  if (!response.ok()) {
-    return response.status();
-  }
-  return api::FromProto(response->server());
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::RegisterServerResponse response,
+      Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::RegisterServer, request));
+  return api::FromProto(response.server());
 }
 
 absl::Status ApiClient::UnregisterServer(const std::string& name) const {
@@ -187,13 +174,12 @@ absl::Status ApiClient::UnregisterServer(const std::string& name) const {
 }
 
 absl::StatusOr<std::vector<Namespace>> ApiClient::ListNamespaces() const {
-  absl::StatusOr<pb::ListNamespaceResponse> response = Call<pb::NamespaceAPI>(
-      *channels_, options_, &pb::NamespaceAPI::Stub::ListNamespace, pb::ListNamespaceRequest{});
-  if (!response.ok()) {
-    return response.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::ListNamespaceResponse response,
+      Call<pb::NamespaceAPI>(*channels_, options_, &pb::NamespaceAPI::Stub::ListNamespace,
+                             pb::ListNamespaceRequest{}));
   std::vector<Namespace> namespaces;
-  for (const pb::Namespace& ns : response->namespaces()) {
+  for (const pb::Namespace& ns : response.namespaces()) {
     namespaces.push_back(api::FromProto(ns));
   }
   return namespaces;
@@ -204,12 +190,11 @@ absl::StatusOr<Namespace> ApiClient::RegisterNamespace(const std::string& name,
   pb::RegisterNamespaceRequest request;
   request.set_name(name);
   request.set_export_(static_cast<int32_t>(export_config));
-  absl::StatusOr<pb::RegisterNamespaceResponse> response = Call<pb::NamespaceAPI>(
-      *channels_, options_, &pb::NamespaceAPI::Stub::RegisterNamespace, request);
-  if (!response.ok()) {
-    return response.status();
-  }
-  return api::FromProto(response->namespace_());
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::RegisterNamespaceResponse response,
+      Call<pb::NamespaceAPI>(*channels_, options_, &pb::NamespaceAPI::Stub::RegisterNamespace,
+                             request));
+  return api::FromProto(response.namespace_());
 }
 
 absl::Status ApiClient::UnregisterNamespace(const std::string& name) const {
@@ -224,17 +209,15 @@ absl::StatusOr<std::vector<Service>> ApiClient::ListServices(
     const std::string& namespace_name, std::vector<InvalidService>* invalid) const {
   pb::ListServiceRequest request;
   request.set_namespace_(namespace_name);
-  absl::StatusOr<pb::ListServiceResponse> response =
-      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::ListService, request);
-  if (!response.ok()) {
-    return response.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::ListServiceResponse response,
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::ListService, request));
   std::vector<Service> services;
-  for (const pb::Service& service : response->services()) {
+  for (const pb::Service& service : response.services()) {
     services.push_back(api::FromProto(service));
   }
   if (invalid != nullptr) {
-    for (const pb::InvalidService& record : response->invalid_services()) {
+    for (const pb::InvalidService& record : response.invalid_services()) {
       invalid->push_back(api::FromProto(record));
     }
   }
@@ -252,12 +235,10 @@ absl::StatusOr<Service> ApiClient::RegisterService(const ServiceRegistration& re
     *request.mutable_ttl() = api::DurationToProto(registration.ttl);
   }
   api::LabelsToProto(registration.labels, request.mutable_labels());
-  absl::StatusOr<pb::RegisterServiceResponse> response =
-      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::RegisterService, request);
-  if (!response.ok()) {
-    return response.status();
-  }
-  return api::FromProto(response->service());
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::RegisterServiceResponse response,
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::RegisterService, request));
+  return api::FromProto(response.service());
 }
 
 absl::StatusOr<KeepAliveAnswer> ApiClient::KeepAlive(const std::string& namespace_name,
@@ -267,16 +248,14 @@ absl::StatusOr<KeepAliveAnswer> ApiClient::KeepAlive(const std::string& namespac
   for (const std::string& id : ids) {
     request.add_ids(id);
   }
-  absl::StatusOr<pb::KeepAliveResponse> response =
-      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::KeepAlive, request);
-  if (!response.ok()) {
-    return response.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::KeepAliveResponse response,
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::KeepAlive, request));
   KeepAliveAnswer answer;
-  for (const pb::Service& service : response->services()) {
+  for (const pb::Service& service : response.services()) {
     answer.renewed.push_back(api::FromProto(service));
   }
-  answer.not_found.assign(response->not_found().begin(), response->not_found().end());
+  answer.not_found.assign(response.not_found().begin(), response.not_found().end());
   return answer;
 }
 
@@ -427,12 +406,10 @@ absl::StatusOr<std::string> ApiClient::CreateToken(const std::string& id,
     request.add_namespaces(ns);
   }
   request.set_expires(expires);
-  absl::StatusOr<pb::CreateResponse> response =
-      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Create, request);
-  if (!response.ok()) {
-    return response.status();
-  }
-  return response->token();
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::CreateResponse response,
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Create, request));
+  return response.token();
 }
 
 namespace {
@@ -448,22 +425,19 @@ RevokedTokenDetails FromProto(const pb::RevokedToken& revoked) {
 absl::StatusOr<RevokedTokenDetails> ApiClient::RevokeToken(const std::string& id) const {
   pb::RevokeRequest request;
   request.set_id(id);
-  absl::StatusOr<pb::RevokeResponse> response =
-      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Revoke, request);
-  if (!response.ok()) {
-    return response.status();
-  }
-  return FromProto(response->revoked());
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::RevokeResponse response,
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Revoke, request));
+  return FromProto(response.revoked());
 }
 
 absl::StatusOr<std::vector<RevokedTokenDetails>> ApiClient::ListRevokedTokens() const {
-  absl::StatusOr<pb::ListRevokedResponse> response = Call<pb::TokenAPI>(
-      *channels_, options_, &pb::TokenAPI::Stub::ListRevoked, pb::ListRevokedRequest{});
-  if (!response.ok()) {
-    return response.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::ListRevokedResponse response,
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::ListRevoked,
+                         pb::ListRevokedRequest{}));
   std::vector<RevokedTokenDetails> revoked;
-  for (const pb::RevokedToken& token : response->revoked()) {
+  for (const pb::RevokedToken& token : response.revoked()) {
     revoked.push_back(FromProto(token));
   }
   return revoked;
@@ -472,12 +446,10 @@ absl::StatusOr<std::vector<RevokedTokenDetails>> ApiClient::ListRevokedTokens() 
 absl::StatusOr<TokenDetails> ApiClient::TokenInfo(const std::string& token) const {
   pb::InfoRequest request;
   request.set_token(token);
-  absl::StatusOr<pb::InfoResponse> response =
-      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Info, request);
-  if (!response.ok()) {
-    return response.status();
-  }
-  const pb::TokenInfo& info = response->tokeninfo();
+  DISCOVERY_ASSIGN_OR_RETURN(
+      pb::InfoResponse response,
+      Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::Info, request));
+  const pb::TokenInfo& info = response.tokeninfo();
   TokenDetails details{.id = info.id(),
                        .namespaces = {info.namespaces().begin(), info.namespaces().end()}};
   const absl::Time expires = api::TimestampFromProto(info.expires_at());

@@ -145,6 +145,17 @@ void AddHttpLimitFlags(CLI::App& command, server::HttpLimits& limits) {
                   "request beyond is answered 503 with Retry-After")
       ->check(at_least_one)
       ->capture_default_str();
+  command
+      .add_option("--http-io-threads", limits.io_threads,
+                  "Threads doing HTTP socket I/O; the default is half the machine's cores (1 to 8)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  command
+      .add_option("--http-worker-threads", limits.worker_threads,
+                  "Threads running HTTP requests; further requests wait in a queue. The default "
+                  "is two per core of the machine (4 to 64)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
 }
 
 // How many calls the gRPC listener runs at once and how many more it lets wait.

@@ -8,6 +8,8 @@
 
 #include "fmt/format.h"
 
+#include "common/status_macros.h"
+
 namespace discovery::cli {
 
 absl::StatusOr<std::set<std::string>> UnresolvedHosts(const std::set<std::string>& hosts,
@@ -66,9 +68,7 @@ absl::StatusOr<std::set<std::string>> UnresolvedHosts(const std::set<std::string
                     fmt::format("DNS lookup of {} failed: {}", names[i], gai_strerror(error)));
     }
   }
-  if (!failure.ok()) {
-    return failure;
-  }
+  DISCOVERY_RETURN_IF_ERROR(failure);
   return unresolved;
 }
 

@@ -11,6 +11,7 @@
 
 #include "auth/base64url.h"
 #include "common/format.h"
+#include "common/status_macros.h"
 #include "http_client/http_client.h"
 
 namespace discovery::cli {
@@ -63,27 +64,22 @@ absl::StatusOr<std::string> TokenEndpoint(const OidcClientOptions& options) {
   }
   const std::string url =
       WithoutTrailingSlash(options.endpoint) + "/.well-known/openid-configuration";
-  absl::StatusOr<Json> document =
+  DISCOVERY_ASSIGN_OR_RETURN(
+      Json document,
       Exchange({.url = url, .ca_cert_file = options.ca_cert_file, .timeout = options.timeout},
-               "OIDC discovery " + url);
-  if (!document.ok()) {
-    return document.status();
-  }
-  if (!document->contains("token_endpoint") || !(*document)["token_endpoint"].is_string()) {
+               "OIDC discovery " + url));
+  if (!document.contains("token_endpoint") || !document["token_endpoint"].is_string()) {
     return absl::UnavailableError(fmt::format("OIDC discovery {}: no token_endpoint", url));
   }
-  return (*document)["token_endpoint"].get<std::string>();
+  return document["token_endpoint"].get<std::string>();
 }
 
 absl::StatusOr<Json> TokenRequest(const OidcClientOptions& options,
                                   const std::vector<std::pair<std::string, std::string>>& form,
                                   std::string_view what) {
-  absl::StatusOr<std::string> endpoint = TokenEndpoint(options);
-  if (!endpoint.ok()) {
-    return endpoint.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::string endpoint, TokenEndpoint(options));
   return Exchange({.method = "POST",
-                   .url = *endpoint,
+                   .url = endpoint,
                    .headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                                {"Accept", "application/json"}},
                    .body = http_client::FormEncode(form),
@@ -127,14 +123,11 @@ absl::Time NumericDate(const Json& value) {
 }  // namespace
 
 absl::StatusOr<absl::Time> TokenExpiry(std::string_view token) {
-  absl::StatusOr<Json> claims = UnverifiedClaims(token);
-  if (!claims.ok()) {
-    return claims.status();
-  }
-  if (!claims->contains("exp") || !(*claims)["exp"].is_number()) {
+  DISCOVERY_ASSIGN_OR_RETURN(Json claims, UnverifiedClaims(token));
+  if (!claims.contains("exp") || !claims["exp"].is_number()) {
     return absl::InvalidArgumentError("the token has no numeric exp claim");
   }
-  return NumericDate((*claims)["exp"]);
+  return NumericDate(claims["exp"]);
 }
 
 absl::Duration RefreshMargin(std::string_view token) {
@@ -150,18 +143,15 @@ absl::Duration RefreshMargin(std::string_view token) {
 
 absl::StatusOr<TokenFile> PasswordLogin(const OidcClientOptions& options,
                                         const std::string& username, const std::string& password) {
-  absl::StatusOr<Json> body = TokenRequest(options,
-                                           {{"grant_type", "password"},
-                                            {"username", username},
-                                            {"password", password},
-                                            {"scope", "openid"}},
-                                           "login");
-  if (!body.ok()) {
-    return body.status();
-  }
-  TokenFile token{.id_token = StringField(*body, "id_token"),
-                  .refresh_token = StringField(*body, "refresh_token"),
-                  .access_token = StringField(*body, "access_token")};
+  DISCOVERY_ASSIGN_OR_RETURN(Json body, TokenRequest(options,
+                                                     {{"grant_type", "password"},
+                                                      {"username", username},
+                                                      {"password", password},
+                                                      {"scope", "openid"}},
+                                                     "login"));
+  TokenFile token{.id_token = StringField(body, "id_token"),
+                  .refresh_token = StringField(body, "refresh_token"),
+                  .access_token = StringField(body, "access_token")};
   if (token.id_token.empty()) {
     token.id_token = token.access_token;
   }

@@ -10,13 +10,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include "fmt/format.h"
 #include "yaml-cpp/yaml.h"
 
+#include "common/file.h"
 #include "common/format.h"
 
 namespace discovery::cli {
@@ -103,16 +102,14 @@ absl::StatusOr<TokenFile> ParseTokenFile(std::string_view content) {
 }
 
 absl::StatusOr<TokenFile> ReadTokenFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) {
+  const absl::StatusOr<std::string> content = ReadFile(path, {.what = "token file"});
+  if (!content.ok()) {
     return absl::FailedPreconditionError(
-        fmt::format("login required: cannot read token file {}: {}; run `discovery login`, or put "
-                    "`machine_token: <jwt>` into that file (--token-path, $DISCOVERY_TOKEN_PATH)",
-                    path.string(), std::strerror(errno)));  // NOLINT(concurrency-mt-unsafe)
+        fmt::format("login required: {}; run `discovery login`, or put `machine_token: <jwt>` into "
+                    "that file (--token-path, $DISCOVERY_TOKEN_PATH)",
+                    content.status().message()));
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  absl::StatusOr<TokenFile> token = ParseTokenFile(content.str());
+  absl::StatusOr<TokenFile> token = ParseTokenFile(*content);
   if (!token.ok()) {
     return absl::InvalidArgumentError(
         fmt::format("invalid token file {}: {}", path.string(), token.status().message()));

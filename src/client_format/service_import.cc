@@ -16,6 +16,7 @@
 #include "yaml-cpp/yaml.h"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 
 namespace discovery::client_format {
 namespace {
@@ -171,9 +172,7 @@ absl::Status ReadUser(const YAML::Node& node, std::string& out) {
     return ReadString(node, out);
   }
   Userinfo user;
-  if (absl::Status status = DecodeMapping<Userinfo>(node, kUserinfoFields, user); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(DecodeMapping<Userinfo>(node, kUserinfoFields, user));
   out = user.password.empty() ? user.username : user.username + ":" + user.password;
   return absl::OkStatus();
 }
@@ -235,9 +234,7 @@ absl::Status ReadEndpoint(const YAML::Node& node, std::string& out) {
     return ReadString(node, out);
   }
   UrlFields url;
-  if (absl::Status status = DecodeMapping<UrlFields>(node, kUrlFields, url); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(DecodeMapping<UrlFields>(node, kUrlFields, url));
   out = UrlString(url);
   return absl::OkStatus();
 }
@@ -263,9 +260,7 @@ constexpr auto kServiceFields = std::to_array<Field<Service>>({
 
 absl::StatusOr<Service> DecodeService(const YAML::Node& node) {
   Service service;
-  if (absl::Status status = DecodeMapping<Service>(node, kServiceFields, service); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(DecodeMapping<Service>(node, kServiceFields, service));
   if (service.endpoint.empty()) {
     return absl::InvalidArgumentError("endpoint is missing");
   }
@@ -289,22 +284,16 @@ absl::StatusOr<YAML::Node> JsonToYaml(const Json& json, int depth = 0) {
     case Json::value_t::array: {
       YAML::Node sequence(YAML::NodeType::Sequence);
       for (const Json& item : json) {
-        absl::StatusOr<YAML::Node> node = JsonToYaml(item, depth + 1);
-        if (!node.ok()) {
-          return node.status();
-        }
-        sequence.push_back(*node);
+        DISCOVERY_ASSIGN_OR_RETURN(YAML::Node node, JsonToYaml(item, depth + 1));
+        sequence.push_back(node);
       }
       return sequence;
     }
     case Json::value_t::object: {
       YAML::Node mapping(YAML::NodeType::Map);
       for (const auto& item : json.items()) {
-        absl::StatusOr<YAML::Node> node = JsonToYaml(item.value(), depth + 1);
-        if (!node.ok()) {
-          return node.status();
-        }
-        mapping[item.key()] = *node;
+        DISCOVERY_ASSIGN_OR_RETURN(YAML::Node node, JsonToYaml(item.value(), depth + 1));
+        mapping[item.key()] = node;
       }
       return mapping;
     }
@@ -352,19 +341,16 @@ namespace {
 
 // The entries of one document.
 absl::StatusOr<std::vector<Service>> ParseEntries(std::string_view content) {
-  absl::StatusOr<YAML::Node> document = LoadDocument(content);
-  if (!document.ok()) {
-    return document.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(YAML::Node document, LoadDocument(content));
   std::vector<Service> services;
-  if (document->IsNull()) {
+  if (document.IsNull()) {
     return services;
   }
-  if (!document->IsSequence()) {
-    return TypeError("a list of services", *document);
+  if (!document.IsSequence()) {
+    return TypeError("a list of services", document);
   }
   try {
-    for (const YAML::Node& entry : *document) {
+    for (const YAML::Node& entry : document) {
       absl::StatusOr<Service> service = DecodeService(entry);
       if (!service.ok()) {
         return WithContext(fmt::format("entry {}", services.size() + 1), service.status());

@@ -245,6 +245,8 @@ void LogDebug(std::string_view msg, const LogFields& fields) {
   Log(spdlog::level::debug, msg, fields);
 }
 
+bool DebugLogEnabled() { return spdlog::default_logger_raw()->should_log(spdlog::level::debug); }
+
 void LogInfo(std::string_view msg, const LogFields& fields) {
   Log(spdlog::level::info, msg, fields);
 }

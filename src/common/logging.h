@@ -43,6 +43,10 @@ void LogInfo(std::string_view msg, const LogFields& fields = {});
 void LogWarn(std::string_view msg, const LogFields& fields = {});
 void LogError(std::string_view msg, const LogFields& fields = {});
 
+// Returns true when debug records are written, so that a hot path (one record per request)
+// builds its fields only then. Thread-safe.
+bool DebugLogEnabled();
+
 // Installs `counter`, called with the level name once for every record written (also records
 // logged through spdlog directly), which feeds discovery_log_messages_total{level}. An empty
 // function removes it. `counter` may be called from any thread and must not log. Thread-safe.

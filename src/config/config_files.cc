@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -15,6 +16,8 @@
 
 #include "absl/status/status.h"
 #include "yaml-cpp/yaml.h"
+
+#include "common/utf8.h"
 
 namespace discovery::config {
 namespace {
@@ -47,51 +50,19 @@ std::filesystem::path Absolute(const std::filesystem::path& path) {
 // to one, and with one in a value yaml-cpp's emitter wrote it unquoted although it held ": " or a
 // trailing CR, so it read back differently.
 bool IsText(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    size_t length = 0;
-    unsigned char low = 0x80;  // bounds of the second byte, which rule out the bad code points
-    unsigned char high = 0xbf;
-    if (lead < 0x20 || lead == 0x7f) {
-      if (lead != '\t' && lead != '\n') {
-        return false;
-      }
-      length = 1;
-    } else if (lead < 0x80) {
-      length = 1;
-    } else if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      low = lead == 0xe0 ? 0xa0 : 0x80;
-      high = lead == 0xed ? 0x9f : 0xbf;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      low = lead == 0xf0 ? 0x90 : 0x80;
-      high = lead == 0xf4 ? 0x8f : 0xbf;
-    } else {
+  while (!text.empty()) {
+    const std::optional<Utf8Rune> rune = DecodeUtf8(text);
+    if (!rune.has_value()) {
       return false;
     }
-    if (text.size() - i < length) {
-      return false;
+    const char32_t c = rune->code_point;
+    if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f) {
+      return false;  // a control character
     }
-    for (size_t k = 1; k < length; ++k) {
-      const auto byte = static_cast<unsigned char>(text[i + k]);
-      if (byte < (k == 1 ? low : 0x80) || byte > (k == 1 ? high : 0xbf)) {
-        return false;
-      }
+    if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe) {
+      return false;  // a noncharacter
     }
-    if (length >= 3) {
-      char32_t code_point = lead & (length == 3 ? 0x0f : 0x07);
-      for (size_t k = 1; k < length; ++k) {
-        code_point = (code_point << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3f);
-      }
-      if ((code_point >= 0xfdd0 && code_point <= 0xfdef) || (code_point & 0xfffe) == 0xfffe) {
-        return false;  // a noncharacter
-      }
-    }
-    i += length;
+    text.remove_prefix(rune->length);
   }
   return true;
 }

@@ -9,6 +9,7 @@
 #include "common/format.h"
 #include "common/go_duration.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "exporter/file_sd.h"
 
 namespace discovery::exporter {
@@ -23,12 +24,9 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Start(store::Store& store,
     return absl::InvalidArgumentError(
         fmt::format("invalid --server \"{}\": {}", options.server, valid.message()));
   }
-  absl::StatusOr<std::unique_ptr<FileSdDirectory>> directory =
-      FileSdDirectory::Open(options.directory / options.server);
-  if (!directory.ok()) {
-    return directory.status();
-  }
-  std::unique_ptr<Exporter> exporter(new Exporter(std::move(options), *std::move(directory)));
+  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<FileSdDirectory> directory,
+                             FileSdDirectory::Open(options.directory / options.server));
+  std::unique_ptr<Exporter> exporter(new Exporter(std::move(options), std::move(directory)));
   Exporter* self = exporter.get();
   self->view_ =
       std::make_unique<repo::View>(store, keys, repo::ViewOptions{},
@@ -51,9 +49,7 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Start(store::Store& store,
       self->pending_ = nullptr;
     }
   }
-  if (absl::Status synced = self->Sync(first, /*resync=*/false); !synced.ok()) {
-    return synced;
-  }
+  DISCOVERY_RETURN_IF_ERROR(self->Sync(first, /*resync=*/false));
   self->thread_ = std::thread([self] { self->Run(); });
   return exporter;
 }

@@ -16,7 +16,7 @@
 #include "exporter/file_sd.h"
 #include "registry/registry.h"
 #include "repo/codec.h"
-#include "store/embedded/embedded_store.h"
+#include "testing/api_stack.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::exporter {
@@ -41,12 +41,9 @@ std::string ReadFile(const std::filesystem::path& path) {
 class ExporterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
-    ASSERT_THAT(store, IsOk());
-    store_ = *std::move(store);
-    registry_ =
-        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
-    ASSERT_THAT(registry_->Initialize(kWait), IsOk());
+    ASSERT_OK_AND_ASSIGN(stack_, testing::ApiStack::Create({.initialize_timeout = kWait}));
+    store_ = &stack_->store();
+    registry_ = &stack_->registry();
     char pattern[] = "/tmp/exporter-test-XXXXXX";
     ASSERT_NE(mkdtemp(pattern), nullptr);
     dir_ = pattern;
@@ -105,8 +102,9 @@ class ExporterTest : public ::testing::Test {
     return targets;
   }
 
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<testing::ApiStack> stack_;
+  store::Store* store_ = nullptr;
+  registry::Registry* registry_ = nullptr;
   metrics::Metrics metrics_;
   std::filesystem::path dir_;
   std::unique_ptr<Exporter> exporter_;

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <string_view>
 #include <system_error>
@@ -15,6 +14,7 @@
 
 #include "fmt/format.h"
 
+#include "common/file.h"
 #include "common/format.h"
 #include "common/status_macros.h"
 
@@ -117,33 +117,8 @@ absl::Status SyncDirectory(const std::filesystem::path& path) {
 
 // Reads a regular file. A symbolic link is not followed (ELOOP): its target is not ours to
 // compare with, and a rename replaces the link itself anyway.
-absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  struct stat info {};
-  if (fd.get() < 0 || ::fstat(fd.get(), &info) != 0) {
-    const int error = errno;
-    return ErrnoStatus(error, fmt::format("cannot read {}", path.string()));
-  }
-  if (!S_ISREG(info.st_mode)) {
-    return absl::FailedPreconditionError(
-        fmt::format("cannot read {}: not a regular file", path.string()));
-  }
-  std::string content;
-  std::array<char, 16384> buffer{};
-  while (true) {
-    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n == 0) {
-      return content;
-    }
-    if (n < 0) {
-      const int error = errno;
-      if (error == EINTR) {
-        continue;
-      }
-      return ErrnoStatus(error, fmt::format("cannot read {}", path.string()));
-    }
-    content.append(buffer.data(), static_cast<size_t>(n));
-  }
+absl::StatusOr<std::string> ReadOwnFile(const std::filesystem::path& path) {
+  return ReadFile(path, {.follow_links = false, .regular_only = true});
 }
 
 // Returns 0 or the errno of the failed write.
@@ -238,7 +213,7 @@ absl::StatusOr<std::unique_ptr<FileSdDirectory>> FileSdDirectory::Open(
 
   std::set<std::string> manifest;
   const std::filesystem::path manifest_path = root / kManifestFileName;
-  absl::StatusOr<std::string> content = ReadFile(manifest_path);
+  absl::StatusOr<std::string> content = ReadOwnFile(manifest_path);
   if (content.ok()) {
     manifest = ParseManifest(*content);
   } else if (!absl::IsNotFound(content.status())) {
@@ -353,7 +328,7 @@ absl::StatusOr<ApplyResult> FileSdDirectory::Apply(const FileSet& files) {
     auto cached = cache_.find(entry.first);
     if (cached == cache_.end()) {
       // First sight. Any read error just means "write it": the rename replaces whatever is there.
-      absl::StatusOr<std::string> on_disk = ReadFile(root_ / entry.first);
+      absl::StatusOr<std::string> on_disk = ReadOwnFile(root_ / entry.first);
       if (on_disk.ok()) {
         cached = cache_.emplace(entry.first, *std::move(on_disk)).first;
       }
@@ -454,9 +429,7 @@ absl::StatusOr<ApplyResult> FileSdDirectory::Apply(const FileSet& files) {
     }
   }
 
-  if (!first_error.ok()) {
-    return first_error;
-  }
+  DISCOVERY_RETURN_IF_ERROR(first_error);
   return result;
 }
 

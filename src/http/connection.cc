@@ -22,8 +22,8 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
-#include "spdlog/spdlog.h"
 
+#include "common/logging.h"
 #include "http/server.h"
 #include "http/server_core.h"
 
@@ -147,16 +147,16 @@ class Connection final : public ConnectionBase,
     if constexpr (kTls) {
       state_ = State::kHandshake;
       Lowest().expires_at(request_deadline_);
-      stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                if (ec) {
-                                  spdlog::debug("http tls handshake failed remote={} error={}",
-                                                self->remote_address_, ec.message());
-                                  self->CloseNow();
-                                  return;
-                                }
-                                self->Proceed();
-                              });
+      stream_.async_handshake(
+          ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) {
+              LogDebug("http tls handshake failed",
+                       {{"remote", self->remote_address_}, {"error", ec.message()}});
+              self->CloseNow();
+              return;
+            }
+            self->Proceed();
+          });
     } else {
       Proceed();
     }
@@ -293,8 +293,8 @@ class Connection final : public ConnectionBase,
     // Never more than the body limit: the parser answers 413 beyond it.
     bytes = std::min(bytes, options().max_body_bytes);
     if (bytes > body_reserved_ && !core_.ReserveBody(bytes - body_reserved_)) {
-      spdlog::debug("http request refused remote={} reason=max_buffered_body_bytes",
-                    remote_address_);
+      LogDebug("http request refused",
+               {{"remote", remote_address_}, {"reason", "max_buffered_body_bytes"}});
       WriteError(503,
                  absl::StrCat("server busy: request bodies being received exceed ",
                               options().max_buffered_body_bytes, " bytes; retry later"),
@@ -343,7 +343,7 @@ class Connection final : public ConnectionBase,
         ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
     if (malformed) {
-      spdlog::debug("http malformed request remote={} error={}", remote_address_, ec.message());
+      LogDebug("http malformed request", {{"remote", remote_address_}, {"error", ec.message()}});
       WriteError(400, absl::StrCat("malformed HTTP request: ", ec.message()));
       return;
     }
@@ -374,8 +374,13 @@ class Connection final : public ConnectionBase,
     request.remote_address = remote_address_;
 
     if (std::optional<Response> quick = core_.InvokeQuick(request); quick.has_value()) {
-      spdlog::debug("http request method={} path={} status={} remote={} quick=true", request.method,
-                    request.path, quick->status, request.remote_address);
+      if (DebugLogEnabled()) {
+        LogDebug("http request", {{"method", request.method},
+                                  {"path", request.path},
+                                  {"status", std::to_string(quick->status)},
+                                  {"remote", request.remote_address},
+                                  {"quick", "true"}});
+      }
       WriteResponse(*std::move(quick));
       return;
     }
@@ -385,8 +390,12 @@ class Connection final : public ConnectionBase,
         return;
       }
       Response response = self->core_.Invoke(request);
-      spdlog::debug("http request method={} path={} status={} remote={}", request.method,
-                    request.path, response.status, request.remote_address);
+      if (DebugLogEnabled()) {
+        LogDebug("http request", {{"method", request.method},
+                                  {"path", request.path},
+                                  {"status", std::to_string(response.status)},
+                                  {"remote", request.remote_address}});
+      }
       asio::post(self->strand_, [self, response = std::move(response)]() mutable {
         self->WriteResponse(std::move(response));
       });
@@ -409,8 +418,8 @@ class Connection final : public ConnectionBase,
     // The request and its body are gone once the handler has answered.
     ReleaseBody();
     if (!IsValidResponse(response)) {
-      spdlog::error("http handler returned an invalid response status={} remote={}",
-                    response.status, remote_address_);
+      LogError("http handler returned an invalid response",
+               {{"status", std::to_string(response.status)}, {"remote", remote_address_}});
       response = PlainResponse(500, "internal server error\n");
     }
     bool close = !keep_alive_ || draining_;

@@ -21,8 +21,8 @@
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/core.hpp"
 #include "openssl/ssl.h"
-#include "spdlog/spdlog.h"
 
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "http/server.h"
 #include "http/server_core.h"
@@ -235,7 +235,7 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   if (ec) {
-    spdlog::warn("http accept failed address={} error={}", address_, ec.message());
+    LogWarn("http accept failed", {{"address", address_}, {"error", ec.message()}});
     accept_retry_.expires_after(kAcceptRetryDelay);
     accept_retry_.async_wait([this](beast::error_code wait_ec) {
       if (!wait_ec) {
@@ -258,11 +258,13 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
     bool close_silently = false;
     std::optional<Refusal> refusal = Admit(client_address, close_silently);
     if (close_silently) {
-      spdlog::debug("http connection closed remote={} reason=refusals_exhausted", remote_address);
+      LogDebug("http connection closed",
+               {{"remote", remote_address}, {"reason", "refusals_exhausted"}});
     } else {
       if (refusal.has_value()) {
-        spdlog::debug("http connection refused remote={} status={} reason={}", remote_address,
-                      refusal->status, refusal->message);
+        LogDebug("http connection refused", {{"remote", remote_address},
+                                             {"status", std::to_string(refusal->status)},
+                                             {"reason", refusal->message}});
         ++refused_connections_;
       } else {
         ++active_connections_;

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -15,8 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/post.hpp"
-#include "spdlog/spdlog.h"
 
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "http/server_core.h"
 
@@ -43,7 +44,8 @@ absl::Status ServerCore::Run() {
     Shutdown(absl::ZeroDuration());
     return absl::InternalError(absl::StrCat("http server threads: ", e.what()));
   }
-  spdlog::info("http server listening address={} tls={}", address_, options_.tls.has_value());
+  LogInfo("http server listening",
+          {{"address", address_}, {"tls", options_.tls.has_value() ? "true" : "false"}});
   return absl::OkStatus();
 }
 
@@ -55,9 +57,9 @@ void ServerCore::RunIo() {
       ioc_.run();
       return;
     } catch (const std::exception& e) {
-      spdlog::error("http io thread caught an exception error={}", e.what());
+      LogError("http io thread caught an exception", {{"error", e.what()}});
     } catch (...) {
-      spdlog::error("http io thread caught an unknown exception");
+      LogError("http io thread caught an unknown exception");
     }
   }
 }
@@ -66,11 +68,11 @@ Response ServerCore::Invoke(const Request& request) const {
   try {
     return handler_(request);
   } catch (const std::exception& e) {
-    spdlog::error("http handler threw method={} path={} error={}", request.method, request.path,
-                  e.what());
+    LogError("http handler threw",
+             {{"method", request.method}, {"path", request.path}, {"error", e.what()}});
   } catch (...) {
-    spdlog::error("http handler threw method={} path={} error=unknown exception", request.method,
-                  request.path);
+    LogError("http handler threw",
+             {{"method", request.method}, {"path", request.path}, {"error", "unknown exception"}});
   }
   return PlainResponse(500, "internal server error\n");
 }
@@ -82,11 +84,11 @@ std::optional<Response> ServerCore::InvokeQuick(const Request& request) const {
   try {
     return options_.quick_handler(request);
   } catch (const std::exception& e) {
-    spdlog::error("http quick handler threw method={} path={} error={}", request.method,
-                  request.path, e.what());
+    LogError("http quick handler threw",
+             {{"method", request.method}, {"path", request.path}, {"error", e.what()}});
   } catch (...) {
-    spdlog::error("http quick handler threw method={} path={} error=unknown exception",
-                  request.method, request.path);
+    LogError("http quick handler threw",
+             {{"method", request.method}, {"path", request.path}, {"error", "unknown exception"}});
   }
   return PlainResponse(500, "internal server error\n");
 }
@@ -98,9 +100,11 @@ Response ServerCore::RenderError(int status, std::string_view message) const {
       response.status = status;
       return response;
     } catch (const std::exception& e) {
-      spdlog::error("http error renderer threw status={} error={}", status, e.what());
+      LogError("http error renderer threw",
+               {{"status", std::to_string(status)}, {"error", e.what()}});
     } catch (...) {
-      spdlog::error("http error renderer threw status={} error=unknown exception", status);
+      LogError("http error renderer threw",
+               {{"status", std::to_string(status)}, {"error", "unknown exception"}});
     }
   }
   return PlainResponse(status, absl::StrCat(ToAbsl(message), "\n"));
@@ -131,7 +135,7 @@ void ServerCore::Shutdown(absl::Duration grace) {
     StopServing(grace);
   } catch (const std::exception& e) {
     // Only std::thread::join can throw here, and only for a thread that cannot be joined.
-    spdlog::error("http server shutdown failed address={} error={}", address_, e.what());
+    LogError("http server shutdown failed", {{"address", address_}, {"error", e.what()}});
   }
 }
 
@@ -166,7 +170,7 @@ void ServerCore::StopServing(absl::Duration grace) {
   for (std::thread& thread : io_threads_) {
     thread.join();
   }
-  spdlog::info("http server stopped address={}", address_);
+  LogInfo("http server stopped", {{"address", address_}});
 }
 
 }  // namespace server_internal
@@ -210,5 +214,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
 int Server::port() const { return impl_->port(); }
 
 void Server::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+
+namespace {
+
+int Cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+int DefaultIoThreads() { return std::clamp(Cores() / 2, 1, 8); }
+
+int DefaultWorkerThreads() { return std::clamp(Cores() * 2, 4, 64); }
 
 }  // namespace discovery::http

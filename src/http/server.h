@@ -83,6 +83,12 @@ struct TlsOptions {
   std::string key_file;
 };
 
+// Thread counts that follow the machine's cores (std::thread::hardware_concurrency): I/O gets
+// half the cores (1 to 8), since a request costs it little; the Handler gets two threads per
+// core (4 to 64), since handlers may block on the store. On 2 cores: 1 and 4. Thread-safe.
+int DefaultIoThreads();
+int DefaultWorkerThreads();
+
 struct ServerOptions {
   // "host:port", "[v6-address]:port" or ":port" (all interfaces, IPv6 and IPv4 where the host
   // supports dual-stack sockets). Port 0 binds an ephemeral port (see Server::port()). A host
@@ -106,10 +112,10 @@ struct ServerOptions {
   absl::Duration write_timeout = absl::Seconds(10);
   // Threads doing socket I/O. They never run the Handler (only the QuickHandler), so slow
   // handlers cannot stall I/O.
-  int io_threads = 1;
+  int io_threads = DefaultIoThreads();
   // Threads running the Handler. Requests beyond this wait in a queue; each connection has at
   // most one request in flight.
-  int worker_threads = 4;
+  int worker_threads = DefaultWorkerThreads();
   // Connections beyond this are answered 503 with `Retry-After` and closed, without reading a
   // request.
   size_t max_connections = 4096;

@@ -5,10 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,7 +17,9 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 
+#include "common/file.h"
 #include "common/format.h"
+#include "common/status_macros.h"
 
 namespace discovery::http_client {
 namespace {
@@ -89,32 +89,24 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
   return n;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(fmt::format("cannot read CA certificates {}", path));
+absl::StatusOr<std::string> ReadCaFile(const std::string& path) {
+  absl::StatusOr<std::string> content = ReadFile(path, {.what = "CA certificates"});
+  if (!content.ok()) {
+    return absl::InvalidArgumentError(content.status().message());
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) {
-    return absl::InvalidArgumentError(fmt::format("cannot read CA certificates {}", path));
-  }
-  return content.str();
+  return content;
 }
 
 // The system's CAs followed by those of `extra`: CURLOPT_CAINFO names only one file.
 absl::StatusOr<std::string> CaBundle(const std::string& extra) {
-  absl::StatusOr<std::string> added = ReadFile(extra);
-  if (!added.ok()) {
-    return added.status();
-  }
-  absl::StatusOr<std::string> system = ReadFile(kSystemCaBundle);
+  DISCOVERY_ASSIGN_OR_RETURN(std::string added, ReadCaFile(extra));
+  absl::StatusOr<std::string> system = ReadCaFile(kSystemCaBundle);
   // Without a system bundle (a minimal container) the extra file alone is still useful.
   std::string bundle = system.ok() ? *std::move(system) : std::string();
   if (!bundle.empty() && bundle.back() != '\n') {
     bundle += '\n';
   }
-  bundle += *added;
+  bundle += added;
   return bundle;
 }
 

@@ -5,10 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -23,18 +21,10 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/metric_type.h"
 
+#include "common/file.h"
+
 namespace discovery::metrics {
 namespace {
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return std::nullopt;
-  }
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
 
 prometheus::MetricFamily Single(std::string name, std::string help, prometheus::MetricType type,
                                 double value) {
@@ -139,9 +129,8 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   std::vector<prometheus::MetricFamily> families;
   const auto ticks_per_second = static_cast<double>(sysconf(_SC_CLK_TCK));
 
-  const std::optional<std::string> stat_text = ReadFile(proc_dir_ + "/stat");
-  const std::optional<ProcStat> stat =
-      stat_text.has_value() ? ParseProcStat(*stat_text) : std::nullopt;
+  const absl::StatusOr<std::string> stat_text = ReadFile(proc_dir_ + "/stat");
+  const std::optional<ProcStat> stat = stat_text.ok() ? ParseProcStat(*stat_text) : std::nullopt;
   if (stat.has_value()) {
     families.push_back(
         Single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
@@ -152,9 +141,9 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
     families.push_back(
         Single("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
                static_cast<double>(stat->rss_pages) * static_cast<double>(sysconf(_SC_PAGESIZE))));
-    const std::optional<std::string> kernel_stat = ReadFile(stat_file_);
+    const absl::StatusOr<std::string> kernel_stat = ReadFile(stat_file_);
     const std::optional<std::uint64_t> boot_time =
-        kernel_stat.has_value() ? BootTimeSeconds(*kernel_stat) : std::nullopt;
+        kernel_stat.ok() ? BootTimeSeconds(*kernel_stat) : std::nullopt;
     if (boot_time.has_value()) {
       families.push_back(Single("process_start_time_seconds",
                                 "Start time of the process since unix epoch in seconds.",
@@ -169,7 +158,7 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
                               MetricType::Gauge, *open_fds));
   }
 
-  if (const std::optional<std::string> limits = ReadFile(proc_dir_ + "/limits")) {
+  if (const absl::StatusOr<std::string> limits = ReadFile(proc_dir_ + "/limits"); limits.ok()) {
     if (const std::optional<double> max_fds = SoftLimit(*limits, "Max open files")) {
       families.push_back(Single("process_max_fds", "Maximum number of open file descriptors.",
                                 MetricType::Gauge, *max_fds));

@@ -9,7 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#include "model/go_quote.h"
+#include "common/go_quote.h"
+#include "common/status_macros.h"
 #include "model/go_url.h"
 #include "model/text.h"
 
@@ -20,7 +21,6 @@ using model_internal::CanonicalString;
 using model_internal::Cat;
 using model_internal::EscapedPath;
 using model_internal::GetScheme;
-using model_internal::GoQuote;
 using model_internal::GoUrl;
 using model_internal::IsAsciiAlnum;
 using model_internal::Mode;
@@ -125,11 +125,8 @@ absl::StatusOr<GoUrl> ParseStrict(std::string_view text, bool suggest) {
 }  // namespace
 
 absl::StatusOr<Endpoint> Endpoint::Parse(std::string_view text) {
-  absl::StatusOr<GoUrl> url = ParseStrict(text, /*suggest=*/true);
-  if (!url.ok()) {
-    return url.status();
-  }
-  std::string canonical = CanonicalString(*url);
+  DISCOVERY_ASSIGN_OR_RETURN(GoUrl url, ParseStrict(text, /*suggest=*/true));
+  std::string canonical = CanonicalString(url);
   // Go can print a URL it would not parse again (a zone such as "[a%25%FF]" decodes to a byte
   // it refuses to read back). Stored endpoints are re-validated, so only fixed points pass.
   if (canonical != text) {
@@ -140,12 +137,12 @@ absl::StatusOr<Endpoint> Endpoint::Parse(std::string_view text) {
   }
   Endpoint endpoint;
   endpoint.canonical_ = std::move(canonical);
-  endpoint.userinfo_ = SerializedUserinfo(*url);
-  endpoint.raw_path_ = EscapedPath(*url);
-  endpoint.scheme_ = std::move(url->scheme);
-  endpoint.host_ = std::move(url->host);
-  endpoint.path_ = std::move(url->path);
-  endpoint.raw_query_ = std::move(url->raw_query);
+  endpoint.userinfo_ = SerializedUserinfo(url);
+  endpoint.raw_path_ = EscapedPath(url);
+  endpoint.scheme_ = std::move(url.scheme);
+  endpoint.host_ = std::move(url.host);
+  endpoint.path_ = std::move(url.path);
+  endpoint.raw_query_ = std::move(url.raw_query);
   return endpoint;
 }
 

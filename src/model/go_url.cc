@@ -10,7 +10,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#include "model/go_quote.h"
+#include "common/go_quote.h"
+#include "common/hex.h"
+#include "common/status_macros.h"
 #include "model/text.h"
 
 namespace discovery::model_internal {
@@ -18,22 +20,10 @@ namespace {
 
 constexpr std::string_view kUpperHex = "0123456789ABCDEF";
 
-bool IsHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool IsHex(char c) { return HexDigitValue(c) >= 0; }
 
-unsigned char Unhex(char c) {
-  if (c >= '0' && c <= '9') {
-    return static_cast<unsigned char>(c - '0');
-  }
-  if (c >= 'a' && c <= 'f') {
-    return static_cast<unsigned char>(c - 'a' + 10);
-  }
-  if (c >= 'A' && c <= 'F') {
-    return static_cast<unsigned char>(c - 'A' + 10);
-  }
-  return 0;
-}
+// Only for a digit IsHex accepted.
+unsigned char Unhex(char c) { return static_cast<unsigned char>(HexDigitValue(c)); }
 
 // Go's shouldEscape. It deliberately keeps Go's deviations from RFC 3986 (golang.org/issue/5684)
 // because the canonical form must match Go's byte for byte.
@@ -196,19 +186,11 @@ absl::StatusOr<std::string> ParseHost(std::string_view host) {
     // "%25" starts the zone, which may use escapes the address part may not.
     const std::size_t zone = host.substr(0, close).find("%25");
     if (zone != std::string_view::npos) {
-      absl::StatusOr<std::string> address = Unescape(host.substr(0, zone), Mode::kHost);
-      if (!address.ok()) {
-        return address.status();
-      }
-      absl::StatusOr<std::string> zone_id = Unescape(host.substr(zone, close - zone), Mode::kZone);
-      if (!zone_id.ok()) {
-        return zone_id.status();
-      }
-      absl::StatusOr<std::string> tail = Unescape(host.substr(close), Mode::kHost);
-      if (!tail.ok()) {
-        return tail.status();
-      }
-      return Cat(*address, *zone_id, *tail);
+      DISCOVERY_ASSIGN_OR_RETURN(std::string address, Unescape(host.substr(0, zone), Mode::kHost));
+      DISCOVERY_ASSIGN_OR_RETURN(std::string zone_id,
+                                 Unescape(host.substr(zone, close - zone), Mode::kZone));
+      DISCOVERY_ASSIGN_OR_RETURN(std::string tail, Unescape(host.substr(close), Mode::kHost));
+      return Cat(address, zone_id, tail);
     }
   } else if (const std::size_t colon = host.rfind(':'); colon != std::string_view::npos) {
     const std::string_view colon_port = host.substr(colon);
@@ -222,12 +204,8 @@ absl::StatusOr<std::string> ParseHost(std::string_view host) {
 // Go's parseAuthority: [userinfo@]host[:port]; the last '@' separates the userinfo.
 absl::Status ParseAuthority(std::string_view authority, GoUrl& url) {
   const std::size_t at = authority.rfind('@');
-  absl::StatusOr<std::string> host =
-      ParseHost(at == std::string_view::npos ? authority : authority.substr(at + 1));
-  if (!host.ok()) {
-    return host.status();
-  }
-  url.host = *std::move(host);
+  DISCOVERY_ASSIGN_OR_RETURN(
+      url.host, ParseHost(at == std::string_view::npos ? authority : authority.substr(at + 1)));
   if (at == std::string_view::npos) {
     return absl::OkStatus();
   }
@@ -236,18 +214,11 @@ absl::Status ParseAuthority(std::string_view authority, GoUrl& url) {
     return absl::InvalidArgumentError("net/url: invalid userinfo");
   }
   const std::size_t colon = userinfo.find(':');
-  absl::StatusOr<std::string> username = Unescape(userinfo.substr(0, colon), Mode::kUserPassword);
-  if (!username.ok()) {
-    return username.status();
-  }
-  url.username = *std::move(username);
+  DISCOVERY_ASSIGN_OR_RETURN(url.username,
+                             Unescape(userinfo.substr(0, colon), Mode::kUserPassword));
   if (colon != std::string_view::npos) {
-    absl::StatusOr<std::string> password =
-        Unescape(userinfo.substr(colon + 1), Mode::kUserPassword);
-    if (!password.ok()) {
-      return password.status();
-    }
-    url.password = *std::move(password);
+    DISCOVERY_ASSIGN_OR_RETURN(url.password,
+                               Unescape(userinfo.substr(colon + 1), Mode::kUserPassword));
   }
   return absl::OkStatus();
 }
@@ -255,11 +226,7 @@ absl::Status ParseAuthority(std::string_view authority, GoUrl& url) {
 // Go's setPath: Path is the decoded form; RawPath keeps the written form only when Go's own
 // escaping of Path would spell it differently.
 absl::Status SetPath(std::string_view written, GoUrl& url) {
-  absl::StatusOr<std::string> path = Unescape(written, Mode::kPath);
-  if (!path.ok()) {
-    return path.status();
-  }
-  url.path = *std::move(path);
+  DISCOVERY_ASSIGN_OR_RETURN(url.path, Unescape(written, Mode::kPath));
   if (Escape(url.path, Mode::kPath) == written) {
     url.raw_path.clear();
   } else {
@@ -399,17 +366,14 @@ absl::StatusOr<GoUrl> ParseRequestUri(std::string_view raw) {
     url.path = "*";
     return url;
   }
-  absl::StatusOr<SchemeSplit> split = GetScheme(raw);
-  if (!split.ok()) {
-    return split.status();
-  }
-  url.scheme = std::string(split->scheme);
+  DISCOVERY_ASSIGN_OR_RETURN(SchemeSplit split, GetScheme(raw));
+  url.scheme = std::string(split.scheme);
   for (char& c : url.scheme) {
     if (c >= 'A' && c <= 'Z') {
       c = static_cast<char>(c - 'A' + 'a');
     }
   }
-  std::string_view rest = split->rest;
+  std::string_view rest = split.rest;
 
   // A single trailing '?' is remembered (Go's ForceQuery) so the canonical form keeps it.
   if (rest.ends_with("?") && rest.find('?') == rest.size() - 1) {
@@ -437,13 +401,9 @@ absl::StatusOr<GoUrl> ParseRequestUri(std::string_view raw) {
       authority = authority.substr(0, slash);
     }
     url.has_authority = true;
-    if (absl::Status status = ParseAuthority(authority, url); !status.ok()) {
-      return status;
-    }
+    DISCOVERY_RETURN_IF_ERROR(ParseAuthority(authority, url));
   }
-  if (absl::Status status = SetPath(rest, url); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(SetPath(rest, url));
   return url;
 }
 

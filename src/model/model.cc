@@ -14,6 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "common/hex.h"
+#include "common/status_macros.h"
+#include "common/utf8.h"
 #include "model/endpoint.h"
 #include "model/text.h"
 #include "selector/selector.h"
@@ -69,9 +72,7 @@ absl::Status ValidateName(std::string_view name, std::string_view what, std::siz
   if (name.empty()) {
     return absl::InvalidArgumentError(Cat(what, " cannot be empty"));
   }
-  if (absl::Status status = CheckNameLength(name, what, limit); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(CheckNameLength(name, what, limit));
   if (!HasOnlyNameCharacters(name)) {
     return absl::InvalidArgumentError(Cat(what, " must only contain ", kNameCharacters));
   }
@@ -85,51 +86,6 @@ bool IsValidLabelName(std::string_view name) {
   }
   return std::ranges::all_of(
       name.substr(1), [](char c) { return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '_'; });
-}
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool IsValidUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    uint32_t cp = 0;
-    uint32_t min_cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-      min_cp = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-      min_cp = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-      min_cp = 0x10000;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) {
-      return false;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if (cp < min_cp || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
 }
 
 // Prometheus model.ParseDuration: "0", or number+unit pairs with units y, w, d, h, m, s, ms
@@ -216,26 +172,14 @@ std::optional<std::array<unsigned char, 16>> ParseUuid(std::string_view text) {
   if (hyphenated && (text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-')) {
     return std::nullopt;
   }
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-      return c - 'A' + 10;
-    }
-    return -1;
-  };
   std::array<unsigned char, 16> bytes{};
   std::size_t pos = 0;
   for (unsigned char& byte : bytes) {
     if (hyphenated && (pos == 8 || pos == 13 || pos == 18 || pos == 23)) {
       ++pos;
     }
-    const int high = hex(text[pos]);
-    const int low = hex(text[pos + 1]);
+    const int high = HexDigitValue(text[pos]);
+    const int low = HexDigitValue(text[pos + 1]);
     if (high < 0 || low < 0) {
       return std::nullopt;
     }
@@ -327,9 +271,7 @@ std::string ServerStateName(ServerState state) {
 }
 
 absl::Status ValidateLabels(const Labels& labels) {
-  if (absl::Status status = CheckLabelLimits(labels); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(CheckLabelLimits(labels));
   for (const auto& [name, value] : labels) {
     if (value.empty()) {
       return absl::InvalidArgumentError(Cat("label value for '", name, "' cannot be empty string"));
@@ -463,9 +405,7 @@ absl::Status Validate(const Namespace& ns) { return ValidateNamespaceName(ns.nam
 // Server labels are what service selectors match; a key or value no selector can name (e.g.
 // "a=b", "two words") would silently never match, so it is refused at registration.
 absl::Status Validate(const Server& server) {
-  if (absl::Status status = ValidateServerName(server.name); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateServerName(server.name));
   if (server.labels.size() > kMaxLabels) {
     return absl::InvalidArgumentError(Cat("server ", server.name, ": ",
                                           std::to_string(server.labels.size()),
@@ -485,9 +425,7 @@ absl::Status Validate(const Server& server) {
 }
 
 absl::Status Validate(const Service& service) {
-  if (absl::Status status = ValidateServiceName(service.name); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateServiceName(service.name));
   if (absl::Status status =
           ValidateName(service.namespace_name, "namespace", kMaxNamespaceNameBytes);
       !status.ok()) {
@@ -496,22 +434,15 @@ absl::Status Validate(const Service& service) {
   if (service.endpoint.empty()) {
     return absl::InvalidArgumentError("endpoint cannot be empty");
   }
-  absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
-  if (!endpoint.ok()) {
-    return endpoint.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(Endpoint endpoint, Endpoint::Parse(service.endpoint));
   // The ID and the placement hash are computed over the canonical string; a stored
   // non-canonical endpoint would hash differently from the same endpoint registered anew.
-  if (endpoint->String() != service.endpoint) {
+  if (endpoint.String() != service.endpoint) {
     return absl::InvalidArgumentError(Cat(
-        "endpoint '", service.endpoint, "' is not canonical: expected '", endpoint->String(), "'"));
+        "endpoint '", service.endpoint, "' is not canonical: expected '", endpoint.String(), "'"));
   }
-  if (absl::Status status = ValidateLabels(service.labels); !status.ok()) {
-    return status;
-  }
-  if (absl::Status status = ValidateDescription(service.description); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(ValidateLabels(service.labels));
+  DISCOVERY_RETURN_IF_ERROR(ValidateDescription(service.description));
   if (const std::string id = ServiceId(service.endpoint); service.id != id) {
     return absl::InvalidArgumentError(Cat("id '", service.id, "' does not match endpoint '",
                                           service.endpoint, "': expected '", id, "'"));
@@ -537,9 +468,7 @@ absl::Status CheckStoredService(const Service& service) {
       !status.ok()) {
     return status;
   }
-  if (absl::Status status = CheckLabelLimits(service.labels); !status.ok()) {
-    return status;
-  }
+  DISCOVERY_RETURN_IF_ERROR(CheckLabelLimits(service.labels));
   return ValidateDescription(service.description);
 }
 

@@ -26,7 +26,7 @@
 #include "openapi/docs.h"
 #include "registry/registry.h"
 #include "rest/rest_api.h"
-#include "store/embedded/embedded_store.h"
+#include "testing/api_stack.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::openapi {
@@ -487,15 +487,11 @@ class ServedExamplesTest : public ::testing::Test {
   static constexpr const char* kSecret = "openapi-secret";
 
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
-    ASSERT_THAT(store, IsOk());
-    store_ = *std::move(store);
-    registry_ =
-        std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
-    ASSERT_THAT(registry_->Initialize(absl::Seconds(10)), IsOk());
-    handlers_ = std::make_unique<api::Handlers>(
-        *registry_, authorizer_,
-        api::HandlerOptions{.tokens = {.issuer = kIssuer, .secret = kSecret}});
+    ASSERT_OK_AND_ASSIGN(stack_,
+                         testing::ApiStack::Create(
+                             {.handlers = {.tokens = {.issuer = kIssuer, .secret = kSecret}}}));
+    registry_ = &stack_->registry();
+    handlers_ = &stack_->handlers();
     authenticator_ = std::make_unique<auth::Authenticator>(
         auth::AuthenticatorOptions{.issuer = kIssuer, .secret = kSecret});
     dispatcher_ = std::make_unique<api::Dispatcher>(*handlers_, *authenticator_);
@@ -526,10 +522,9 @@ class ServedExamplesTest : public ::testing::Test {
     return response;
   }
 
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<registry::Registry> registry_;
-  auth::Authorizer authorizer_{std::vector<std::string>{}};
-  std::unique_ptr<api::Handlers> handlers_;
+  std::unique_ptr<testing::ApiStack> stack_;
+  registry::Registry* registry_ = nullptr;
+  api::Handlers* handlers_ = nullptr;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<api::Dispatcher> dispatcher_;
   std::unique_ptr<rest::RestApi> api_;

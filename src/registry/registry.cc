@@ -6,9 +6,9 @@
 #include <utility>
 
 #include "fmt/format.h"
-#include "spdlog/spdlog.h"
 
 #include "common/format.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "model/endpoint.h"
 #include "selector/selector.h"
@@ -121,8 +121,9 @@ bool Registry::WaitForRevision(int64_t revision, absl::Duration timeout) const {
 
 void Registry::AwaitView(int64_t revision) const {
   if (!WaitForRevision(revision, options_.view_wait)) {
-    spdlog::warn("the view did not reach store revision {} within {}; a read may not show it yet",
-                 revision, absl::FormatDuration(options_.view_wait));
+    LogWarn("the view did not reach the store revision in time; a read may not show it yet",
+            {{"revision", std::to_string(revision)},
+             {"wait", absl::FormatDuration(options_.view_wait)}});
   }
 }
 
@@ -181,8 +182,8 @@ absl::Status Registry::StorePlacementSettings() {
   if (!revision.ok()) {
     return StoreError(revision.status(), "could not store the placement settings");
   }
-  spdlog::info("placement settings stored: algorithm {}, {} replicas",
-               placement::AlgorithmName(wanted->algorithm), wanted->replicas);
+  LogInfo("placement settings stored", {{"algorithm", placement::AlgorithmName(wanted->algorithm)},
+                                        {"replicas", std::to_string(wanted->replicas)}});
   AwaitView(*revision);
   return absl::OkStatus();
 }
@@ -199,7 +200,7 @@ absl::Status Registry::EnsureDefaultNamespace() {
     return StoreError(result.status(), "could not create the default namespace");
   }
   if (result->succeeded) {
-    spdlog::info("creating default namespace");
+    LogInfo("creating default namespace");
     AwaitView(result->revision);
   }
   return absl::OkStatus();
@@ -223,7 +224,8 @@ absl::StatusOr<Namespace> Registry::RegisterNamespace(std::string name,
     return StoreError(revision.status(),
                       fmt::format("could not register namespace {} in store", ns.name));
   }
-  spdlog::info("register namespace {} ({})", ns.name, ExportConfigName(ns.export_config));
+  LogInfo("register namespace",
+          {{"namespace", ns.name}, {"export", ExportConfigName(ns.export_config)}});
   AwaitView(*revision);
   return ns;
 }
@@ -248,7 +250,7 @@ absl::Status Registry::UnregisterNamespace(std::string_view name) {
     return StoreError(revision.status(),
                       fmt::format("could not unregister namespace {} in store", name));
   }
-  spdlog::info("unregister namespace {}", name);
+  LogInfo("unregister namespace", {{"namespace", std::string{name}}});
   AwaitView(*revision);
   return absl::OkStatus();
 }
@@ -275,7 +277,7 @@ absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels)
     return StoreError(revision.status(),
                       fmt::format("could not register server {} in store", server.name));
   }
-  spdlog::info("register server {} ({})", server.name, LabelsToString(server.labels));
+  LogInfo("register server", {{"server", server.name}, {"labels", LabelsToString(server.labels)}});
   AwaitView(*revision);
   return server;
 }
@@ -300,16 +302,14 @@ absl::Status Registry::UnregisterServer(std::string_view name) {
     return StoreError(revision.status(),
                       fmt::format("could not unregister server {} in store", name));
   }
-  spdlog::info("unregister server {}", name);
+  LogInfo("unregister server", {{"server", std::string{name}}});
   AwaitView(*revision);
   return absl::OkStatus();
 }
 
 absl::StatusOr<repo::TokenRevocation> Registry::RevokeToken(std::string id,
                                                             std::string revoked_by) {
-  if (absl::Status valid = repo::ValidateTokenId(id); !valid.ok()) {
-    return valid;
-  }
+  DISCOVERY_RETURN_IF_ERROR(repo::ValidateTokenId(id));
   repo::TokenRevocation revocation{
       .id = std::move(id), .revoked_at = options_.clock(), .revoked_by = std::move(revoked_by)};
   absl::StatusOr<int64_t> revision = repo_.PutRevocation(revocation);
@@ -447,8 +447,10 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
                         fmt::format("could not register service {} in store", service.endpoint));
     }
     if (result->succeeded) {
-      spdlog::info("register service {} in namespace {} on {}", service.endpoint,
-                   service.namespace_name, fmt::join(service.servers, ","));
+      LogInfo("register service",
+              {{"endpoint", service.endpoint},
+               {"namespace", service.namespace_name},
+               {"servers", fmt::format("{}", fmt::join(service.servers, ","))}});
       if (service.HasTtl() && options_.on_renewals) {
         options_.on_renewals(1);
       }
@@ -492,7 +494,7 @@ absl::Status Registry::UnregisterService(std::string_view id_or_endpoint,
                                                      "namespace {}",
                                                      id_or_endpoint, ns));
   }
-  spdlog::info("unregister service {} in namespace {}", id, ns);
+  LogInfo("unregister service", {{"id", std::string{id}}, {"namespace", std::string{ns}}});
   AwaitView(*revision);
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 
 namespace discovery::repo {
 namespace {
@@ -293,11 +294,8 @@ std::string EncodeRevocation(const TokenRevocation& revocation) {
 }
 
 absl::StatusOr<TokenRevocation> DecodeRevocation(std::string_view json) {
-  absl::StatusOr<Json> document = ParseObject(json, "token revocation");
-  if (!document.ok()) {
-    return document.status();
-  }
-  Reader reader(*document);
+  DISCOVERY_ASSIGN_OR_RETURN(Json document, ParseObject(json, "token revocation"));
+  Reader reader(document);
   TokenRevocation revocation{.id = reader.String("id"), .revoked_by = reader.String("revoked_by")};
   const std::string revoked_at = reader.String("revoked_at");
   if (!reader.status().ok()) {
@@ -316,11 +314,8 @@ absl::StatusOr<TokenRevocation> DecodeRevocation(std::string_view json) {
 }
 
 absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view json) {
-  absl::StatusOr<Json> document = ParseObject(json, "placement settings");
-  if (!document.ok()) {
-    return document.status();
-  }
-  Reader reader(*document);
+  DISCOVERY_ASSIGN_OR_RETURN(Json document, ParseObject(json, "placement settings"));
+  Reader reader(document);
   const std::string algorithm = reader.String("algorithm");
   const int64_t replicas = reader.Int("replicas");
   if (!reader.status().ok()) {
@@ -340,11 +335,8 @@ absl::StatusOr<placement::Settings> DecodePlacementSettings(std::string_view jso
 }
 
 absl::StatusOr<Namespace> DecodeNamespace(std::string_view json) {
-  absl::StatusOr<Json> document = ParseObject(json, "namespace");
-  if (!document.ok()) {
-    return document.status();
-  }
-  Reader reader(*document);
+  DISCOVERY_ASSIGN_OR_RETURN(Json document, ParseObject(json, "namespace"));
+  Reader reader(document);
   Namespace ns;
   ns.name = reader.String("name");
   ns.export_config = static_cast<ExportConfig>(reader.Int("export"));
@@ -356,11 +348,8 @@ absl::StatusOr<Namespace> DecodeNamespace(std::string_view json) {
 }
 
 absl::StatusOr<Server> DecodeServer(std::string_view json) {
-  absl::StatusOr<Json> document = ParseObject(json, "server");
-  if (!document.ok()) {
-    return document.status();
-  }
-  Reader reader(*document);
+  DISCOVERY_ASSIGN_OR_RETURN(Json document, ParseObject(json, "server"));
+  Reader reader(document);
   Server server;
   server.name = reader.String("name");
   server.labels = reader.StringMap("labels");
@@ -424,11 +413,8 @@ class ServiceSax {
           fmt::format("service document: field \"expires\": {}", expires_->status().message()));
     }
     if (!ttl_text_.empty()) {
-      absl::StatusOr<absl::Duration> ttl = ParseTtl(ttl_text_);
-      if (!ttl.ok()) {
-        return ttl.status();
-      }
-      service_.ttl = *ttl;
+      DISCOVERY_ASSIGN_OR_RETURN(absl::Duration ttl, ParseTtl(ttl_text_));
+      service_.ttl = ttl;
       if (expires_.has_value()) {
         service_.expires = **expires_;
       }
@@ -657,11 +643,8 @@ absl::StatusOr<Service> DecodeService(std::string_view json) { return ServiceSax
 namespace internal {
 
 absl::StatusOr<Service> DecodeServiceWithDom(std::string_view json) {
-  absl::StatusOr<Json> document = ParseObject(json, "service");
-  if (!document.ok()) {
-    return document.status();
-  }
-  Reader reader(*document);
+  DISCOVERY_ASSIGN_OR_RETURN(Json document, ParseObject(json, "service"));
+  Reader reader(document);
   Service service;
   service.id = reader.String("id");
   service.name = reader.String("name");
@@ -678,11 +661,8 @@ absl::StatusOr<Service> DecodeServiceWithDom(std::string_view json) {
     return Annotate(reader.status(), "service");
   }
   if (!ttl.empty()) {
-    absl::StatusOr<absl::Duration> parsed = ParseTtl(ttl);
-    if (!parsed.ok()) {
-      return parsed.status();
-    }
-    service.ttl = *parsed;
+    DISCOVERY_ASSIGN_OR_RETURN(absl::Duration parsed, ParseTtl(ttl));
+    service.ttl = parsed;
     service.expires = expires;
   }
   return service;

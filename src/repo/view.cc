@@ -19,6 +19,7 @@
 
 #include "common/format.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "repo/codec.h"
 
 namespace discovery::repo {
@@ -429,24 +430,21 @@ void View::Run(const std::stop_token& stop) {
 }
 
 absl::Status View::FollowOnce(const std::stop_token& stop) {
-  absl::StatusOr<store::RangeResult> range = store_.Range(keys_.All());
-  if (!range.ok()) {
-    return range.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(store::RangeResult range, store_.Range(keys_.All()));
   Snapshot working;
-  working.revision = range->revision;
+  working.revision = range.revision;
   {
     const std::shared_ptr<const Snapshot> known = Current();
     // A counter: it goes on across reloads.
     working.expired_services = known != nullptr ? known->expired_services : 0;
-    std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range->kvs);
+    std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range.kvs);
     Applier applier(keys_, working, /*bulk=*/true, known.get());
-    for (size_t i = 0; i < range->kvs.size(); ++i) {
-      applier.Put(range->kvs[i], &classified[i]);
+    for (size_t i = 0; i < range.kvs.size(); ++i) {
+      applier.Put(range.kvs[i], &classified[i]);
     }
   }
-  range->kvs.clear();
-  range->kvs.shrink_to_fit();
+  range.kvs.clear();
+  range.kvs.shrink_to_fit();
   Publish(working);
   ReleaseFreedMemory();
 
@@ -455,14 +453,13 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     absl::MutexLock lock(&pending.mu);
     pending.queue.clear();
   }
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> watch =
-      store_.Watch(keys_.All(), range->revision + 1, [&pending](const store::WatchResponse& r) {
+  // Held, not read: the watch runs until this handle is destroyed on return.
+  DISCOVERY_ASSIGN_OR_RETURN(
+      const std::unique_ptr<store::WatchHandle> watch,
+      store_.Watch(keys_.All(), range.revision + 1, [&pending](const store::WatchResponse& r) {
         absl::MutexLock lock(&pending.mu);
         pending.queue.push_back(r);
-      });
-  if (!watch.ok()) {
-    return watch.status();
-  }
+      }));
 
   while (!stop.stop_requested()) {
     std::deque<store::WatchResponse> batch;

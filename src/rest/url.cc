@@ -6,43 +6,11 @@
 #include "absl/status/status.h"
 
 #include "common/format.h"
+#include "common/go_quote.h"
+#include "common/hex.h"
+#include "common/status_macros.h"
 
 namespace discovery::rest {
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// Go's strconv.Quote for the short snippets of EscapeError: the client's bytes are echoed, so
-// anything unprintable is escaped rather than copied into the message.
-std::string GoQuote(std::string_view text) {
-  std::string quoted = "\"";
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      quoted += '\\';
-      quoted += c;
-    } else if (byte < 0x20 || byte >= 0x7f) {
-      quoted += fmt::format("\\x{:02x}", byte);
-    } else {
-      quoted += c;
-    }
-  }
-  quoted += '"';
-  return quoted;
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> PercentDecode(std::string_view text, bool plus_is_space) {
   std::string decoded;
@@ -50,8 +18,8 @@ absl::StatusOr<std::string> PercentDecode(std::string_view text, bool plus_is_sp
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '%') {
-      const int high = i + 1 < text.size() ? HexValue(text[i + 1]) : -1;
-      const int low = i + 2 < text.size() ? HexValue(text[i + 2]) : -1;
+      const int high = i + 1 < text.size() ? HexDigitValue(text[i + 1]) : -1;
+      const int low = i + 2 < text.size() ? HexDigitValue(text[i + 2]) : -1;
       if (high < 0 || low < 0) {
         return absl::InvalidArgumentError(
             fmt::format("invalid URL escape {}", GoQuote(text.substr(i, 3))));
@@ -80,17 +48,13 @@ absl::StatusOr<QueryParams> ParseQuery(std::string_view query) {
       continue;
     }
     const size_t eq = piece.find('=');
-    absl::StatusOr<std::string> name = PercentDecode(piece.substr(0, eq), /*plus_is_space=*/true);
-    if (!name.ok()) {
-      return name.status();
-    }
-    absl::StatusOr<std::string> value =
-        eq == std::string_view::npos ? std::string{}
-                                     : PercentDecode(piece.substr(eq + 1), /*plus_is_space=*/true);
-    if (!value.ok()) {
-      return value.status();
-    }
-    params.emplace_back(*std::move(name), *std::move(value));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string name,
+                               PercentDecode(piece.substr(0, eq), /*plus_is_space=*/true));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string value,
+                               eq == std::string_view::npos
+                                   ? std::string{}
+                                   : PercentDecode(piece.substr(eq + 1), /*plus_is_space=*/true));
+    params.emplace_back(std::move(name), std::move(value));
   }
   return params;
 }
@@ -103,12 +67,9 @@ absl::StatusOr<std::vector<std::string>> PathSegments(std::string_view path) {
   std::string_view rest = path.substr(1);
   while (true) {
     const size_t slash = rest.find('/');
-    absl::StatusOr<std::string> segment =
-        PercentDecode(rest.substr(0, slash), /*plus_is_space=*/false);
-    if (!segment.ok()) {
-      return segment.status();
-    }
-    segments.push_back(*std::move(segment));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string segment,
+                               PercentDecode(rest.substr(0, slash), /*plus_is_space=*/false));
+    segments.push_back(std::move(segment));
     if (slash == std::string_view::npos) {
       break;
     }

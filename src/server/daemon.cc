@@ -17,6 +17,8 @@
 #include "auth/oidc_verifier.h"
 #include "common/format.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/wait.h"
 #include "compress/gzip.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
@@ -165,15 +167,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
     }
     trusted_proxies.insert(trusted_proxies.end(), parsed->begin(), parsed->end());
   }
-  absl::StatusOr<std::string> secret = ResolveTokenSecret(cfg, /*create=*/true);
-  if (!secret.ok()) {
-    return secret.status();
-  }
-  absl::StatusOr<std::unique_ptr<store::Store>> store = OpenStore(cfg.store);
-  if (!store.ok()) {
-    return store.status();
-  }
-  parts.store = *std::move(store);
+  DISCOVERY_ASSIGN_OR_RETURN(std::string secret, ResolveTokenSecret(cfg, /*create=*/true));
+  DISCOVERY_ASSIGN_OR_RETURN(parts.store, OpenStore(cfg.store));
 
   registry::RegistryOptions registry_options{.placement = cfg.placement};
   registry_options.on_counts = [&metrics = parts.metrics](const registry::ServiceCounts& counts) {
@@ -193,9 +188,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.registry = std::make_unique<registry::Registry>(*parts.store, repo::Keys(cfg.store.prefix),
                                                         std::move(registry_options));
   parts.authorizer = std::make_unique<auth::Authorizer>(cfg.admin_roles);
-  auth::AuthenticatorOptions authentication{.issuer = cfg.token_issuer,
-                                            .secret = *secret,
-                                            .previous_secrets = cfg.previous_token_secrets};
+  auth::AuthenticatorOptions authentication{
+      .issuer = cfg.token_issuer, .secret = secret, .previous_secrets = cfg.previous_token_secrets};
   // Revocations come from the view, which follows the store: every replica refuses a revoked
   // token as soon as its view has the record.
   authentication.revoked = [&registry = *parts.registry](std::string_view token_id) {
@@ -217,7 +211,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
   parts.handlers = std::make_unique<api::Handlers>(
       *parts.registry, *parts.authorizer,
       api::HandlerOptions{.tokens = {.issuer = cfg.token_issuer,
-                                     .secret = *secret,
+                                     .secret = secret,
                                      .previous_secrets = cfg.previous_token_secrets}});
   parts.dispatcher = std::make_unique<api::Dispatcher>(
       *parts.handlers, *parts.authenticator,
@@ -247,6 +241,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
       .read_timeout = cfg.http_limits.read_timeout,
       .idle_timeout = cfg.http_limits.idle_timeout,
       .write_timeout = cfg.http_limits.write_timeout,
+      .io_threads = cfg.http_limits.io_threads,
+      .worker_threads = cfg.http_limits.worker_threads,
       .max_connections = cfg.http_limits.max_connections,
       .max_connections_per_client = cfg.http_limits.max_connections_per_client,
       .max_buffered_body_bytes = cfg.http_limits.max_buffered_body_bytes,
@@ -263,18 +259,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
     http_options.tls =
         http::TlsOptions{.cert_file = cfg.tls->cert_file, .key_file = cfg.tls->key_file};
   }
-  absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> grpc =
-      grpc_api::GrpcServer::Start(grpc_options, *parts.dispatcher);
-  if (!grpc.ok()) {
-    return grpc.status();
-  }
-  parts.grpc = *std::move(grpc);
-  absl::StatusOr<std::unique_ptr<http::Server>> http = http::Server::Start(
-      http_options, [&parts](const http::Request& request) { return parts.Serve(request); });
-  if (!http.ok()) {
-    return http.status();
-  }
-  parts.http = *std::move(http);
+  DISCOVERY_ASSIGN_OR_RETURN(parts.grpc,
+                             grpc_api::GrpcServer::Start(grpc_options, *parts.dispatcher));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      parts.http, http::Server::Start(http_options, [&parts](const http::Request& request) {
+        return parts.Serve(request);
+      }));
   LogInfo("discoveryd listening", {{"grpc", cfg.grpc_listen},
                                    {"grpc_port", std::to_string(parts.grpc->port())},
                                    {"http", cfg.http_listen},
@@ -298,7 +288,7 @@ void Daemon::Initialize(const std::stop_token& stop) {
       return;
     }
     LogWarn("registry not ready yet", {{"error", std::string{status.message()}}});
-    absl::SleepFor(backoff);
+    SleepUnlessStopped(stop, backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
 }
@@ -321,10 +311,7 @@ void Daemon::LoadOidcProvider(const std::stop_token& stop) {
             {{"issuer", parts_->config.oidc->endpoint},
              {"error", std::string{loaded.message()}},
              {"retry-in", absl::FormatDuration(backoff)}});
-    const absl::Time until = absl::Now() + backoff;
-    while (!stop.stop_requested() && absl::Now() < until) {
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    SleepUnlessStopped(stop, backoff);
     backoff = std::min(backoff * 2, absl::Seconds(30));
   }
 }

@@ -6,6 +6,7 @@
 
 #include "common/format.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "exporter/exporter.h"
 #include "http/server.h"
 #include "repo/repo.h"
@@ -57,29 +58,19 @@ absl::StatusOr<std::unique_ptr<ExporterDaemon>> ExporterDaemon::Start(ExporterCo
   parts.metrics.RecordStartup(cfg.build, cfg.redacted_flags);
   SetLogCounter([&metrics = parts.metrics](std::string_view level) { metrics.LogMessage(level); });
 
-  absl::StatusOr<std::unique_ptr<store::Store>> store = OpenStore(cfg.store);
-  if (!store.ok()) {
-    return store.status();
-  }
-  parts.store = *std::move(store);
-  absl::StatusOr<std::unique_ptr<exporter::Exporter>> exporter =
-      exporter::Exporter::Start(*parts.store, repo::Keys(cfg.store.prefix),
-                                {.server = cfg.server,
-                                 .directory = cfg.directory,
-                                 .resync_interval = cfg.resync_interval,
-                                 .metrics = &parts.metrics});
-  if (!exporter.ok()) {
-    return exporter.status();
-  }
-  parts.exporter = *std::move(exporter);
+  DISCOVERY_ASSIGN_OR_RETURN(parts.store, OpenStore(cfg.store));
+  DISCOVERY_ASSIGN_OR_RETURN(parts.exporter,
+                             exporter::Exporter::Start(*parts.store, repo::Keys(cfg.store.prefix),
+                                                       {.server = cfg.server,
+                                                        .directory = cfg.directory,
+                                                        .resync_interval = cfg.resync_interval,
+                                                        .metrics = &parts.metrics}));
   if (!cfg.http_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<http::Server>> http = http::Server::Start(
-        {.listen = cfg.http_listen},
-        [&parts](const http::Request& request) { return parts.Serve(request); });
-    if (!http.ok()) {
-      return http.status();
-    }
-    parts.http = *std::move(http);
+    DISCOVERY_ASSIGN_OR_RETURN(
+        parts.http,
+        http::Server::Start({.listen = cfg.http_listen}, [&parts](const http::Request& request) {
+          return parts.Serve(request);
+        }));
   }
   LogInfo("exporter running", {{"server", cfg.server},
                                {"directory", (cfg.directory / cfg.server).string()},

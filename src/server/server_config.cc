@@ -7,13 +7,13 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <system_error>
 #include <vector>
 
 #include "fmt/format.h"
 #include "openssl/rand.h"
 
+#include "common/file.h"
 #include "common/format.h"
 #include "common/status_macros.h"
 #include "repo/repo.h"
@@ -107,9 +107,7 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& confi
     return absl::InvalidArgumentError(
         fmt::format("unknown store '{}': use 'embedded' or 'etcd'", config.kind));
   }
-  if (absl::Status prefix = repo::ValidatePrefix(config.prefix); !prefix.ok()) {
-    return prefix;
-  }
+  DISCOVERY_RETURN_IF_ERROR(repo::ValidatePrefix(config.prefix));
   if (!UsesEmbeddedStore(config)) {
     return store::ConnectEtcdStore(config.etcd);
   }
@@ -128,10 +126,10 @@ absl::StatusOr<std::string> ResolveTokenSecret(const ServerConfig& config, bool 
         "with the same secret");
   }
   const std::filesystem::path path = std::filesystem::path(DataDir(config.store)) / "token-secret";
-  {
-    std::ifstream in(path);
-    std::string secret;
-    if (in && std::getline(in, secret) && !secret.empty()) {
+  if (absl::StatusOr<std::string> content = ReadFile(path); content.ok()) {
+    // The secret is the first line.
+    std::string secret = content->substr(0, content->find('\n'));
+    if (!secret.empty()) {
       return secret;
     }
   }

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+#include "http/server.h"
 #include "metrics/metrics.h"
 #include "placement/placement.h"
 #include "store/etcd/etcd_store.h"
@@ -57,6 +58,8 @@ struct HttpLimits {
   size_t max_connections = 4096;
   size_t max_connections_per_client = 256;
   size_t max_buffered_body_bytes = 64 << 20;
+  int io_threads = http::DefaultIoThreads();
+  int worker_threads = http::DefaultWorkerThreads();
 };
 
 // How the gRPC listener runs calls; see grpc_api::GrpcServerOptions, whose defaults these are.

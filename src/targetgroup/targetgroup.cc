@@ -12,6 +12,8 @@
 #include "absl/status/statusor.h"
 
 #include "common/format.h"
+#include "common/status_macros.h"
+#include "common/utf8.h"
 #include "model/endpoint.h"
 #include "model/model.h"
 
@@ -61,45 +63,6 @@ TargetGroup Build(const Service& service, const Endpoint& endpoint, ExportConfig
     group.labels.insert_or_assign(name, value);
   }
   return group;
-}
-
-// Length of the valid UTF-8 sequence at the start of `text`, or 0 when the first byte does not
-// start one. Follows Go's utf8.DecodeRuneInString: overlong forms, surrogates and code points
-// above U+10FFFF are invalid.
-size_t ValidUtf8Length(std::string_view text) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char first = byte(0);
-  size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (first >= 0xC2 && first <= 0xDF) {
-    length = 2;
-  } else if (first >= 0xE0 && first <= 0xEF) {
-    length = 3;
-    if (first == 0xE0) {
-      low = 0xA0;
-    } else if (first == 0xED) {
-      high = 0x9F;
-    }
-  } else if (first >= 0xF0 && first <= 0xF4) {
-    length = 4;
-    if (first == 0xF0) {
-      low = 0x90;
-    } else if (first == 0xF4) {
-      high = 0x8F;
-    }
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) {
-    return 0;
-  }
-  for (size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) {
-      return 0;
-    }
-  }
-  return length;
 }
 
 struct JsonStyle {
@@ -152,12 +115,13 @@ void AppendString(std::string_view text, const JsonStyle& style, std::string& ou
       ++i;
       continue;
     }
-    const size_t length = ValidUtf8Length(text.substr(i));
-    if (length == 0) {
+    const std::optional<Utf8Rune> rune = DecodeUtf8(text.substr(i));
+    if (!rune.has_value()) {
       out += "\\ufffd";
       ++i;
       continue;
     }
+    const size_t length = rune->length;
     const std::string_view sequence = text.substr(i, length);
     // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
     if (style.go_escaping && sequence == "\xE2\x80\xA8") {
@@ -222,11 +186,8 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
   if (config == ExportConfig::kDisabled) {
     return TargetGroup{};
   }
-  absl::StatusOr<Endpoint> endpoint = ParseStoredEndpoint(service);
-  if (!endpoint.ok()) {
-    return endpoint.status();
-  }
-  return Build(service, *endpoint, config);
+  DISCOVERY_ASSIGN_OR_RETURN(Endpoint endpoint, ParseStoredEndpoint(service));
+  return Build(service, endpoint, config);
 }
 
 std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,

@@ -20,6 +20,7 @@
 #include "nlohmann/json.hpp"
 
 #include "testing/discoveryd_process.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/status_matchers.h"
@@ -504,7 +505,11 @@ TEST_F(CliTest, RegistrationRetriesWhileTheServerIsDown) {
                                             .env = Environment({}),
                                             .working_dir = home_},
                                            home_ + "/register.log"));
-  absl::SleepFor(absl::Milliseconds(500));
+  // The server comes back once the client has met it down at least once.
+  ASSERT_TRUE(Eventually(
+      [&] { return cli->LogTail().find("request failed, retrying") != std::string::npos; },
+      absl::Seconds(30)))
+      << cli->LogTail();
   ASSERT_THAT(discoveryd_->Restart(), IsOk());
   ASSERT_OK_AND_ASSIGN(const ExitStatus exit, cli->WaitExit(absl::Seconds(30)));
   EXPECT_TRUE(exit.success()) << cli->LogTail();

@@ -28,6 +28,7 @@
 
 #include "testing/discovery_cluster.h"
 #include "testing/discoveryd_process.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/status_matchers.h"
@@ -42,17 +43,6 @@ namespace {
 using Json = ::nlohmann::json;
 
 constexpr char kServer[] = "prometheus1.example.com";
-
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
-}
 
 std::set<std::string> AsSet(const std::vector<std::string>& targets) {
   return {targets.begin(), targets.end()};

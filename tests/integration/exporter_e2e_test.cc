@@ -22,6 +22,7 @@
 
 #include "testing/discoveryd_process.h"
 #include "testing/etcd_harness.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/prometheus_process.h"
@@ -38,18 +39,6 @@ using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 
 constexpr char kServer[] = "prometheus1.example.com";
-
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
-}
 
 std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -142,7 +131,8 @@ class ExporterE2eTest : public ::testing::Test {
   // Waits until the files of `ns` hold exactly `targets`; reports how long that took.
   void ExpectFilesHold(const std::string& ns, const std::set<std::string>& targets) {
     const absl::Time start = absl::Now();
-    const bool held = Eventually([&] { return TargetsIn(NamespaceDir(ns)) == targets; });
+    const bool held =
+        Eventually([&] { return TargetsIn(NamespaceDir(ns)) == targets; }, absl::Seconds(10));
     EXPECT_TRUE(held) << "files of " << ns << " hold "
                       << ::testing::PrintToString(TargetsIn(NamespaceDir(ns))) << ", want "
                       << ::testing::PrintToString(targets) << "\n"
@@ -248,10 +238,12 @@ TEST_F(ExporterE2eTest, RefusesUnknownServerAndASecondExporter) {
 
   Rest("POST", "/v1/servers", {{"name", kServer}});
   ASSERT_OK_AND_ASSIGN(exporter_, LaunchExporter(EmbeddedStoreArgs()));
-  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(files_ / kServer); }));
-  ASSERT_TRUE(Eventually([&] {
-    return ReadFile(exporter_->log_path()).find("exporter running") != std::string::npos;
-  })) << exporter_->LogTail();
+  ASSERT_TRUE(
+      Eventually([&] { return std::filesystem::exists(files_ / kServer); }, absl::Seconds(10)));
+  ASSERT_TRUE(Eventually(
+      [&] { return ReadFile(exporter_->log_path()).find("exporter running") != std::string::npos; },
+      absl::Seconds(10)))
+      << exporter_->LogTail();
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ChildProcess> second,
                        LaunchExporter(EmbeddedStoreArgs(), "second.log"));
   ASSERT_OK_AND_ASSIGN(exit, second->WaitExit(absl::Seconds(30)));

@@ -34,6 +34,7 @@
 #include "store/store.h"
 #include "testing/discoveryd_process.h"
 #include "testing/etcd_harness.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/status_matchers.h"
@@ -59,18 +60,6 @@ enum class Backend { kEmbedded, kEtcd };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
   return info.param == Backend::kEmbedded ? "embedded" : "etcd";
-}
-
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return true;
 }
 
 std::string ReadFile(const std::filesystem::path& path) {
@@ -256,10 +245,10 @@ TEST_P(InvalidRecordsTest, LegacyRecordsAreLeftOutListedCountedAndRemovable) {
   for (const Service& service : {legacy, long_name, big_label}) {
     Store(service);
   }
-  ASSERT_TRUE(Eventually([&] {
-    return ListedServices().value("invalidServices", Json()).size() == 3;
-  })) << ListedServices().dump()
-      << "\n"
+  ASSERT_TRUE(
+      Eventually([&] { return ListedServices().value("invalidServices", Json()).size() == 3; },
+                 absl::Seconds(20)))
+      << ListedServices().dump() << "\n"
       << discoveryd_->LogTail();
 
   // ListService (REST): the served services apart from the invalid records and their reasons.
@@ -329,30 +318,42 @@ TEST_P(InvalidRecordsTest, LegacyRecordsAreLeftOutListedCountedAndRemovable) {
 
   // The exporter writes the good services' file, skips the others and keeps syncing.
   LaunchExporter();
-  ASSERT_TRUE(Eventually([&] {
-    return FileTargets() == std::set<std::string>{"good1:9100", "good2:9100"};
-  })) << exporter_->LogTail();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return FileTargets() == std::set<std::string>{"good1:9100", "good2:9100"};
+      },
+      absl::Seconds(20)))
+      << exporter_->LogTail();
   std::set<std::string> names;
   FileTargets(&names);
   EXPECT_EQ(names, std::set<std::string>{"good.json"});
-  ASSERT_TRUE(Eventually([&] {
-    const std::string text = ExporterMetrics();
-    return Sample(text, "discovery_exporter_errors_total") == 3 &&
-           Sample(text, R"(discovery_invalid_records{kind="service",namespace="default"})") == 3 &&
-           Sample(text, "discovery_exporter_last_sync_timestamp_seconds") > 0;
-  })) << ExporterMetrics()
-      << exporter_->LogTail();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const std::string text = ExporterMetrics();
+        return Sample(text, "discovery_exporter_errors_total") == 3 &&
+               Sample(text, R"(discovery_invalid_records{kind="service",namespace="default"})") ==
+                   3 &&
+               Sample(text, "discovery_exporter_last_sync_timestamp_seconds") > 0;
+      },
+      absl::Seconds(20)))
+      << ExporterMetrics() << exporter_->LogTail();
   const double first_sync =
       Sample(ExporterMetrics(), "discovery_exporter_last_sync_timestamp_seconds");
   // So that the next sync's timestamp differs however finely the value is printed.
   absl::SleepFor(absl::Milliseconds(1100));
   RestOk("POST", "/v1/services", {{"name", "good"}, {"endpoint", "http://good3:9100/metrics"}});
-  ASSERT_TRUE(Eventually([&] {
-    return FileTargets() == std::set<std::string>{"good1:9100", "good2:9100", "good3:9100"};
-  })) << exporter_->LogTail();
-  ASSERT_TRUE(Eventually([&] {
-    return Sample(ExporterMetrics(), "discovery_exporter_last_sync_timestamp_seconds") > first_sync;
-  }));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return FileTargets() == std::set<std::string>{"good1:9100", "good2:9100", "good3:9100"};
+      },
+      absl::Seconds(20)))
+      << exporter_->LogTail();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Sample(ExporterMetrics(), "discovery_exporter_last_sync_timestamp_seconds") >
+               first_sync;
+      },
+      absl::Seconds(20)));
   EXPECT_EQ(Sample(ExporterMetrics(), "discovery_exporter_errors_total"), 3);  // not counted again
   EXPECT_TRUE(exporter_->IsRunning()) << exporter_->LogTail();
 
@@ -379,9 +380,10 @@ TEST_P(InvalidRecordsTest, LegacyRecordsAreLeftOutListedCountedAndRemovable) {
   EXPECT_EQ(after["services"].size(), 3U);
   ASSERT_OK_AND_ASSIGN(metrics, Rest("GET", "/metrics"));
   EXPECT_THAT(metrics.body, Not(HasSubstr("discovery_invalid_records")));
-  EXPECT_TRUE(Eventually([&] {
-    return ExporterMetrics().find("discovery_invalid_records") == std::string::npos;
-  })) << ExporterMetrics();
+  EXPECT_TRUE(Eventually(
+      [&] { return ExporterMetrics().find("discovery_invalid_records") == std::string::npos; },
+      absl::Seconds(20)))
+      << ExporterMetrics();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, InvalidRecordsTest,

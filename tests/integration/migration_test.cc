@@ -48,6 +48,7 @@
 #include "store/store.h"
 #include "testing/discoveryd_process.h"
 #include "testing/etcd_harness.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/status_matchers.h"
@@ -500,17 +501,6 @@ TEST_F(MigrationTest, ServerNamedLikeHostPortIsListedServedAndRemovable) {
   EXPECT_THAT(listed, Not(Contains(kOdd)));
   EXPECT_EQ(targets(kOther), all);
   EXPECT_TRUE(targets(kOdd).empty());
-}
-
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
 }
 
 // Item 4: --etcd-auto-sync-interval keeps the member list as the original's client did. Two

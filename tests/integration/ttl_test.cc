@@ -29,6 +29,7 @@
 
 #include "testing/discovery_cluster.h"
 #include "testing/discoveryd_process.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/process.h"
 #include "testing/status_matchers.h"
@@ -53,17 +54,6 @@ using ::testing::Not;
 constexpr char kServer[] = "prometheus1.example.com";
 // Far beyond any TTL used here: only a target that never goes fails.
 constexpr absl::Duration kExpiryDeadline = absl::Seconds(60);
-
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return true;
-}
 
 std::string Endpoint(int port) { return fmt::format("http://127.0.0.1:{}/metrics", port); }
 std::string Target(int port) { return fmt::format("127.0.0.1:{}", port); }

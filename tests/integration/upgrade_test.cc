@@ -26,6 +26,7 @@
 #include "common/status_macros.h"
 #include "testing/discoveryd_process.h"
 #include "testing/etcd_harness.h"
+#include "testing/eventually.h"
 #include "testing/http_client.h"
 #include "testing/status_matchers.h"
 
@@ -104,17 +105,6 @@ absl::Status Post(const DiscoverydProcess& discoveryd, const std::string& token,
   return absl::OkStatus();
 }
 
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (!condition()) {
-    if (absl::Now() > deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
-}
-
 TEST(UpgradeTest, StoreOfThePreviousReleaseOpensWithTheSameAnswers) {
   const Json answers = ReadJson(kData / "answers.json");
   ASSERT_TRUE(answers.contains("release"));
@@ -170,10 +160,12 @@ TEST(UpgradeTest, StoreOfThePreviousReleaseOpensWithTheSameAnswers) {
                     {"endpoint", "http://expiring.example.com:9100/metrics"},
                     {"ttl", "5s"}}),
               IsOk());
-  EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<Json> listed = Get(*discoveryd, token, "/v1/services?namespace=default");
-    return listed.ok() && listed->dump().find("expiring.example.com") == std::string::npos;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<Json> listed = Get(*discoveryd, token, "/v1/services?namespace=default");
+        return listed.ok() && listed->dump().find("expiring.example.com") == std::string::npos;
+      },
+      absl::Seconds(60)));
   ASSERT_OK_AND_ASSIGN(const Json after, Get(*discoveryd, token, "/v1/services?namespace=default"));
   EXPECT_EQ(after["services"].size(),
             answers["/v1/services?namespace=default"]["services"].size() + 1);
@@ -258,11 +250,13 @@ TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
                     {"endpoint", "http://expiring.example.com:9100/metrics"},
                     {"ttl", "5s"}}),
               IsOk());
-  EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<Json> listed = Get(*old_replica, token, "/v1/services?namespace=default");
-    return listed.ok() && listed->dump().find("kept.example.com") != std::string::npos &&
-           listed->dump().find("expiring.example.com") == std::string::npos;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<Json> listed = Get(*old_replica, token, "/v1/services?namespace=default");
+        return listed.ok() && listed->dump().find("kept.example.com") != std::string::npos &&
+               listed->dump().find("expiring.example.com") == std::string::npos;
+      },
+      absl::Seconds(60)));
   // A third server joins through the new replica: both must move the same targets.
   ASSERT_THAT(Post(*new_replica, token, "/v1/servers", {{"name", "prom3.example.com"}}), IsOk());
 
@@ -271,18 +265,21 @@ TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
   for (const std::string& path : reads) {
     Json from_old;
     Json from_new;
-    EXPECT_TRUE(Eventually([&] {
-      absl::StatusOr<Json> a = Get(*old_replica, token, path);
-      absl::StatusOr<Json> b = Get(*new_replica, token, path);
-      if (!a.ok() || !b.ok()) {
-        return false;
-      }
-      from_old = *a;
-      from_new = *b;
-      // The newer release may add members; everything the previous one answers must agree.
-      return Covers(from_new, from_old);
-    })) << path
-        << ":\nprevious release: " << from_old.dump() << "\nthis release: " << from_new.dump();
+    EXPECT_TRUE(Eventually(
+        [&] {
+          absl::StatusOr<Json> a = Get(*old_replica, token, path);
+          absl::StatusOr<Json> b = Get(*new_replica, token, path);
+          if (!a.ok() || !b.ok()) {
+            return false;
+          }
+          from_old = *a;
+          from_new = *b;
+          // The newer release may add members; everything the previous one answers must agree.
+          return Covers(from_new, from_old);
+        },
+        absl::Seconds(60)))
+        << path << ":\nprevious release: " << from_old.dump()
+        << "\nthis release: " << from_new.dump();
   }
   ASSERT_THAT(old_replica->Stop(), IsOk());
   ASSERT_THAT(new_replica->Stop(), IsOk());

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -18,7 +16,9 @@
 #include "grpcpp/health_check_service_interface.h"
 
 #include "api/convert.h"
+#include "common/file.h"
 #include "common/format.h"
+#include "common/status_macros.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
@@ -93,12 +93,9 @@ class CallQueue {
         [context, request, response, handler](api::Dispatcher& dispatcher,
                                               std::string_view full_method) {
           const std::string peer = context->peer();
-          absl::StatusOr<Response> result =
-              dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request, handler);
-          if (!result.ok()) {
-            return result.status();
-          }
-          *response = *std::move(result);
+          DISCOVERY_ASSIGN_OR_RETURN(
+              *response,
+              dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request, handler));
           return absl::OkStatus();
         },
         [reactor](const absl::Status& status) { reactor->Finish(ToGrpc(status)); });
@@ -295,12 +292,9 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
         context, fmt::format("{}ListServiceStream", api::kServiceApi),
         [this, context, request](api::Dispatcher& dispatcher, std::string_view full_method) {
           const std::string peer = context->peer();
-          absl::StatusOr<std::vector<api::ListedService>> rows = dispatcher.Dispatch(
-              full_method, CallerOf(*context, peer), *request, &api::Handlers::ListServiceStream);
-          if (!rows.ok()) {
-            return rows.status();
-          }
-          rows_ = *std::move(rows);
+          DISCOVERY_ASSIGN_OR_RETURN(
+              rows_, dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request,
+                                         &api::Handlers::ListServiceStream));
           return absl::OkStatus();
         },
         [this](const absl::Status& status) {
@@ -441,14 +435,12 @@ class TokenService final : public pb::TokenAPI::CallbackService {
   CallQueue& calls_;
 };
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(fmt::format("cannot read the {} file {}", what, path));
+absl::StatusOr<std::string> ReadTlsFile(const std::string& path, std::string_view what) {
+  absl::StatusOr<std::string> content = ReadFile(path, {.what = what});
+  if (!content.ok()) {
+    return absl::InvalidArgumentError(content.status().message());
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  return content;
 }
 
 }  // namespace
@@ -482,16 +474,12 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   }
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.has_value()) {
-    absl::StatusOr<std::string> cert = ReadFile(options.tls->cert_file, "TLS certificate");
-    if (!cert.ok()) {
-      return cert.status();
-    }
-    absl::StatusOr<std::string> key = ReadFile(options.tls->key_file, "TLS key");
-    if (!key.ok()) {
-      return key.status();
-    }
+    DISCOVERY_ASSIGN_OR_RETURN(std::string cert,
+                               ReadTlsFile(options.tls->cert_file, "the TLS certificate file"));
+    DISCOVERY_ASSIGN_OR_RETURN(std::string key,
+                               ReadTlsFile(options.tls->key_file, "the TLS key file"));
     grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    ssl.pem_key_cert_pairs.push_back({key, cert});
     credentials = grpc::SslServerCredentials(ssl);
   }
 

@@ -5,13 +5,11 @@
 #include <climits>
 #include <cstdint>
 #include <deque>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,8 +27,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "spdlog/spdlog.h"
 
+#include "common/file.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "etcd/mvcc/mvccpb/kv.pb.h"
@@ -104,16 +104,6 @@ absl::StatusOr<ParsedEndpoint> ParseEndpoint(std::string_view endpoint) {
   return parsed;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
-
 // One TLS item given either inline or as a file, never both: silently preferring one would
 // hide a configuration mistake.
 absl::StatusOr<std::string> TlsMaterial(const std::string& item, const std::string& pem,
@@ -135,29 +125,22 @@ absl::StatusOr<std::string> TlsMaterial(const std::string& item, const std::stri
 // `tls` tells whether the credentials are TLS ones.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const EtcdOptions& options, const std::vector<ParsedEndpoint>& endpoints, bool& tls) {
-  absl::StatusOr<std::string> ca = TlsMaterial("ca", options.ca_pem, options.ca_file);
-  if (!ca.ok()) {
-    return ca.status();
-  }
-  absl::StatusOr<std::string> cert = TlsMaterial("cert", options.cert_pem, options.cert_file);
-  if (!cert.ok()) {
-    return cert.status();
-  }
-  absl::StatusOr<std::string> key = TlsMaterial("key", options.key_pem, options.key_file);
-  if (!key.ok()) {
-    return key.status();
-  }
-  if (!cert->empty() && key->empty()) {
+  DISCOVERY_ASSIGN_OR_RETURN(std::string ca, TlsMaterial("ca", options.ca_pem, options.ca_file));
+  DISCOVERY_ASSIGN_OR_RETURN(std::string cert,
+                             TlsMaterial("cert", options.cert_pem, options.cert_file));
+  DISCOVERY_ASSIGN_OR_RETURN(std::string key,
+                             TlsMaterial("key", options.key_pem, options.key_file));
+  if (!cert.empty() && key.empty()) {
     return absl::InvalidArgumentError("etcd client certificate given without its key");
   }
-  if (cert->empty() && !key->empty()) {
+  if (cert.empty() && !key.empty()) {
     return absl::InvalidArgumentError("etcd client key given without its certificate");
   }
   const bool any_https = std::any_of(endpoints.begin(), endpoints.end(),
                                      [](const auto& e) { return e.scheme == Scheme::kHttps; });
   const bool any_http = std::any_of(endpoints.begin(), endpoints.end(),
                                     [](const auto& e) { return e.scheme == Scheme::kHttp; });
-  tls = any_https || !ca->empty() || !cert->empty();
+  tls = any_https || !ca.empty() || !cert.empty();
   if (tls && any_http) {
     return absl::InvalidArgumentError(
         "etcd endpoints mix http:// with TLS (https:// endpoints or TLS material)");
@@ -168,9 +151,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
   // An empty CA means gRPC's default (system) roots: verification is never turned off, even
   // when only a client certificate was given.
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = *std::move(ca);
-  ssl.pem_cert_chain = *std::move(cert);
-  ssl.pem_private_key = *std::move(key);
+  ssl.pem_root_certs = std::move(ca);
+  ssl.pem_cert_chain = std::move(cert);
+  ssl.pem_private_key = std::move(key);
   return grpc::SslCredentials(ssl);
 }
 
@@ -348,27 +331,21 @@ absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOption
   }
   std::vector<ParsedEndpoint> parsed;
   for (const std::string& endpoint : options.endpoints) {
-    absl::StatusOr<ParsedEndpoint> p = ParseEndpoint(endpoint);
-    if (!p.ok()) {
-      return p.status();
-    }
-    parsed.push_back(*std::move(p));
+    DISCOVERY_ASSIGN_OR_RETURN(ParsedEndpoint p, ParseEndpoint(endpoint));
+    parsed.push_back(std::move(p));
   }
   bool tls = false;
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      Credentials(options, parsed, tls);
-  if (!credentials.ok()) {
-    return credentials.status();
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                             Credentials(options, parsed, tls));
   // One channel per endpoint rather than one multi-address channel: failover stays explicit and
   // each endpoint may resolve through DNS on its own.
   std::vector<EndpointPtr> endpoints;
   endpoints.reserve(parsed.size());
   for (ParsedEndpoint& p : parsed) {
-    endpoints.push_back(MakeEndpoint(std::move(p.address), *credentials));
+    endpoints.push_back(MakeEndpoint(std::move(p.address), credentials));
   }
   std::shared_ptr<EtcdClient> client(
-      new EtcdClient(std::move(endpoints), options, *std::move(credentials), tls));
+      new EtcdClient(std::move(endpoints), options, std::move(credentials), tls));
   if (!client->WaitForReady(absl::Now() + options.dial_timeout)) {
     return absl::UnavailableError(absl::StrCat("cannot reach etcd at ", client->EndpointList(),
                                                ": no endpoint connected within ",
@@ -376,9 +353,7 @@ absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOption
   }
   if (client->UsesAuth()) {
     absl::MutexLock lock(&client->auth_mu_);
-    if (absl::Status status = client->Authenticate(*client->CurrentEndpoint()); !status.ok()) {
-      return status;
-    }
+    DISCOVERY_RETURN_IF_ERROR(client->Authenticate(*client->CurrentEndpoint()));
   }
   return client;
 }
@@ -520,9 +495,7 @@ absl::Status EtcdClient::Unary(const std::string& what, Retry retry, Call&& call
     }
     if (UsesAuth() && !reauthenticated && IsAuthTokenError(status)) {
       reauthenticated = true;
-      if (absl::Status auth = Reauthenticate(*endpoint, token); !auth.ok()) {
-        return auth;
-      }
+      DISCOVERY_RETURN_IF_ERROR(Reauthenticate(*endpoint, token));
       continue;
     }
     const bool may_retry = retry == Retry::kAlways || before != GRPC_CHANNEL_READY;
@@ -751,12 +724,9 @@ class EtcdStore final : public Store {
     pb::RangeRequest request;
     request.set_key(std::string{key});
     pb::RangeResponse response;
-    absl::Status status = client_->Unary(
+    DISCOVERY_RETURN_IF_ERROR(client_->Unary(
         absl::StrCat("get ", std::string{key}), EtcdClient::Retry::kAlways,
-        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); });
-    if (!status.ok()) {
-      return status;
-    }
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); }));
     if (response.kvs_size() == 0) {
       return absl::NotFoundError(absl::StrCat("key not found: ", std::string{key}));
     }
@@ -769,12 +739,9 @@ class EtcdStore final : public Store {
     request.set_key(std::move(key));
     request.set_range_end(std::move(range_end));
     pb::RangeResponse response;
-    absl::Status status = client_->Unary(
+    DISCOVERY_RETURN_IF_ERROR(client_->Unary(
         absl::StrCat("range ", std::string{prefix}), EtcdClient::Retry::kAlways,
-        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); });
-    if (!status.ok()) {
-      return status;
-    }
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); }));
     RangeResult result{.revision = response.header().revision()};
     result.kvs.reserve(response.kvs_size());
     for (const mvccpb::KeyValue& kv : response.kvs()) {
@@ -789,9 +756,7 @@ class EtcdStore final : public Store {
   // batch whose compares fail is retried one txn at a time, so each gets its own answer.
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
     for (int attempt = 1;; ++attempt) {
-      if (absl::Status leases = EnsureLeases(txn); !leases.ok()) {
-        return leases;
-      }
+      DISCOVERY_RETURN_IF_ERROR(EnsureLeases(txn));
       PendingCommit self{.txn = &txn};
       queue_.Commit(
           self, [](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
@@ -826,11 +791,8 @@ class EtcdStore final : public Store {
     if (start_revision == 0) {
       // "From now on" is pinned here rather than left to etcd, so a write that follows this
       // call is seen even if the stream is set up after it.
-      absl::StatusOr<int64_t> current = CurrentRevision();
-      if (!current.ok()) {
-        return current.status();
-      }
-      start_revision = *current + 1;
+      DISCOVERY_ASSIGN_OR_RETURN(int64_t current, CurrentRevision());
+      start_revision = current + 1;
     }
     return std::make_unique<EtcdWatch>(client_, prefix, start_revision, std::move(callback));
   }
@@ -843,12 +805,9 @@ class EtcdStore final : public Store {
     request.set_count_only(true);
     request.set_limit(1);
     pb::RangeResponse response;
-    absl::Status status = client_->Unary(
+    DISCOVERY_RETURN_IF_ERROR(client_->Unary(
         "current revision", EtcdClient::Retry::kAlways,
-        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); });
-    if (!status.ok()) {
-      return status;
-    }
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); }));
     return response.header().revision();
   }
 
@@ -1024,12 +983,9 @@ class EtcdStore final : public Store {
   absl::StatusOr<pb::TxnResponse> Send(const pb::TxnRequest& request) {
     transactions_.fetch_add(1, std::memory_order_relaxed);
     pb::TxnResponse response;
-    absl::Status status = client_->Unary(
+    DISCOVERY_RETURN_IF_ERROR(client_->Unary(
         "commit", EtcdClient::Retry::kIfNotSent,
-        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Txn(&c, request, &response); });
-    if (!status.ok()) {
-      return status;
-    }
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Txn(&c, request, &response); }));
     return response;
   }
 
@@ -1041,12 +997,9 @@ class EtcdStore final : public Store {
     for (const Op& op : txn.ops) {
       AddOp(op, request);
     }
-    absl::StatusOr<pb::TxnResponse> response = Send(request);
-    if (!response.ok()) {
-      return response.status();
-    }
-    TxnResult result{.succeeded = response->succeeded(), .revision = response->header().revision()};
-    for (const pb::ResponseOp& r : response->responses()) {
+    DISCOVERY_ASSIGN_OR_RETURN(pb::TxnResponse response, Send(request));
+    TxnResult result{.succeeded = response.succeeded(), .revision = response.header().revision()};
+    for (const pb::ResponseOp& r : response.responses()) {
       if (r.has_response_delete_range()) {
         result.deleted += r.response_delete_range().deleted();
       }
@@ -1126,14 +1079,15 @@ class EtcdStore final : public Store {
       absl::StatusOr<std::string> endpoints = client_->SyncMembers();
       if (endpoints.ok()) {
         if (*endpoints != last) {
-          spdlog::info("etcd endpoints from the member list: {}", *endpoints);
+          LogInfo("etcd endpoints from the member list", {{"endpoints", *endpoints}});
           last = *endpoints;
         }
         failing = false;
       } else if (!failing) {
         // Once per streak of failures; the endpoints known so far stay in use.
-        spdlog::warn("etcd member list sync failed, keeping endpoints {}: {}",
-                     client_->EndpointList(), std::string{endpoints.status().message()});
+        LogWarn("etcd member list sync failed, keeping the endpoints",
+                {{"endpoints", client_->EndpointList()},
+                 {"error", std::string{endpoints.status().message()}}});
         failing = true;
       }
       absl::MutexLock lock(&sync_mu_);
@@ -1172,11 +1126,8 @@ absl::StatusOr<EtcdStoreStats> GetEtcdStoreStats(Store& store) {
 }
 
 absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& options) {
-  absl::StatusOr<std::shared_ptr<EtcdClient>> client = EtcdClient::Connect(options);
-  if (!client.ok()) {
-    return client.status();
-  }
-  return std::make_unique<EtcdStore>(*std::move(client), options.auto_sync_interval);
+  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<EtcdClient> client, EtcdClient::Connect(options));
+  return std::make_unique<EtcdStore>(std::move(client), options.auto_sync_interval);
 }
 
 }  // namespace discovery::store

@@ -1,0 +1,18 @@
+#include "testing/eventually.h"
+
+#include "absl/time/clock.h"
+
+namespace discovery::testing {
+
+bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > deadline) {
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
+}  // namespace discovery::testing
