@@ -1,18 +1,10 @@
 #include "store/embedded/embedded_store.h"
 
-#include <fcntl.h>
-#include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
-#include <limits>
-#include <map>
 #include <memory>
 #include <set>
 #include <stop_token>
@@ -32,89 +24,11 @@
 
 #include "common/status_macros.h"
 #include "store/commit_queue.h"
+#include "store/embedded/embedded_sql.h"
+#include "store/embedded/sqlite_db.h"
 
 namespace discovery::store {
 namespace {
-
-// Revisions follow etcd: an empty store is at revision 1 and the first change gets revision 2.
-// `compacted` is the oldest revision whose events are still kept (0: nothing compacted).
-constexpr const char* kSchemaSql = R"sql(
-CREATE TABLE IF NOT EXISTS kv (
-  key BLOB PRIMARY KEY NOT NULL,
-  value BLOB NOT NULL,
-  create_revision INTEGER NOT NULL,
-  mod_revision INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  expires INTEGER
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-  name TEXT PRIMARY KEY NOT NULL,
-  value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 1), ('compacted', 0);
-CREATE TABLE IF NOT EXISTS events (
-  revision INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  type INTEGER NOT NULL,
-  key BLOB NOT NULL,
-  value BLOB NOT NULL,
-  create_revision INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  PRIMARY KEY (revision, seq)
-) WITHOUT ROWID;
-)sql";
-
-// Databases of releases before expiring keys have no `expires` column: it is added in place
-// (NULL: never expires), which those releases keep reading and writing (their statements name
-// their columns, and a put of theirs clears an expiry as a put without one should).
-constexpr const char* kHasExpiresColumnSql =
-    "SELECT COUNT(*) FROM pragma_table_info('kv') WHERE name = 'expires'";
-constexpr const char* kAddExpiresColumnSql = "ALTER TABLE kv ADD COLUMN expires INTEGER";
-constexpr const char* kExpiresIndexSql =
-    "CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL";
-// Expiry times are Unix microseconds.
-constexpr const char* kSelectExpiredSql =
-    "SELECT key, mod_revision FROM kv WHERE expires IS NOT NULL AND expires <= ?1 "
-    "ORDER BY expires LIMIT ?2";
-constexpr const char* kSelectRevisionSql = "SELECT value FROM meta WHERE name = 'revision'";
-constexpr const char* kSelectCompactedSql = "SELECT value FROM meta WHERE name = 'compacted'";
-constexpr const char* kUpdateRevisionSql = "UPDATE meta SET value = ?1 WHERE name = 'revision'";
-constexpr const char* kUpdateCompactedSql = "UPDATE meta SET value = ?1 WHERE name = 'compacted'";
-constexpr const char* kSelectKeySql =
-    "SELECT value, create_revision, mod_revision, version FROM kv WHERE key = ?1";
-constexpr const char* kSelectModRevisionSql = "SELECT mod_revision FROM kv WHERE key = ?1";
-constexpr const char* kSelectCreateSql = "SELECT create_revision, version FROM kv WHERE key = ?1";
-constexpr const char* kUpsertSql =
-    "INSERT OR REPLACE INTO kv (key, value, create_revision, mod_revision, version, expires) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-constexpr const char* kDeleteKeySql = "DELETE FROM kv WHERE key = ?1";
-// Prefix ranges come in two shapes so SQLite can use both bounds of the primary key; a prefix
-// of only 0xff bytes (or "") has no upper bound.
-constexpr const char* kRangeBoundedSql =
-    "SELECT key, value, create_revision, mod_revision, version FROM kv "
-    "WHERE key >= ?1 AND key < ?2 ORDER BY key";
-constexpr const char* kRangeUnboundedSql =
-    "SELECT key, value, create_revision, mod_revision, version FROM kv "
-    "WHERE key >= ?1 ORDER BY key";
-constexpr const char* kDeleteRangeBoundedSql = "DELETE FROM kv WHERE key >= ?1 AND key < ?2";
-constexpr const char* kDeleteRangeUnboundedSql = "DELETE FROM kv WHERE key >= ?1";
-constexpr const char* kInsertEventSql =
-    "INSERT INTO events (revision, seq, type, key, value, create_revision, version) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-constexpr const char* kEventsBoundedSql =
-    "SELECT revision, type, key, value, create_revision, version FROM events "
-    "WHERE revision >= ?1 AND revision < ?2 AND key >= ?3 AND key < ?4 ORDER BY revision, seq";
-constexpr const char* kEventsUnboundedSql =
-    "SELECT revision, type, key, value, create_revision, version FROM events "
-    "WHERE revision >= ?1 AND revision < ?2 AND key >= ?3 ORDER BY revision, seq";
-constexpr const char* kDeleteEventsSql = "DELETE FROM events WHERE revision < ?1";
-// Each txn of a group commit runs in this savepoint, so a failing one is undone alone.
-constexpr const char* kSavepointSql = "SAVEPOINT txn";
-constexpr const char* kReleaseSql = "RELEASE txn";
-constexpr const char* kRollbackToSql = "ROLLBACK TO txn";
-
-constexpr int kEventPut = 0;
-constexpr int kEventDelete = 1;
 
 // A watch reads at most this many revisions per delivery, so a watch far behind catches up in
 // bounded memory; a single revision is never split.
@@ -123,278 +37,8 @@ constexpr int64_t kWatchBatchRevisions = 1000;
 // The reaper deletes at most this many expired keys per transaction.
 constexpr int64_t kReapBatch = 1000;
 
-absl::StatusCode CodeForSqlite(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PROTOCOL:
-      return absl::StatusCode::kUnavailable;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::StatusCode::kDataLoss;
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return absl::StatusCode::kResourceExhausted;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return absl::StatusCode::kPermissionDenied;
-    case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_TOOBIG:
-    case SQLITE_RANGE:
-      return absl::StatusCode::kInvalidArgument;
-    default:
-      return absl::StatusCode::kInternal;
-  }
-}
-
-std::string_view ColumnBlob(sqlite3_stmt* stmt, int column) {
-  const void* data = sqlite3_column_blob(stmt, column);
-  const int size = sqlite3_column_bytes(stmt, column);
-  if (data == nullptr || size <= 0) {
-    return {};
-  }
-  return {static_cast<const char*>(data), static_cast<size_t>(size)};
-}
-
-// A SQLite connection with a cache of prepared statements. Not thread-safe: the owner
-// serializes access (EmbeddedStore::mu_).
-class Connection {
- public:
-  // A borrowed cached statement, reset for reuse when it goes out of scope. The first binding
-  // error is reported by the next Step().
-  class Statement {
-   public:
-    Statement(Connection& connection, sqlite3_stmt* stmt) : connection_(&connection), stmt_(stmt) {}
-    Statement(Statement&& other) noexcept
-        : connection_(other.connection_),
-          stmt_(std::exchange(other.stmt_, nullptr)),
-          bind_rc_(other.bind_rc_) {}
-    Statement& operator=(Statement&&) = delete;
-    Statement(const Statement&) = delete;
-    Statement& operator=(const Statement&) = delete;
-    ~Statement() {
-      if (stmt_ != nullptr) {
-        sqlite3_reset(stmt_);
-        sqlite3_clear_bindings(stmt_);
-      }
-    }
-
-    void BindBlob(int index, std::string_view value) {
-      // A null pointer would bind SQL NULL; an empty key or value is a zero-length blob.
-      const char* data = value.data() != nullptr ? value.data() : "";
-      Check(sqlite3_bind_blob64(stmt_, index, data, value.size(), SQLITE_TRANSIENT));
-    }
-    void BindInt(int index, int64_t value) { Check(sqlite3_bind_int64(stmt_, index, value)); }
-    void BindNull(int index) { Check(sqlite3_bind_null(stmt_, index)); }
-
-    // Advances; true when a row is available.
-    absl::StatusOr<bool> Step() {
-      if (bind_rc_ != SQLITE_OK) {
-        return connection_->Error(bind_rc_, "bind");
-      }
-      const int rc = sqlite3_step(stmt_);
-      if (rc == SQLITE_ROW) {
-        return true;
-      }
-      if (rc == SQLITE_DONE) {
-        return false;
-      }
-      return connection_->Error(rc, sqlite3_sql(stmt_));
-    }
-    // Runs a statement that returns no rows.
-    absl::Status Run() { return Step().status(); }
-
-    int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
-    std::string_view Blob(int column) const { return ColumnBlob(stmt_, column); }
-
-   private:
-    void Check(int rc) {
-      if (bind_rc_ == SQLITE_OK) {
-        bind_rc_ = rc;
-      }
-    }
-
-    Connection* connection_;
-    sqlite3_stmt* stmt_;
-    int bind_rc_ = SQLITE_OK;
-  };
-
-  // The database and its -wal/-shm files (SQLite gives those the database file's mode) are
-  // readable by their owner only, whatever the umask: they hold every stored record.
-  static absl::Status CreateOwnerOnly(const std::string& path) {
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("sqlite ", path, ": open: ", std::generic_category().message(errno)));
-    }
-    struct stat info {};
-    const bool ok = fstat(fd, &info) == 0 && ((info.st_mode & 077) == 0 || fchmod(fd, 0600) == 0);
-    const int saved_errno = errno;
-    close(fd);
-    if (!ok) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("sqlite ", path, ": cannot make it owner-only (mode 0600): ",
-                       std::generic_category().message(saved_errno)));
-    }
-    for (const char* suffix : {"-wal", "-shm"}) {
-      const std::string companion = path + suffix;
-      if (stat(companion.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
-        chmod(companion.c_str(), 0600);
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path,
-                                                          absl::Duration busy_timeout) {
-    const std::string name = path.empty() ? ":memory:" : path;
-    if (!path.empty()) {
-      DISCOVERY_RETURN_IF_ERROR(CreateOwnerOnly(path));
-    }
-    sqlite3* db = nullptr;
-    // NOMUTEX: the store serializes every use of the connection with its own absl::Mutex.
-    const int rc =
-        sqlite3_open_v2(name.c_str(), &db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    auto connection = std::unique_ptr<Connection>(new Connection(db, name));
-    if (rc != SQLITE_OK) {
-      return connection->Error(rc, "open");
-    }
-    sqlite3_extended_result_codes(db, 1);
-    const int64_t busy_ms = absl::ToInt64Milliseconds(busy_timeout);
-    sqlite3_busy_timeout(
-        db, static_cast<int>(std::clamp<int64_t>(busy_ms, 0, std::numeric_limits<int>::max())));
-    return connection;
-  }
-
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  Connection(Connection&&) = delete;
-  Connection& operator=(Connection&&) = delete;
-  ~Connection() {
-    for (auto& [sql, stmt] : statements_) {
-      sqlite3_finalize(stmt);
-    }
-    sqlite3_close_v2(db_);
-  }
-
-  // Runs one or more statements without results.
-  absl::Status Exec(const char* sql) {
-    char* message = nullptr;
-    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
-    if (rc != SQLITE_OK) {
-      std::string detail = message != nullptr ? message : sqlite3_errstr(rc);
-      sqlite3_free(message);
-      return {CodeForSqlite(rc),
-              absl::StrCat("sqlite ", name_, ": ", sql, ": ", detail, " (code ", rc, ")")};
-    }
-    return absl::OkStatus();
-  }
-
-  // Returns the cached statement for `sql`, which must be a string with static storage (the
-  // cache is keyed by its address).
-  absl::StatusOr<Statement> Prepare(const char* sql) {
-    auto it = statements_.find(sql);
-    if (it == statements_.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-      if (rc != SQLITE_OK) {
-        return Error(rc, sql);
-      }
-      it = statements_.emplace(sql, stmt).first;
-    }
-    return Statement(*this, it->second);
-  }
-
-  // Reads a single integer (e.g. a meta value or a pragma).
-  absl::StatusOr<int64_t> QueryInt(const char* sql) {
-    DISCOVERY_ASSIGN_OR_RETURN(Statement stmt, Prepare(sql));
-    DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
-    if (!row) {
-      return absl::DataLossError(absl::StrCat("sqlite ", name_, ": no result for ", sql));
-    }
-    return stmt.Int(0);
-  }
-
-  // Reads a single text value (pragmas such as journal_mode).
-  absl::StatusOr<std::string> QueryText(const char* sql) {
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
-    if (rc != SQLITE_OK) {
-      return Error(rc, sql);
-    }
-    rc = sqlite3_step(stmt);
-    std::string text;
-    if (rc == SQLITE_ROW) {
-      text = std::string(ColumnBlob(stmt, 0));
-      rc = SQLITE_OK;
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
-      return Error(rc, sql);
-    }
-    return text;
-  }
-
-  absl::Status Error(int rc, std::string_view what) const {
-    const char* message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    return {CodeForSqlite(rc), absl::StrCat("sqlite ", name_, ": ", std::string(what), ": ",
-                                            message, " (code ", rc, ")")};
-  }
-
-  const std::string& name() const { return name_; }
-  sqlite3* raw() const { return db_; }
-
- private:
-  Connection(sqlite3* db, std::string name) : db_(db), name_(std::move(name)) {}
-
-  sqlite3* db_;
-  std::string name_;
-  std::map<const char*, sqlite3_stmt*> statements_;
-};
-
-// An open SQLite transaction that rolls back unless committed, so every early error return
-// leaves the database unchanged.
-class Transaction {
- public:
-  static absl::StatusOr<Transaction> Begin(Connection& connection, const char* begin_sql) {
-    DISCOVERY_RETURN_IF_ERROR(connection.Exec(begin_sql));
-    return Transaction(connection);
-  }
-  Transaction(Transaction&& other) noexcept
-      : connection_(other.connection_), open_(std::exchange(other.open_, false)) {}
-  Transaction& operator=(Transaction&&) = delete;
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  ~Transaction() {
-    if (open_) {
-      (void)connection_.Exec("ROLLBACK");
-    }
-  }
-
-  absl::Status Commit() {
-    open_ = false;
-    absl::Status status = connection_.Exec("COMMIT");
-    if (!status.ok()) {
-      // A failed COMMIT may leave the transaction open; make sure nothing half-done remains.
-      (void)connection_.Exec("ROLLBACK");
-    }
-    return status;
-  }
-  absl::Status Rollback() {
-    open_ = false;
-    return connection_.Exec("ROLLBACK");
-  }
-
- private:
-  explicit Transaction(Connection& connection) : connection_(connection) {}
-
-  Connection& connection_;
-  bool open_ = true;
-};
+using sqlite_internal::Connection;
+using sqlite_internal::Transaction;
 
 // etcd rejects a transaction that writes one key twice or puts a key its own deletes cover
 // (ErrGRPCDuplicateKey); the embedded store does the same so both backends agree.
@@ -489,7 +133,8 @@ class EmbeddedStore final : public Store {
       return absl::InvalidArgumentError("get: empty key");
     }
     absl::MutexLock lock(&mu_);
-    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kSelectKeySql));
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                               db_->Prepare(embedded_sql::kSelectKeySql));
     stmt.BindBlob(1, key);
     DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
     if (!row) {
@@ -507,10 +152,11 @@ class EmbeddedStore final : public Store {
     // One read transaction, so the keys and the revision come from the same snapshot.
     DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN"));
     RangeResult result;
-    DISCOVERY_ASSIGN_OR_RETURN(result.revision, db_->QueryInt(kSelectRevisionSql));
+    DISCOVERY_ASSIGN_OR_RETURN(result.revision, db_->QueryInt(embedded_sql::kSelectRevisionSql));
     const std::string end = PrefixEnd(prefix);
     DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
-                               db_->Prepare(end.empty() ? kRangeUnboundedSql : kRangeBoundedSql));
+                               db_->Prepare(end.empty() ? embedded_sql::kRangeUnboundedSql
+                                                        : embedded_sql::kRangeBoundedSql));
     stmt.BindBlob(1, prefix);
     if (!end.empty()) {
       stmt.BindBlob(2, end);
@@ -566,7 +212,7 @@ class EmbeddedStore final : public Store {
 
   absl::StatusOr<int64_t> CurrentRevision() override {
     absl::MutexLock lock(&mu_);
-    return db_->QueryInt(kSelectRevisionSql);
+    return db_->QueryInt(embedded_sql::kSelectRevisionSql);
   }
 
   EmbeddedStoreStats Stats() {
@@ -580,7 +226,8 @@ class EmbeddedStore final : public Store {
   absl::Status Compact(int64_t revision) {
     absl::MutexLock lock(&mu_);
     DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN IMMEDIATE"));
-    DISCOVERY_ASSIGN_OR_RETURN(const int64_t current, db_->QueryInt(kSelectRevisionSql));
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t current,
+                               db_->QueryInt(embedded_sql::kSelectRevisionSql));
     if (revision > current) {
       return absl::OutOfRangeError(absl::StrCat("compact ", db_->name(), ": revision ", revision,
                                                 " is after the current revision ", current));
@@ -639,7 +286,8 @@ class EmbeddedStore final : public Store {
     std::vector<std::pair<std::string, int64_t>> expired;
     {
       absl::MutexLock lock(&mu_);
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kSelectExpiredSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kSelectExpiredSql));
       stmt.BindInt(1, absl::ToUnixMicros(now));
       stmt.BindInt(2, kReapBatch);
       while (true) {
@@ -708,12 +356,13 @@ class EmbeddedStore final : public Store {
     // IMMEDIATE takes the write lock up front, so two processes creating the schema at once
     // serialize on the busy timeout instead of failing.
     DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, "BEGIN IMMEDIATE"));
-    DISCOVERY_RETURN_IF_ERROR(db.Exec(kSchemaSql));
-    DISCOVERY_ASSIGN_OR_RETURN(const int64_t has_expires, db.QueryInt(kHasExpiresColumnSql));
+    DISCOVERY_RETURN_IF_ERROR(db.Exec(embedded_sql::kSchemaSql));
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t has_expires,
+                               db.QueryInt(embedded_sql::kHasExpiresColumnSql));
     if (has_expires == 0) {
-      DISCOVERY_RETURN_IF_ERROR(db.Exec(kAddExpiresColumnSql));
+      DISCOVERY_RETURN_IF_ERROR(db.Exec(embedded_sql::kAddExpiresColumnSql));
     }
-    DISCOVERY_RETURN_IF_ERROR(db.Exec(kExpiresIndexSql));
+    DISCOVERY_RETURN_IF_ERROR(db.Exec(embedded_sql::kExpiresIndexSql));
     return txn.Commit();
   }
 
@@ -757,12 +406,13 @@ class EmbeddedStore final : public Store {
     // with other processes writing.
     DISCOVERY_ASSIGN_OR_RETURN(Transaction sql_txn, Transaction::Begin(*db_, "BEGIN IMMEDIATE"));
     write_transactions_.fetch_add(1, std::memory_order_relaxed);
-    DISCOVERY_ASSIGN_OR_RETURN(const int64_t first, db_->QueryInt(kSelectRevisionSql));
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t first,
+                               db_->QueryInt(embedded_sql::kSelectRevisionSql));
     int64_t revision = first;
     for (PendingCommit* pending : batch) {
-      DISCOVERY_RETURN_IF_ERROR(RunLocked(kSavepointSql));
+      DISCOVERY_RETURN_IF_ERROR(RunLocked(embedded_sql::kSavepointSql));
       absl::StatusOr<TxnResult> result = ApplyTxnLocked(*pending->txn, revision);
-      if (sqlite3_get_autocommit(RawDb()) != 0) {
+      if (db_->Autocommit()) {
         // SQLite rolled back the whole transaction (an I/O error, a full disk, ...), taking the
         // txns before this one with it.
         return result.ok() ? absl::InternalError(
@@ -770,13 +420,13 @@ class EmbeddedStore final : public Store {
                            : result.status();
       }
       if (result.ok() && result->revision > revision) {
-        DISCOVERY_RETURN_IF_ERROR(RunLocked(kReleaseSql));
+        DISCOVERY_RETURN_IF_ERROR(RunLocked(embedded_sql::kReleaseSql));
         revision = result->revision;
       } else {
         // A failed compare, no change or an error: whatever this txn wrote is undone, the other
         // txns of the batch stay.
-        DISCOVERY_RETURN_IF_ERROR(RunLocked(kRollbackToSql));
-        DISCOVERY_RETURN_IF_ERROR(RunLocked(kReleaseSql));
+        DISCOVERY_RETURN_IF_ERROR(RunLocked(embedded_sql::kRollbackToSql));
+        DISCOVERY_RETURN_IF_ERROR(RunLocked(embedded_sql::kReleaseSql));
       }
       pending->result = std::move(result);
     }
@@ -785,7 +435,8 @@ class EmbeddedStore final : public Store {
       return sql_txn.Rollback();
     }
     {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kUpdateRevisionSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kUpdateRevisionSql));
       stmt.BindInt(1, revision);
       DISCOVERY_RETURN_IF_ERROR(stmt.Run());
     }
@@ -805,7 +456,8 @@ class EmbeddedStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     TxnResult result{.succeeded = true, .revision = current};
     for (const Compare& compare : txn.compares) {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kSelectModRevisionSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kSelectModRevisionSql));
       stmt.BindBlob(1, compare.key);
       DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
       const int64_t mod_revision = row ? stmt.Int(0) : 0;
@@ -856,7 +508,8 @@ class EmbeddedStore final : public Store {
     int64_t create_revision = revision;
     int64_t version = 1;
     {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kSelectCreateSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kSelectCreateSql));
       stmt.BindBlob(1, op.key);
       DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
       if (row) {
@@ -865,7 +518,8 @@ class EmbeddedStore final : public Store {
       }
     }
     {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kUpsertSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kUpsertSql));
       stmt.BindBlob(1, op.key);
       stmt.BindBlob(2, op.value);
       stmt.BindInt(3, create_revision);
@@ -878,21 +532,24 @@ class EmbeddedStore final : public Store {
       }
       DISCOVERY_RETURN_IF_ERROR(stmt.Run());
     }
-    return InsertEvent(revision, seq, kEventPut, op.key, op.value, create_revision, version);
+    return InsertEvent(revision, seq, embedded_sql::kEventPut, op.key, op.value, create_revision,
+                       version);
   }
 
   // Returns whether the key existed.
   absl::StatusOr<bool> ApplyDelete(std::string_view key, int64_t revision, int64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kDeleteKeySql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kDeleteKeySql));
       stmt.BindBlob(1, key);
       DISCOVERY_RETURN_IF_ERROR(stmt.Run());
     }
-    if (sqlite3_changes64(RawDb()) == 0) {
+    if (db_->Changes() == 0) {
       return false;
     }
-    DISCOVERY_RETURN_IF_ERROR(InsertEvent(revision, seq, kEventDelete, key, "", 0, 0));
+    DISCOVERY_RETURN_IF_ERROR(
+        InsertEvent(revision, seq, embedded_sql::kEventDelete, key, "", 0, 0));
     return true;
   }
 
@@ -904,7 +561,8 @@ class EmbeddedStore final : public Store {
     std::vector<std::string> keys;
     {
       DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
-                                 db_->Prepare(end.empty() ? kRangeUnboundedSql : kRangeBoundedSql));
+                                 db_->Prepare(end.empty() ? embedded_sql::kRangeUnboundedSql
+                                                          : embedded_sql::kRangeBoundedSql));
       stmt.BindBlob(1, prefix);
       if (!end.empty()) {
         stmt.BindBlob(2, end);
@@ -921,9 +579,9 @@ class EmbeddedStore final : public Store {
       return 0;
     }
     {
-      DISCOVERY_ASSIGN_OR_RETURN(
-          Connection::Statement stmt,
-          db_->Prepare(end.empty() ? kDeleteRangeUnboundedSql : kDeleteRangeBoundedSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(end.empty() ? embedded_sql::kDeleteRangeUnboundedSql
+                                                          : embedded_sql::kDeleteRangeBoundedSql));
       stmt.BindBlob(1, prefix);
       if (!end.empty()) {
         stmt.BindBlob(2, end);
@@ -932,7 +590,8 @@ class EmbeddedStore final : public Store {
     }
     int64_t seq = first_seq;
     for (const std::string& key : keys) {
-      DISCOVERY_RETURN_IF_ERROR(InsertEvent(revision, seq++, kEventDelete, key, "", 0, 0));
+      DISCOVERY_RETURN_IF_ERROR(
+          InsertEvent(revision, seq++, embedded_sql::kEventDelete, key, "", 0, 0));
     }
     return static_cast<int64_t>(keys.size());
   }
@@ -940,7 +599,8 @@ class EmbeddedStore final : public Store {
   absl::Status InsertEvent(int64_t revision, int64_t seq, int type, std::string_view key,
                            std::string_view value, int64_t create_revision, int64_t version)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kInsertEventSql));
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                               db_->Prepare(embedded_sql::kInsertEventSql));
     stmt.BindInt(1, revision);
     stmt.BindInt(2, seq);
     stmt.BindInt(3, type);
@@ -954,16 +614,19 @@ class EmbeddedStore final : public Store {
   // Drops events before `revision` and records it; never moves the compaction point back.
   // Must run inside a write transaction.
   absl::Status CompactLocked(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    DISCOVERY_ASSIGN_OR_RETURN(const int64_t compacted, db_->QueryInt(kSelectCompactedSql));
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t compacted,
+                               db_->QueryInt(embedded_sql::kSelectCompactedSql));
     if (revision <= compacted) {
       return absl::OkStatus();
     }
     {
-      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kDeleteEventsSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(embedded_sql::kDeleteEventsSql));
       stmt.BindInt(1, revision);
       DISCOVERY_RETURN_IF_ERROR(stmt.Run());
     }
-    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, db_->Prepare(kUpdateCompactedSql));
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                               db_->Prepare(embedded_sql::kUpdateCompactedSql));
     stmt.BindInt(1, revision);
     return stmt.Run();
   }
@@ -974,8 +637,9 @@ class EmbeddedStore final : public Store {
     absl::MutexLock lock(&mu_);
     DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN"));
     WatchBatch batch;
-    DISCOVERY_ASSIGN_OR_RETURN(batch.revision, db_->QueryInt(kSelectRevisionSql));
-    DISCOVERY_ASSIGN_OR_RETURN(const int64_t compacted, db_->QueryInt(kSelectCompactedSql));
+    DISCOVERY_ASSIGN_OR_RETURN(batch.revision, db_->QueryInt(embedded_sql::kSelectRevisionSql));
+    DISCOVERY_ASSIGN_OR_RETURN(const int64_t compacted,
+                               db_->QueryInt(embedded_sql::kSelectCompactedSql));
     if (next < compacted) {
       batch.compact_revision = compacted;
       DISCOVERY_RETURN_IF_ERROR(txn.Commit());
@@ -984,9 +648,9 @@ class EmbeddedStore final : public Store {
     // Revisions after the snapshot's are not committed yet and must be read again later.
     batch.next = std::min(next + kWatchBatchRevisions, batch.revision + 1);
     if (batch.next > next) {
-      DISCOVERY_ASSIGN_OR_RETURN(
-          Connection::Statement stmt,
-          db_->Prepare(end.empty() ? kEventsUnboundedSql : kEventsBoundedSql));
+      DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                                 db_->Prepare(end.empty() ? embedded_sql::kEventsUnboundedSql
+                                                          : embedded_sql::kEventsBoundedSql));
       stmt.BindInt(1, next);
       stmt.BindInt(2, batch.next);
       stmt.BindBlob(3, prefix);
@@ -998,7 +662,7 @@ class EmbeddedStore final : public Store {
         if (!row) {
           break;
         }
-        const bool is_put = stmt.Int(1) == kEventPut;
+        const bool is_put = stmt.Int(1) == embedded_sql::kEventPut;
         batch.events.push_back({.type = is_put ? WatchEvent::Type::kPut : WatchEvent::Type::kDelete,
                                 .kv = {.key = std::string(stmt.Blob(2)),
                                        .value = std::string(stmt.Blob(3)),
@@ -1053,8 +717,6 @@ class EmbeddedStore final : public Store {
       signal_mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll_interval);
     }
   }
-
-  sqlite3* RawDb() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return db_->raw(); }
 
   const EmbeddedStoreOptions options_;
 
