@@ -15,7 +15,6 @@
 #include "cli/completion.h"
 #include "cli/discovery_commands.h"
 #include "cli/discovery_flags.h"
-#include "cli/discoveryd.h"
 #include "cli/grpc_log.h"
 #include "cli/token_file.h"
 
