@@ -89,8 +89,10 @@ absl::Status CreateOwnerOnly(const std::string& path) {
 
 }  // namespace
 
+static_assert(SQLITE_OK == 0, "Statement::bind_rc_ starts at 0 for SQLITE_OK");
+
 Connection::Statement::Statement(Connection& connection, sqlite3_stmt* stmt)
-    : connection_(&connection), stmt_(stmt), bind_rc_(SQLITE_OK) {}
+    : connection_(&connection), stmt_(stmt) {}
 
 Connection::Statement::Statement(Statement&& other) noexcept
     : connection_(other.connection_),

@@ -53,7 +53,7 @@ class Connection {
 
     Connection* connection_;
     sqlite3_stmt* stmt_;
-    int bind_rc_;  // SQLITE_OK until a bind fails
+    int bind_rc_ = 0;  // SQLITE_OK (checked in sqlite_db.cc) until a bind fails
   };
 
   // Opens `path` (creating it owner-only; empty: a private in-memory database) with extended
