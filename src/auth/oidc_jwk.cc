@@ -21,6 +21,7 @@
 
 #include "auth/base64url.h"
 #include "auth/oidc_claims.h"
+#include "common/status_macros.h"
 
 namespace discovery::auth::oidc_internal {
 namespace {
@@ -98,13 +99,10 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> KeyFromParams(const char* type_name,
 }
 
 absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& jwk) {
-  absl::StatusOr<std::string> n = DecodeJwkMember(jwk, "n");
-  absl::StatusOr<std::string> e = DecodeJwkMember(jwk, "e");
-  if (!n.ok() || !e.ok()) {
-    return !n.ok() ? n.status() : e.status();
-  }
-  const BignumPtr n_bn(BN_bin2bn(Bytes(*n), static_cast<int>(n->size()), nullptr));
-  const BignumPtr e_bn(BN_bin2bn(Bytes(*e), static_cast<int>(e->size()), nullptr));
+  DISCOVERY_ASSIGN_OR_RETURN(const std::string n, DecodeJwkMember(jwk, "n"));
+  DISCOVERY_ASSIGN_OR_RETURN(const std::string e, DecodeJwkMember(jwk, "e"));
+  const BignumPtr n_bn(BN_bin2bn(Bytes(n), static_cast<int>(n.size()), nullptr));
+  const BignumPtr e_bn(BN_bin2bn(Bytes(e), static_cast<int>(e.size()), nullptr));
   const std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
   if (n_bn == nullptr || e_bn == nullptr || bld == nullptr ||
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n_bn.get()) != 1 ||
@@ -123,16 +121,13 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> EcKey(const Json& jwk) {
   if (crv == jwk.end() || !crv->is_string() || *crv != "P-256") {
     return absl::InvalidArgumentError("curve is not P-256");
   }
-  absl::StatusOr<std::string> x = DecodeJwkMember(jwk, "x");
-  absl::StatusOr<std::string> y = DecodeJwkMember(jwk, "y");
-  if (!x.ok() || !y.ok()) {
-    return !x.ok() ? x.status() : y.status();
-  }
-  if (x->size() != kP256CoordinateSize || y->size() != kP256CoordinateSize) {
+  DISCOVERY_ASSIGN_OR_RETURN(const std::string x, DecodeJwkMember(jwk, "x"));
+  DISCOVERY_ASSIGN_OR_RETURN(const std::string y, DecodeJwkMember(jwk, "y"));
+  if (x.size() != kP256CoordinateSize || y.size() != kP256CoordinateSize) {
     return absl::InvalidArgumentError("coordinates are not 32 bytes");
   }
   // The uncompressed SEC 1 point encoding.
-  const std::string point = "\x04" + *x + *y;
+  const std::string point = "\x04" + x + y;
   const std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
   if (bld == nullptr ||
       OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=

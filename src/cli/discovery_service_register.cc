@@ -16,6 +16,7 @@
 
 #include "common/go_duration.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "config/command_line.h"
 #include "model/model.h"
 
@@ -39,15 +40,12 @@ absl::StatusOr<Service> RegisterOne(const Flags& flags, const ApiClient& client,
                                     const std::string& endpoint, absl::Time deadline) {
   const ServiceRegistration registration = RegistrationOf(flags, endpoint);
   absl::StatusOr<Service> service;
-  const absl::Status status = WithRetries(
+  DISCOVERY_RETURN_IF_ERROR(WithRetries(
       [&] {
         service = client.RegisterService(registration);
         return service.status();
       },
-      {{"service", flags.name}, {"endpoint", endpoint}}, deadline);
-  if (!status.ok()) {
-    return status;
-  }
+      {{"service", flags.name}, {"endpoint", endpoint}}, deadline));
   LogInfo("service registered", {{"id", service->id}, {"endpoint", service->endpoint}});
   return service;
 }
