@@ -23,7 +23,7 @@
 
 namespace discovery::auth {
 namespace oidc_internal {
-// What Load learnt from the provider: its document and keys (defined in oidc_verifier.cc).
+// What Load learnt from the provider: its document and keys (defined in oidc_provider.h).
 struct Provider;
 }  // namespace oidc_internal
 

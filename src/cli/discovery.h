@@ -17,4 +17,10 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
 // accepts them there.
 std::vector<std::string> DiscoveryConfigKeys();
 
+// The keys discoveryd takes from config files: the shared files may hold them, and discovery
+// accepts them there. Defined by discoveryd's command line (discoveryd.cc) from its command tree;
+// the discovery executable, which does not link the server, gets the same list generated at
+// build time (library cli_discoveryd_keys).
+std::vector<std::string> DiscoverydConfigKeys();
+
 }  // namespace discovery::cli

@@ -13,8 +13,4 @@ namespace discovery::cli {
 // runs until SIGINT or SIGTERM.
 int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream& err);
 
-// The keys discoveryd takes from config files: the shared files may hold them, and discovery
-// accepts them there.
-std::vector<std::string> DiscoverydConfigKeys();
-
 }  // namespace discovery::cli

@@ -1,0 +1,170 @@
+// The embedded store's class, shared by embedded_store.cc (opening, reads, watches, the reaper)
+// and embedded_commit.cc (the group-commit write path). Internal to src/store/embedded.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+#include "store/commit_queue.h"
+#include "store/embedded/embedded_store.h"
+#include "store/embedded/sqlite_db.h"
+#include "store/store.h"
+
+namespace discovery::store {
+
+class EmbeddedStore final : public Store {
+ public:
+  friend absl::StatusOr<int64_t> ReapEmbeddedStore(Store& store, absl::Time now);
+
+  static absl::StatusOr<std::unique_ptr<EmbeddedStore>> Create(const EmbeddedStoreOptions& options);
+
+  // Watch threads use the connection: every WatchHandle must be destroyed before the store.
+  ~EmbeddedStore() override = default;
+
+  absl::StatusOr<KeyValue> Get(std::string_view key) override;
+
+  absl::StatusOr<RangeResult> Range(std::string_view prefix) override;
+
+  absl::StatusOr<TxnResult> Commit(const Txn& txn) override;
+
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
+                                                     int64_t start_revision,
+                                                     WatchCallback callback) override;
+
+  absl::StatusOr<int64_t> CurrentRevision() override;
+
+  EmbeddedStoreStats Stats();
+
+  absl::Status Compact(int64_t revision);
+
+ private:
+  // Delivers the events of one prefix from the log, in revision order, on its own thread.
+  class EmbeddedWatch final : public WatchHandle {
+   public:
+    EmbeddedWatch(EmbeddedStore& store, std::string prefix, int64_t start_revision,
+                  WatchCallback callback)
+        : thread_([&store, prefix = std::move(prefix), start_revision,
+                   callback = std::move(callback)](std::stop_token stop) {
+            store.RunWatch(std::move(stop), prefix, start_revision, callback);
+          }) {}
+
+    // std::jthread's destructor requests stop and joins, so no callback runs after this.
+    ~EmbeddedWatch() override = default;
+
+   private:
+    std::jthread thread_;
+  };
+
+  // A Commit() call in the group-commit queue, on its caller's stack. CommitQueue owns `done`
+  // and `lead`; the leader writes `result` before the queue sets `done`.
+  struct PendingCommit {
+    const Txn* txn = nullptr;
+    int64_t bytes = 0;
+    absl::StatusOr<TxnResult> result = absl::UnknownError("not applied");
+    bool done = false;  // result is final
+    bool lead = false;  // this caller applies the next batch
+  };
+
+  // One read of the log for a watch.
+  struct WatchBatch {
+    std::vector<WatchEvent> events;
+    int64_t revision = 0;          // store revision of the snapshot read
+    int64_t compact_revision = 0;  // non-zero: the start revision was compacted
+    int64_t next = 0;              // first revision not covered by this read
+  };
+
+  EmbeddedStore(EmbeddedStoreOptions options,
+                std::unique_ptr<sqlite_internal::Connection> connection);
+
+  // Deletes the keys whose expiry has passed, each only if it was not put again since it was
+  // read (compare on mod_revision), so a renewal racing the reaper wins. Every process that
+  // opens the file reaps; the compares make them agree. Returns the number deleted.
+  absl::StatusOr<int64_t> ReapExpired(absl::Time now);
+
+  void RunReaper(const std::stop_token& stop);
+
+  static absl::Status Initialize(sqlite_internal::Connection& db, bool file_backed);
+
+  // Takes the next batch off the front of the queue, in arrival order, within the configured
+  // bounds; the first pending commit (the leader's own) always goes in.
+  std::vector<PendingCommit*> TakeBatch(std::deque<PendingCommit*>& queue) const;
+
+  // Applies `batch` in one SQLite write transaction and sets every result. Returns whether a
+  // new revision was committed.
+  bool ApplyBatch(const std::vector<PendingCommit*>& batch);
+
+  absl::Status ApplyBatchLocked(const std::vector<PendingCommit*>& batch, bool& committed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Applies one txn inside the batch's SQLite transaction on top of store revision `current`.
+  // The caller undoes its writes unless the returned revision is current + 1.
+  absl::StatusOr<TxnResult> ApplyTxnLocked(const Txn& txn, int64_t current)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Status RunLocked(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Status ApplyPut(const Op& op, int64_t revision, int64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Returns whether the key existed.
+  absl::StatusOr<bool> ApplyDelete(std::string_view key, int64_t revision, int64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Returns the number of keys deleted; their events get consecutive seq from `first_seq`, in
+  // key order.
+  absl::StatusOr<int64_t> ApplyDeletePrefix(std::string_view prefix, int64_t revision,
+                                            int64_t first_seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Status InsertEvent(int64_t revision, int64_t seq, int type, std::string_view key,
+                           std::string_view value, int64_t create_revision, int64_t version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Drops events before `revision` and records it; never moves the compaction point back.
+  // Must run inside a write transaction.
+  absl::Status CompactLocked(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Reads the events of [next, next + kWatchBatchRevisions) under `prefix` from one snapshot.
+  absl::StatusOr<WatchBatch> ReadWatchBatch(std::string_view prefix, std::string_view end,
+                                            int64_t next);
+
+  // The body of a watch thread: deliver, then sleep until a local commit, the poll interval
+  // (commits of other processes) or cancellation.
+  void RunWatch(std::stop_token stop, const std::string& prefix, int64_t next,
+                const WatchCallback& callback);
+
+  const EmbeddedStoreOptions options_;
+
+  // Serializes all use of the SQLite connection (opened NOMUTEX).
+  absl::Mutex mu_;
+  const std::unique_ptr<sqlite_internal::Connection> db_ ABSL_PT_GUARDED_BY(mu_);
+
+  // Group-commit counters (GetEmbeddedStoreStats); atomic so they can be read while a leader
+  // holds mu_ waiting for another process's write lock.
+  std::atomic<int64_t> commits_ = 0;
+  std::atomic<int64_t> write_transactions_ = 0;
+
+  CommitQueue<PendingCommit> queue_;
+
+  // Counts commits of this store object; watches wait on it.
+  absl::Mutex signal_mu_;
+  uint64_t local_commits_ ABSL_GUARDED_BY(signal_mu_) = 0;
+
+  // Last: stops and joins before anything it uses is destroyed.
+  std::jthread reaper_;
+};
+
+}  // namespace discovery::store
