@@ -69,14 +69,13 @@ class EmbeddedStore final : public Store {
     std::jthread thread_;
   };
 
-  // A Commit() call in the group-commit queue, on its caller's stack. CommitQueue owns `done`
-  // and `lead`; the leader writes `result` before the queue sets `done`.
+  // A Commit() call in the group-commit queue, on its caller's stack. CommitQueue owns `done`;
+  // the leader writes `result` before the queue sets `done`.
   struct PendingCommit {
     const Txn* txn = nullptr;
     int64_t bytes = 0;
     absl::StatusOr<TxnResult> result = absl::UnknownError("not applied");
     bool done = false;  // result is final
-    bool lead = false;  // this caller applies the next batch
   };
 
   // One read of the log for a watch.
