@@ -703,7 +703,7 @@ class TtlTest : public RegistryTest {
     return with_ttl_;
   }
 
-  std::vector<std::string> Endpoints(const Registry& registry) {
+  static std::vector<std::string> Endpoints(const Registry& registry) {
     std::vector<std::string> endpoints;
     for (const auto& [endpoint, servers] : Placement(registry)) {
       endpoints.push_back(endpoint);

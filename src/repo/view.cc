@@ -178,7 +178,7 @@ class ExpiryIndex {
       if (a.first != b.first) {
         return a.first < b.first;
       }
-      return std::less<const Service*>()(a.second, b.second);
+      return std::less<>()(a.second, b.second);
     }
   };
   absl::btree_set<Entry, Before> entries_;
@@ -462,7 +462,7 @@ size_t Snapshot::ServiceCount() const {
 View::View(store::Store& store, Keys keys, ViewOptions options, Listener listener)
     : store_(store),
       keys_(std::move(keys)),
-      options_(options),
+      options_(std::move(options)),
       listener_(std::move(listener)),
       health_(absl::UnavailableError("the view has not loaded the store yet")),
       pending_(std::make_unique<Pending>()),

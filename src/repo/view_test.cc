@@ -541,7 +541,7 @@ class ViewExpiryTest : public ViewTest {
     now_ = now;
   }
 
-  Service Expiring(std::string endpoint, absl::Time expires) {
+  static Service Expiring(std::string endpoint, absl::Time expires) {
     Service service = MakeService("node", "default", std::move(endpoint));
     service.ttl = absl::Seconds(30);
     service.expires = expires;
