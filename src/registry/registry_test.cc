@@ -358,7 +358,8 @@ TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {
   probe.labels = {{"module", "http_2xx"}};
   ASSERT_THAT(registry->RegisterService(probe), IsOk());
 
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
                              R"("__scheme__":"http","instance":"a:9100","job":"node"}}])");
@@ -401,15 +402,18 @@ TEST_F(RegistryTest, HttpSdETagChangesWithTheContentOnly) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> first = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> first =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(first, IsOk());
   // An unrelated change keeps the answer and its tag.
   ASSERT_THAT(registry->RegisterNamespace("other", ExportConfig::kStandard), IsOk());
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> same = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> same =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(same, IsOk());
   EXPECT_EQ((*same)->etag(), (*first)->etag());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> changed = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> changed =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(changed, IsOk());
   EXPECT_NE((*changed)->etag(), (*first)->etag());
   EXPECT_THAT((*changed)->json(), HasSubstr("b:9100"));
@@ -427,7 +431,8 @@ TEST_F(RegistryTest, CachedHttpSdAnswersOnlyRenderedBodies) {
   // Still not rendered: asking did not render it.
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(nullptr));
 
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(*body));
   // Another config is another body, not rendered yet.
@@ -590,7 +595,8 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
               IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100/metrics")), IsOk());
 
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
                              R"("__scheme__":"http","instance":"a:9100","job":"node"}},)"
