@@ -16,6 +16,7 @@
 
 #include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
+#include "testing/eventually.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::registry {
@@ -693,10 +694,7 @@ class TtlTest : public RegistryTest {
   // Waits until `registry` lists exactly `endpoints` (the view removes expired services on its
   // own thread).
   void AwaitEndpoints(const Registry& registry, const std::vector<std::string>& endpoints) {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (Endpoints(registry) != endpoints && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    ::discovery::testing::Eventually([&] { return Endpoints(registry) == endpoints; }, kWait);
     EXPECT_EQ(Endpoints(registry), endpoints);
   }
 

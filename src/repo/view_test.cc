@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
+#include "testing/eventually.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::repo {
@@ -550,13 +551,13 @@ class ViewExpiryTest : public ViewTest {
 
   // Waits until the view no longer shows `service` and returns that snapshot.
   static std::shared_ptr<const Snapshot> Without(const View& view, const Service& service) {
-    const absl::Time deadline = absl::Now() + kWait;
-    std::shared_ptr<const Snapshot> snapshot = view.Current();
-    while (snapshot->FindService(service.namespace_name, service.id) != nullptr &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-      snapshot = view.Current();
-    }
+    std::shared_ptr<const Snapshot> snapshot;
+    ::discovery::testing::Eventually(
+        [&] {
+          snapshot = view.Current();
+          return snapshot->FindService(service.namespace_name, service.id) == nullptr;
+        },
+        kWait);
     EXPECT_EQ(snapshot->FindService(service.namespace_name, service.id), nullptr)
         << service.endpoint << " is still shown";
     return snapshot;
