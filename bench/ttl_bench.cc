@@ -1,25 +1,38 @@
-// Registrations with a TTL kept alive at fleet size (docs/decisions.md D49), on the scale-out
-// deployment as real processes: a 3-member etcd cluster and two `discoveryd server` replicas on
-// loopback (tests/testing/discovery_cluster.h).
+// Registrations with a TTL kept alive at fleet size (docs/decisions.md D49), as real processes:
+// by default the scale-out deployment, a 3-member etcd cluster and two `discoveryd server`
+// replicas on loopback (tests/testing/discovery_cluster.h); with --ttl_store=embedded one
+// `discoveryd server` on its embedded store.
 //   BM_KeepAlive  registers --ttl_services services (default 10,000; the figure is
 //                 --ttl_services=100000) with a TTL of --ttl_seconds (default 30) through both
 //                 replicas, then keeps them alive for two TTLs as `discovery service register
 //                 --keepalive` does: every service renewed at a third of its TTL, 128 ids per
 //                 KeepAlive call, from 16 client threads spread over the replicas. Meanwhile
-//                 1,000 of them (or a tenth, whichever is less) stop being renewed.
+//                 1,000 of them (or a tenth, whichever is less) are renewed once, 8 per call
+//                 spread over 2 s half a period after the others' first round, and then no
+//                 more (their renewals are not in the figures below but for
+//                 etcd_revisions_per_s: about 2 revisions per second).
 //                 Reports the renewal load next to what the fleet needs:
 //                   needed_renewals_per_s   services / (TTL / 3)
 //                   renewals_per_s          services renewed per second
 //                   keepalive_rpcs_per_s    KeepAlive calls per second
 //                   etcd_revisions_per_s    etcd store revisions per second (every write)
 //                   lost                    services a renewal found gone (must be 0)
-//                 and how late the abandoned services left etcd after their expiry
-//                 (expires + 0 in the service record; a delete seen by a watch on etcd):
-//                   expiry_delay_p50_ms, expiry_delay_p99_ms, expiry_delay_max_ms, expired.
+//                 and how late the abandoned services left after their expiry (`expires` in
+//                 the service record), as Prometheus sees it: the first http_sd answer of
+//                 each replica without the target (polled every 20 ms with If-None-Match; up
+//                 to http_sd_poll_interval_ms, the mean time between two answers of one
+//                 replica, of each figure is the polling):
+//                   expiry_delay_p50_ms, expiry_delay_p99_ms, expiry_delay_max_ms, expired,
+//                   http_sd_poll_interval_ms
+//                 and on etcd when the store deleted the record (a delete seen by a watch on
+//                 etcd; the views remove the service at its deadline, the store cleans up):
+//                   store_delete_delay_p50_ms, store_delete_delay_p99_ms.
 // Run (Release build):
 //   cmake -S . -B build/cluster-bench -G Ninja -DCMAKE_BUILD_TYPE=Release
 //   cmake --build build/cluster-bench --target discovery_ttl_bench discoveryd
 //   build/cluster-bench/bench/discovery_ttl_bench --ttl_services=100000
+//   build/cluster-bench/bench/discovery_ttl_bench --ttl_store=embedded
+// --discoveryd=PATH runs another discoveryd binary (an earlier build, to compare).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,6 +41,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -46,6 +60,8 @@
 #include "repo/repo.h"
 #include "store/etcd/etcd_store.h"
 #include "testing/discovery_cluster.h"
+#include "testing/discoveryd_process.h"
+#include "testing/http_client.h"
 
 #ifndef DISCOVERYD_BINARY
 #error "DISCOVERYD_BINARY must name the discoveryd executable"
@@ -60,9 +76,18 @@ using Json = ::nlohmann::json;
 constexpr char kServer[] = "prometheus1.example.com";
 constexpr int kBatch = 128;
 constexpr int kThreads = 16;
+constexpr int kAbandonBatch = 8;
+constexpr absl::Duration kAbandonSpread = absl::Seconds(2);
 
-// Started by main() on the main thread: child processes die with the thread that started them.
-DiscoveryCluster* cluster = nullptr;
+// What the benchmark talks to, started by main() on the main thread (child processes die with the
+// thread that started them).
+struct Deployment {
+  std::vector<std::string> grpc_addresses;
+  std::vector<std::string> http_urls;
+  std::string admin_token;
+  std::vector<std::string> etcd_endpoints;  // empty on the embedded store
+};
+const Deployment* deployment = nullptr;
 int services = 10000;
 int ttl_seconds = 30;
 
@@ -77,15 +102,15 @@ double Percentile(std::vector<double> values, double fraction) {
 
 std::vector<std::unique_ptr<pb::ServiceAPI::Stub>> Stubs() {
   std::vector<std::unique_ptr<pb::ServiceAPI::Stub>> stubs;
-  for (int i = 0; i < cluster->replica_count(); ++i) {
-    stubs.push_back(pb::ServiceAPI::NewStub(grpc::CreateChannel(
-        cluster->replica(i).grpc_address(), grpc::InsecureChannelCredentials())));
+  for (const std::string& address : deployment->grpc_addresses) {
+    stubs.push_back(
+        pb::ServiceAPI::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())));
   }
   return stubs;
 }
 
 void Authorize(grpc::ClientContext& context) {
-  context.AddMetadata("authorization", "bearer " + cluster->admin_token());
+  context.AddMetadata("authorization", "bearer " + deployment->admin_token);
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
 }
 
@@ -128,13 +153,104 @@ std::vector<std::string> RegisterAll() {
   return ids;
 }
 
+// The target http_sd hands out for service `i` (bench::MakeService).
+std::string Target(int i) { return fmt::format("default-host{}.example.com:9100", i); }
+
+// Polls every replica's http_sd for the abandoned services [0, abandoned) and records, per
+// replica, when each target was first missing from an answer.
+class HttpSdWatcher {
+ public:
+  explicit HttpSdWatcher(int abandoned) : abandoned_(abandoned) {
+    thread_ = std::jthread([this](const std::stop_token& stop) { Run(stop); });
+  }
+
+  // When replica r's answer first lacked target i, for every (r, i) seen gone.
+  std::vector<std::map<int, absl::Time>> Gone() {
+    absl::MutexLock lock(&mu_);
+    return gone_;
+  }
+  // The mean time between two answers of one replica: the resolution of the delays measured.
+  absl::Duration MeanPollInterval() {
+    absl::MutexLock lock(&mu_);
+    return polls_ == 0 ? absl::ZeroDuration() : (absl::Now() - started_) / polls_;
+  }
+  bool AllGone() {
+    absl::MutexLock lock(&mu_);
+    return std::all_of(gone_.begin(), gone_.end(), [this](const std::map<int, absl::Time>& g) {
+      return std::ssize(g) >= abandoned_;
+    });
+  }
+
+ private:
+  void Run(const std::stop_token& stop) {
+    const size_t replicas = deployment->http_urls.size();
+    {
+      absl::MutexLock lock(&mu_);
+      gone_.resize(replicas);
+    }
+    std::vector<std::string> etags(replicas);
+    {
+      absl::MutexLock lock(&mu_);
+      started_ = absl::Now();
+    }
+    const HttpHeaders auth = {{"Authorization", "Bearer " + deployment->admin_token}};
+    while (!stop.stop_requested()) {
+      for (size_t r = 0; r < replicas; ++r) {
+        HttpHeaders headers = auth;
+        if (!etags[r].empty()) {
+          headers.emplace_back("If-None-Match", etags[r]);
+        }
+        absl::StatusOr<HttpResult> answer =
+            HttpRequest("GET", deployment->http_urls[r] + "/v1/sd/" + kServer + "/default", "",
+                        headers, absl::Seconds(10));
+        const absl::Time now = absl::Now();
+        if (!answer.ok() || answer->status != 200) {
+          continue;  // 304: unchanged
+        }
+        etags[r] = answer->Header("etag").value_or("");
+        std::set<std::string> targets;
+        const Json groups = Json::parse(answer->body, nullptr, false);
+        if (groups.is_array()) {
+          for (const Json& group : groups) {
+            for (const Json& target : group.value("targets", Json::array())) {
+              targets.insert(target.get<std::string>());
+            }
+          }
+        }
+        absl::MutexLock lock(&mu_);
+        for (int i = 0; i < abandoned_; ++i) {
+          if (!targets.contains(Target(i))) {
+            gone_[r].emplace(i, now);
+          }
+        }
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        ++polls_;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+
+  const int abandoned_;
+  absl::Mutex mu_;
+  std::vector<std::map<int, absl::Time>> gone_ ABSL_GUARDED_BY(mu_);
+  absl::Time started_ ABSL_GUARDED_BY(mu_);
+  int64_t polls_ ABSL_GUARDED_BY(mu_) = 0;
+  std::jthread thread_;  // last: starts after the members above
+};
+
 void BM_KeepAlive(benchmark::State& state) {
-  absl::StatusOr<std::unique_ptr<store::Store>> etcd =
-      store::ConnectEtcdStore({.endpoints = cluster->etcd().endpoints()});
-  if (!etcd.ok()) {
-    std::cerr << "cannot connect to etcd: " << etcd.status() << "\n";
-    state.SkipWithError("cannot connect to etcd");
-    return;
+  std::unique_ptr<store::Store> etcd;
+  if (!deployment->etcd_endpoints.empty()) {
+    absl::StatusOr<std::unique_ptr<store::Store>> connected =
+        store::ConnectEtcdStore({.endpoints = deployment->etcd_endpoints});
+    if (!connected.ok()) {
+      std::cerr << "cannot connect to etcd: " << connected.status() << "\n";
+      state.SkipWithError("cannot connect to etcd");
+      return;
+    }
+    etcd = *std::move(connected);
   }
   const absl::Time registration = absl::Now();
   const std::vector<std::string> ids = RegisterAll();
@@ -151,20 +267,27 @@ void BM_KeepAlive(benchmark::State& state) {
   absl::Mutex mu;
   std::map<std::string, absl::Time> expires;
   std::map<std::string, absl::Time> deleted;
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> watch =
-      (*etcd)->Watch(keys.ServicesIn("default"), 0, [&](const store::WatchResponse& response) {
-        const absl::Time now = absl::Now();
-        absl::MutexLock lock(&mu);
-        for (const store::WatchEvent& event : response.events) {
-          if (event.type == store::WatchEvent::Type::kDelete) {
-            deleted.emplace(event.kv.key.substr(event.kv.key.rfind('/') + 1), now);
+  std::unique_ptr<store::WatchHandle> watch;
+  if (etcd != nullptr) {
+    absl::StatusOr<std::unique_ptr<store::WatchHandle>> watching =
+        etcd->Watch(keys.ServicesIn("default"), 0, [&](const store::WatchResponse& response) {
+          const absl::Time now = absl::Now();
+          absl::MutexLock lock(&mu);
+          for (const store::WatchEvent& event : response.events) {
+            if (event.type == store::WatchEvent::Type::kDelete) {
+              deleted.emplace(event.kv.key.substr(event.kv.key.rfind('/') + 1), now);
+            }
           }
-        }
-      });
-  if (!watch.ok()) {
-    state.SkipWithError("cannot watch etcd");
-    return;
+        });
+    if (!watching.ok()) {
+      state.SkipWithError("cannot watch etcd");
+      return;
+    }
+    watch = *std::move(watching);
   }
+  const auto revision = [&etcd]() -> int64_t {
+    return etcd != nullptr ? etcd->CurrentRevision().value_or(0) : 0;
+  };
 
   const absl::Duration ttl = absl::Seconds(ttl_seconds);
   const absl::Duration period = ttl / 3;
@@ -174,24 +297,23 @@ void BM_KeepAlive(benchmark::State& state) {
   std::atomic<int64_t> failures{0};
   absl::Duration elapsed;
   int64_t revisions = 0;
+  std::unique_ptr<HttpSdWatcher> http_sd;
   for (auto _ : state) {
-    const int64_t first_revision = (*etcd)->CurrentRevision().value_or(0);
+    const int64_t first_revision = revision();
     const absl::Time start = absl::Now();
     const absl::Time end = start + 2 * ttl;
     const auto stubs = Stubs();
     std::vector<std::jthread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
-        // This thread's services: every kThreads-th batch. The first `abandoned` services are
-        // renewed once, then left to expire.
-        bool first_round = true;
+        // This thread's services: every kThreads-th batch but the first `abandoned` services.
         for (absl::Time round = start; round < end; round += period) {
           absl::SleepFor(round - absl::Now());
           for (int from = t * kBatch; from < services; from += kThreads * kBatch) {
             pb::KeepAliveRequest request;
             request.set_namespace_("default");
             for (int i = from; i < std::min(services, from + kBatch); ++i) {
-              if (first_round || i >= abandoned) {
+              if (i >= abandoned) {
                 request.add_ids(ids[static_cast<size_t>(i)]);
               }
             }
@@ -210,39 +332,82 @@ void BM_KeepAlive(benchmark::State& state) {
             }
             renewed += response.services_size();
             lost += response.not_found_size();
-            if (first_round && from < abandoned) {
-              absl::MutexLock lock(&mu);
-              for (const pb::Service& service : response.services()) {
-                expires[service.id()] = absl::FromUnixSeconds(service.expires().seconds()) +
-                                        absl::Nanoseconds(service.expires().nanos());
-              }
-            }
           }
-          first_round = false;
         }
       });
     }
+    // The abandoned services are renewed once, kAbandonBatch at a time spread over
+    // kAbandonSpread, so that their deadlines fall at every point of a second (etcd's lease
+    // expiry depends on that phase), then left to expire. They start half a period after the
+    // rounds above, so that their deadlines fall between two rounds: a fleet renews at every
+    // moment, not in the bursts of these rounds, which on a small machine would measure the
+    // burst rather than the expiry.
+    const absl::Time abandon_start = start + period / 2;
+    threads.emplace_back([&] {
+      for (int from = 0; from < abandoned; from += kAbandonBatch) {
+        absl::SleepFor(abandon_start + kAbandonSpread * from / abandoned - absl::Now());
+        pb::KeepAliveRequest request;
+        request.set_namespace_("default");
+        for (int i = from; i < std::min(abandoned, from + kAbandonBatch); ++i) {
+          request.add_ids(ids[static_cast<size_t>(i)]);
+        }
+        pb::KeepAliveResponse response;
+        grpc::ClientContext context;
+        Authorize(context);
+        if (!stubs[static_cast<size_t>(from / kAbandonBatch) % stubs.size()]
+                 ->KeepAlive(&context, request, &response)
+                 .ok()) {
+          ++failures;
+          continue;
+        }
+        lost += response.not_found_size();
+        absl::MutexLock lock(&mu);
+        for (const pb::Service& service : response.services()) {
+          expires[service.id()] = absl::FromUnixSeconds(service.expires().seconds()) +
+                                  absl::Nanoseconds(service.expires().nanos());
+        }
+      }
+    });
+    // Watch http_sd from a little before the abandoned services' expiry (a TTL after their
+    // renewal) until they are gone.
+    absl::SleepFor(abandon_start + ttl - absl::Seconds(2) - absl::Now());
+    http_sd = std::make_unique<HttpSdWatcher>(abandoned);
     threads.clear();
     elapsed = absl::Now() - start;
-    revisions = (*etcd)->CurrentRevision().value_or(0) - first_revision;
+    revisions = revision() - first_revision;
   }
-  // The abandoned services expired a TTL after the first round; allow for a slow cluster.
+  // Allow for a slow deployment.
   const absl::Time wait_until = absl::Now() + absl::Seconds(30);
   while (absl::Now() < wait_until) {
     {
       absl::MutexLock lock(&mu);
-      if (std::ssize(deleted) >= abandoned) {
+      if ((etcd == nullptr || std::ssize(deleted) >= abandoned) && http_sd->AllGone()) {
         break;
       }
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
   std::vector<double> delays_ms;
+  std::vector<double> store_delays_ms;
+  absl::Duration poll_interval;
   {
+    const std::vector<std::map<int, absl::Time>> gone = http_sd->Gone();
+    poll_interval = http_sd->MeanPollInterval();
+    http_sd.reset();
     absl::MutexLock lock(&mu);
-    for (const auto& [id, at] : expires) {
+    for (int i = 0; i < abandoned; ++i) {
+      const std::string& id = ids[static_cast<size_t>(i)];
+      auto at = expires.find(id);
+      if (at == expires.end()) {
+        continue;
+      }
+      for (const std::map<int, absl::Time>& replica : gone) {
+        if (auto it = replica.find(i); it != replica.end()) {
+          delays_ms.push_back(absl::ToDoubleMilliseconds(it->second - at->second));
+        }
+      }
       if (auto it = deleted.find(id); it != deleted.end()) {
-        delays_ms.push_back(absl::ToDoubleMilliseconds(it->second - at));
+        store_delays_ms.push_back(absl::ToDoubleMilliseconds(it->second - at->second));
       }
     }
   }
@@ -259,6 +424,11 @@ void BM_KeepAlive(benchmark::State& state) {
   state.counters["expiry_delay_p50_ms"] = Percentile(delays_ms, 0.5);
   state.counters["expiry_delay_p99_ms"] = Percentile(delays_ms, 0.99);
   state.counters["expiry_delay_max_ms"] = Percentile(delays_ms, 1.0);
+  state.counters["http_sd_poll_interval_ms"] = absl::ToDoubleMilliseconds(poll_interval);
+  if (etcd != nullptr) {
+    state.counters["store_delete_delay_p50_ms"] = Percentile(store_delays_ms, 0.5);
+    state.counters["store_delete_delay_p99_ms"] = Percentile(store_delays_ms, 0.99);
+  }
 }
 BENCHMARK(BM_KeepAlive)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
@@ -267,6 +437,8 @@ BENCHMARK(BM_KeepAlive)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  std::string binary = DISCOVERYD_BINARY;
+  bool embedded = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg.starts_with("--ttl_services=")) {
@@ -275,6 +447,10 @@ int main(int argc, char** argv) {
     } else if (arg.starts_with("--ttl_seconds=")) {
       discovery::testing::ttl_seconds =
           std::atoi(argv[i] + std::string_view("--ttl_seconds=").size());
+    } else if (arg == "--ttl_store=embedded" || arg == "--ttl_store=etcd") {
+      embedded = arg == "--ttl_store=embedded";
+    } else if (arg.starts_with("--discoveryd=")) {
+      binary = std::string(arg.substr(std::string_view("--discoveryd=").size()));
     } else {
       std::cerr << "unknown argument " << arg << "\n";
       return 2;
@@ -284,23 +460,53 @@ int main(int argc, char** argv) {
     std::cerr << "--ttl_services must be >= 1 and --ttl_seconds >= 3\n";
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<discovery::testing::DiscoveryCluster>> started =
-      discovery::testing::DiscoveryCluster::Start({.discoveryd_binary = DISCOVERYD_BINARY,
-                                                   .exporter_server = "",
-                                                   .replica_args = {"--min-ttl=1s"}});
-  if (!started.ok()) {
-    std::cerr << "cannot start the cluster: " << started.status() << "\n";
-    return 1;
+  namespace testing = discovery::testing;
+  testing::Deployment deployment;
+  std::unique_ptr<testing::DiscoveryCluster> cluster;
+  std::unique_ptr<testing::DiscoverydProcess> server;
+  if (embedded) {
+    absl::StatusOr<std::unique_ptr<testing::DiscoverydProcess>> started =
+        testing::DiscoverydProcess::Start({.binary = binary, .extra_args = {"--min-ttl=1s"}});
+    if (!started.ok()) {
+      std::cerr << "cannot start discoveryd: " << started.status() << "\n";
+      return 1;
+    }
+    server = *std::move(started);
+    absl::StatusOr<std::string> token = server->AdminToken();
+    if (!token.ok()) {
+      std::cerr << "cannot create a token: " << token.status() << "\n";
+      return 1;
+    }
+    deployment = {.grpc_addresses = {server->grpc_address()},
+                  .http_urls = {server->http_url()},
+                  .admin_token = *token};
+  } else {
+    absl::StatusOr<std::unique_ptr<testing::DiscoveryCluster>> started =
+        testing::DiscoveryCluster::Start(
+            {.discoveryd_binary = binary, .exporter_server = "", .replica_args = {"--min-ttl=1s"}});
+    if (!started.ok()) {
+      std::cerr << "cannot start the cluster: " << started.status() << "\n";
+      return 1;
+    }
+    cluster = *std::move(started);
+    for (int i = 0; i < cluster->replica_count(); ++i) {
+      deployment.grpc_addresses.push_back(cluster->replica(i).grpc_address());
+      deployment.http_urls.push_back(cluster->replica(i).http_url());
+    }
+    deployment.admin_token = cluster->admin_token();
+    deployment.etcd_endpoints = cluster->etcd().endpoints();
   }
-  discovery::testing::cluster = started->get();
-  absl::StatusOr<discovery::testing::HttpResult> server = discovery::testing::cluster->Rest(
-      0, "POST", "/v1/servers", nlohmann::json{{"name", discovery::testing::kServer}});
-  if (!server.ok() || server->status != 200) {
+  testing::deployment = &deployment;
+  absl::StatusOr<testing::HttpResult> registered =
+      testing::HttpRequest("POST", deployment.http_urls[0] + "/v1/servers",
+                           nlohmann::json{{"name", testing::kServer}}.dump(),
+                           {{"Authorization", "Bearer " + deployment.admin_token}});
+  if (!registered.ok() || registered->status != 200) {
     std::cerr << "cannot register the server\n";
     return 1;
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  discovery::testing::cluster = nullptr;
+  testing::deployment = nullptr;
   return 0;
 }

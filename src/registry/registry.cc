@@ -75,8 +75,11 @@ std::string_view NamespaceOrDefault(std::string_view namespace_name) {
 
 Registry::Registry(store::Store& store, repo::Keys keys, RegistryOptions options)
     : store_(store), repo_(store, keys), options_(std::move(options)) {
+  repo::ViewOptions view_options = options_.view;
+  // The clock that sets `expires` is the one that ends it.
+  view_options.clock = options_.clock;
   view_ = std::make_unique<repo::View>(
-      store_, std::move(keys), options_.view,
+      store_, std::move(keys), std::move(view_options),
       [this](const std::shared_ptr<const repo::Snapshot>& snapshot) { OnSnapshot(snapshot); });
 }
 
@@ -529,19 +532,23 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
   for (int attempt = 1;; ++attempt) {
     DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
     const repo::Snapshot& snapshot = placed->snapshot();
-    auto known = snapshot.namespace_revisions.find(ns);
-    if (known == snapshot.namespace_revisions.end()) {
+    if (!snapshot.namespaces.contains(ns)) {
       return absl::NotFoundError(
           fmt::format("could not keep services alive: namespace {} not found", ns));
     }
     const absl::Time now = options_.clock();
     KeepAliveResult answer;
-    store::Txn txn{
-        .compares = {{.key = repo_.keys().Namespace(ns), .mod_revision = known->second}}};
+    // Each renewal is guarded on the mod_revision of the record the view saw: a service
+    // unregistered meanwhile must not come back (nor one registered again be overwritten with
+    // the old record). A namespace deleted meanwhile deleted its services, so this guards that
+    // too.
+    store::Txn txn;
     std::set<std::string_view> seen;
     for (size_t i = 0; i < ids.size(); ++i) {
       const Service* found = snapshot.FindService(ns, ids[i]);
-      if (found == nullptr) {
+      // Past its deadline a service is gone, even where the view has not removed it yet or the
+      // store still holds its record: expired means gone, and only a registration brings it back.
+      if (found == nullptr || (found->HasTtl() && found->expires <= now)) {
         answer.not_found.push_back(ids_or_endpoints[i]);
         continue;
       }
@@ -551,6 +558,13 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
         // Within the same second of deadline the store's expiry would not move: no write.
         if (absl::Ceil(renewed.expires - absl::UnixEpoch(), store::kExpiryGranularity) !=
             absl::Ceil(found->expires - absl::UnixEpoch(), store::kExpiryGranularity)) {
+          const std::optional<int64_t> revision = snapshot.TtlServiceRevision(ns, found->id);
+          if (!revision.has_value()) {
+            return absl::InternalError(fmt::format(
+                "could not keep service {} alive: the view lost its record's revision", found->id));
+          }
+          txn.compares.push_back(
+              {.key = repo_.keys().Service(ns, found->id), .mod_revision = *revision});
           DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(renewed));
           txn.ops.push_back(std::move(op));
         } else {
@@ -579,9 +593,9 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
     }
     if (attempt == kCasAttempts) {
       return absl::AbortedError(
-          fmt::format("could not keep services alive: namespace {} kept changing", ns));
+          fmt::format("could not keep services alive: services of namespace {} kept changing", ns));
     }
-    // The namespace changed after the view saw it: wait for the view to catch up.
+    // A record changed after the view saw it: wait for the view to catch up.
     absl::StatusOr<int64_t> current = store_.CurrentRevision();
     if (current.ok()) {
       AwaitView(*current);

@@ -50,6 +50,8 @@ struct RegistryOptions {
   std::optional<placement::Settings> placement;
   // How long a write waits for the view to show it before returning anyway.
   absl::Duration view_wait = absl::Seconds(10);
+  // Sets `modified` and `expires`, and is what the view compares `expires` with (it overrides
+  // view.clock).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Called on the view's thread with the service counts of every new placement.
   std::function<void(const ServiceCounts&)> on_counts;
@@ -150,8 +152,10 @@ class Registry {
   // Renews the services `ids_or_endpoints` (ids, or endpoints when they contain ':') of
   // `namespace_name` ("" = "default"): each with a TTL expires its TTL from now. All renewals of
   // one call are one store transaction, and a service renewed within the same second of
-  // deadline again is not written again. InvalidArgument for a bad name, id or endpoint, or more
-  // than kMaxKeepAliveIds; NotFound for an unknown namespace.
+  // deadline again is not written again. A service past its deadline is not found, even while
+  // the store still holds its record; a renewal is written only over the record the view saw.
+  // InvalidArgument for a bad name, id or endpoint, or more than kMaxKeepAliveIds; NotFound for
+  // an unknown namespace.
   absl::StatusOr<KeepAliveResult> KeepAlive(const std::vector<std::string>& ids_or_endpoints,
                                             std::string_view namespace_name);
   // Services of `namespace_name` ("" = all), with their effective servers, by namespace and id.

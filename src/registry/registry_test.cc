@@ -1,8 +1,12 @@
 #include "registry/registry.h"
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -12,6 +16,7 @@
 
 #include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
+#include "testing/eventually.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::registry {
@@ -354,7 +359,8 @@ TEST_F(RegistryTest, TargetGroupsFollowTheNamespaceExportConfig) {
   probe.labels = {{"module", "http_2xx"}};
   ASSERT_THAT(registry->RegisterService(probe), IsOk());
 
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
                              R"("__scheme__":"http","instance":"a:9100","job":"node"}}])");
@@ -397,15 +403,18 @@ TEST_F(RegistryTest, HttpSdETagChangesWithTheContentOnly) {
   auto registry = Start();
   ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> first = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> first =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(first, IsOk());
   // An unrelated change keeps the answer and its tag.
   ASSERT_THAT(registry->RegisterNamespace("other", ExportConfig::kStandard), IsOk());
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> same = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> same =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(same, IsOk());
   EXPECT_EQ((*same)->etag(), (*first)->etag());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> changed = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> changed =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(changed, IsOk());
   EXPECT_NE((*changed)->etag(), (*first)->etag());
   EXPECT_THAT((*changed)->json(), HasSubstr("b:9100"));
@@ -423,7 +432,8 @@ TEST_F(RegistryTest, CachedHttpSdAnswersOnlyRenderedBodies) {
   // Still not rendered: asking did not render it.
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(nullptr));
 
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_THAT(registry->CachedHttpSd("p1", "default", ""), IsOkAndHolds(*body));
   // Another config is another body, not rendered yet.
@@ -586,7 +596,8 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
               IsOk());
   ASSERT_THAT(registry->RegisterService(Target("http://b:9100/metrics")), IsOk());
 
-  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body = registry->HttpSd("p1", "default", "");
+  absl::StatusOr<std::shared_ptr<const readmodel::HttpSdBody>> body =
+      registry->HttpSd("p1", "default", "");
   ASSERT_THAT(body, IsOk());
   EXPECT_EQ((*body)->json(), R"([{"targets":["a:9100"],"labels":{"__metrics_path__":"/metrics",)"
                              R"("__scheme__":"http","instance":"a:9100","job":"node"}},)"
@@ -628,12 +639,6 @@ TEST_F(RegistryTest, ALegacyRecordNeverBreaksAnAnswer) {
   EXPECT_EQ(counts.back(), InvalidCounts{});
 }
 
-}  // namespace
-}  // namespace discovery::registry
-
-namespace discovery::registry {
-namespace {
-
 // Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the
 // past, and the store's reaper is driven by hand, so what expires when is decided by the test
 // alone.
@@ -646,8 +651,14 @@ class TtlTest : public RegistryTest {
     store_ = *std::move(store);
   }
 
-  std::unique_ptr<Registry> StartWithClock() {
+  // `probe`: how long the view sleeps at most, hence how soon it sees the clock move.
+  std::unique_ptr<Registry> StartWithClock(absl::Duration probe = absl::Milliseconds(5)) {
+    return Start(ClockOptions(probe));
+  }
+
+  RegistryOptions ClockOptions(absl::Duration probe = absl::Milliseconds(5)) {
     RegistryOptions options;
+    options.view.store_probe_interval = probe;
     options.clock = [this] {
       absl::MutexLock lock(&mu_);
       return now_;
@@ -663,7 +674,7 @@ class TtlTest : public RegistryTest {
       with_ttl_ = with_ttl;
       expired_ = expired;
     };
-    return Start(std::move(options));
+    return options;
   }
 
   void SetNow(absl::Time now) {
@@ -671,15 +682,32 @@ class TtlTest : public RegistryTest {
     now_ = now;
   }
 
-  // Deletes what has expired at `at` and waits until `registry` shows it.
+  // The clock reaches `at`; the store deletes what has expired then, and `registry` shows it.
   void ReapAt(Registry& registry, absl::Time at) {
+    SetNow(at);
     ASSERT_THAT(store::ReapEmbeddedStore(*store_, at), IsOk());
     absl::StatusOr<int64_t> revision = store_->CurrentRevision();
     ASSERT_THAT(revision, IsOk());
     ASSERT_TRUE(registry.WaitForRevision(*revision, kWait));
   }
 
-  std::vector<std::string> Endpoints(const Registry& registry) {
+  // Waits until `registry` lists exactly `endpoints` (the view removes expired services on its
+  // own thread).
+  void AwaitEndpoints(const Registry& registry, const std::vector<std::string>& endpoints) {
+    ::discovery::testing::Eventually([&] { return Endpoints(registry) == endpoints; }, kWait);
+    EXPECT_EQ(Endpoints(registry), endpoints);
+  }
+
+  int64_t Expired() {
+    absl::MutexLock lock(&mu_);
+    return expired_;
+  }
+  int64_t WithTtl() {
+    absl::MutexLock lock(&mu_);
+    return with_ttl_;
+  }
+
+  static std::vector<std::string> Endpoints(const Registry& registry) {
     std::vector<std::string> endpoints;
     for (const auto& [endpoint, servers] : Placement(registry)) {
       endpoints.push_back(endpoint);
@@ -791,6 +819,186 @@ TEST_F(TtlTest, RegisteringAgainWithoutATtlMakesTheServicePermanent) {
   ASSERT_THAT(registry->RegisterService(Target("http://a:9100")), IsOk());
   ReapAt(*registry, t0_ + absl::Hours(1));
   EXPECT_THAT(Endpoints(*registry), ElementsAre("http://a:9100"));
+}
+
+TEST_F(TtlTest, AServiceLeavesAtItsDeadlineBeforeTheStoreDeletesItAndCountsOnce) {
+  auto registry = StartWithClock();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  ASSERT_THAT(registry->RegisterService(a), IsOk());
+  ASSERT_THAT(registry->RegisterService(Target("http://b:9100")), IsOk());
+
+  SetNow(t0_ + absl::Seconds(30));
+  AwaitEndpoints(*registry, {"http://b:9100"});
+  // The store (whose reaper does not run here) still holds the record.
+  EXPECT_THAT(StoredServiceRevisions(), SizeIs(2));
+  EXPECT_EQ(Expired(), 1);
+  EXPECT_EQ(WithTtl(), 0);
+  // Its delete changes nothing the view shows and is no second expiration.
+  ReapAt(*registry, t0_ + absl::Seconds(31));
+  EXPECT_THAT(StoredServiceRevisions(), SizeIs(1));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://b:9100"));
+  EXPECT_EQ(Expired(), 1);
+}
+
+TEST_F(TtlTest, KeepAliveDoesNotReviveAnExpiredServiceButRegisteringAgainDoes) {
+  auto registry = StartWithClock();
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  absl::StatusOr<Service> registered = registry->RegisterService(a);
+  ASSERT_THAT(registered, IsOk());
+  SetNow(t0_ + absl::Seconds(31));
+  AwaitEndpoints(*registry, {});
+  const std::map<std::string, int64_t> stored = StoredServiceRevisions();
+  ASSERT_THAT(stored, SizeIs(1));
+
+  absl::StatusOr<KeepAliveResult> renewed = registry->KeepAlive({registered->id}, "");
+  ASSERT_THAT(renewed, IsOk());
+  EXPECT_THAT(renewed->renewed, IsEmpty());
+  EXPECT_THAT(renewed->not_found, ElementsAre(registered->id));
+  EXPECT_EQ(StoredServiceRevisions(), stored);
+  EXPECT_THAT(Endpoints(*registry), IsEmpty());
+
+  registered = registry->RegisterService(a);
+  ASSERT_THAT(registered, IsOk());
+  EXPECT_EQ(registered->expires, t0_ + absl::Seconds(61));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://a:9100"));
+  // The store's expiry of the old record no longer applies: registering replaced it.
+  ReapAt(*registry, t0_ + absl::Seconds(40));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://a:9100"));
+  EXPECT_EQ(Expired(), 1);
+  EXPECT_EQ(WithTtl(), 1);
+}
+
+TEST_F(TtlTest, KeepAlivePastTheDeadlineFindsNothingEvenBeforeTheViewRemovesTheService) {
+  // The view sleeps until the deadline by the real clock (30 s): it has not removed the
+  // service when the fake clock has passed it.
+  auto registry = StartWithClock(absl::Hours(1));
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  absl::StatusOr<Service> registered = registry->RegisterService(a);
+  ASSERT_THAT(registered, IsOk());
+  const std::map<std::string, int64_t> stored = StoredServiceRevisions();
+  SetNow(t0_ + absl::Seconds(30));
+  absl::StatusOr<KeepAliveResult> renewed = registry->KeepAlive({registered->id}, "");
+  ASSERT_THAT(renewed, IsOk());
+  EXPECT_THAT(renewed->renewed, IsEmpty());
+  EXPECT_THAT(renewed->not_found, ElementsAre(registered->id));
+  EXPECT_EQ(StoredServiceRevisions(), stored);
+}
+
+TEST_F(TtlTest, ARestartServesNoRecordPastItsDeadline) {
+  {
+    auto registry = StartWithClock();
+    ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+    ServiceRegistration a = Target("http://a:9100");
+    a.ttl = absl::Seconds(30);
+    ASSERT_THAT(registry->RegisterService(a), IsOk());
+    ServiceRegistration b = Target("http://b:9100");
+    b.ttl = absl::Seconds(60);
+    ASSERT_THAT(registry->RegisterService(b), IsOk());
+  }
+  SetNow(t0_ + absl::Seconds(45));
+  // The store still holds both records; the first snapshot of the new registry has only b.
+  auto registry = StartWithClock(absl::Hours(1));
+  EXPECT_THAT(StoredServiceRevisions(), SizeIs(2));
+  EXPECT_THAT(Endpoints(*registry), ElementsAre("http://b:9100"));
+  EXPECT_EQ(Expired(), 1);
+  EXPECT_EQ(WithTtl(), 1);
+}
+
+// A store that runs `before_commit` once, before the first transaction that writes `key`.
+class InterposingStore : public store::Store {
+ public:
+  explicit InterposingStore(store::Store& store) : store_(store) {}
+
+  void BeforeCommitOf(std::string key, std::function<void()> action) {
+    absl::MutexLock lock(&mu_);
+    key_ = std::move(key);
+    action_ = std::move(action);
+  }
+
+  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return store_.Get(key); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
+    return store_.Range(prefix);
+  }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
+    std::function<void()> action;
+    {
+      absl::MutexLock lock(&mu_);
+      if (action_ && std::any_of(txn.ops.begin(), txn.ops.end(),
+                                 [this](const store::Op& op)
+                                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return op.key == key_; })) {
+        action = std::exchange(action_, nullptr);
+      }
+    }
+    if (action) {
+      action();
+    }
+    return store_.Commit(txn);
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, store::WatchCallback callback) override {
+    return store_.Watch(prefix, start_revision, std::move(callback));
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return store_.CurrentRevision(); }
+
+ private:
+  store::Store& store_;
+  absl::Mutex mu_;
+  std::string key_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> action_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(TtlTest, AKeepAliveRacingAnUnregisterDoesNotReviveTheService) {
+  InterposingStore store(*store_);
+  Registry registry(store, repo::Keys(), ClockOptions());
+  ASSERT_THAT(registry.Initialize(kWait), IsOk());
+  ASSERT_THAT(registry.RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  absl::StatusOr<Service> registered = registry.RegisterService(a);
+  ASSERT_THAT(registered, IsOk());
+  SetNow(t0_ + absl::Seconds(10));
+  // The unregistration commits after KeepAlive read the view and before its write.
+  store.BeforeCommitOf(repo::Keys().Service("default", registered->id), [&] {
+    EXPECT_THAT(registry.UnregisterService(registered->id, ""), IsOk());
+  });
+  absl::StatusOr<KeepAliveResult> renewed = registry.KeepAlive({registered->id}, "");
+  ASSERT_THAT(renewed, IsOk());
+  EXPECT_THAT(renewed->renewed, IsEmpty());
+  EXPECT_THAT(renewed->not_found, ElementsAre(registered->id));
+  EXPECT_THAT(StoredServiceRevisions(), IsEmpty());
+  EXPECT_THAT(Endpoints(registry), IsEmpty());
+}
+
+TEST_F(TtlTest, AKeepAliveRacingARegistrationRenewsTheNewRecord) {
+  InterposingStore store(*store_);
+  Registry registry(store, repo::Keys(), ClockOptions());
+  ASSERT_THAT(registry.Initialize(kWait), IsOk());
+  ASSERT_THAT(registry.RegisterServer("p1", {}), IsOk());
+  ServiceRegistration a = Target("http://a:9100");
+  a.ttl = absl::Seconds(30);
+  absl::StatusOr<Service> registered = registry.RegisterService(a);
+  ASSERT_THAT(registered, IsOk());
+  ServiceRegistration relabelled = a;
+  relabelled.labels = {{"team", "new"}};
+  store.BeforeCommitOf(repo::Keys().Service("default", registered->id),
+                       [&] { EXPECT_THAT(registry.RegisterService(relabelled), IsOk()); });
+  // The first write of the keepalive is the registration's (the action runs once).
+  SetNow(t0_ + absl::Seconds(20));
+  absl::StatusOr<KeepAliveResult> renewed = registry.KeepAlive({registered->id}, "");
+  ASSERT_THAT(renewed, IsOk());
+  ASSERT_THAT(renewed->renewed, SizeIs(1));
+  EXPECT_EQ(renewed->renewed[0].expires, t0_ + absl::Seconds(50));
+  absl::StatusOr<std::vector<Service>> services = registry.ListServices("default");
+  ASSERT_THAT(services, IsOk());
+  ASSERT_THAT(*services, SizeIs(1));
+  EXPECT_EQ((*services)[0].labels, relabelled.labels);
+  EXPECT_EQ((*services)[0].expires, t0_ + absl::Seconds(50));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "fmt/format.h"
 
 #include "common/format.h"
@@ -144,15 +146,62 @@ std::vector<std::optional<Classified>> ClassifyServices(const Keys& keys,
   return classified;
 }
 
+// The services with a TTL of a working snapshot in the order of their deadline, so that the view
+// finds what has expired without looking at the others: O(log n) per change, a few dozen bytes
+// per service. Entries point at the services the working snapshot holds; the Applier keeps the
+// two in step.
+class ExpiryIndex {
+ public:
+  using Entry = std::pair<absl::Time, const Service*>;
+
+  void Add(const Service& service) {
+    if (service.HasTtl()) {
+      entries_.insert({service.expires, &service});
+    }
+  }
+  void Remove(const Entry& entry) { entries_.erase(entry); }
+  // The earliest deadline; InfiniteFuture when there is none.
+  absl::Time Next() const {
+    return entries_.empty() ? absl::InfiniteFuture() : entries_.begin()->first;
+  }
+  // The entry of the earliest deadline when it is at or before `now`.
+  std::optional<Entry> Due(absl::Time now) const {
+    if (entries_.empty() || entries_.begin()->first > now) {
+      return std::nullopt;
+    }
+    return *entries_.begin();
+  }
+
+ private:
+  struct Before {
+    bool operator()(const Entry& a, const Entry& b) const {
+      if (a.first != b.first) {
+        return a.first < b.first;
+      }
+      return std::less<>()(a.second, b.second);
+    }
+  };
+  absl::btree_set<Entry, Before> entries_;
+};
+
 // Applies store changes to a working snapshot: each service put or delete is one O(log n)
 // update of its namespace's persistent map, so snapshots already handed out stay untouched.
 // An initial load (`bulk`) instead collects each namespace's services in key order and builds
 // its map at once in O(n). `known` is the last published snapshot, if any: records it already held
 // as invalid at the same revision are not logged again when the whole prefix is loaded anew.
+// `expiry` holds the working snapshot's services with a TTL; `clock` is what their deadlines are
+// compared with.
 class Applier {
  public:
-  Applier(const Keys& keys, Snapshot& working, bool bulk = false, const Snapshot* known = nullptr)
-      : keys_(keys), working_(working), bulk_(bulk), known_(known) {}
+  Applier(const Keys& keys, Snapshot& working, ExpiryIndex& expiry,
+          const std::function<absl::Time()>& clock, bool bulk = false,
+          const Snapshot* known = nullptr)
+      : keys_(keys),
+        working_(working),
+        expiry_(expiry),
+        clock_(clock),
+        bulk_(bulk),
+        known_(known) {}
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
   Applier(Applier&&) = delete;
@@ -163,6 +212,9 @@ class Applier {
       if (!entries.empty()) {
         working_.services[ns] = ServiceMap::FromSorted(std::move(entries));
       }
+    }
+    for (auto& [ns, entries] : loaded_ttl_) {
+      working_.ttl_services[ns] = TtlServiceMap::FromSorted(std::move(entries));
     }
   }
 
@@ -190,7 +242,7 @@ class Applier {
           return;
         }
         working_.invalid.erase(kv.key);
-        PutService(parsed.name, std::move(service.service));
+        PutService(parsed.name, std::move(service.service), kv.mod_revision);
         return;
       }
       case Keys::Parsed::Kind::kPlacementSettings:
@@ -234,6 +286,25 @@ class Applier {
     }
   }
 
+  // Removes every service whose deadline is at or before `now` from the working snapshot, as
+  // the store's delete of its record would (the store still holds the record until its own
+  // expiry deletes it; that delete then finds nothing). Counted as expired unless
+  // `count_only_shown_in` is set and did not show the service: a reload finds again what an
+  // earlier snapshot had already removed.
+  void Expire(absl::Time now, const Snapshot* count_only_shown_in = nullptr) {
+    while (std::optional<ExpiryIndex::Entry> due = expiry_.Due(now)) {
+      const std::string ns = due->second->namespace_name;
+      const std::string id = due->second->id;
+      if (working_.FindService(ns, id) != due->second) {
+        expiry_.Remove(*due);  // cannot happen: the index follows the snapshot
+        continue;
+      }
+      const bool count =
+          count_only_shown_in == nullptr || count_only_shown_in->FindService(ns, id) != nullptr;
+      EraseService(ns, id, count);
+    }
+  }
+
  private:
   template <typename T, typename Insert>
   void Store(const store::KeyValue& kv, absl::StatusOr<T> record, Insert insert) {
@@ -261,24 +332,34 @@ class Applier {
                                              .service = std::move(shown)};
   }
 
-  void PutService(const std::string& ns, ServicePtr service) {
+  void PutService(const std::string& ns, ServicePtr service, int64_t mod_revision) {
     const std::string_view id = service->id;
     if (service->HasTtl()) {
       ++working_.services_with_ttl;
+      expiry_.Add(*service);
     }
     if (bulk_) {
       // A range comes in key order, so a namespace's ids arrive ascending.
+      if (service->HasTtl()) {
+        loaded_ttl_[ns].emplace_back(id,
+                                     TtlService{.service = service, .mod_revision = mod_revision});
+      }
       loaded_[ns].emplace_back(id, std::move(service));
       return;
     }
     ServiceMap& services = working_.services[ns];
-    if (const ServicePtr* old = services.Find(id); old != nullptr && (*old)->HasTtl()) {
-      --working_.services_with_ttl;
+    if (const ServicePtr* old = services.Find(id); old != nullptr) {
+      ForgetTtl(ns, **old);
+    }
+    if (service->HasTtl()) {
+      TtlServiceMap& ttl = working_.ttl_services[ns];
+      ttl = ttl.Insert(id, TtlService{.service = service, .mod_revision = mod_revision});
     }
     services = services.Insert(id, std::move(service));
   }
 
-  void EraseService(const std::string& ns, const std::string& id) {
+  // `count_expiry`: count the service as expired when it is gone at or after its deadline.
+  void EraseService(const std::string& ns, const std::string& id, bool count_expiry = true) {
     if (bulk_) {
       return;  // a range holds each key once: nothing of it was loaded
     }
@@ -286,25 +367,46 @@ class Applier {
     if (it == working_.services.end()) {
       return;
     }
-    if (const ServicePtr* old = it->second.Find(std::string_view{id});
-        old != nullptr && (*old)->HasTtl()) {
-      --working_.services_with_ttl;
-      // Gone at or after its expiry: the store expired it (an unregistration comes earlier).
-      if (absl::Now() >= (*old)->expires) {
-        ++working_.expired_services;
-      }
+    const ServicePtr* old = it->second.Find(std::string_view{id});
+    if (old == nullptr) {
+      return;  // never held, or already removed at its expiry
     }
+    // An unregistration comes before the deadline; at or after it, the service expired.
+    if ((*old)->HasTtl() && count_expiry && clock_() >= (*old)->expires) {
+      ++working_.expired_services;
+    }
+    ForgetTtl(ns, **old);
     it->second = it->second.Erase(std::string_view{id});
     if (it->second.empty()) {
       working_.services.erase(it);
     }
   }
 
+  // Takes `old`, about to leave the working snapshot, out of the TTL bookkeeping.
+  void ForgetTtl(const std::string& ns, const Service& old) {
+    if (!old.HasTtl()) {
+      return;
+    }
+    --working_.services_with_ttl;
+    expiry_.Remove({old.expires, &old});
+    auto it = working_.ttl_services.find(ns);
+    if (it == working_.ttl_services.end()) {
+      return;
+    }
+    it->second = it->second.Erase(std::string_view{old.id});
+    if (it->second.empty()) {
+      working_.ttl_services.erase(it);
+    }
+  }
+
   const Keys& keys_;
   Snapshot& working_;
+  ExpiryIndex& expiry_;
+  const std::function<absl::Time()>& clock_;
   const bool bulk_;
   const Snapshot* known_;
   std::map<std::string, std::vector<std::pair<std::string_view, ServicePtr>>> loaded_;
+  std::map<std::string, std::vector<std::pair<std::string_view, TtlService>>> loaded_ttl_;
 };
 
 // A load frees as much as it keeps (the whole range as read, the decoding's and the first
@@ -339,6 +441,16 @@ std::map<std::pair<std::string, std::string>, int64_t> InvalidRecordCounts(
   return counts;
 }
 
+std::optional<int64_t> Snapshot::TtlServiceRevision(std::string_view ns,
+                                                    std::string_view id) const {
+  auto it = ttl_services.find(ns);
+  if (it == ttl_services.end()) {
+    return std::nullopt;
+  }
+  const TtlService* found = it->second.Find(id);
+  return found == nullptr ? std::nullopt : std::optional<int64_t>(found->mod_revision);
+}
+
 size_t Snapshot::ServiceCount() const {
   size_t count = 0;
   for (const auto& [ns, map] : services) {
@@ -350,7 +462,7 @@ size_t Snapshot::ServiceCount() const {
 View::View(store::Store& store, Keys keys, ViewOptions options, Listener listener)
     : store_(store),
       keys_(std::move(keys)),
-      options_(options),
+      options_(std::move(options)),
       listener_(std::move(listener)),
       health_(absl::UnavailableError("the view has not loaded the store yet")),
       pending_(std::make_unique<Pending>()),
@@ -432,16 +544,22 @@ void View::Run(const std::stop_token& stop) {
 absl::Status View::FollowOnce(const std::stop_token& stop) {
   DISCOVERY_ASSIGN_OR_RETURN(store::RangeResult range, store_.Range(keys_.All()));
   Snapshot working;
+  ExpiryIndex expiry;
   working.revision = range.revision;
   {
     const std::shared_ptr<const Snapshot> known = Current();
     // A counter: it goes on across reloads.
     working.expired_services = known != nullptr ? known->expired_services : 0;
     std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range.kvs);
-    Applier applier(keys_, working, /*bulk=*/true, known.get());
-    for (size_t i = 0; i < range.kvs.size(); ++i) {
-      applier.Put(range.kvs[i], &classified[i]);
-    }
+    {
+      Applier applier(keys_, working, expiry, options_.clock, /*bulk=*/true, known.get());
+      for (size_t i = 0; i < range.kvs.size(); ++i) {
+        applier.Put(range.kvs[i], &classified[i]);
+      }
+    }  // builds the maps
+    // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
+    // served even once.
+    Applier(keys_, working, expiry, options_.clock).Expire(options_.clock(), known.get());
   }
   range.kvs.clear();
   range.kvs.shrink_to_fit();
@@ -461,26 +579,48 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
         pending.queue.push_back(r);
       }));
 
+  // On the real clock: when the store last said something, and when expiry alone last
+  // published a snapshot.
+  absl::Time quiet_since = absl::Now();
+  absl::Time last_expiry = absl::InfinitePast();
   while (!stop.stop_requested()) {
+    // Sleep until a watch event, the next probe, or the next deadline (but not sooner than
+    // expiry_interval after the last removal by expiry alone).
+    const absl::Time wall = absl::Now();
+    absl::Duration wait = quiet_since + options_.store_probe_interval - wall;
+    if (const absl::Time next = expiry.Next(); next != absl::InfiniteFuture()) {
+      wait = std::min(
+          wait, std::max(next - options_.clock(), last_expiry + options_.expiry_interval - wall));
+    }
     std::deque<store::WatchResponse> batch;
     {
       absl::MutexLock lock(&pending.mu);
       auto ready = [&pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending.mu) {
         return pending.stopped || !pending.queue.empty();
       };
-      pending.mu.AwaitWithTimeout(absl::Condition(&ready), options_.store_probe_interval);
+      pending.mu.AwaitWithTimeout(absl::Condition(&ready), std::max(wait, absl::ZeroDuration()));
       if (pending.stopped) {
         return absl::OkStatus();
       }
       batch.swap(pending.queue);
     }
     if (batch.empty()) {
-      ProbeStore();
+      const absl::Time now = options_.clock();
+      if (expiry.Next() <= now && absl::Now() >= last_expiry + options_.expiry_interval) {
+        Applier(keys_, working, expiry, options_.clock).Expire(now);
+        last_expiry = absl::Now();
+        Publish(working);
+      }
+      if (absl::Now() >= quiet_since + options_.store_probe_interval) {
+        ProbeStore();
+        quiet_since = absl::Now();
+      }
       continue;
     }
+    quiet_since = absl::Now();
     bool compacted = false;
     {
-      Applier applier(keys_, working);
+      Applier applier(keys_, working, expiry, options_.clock);
       for (const store::WatchResponse& response : batch) {
         if (response.compact_revision != 0) {
           compacted = true;
@@ -494,6 +634,9 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
           }
         }
         working.revision = std::max(working.revision, response.revision);
+      }
+      if (!compacted) {
+        applier.Expire(options_.clock());
       }
     }
     if (compacted) {

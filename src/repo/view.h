@@ -36,6 +36,15 @@ using ServicePtr = std::shared_ptr<const Service>;
 // maps to (the node holding the key also holds the service).
 using ServiceMap = persistent::Map<std::string_view, ServicePtr>;
 
+// A service with a TTL and the mod_revision of its record.
+struct TtlService {
+  ServicePtr service;
+  int64_t mod_revision = 0;
+};
+
+// The services with a TTL of one namespace by id, keyed like ServiceMap.
+using TtlServiceMap = persistent::Map<std::string_view, TtlService>;
+
 // A stored record the view leaves out, with the reason.
 struct InvalidRecord {
   // What the key names: "namespace", "server", "service", "settings" or "revoked-token".
@@ -68,10 +77,15 @@ struct Snapshot {
   // record is invalid when it does not decode; a service also when it does not match its key or
   // fails model CheckStoredService (endpoint does not parse, over a record limit).
   std::map<std::string, InvalidRecord, std::less<>> invalid;
+  // The services of `services` that have a TTL, with the mod_revision of their record: a renewal
+  // is written only if the record is still the one the view saw, so that it cannot bring back a
+  // service unregistered (or replace one registered again) in between.
+  std::map<std::string, TtlServiceMap, std::less<>> ttl_services;
   // Services (of `services`) registered with a TTL.
   int64_t services_with_ttl = 0;
-  // Services with a TTL this view saw deleted at or after their expiry, since it started: the
-  // store's expirations (counted by every replica that sees them).
+  // Services with a TTL this view removed at their expiry, or saw deleted at or after it, since
+  // it started (counted by every replica). A service the view removed is counted once: the
+  // store's later delete of its record changes nothing.
   int64_t expired_services = 0;
 
   // The services of `ns`, or nullptr when it has none.
@@ -79,6 +93,8 @@ struct Snapshot {
   // The service `id` of `ns`, or nullptr.
   const Service* FindService(std::string_view ns, std::string_view id) const;
   size_t ServiceCount() const;
+  // The mod_revision of the record of service `id` of `ns` when it has a TTL, else nullopt.
+  std::optional<int64_t> TtlServiceRevision(std::string_view ns, std::string_view id) const;
 };
 
 // The number of invalid records per (kind, namespace); the namespace is "" for kinds other than
@@ -94,6 +110,15 @@ struct ViewOptions {
   // resumes on its own and says nothing while the store is unreachable, so without the probe a
   // view would report itself healthy through a whole outage.
   absl::Duration store_probe_interval = absl::Seconds(1);
+  // What `expires` of a service is compared with. The view removes a service with a TTL from
+  // its snapshots once the clock passes its `expires`, as if the store had deleted it: the
+  // store's own expiry comes later (etcd leases end on whole seconds and are checked every
+  // 500 ms), and readers must not serve a service past its deadline meanwhile.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Removals due to expiry alone are published at most this often (on the real clock), so
+  // that a mass expiry makes a few snapshots rather than one per service. A watch event
+  // publishes whatever expired with it at once.
+  absl::Duration expiry_interval = absl::Milliseconds(100);
 };
 
 class View {

@@ -4,18 +4,21 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 #include "common/logging.h"
 #include "repo/codec.h"
 #include "store/embedded/embedded_store.h"
+#include "testing/eventually.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::repo {
@@ -514,6 +517,128 @@ TEST_F(ViewTest, ALargeLoadKeepsEveryRecordInItsPlace) {
     ASSERT_NE(record.service, nullptr) << key;
     EXPECT_EQ(Keys().Service(record.service->namespace_name, record.service->id), key);
   }
+}
+
+// Services with a TTL against a clock the test moves; the store never expires them itself.
+class ViewExpiryTest : public ViewTest {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<store::Store>> store =
+        store::OpenEmbeddedStore({.reap_interval = absl::ZeroDuration()});
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+    repo_ = std::make_unique<Repository>(*store_, Keys());
+  }
+
+  ViewOptions Options() {
+    return {.store_probe_interval = absl::Milliseconds(5), .clock = [this] {
+              absl::MutexLock lock(&mu_);
+              return now_;
+            }};
+  }
+
+  void SetNow(absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    now_ = now;
+  }
+
+  static Service Expiring(std::string endpoint, absl::Time expires) {
+    Service service = MakeService("node", "default", std::move(endpoint));
+    service.ttl = absl::Seconds(30);
+    service.expires = expires;
+    return service;
+  }
+
+  // Waits until the view no longer shows `service` and returns that snapshot.
+  static std::shared_ptr<const Snapshot> Without(const View& view, const Service& service) {
+    std::shared_ptr<const Snapshot> snapshot;
+    ::discovery::testing::Eventually(
+        [&] {
+          snapshot = view.Current();
+          return snapshot->FindService(service.namespace_name, service.id) == nullptr;
+        },
+        kWait);
+    EXPECT_EQ(snapshot->FindService(service.namespace_name, service.id), nullptr)
+        << service.endpoint << " is still shown";
+    return snapshot;
+  }
+
+  // Far from the real clock: the real time never decides anything here.
+  const absl::Time t0_ = absl::Now() + absl::Hours(24);
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = t0_;
+};
+
+TEST_F(ViewExpiryTest, RemovesAServiceAtItsDeadlineAndNotAgainWhenTheStoreDeletesIt) {
+  View view(*store_, Keys(), Options());
+  const Service a = Expiring("http://a:9100", t0_ + absl::Seconds(30));
+  const Service b = Expiring("http://b:9100", t0_ + absl::Seconds(60));
+  const Service c = MakeService("node", "default", "http://c:9100");
+  const absl::StatusOr<int64_t> a_revision = repo_->PutService(a);
+  ASSERT_THAT(repo_->PutService(b), IsOk());
+  std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutService(c));
+  EXPECT_EQ(snapshot->ServiceCount(), 3U);
+  EXPECT_EQ(snapshot->services_with_ttl, 2);
+  EXPECT_EQ(snapshot->TtlServiceRevision("default", a.id), *a_revision);
+  EXPECT_EQ(snapshot->TtlServiceRevision("default", c.id), std::nullopt);
+
+  SetNow(t0_ + absl::Seconds(30));
+  snapshot = Without(view, a);
+  EXPECT_EQ(snapshot->ServiceCount(), 2U);
+  EXPECT_EQ(snapshot->services_with_ttl, 1);
+  EXPECT_EQ(snapshot->expired_services, 1);
+  EXPECT_EQ(snapshot->TtlServiceRevision("default", a.id), std::nullopt);
+
+  snapshot = At(view, repo_->DeleteService("default", a.id));
+  EXPECT_EQ(snapshot->ServiceCount(), 2U);
+  EXPECT_EQ(snapshot->expired_services, 1);
+}
+
+TEST_F(ViewExpiryTest, ARenewalBeforeTheDeadlineWinsAndOneAfterItComesBack) {
+  View view(*store_, Keys(), Options());
+  const Service a = Expiring("http://a:9100", t0_ + absl::Seconds(30));
+  const Service b = Expiring("http://b:9100", t0_ + absl::Seconds(30));
+  ASSERT_THAT(repo_->PutService(a), IsOk());
+  ASSERT_THAT(repo_->PutService(b), IsOk());
+  SetNow(t0_ + absl::Seconds(20));
+  const Service renewed = Expiring("http://b:9100", t0_ + absl::Seconds(50));
+  const absl::StatusOr<int64_t> renewal = repo_->PutService(renewed);
+  At(view, renewal);
+
+  // Both deadlines of t0 + 30 s are removed in one pass: once a is gone, b would be too.
+  SetNow(t0_ + absl::Seconds(30));
+  std::shared_ptr<const Snapshot> snapshot = Without(view, a);
+  ASSERT_NE(snapshot->FindService("default", b.id), nullptr);
+  EXPECT_EQ(*snapshot->FindService("default", b.id), renewed);
+  EXPECT_EQ(snapshot->TtlServiceRevision("default", b.id), *renewal);
+  EXPECT_EQ(snapshot->expired_services, 1);
+
+  // Registered again after the view removed it: shown again, until its new deadline.
+  const Service again = Expiring("http://a:9100", t0_ + absl::Seconds(60));
+  snapshot = At(view, repo_->PutService(again));
+  ASSERT_NE(snapshot->FindService("default", a.id), nullptr);
+  EXPECT_EQ(snapshot->services_with_ttl, 2);
+  SetNow(t0_ + absl::Seconds(60));
+  snapshot = Without(view, again);
+  snapshot = Without(view, renewed);
+  EXPECT_EQ(snapshot->expired_services, 3);
+  EXPECT_EQ(snapshot->services_with_ttl, 0);
+}
+
+TEST_F(ViewExpiryTest, ALoadLeavesOutWhatIsPastItsDeadline) {
+  const Service a = Expiring("http://a:9100", t0_ + absl::Seconds(30));
+  const Service b = Expiring("http://b:9100", t0_ + absl::Seconds(60));
+  ASSERT_THAT(repo_->PutService(a), IsOk());
+  const absl::StatusOr<int64_t> revision = repo_->PutService(b);
+  SetNow(t0_ + absl::Seconds(45));
+  ViewOptions options = Options();
+  options.store_probe_interval = absl::Hours(1);
+  View view(*store_, Keys(), options);
+  std::shared_ptr<const Snapshot> snapshot = At(view, revision);
+  EXPECT_EQ(snapshot->FindService("default", a.id), nullptr);
+  EXPECT_NE(snapshot->FindService("default", b.id), nullptr);
+  EXPECT_EQ(snapshot->expired_services, 1);
+  EXPECT_EQ(snapshot->services_with_ttl, 1);
 }
 
 }  // namespace
