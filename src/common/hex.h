@@ -1,5 +1,9 @@
-// Reading hexadecimal digits, as percent-decoding and UUID parsing do.
+// Reading and writing hexadecimal digits, as percent-decoding, UUID parsing and Go-style quoting
+// do.
 #pragma once
+
+#include <cstdint>
+#include <string>
 
 namespace discovery {
 
@@ -16,6 +20,13 @@ constexpr int HexDigitValue(char c) {
     return c - 'A' + 10;
   }
   return -1;
+}
+
+// Appends the `digits` lowest hexadecimal digits of `value` to `out`, in lower case.
+inline void AppendLowerHex(uint32_t value, int digits, std::string& out) {
+  for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) {
+    out += "0123456789abcdef"[(value >> shift) & 0xf];
+  }
 }
 
 }  // namespace discovery

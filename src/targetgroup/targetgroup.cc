@@ -12,15 +12,14 @@
 #include "absl/status/statusor.h"
 
 #include "common/format.h"
+#include "common/go_quote.h"
+#include "common/hex.h"
 #include "common/status_macros.h"
-#include "common/utf8.h"
 #include "model/endpoint.h"
 #include "model/model.h"
 
 namespace discovery::targetgroup {
 namespace {
-
-constexpr std::string_view kLowerHex = "0123456789abcdef";
 
 TargetGroup Standard(const Service& service, const Endpoint& endpoint) {
   TargetGroup group;
@@ -73,67 +72,22 @@ struct JsonStyle {
 };
 
 // Appends `text` as a JSON string literal, escaping as Go's encoding/json does (when
-// `style.go_escaping`) or minimally. '\b' and '\f' get their short escapes as in Go 1.22 and
-// later (older Go wrote \u0008 and \u000c; both decode to the same string).
+// `style.go_escaping`) or minimally; each invalid UTF-8 byte is one \ufffd, as Go writes it. '\b'
+// and '\f' get their short escapes as in Go 1.22 and later (older Go wrote \u0008 and \u000c; both
+// decode to the same string).
 void AppendString(std::string_view text, const JsonStyle& style, std::string& out) {
-  out.push_back('"');
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          if (c < 0x20 || (style.go_escaping && (c == '<' || c == '>' || c == '&'))) {
-            out += "\\u00";
-            out.push_back(kLowerHex[c >> 4]);
-            out.push_back(kLowerHex[c & 0xF]);
-          } else {
-            out.push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    const std::optional<Utf8Rune> rune = DecodeUtf8(text.substr(i));
-    if (!rune.has_value()) {
-      out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    const size_t length = rune->length;
-    const std::string_view sequence = text.substr(i, length);
-    // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
-    if (style.go_escaping && sequence == "\xE2\x80\xA8") {
-      out += "\\u2028";
-    } else if (style.go_escaping && sequence == "\xE2\x80\xA9") {
-      out += "\\u2029";
-    } else {
-      out += sequence;
-    }
-    i += length;
-  }
-  out.push_back('"');
+  AppendGoQuoted(
+      text, out,
+      [&style](char32_t cp, std::string_view bytes, std::string& quoted) {
+        if (cp < 0x20 || (style.go_escaping &&
+                          (cp == '<' || cp == '>' || cp == '&' || cp == 0x2028 || cp == 0x2029))) {
+          quoted += "\\u";
+          AppendLowerHex(cp, 4, quoted);
+        } else {
+          quoted += bytes;
+        }
+      },
+      [](unsigned char /*byte*/, std::string& quoted) { quoted += "\\ufffd"; });
 }
 
 std::string ToJson(const std::vector<TargetGroup>& groups, const JsonStyle& style) {
