@@ -7,12 +7,25 @@
 #include "gtest/gtest.h"
 
 #include "hash/crc64.h"
+#include "hash/fnv1a.h"
 #include "hash/jump_hash.h"
 
 namespace discovery::hash {
 namespace {
 
 using ::testing::ElementsAreArray;
+
+TEST(Fnv1a64Test, KnownValues) {
+  // The empty input hashes to the offset basis.
+  EXPECT_EQ(Fnv1a64(""), 0xcbf29ce484222325ULL);
+  EXPECT_EQ(Fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+  EXPECT_EQ(Fnv1a64("foobar"), 0x85944171f73967e8ULL);
+}
+
+TEST(Fnv1a64Test, HashesBytesNotCharacters) {
+  // A negative char is xored in as its unsigned byte value.
+  EXPECT_EQ(Fnv1a64("\xff"), 0xaf64724c8602eb6eULL);
+}
 
 TEST(Crc64XzTest, CheckValue) { EXPECT_EQ(Crc64Xz("123456789"), 0x995dc9bbdf1939faULL); }
 

@@ -7,6 +7,7 @@
 #include "fmt/format.h"
 
 #include "compress/gzip.h"
+#include "hash/fnv1a.h"
 #include "rest/rest_api.h"
 
 namespace discovery::openapi {
@@ -37,14 +38,9 @@ std::string_view ContentType(std::string_view name) {
   return "application/octet-stream";
 }
 
-// FNV-1a: the content changes only with a new build, so any stable hash makes a good ETag.
+// The content changes only with a new build, so any stable hash makes a good ETag.
 std::string ETag(std::string_view content) {
-  uint64_t hash = 14695981039346656037ULL;
-  for (const char c : content) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;
-  }
-  return fmt::format("\"{:016x}\"", hash);
+  return fmt::format("\"{:016x}\"", hash::Fnv1a64(content));
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "common/format.h"
 #include "common/status_macros.h"
 #include "compress/gzip.h"
+#include "hash/fnv1a.h"
 #include "readmodel/placed.h"
 #include "rest/json.h"
 #include "rest/url.h"
@@ -267,16 +268,6 @@ bool NoneMatchHits(const http::Request& request, std::string_view etag) {
 
 namespace {
 
-// FNV-1a of the body: any stable hash makes a validator.
-std::string BodyHash(std::string_view body) {
-  uint64_t hash = 14695981039346656037ULL;
-  for (const char c : body) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;
-  }
-  return fmt::format("{:016x}", hash);
-}
-
 // A 200 answer of a GET gets a weak ETag of its JSON, and a client that holds it a 304 without
 // a body: a poller (the web UI) pays one request and no transfer while nothing changes. Weak,
 // because the daemon may gzip the body on the way out (the JSON, not its bytes, is what the tag
@@ -285,7 +276,7 @@ http::Response WithListETag(const Call& call, http::Response response) {
   if (response.status != 200) {
     return response;
   }
-  const std::string etag = fmt::format("W/\"{}\"", BodyHash(response.body));
+  const std::string etag = fmt::format("W/\"{:016x}\"", hash::Fnv1a64(response.body));
   if (NoneMatchHits(call.request, etag)) {
     response.status = 304;
     response.body.clear();
