@@ -544,13 +544,39 @@ const RouteSpec* FindRoute(const std::vector<std::string>& segments,
   return nullptr;
 }
 
-http::Response Serve(api::Dispatcher& dispatcher, const http::Request& request) {
-  absl::StatusOr<std::vector<std::string>> segments = PathSegments(request.path);
-  if (!segments.ok()) {
-    return ErrorResponse(segments.status());
-  }
+// The route of a request's path, with the values of its parameters.
+struct RouteMatch {
+  const RouteSpec* route = nullptr;  // nullptr when no route matches
   std::vector<std::string> params;
-  const RouteSpec* route = FindRoute(*segments, &params);
+};
+
+// The route of `path`; the error of PathSegments when the path cannot be read.
+absl::StatusOr<RouteMatch> MatchRoute(std::string_view path) {
+  DISCOVERY_ASSIGN_OR_RETURN(const std::vector<std::string> segments, PathSegments(path));
+  RouteMatch match;
+  match.route = FindRoute(segments, &match.params);
+  return match;
+}
+
+// The call of `request` on `route`, whose parameters FindRoute read from the path as `params`.
+Call CallOf(api::Dispatcher& dispatcher, const http::Request& request, const RouteSpec& route,
+            const std::vector<std::string>& params, const QueryParams& query) {
+  return Call{.dispatcher = dispatcher,
+              .request = request,
+              .authorization = request.Header("Authorization").value_or(""),
+              .peer = request.remote_address,
+              .forwarded_for = request.Header("X-Forwarded-For").value_or(""),
+              .param_names = route.param_names,
+              .param_values = params,
+              .query = query};
+}
+
+http::Response Serve(api::Dispatcher& dispatcher, const http::Request& request) {
+  const absl::StatusOr<RouteMatch> match = MatchRoute(request.path);
+  if (!match.ok()) {
+    return ErrorResponse(match.status());
+  }
+  const RouteSpec* route = match->route;
   if (route == nullptr) {
     return ErrorResponse(absl::NotFoundError("Not Found"));
   }
@@ -577,15 +603,7 @@ http::Response Serve(api::Dispatcher& dispatcher, const http::Request& request) 
   if (!query.ok()) {
     return ErrorResponse(query.status());
   }
-  const Call call{.dispatcher = dispatcher,
-                  .request = request,
-                  .authorization = request.Header("Authorization").value_or(""),
-                  .peer = request.remote_address,
-                  .forwarded_for = request.Header("X-Forwarded-For").value_or(""),
-                  .param_names = route->param_names,
-                  .param_values = params,
-                  .query = *query};
-  return endpoint->endpoint(call);
+  return endpoint->endpoint(CallOf(dispatcher, request, *route, match->params, *query));
 }
 
 }  // namespace
@@ -605,16 +623,11 @@ http::Response RestApi::Handle(const http::Request& request) const {
 
 std::optional<http::Response> RestApi::HandleFromMemory(const http::Request& request) const {
   try {
-    absl::StatusOr<std::vector<std::string>> segments = PathSegments(request.path);
-    if (!segments.ok()) {
+    const absl::StatusOr<RouteMatch> match = MatchRoute(request.path);
+    if (!match.ok() || match->route == nullptr) {
       return std::nullopt;
     }
-    std::vector<std::string> params;
-    const RouteSpec* route = FindRoute(*segments, &params);
-    if (route == nullptr) {
-      return std::nullopt;
-    }
-    for (const MethodEndpoint& endpoint : route->methods) {
+    for (const MethodEndpoint& endpoint : match->route->methods) {
       if (endpoint.method != request.method || !endpoint.from_memory) {
         continue;
       }
@@ -622,15 +635,8 @@ std::optional<http::Response> RestApi::HandleFromMemory(const http::Request& req
       if (!query.ok()) {
         return std::nullopt;
       }
-      const Call call{.dispatcher = dispatcher_,
-                      .request = request,
-                      .authorization = request.Header("Authorization").value_or(""),
-                      .peer = request.remote_address,
-                      .forwarded_for = request.Header("X-Forwarded-For").value_or(""),
-                      .param_names = route->param_names,
-                      .param_values = params,
-                      .query = *query};
-      return endpoint.from_memory(call);
+      return endpoint.from_memory(
+          CallOf(dispatcher_, request, *match->route, match->params, *query));
     }
     return std::nullopt;
   } catch (const std::bad_alloc&) {
@@ -641,16 +647,11 @@ std::optional<http::Response> RestApi::HandleFromMemory(const http::Request& req
 }
 
 std::optional<std::string_view> RestApi::Route(std::string_view path) {
-  absl::StatusOr<std::vector<std::string>> segments = PathSegments(path);
-  if (!segments.ok()) {
+  const absl::StatusOr<RouteMatch> match = MatchRoute(path);
+  if (!match.ok() || match->route == nullptr) {
     return std::nullopt;
   }
-  std::vector<std::string> params;
-  const RouteSpec* route = FindRoute(*segments, &params);
-  if (route == nullptr) {
-    return std::nullopt;
-  }
-  return route->pattern;
+  return match->route->pattern;
 }
 
 std::vector<RestApi::Operation> RestApi::Operations() {
