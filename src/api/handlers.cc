@@ -13,10 +13,12 @@
 #include "common/format.h"
 #include "common/go_duration.h"
 #include "common/status_macros.h"
-#include "re2/re2.h"
+#include "selector/regex_filter.h"
 #include "selector/selector.h"
 
 namespace discovery::api {
+
+using selector::RegexFilter;
 
 Handlers::Handlers(registry::Registry& registry, const auth::Authorizer& authorizer,
                    HandlerOptions options)
@@ -137,28 +139,6 @@ absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
   return response;
 }
 
-namespace {
-
-// A compiled filter of ListServiceStreamRequest; nullptr when it is empty.
-absl::StatusOr<std::unique_ptr<RE2>> CompileFilter(std::string_view field,
-                                                   const std::string& pattern) {
-  if (pattern.empty()) {
-    return nullptr;
-  }
-  auto regex = std::make_unique<RE2>(pattern, RE2::Quiet);
-  if (!regex->ok()) {
-    return absl::InvalidArgumentError(
-        fmt::format("invalid {} \"{}\": {}", field, pattern, regex->error()));
-  }
-  return regex;
-}
-
-bool Matches(const std::unique_ptr<RE2>& regex, const std::string& text) {
-  return regex == nullptr || RE2::PartialMatch(text, *regex);
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<ListedService>> Handlers::ListServiceStream(
     const auth::Principal& principal, const pb::ListServiceStreamRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
@@ -167,12 +147,12 @@ absl::StatusOr<std::vector<ListedService>> Handlers::ListServiceStream(
     return absl::InvalidArgumentError(
         fmt::format("invalid sort_by \"{}\": use endpoint or date", request.sort_by()));
   }
-  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<RE2> name,
-                             CompileFilter("filter_name", request.filter_name()));
-  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<RE2> endpoint,
-                             CompileFilter("filter_endpoint", request.filter_endpoint()));
-  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<RE2> server,
-                             CompileFilter("filter_server", request.filter_server()));
+  DISCOVERY_ASSIGN_OR_RETURN(const RegexFilter name,
+                             RegexFilter::Compile("filter_name", request.filter_name()));
+  DISCOVERY_ASSIGN_OR_RETURN(const RegexFilter endpoint,
+                             RegexFilter::Compile("filter_endpoint", request.filter_endpoint()));
+  DISCOVERY_ASSIGN_OR_RETURN(const RegexFilter server,
+                             RegexFilter::Compile("filter_server", request.filter_server()));
   std::optional<selector::Selector> labels;
   if (!request.filter_selector().empty()) {
     absl::StatusOr<selector::Selector> parsed =
@@ -185,11 +165,8 @@ absl::StatusOr<std::vector<ListedService>> Handlers::ListServiceStream(
     labels = *std::move(parsed);
   }
   const auto keep = [&](const Service& service) {
-    return Matches(name, service.name) && Matches(endpoint, service.endpoint) &&
-           (server == nullptr ||
-            std::any_of(service.servers.begin(), service.servers.end(),
-                        [&](const std::string& placed) { return Matches(server, placed); })) &&
-           (!labels || labels->Matches(service.labels));
+    return name.Matches(service.name) && endpoint.Matches(service.endpoint) &&
+           server.MatchesAny(service.servers) && (!labels || labels->Matches(service.labels));
   };
 
   DISCOVERY_ASSIGN_OR_RETURN(std::vector<Service> services,
