@@ -26,6 +26,7 @@ namespace discovery::cli {
 namespace {
 
 namespace pb = ::postfinance::discovery::v1;
+using api::FromProto;
 
 // Debian's bundle of the system's trusted CAs (ca-certificates).
 constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
@@ -54,6 +55,37 @@ std::unique_ptr<grpc::ClientContext> NewContext(const ConnectionOptions& options
                         absl::ToChronoMilliseconds(limit.duration));
   context->AddMetadata("authorization", "bearer " + options.token);
   return context;
+}
+
+RevokedTokenDetails FromProto(const pb::RevokedToken& revoked) {
+  return {.id = revoked.id(),
+          .revoked_at = api::TimestampFromProto(revoked.revoked_at()),
+          .revoked_by = revoked.revoked_by()};
+}
+
+// The domain values of a list of wire messages.
+template <typename Proto>
+auto FromProtos(const google::protobuf::RepeatedPtrField<Proto>& messages) {
+  std::vector<decltype(FromProto(std::declval<const Proto&>()))> values;
+  values.reserve(static_cast<size_t>(messages.size()));
+  for (const Proto& message : messages) {
+    values.push_back(FromProto(message));
+  }
+  return values;
+}
+
+pb::RegisterServiceRequest RegisterRequest(const ServiceRegistration& registration) {
+  pb::RegisterServiceRequest request;
+  request.set_name(registration.name);
+  request.set_namespace_(registration.namespace_name);
+  request.set_endpoint(registration.endpoint);
+  request.set_selector(registration.selector);
+  request.set_description(registration.description);
+  if (registration.ttl > absl::ZeroDuration()) {
+    *request.mutable_ttl() = api::DurationToProto(registration.ttl);
+  }
+  api::LabelsToProto(registration.labels, request.mutable_labels());
+  return request;
 }
 
 }  // namespace
@@ -148,11 +180,7 @@ absl::StatusOr<std::vector<Server>> ApiClient::ListServers() const {
       pb::ListServerResponse response,
       Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::ListServer,
                           pb::ListServerRequest{}));
-  std::vector<Server> servers;
-  for (const pb::Server& server : response.servers()) {
-    servers.push_back(api::FromProto(server));
-  }
-  return servers;
+  return FromProtos(response.servers());
 }
 
 absl::StatusOr<Server> ApiClient::RegisterServer(const std::string& name,
@@ -163,7 +191,7 @@ absl::StatusOr<Server> ApiClient::RegisterServer(const std::string& name,
   DISCOVERY_ASSIGN_OR_RETURN(
       pb::RegisterServerResponse response,
       Call<pb::ServerAPI>(*channels_, options_, &pb::ServerAPI::Stub::RegisterServer, request));
-  return api::FromProto(response.server());
+  return FromProto(response.server());
 }
 
 absl::Status ApiClient::UnregisterServer(const std::string& name) const {
@@ -178,11 +206,7 @@ absl::StatusOr<std::vector<Namespace>> ApiClient::ListNamespaces() const {
       pb::ListNamespaceResponse response,
       Call<pb::NamespaceAPI>(*channels_, options_, &pb::NamespaceAPI::Stub::ListNamespace,
                              pb::ListNamespaceRequest{}));
-  std::vector<Namespace> namespaces;
-  for (const pb::Namespace& ns : response.namespaces()) {
-    namespaces.push_back(api::FromProto(ns));
-  }
-  return namespaces;
+  return FromProtos(response.namespaces());
 }
 
 absl::StatusOr<Namespace> ApiClient::RegisterNamespace(const std::string& name,
@@ -194,7 +218,7 @@ absl::StatusOr<Namespace> ApiClient::RegisterNamespace(const std::string& name,
       pb::RegisterNamespaceResponse response,
       Call<pb::NamespaceAPI>(*channels_, options_, &pb::NamespaceAPI::Stub::RegisterNamespace,
                              request));
-  return api::FromProto(response.namespace_());
+  return FromProto(response.namespace_());
 }
 
 absl::Status ApiClient::UnregisterNamespace(const std::string& name) const {
@@ -212,33 +236,20 @@ absl::StatusOr<std::vector<Service>> ApiClient::ListServices(
   DISCOVERY_ASSIGN_OR_RETURN(
       pb::ListServiceResponse response,
       Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::ListService, request));
-  std::vector<Service> services;
-  for (const pb::Service& service : response.services()) {
-    services.push_back(api::FromProto(service));
-  }
   if (invalid != nullptr) {
     for (const pb::InvalidService& record : response.invalid_services()) {
-      invalid->push_back(api::FromProto(record));
+      invalid->push_back(FromProto(record));
     }
   }
-  return services;
+  return FromProtos(response.services());
 }
 
 absl::StatusOr<Service> ApiClient::RegisterService(const ServiceRegistration& registration) const {
-  pb::RegisterServiceRequest request;
-  request.set_name(registration.name);
-  request.set_namespace_(registration.namespace_name);
-  request.set_endpoint(registration.endpoint);
-  request.set_selector(registration.selector);
-  request.set_description(registration.description);
-  if (registration.ttl > absl::ZeroDuration()) {
-    *request.mutable_ttl() = api::DurationToProto(registration.ttl);
-  }
-  api::LabelsToProto(registration.labels, request.mutable_labels());
   DISCOVERY_ASSIGN_OR_RETURN(
       pb::RegisterServiceResponse response,
-      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::RegisterService, request));
-  return api::FromProto(response.service());
+      Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::RegisterService,
+                           RegisterRequest(registration)));
+  return FromProto(response.service());
 }
 
 absl::StatusOr<KeepAliveAnswer> ApiClient::KeepAlive(const std::string& namespace_name,
@@ -251,10 +262,7 @@ absl::StatusOr<KeepAliveAnswer> ApiClient::KeepAlive(const std::string& namespac
   DISCOVERY_ASSIGN_OR_RETURN(
       pb::KeepAliveResponse response,
       Call<pb::ServiceAPI>(*channels_, options_, &pb::ServiceAPI::Stub::KeepAlive, request));
-  KeepAliveAnswer answer;
-  for (const pb::Service& service : response.services()) {
-    answer.renewed.push_back(api::FromProto(service));
-  }
+  KeepAliveAnswer answer{.renewed = FromProtos(response.services())};
   answer.not_found.assign(response.not_found().begin(), response.not_found().end());
   return answer;
 }
@@ -308,7 +316,7 @@ absl::Status ApiClient::StreamServices(
     }
     first = false;
     for (pb::ListedService& listed : *message.mutable_services()) {
-      row({.service = api::FromProto(listed.service()),
+      row({.service = FromProto(listed.service()),
            .invalid = std::move(*listed.mutable_invalid_reason())});
     }
     seen();
@@ -363,17 +371,7 @@ void StartAsync(pb::ServiceAPI::Stub& stub, const ConnectionOptions& options, Re
 
 void ApiClient::RegisterServiceAsync(const ServiceRegistration& registration,
                                      std::function<void(const absl::Status&)> done) const {
-  pb::RegisterServiceRequest request;
-  request.set_name(registration.name);
-  request.set_namespace_(registration.namespace_name);
-  request.set_endpoint(registration.endpoint);
-  request.set_selector(registration.selector);
-  request.set_description(registration.description);
-  if (registration.ttl > absl::ZeroDuration()) {
-    *request.mutable_ttl() = api::DurationToProto(registration.ttl);
-  }
-  api::LabelsToProto(registration.labels, request.mutable_labels());
-  StartAsync(channels_->ServiceStub(), options_, std::move(request),
+  StartAsync(channels_->ServiceStub(), options_, RegisterRequest(registration),
              &pb::ServiceAPI::Stub::async_interface::RegisterService, std::move(done));
 }
 
@@ -412,16 +410,6 @@ absl::StatusOr<std::string> ApiClient::CreateToken(const std::string& id,
   return response.token();
 }
 
-namespace {
-
-RevokedTokenDetails FromProto(const pb::RevokedToken& revoked) {
-  return {.id = revoked.id(),
-          .revoked_at = api::TimestampFromProto(revoked.revoked_at()),
-          .revoked_by = revoked.revoked_by()};
-}
-
-}  // namespace
-
 absl::StatusOr<RevokedTokenDetails> ApiClient::RevokeToken(const std::string& id) const {
   pb::RevokeRequest request;
   request.set_id(id);
@@ -436,11 +424,7 @@ absl::StatusOr<std::vector<RevokedTokenDetails>> ApiClient::ListRevokedTokens() 
       pb::ListRevokedResponse response,
       Call<pb::TokenAPI>(*channels_, options_, &pb::TokenAPI::Stub::ListRevoked,
                          pb::ListRevokedRequest{}));
-  std::vector<RevokedTokenDetails> revoked;
-  for (const pb::RevokedToken& token : response.revoked()) {
-    revoked.push_back(FromProto(token));
-  }
-  return revoked;
+  return FromProtos(response.revoked());
 }
 
 absl::StatusOr<TokenDetails> ApiClient::TokenInfo(const std::string& token) const {
