@@ -6,6 +6,8 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "CLI/CLI.hpp"
@@ -312,6 +314,30 @@ void RaiseOpenFileLimit(size_t max_connections) {
   }
 }
 
+// Starts a daemon with `start` (which returns StatusOr<std::unique_ptr<D>>) and shuts it down at
+// the first SIGINT or SIGTERM; 1 when it cannot start, logged as `cannot_start`. The signals are
+// blocked before `start` runs any thread, so that only the sigwait() here receives them.
+template <typename Start>
+int RunUntilSignal(std::string_view cannot_start, Start start, std::ostream& err) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto daemon = start();
+  if (!daemon.ok()) {
+    LogError(cannot_start, {{"error", std::string{daemon.status().message()}}});
+    err << "discoveryd: " << daemon.status().message() << "\n";
+    return 1;
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  LogInfo("received signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+  (*daemon)->Shutdown();
+  return 0;
+}
+
 int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
   server::ServerConfig& config = flags.config;
   if (flags.tls_cert.empty() != flags.tls_key.empty()) {
@@ -361,25 +387,8 @@ int RunServer(Flags& flags, const CLI::App& root, const CLI::App& command, std::
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting grpc server", config.redacted_flags);
   RaiseOpenFileLimit(config.http_limits.max_connections);
-
-  // Block the signals before any thread starts so that only sigwait() below receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  absl::StatusOr<std::unique_ptr<server::Daemon>> daemon = server::Daemon::Start(config);
-  if (!daemon.ok()) {
-    LogError("discoveryd cannot start", {{"error", std::string{daemon.status().message()}}});
-    err << "discoveryd: " << daemon.status().message() << "\n";
-    return 1;
-  }
-  int signal = 0;
-  sigwait(&signals, &signal);
-  LogInfo("received signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
-  (*daemon)->Shutdown();
-  return 0;
+  return RunUntilSignal(
+      "discoveryd cannot start", [&] { return server::Daemon::Start(config); }, err);
 }
 
 int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std::ostream& err) {
@@ -388,25 +397,8 @@ int RunExporter(Flags& flags, const CLI::App& root, const CLI::App& command, std
   config.build = MetricsBuildInfo();
   config.redacted_flags = RedactedFlags(AllFlagValues(root, command));
   LogInfo("starting exporter", config.redacted_flags);
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  absl::StatusOr<std::unique_ptr<server::ExporterDaemon>> daemon =
-      server::ExporterDaemon::Start(config);
-  if (!daemon.ok()) {
-    LogError("exporter cannot start", {{"error", std::string{daemon.status().message()}}});
-    err << "discoveryd: " << daemon.status().message() << "\n";
-    return 1;
-  }
-  int signal = 0;
-  sigwait(&signals, &signal);
-  LogInfo("received signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
-  (*daemon)->Shutdown();
-  return 0;
+  return RunUntilSignal(
+      "exporter cannot start", [&] { return server::ExporterDaemon::Start(config); }, err);
 }
 
 int RunTokenCreate(Flags& flags, std::ostream& out, std::ostream& err) {
