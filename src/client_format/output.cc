@@ -329,9 +329,27 @@ void EmitString(YAML::Emitter& out, const std::string& text, bool key = false) {
   out << yaml_text;
 }
 
+// One key of a mapping and its value: text as EmitString writes it, a number as it is, an instant
+// as Rfc3339Nano, labels as a mapping and a list of text as a sequence (an empty one as {} or []).
 void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
 
-void EmitLabels(YAML::Emitter& out, const Labels& labels) {
+void EmitEntry(YAML::Emitter& out, const char* key, const std::string& value) {
+  EmitKey(out, key);
+  EmitString(out, value);
+}
+
+void EmitEntry(YAML::Emitter& out, const char* key, int64_t value) {
+  EmitKey(out, key);
+  out << value;
+}
+
+void EmitEntry(YAML::Emitter& out, const char* key, absl::Time value) {
+  EmitKey(out, key);
+  out << Rfc3339Nano(value);
+}
+
+void EmitEntry(YAML::Emitter& out, const char* key, const Labels& labels) {
+  EmitKey(out, key);
   if (labels.empty()) {
     out << YAML::Flow;
   }
@@ -345,62 +363,49 @@ void EmitLabels(YAML::Emitter& out, const Labels& labels) {
   out << YAML::EndMap;
 }
 
+void EmitEntry(YAML::Emitter& out, const char* key, const std::vector<std::string>& items) {
+  EmitKey(out, key);
+  if (items.empty()) {
+    out << YAML::Flow;
+  }
+  out << YAML::BeginSeq;
+  for (const std::string& item : items) {
+    EmitString(out, item);
+  }
+  out << YAML::EndSeq;
+}
+
 void Emit(YAML::Emitter& out, const Server& server) {
   out << YAML::BeginMap;
-  EmitKey(out, "name");
-  EmitString(out, server.name);
-  EmitKey(out, "labels");
-  EmitLabels(out, server.labels);
-  EmitKey(out, "state");
-  out << static_cast<int64_t>(server.state);
-  EmitKey(out, "modified");
-  out << Rfc3339Nano(server.modified);
+  EmitEntry(out, "name", server.name);
+  EmitEntry(out, "labels", server.labels);
+  EmitEntry(out, "state", static_cast<int64_t>(server.state));
+  EmitEntry(out, "modified", server.modified);
   out << YAML::EndMap;
 }
 
 void Emit(YAML::Emitter& out, const Namespace& ns) {
   out << YAML::BeginMap;
-  EmitKey(out, "name");
-  EmitString(out, ns.name);
-  EmitKey(out, "export");
-  out << static_cast<int32_t>(ns.export_config);
-  EmitKey(out, "modified");
-  out << Rfc3339Nano(ns.modified);
+  EmitEntry(out, "name", ns.name);
+  EmitEntry(out, "export", static_cast<int64_t>(ns.export_config));
+  EmitEntry(out, "modified", ns.modified);
   out << YAML::EndMap;
 }
 
 // The keys of a service, without the mapping around them.
 void EmitFields(YAML::Emitter& out, const Service& service) {
-  EmitKey(out, "id");
-  EmitString(out, service.id);
-  EmitKey(out, "name");
-  EmitString(out, service.name);
-  EmitKey(out, "namespace");
-  EmitString(out, service.namespace_name);
-  EmitKey(out, "endpoint");
-  EmitString(out, service.endpoint);
-  EmitKey(out, "selector");
-  EmitString(out, service.selector);
-  EmitKey(out, "servers");
-  if (service.servers.empty()) {
-    out << YAML::Flow;
-  }
-  out << YAML::BeginSeq;
-  for (const std::string& server : service.servers) {
-    EmitString(out, server);
-  }
-  out << YAML::EndSeq;
-  EmitKey(out, "labels");
-  EmitLabels(out, service.labels);
-  EmitKey(out, "description");
-  EmitString(out, service.description);
-  EmitKey(out, "modified");
-  out << Rfc3339Nano(service.modified);
+  EmitEntry(out, "id", service.id);
+  EmitEntry(out, "name", service.name);
+  EmitEntry(out, "namespace", service.namespace_name);
+  EmitEntry(out, "endpoint", service.endpoint);
+  EmitEntry(out, "selector", service.selector);
+  EmitEntry(out, "servers", service.servers);
+  EmitEntry(out, "labels", service.labels);
+  EmitEntry(out, "description", service.description);
+  EmitEntry(out, "modified", service.modified);
   if (service.HasTtl()) {
-    EmitKey(out, "ttl");
-    EmitString(out, FormatGoDuration(service.ttl));
-    EmitKey(out, "expires");
-    out << Rfc3339Nano(service.expires);
+    EmitEntry(out, "ttl", FormatGoDuration(service.ttl));
+    EmitEntry(out, "expires", service.expires);
   }
 }
 
@@ -408,8 +413,7 @@ void Emit(YAML::Emitter& out, const ListedService& listed) {
   out << YAML::BeginMap;
   EmitFields(out, listed.service);
   if (!listed.invalid.empty()) {
-    EmitKey(out, "invalid");
-    EmitString(out, listed.invalid);
+    EmitEntry(out, "invalid", listed.invalid);
   }
   out << YAML::EndMap;
 }
