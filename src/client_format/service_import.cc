@@ -73,8 +73,28 @@ absl::Status TypeError(std::string_view expected, const YAML::Node& node) {
   return absl::InvalidArgumentError(fmt::format("expected {}, got {}", expected, KindName(node)));
 }
 
+// `status` with `context` before its message; OK stays OK.
 absl::Status WithContext(std::string_view context, const absl::Status& status) {
+  if (status.ok()) {
+    return status;
+  }
   return {status.code(), fmt::format("{}: {}", context, status.message())};
+}
+
+// Calls `read(key, value)` for each entry of the mapping `node` in order, up to the first error,
+// which it returns. Only string keys are accepted.
+template <typename Read>
+absl::Status ForEachEntry(const YAML::Node& node, Read read) {
+  if (!node.IsMap()) {
+    return TypeError("a mapping", node);
+  }
+  for (const auto& item : node) {
+    if (!item.first.IsScalar()) {
+      return TypeError("string keys", item.first);
+    }
+    DISCOVERY_RETURN_IF_ERROR(read(item.first.Scalar(), item.second));
+  }
+  return absl::OkStatus();
 }
 
 // Null (`key:` or `key: ~`) reads as empty, like the zero value Go's decoder leaves.
@@ -122,42 +142,22 @@ absl::Status ReadStringMap(const YAML::Node& node, Labels& out) {
   if (node.IsNull()) {
     return absl::OkStatus();
   }
-  if (!node.IsMap()) {
-    return TypeError("a mapping", node);
-  }
-  for (const auto& item : node) {
-    if (!item.first.IsScalar()) {
-      return TypeError("string keys", item.first);
-    }
-    const std::string& key = item.first.Scalar();
-    if (absl::Status status = ReadString(item.second, out[key]); !status.ok()) {
-      return WithContext(key, status);
-    }
-  }
-  return absl::OkStatus();
+  return ForEachEntry(node, [&](const std::string& key, const YAML::Node& value) {
+    return WithContext(key, ReadString(value, out[key]));
+  });
 }
 
 // Decodes a mapping whose keys must all appear in `fields`.
 template <typename T>
 absl::Status DecodeMapping(const YAML::Node& node, std::span<const Field<T>> fields, T& out) {
-  if (!node.IsMap()) {
-    return TypeError("a mapping", node);
-  }
-  for (const auto& item : node) {
-    if (!item.first.IsScalar()) {
-      return TypeError("string keys", item.first);
-    }
-    const std::string& key = item.first.Scalar();
+  return ForEachEntry(node, [&](const std::string& key, const YAML::Node& value) {
     const auto field =
         std::find_if(fields.begin(), fields.end(), [&](const Field<T>& f) { return f.key == key; });
     if (field == fields.end()) {
       return absl::InvalidArgumentError(fmt::format("unknown key \"{}\"", key));
     }
-    if (absl::Status status = field->decode(item.second, out); !status.ok()) {
-      return WithContext(key, status);
-    }
-  }
-  return absl::OkStatus();
+    return WithContext(key, field->decode(value, out));
+  });
 }
 
 constexpr auto kUserinfoFields = std::to_array<Field<Userinfo>>({
