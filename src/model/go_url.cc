@@ -25,35 +25,37 @@ bool IsHex(char c) { return HexDigitValue(c) >= 0; }
 // Only for a digit IsHex accepted.
 unsigned char Unhex(char c) { return static_cast<unsigned char>(HexDigitValue(c)); }
 
-// Go's shouldEscape. It deliberately keeps Go's deviations from RFC 3986 (golang.org/issue/5684)
-// because the canonical form must match Go's byte for byte.
+// RFC 3986's sub-delims: "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "=".
+bool IsSubDelim(unsigned char c) {
+  switch (c) {
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Go's shouldEscape, with its deviations from RFC 3986 kept, because the canonical form must
+// match Go's byte for byte: a host also keeps ':' (of its port), '[' and ']' (of an IPv6
+// literal) and '<', '>' and '"', which the RFC does not allow there but which Go leaves as they
+// are since its parser refuses %-escaped ASCII in a host.
 bool ShouldEscape(unsigned char c, Mode mode) {
   if (IsAsciiAlnum(c)) {
     return false;
   }
-  if (mode == Mode::kHost || mode == Mode::kZone) {
-    switch (c) {
-      case '!':
-      case '$':
-      case '&':
-      case '\'':
-      case '(':
-      case ')':
-      case '*':
-      case '+':
-      case ',':
-      case ';':
-      case '=':
-      case ':':
-      case '[':
-      case ']':
-      case '<':
-      case '>':
-      case '"':
-        return false;
-      default:
-        break;
-    }
+  if ((mode == Mode::kHost || mode == Mode::kZone) &&
+      (IsSubDelim(c) || c == ':' || c == '[' || c == ']' || c == '<' || c == '>' || c == '"')) {
+    return false;
   }
   switch (c) {
     case '-':
@@ -97,32 +99,11 @@ absl::Status EscapeError(std::string_view s) {
 // Go's validEncoded for paths: true when `s` contains no byte that escaping would change
 // (sub-delims, ':', '@', '[', ']' and '%' are left as written).
 bool ValidEncodedPath(std::string_view s) {
-  for (const char ch : s) {
-    switch (ch) {
-      case '!':
-      case '$':
-      case '&':
-      case '\'':
-      case '(':
-      case ')':
-      case '*':
-      case '+':
-      case ',':
-      case ';':
-      case '=':
-      case ':':
-      case '@':
-      case '[':
-      case ']':
-      case '%':
-        break;
-      default:
-        if (ShouldEscape(static_cast<unsigned char>(ch), Mode::kPath)) {
-          return false;
-        }
-    }
-  }
-  return true;
+  return std::ranges::all_of(s, [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return IsSubDelim(c) || c == ':' || c == '@' || c == '[' || c == ']' || c == '%' ||
+           !ShouldEscape(c, Mode::kPath);
+  });
 }
 
 // Go's validOptionalPort: "" or ':' followed by digits only.
@@ -138,32 +119,8 @@ bool ValidOptionalPort(std::string_view port) {
 
 // The characters of RFC 3986 §3.2.1 userinfo, as Go's validUserinfo lists them.
 bool IsUserinfoChar(unsigned char c) {
-  if (IsAsciiAlnum(c)) {
-    return true;
-  }
-  switch (c) {
-    case '-':
-    case '.':
-    case '_':
-    case ':':
-    case '~':
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case '%':
-    case '@':
-      return true;
-    default:
-      return false;
-  }
+  return IsAsciiAlnum(c) || IsSubDelim(c) || c == '-' || c == '.' || c == '_' || c == ':' ||
+         c == '~' || c == '%' || c == '@';
 }
 
 // Go's validUserinfo; escapes are checked later by Unescape.
