@@ -24,6 +24,7 @@
 #include "common/status_macros.h"
 #include "model/endpoint.h"
 #include "re2/re2.h"
+#include "selector/regex_filter.h"
 #include "selector/selector.h"
 
 namespace discovery::cli::discovery_internal {
@@ -37,34 +38,17 @@ namespace {
 // How long `-u` waits for DNS, as the original does.
 constexpr absl::Duration kResolveTimeout = absl::Seconds(10);
 
-// A compiled --filter-* regular expression (RE2, the syntax of the original's Go regexp);
-// nullptr when the flag is empty.
-absl::StatusOr<std::unique_ptr<RE2>> CompileFilter(const std::string& flag,
-                                                   const std::string& pattern) {
-  if (pattern.empty()) {
-    return nullptr;
-  }
-  auto regex = std::make_unique<RE2>(pattern, RE2::Quiet);
-  if (!regex->ok()) {
-    return absl::InvalidArgumentError(
-        fmt::format("invalid {} \"{}\": {}", flag, pattern, regex->error()));
-  }
-  return regex;
-}
-
-// True when `regex` is absent or finds a match in `text` (unanchored, as Go's MatchString).
-bool Matches(const std::unique_ptr<RE2>& regex, const std::string& text) {
-  return regex == nullptr || RE2::PartialMatch(text, *regex);
-}
-
 absl::StatusOr<std::vector<ListedService>> FilterServices(const Flags& flags,
                                                           std::vector<ListedService> services) {
-  DISCOVERY_ASSIGN_OR_RETURN(const std::unique_ptr<RE2> name,
-                             CompileFilter("--filter-name", flags.filter_name));
-  DISCOVERY_ASSIGN_OR_RETURN(const std::unique_ptr<RE2> server,
-                             CompileFilter("--filter-server", flags.filter_server));
-  DISCOVERY_ASSIGN_OR_RETURN(const std::unique_ptr<RE2> endpoint,
-                             CompileFilter("--filter-endpoint", flags.filter_endpoint));
+  // RE2, the syntax of the original's Go regexp; an empty flag matches everything.
+  DISCOVERY_ASSIGN_OR_RETURN(const selector::RegexFilter name,
+                             selector::RegexFilter::Compile("--filter-name", flags.filter_name));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      const selector::RegexFilter server,
+      selector::RegexFilter::Compile("--filter-server", flags.filter_server));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      const selector::RegexFilter endpoint,
+      selector::RegexFilter::Compile("--filter-endpoint", flags.filter_endpoint));
   std::optional<selector::Selector> labels;
   if (!flags.filter_selector.empty()) {
     absl::StatusOr<selector::Selector> parsed = selector::Selector::Parse(flags.filter_selector);
@@ -77,12 +61,9 @@ absl::StatusOr<std::vector<ListedService>> FilterServices(const Flags& flags,
   }
   std::erase_if(services, [&](const ListedService& listed) {
     const Service& service = listed.service;
-    const bool keep =
-        Matches(name, service.name) && Matches(endpoint, service.endpoint) &&
-        (server == nullptr ||
-         std::any_of(service.servers.begin(), service.servers.end(),
-                     [&](const std::string& placed) { return Matches(server, placed); })) &&
-        (!labels || labels->Matches(service.labels));
+    const bool keep = name.Matches(service.name) && endpoint.Matches(service.endpoint) &&
+                      server.MatchesAny(service.servers) &&
+                      (!labels || labels->Matches(service.labels));
     return !keep;
   });
   return services;
