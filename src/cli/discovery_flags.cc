@@ -85,6 +85,12 @@ OidcClientOptions OidcOptionsOf(const Flags& flags) {
           .ca_cert_file = flags.connection.ca_cert_file};
 }
 
+absl::StatusOr<Listing> StartListing(const Flags& flags) {
+  DISCOVERY_ASSIGN_OR_RETURN(client_format::OutputOptions output, OutputOptionsOf(flags));
+  DISCOVERY_ASSIGN_OR_RETURN(ApiClient client, Connect(flags));
+  return Listing{.output = std::move(output), .client = std::move(client)};
+}
+
 absl::StatusOr<ApiClient> Connect(const Flags& flags) {
   DISCOVERY_ASSIGN_OR_RETURN(TokenFile token, ReadTokenFile(flags.token_path));
   if (!flags.oidc_endpoint.empty()) {

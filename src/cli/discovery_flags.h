@@ -4,6 +4,7 @@
 // files of the command groups.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <functional>
@@ -26,6 +27,7 @@
 #include "client_format/output.h"
 #include "common/format.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace discovery::cli::discovery_internal {
 
@@ -92,6 +94,8 @@ class Failure {
     return 1;
   }
   int operator()(const absl::Status& status) const { return (*this)(ToStd(status.message())); }
+  // The exit status of a command that ended with `status`: 0, or 1 with the failure reported.
+  int Unless(const absl::Status& status) const { return status.ok() ? 0 : (*this)(status); }
   // A command line that cannot work, found after parsing: exit status 2 as CLI11's usage errors.
   int Usage(std::string_view message) const {
     (*this)(message);
@@ -113,6 +117,28 @@ OidcClientOptions OidcOptionsOf(const Flags& flags);
 // A client of the server --address names, with the token of --token-path (refreshed first when
 // it has expired and an OIDC provider is configured).
 absl::StatusOr<ApiClient> Connect(const Flags& flags);
+
+// What a list command needs before it calls: its output options (checked first, so a bad -o
+// fails without a connection) and a client.
+struct Listing {
+  client_format::OutputOptions output;
+  ApiClient client;
+};
+absl::StatusOr<Listing> StartListing(const Flags& flags);
+
+// `server list` and `namespace list`: the `T`s `list` returns, sorted by name, as `format`
+// prints them.
+template <typename T>
+absl::Status PrintSortedByName(const Flags& flags, std::ostream& out,
+                               absl::StatusOr<std::vector<T>> (ApiClient::*list)() const,
+                               std::string (*format)(const std::vector<T>&,
+                                                     const client_format::OutputOptions&)) {
+  DISCOVERY_ASSIGN_OR_RETURN(const Listing listing, StartListing(flags));
+  DISCOVERY_ASSIGN_OR_RETURN(std::vector<T> items, (listing.client.*list)());
+  std::sort(items.begin(), items.end(), [](const T& a, const T& b) { return a.name < b.name; });
+  out << format(items, listing.output);
+  return absl::OkStatus();
+}
 
 // Retries `call` on transient failures, logging every retry with `what` the call is about; no
 // retry waits past `deadline`, the command's --deadline.

@@ -20,22 +20,8 @@ namespace discovery::cli::discovery_internal {
 using client_format::OutputOptions;
 
 int NamespaceList(const Flags& flags, std::ostream& out, const Failure& fail) {
-  absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
-  if (!output.ok()) {
-    return fail(output.status());
-  }
-  absl::StatusOr<ApiClient> client = Connect(flags);
-  if (!client.ok()) {
-    return fail(client.status());
-  }
-  absl::StatusOr<std::vector<Namespace>> namespaces = client->ListNamespaces();
-  if (!namespaces.ok()) {
-    return fail(namespaces.status());
-  }
-  std::sort(namespaces->begin(), namespaces->end(),
-            [](const Namespace& a, const Namespace& b) { return a.name < b.name; });
-  out << client_format::FormatNamespaces(*namespaces, *output);
-  return 0;
+  return fail.Unless(PrintSortedByName<Namespace>(flags, out, &ApiClient::ListNamespaces,
+                                                  client_format::FormatNamespaces));
 }
 
 int NamespaceRegister(const Flags& flags, const Failure& fail) {

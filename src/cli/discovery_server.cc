@@ -19,22 +19,8 @@ namespace discovery::cli::discovery_internal {
 using client_format::OutputOptions;
 
 int ServerList(const Flags& flags, std::ostream& out, const Failure& fail) {
-  absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
-  if (!output.ok()) {
-    return fail(output.status());
-  }
-  absl::StatusOr<ApiClient> client = Connect(flags);
-  if (!client.ok()) {
-    return fail(client.status());
-  }
-  absl::StatusOr<std::vector<Server>> servers = client->ListServers();
-  if (!servers.ok()) {
-    return fail(servers.status());
-  }
-  std::sort(servers->begin(), servers->end(),
-            [](const Server& a, const Server& b) { return a.name < b.name; });
-  out << client_format::FormatServers(*servers, *output);
-  return 0;
+  return fail.Unless(
+      PrintSortedByName<Server>(flags, out, &ApiClient::ListServers, client_format::FormatServers));
 }
 
 int ServerRegister(const Flags& flags, const Failure& fail) {

@@ -147,14 +147,12 @@ absl::Status ListServiceRows(const Flags& flags, const ApiClient& client, bool s
 }
 
 int ServiceList(const Flags& flags, std::ostream& out, const Failure& fail) {
-  absl::StatusOr<OutputOptions> output = OutputOptionsOf(flags);
-  if (!output.ok()) {
-    return fail(output.status());
+  absl::StatusOr<Listing> listing = StartListing(flags);
+  if (!listing.ok()) {
+    return fail(listing.status());
   }
-  absl::StatusOr<ApiClient> client = Connect(flags);
-  if (!client.ok()) {
-    return fail(client.status());
-  }
+  const OutputOptions* output = &listing->output;
+  const ApiClient* client = &listing->client;
   // Rows are printed as they arrive (a table once all are in, for its column widths): the list
   // is never held whole in more than one form.
   client_format::ListedServiceWriter writer(out, *output);

@@ -279,16 +279,9 @@ absl::StatusOr<bool> EmbeddedStore::ApplyDelete(std::string_view key, int64_t re
 
 absl::StatusOr<int64_t> EmbeddedStore::ApplyDeletePrefix(std::string_view prefix, int64_t revision,
                                                          int64_t first_seq) {
-  const std::string end = PrefixEnd(prefix);
   std::vector<std::string> keys;
   {
-    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
-                               db_->Prepare(end.empty() ? embedded_sql::kRangeUnboundedSql
-                                                        : embedded_sql::kRangeBoundedSql));
-    stmt.BindBlob(1, prefix);
-    if (!end.empty()) {
-      stmt.BindBlob(2, end);
-    }
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, PrepareRange(prefix));
     while (true) {
       DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
       if (!row) {
@@ -301,6 +294,7 @@ absl::StatusOr<int64_t> EmbeddedStore::ApplyDeletePrefix(std::string_view prefix
     return 0;
   }
   {
+    const std::string end = PrefixEnd(prefix);
     DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
                                db_->Prepare(end.empty() ? embedded_sql::kDeleteRangeUnboundedSql
                                                         : embedded_sql::kDeleteRangeBoundedSql));

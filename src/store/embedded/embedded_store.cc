@@ -87,20 +87,25 @@ absl::StatusOr<KeyValue> EmbeddedStore::Get(std::string_view key) {
                   .version = stmt.Int(3)};
 }
 
+absl::StatusOr<Connection::Statement> EmbeddedStore::PrepareRange(std::string_view prefix) {
+  const std::string end = PrefixEnd(prefix);
+  DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
+                             db_->Prepare(end.empty() ? embedded_sql::kRangeUnboundedSql
+                                                      : embedded_sql::kRangeBoundedSql));
+  stmt.BindBlob(1, prefix);  // bound as copies: `end` may go
+  if (!end.empty()) {
+    stmt.BindBlob(2, end);
+  }
+  return stmt;
+}
+
 absl::StatusOr<RangeResult> EmbeddedStore::Range(std::string_view prefix) {
   absl::MutexLock lock(&mu_);
   // One read transaction, so the keys and the revision come from the same snapshot.
   DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN"));
   RangeResult result;
   DISCOVERY_ASSIGN_OR_RETURN(result.revision, db_->QueryInt(embedded_sql::kSelectRevisionSql));
-  const std::string end = PrefixEnd(prefix);
-  DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
-                             db_->Prepare(end.empty() ? embedded_sql::kRangeUnboundedSql
-                                                      : embedded_sql::kRangeBoundedSql));
-  stmt.BindBlob(1, prefix);
-  if (!end.empty()) {
-    stmt.BindBlob(2, end);
-  }
+  DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, PrepareRange(prefix));
   while (true) {
     DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
     if (!row) {

@@ -123,6 +123,10 @@ class EmbeddedStore final : public Store {
   absl::StatusOr<bool> ApplyDelete(std::string_view key, int64_t revision, int64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The statement that reads the keys under `prefix` in key order (key, value, revisions).
+  absl::StatusOr<sqlite_internal::Connection::Statement> PrepareRange(std::string_view prefix)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Returns the number of keys deleted; their events get consecutive seq from `first_seq`, in
   // key order.
   absl::StatusOr<int64_t> ApplyDeletePrefix(std::string_view prefix, int64_t revision,
