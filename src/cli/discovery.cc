@@ -132,7 +132,8 @@ int RunDiscovery(std::vector<std::string> args, std::ostream& out, std::ostream&
     return *exit;
   }
   flags.token_path = ExpandHome(flags.token_path).string();
-  InitLogging({.debug = flags.debug});
+  // Unbuffered: the tool's log lines must stay in order with what it prints to stderr.
+  InitLogging({.debug = flags.debug, .flush_interval = absl::ZeroDuration()});
   RouteGrpcLogs(GrpcLogLevel::kDebug);
   // Import runs as long as its file needs; every other command ends within --deadline, except
   // the parts that grow with the fleet and are bounded per call instead (a streamed list, the

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/time/time.h"
+
 namespace discovery {
 
 // Structured fields of one record, printed in order after the message.
@@ -23,9 +25,16 @@ struct LogOptions {
   bool debug = false;
   // kAuto picks JSON unless the output is a terminal.
   Format format = Format::kAuto;
-  // Where lines go; nullptr means stderr. Lets tests capture the output. Not owned: it must
-  // outlive the logger, i.e. until the next InitLogging call.
+  // Where lines go, written at once; nullptr means `output_fd`. Lets tests capture the
+  // output. Not owned: it must outlive the logger, i.e. until the next InitLogging call.
   std::ostream* output = nullptr;
+  // The file descriptor lines go to without `output` (stderr; tests pass a pipe). Debug and
+  // info lines are gathered and written together, at the latest `flush_interval` after they
+  // were logged, when 64 KiB have gathered, when the logger is replaced and when the process
+  // exits; a warning or error is written at once, after the lines logged before it. Zero
+  // writes every line at once (a command-line tool, whose lines mix with its other output).
+  int output_fd = 2;
+  absl::Duration flush_interval = absl::Milliseconds(100);
 };
 
 // Replaces spdlog's default logger, so plain spdlog::info(...) calls elsewhere use the same

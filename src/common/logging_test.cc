@@ -1,5 +1,8 @@
 #include "common/logging.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <map>
 #include <sstream>
 #include <string>
@@ -7,6 +10,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -253,6 +258,88 @@ TEST_F(LoggingTest, StartupFlagsLogWithoutSecrets) {
   ASSERT_THAT(records, SizeIs(1));
   EXPECT_EQ(records[0]["token-secret"], "*****");
   EXPECT_EQ(records[0]["replicas"], "2");
+}
+
+// Lines written to a pipe, as a daemon's stderr is; reads only what is there now.
+class BufferedLoggingTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(pipe2(fds_, O_NONBLOCK), 0); }
+  void TearDown() override {
+    InitLogging({});
+    close(fds_[0]);
+    close(fds_[1]);
+  }
+
+  void Init(absl::Duration flush_interval) {
+    InitLogging({.format = LogOptions::Format::kText,
+                 .output_fd = fds_[1],
+                 .flush_interval = flush_interval});
+  }
+
+  // Appends what the pipe holds now to written_ and returns all lines read so far.
+  std::vector<std::string> Written() {
+    char chunk[4096];
+    for (ssize_t n; (n = read(fds_[0], chunk, sizeof chunk)) > 0;) {
+      written_.append(chunk, static_cast<size_t>(n));
+    }
+    return Lines(written_);
+  }
+
+  int fds_[2] = {-1, -1};
+  std::string written_;
+};
+
+TEST_F(BufferedLoggingTest, InfoLinesWaitForTheFlushAndKeepTheirOrder) {
+  Init(absl::Hours(1));
+
+  LogInfo("first");
+  LogInfo("second");
+  EXPECT_THAT(Written(), IsEmpty());
+
+  InitLogging({});  // replacing the logger writes what it gathered
+  EXPECT_THAT(Written(), ElementsAre(HasSubstr("INFO first"), HasSubstr("INFO second")));
+}
+
+TEST_F(BufferedLoggingTest, AWarningIsWrittenAtOnceAfterTheLinesBeforeIt) {
+  Init(absl::Hours(1));
+
+  LogInfo("before");
+  LogWarn("trouble");
+
+  EXPECT_THAT(Written(), ElementsAre(HasSubstr("INFO before"), HasSubstr("WARN trouble")));
+}
+
+TEST_F(BufferedLoggingTest, GatheredLinesAreWrittenWithinTheFlushInterval) {
+  Init(absl::Milliseconds(20));
+
+  LogInfo("soon");
+
+  // Polls for the flusher's write; the deadline only bounds a failing run.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Written().empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_THAT(Written(), ElementsAre(HasSubstr("INFO soon")));
+}
+
+TEST_F(BufferedLoggingTest, ABurstLargerThanTheBufferIsWrittenWithoutWaiting) {
+  Init(absl::Hours(1));
+  const std::string field(1000, 'x');
+
+  for (int i = 0; i < 100; ++i) {
+    LogInfo("burst", {{"field", field}});
+  }
+
+  // 100 lines of about 1 KB: at least the first 64 KiB are out without a flush.
+  EXPECT_GE(Written().size(), 60U);
+}
+
+TEST_F(BufferedLoggingTest, ZeroIntervalWritesEveryLineAtOnce) {
+  Init(absl::ZeroDuration());
+
+  LogInfo("now");
+
+  EXPECT_THAT(Written(), ElementsAre(HasSubstr("INFO now")));
 }
 
 }  // namespace
