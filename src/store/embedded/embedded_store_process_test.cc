@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -64,6 +65,48 @@ bool WriteAll(int fd, const void* data, size_t size) {
   }
 }
 
+// Forks a child that runs `write_acks(fd)`: it writes an Ack to `fd` after each acknowledged
+// commit and never returns. Reads the acks until EOF, handing each to `on_ack`, and kills the
+// child with SIGKILL once `kill_after` have arrived. Fails the test unless the child died of that
+// SIGKILL.
+template <typename Ack>
+void KillWriterAfter(int64_t kill_after, const std::function<void(int fd)>& write_acks,
+                     const std::function<void(const Ack&)>& on_ack) {
+  std::array<int, 2> fds{};
+  ASSERT_EQ(pipe(fds.data()), 0);
+  // Forked while this process has no store open and no threads of ours: SQLite must not be
+  // carried across fork.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    write_acks(fds[1]);
+    _exit(6);  // not reached: the writers never return
+  }
+  close(fds[1]);
+  int64_t acks = 0;
+  while (true) {
+    Ack ack{};
+    const ssize_t got = read(fds[0], &ack, sizeof(ack));
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got != static_cast<ssize_t>(sizeof(ack))) {
+      break;  // EOF: the child is dead and every ack it sent has been read.
+    }
+    on_ack(ack);
+    if (++acks == kill_after) {
+      // Killed in the middle of its stream; acks already in the pipe are still read.
+      ASSERT_EQ(kill(child, SIGKILL), 0);
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "child ended on its own, status " << status;
+}
+
 TEST_F(EmbeddedStoreTest, AcknowledgedWritesSurviveKillNine) {
   constexpr int kRounds = 3;
   constexpr int64_t kAcksBeforeKill = 40;
@@ -71,41 +114,12 @@ TEST_F(EmbeddedStoreTest, AcknowledgedWritesSurviveKillNine) {
   std::set<int64_t> acknowledged;
   int64_t next = 0;
   for (int round = 0; round < kRounds; ++round) {
-    std::array<int, 2> fds{};
-    ASSERT_EQ(pipe(fds.data()), 0);
-    // Forked while this process has no store open and no threads of ours: SQLite must not be
-    // carried across fork.
-    const pid_t child = fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      close(fds[0]);
-      WriteAcknowledgedKeys(path_, next, fds[1]);
-    }
-    close(fds[1]);
-    int64_t index = 0;
-    int64_t acks_this_round = 0;
-    bool killed = false;
-    while (true) {
-      const ssize_t got = read(fds[0], &index, sizeof(index));
-      if (got < 0 && errno == EINTR) {
-        continue;
-      }
-      if (got != static_cast<ssize_t>(sizeof(index))) {
-        break;  // EOF: the child is dead and every ack it sent has been read.
-      }
-      acknowledged.insert(index);
-      next = index + 1;
-      if (++acks_this_round == kAcksBeforeKill && !killed) {
-        // Killed in the middle of its stream; acks already in the pipe are still read.
-        ASSERT_EQ(kill(child, SIGKILL), 0);
-        killed = true;
-      }
-    }
-    close(fds[0]);
-    int status = 0;
-    ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-        << "child ended on its own, status " << status;
+    ASSERT_NO_FATAL_FAILURE(KillWriterAfter<int64_t>(
+        kAcksBeforeKill, [&](int fd) { WriteAcknowledgedKeys(path_, next, fd); },
+        [&](const int64_t& index) {
+          acknowledged.insert(index);
+          next = index + 1;
+        }));
 
     EXPECT_EQ(IntegrityCheck(path_), "ok") << "round " << round;
     absl::StatusOr<std::unique_ptr<Store>> store = Open();
@@ -209,6 +223,9 @@ TEST_F(EmbeddedStoreTest, TwoStoreObjectsOnOneFileWatchEachOther) {
   }
 }
 
+// What a writer of the concurrent crash test reports: (thread, index) of an acknowledged key.
+using ThreadAck = std::array<int64_t, 2>;
+
 // The child of the concurrent crash test: kThreads threads write keys forever, each reporting
 // (thread, index) on `fd` only after Commit acknowledged it. Never returns.
 [[noreturn]] void WriteAcknowledgedKeysConcurrently(const std::string& path, int threads, int fd) {
@@ -225,7 +242,7 @@ TEST_F(EmbeddedStoreTest, TwoStoreObjectsOnOneFileWatchEachOther) {
           _exit(3);
         }
         // 16 bytes: one atomic pipe write, so the threads' reports never interleave.
-        const std::array<int64_t, 2> ack = {t, i};
+        const ThreadAck ack = {t, i};
         if (!WriteAll(fd, ack.data(), sizeof(ack))) {
           _exit(4);
         }
@@ -240,37 +257,10 @@ TEST_F(EmbeddedStoreTest, AcknowledgedGroupCommitsSurviveKillNine) {
   constexpr int kThreads = 8;
   constexpr int64_t kAcksBeforeKill = 200;
   std::filesystem::create_directories(TestDir());
-  std::array<int, 2> fds{};
-  ASSERT_EQ(pipe(fds.data()), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(fds[0]);
-    WriteAcknowledgedKeysConcurrently(path_, kThreads, fds[1]);
-  }
-  close(fds[1]);
   std::set<std::pair<int64_t, int64_t>> acknowledged;
-  bool killed = false;
-  while (true) {
-    std::array<int64_t, 2> ack{};
-    const ssize_t got = read(fds[0], ack.data(), sizeof(ack));
-    if (got < 0 && errno == EINTR) {
-      continue;
-    }
-    if (got != static_cast<ssize_t>(sizeof(ack))) {
-      break;  // EOF: the child is dead and every ack it sent has been read.
-    }
-    acknowledged.emplace(ack[0], ack[1]);
-    if (std::ssize(acknowledged) == kAcksBeforeKill && !killed) {
-      ASSERT_EQ(kill(child, SIGKILL), 0);
-      killed = true;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "child ended on its own, status " << status;
+  ASSERT_NO_FATAL_FAILURE(KillWriterAfter<ThreadAck>(
+      kAcksBeforeKill, [&](int fd) { WriteAcknowledgedKeysConcurrently(path_, kThreads, fd); },
+      [&](const ThreadAck& ack) { acknowledged.emplace(ack[0], ack[1]); }));
 
   EXPECT_EQ(IntegrityCheck(path_), "ok");
   absl::StatusOr<std::unique_ptr<Store>> store = Open();
