@@ -100,6 +100,7 @@ TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
   EXPECT_THAT(registry.HttpSd("p1", "default", ""), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(registry.RegisterServer("p1", {}), StatusIs(absl::StatusCode::kUnavailable));
 }
+
 // Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the
 // past, and the store's reaper is driven by hand, so what expires when is decided by the test
 // alone.
