@@ -46,20 +46,11 @@
 namespace discovery::http {
 namespace {
 
-using ::discovery::testing::IsOk;
-using ::discovery::testing::StatusIs;
-using ::testing::HasSubstr;
-using ::testing::Not;
-using ::testing::StartsWith;
-
 TEST(HttpServerTest, BodyOverLimitIs413) {
   std::atomic<int> calls{0};
   ServerOptions options = LocalOptions();
   options.max_body_bytes = 1024;
-  auto server = StartOrDie(options, [&calls](const Request& request) {
-    ++calls;
-    return Echo(request);
-  });
+  auto server = StartOrDie(options, CountingEcho(calls));
   ASSERT_NE(server, nullptr);
   CurlClient client;
 
@@ -142,10 +133,7 @@ TEST(HttpServerTest, RequestLineAndFieldsOverLimitTogetherAre431) {
   std::atomic<int> calls{0};
   ServerOptions options = LocalOptions();
   options.max_header_bytes = 1024;
-  auto server = StartOrDie(options, [&calls](const Request& request) {
-    ++calls;
-    return Echo(request);
-  });
+  auto server = StartOrDie(options, CountingEcho(calls));
   ASSERT_NE(server, nullptr);
   // "GET / HTTP/1.1\r\n" + "Host: x\r\n" + "X-Long: ...\r\n" + "\r\n".
   const auto request = [](size_t header_bytes) {
@@ -169,10 +157,7 @@ TEST(HttpServerTest, RequestLineAndFieldsOverLimitTogetherAre431) {
 
 TEST(HttpServerTest, MalformedRequestIs400AndCloses) {
   std::atomic<int> calls{0};
-  auto server = StartOrDie(LocalOptions(), [&calls](const Request& request) {
-    ++calls;
-    return Echo(request);
-  });
+  auto server = StartOrDie(LocalOptions(), CountingEcho(calls));
   ASSERT_NE(server, nullptr);
   RawClient client(server->port());
   ASSERT_TRUE(client.connected());
@@ -259,10 +244,7 @@ TEST(HttpServerTest, TransferCodingOtherThanFinalChunkedIs400AndCloses) {
   for (const std::string coding : {"gzip", "chunked, gzip", "identity"}) {
     SCOPED_TRACE(coding);
     std::atomic<int> calls{0};
-    auto server = StartOrDie(LocalOptions(), [&calls](const Request& request) {
-      ++calls;
-      return Echo(request);
-    });
+    auto server = StartOrDie(LocalOptions(), CountingEcho(calls));
     ASSERT_NE(server, nullptr);
     RawClient client(server->port());
 
@@ -461,10 +443,7 @@ TEST(HttpServerTest, OverlongChunkSizeLineIs400AndTheServerServesOthers) {
   std::atomic<int> calls{0};
   ServerOptions options = LocalOptions();
   options.max_header_bytes = 1024;
-  auto server = StartOrDie(options, [&calls](const Request& request) {
-    ++calls;
-    return Echo(request);
-  });
+  auto server = StartOrDie(options, CountingEcho(calls));
   ASSERT_NE(server, nullptr);
   RawClient attacker(server->port());
   ASSERT_TRUE(attacker.connected());

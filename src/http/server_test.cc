@@ -45,12 +45,6 @@
 namespace discovery::http {
 namespace {
 
-using ::discovery::testing::IsOk;
-using ::discovery::testing::StatusIs;
-using ::testing::HasSubstr;
-using ::testing::Not;
-using ::testing::StartsWith;
-
 TEST(HttpRequestTest, HeaderLookupIsCaseInsensitiveAndReturnsTheFirst) {
   Request request;
   request.headers = {{"Content-Type", "a"}, {"X-Dup", "1"}, {"x-dup", "2"}};
@@ -250,10 +244,7 @@ TEST(HttpServerTest, QuickHandlerAnswersWithoutTheHandler) {
                     .headers = {{"Content-Type", "text/plain"}},
                     .shared_body = std::make_shared<const std::string>("from memory")};
   };
-  auto server = StartOrDie(options, [&handled](const Request& request) {
-    ++handled;
-    return Echo(request);
-  });
+  auto server = StartOrDie(options, CountingEcho(handled));
   ASSERT_NE(server, nullptr);
   CurlClient client;
 
@@ -292,10 +283,7 @@ TEST(HttpServerTest, QuickHandlerExceptionIs500) {
     throw std::runtime_error("boom");
   };
   std::atomic<int> handled{0};
-  auto server = StartOrDie(options, [&handled](const Request& request) {
-    ++handled;
-    return Echo(request);
-  });
+  auto server = StartOrDie(options, CountingEcho(handled));
   ASSERT_NE(server, nullptr);
   CurlClient client;
 
@@ -416,10 +404,7 @@ TEST(HttpServerTest, ConcurrentClientsAreAllServed) {
   ServerOptions options = LocalOptions();
   options.io_threads = 2;
   options.worker_threads = 3;
-  auto server = StartOrDie(options, [&calls](const Request& request) {
-    ++calls;
-    return Echo(request);
-  });
+  auto server = StartOrDie(options, CountingEcho(calls));
   ASSERT_NE(server, nullptr);
   constexpr int kClients = 8;
   constexpr int kRequests = 20;

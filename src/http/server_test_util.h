@@ -42,6 +42,13 @@
 
 namespace discovery::http {
 
+// The names the HTTP server's tests use unqualified.
+using ::discovery::testing::IsOk;
+using ::discovery::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
 inline absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
 // Generous: only a server that is actually stuck exceeds it.
@@ -71,6 +78,14 @@ inline Response Echo(const Request& request) {
   return Response{.status = 200,
                   .headers = {{"Content-Type", "text/plain"}, {"X-Reply", "yes"}},
                   .body = std::move(body)};
+}
+
+// An Echo handler that counts its calls in `calls`, which must outlive the server.
+inline Handler CountingEcho(std::atomic<int>& calls) {
+  return [&calls](const Request& request) {
+    ++calls;
+    return Echo(request);
+  };
 }
 
 // --- curl client -----------------------------------------------------------------------------

@@ -45,12 +45,6 @@
 namespace discovery::http {
 namespace {
 
-using ::discovery::testing::IsOk;
-using ::discovery::testing::StatusIs;
-using ::testing::HasSubstr;
-using ::testing::Not;
-using ::testing::StartsWith;
-
 struct KeyDeleter {
   void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
 };

@@ -280,7 +280,7 @@ TEST(OpenApiDocumentTest, EachRestOperationDocumentsItsRpc) {
       }
     }
     // The request: the JSON body for POST, else the URL: every string field of the request
-    // that is not a path parameter is a query parameter (rest_api.cc's FillFromUrl).
+    // that is not a path parameter is a query parameter (rest/call.cc's FillFromUrl).
     const Descriptor* input = rpc->input_type();
     if (route.method == "POST") {
       ASSERT_TRUE(operation.contains("requestBody"));

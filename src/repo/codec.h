@@ -57,6 +57,9 @@ namespace internal {
 // DecodeService through a JSON DOM: the straightforward reading of the document, kept as the
 // reference that the streaming DecodeService is tested against.
 absl::StatusOr<Service> DecodeServiceWithDom(std::string_view json);
+// The "ttl" of a service document, a duration as absl::FormatDuration writes it ("1m30s"); both
+// service decoders read it so.
+absl::StatusOr<absl::Duration> ParseTtl(std::string_view text);
 }  // namespace internal
 
 }  // namespace discovery::repo

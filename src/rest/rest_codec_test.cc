@@ -34,18 +34,6 @@
 namespace discovery::rest {
 namespace {
 
-namespace pb = ::postfinance::discovery::v1;
-using ::discovery::testing::IsOk;
-using ::discovery::testing::IsOkAndHolds;
-using ::discovery::testing::StatusIs;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::MatchesRegex;
-using ::testing::Optional;
-using ::testing::StartsWith;
-using Json = ::nlohmann::json;
-using OrderedJson = ::nlohmann::ordered_json;
-
 // protobuf 3.21's parser alone accepts all of these; protojson, which the original used,
 // refuses them, and a deep nesting must not reach a recursive parser.
 TEST(RestJsonTest, BodiesAreCheckedStrictly) {

@@ -33,18 +33,6 @@
 namespace discovery::rest {
 namespace {
 
-namespace pb = ::postfinance::discovery::v1;
-using ::discovery::testing::IsOk;
-using ::discovery::testing::IsOkAndHolds;
-using ::discovery::testing::StatusIs;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::MatchesRegex;
-using ::testing::Optional;
-using ::testing::StartsWith;
-using Json = ::nlohmann::json;
-using OrderedJson = ::nlohmann::ordered_json;
-
 TEST_F(RestTest, HttpSdServesTheReadmeExamples) {
   ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
   const http::Response standard =
@@ -180,18 +168,12 @@ TEST_F(RestTest, HttpSdAnswersShareTheCachedBuffer) {
 // (nullopt) whatever would need a token verification, a rendering or a compression.
 TEST_F(RestTest, HttpSdFromMemoryAnswersOnlyWhatIsCached) {
   ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
-  const auto request = [](std::string method, std::string target, std::string authorization,
+  const auto request = [](std::string method, const std::string& target, std::string authorization,
                           std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::Request built;
-    built.method = std::move(method);
-    built.target = target;
-    const size_t question = target.find('?');
-    built.path = target.substr(0, question);
-    built.query = question == std::string::npos ? "" : target.substr(question + 1);
-    built.headers = std::move(headers);
-    built.headers.emplace_back("Authorization", std::move(authorization));
-    return built;
+    return BuildRequest(std::move(method), target, "", std::move(authorization),
+                        std::move(headers));
   };
+
   const std::string path = "/v1/sd/prometheus1.example.com/default";
   const std::string reader = "Bearer " + Token("prometheus", {}, /*admin=*/false);
   const http::Request identity = request("GET", path, reader);

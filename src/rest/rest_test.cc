@@ -32,18 +32,6 @@
 namespace discovery::rest {
 namespace {
 
-namespace pb = ::postfinance::discovery::v1;
-using ::discovery::testing::IsOk;
-using ::discovery::testing::IsOkAndHolds;
-using ::discovery::testing::StatusIs;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::MatchesRegex;
-using ::testing::Optional;
-using ::testing::StartsWith;
-using Json = ::nlohmann::json;
-using OrderedJson = ::nlohmann::ordered_json;
-
 TEST_F(RestTest, RegisterServerAnswersGatewayJson) {
   const http::Response response =
       AsAdmin("POST", "/v1/servers", R"({"name":"p1","labels":{"z":"1","a":"2","m":"3"}})");

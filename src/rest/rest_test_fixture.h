@@ -30,6 +30,19 @@
 
 namespace discovery::rest {
 
+// The names the REST tests use unqualified.
+namespace pb = ::postfinance::discovery::v1;
+using ::discovery::testing::IsOk;
+using ::discovery::testing::IsOkAndHolds;
+using ::discovery::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::Optional;
+using ::testing::StartsWith;
+using Json = ::nlohmann::json;
+using OrderedJson = ::nlohmann::ordered_json;
+
 inline constexpr const char* kIssuer = "discovery-test";
 inline constexpr const char* kSecret = "test-secret";
 inline constexpr const char* kRfc3339 =
@@ -76,10 +89,12 @@ class RestTest : public ::testing::Test {
     return token.value_or("");
   }
 
-  // Sends `method target` with `body`; `authorization` nullopt sends no Authorization header.
-  http::Response Send(std::string method, const std::string& target, std::string body = "",
-                      std::optional<std::string> authorization = std::nullopt,
-                      std::vector<std::pair<std::string, std::string>> headers = {}) const {
+  // The request `method target` with `body`; `authorization` nullopt sends no Authorization
+  // header.
+  static http::Request BuildRequest(std::string method, const std::string& target,
+                                    std::string body = "",
+                                    std::optional<std::string> authorization = std::nullopt,
+                                    std::vector<std::pair<std::string, std::string>> headers = {}) {
     http::Request request;
     request.method = std::move(method);
     request.target = target;
@@ -88,10 +103,18 @@ class RestTest : public ::testing::Test {
     request.query = question == std::string::npos ? "" : target.substr(question + 1);
     request.headers = std::move(headers);
     if (authorization.has_value()) {
-      request.headers.emplace_back("Authorization", *authorization);
+      request.headers.emplace_back("Authorization", *std::move(authorization));
     }
     request.body = std::move(body);
-    http::Response response = api_->Handle(request);
+    return request;
+  }
+
+  // Sends `method target` with `body`; `authorization` nullopt sends no Authorization header.
+  http::Response Send(std::string method, const std::string& target, std::string body = "",
+                      std::optional<std::string> authorization = std::nullopt,
+                      std::vector<std::pair<std::string, std::string>> headers = {}) const {
+    http::Response response = api_->Handle(BuildRequest(
+        std::move(method), target, std::move(body), std::move(authorization), std::move(headers)));
     // A cached body comes as a shared buffer; the tests read every body the same way.
     if (response.shared_body != nullptr) {
       EXPECT_TRUE(response.body.empty());

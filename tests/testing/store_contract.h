@@ -8,7 +8,7 @@
 //                            ::testing::Values(StoreFactory{.name = "Embedded", .open = ...}),
 //                            [](const auto& param_info) { return param_info.param.name; });
 //
-// and compiles tests/testing/store_contract.cc into its executable (DISCOVERY_STORE_CONTRACT_SRC).
+// and compiles tests/testing/store_contract*.cc into its executable (DISCOVERY_STORE_CONTRACT_SRC).
 //
 // Every test works under its own unique key prefix and never relies on absolute revisions, so
 // the suite may run against a shared etcd that holds other keys and sees other writers.
