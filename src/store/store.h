@@ -9,8 +9,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -127,6 +129,12 @@ class Store {
 
   // Applies `txn` atomically. A failed compare is not an error (succeeded = false).
   virtual absl::StatusOr<TxnResult> Commit(const Txn& txn) = 0;
+
+  // Commit without waiting: `done` gets what Commit would return. Backends with a group commit
+  // call it on their committer thread once the batch holding `txn` is applied, so it must not
+  // block for long; this default commits on the caller's thread and calls it there.
+  using CommitCallback = absl::AnyInvocable<void(absl::StatusOr<TxnResult>) &&>;
+  virtual void CommitAsync(Txn txn, CommitCallback done) { std::move(done)(Commit(txn)); }
 
   // Watches keys starting with `prefix` for changes at revisions >= start_revision
   // (start_revision 0: from now on). Callbacks run on a thread owned by the handle, one at a

@@ -3,10 +3,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 
 #include "testing/status_matchers.h"
@@ -16,6 +19,71 @@
 // The store contract on transactions: revision arithmetic and compares on mod revisions.
 namespace discovery::testing {
 namespace {
+
+// ---------------------------------------------------------------------------------------------
+// CommitAsync
+
+// Waits for a CommitAsync answer; the answer must come exactly once.
+class AsyncAnswer {
+ public:
+  Store::CommitCallback Callback() {
+    return [this](absl::StatusOr<TxnResult> result) {
+      absl::MutexLock lock(&mu_);
+      ++answers_;
+      result_ = std::move(result);
+      if (answers_ == 1) {
+        answered_.Notify();
+      }
+    };
+  }
+  absl::StatusOr<TxnResult> Wait() {
+    answered_.WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(answers_, 1);
+    return result_;
+  }
+
+ private:
+  absl::Notification answered_;
+  absl::Mutex mu_;
+  int answers_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::StatusOr<TxnResult> result_ ABSL_GUARDED_BY(mu_) = absl::UnknownError("no answer");
+};
+
+TEST_P(StoreContractTest, CommitAsyncAnswersWhatCommitWouldOnceApplied) {
+  AsyncAnswer put;
+  store().CommitAsync({.ops = {Op::Put(Key("a"), "1")}}, put.Callback());
+  ASSERT_OK_AND_ASSIGN(const TxnResult written, put.Wait());
+  EXPECT_TRUE(written.succeeded);
+  // Answered only once applied: the writer's next read sees it.
+  ASSERT_OK_AND_ASSIGN(const KeyValue kv, store().Get(Key("a")));
+  EXPECT_EQ(kv.value, "1");
+  EXPECT_EQ(kv.mod_revision, written.revision);
+
+  AsyncAnswer guarded;
+  store().CommitAsync({.compares = {{.key = Key("a"), .mod_revision = written.revision - 1}},
+                       .ops = {Op::Put(Key("a"), "2")}},
+                      guarded.Callback());
+  ASSERT_OK_AND_ASSIGN(const TxnResult refused, guarded.Wait());
+  EXPECT_FALSE(refused.succeeded);
+  ASSERT_OK_AND_ASSIGN(const KeyValue unchanged, store().Get(Key("a")));
+  EXPECT_EQ(unchanged.value, "1");
+}
+
+TEST_P(StoreContractTest, ConcurrentAsyncCommitsAreEachAnsweredOnce) {
+  constexpr int kCommits = 200;
+  std::vector<AsyncAnswer> answers(kCommits);
+  for (int i = 0; i < kCommits; ++i) {
+    store().CommitAsync({.ops = {Op::Put(Key(absl::StrCat("k", i)), absl::StrCat(i))}},
+                        answers[static_cast<size_t>(i)].Callback());
+  }
+  for (int i = 0; i < kCommits; ++i) {
+    ASSERT_OK_AND_ASSIGN(const TxnResult result, answers[static_cast<size_t>(i)].Wait());
+    EXPECT_TRUE(result.succeeded) << i;
+  }
+  ASSERT_OK_AND_ASSIGN(const RangeResult range, store().Range(Key("k")));
+  EXPECT_EQ(range.kvs.size(), static_cast<size_t>(kCommits));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Revisions

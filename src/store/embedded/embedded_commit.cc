@@ -2,6 +2,7 @@
 // applies a batch of them in one SQLite write transaction, each in its own savepoint.
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -77,16 +78,30 @@ int64_t TxnBytes(const Txn& txn) {
 absl::StatusOr<TxnResult> EmbeddedStore::Commit(const Txn& txn) {
   DISCOVERY_RETURN_IF_ERROR(ValidateTxn(txn));
   PendingCommit self{.txn = &txn, .bytes = TxnBytes(txn)};
-  queue_.Commit(
-      self, [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
-      [this](const std::vector<PendingCommit*>& batch) {
-        if (ApplyBatch(batch)) {
-          // Wake this process's watches at once; other processes find the commit by polling.
-          absl::MutexLock lock(&signal_mu_);
-          ++local_commits_;
-        }
-      });
+  queue_.Commit(self);
   return std::move(self.result);
+}
+
+void EmbeddedStore::CommitAsync(Txn txn, CommitCallback done) {
+  if (absl::Status valid = ValidateTxn(txn); !valid.ok()) {
+    std::move(done)(std::move(valid));
+    return;
+  }
+  auto* commit = new AsyncCommit(std::move(txn), std::move(done));
+  commit->pending.txn = &commit->txn;
+  commit->pending.bytes = TxnBytes(commit->txn);
+  queue_.Submit(commit->pending, [commit] {
+    std::unique_ptr<AsyncCommit> owned(commit);
+    std::move(owned->done)(std::move(owned->pending.result));
+  });
+}
+
+void EmbeddedStore::ApplyAndSignal(const std::vector<PendingCommit*>& batch) {
+  if (ApplyBatch(batch)) {
+    // Wake this process's watches at once; other processes find the commit by polling.
+    absl::MutexLock lock(&signal_mu_);
+    ++local_commits_;
+  }
 }
 
 absl::Status EmbeddedStore::Compact(int64_t revision) {

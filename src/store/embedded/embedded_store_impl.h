@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -40,6 +41,8 @@ class EmbeddedStore final : public Store {
   absl::StatusOr<RangeResult> Range(std::string_view prefix) override;
 
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override;
+
+  void CommitAsync(Txn txn, CommitCallback done) override;
 
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
                                                      int64_t start_revision,
@@ -69,13 +72,23 @@ class EmbeddedStore final : public Store {
     std::jthread thread_;
   };
 
-  // A Commit() call in the group-commit queue, on its caller's stack. CommitQueue owns `done`;
-  // the leader writes `result` before the queue sets `done`.
+  // A commit in the group-commit queue, on its Commit() caller's stack or in its AsyncCommit.
+  // CommitQueue owns `done` and `then`; the committer writes `result` before either.
   struct PendingCommit {
     const Txn* txn = nullptr;
     int64_t bytes = 0;
     absl::StatusOr<TxnResult> result = absl::UnknownError("not applied");
     bool done = false;  // result is final
+    absl::AnyInvocable<void() &&> then;
+  };
+
+  // A CommitAsync() call: owns its txn until the continuation answers it.
+  struct AsyncCommit {
+    AsyncCommit(Txn txn_in, CommitCallback done_in)
+        : txn(std::move(txn_in)), done(std::move(done_in)) {}
+    Txn txn;
+    CommitCallback done;
+    PendingCommit pending;
   };
 
   // One read of the log for a watch.
@@ -105,6 +118,8 @@ class EmbeddedStore final : public Store {
   // Applies `batch` in one SQLite write transaction and sets every result. Returns whether a
   // new revision was committed.
   bool ApplyBatch(const std::vector<PendingCommit*>& batch);
+  // ApplyBatch, then wakes this process's watches when the batch committed.
+  void ApplyAndSignal(const std::vector<PendingCommit*>& batch);
 
   absl::Status ApplyBatchLocked(const std::vector<PendingCommit*>& batch, bool& committed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -160,11 +175,14 @@ class EmbeddedStore final : public Store {
   std::atomic<int64_t> commits_ = 0;
   std::atomic<int64_t> write_transactions_ = 0;
 
-  CommitQueue<PendingCommit> queue_;
-
   // Counts commits of this store object; watches wait on it.
   absl::Mutex signal_mu_;
   uint64_t local_commits_ ABSL_GUARDED_BY(signal_mu_) = 0;
+
+  // After what its committer uses: destroyed before it, applying what is still queued.
+  CommitQueue<PendingCommit> queue_{
+      [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
+      [this](const std::vector<PendingCommit*>& batch) { ApplyAndSignal(batch); }};
 
   // Last: stops and joins before anything it uses is destroyed.
   std::jthread reaper_;
