@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -70,13 +71,39 @@ class Dispatcher {
     absl::StatusOr<auth::Principal> principal = authenticator_.Authenticate(caller.authorization);
     absl::StatusOr<Response> response =
         principal.ok() ? (handlers_.*method)(*principal, request) : principal.status();
-    Finished(full_method, principal.ok() ? principal->name : std::string_view{}, response.status(),
-             absl::Now() - start);
-    if (const std::optional<Change> change = ChangeOf(full_method); change.has_value()) {
-      Audit(*change, AuditArguments(request), principal.ok() ? &*principal : nullptr, caller,
-            response.status(), response.ok() ? AuditResult(*response) : LogFields{});
-    }
+    Report(full_method, principal.ok() ? &*principal : nullptr, caller, request, response, start);
     return response;
+  }
+
+  template <typename Response, typename Request>
+  using AsyncMethod = void (Handlers::*)(const auth::Principal&, const Request&,
+                                         Handlers::Answer<Response>);
+
+  // Dispatch for a method that answers later (Handlers::RegisterServiceAsync): the outcome is
+  // reported and `done` called on whichever thread the method answers on. `request` must stay
+  // alive until `done` has run; `caller` is copied.
+  template <typename Response, typename Request>
+  void DispatchAsync(std::string_view full_method, const CallerInfo& caller, const Request& request,
+                     AsyncMethod<Response, Request> method,
+                     std::type_identity_t<Handlers::Answer<Response>> done) {
+    const absl::Time start = absl::Now();
+    Started(full_method);
+    absl::StatusOr<auth::Principal> principal = authenticator_.Authenticate(caller.authorization);
+    if (!principal.ok()) {
+      absl::StatusOr<Response> refused = principal.status();
+      Report(full_method, nullptr, caller, request, refused, start);
+      std::move(done)(std::move(refused));
+      return;
+    }
+    (handlers_.*method)(
+        *principal, request,
+        [this, full_method = std::string(full_method), principal = *principal,
+         peer = std::string(caller.peer), forwarded_for = std::string(caller.forwarded_for),
+         &request, start, done = std::move(done)](absl::StatusOr<Response> response) mutable {
+          Report(full_method, &principal, {.peer = peer, .forwarded_for = forwarded_for}, request,
+                 response, start);
+          std::move(done)(std::move(response));
+        });
   }
 
   // Dispatch for an answer from memory (for the HTTP server's I/O thread): runs `method`
@@ -111,6 +138,19 @@ class Dispatcher {
                std::string_view peer = {}) const;
 
  private:
+  // Reports a call's outcome to the metrics, the request log and, for a change, the audit trail.
+  template <typename Response, typename Request>
+  void Report(std::string_view full_method, const auth::Principal* principal,
+              const CallerInfo& caller, const Request& request,
+              const absl::StatusOr<Response>& response, absl::Time start) const {
+    Finished(full_method, principal != nullptr ? principal->name : std::string_view{},
+             response.status(), absl::Now() - start);
+    if (const std::optional<Change> change = ChangeOf(full_method); change.has_value()) {
+      Audit(*change, AuditArguments(request), principal, caller, response.status(),
+            response.ok() ? AuditResult(*response) : LogFields{});
+    }
+  }
+
   void Started(std::string_view full_method) const;
   void Finished(std::string_view full_method, std::string_view caller, const absl::Status& status,
                 absl::Duration elapsed) const;

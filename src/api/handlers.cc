@@ -81,20 +81,49 @@ absl::StatusOr<pb::ListServerResponse> Handlers::ListServer(
   return response;
 }
 
-absl::StatusOr<pb::RegisterServiceResponse> Handlers::RegisterService(
-    const auth::Principal& principal, const pb::RegisterServiceRequest& request) {
-  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));
-  DISCOVERY_ASSIGN_OR_RETURN(Service service,
-                             registry_.RegisterService({.name = request.name(),
-                                                        .endpoint = request.endpoint(),
-                                                        .namespace_name = request.namespace_(),
-                                                        .selector = request.selector(),
-                                                        .labels = LabelsFromProto(request.labels()),
-                                                        .description = request.description(),
-                                                        .ttl = DurationFromProto(request.ttl())}));
+namespace {
+
+registry::ServiceRegistration RegistrationOf(const pb::RegisterServiceRequest& request) {
+  return {.name = request.name(),
+          .endpoint = request.endpoint(),
+          .namespace_name = request.namespace_(),
+          .selector = request.selector(),
+          .labels = LabelsFromProto(request.labels()),
+          .description = request.description(),
+          .ttl = DurationFromProto(request.ttl())};
+}
+
+pb::RegisterServiceResponse RegisterServiceResponseOf(const Service& service) {
   pb::RegisterServiceResponse response;
   *response.mutable_service() = ToProto(service);
   return response;
+}
+
+}  // namespace
+
+absl::StatusOr<pb::RegisterServiceResponse> Handlers::RegisterService(
+    const auth::Principal& principal, const pb::RegisterServiceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));
+  DISCOVERY_ASSIGN_OR_RETURN(Service service, registry_.RegisterService(RegistrationOf(request)));
+  return RegisterServiceResponseOf(service);
+}
+
+void Handlers::RegisterServiceAsync(const auth::Principal& principal,
+                                    const pb::RegisterServiceRequest& request,
+                                    Answer<pb::RegisterServiceResponse> done) {
+  if (absl::Status allowed = authorizer_.CanChangeService(principal, request.namespace_());
+      !allowed.ok()) {
+    std::move(done)(std::move(allowed));
+    return;
+  }
+  registry_.RegisterServiceAsync(RegistrationOf(request),
+                                 [done = std::move(done)](absl::StatusOr<Service> service) mutable {
+                                   if (!service.ok()) {
+                                     std::move(done)(service.status());
+                                     return;
+                                   }
+                                   std::move(done)(RegisterServiceResponseOf(*service));
+                                 });
 }
 
 absl::StatusOr<pb::UnRegisterServiceResponse> Handlers::UnRegisterService(

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -59,6 +60,13 @@ class Handlers {
 
   absl::StatusOr<pb::RegisterServiceResponse> RegisterService(
       const auth::Principal& principal, const pb::RegisterServiceRequest& request);
+  // RegisterService answering `done` later rather than holding the caller's thread (see
+  // Registry::RegisterServiceAsync for the thread `done` runs on).
+  template <typename Response>
+  using Answer = absl::AnyInvocable<void(absl::StatusOr<Response>) &&>;
+  void RegisterServiceAsync(const auth::Principal& principal,
+                            const pb::RegisterServiceRequest& request,
+                            Answer<pb::RegisterServiceResponse> done);
   absl::StatusOr<pb::UnRegisterServiceResponse> UnRegisterService(
       const auth::Principal& principal, const pb::UnRegisterServiceRequest& request);
   // Renews services registered with a TTL (the same permission as registering them).

@@ -1,10 +1,12 @@
 #include "registry/registry.h"
 
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <tuple>
 #include <utility>
 
+#include "absl/synchronization/notification.h"
 #include "fmt/format.h"
 
 #include "common/format.h"
@@ -78,9 +80,29 @@ Registry::Registry(store::Store& store, repo::Keys keys, RegistryOptions options
   repo::ViewOptions view_options = options_.view;
   // The clock that sets `expires` is the one that ends it.
   view_options.clock = options_.clock;
+  view_wait_timer_ = std::jthread([this](const std::stop_token& stop) { RunViewWaitTimer(stop); });
   view_ = std::make_unique<repo::View>(
       store_, std::move(keys), std::move(view_options),
       [this](const std::shared_ptr<const repo::Snapshot>& snapshot) { OnSnapshot(snapshot); });
+}
+
+Registry::~Registry() {
+  view_.reset();  // no snapshot is published after this
+  {
+    absl::MutexLock lock(&published_mu_);
+    stopping_ = true;
+  }
+  view_wait_timer_.request_stop();
+  view_wait_timer_.join();
+  // Writes still waiting were committed: their writers get their answer rather than none.
+  std::multimap<int64_t, ViewWaiter> left;
+  {
+    absl::MutexLock lock(&published_mu_);
+    left.swap(view_waiters_);
+  }
+  for (auto& [revision, waiter] : left) {
+    std::move(waiter.then)();
+  }
 }
 
 void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot) {
@@ -101,12 +123,70 @@ void Registry::OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot)
     absl::MutexLock lock(&mu_);
     std::swap(placed_, placed);
   }
+  std::vector<absl::AnyInvocable<void() &&>> shown;
   {
     absl::MutexLock lock(&published_mu_);
     published_revision_ = revision;
     published_ = true;
+    const auto end = view_waiters_.upper_bound(revision);
+    for (auto it = view_waiters_.begin(); it != end; ++it) {
+      shown.push_back(std::move(it->second.then));
+    }
+    view_waiters_.erase(view_waiters_.begin(), end);
+  }
+  for (absl::AnyInvocable<void() &&>& then : shown) {
+    std::move(then)();
   }
   // The replaced placement (and perhaps its snapshot) is freed here, outside the lock.
+}
+
+void Registry::WhenViewShows(int64_t revision, absl::AnyInvocable<void() &&> then) {
+  {
+    absl::MutexLock lock(&published_mu_);
+    if (!published_ || published_revision_ < revision) {
+      view_waiters_.emplace(revision, ViewWaiter{.deadline = absl::Now() + options_.view_wait,
+                                                 .then = std::move(then)});
+      return;
+    }
+  }
+  std::move(then)();
+}
+
+void Registry::RunViewWaitTimer(const std::stop_token& stop) {
+  // Overdue waiters are looked for a few times per view_wait: the wait is a safety net for a
+  // view that stopped following the store, not a deadline to keep to the millisecond.
+  const absl::Duration interval =
+      std::clamp(options_.view_wait / 4, absl::Milliseconds(10), absl::Seconds(1));
+  auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(published_mu_) { return stopping_; };
+  while (!stop.stop_requested()) {
+    std::vector<absl::AnyInvocable<void() &&>> overdue;
+    int64_t revision = 0;
+    {
+      absl::MutexLock lock(&published_mu_);
+      if (published_mu_.AwaitWithTimeout(absl::Condition(&stopping), interval)) {
+        return;
+      }
+      const absl::Time now = absl::Now();
+      for (auto it = view_waiters_.begin(); it != view_waiters_.end();) {
+        if (it->second.deadline <= now) {
+          revision = std::max(revision, it->first);
+          overdue.push_back(std::move(it->second.then));
+          it = view_waiters_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (!overdue.empty()) {
+      LogWarn("the view did not reach the store revision in time; a read may not show it yet",
+              {{"revision", std::to_string(revision)},
+               {"writes", std::to_string(overdue.size())},
+               {"wait", absl::FormatDuration(options_.view_wait)}});
+    }
+    for (absl::AnyInvocable<void() &&>& then : overdue) {
+      std::move(then)();
+    }
+  }
 }
 
 std::shared_ptr<const readmodel::Placed> Registry::Current() const {
@@ -347,7 +427,29 @@ absl::StatusOr<std::vector<Server>> Registry::ListServers() const {
   return servers;
 }
 
+struct Registry::PendingRegistration {
+  Service service;
+  std::string scheme;  // of the endpoint
+  RegisterCallback done;
+};
+
 absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& registration) {
+  absl::Notification answered;
+  absl::StatusOr<Service> answer;
+  RegisterServiceAsync(registration, [&](absl::StatusOr<Service> result) {
+    answer = std::move(result);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
+
+namespace {
+
+// The service a valid registration stores (without its placement and times), and its endpoint's
+// scheme; InvalidArgument naming what is wrong otherwise.
+absl::StatusOr<std::pair<Service, std::string>> ServiceOf(const ServiceRegistration& registration,
+                                                          const RegistryOptions& options) {
   absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(registration.endpoint);
   if (!endpoint.ok()) {
     return absl::InvalidArgumentError(fmt::format("service with endpoint {} is invalid: {}",
@@ -372,7 +474,7 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
                     absl::FormatDuration(registration.ttl)));
   }
   if (registration.ttl > absl::ZeroDuration()) {
-    service.ttl = std::clamp(registration.ttl, options_.min_ttl, options_.max_ttl);
+    service.ttl = std::clamp(registration.ttl, options.min_ttl, options.max_ttl);
   }
   if (absl::Status valid = ValidateNamespaceName(service.namespace_name); !valid.ok()) {
     return ValidationError(valid);
@@ -388,8 +490,29 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
     return absl::InvalidArgumentError(
         fmt::format("invalid selector '{}': {}", service.selector, selector.status().message()));
   }
+  std::string scheme = endpoint->scheme();
+  return std::pair<Service, std::string>(std::move(service), std::move(scheme));
+}
 
-  for (int attempt = 1;; ++attempt) {
+}  // namespace
+
+void Registry::RegisterServiceAsync(const ServiceRegistration& registration,
+                                    RegisterCallback done) {
+  absl::StatusOr<std::pair<Service, std::string>> valid = ServiceOf(registration, options_);
+  if (!valid.ok()) {
+    std::move(done)(valid.status());
+    return;
+  }
+  TryRegister(
+      std::make_unique<PendingRegistration>(PendingRegistration{.service = std::move(valid->first),
+                                                                .scheme = std::move(valid->second),
+                                                                .done = std::move(done)}),
+      /*attempt=*/1);
+}
+
+void Registry::TryRegister(std::unique_ptr<PendingRegistration> pending, int attempt) {
+  absl::Status outcome = [&]() -> absl::Status {
+    Service& service = pending->service;
     DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
     // The namespace's revision guards the write: a namespace deleted in between (which deletes
     // its services) must not get a service back. The view knows the revision, so a write costs
@@ -419,12 +542,12 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
     }
     // Prometheus scrapes a standard target with __scheme__ http or https only and drops any
     // other; a blackbox namespace hands the whole URL to an exporter, which may probe anything.
-    if (export_config == ExportConfig::kStandard && endpoint->scheme() != "http" &&
-        endpoint->scheme() != "https") {
+    if (export_config == ExportConfig::kStandard && pending->scheme != "http" &&
+        pending->scheme != "https") {
       return absl::InvalidArgumentError(fmt::format(
           "service with endpoint {} is invalid: namespace {} is exported as standard, where "
           "Prometheus scrapes http and https only; use a blackbox namespace for {} probes",
-          service.endpoint, service.namespace_name, endpoint->scheme()));
+          service.endpoint, service.namespace_name, pending->scheme));
     }
     const std::shared_ptr<const std::vector<std::string>> candidates =
         placed->CandidatesFor(service.selector);
@@ -441,31 +564,48 @@ absl::StatusOr<Service> Registry::RegisterService(const ServiceRegistration& reg
       service.expires = service.modified + service.ttl;
     }
     DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(service));
-    absl::StatusOr<store::TxnResult> result =
-        store_.Commit({.compares = {{.key = repo_.keys().Namespace(service.namespace_name),
-                                     .mod_revision = namespace_revision}},
-                       .ops = {std::move(op)}});
-    if (!result.ok()) {
-      return StoreError(result.status(),
-                        fmt::format("could not register service {} in store", service.endpoint));
-    }
-    if (result->succeeded) {
-      LogInfo("register service",
-              {{"endpoint", service.endpoint},
-               {"namespace", service.namespace_name},
-               {"servers", fmt::format("{}", fmt::join(service.servers, ","))}});
-      if (service.HasTtl() && options_.on_renewals) {
-        options_.on_renewals(1);
-      }
-      AwaitView(result->revision);
-      return service;
-    }
-    if (attempt == kCasAttempts) {
-      return absl::AbortedError(
-          fmt::format("could not register service {}: namespace {} kept changing", service.endpoint,
-                      service.namespace_name));
-    }
+    store_.CommitAsync({.compares = {{.key = repo_.keys().Namespace(service.namespace_name),
+                                      .mod_revision = namespace_revision}},
+                        .ops = {std::move(op)}},
+                       [this, pending = std::move(pending),
+                        attempt](absl::StatusOr<store::TxnResult> result) mutable {
+                         OnRegisterCommitted(std::move(pending), attempt, std::move(result));
+                       });
+    return absl::OkStatus();
+  }();
+  // Answered here only when nothing was handed to the store (then `pending` was moved).
+  if (!outcome.ok()) {
+    std::move(pending->done)(std::move(outcome));
   }
+}
+
+void Registry::OnRegisterCommitted(std::unique_ptr<PendingRegistration> pending, int attempt,
+                                   absl::StatusOr<store::TxnResult> result) {
+  const Service& service = pending->service;
+  if (!result.ok()) {
+    std::move(pending->done)(StoreError(
+        result.status(), fmt::format("could not register service {} in store", service.endpoint)));
+    return;
+  }
+  if (!result->succeeded) {
+    if (attempt == kCasAttempts) {
+      std::move(pending->done)(absl::AbortedError(
+          fmt::format("could not register service {}: namespace {} kept changing", service.endpoint,
+                      service.namespace_name)));
+      return;
+    }
+    TryRegister(std::move(pending), attempt + 1);
+    return;
+  }
+  LogInfo("register service", {{"endpoint", service.endpoint},
+                               {"namespace", service.namespace_name},
+                               {"servers", fmt::format("{}", fmt::join(service.servers, ","))}});
+  if (service.HasTtl() && options_.on_renewals) {
+    options_.on_renewals(1);
+  }
+  WhenViewShows(result->revision, [pending = std::move(pending)]() mutable {
+    std::move(pending->done)(std::move(pending->service));
+  });
 }
 
 absl::Status Registry::UnregisterService(std::string_view id_or_endpoint,

@@ -17,12 +17,15 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -97,7 +100,7 @@ class Registry {
   // Starts following the store under `keys`. Returns at once; reads answer Unavailable until
   // the first load. `store` must outlive the registry.
   Registry(store::Store& store, repo::Keys keys, RegistryOptions options);
-  ~Registry() = default;
+  ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
   Registry(Registry&&) = delete;
@@ -145,6 +148,13 @@ class Registry {
   // one over a record limit (model.h); NotFound for an unknown namespace or when no server
   // matches the selector.
   absl::StatusOr<Service> RegisterService(const ServiceRegistration& registration);
+
+  // RegisterService without holding the caller's thread while the write commits and reaches the
+  // view: `done` gets the same answer, on this thread for a request refused before anything is
+  // written, otherwise on the store's committer or the view's thread (or the view-wait timer's,
+  // see RegistryOptions::view_wait). `done` must not block for long.
+  using RegisterCallback = absl::AnyInvocable<void(absl::StatusOr<Service>) &&>;
+  void RegisterServiceAsync(const ServiceRegistration& registration, RegisterCallback done);
   // `id_or_endpoint` is a service id or, when it contains ':', an endpoint (canonicalised
   // first). `namespace_name` "" means "default". NotFound when absent. Removes invalid records
   // too: the stored record is not read.
@@ -195,6 +205,17 @@ class Registry {
   // Waits for the view to show a committed write; a timeout is logged, not an error, because
   // the write itself succeeded.
   void AwaitView(int64_t revision) const;
+  // AwaitView without waiting: runs `then` once the view shows `revision` (on the view's
+  // thread, or on this one when it already does), or once view_wait has passed (on the timer's
+  // thread, logged).
+  void WhenViewShows(int64_t revision, absl::AnyInvocable<void() &&> then);
+  void RunViewWaitTimer(const std::stop_token& stop);
+  struct PendingRegistration;
+  // One attempt of a registration whose request is valid; retries itself when the namespace
+  // changed under it.
+  void TryRegister(std::unique_ptr<PendingRegistration> pending, int attempt);
+  void OnRegisterCommitted(std::unique_ptr<PendingRegistration> pending, int attempt,
+                           absl::StatusOr<store::TxnResult> result);
   absl::Status StorePlacementSettings();
   absl::Status EnsureDefaultNamespace();
 
@@ -212,8 +233,16 @@ class Registry {
   mutable absl::Mutex published_mu_;
   bool published_ ABSL_GUARDED_BY(published_mu_) = false;
   int64_t published_revision_ ABSL_GUARDED_BY(published_mu_) = 0;
+  // Continuations of writes waiting for the view to show their revision, by revision.
+  struct ViewWaiter {
+    absl::Time deadline;  // view_wait after the write was acknowledged
+    absl::AnyInvocable<void() &&> then;
+  };
+  std::multimap<int64_t, ViewWaiter> view_waiters_ ABSL_GUARDED_BY(published_mu_);
+  bool stopping_ ABSL_GUARDED_BY(published_mu_) = false;
   std::atomic<bool> initialized_{false};
 
+  std::jthread view_wait_timer_;      // answers the waiters the view did not reach in time
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot
 };
 

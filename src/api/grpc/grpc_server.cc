@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "fmt/format.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -102,6 +103,35 @@ class CallQueue {
     return reactor;
   }
 
+  // Serve for a handler that answers later (a write): the worker only starts the call
+  // (authentication, validation, handing the write to the store), and the answer is sent from
+  // the thread that completes it, so no worker waits while a write commits and reaches the view.
+  template <typename Response, typename Request>
+  grpc::ServerUnaryReactor* ServeAsync(std::string_view service, std::string_view method,
+                                       grpc::CallbackServerContext* context, const Request* request,
+                                       Response* response,
+                                       api::Dispatcher::AsyncMethod<Response, Request> handler) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Enqueue(std::make_unique<Call>(Call{
+        .context = context,
+        .method = fmt::format("{}{}", service, method),
+        .start =
+            [context, request, response, handler](api::Dispatcher& dispatcher,
+                                                  std::string_view full_method, Answer answer) {
+              const std::string peer = context->peer();
+              dispatcher.DispatchAsync(
+                  full_method, CallerOf(*context, peer), *request, handler,
+                  [response, answer = std::move(answer)](absl::StatusOr<Response> result) mutable {
+                    if (result.ok()) {
+                      *response = *std::move(result);
+                    }
+                    std::move(answer)(result.status());
+                  });
+            },
+        .finish = [reactor](const absl::Status& status) { reactor->Finish(ToGrpc(status)); }}));
+    return reactor;
+  }
+
   // Queues one call: `run` runs on a worker, then `finish` gets its outcome; or `finish` alone
   // gets the refusal when the call is not run. Does not block.
   void Queue(grpc::CallbackServerContext* context, std::string method,
@@ -134,13 +164,23 @@ class CallQueue {
       Refuse(*call, absl::UnavailableError("the server is shutting down"));
     }
     workers_.clear();
+    // Started calls still answering are writes the store took: each ends once it is committed
+    // and the view shows it, or view_wait has passed, so this wait is bounded.
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &CallQueue::NoneAnswering));
   }
 
  private:
+  // Sends a started call's outcome; called once, from any thread.
+  using Answer = absl::AnyInvocable<void(const absl::Status&) &&>;
+
   struct Call {
     grpc::CallbackServerContext* context;
     std::string method;  // the full method name
+    // Either `run`, whose outcome goes to `finish` as soon as it returns, or `start`, which
+    // passes its outcome to the Answer it is given, later and from any thread.
     std::function<absl::Status(api::Dispatcher&, std::string_view full_method)> run;
+    std::function<void(api::Dispatcher&, std::string_view full_method, Answer)> start;
     std::function<void(const absl::Status&)> finish;  // answers the call
   };
 
@@ -191,6 +231,19 @@ class CallQueue {
       Refuse(call, absl::DeadlineExceededError("the call's deadline passed before it ran"));
       return;
     }
+    if (call.start) {
+      {
+        absl::MutexLock lock(&mu_);
+        ++answering_;
+      }
+      call.start(dispatcher_, call.method,
+                 [this, finish = std::move(call.finish)](const absl::Status& status) {
+                   finish(status);
+                   absl::MutexLock lock(&mu_);
+                   --answering_;
+                 });
+      return;
+    }
     call.finish(call.run(dispatcher_, call.method));
   }
 
@@ -199,7 +252,10 @@ class CallQueue {
     call.finish(status);
   }
 
-  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.empty() && running_ == 0; }
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() && running_ == 0 && answering_ == 0;
+  }
+  bool NoneAnswering() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return answering_ == 0; }
   bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !queue_.empty() || stopping_;
   }
@@ -209,6 +265,7 @@ class CallQueue {
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
   size_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t answering_ ABSL_GUARDED_BY(mu_) = 0;   // started calls not answered yet
   bool closed_ ABSL_GUARDED_BY(mu_) = false;    // new calls are refused
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // workers return once the queue is empty
   std::vector<std::jthread> workers_;
@@ -357,8 +414,8 @@ class ServiceService final : public pb::ServiceAPI::CallbackService {
   grpc::ServerUnaryReactor* RegisterService(grpc::CallbackServerContext* context,
                                             const pb::RegisterServiceRequest* request,
                                             pb::RegisterServiceResponse* response) override {
-    return calls_.Serve(api::kServiceApi, "RegisterService", context, request, response,
-                        &api::Handlers::RegisterService);
+    return calls_.ServeAsync(api::kServiceApi, "RegisterService", context, request, response,
+                             &api::Handlers::RegisterServiceAsync);
   }
   grpc::ServerUnaryReactor* UnRegisterService(grpc::CallbackServerContext* context,
                                               const pb::UnRegisterServiceRequest* request,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -41,7 +42,7 @@ class GrpcServerTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenEmbeddedStore({});
     ASSERT_THAT(store, IsOk());
-    store_ = *std::move(store);
+    store_ = WrapStore(*std::move(store));
     registry_ =
         std::make_unique<registry::Registry>(*store_, repo::Keys(), registry::RegistryOptions{});
     ASSERT_THAT(registry_->Initialize(absl::Seconds(10)), IsOk());
@@ -60,6 +61,11 @@ class GrpcServerTest : public ::testing::Test {
         auth::CreateMachineToken(admin, "root", {}, absl::ZeroDuration(), absl::Now());
     ASSERT_THAT(token, IsOk());
     admin_token_ = *token;
+  }
+
+  // Lets a fixture put a store of its own between the registry and the real one.
+  virtual std::unique_ptr<store::Store> WrapStore(std::unique_ptr<store::Store> store) {
+    return store;
   }
 
   void Authorize(grpc::ClientContext& context) const {
@@ -435,6 +441,140 @@ TEST_F(GrpcQueueTest, ShutdownAnswersCallsStillQueuedAfterTheGraceUnavailable) {
   shutdown.join();
   EXPECT_THAT(blocked_->AwaitCompleted(1), Not(IsEmpty()));
   EXPECT_THAT(ServerNames(), IsEmpty());
+}
+
+// A store whose commits, while held, wait until they are released; Commit waits as
+// CommitAsync does, so a caller that commits synchronously is held as well.
+class HeldCommitStore final : public store::Store {
+ public:
+  explicit HeldCommitStore(std::unique_ptr<store::Store> inner) : inner_(std::move(inner)) {}
+
+  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return inner_->Get(key); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
+    return inner_->Range(prefix);
+  }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
+    absl::Notification answered;
+    absl::StatusOr<store::TxnResult> answer;
+    CommitAsync(txn, [&](absl::StatusOr<store::TxnResult> result) {
+      answer = std::move(result);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return answer;
+  }
+  void CommitAsync(store::Txn txn, CommitCallback done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (held_) {
+        waiting_.emplace_back(std::move(txn), std::move(done));
+        return;
+      }
+    }
+    inner_->CommitAsync(std::move(txn), std::move(done));
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, store::WatchCallback callback) override {
+    return inner_->Watch(prefix, start_revision, std::move(callback));
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return inner_->CurrentRevision(); }
+
+  void Hold() {
+    absl::MutexLock lock(&mu_);
+    held_ = true;
+  }
+  // Waits until `n` commits are held; the timeout only bounds a failing test.
+  bool AwaitHeld(size_t n) {
+    absl::MutexLock lock(&mu_);
+    const auto enough = [this, n]()
+                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
+  }
+  void Release() {
+    std::vector<std::pair<store::Txn, CommitCallback>> waiting;
+    {
+      absl::MutexLock lock(&mu_);
+      held_ = false;
+      waiting.swap(waiting_);
+    }
+    for (auto& [txn, done] : waiting) {
+      inner_->CommitAsync(std::move(txn), std::move(done));
+    }
+  }
+
+ private:
+  const std::unique_ptr<store::Store> inner_;
+  absl::Mutex mu_;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::pair<store::Txn, CommitCallback>> waiting_ ABSL_GUARDED_BY(mu_);
+};
+
+class GrpcAsyncWriteTest : public GrpcServerTest {
+ protected:
+  std::unique_ptr<store::Store> WrapStore(std::unique_ptr<store::Store> store) override {
+    auto held = std::make_unique<HeldCommitStore>(std::move(store));
+    held_ = held.get();
+    return held;
+  }
+  // Released before the registry goes, so that no commit is left waiting.
+  void TearDown() override { held_->Release(); }
+
+  HeldCommitStore* held_ = nullptr;
+};
+
+// A registration does not keep its worker while its write commits: one worker starts every
+// registration in flight and still answers other calls, and all are answered once the store
+// commits.
+TEST_F(GrpcAsyncWriteTest, ARegistrationWaitingForItsCommitHoldsNoWorker) {
+  {
+    grpc::ClientContext context;
+    Authorize(context);
+    pb::RegisterServerRequest request;
+    request.set_name("p1");
+    pb::RegisterServerResponse response;
+    const grpc::Status status =
+        pb::ServerAPI::NewStub(channel_)->RegisterServer(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GrpcServer> one_worker,
+                       GrpcServer::Start({.listen = "127.0.0.1:0", .workers = 1}, *dispatcher_));
+  const std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+      fmt::format("127.0.0.1:{}", one_worker->port()), grpc::InsecureChannelCredentials());
+  const std::unique_ptr<pb::ServiceAPI::Stub> services = pb::ServiceAPI::NewStub(channel);
+  constexpr int kRegistrations = 20;
+  held_->Hold();
+  Flight flight(admin_token_);
+  for (int i = 0; i < kRegistrations; ++i) {
+    pb::RegisterServiceRequest request;
+    request.set_name("node");
+    request.set_endpoint(fmt::format("http://host{}.example.com:9100/metrics", i));
+    flight.Call<pb::RegisterServiceResponse>(
+        request.endpoint(), std::move(request),
+        [&services](auto* context, auto* message, auto* response, auto done) {
+          services->async()->RegisterService(context, message, response, std::move(done));
+        });
+  }
+  ASSERT_TRUE(held_->AwaitHeld(kRegistrations))
+      << "the single worker did not start every registration while the first one's commit "
+         "was held";
+  {
+    grpc::ClientContext context;
+    Authorize(context);
+    pb::ListNamespaceResponse response;
+    const grpc::Status status =
+        pb::NamespaceAPI::NewStub(channel)->ListNamespace(&context, {}, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  held_->Release();
+  const std::vector<Flight::Outcome> outcomes = flight.AwaitCompleted(kRegistrations);
+  ASSERT_EQ(outcomes.size(), static_cast<size_t>(kRegistrations));
+  for (const Flight::Outcome& outcome : outcomes) {
+    EXPECT_TRUE(outcome.status.ok()) << outcome.label << ": " << outcome.status.error_message();
+  }
+  // Answered once the view shows them.
+  ASSERT_OK_AND_ASSIGN(std::vector<Service> listed, registry_->ListServices("default"));
+  EXPECT_EQ(listed.size(), static_cast<size_t>(kRegistrations));
 }
 
 TEST_F(GrpcServerTest, RefusesNoWorkersAndNoQueue) {
