@@ -30,7 +30,16 @@ namespace {
 
 namespace pb = ::postfinance::discovery::v1;
 
-absl::Status ToStatus(const grpc::Status& status) {
+// Calls `method` of `stub` with `request`, as the admin holding `token`.
+template <typename Stub, typename Request, typename Response>
+absl::Status AdminCall(Stub& stub,
+                       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                    Response*),
+                       const Request& request, const std::string& token) {
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + token);
+  Response response;
+  const grpc::Status status = (stub.*method)(&context, request, &response);
   return status.ok() ? absl::OkStatus() : absl::InternalError(status.error_message());
 }
 
@@ -100,24 +109,18 @@ std::string InProcessDaemon::Url(std::string_view path) const {
 }
 
 absl::Status InProcessDaemon::RegisterServer(const std::string& name) const {
-  auto stub = pb::ServerAPI::NewStub(channel_);
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + token_);
   pb::RegisterServerRequest request;
   request.set_name(name);
-  pb::RegisterServerResponse response;
-  return ToStatus(stub->RegisterServer(&context, request, &response));
+  return AdminCall(*pb::ServerAPI::NewStub(channel_), &pb::ServerAPI::Stub::RegisterServer, request,
+                   token_);
 }
 
 absl::Status InProcessDaemon::RegisterNamespace(const std::string& name) const {
-  auto stub = pb::NamespaceAPI::NewStub(channel_);
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + token_);
   pb::RegisterNamespaceRequest request;
   request.set_name(name);
   request.set_export_(static_cast<int32_t>(ExportConfig::kStandard));
-  pb::RegisterNamespaceResponse response;
-  return ToStatus(stub->RegisterNamespace(&context, request, &response));
+  return AdminCall(*pb::NamespaceAPI::NewStub(channel_), &pb::NamespaceAPI::Stub::RegisterNamespace,
+                   request, token_);
 }
 
 }  // namespace discovery::bench
