@@ -50,6 +50,7 @@
 #include "grpcpp/grpcpp.h"
 #include "http_client.h"
 #include "in_process_daemon.h"
+#include "percentile.h"
 #include "registration_load.h"
 
 #include "model/model.h"
@@ -83,6 +84,7 @@ using bench::HttpClient;
 using bench::HttpGet;
 using bench::InProcessDaemon;
 using bench::MakeService;
+using bench::Percentile;
 
 // Writes services [first, first + count) of `ns` straight into `store`, in transactions of
 // `batch`, as a migration would. Returns puts per second.
@@ -284,16 +286,6 @@ std::vector<double> HttpSdLatencies(const std::string& url, const std::string& a
     latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
   }
   return latencies;
-}
-
-double Percentile(std::vector<double> values, double fraction) {
-  if (values.empty()) {
-    return 0;
-  }
-  const size_t index = std::min(values.size() - 1, static_cast<size_t>(fraction * values.size()));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index),
-                   values.end());
-  return values[index];
 }
 
 // http_sd of a 10,000-target namespace, idle and while registrations are written at a steady

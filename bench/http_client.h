@@ -12,7 +12,8 @@ namespace discovery::bench {
 
 // Requests on one keep-alive connection, as one Prometheus refreshes its targets: the connection
 // outlives each request, so a timed loop of Get measures the server's answers, not new
-// connections.
+// connections. (tests/testing's HttpRequest opens a connection per request, and the benchmarks
+// that start discoveryd in their own process are built without the tests.)
 class HttpClient {
  public:
   // `authorization`, when not empty, is sent as the Authorization header of every request.
