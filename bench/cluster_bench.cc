@@ -30,6 +30,7 @@
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
+#include "percentile.h"
 #include "registration_load.h"
 
 #include "repo/repo.h"
@@ -44,6 +45,7 @@ namespace discovery::testing {
 namespace {
 
 using Json = ::nlohmann::json;
+using bench::Percentile;
 
 constexpr char kServer[] = "prometheus1.example.com";
 
@@ -52,15 +54,6 @@ DiscoveryCluster* cluster = nullptr;
 
 bool Contains(const std::vector<std::string>& targets, const std::string& target) {
   return std::find(targets.begin(), targets.end(), target) != targets.end();
-}
-
-double Percentile(std::vector<double> values, double fraction) {
-  if (values.empty()) {
-    return 0;
-  }
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1));
-  return values[index];
 }
 
 void BM_Propagation(benchmark::State& state) {

@@ -23,7 +23,6 @@
 // fleet figures of the README.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -49,16 +48,13 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
+#include "http_client.h"
+#include "in_process_daemon.h"
+#include "percentile.h"
 #include "registration_load.h"
 
-#include "auth/machine_token.h"
-#include "common/logging.h"
 #include "model/model.h"
-#include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
-#include "postfinance/discovery/v1/server_api.grpc.pb.h"
-#include "postfinance/discovery/v1/service_api.grpc.pb.h"
 #include "repo/repo.h"
-#include "server/daemon.h"
 #include "server/server_config.h"
 #include "store/embedded/embedded_store.h"
 #include "store/etcd/etcd_store.h"
@@ -72,13 +68,7 @@ extern char** environ;
 namespace discovery {
 namespace {
 
-namespace pb = ::postfinance::discovery::v1;
-
-constexpr char kSecret[] = "bench-secret";
-constexpr char kIssuer[] = "discovery.bench";
 constexpr int kInFlight = 64;
-
-const char* EtcdEndpoints() { return std::getenv("DISCOVERY_BENCH_ETCD_ENDPOINTS"); }
 
 int Services() {
   int services = 100'000;
@@ -88,24 +78,13 @@ int Services() {
   return services;
 }
 
-std::string AdminToken() {
-  return *auth::CreateMachineToken({.issuer = kIssuer, .secret = kSecret, .admin = true}, "bench",
-                                   {}, absl::ZeroDuration(), absl::Now());
-}
-
-// A unique lower-case prefix per run, so etcd runs do not see each other's data.
-std::string UniquePrefix(std::string_view what) {
-  static std::atomic<int> counter{0};
-  std::string prefix = fmt::format("/bench-{}-{}-{}", what, getpid(), counter++);
-  for (char& c : prefix) {
-    if (c >= '0' && c <= '9') {
-      c = static_cast<char>('a' + (c - '0'));
-    }
-  }
-  return prefix;
-}
-
+using bench::AdminToken;
+using bench::EtcdEndpoints;
+using bench::HttpClient;
+using bench::HttpGet;
+using bench::InProcessDaemon;
 using bench::MakeService;
+using bench::Percentile;
 
 // Writes services [first, first + count) of `ns` straight into `store`, in transactions of
 // `batch`, as a migration would. Returns puts per second.
@@ -134,143 +113,47 @@ double RegisterConcurrently(const std::shared_ptr<grpc::Channel>& channel, std::
   return result.per_second;
 }
 
-long HttpGet(const std::string& url, std::string* body = nullptr,
-             const std::string& authorization = "") {
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  std::string sink;
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, body != nullptr ? body : &sink);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_slist* headers = nullptr;
-  if (!authorization.empty()) {
-    headers = curl_slist_append(headers, ("Authorization: " + authorization).c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+// Waits until http_sd of `server` for `ns` on `daemon` lists `host`.
+bool AwaitTarget(const InProcessDaemon& daemon, const std::string& server, const std::string& ns,
+                 const std::string& host, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::string body;
+    if (HttpGet(daemon.Url(fmt::format("/v1/sd/{}/{}", server, ns)), &body,
+                "Bearer " + daemon.token()) == 200 &&
+        body.find(host) != std::string::npos) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
   }
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return status;
+  return false;
 }
 
-// discoveryd running in this process.
-class InProcess {
- public:
-  explicit InProcess(bool etcd, std::string_view what) {
-    // The daemon logs at info as in production (two lines per registration, the change and
-    // its audit record), so their cost is part of every figure; the output goes to stderr.
-    InitLogging({});
-    dir_ = std::filesystem::temp_directory_path() / fmt::format("discovery_fleet_{}", getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    config_.grpc_listen = "127.0.0.1:0";
-    config_.http_listen = "127.0.0.1:0";
-    config_.token_secret = kSecret;
-    config_.token_issuer = kIssuer;
-    config_.store.data_dir = (dir_ / "data").string();
-    if (etcd) {
-      config_.store.kind = "etcd";
-      config_.store.etcd.endpoints = {EtcdEndpoints()};
-      config_.store.prefix = UniquePrefix(what);
+// Writes services [0, count) of `ns` straight into the store of `daemon`, as a migration would, in
+// transactions of 100 (etcd refuses more than 128 operations, --max-txn-ops), and waits until the
+// view serves the last of them on p0.
+bool BulkLoad(const InProcessDaemon& daemon, const std::string& ns, int count,
+              absl::Duration timeout) {
+  {
+    absl::StatusOr<std::unique_ptr<store::Store>> store = server::OpenStore(daemon.config().store);
+    if (!store.ok()) {
+      return false;
     }
-    absl::StatusOr<std::unique_ptr<server::Daemon>> daemon = server::Daemon::Start(config_);
-    if (!daemon.ok()) {
-      error_ = std::string{daemon.status().message()};
-      return;
-    }
-    daemon_ = *std::move(daemon);
-    channel_ = grpc::CreateChannel(fmt::format("127.0.0.1:{}", daemon_->grpc_port()),
-                                   grpc::InsecureChannelCredentials());
-    for (int i = 0; i < 300 && HttpGet(Url("/readyz")) != 200; ++i) {
-      absl::SleepFor(absl::Milliseconds(100));
+    repo::Repository repository(**store, repo::Keys(daemon.config().store.prefix));
+    if (BulkPut(**store, repository, ns, 0, count, 100) == 0) {
+      return false;
     }
   }
-  ~InProcess() {
-    daemon_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  InProcess(const InProcess&) = delete;
-  InProcess& operator=(const InProcess&) = delete;
-
-  const std::string& error() const { return error_; }
-  const server::ServerConfig& config() const { return config_; }
-  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
-  std::string Url(std::string_view path) const {
-    return fmt::format("http://127.0.0.1:{}{}", daemon_->http_port(), path);
-  }
-
-  bool RegisterServer(const std::string& name) const {
-    auto stub = pb::ServerAPI::NewStub(channel_);
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer " + AdminToken());
-    pb::RegisterServerRequest request;
-    request.set_name(name);
-    pb::RegisterServerResponse response;
-    return stub->RegisterServer(&context, request, &response).ok();
-  }
-  bool RegisterNamespace(const std::string& name) const {
-    auto stub = pb::NamespaceAPI::NewStub(channel_);
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer " + AdminToken());
-    pb::RegisterNamespaceRequest request;
-    request.set_name(name);
-    request.set_export_(static_cast<int32_t>(ExportConfig::kStandard));
-    pb::RegisterNamespaceResponse response;
-    return stub->RegisterNamespace(&context, request, &response).ok();
-  }
-  // Writes services [0, count) of `ns` straight into the store, as a migration would, in
-  // transactions of 100 (etcd refuses more than 128 operations, --max-txn-ops), and waits until
-  // the view serves the last of them on p0.
-  bool BulkLoad(const std::string& ns, int count, absl::Duration timeout) const {
-    {
-      absl::StatusOr<std::unique_ptr<store::Store>> store = server::OpenStore(config_.store);
-      if (!store.ok()) {
-        return false;
-      }
-      repo::Repository repository(**store, repo::Keys(config_.store.prefix));
-      if (BulkPut(**store, repository, ns, 0, count, 100) == 0) {
-        return false;
-      }
-    }
-    return AwaitTarget("p0", ns, fmt::format("{}-host{}.example.com", ns, count - 1), timeout);
-  }
-  // Waits until http_sd of `server` for `ns` lists `endpoint_host`.
-  bool AwaitTarget(const std::string& server, const std::string& ns, const std::string& host,
-                   absl::Duration timeout) const {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      std::string body;
-      if (HttpGet(Url(fmt::format("/v1/sd/{}/{}", server, ns)), &body, "Bearer " + AdminToken()) ==
-              200 &&
-          body.find(host) != std::string::npos) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-    return false;
-  }
-
- private:
-  std::filesystem::path dir_;
-  server::ServerConfig config_;
-  std::unique_ptr<server::Daemon> daemon_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::string error_;
-};
+  return AwaitTarget(daemon, "p0", ns, fmt::format("{}-host{}.example.com", ns, count - 1),
+                     timeout);
+}
 
 // Registers `count` services into a fresh discoveryd with 64 calls in flight and reports the
 // rate against `baseline`, measured by the caller on the same store kind in the same run.
 void RegistrationsAgainst(benchmark::State& state, bool etcd, int count,
                           const std::string& baseline_name, double baseline) {
-  InProcess server(etcd, "registrations");
-  if (!server.error().empty() || !server.RegisterServer("p0")) {
+  InProcessDaemon server(etcd, "registrations");
+  if (!server.error().empty() || !server.RegisterServer("p0").ok()) {
     state.SkipWithError("set-up failed");
     return;
   }
@@ -318,16 +201,16 @@ void BM_RegistrationsVsNamespaceSize(benchmark::State& state) {
   const int services = Services();
   constexpr int kCount = 4000;
   for (auto _ : state) {
-    InProcess server(etcd, "size");
-    if (!server.error().empty() || !server.RegisterServer("p0") ||
-        !server.RegisterNamespace("empty") || !server.RegisterNamespace("big")) {
+    InProcessDaemon server(etcd, "size");
+    if (!server.error().empty() || !server.RegisterServer("p0").ok() ||
+        !server.RegisterNamespace("empty").ok() || !server.RegisterNamespace("big").ok()) {
       state.SkipWithError("set-up failed");
       return;
     }
     int failures = 0;
     const double into_empty =
         RegisterConcurrently(server.channel(), "empty", 0, kCount, kInFlight, &failures);
-    if (!server.BulkLoad("big", services, absl::Minutes(10))) {
+    if (!BulkLoad(server, "big", services, absl::Minutes(10))) {
       state.SkipWithError("cannot load the bulk services");
       return;
     }
@@ -365,7 +248,7 @@ void BM_EtcdRegistrationsVsRawPuts(benchmark::State& state) {
         return;
       }
       // Only to encode the documents and keys exactly as registrations store them.
-      const repo::Repository repository(**store, repo::Keys(UniquePrefix("raw")));
+      const repo::Repository repository(**store, repo::Keys(bench::UniquePrefix("raw")));
       std::vector<std::pair<std::string, std::string>> kvs;
       for (int i = 0; i < kCount; ++i) {
         absl::StatusOr<store::Op> op = repository.PutServiceOp(MakeService("raw", i));
@@ -391,37 +274,18 @@ BENCHMARK(BM_EtcdRegistrationsVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond
 // Prometheus refreshes), for `window`.
 std::vector<double> HttpSdLatencies(const std::string& url, const std::string& authorization,
                                     absl::Duration window, int* errors) {
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t size, size_t n, void*) { return size * n; });
-  curl_slist* headers = curl_slist_append(nullptr, ("Authorization: " + authorization).c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  HttpClient client(authorization);
   std::vector<double> latencies;
   const absl::Time end = absl::Now() + window;
   while (absl::Now() < end) {
     const absl::Time start = absl::Now();
-    long status = 0;
-    if (curl_easy_perform(curl) != CURLE_OK ||
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
+    if (client.Get(url) != 200) {
       ++*errors;
       continue;
     }
     latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
   }
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
   return latencies;
-}
-
-double Percentile(std::vector<double> values, double fraction) {
-  if (values.empty()) {
-    return 0;
-  }
-  const size_t index = std::min(values.size() - 1, static_cast<size_t>(fraction * values.size()));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index),
-                   values.end());
-  return values[index];
 }
 
 // http_sd of a 10,000-target namespace, idle and while registrations are written at a steady
@@ -434,13 +298,13 @@ void BM_HttpSdLatencyUnderWrites(benchmark::State& state) {
   constexpr double kWriteRate = 5000;
   constexpr absl::Duration kWindow = absl::Seconds(10);
   for (auto _ : state) {
-    InProcess server(/*etcd=*/false, "latency");
-    if (!server.error().empty() || !server.RegisterServer("p0") ||
-        !server.RegisterNamespace("served") || !server.RegisterNamespace("other")) {
+    InProcessDaemon server(/*etcd=*/false, "latency");
+    if (!server.error().empty() || !server.RegisterServer("p0").ok() ||
+        !server.RegisterNamespace("served").ok() || !server.RegisterNamespace("other").ok()) {
       state.SkipWithError("set-up failed");
       return;
     }
-    if (!server.BulkLoad("served", kTargets, absl::Minutes(2))) {
+    if (!BulkLoad(server, "served", kTargets, absl::Minutes(2))) {
       state.SkipWithError("cannot load the served namespace");
       return;
     }
@@ -492,8 +356,8 @@ class ChildDaemon {
                                      "--data-dir=" + data_dir.string(),
                                      fmt::format("--grpc-listen=127.0.0.1:{}", grpc_port_),
                                      fmt::format("--http-listen=127.0.0.1:{}", http_port_),
-                                     std::string("--token-secret=") + kSecret,
-                                     std::string("--token-issuer=") + kIssuer,
+                                     std::string("--token-secret=") + bench::kTokenSecret,
+                                     std::string("--token-issuer=") + bench::kTokenIssuer,
                                      "--log-format=json"};
     std::vector<char*> argv;
     for (std::string& arg : args) {
@@ -629,17 +493,7 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     // A server joins; done when its answer is non-empty and every other server's answer has
     // been rendered from the new placement.
     const absl::Time join_start = absl::Now();
-    CURL* curl = curl_easy_init();
-    const std::string url = full.Url("/v1/servers");
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, R"({"name":"joiner"})");
-    curl_slist* headers = curl_slist_append(nullptr, ("Authorization: " + authorization).c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(
-        curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t size, size_t n, void*) { return size * n; });
-    curl_easy_perform(curl);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+    HttpClient(authorization).Post(full.Url("/v1/servers"), R"({"name":"joiner"})");
     std::string body;
     while (body.size() <= 2 && absl::Now() - join_start < absl::Minutes(5)) {
       body.clear();

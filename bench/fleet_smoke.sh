@@ -7,6 +7,9 @@
 #   bench/fleet_smoke.sh BUILD_DIR      (a Release build with -DDISCOVERY_BUILD_BENCHMARKS=ON)
 set -euo pipefail
 
+# shellcheck source=scripts/lib/free_port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/free_port.sh"
+
 build=${1:?usage: bench/fleet_smoke.sh BUILD_DIR}
 bench_binary="$build/bench/discovery_fleet_bench"
 [ -x "$bench_binary" ] || {
@@ -24,22 +27,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-# free_port: a TCP port no socket uses, below the kernel's ephemeral range (so no outgoing
-# connection can hold it when etcd binds it a moment later).
-free_port() {
-  local port low=32768
-  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  ((low > 12000)) || low=32768
-  while :; do
-    port=$((10000 + RANDOM % (low - 10000)))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
-      { ! command -v ss >/dev/null || [ -z "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; }; then
-      echo "$port"
-      return
-    fi
-  done
-}
 
 client_port=$(free_port)
 peer_port=$(free_port)

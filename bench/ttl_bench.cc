@@ -54,6 +54,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
+#include "percentile.h"
 #include "registration_load.h"
 
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
@@ -72,6 +73,7 @@ namespace {
 
 namespace pb = ::postfinance::discovery::v1;
 using Json = ::nlohmann::json;
+using bench::Percentile;
 
 constexpr char kServer[] = "prometheus1.example.com";
 constexpr int kBatch = 128;
@@ -90,15 +92,6 @@ struct Deployment {
 const Deployment* deployment = nullptr;
 int services = 10000;
 int ttl_seconds = 30;
-
-double Percentile(std::vector<double> values, double fraction) {
-  if (values.empty()) {
-    return 0;
-  }
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1));
-  return values[index];
-}
 
 std::vector<std::unique_ptr<pb::ServiceAPI::Stub>> Stubs() {
   std::vector<std::unique_ptr<pb::ServiceAPI::Stub>> stubs;

@@ -16,6 +16,9 @@
 # No systemd needed; when systemd is PID 1 the units are also checked through systemctl.
 set -euo pipefail
 
+# shellcheck source=scripts/lib/free_port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/free_port.sh"
+
 fail() {
   echo "package_test: FAIL: $*" >&2
   exit 1
@@ -221,24 +224,6 @@ if $systemd_running; then
   curl -fsS http://localhost:3002/healthz >/dev/null || fail "discoveryd.service: /healthz"
   systemctl stop discoveryd.service
 fi
-
-# ---------------------------------------------------------------------------------------------
-# free_port: a TCP port no socket uses (ports of a shared machine, not the defaults). It lies
-# below the kernel's ephemeral range, so no outgoing connection (nor one lingering in TIME_WAIT
-# after earlier tests) can hold it as its local port when the daemon binds it a moment later.
-free_port() {
-  local port low=32768
-  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  ((low > 12000)) || low=32768
-  while :; do
-    port=$((10000 + RANDOM % (low - 10000)))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
-      { ! command -v ss >/dev/null || [ -z "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; }; then
-      echo "$port"
-      return
-    fi
-  done
-}
 
 # unit_value UNIT KEY: the value of KEY= in the installed unit.
 unit_value() { sed -n "s/^$2=//p" "/lib/systemd/system/$1" | tail -n1; }
