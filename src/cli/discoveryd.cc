@@ -401,10 +401,13 @@ int RunDiscoveryd(std::vector<std::string> args, std::ostream& out, std::ostream
     err << "discoveryd: " << finished.message() << "\n";
     return 1;
   }
+  // With --debug every line is written at once: whoever debugs reads the log as things happen,
+  // and pays for it in throughput.
   InitLogging({.debug = flags.debug,
                .format = flags.log_format == "json"   ? LogOptions::Format::kJson
                          : flags.log_format == "text" ? LogOptions::Format::kText
-                                                      : LogOptions::Format::kAuto});
+                                                      : LogOptions::Format::kAuto,
+               .flush_interval = flags.debug ? absl::ZeroDuration() : LogOptions{}.flush_interval});
   RouteGrpcLogs(GrpcLogLevel::kWarn);
   const CLI::App* server = app.get_subcommand("server");
   const CLI::App* exporter = app.get_subcommand("exporter");
