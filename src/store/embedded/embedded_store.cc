@@ -186,15 +186,17 @@ absl::StatusOr<int64_t> EmbeddedStore::ReapExpired(absl::Time now) {
     all.compares.push_back({.key = key, .mod_revision = mod_revision});
     all.ops.push_back(Op::Delete(key));
   }
-  DISCOVERY_ASSIGN_OR_RETURN(const TxnResult result, Commit(all));
+  DISCOVERY_ASSIGN_OR_RETURN(const TxnResult result, CommitExpired(all, now));
   if (result.succeeded) {
     return result.deleted;
   }
   int64_t deleted = 0;
   for (const auto& [key, mod_revision] : expired) {
-    DISCOVERY_ASSIGN_OR_RETURN(const TxnResult one,
-                               Commit({.compares = {{.key = key, .mod_revision = mod_revision}},
-                                       .ops = {Op::Delete(key)}}));
+    DISCOVERY_ASSIGN_OR_RETURN(
+        const TxnResult one,
+        CommitExpired(
+            {.compares = {{.key = key, .mod_revision = mod_revision}}, .ops = {Op::Delete(key)}},
+            now));
     deleted += one.deleted;
   }
   return deleted;
@@ -281,7 +283,8 @@ absl::StatusOr<EmbeddedStore::WatchBatch> EmbeddedStore::ReadWatchBatch(std::str
                                      .value = std::string(stmt.Blob(3)),
                                      .create_revision = stmt.Int(4),
                                      .mod_revision = stmt.Int(0),
-                                     .version = stmt.Int(5)}});
+                                     .version = stmt.Int(5)},
+                              .expired = stmt.Int(1) == embedded_sql::kEventExpired});
     }
   } else {
     batch.next = next;

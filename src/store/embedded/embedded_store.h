@@ -43,6 +43,12 @@ struct EmbeddedStoreOptions {
   // reaper off (expired keys then stay until ReapEmbeddedStore is called). Expired keys go
   // within this interval plus the time of the delete.
   absl::Duration reap_interval = absl::Milliseconds(250);
+  // Renew updates the record and expiry of a key in place: no revision, no watch event, and
+  // readers leave the expiry of every key with one to the reaper (Store::RenewsInPlace). False:
+  // Renew puts the keys again (one revision per renewal) and readers expire records at the
+  // deadline they carry, as etcd's registrations; for tests of that path. Every process on one
+  // file must agree.
+  bool renew_in_place = true;
 };
 
 class EmbeddedStore;

@@ -184,7 +184,8 @@ KeyValue FromProto(const mvccpb::KeyValue& kv) {
                   .value = kv.value(),
                   .create_revision = kv.create_revision(),
                   .mod_revision = kv.mod_revision(),
-                  .version = kv.version()};
+                  .version = kv.version(),
+                  .lease = kv.lease()};
 }
 
 absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOptions& options) {

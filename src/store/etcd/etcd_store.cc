@@ -33,6 +33,7 @@
 #include "etcd/mvcc/mvccpb/kv.pb.h"
 #include "store/commit_queue.h"
 #include "store/etcd/etcd_client.h"
+#include "store/etcd/etcd_lease.h"
 #include "store/etcd/etcd_watch.h"
 
 namespace discovery::store {
@@ -42,6 +43,7 @@ namespace pb = ::etcdserverpb;
 using etcd_internal::Endpoint;
 using etcd_internal::EtcdClient;
 using etcd_internal::FromProto;
+using etcd_internal::IsSetLease;
 using etcd_internal::PrefixRange;
 
 // ---------------------------------------------------------------------------------------------
@@ -124,7 +126,9 @@ class EtcdStore final : public Store {
 
   EtcdStoreStats Stats() const {
     return {.commits = commits_.load(std::memory_order_relaxed),
-            .transactions = transactions_.load(std::memory_order_relaxed)};
+            .transactions = transactions_.load(std::memory_order_relaxed),
+            .lease_keepalives = lease_keepalives_.load(std::memory_order_relaxed),
+            .set_moves = set_moves_.load(std::memory_order_relaxed)};
   }
 
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
@@ -140,6 +144,88 @@ class EtcdStore final : public Store {
       start_revision = current + 1;
     }
     return etcd_internal::StartEtcdWatch(client_, prefix, start_revision, std::move(callback));
+  }
+
+  // A renewal set has its own lease (etcd_lease.h). When the view shows every key of the set on
+  // it already, renewing is one LeaseKeepAlive: no revision. Otherwise (the set's first
+  // renewal, or a key moved meanwhile: registered again, or renewed in another set) the keys
+  // move onto it in one transaction guarded on the revisions read, once per set.
+  absl::StatusOr<RenewResult> Renew(const Renewal& renewal) override {
+    if (renewal.keys.empty()) {
+      return RenewResult{};
+    }
+    const int64_t seconds = etcd_internal::LeaseSeconds(renewal.ttl);
+    std::vector<std::string> keys;
+    keys.reserve(renewal.keys.size());
+    for (const RenewKey& key : renewal.keys) {
+      keys.push_back(key.key);
+    }
+    const int64_t lease = etcd_internal::SetLeaseId(std::move(keys), seconds);
+    const bool on_lease = std::all_of(renewal.keys.begin(), renewal.keys.end(),
+                                      [lease](const RenewKey& key) { return key.lease == lease; });
+    if (on_lease) {
+      DISCOVERY_ASSIGN_OR_RETURN(const bool alive, etcd_internal::KeepLeaseAlive(*client_, lease));
+      lease_keepalives_.fetch_add(1, std::memory_order_relaxed);
+      RenewResult result;
+      if (!alive) {
+        // The lease ended, and etcd deleted its keys with it.
+        for (const RenewKey& key : renewal.keys) {
+          result.gone.push_back(key.key);
+        }
+      }
+      return result;
+    }
+    for (int attempt = 1;; ++attempt) {
+      DISCOVERY_RETURN_IF_ERROR(GrantSetLease(lease, seconds));
+      pb::TxnRequest request;
+      for (const RenewKey& key : renewal.keys) {
+        AddCompare({.key = key.key, .mod_revision = key.mod_revision}, request);
+        pb::PutRequest& put = *request.add_success()->mutable_request_put();
+        put.set_key(key.key);
+        put.set_value(key.value);
+        put.set_lease(lease);
+      }
+      absl::StatusOr<pb::TxnResponse> response = Send(request);
+      // The lease may have ended between the grant and the move (or been revoked by hand).
+      if (attempt == 1 && !response.ok() && absl::IsNotFound(response.status()) &&
+          absl::StrContains(response.status().message(), "lease")) {
+        continue;
+      }
+      DISCOVERY_RETURN_IF_ERROR(response.status());
+      set_moves_.fetch_add(1, std::memory_order_relaxed);
+      if (!response->succeeded()) {
+        return RenewResult{.succeeded = false};
+      }
+      return RenewResult{.revision = response->header().revision()};
+    }
+  }
+
+  bool RenewsInPlace(const KeyValue& kv) const override { return IsSetLease(kv.lease); }
+
+  absl::StatusOr<std::vector<std::optional<absl::Time>>> Deadlines(
+      const std::vector<LeasedKey>& keys) override {
+    // One LeaseTimeToLive per distinct lease: the keys of a set share theirs.
+    std::map<int64_t, std::optional<absl::Time>> leases;
+    for (const LeasedKey& key : keys) {
+      leases.emplace(key.lease, std::nullopt);
+    }
+    for (auto& [lease, deadline] : leases) {
+      if (lease == 0) {
+        continue;
+      }
+      const absl::Time now = absl::Now();
+      DISCOVERY_ASSIGN_OR_RETURN(const std::optional<absl::Duration> left,
+                                 etcd_internal::LeaseTimeLeft(*client_, lease));
+      if (left.has_value()) {
+        deadline = now + *left;
+      }
+    }
+    std::vector<std::optional<absl::Time>> deadlines;
+    deadlines.reserve(keys.size());
+    for (const LeasedKey& key : keys) {
+      deadlines.push_back(leases[key.lease]);
+    }
+    return deadlines;
   }
 
   absl::StatusOr<int64_t> CurrentRevision() override {
@@ -406,6 +492,34 @@ class EtcdStore final : public Store {
     return absl::OkStatus();
   }
 
+  // Grants a renewal set's lease, or resets it when it exists (granted by another replica, or
+  // by this one before a key of the set moved away), so the keys moving onto it get a full TTL.
+  absl::Status GrantSetLease(int64_t lease, int64_t seconds) {
+    pb::LeaseGrantRequest request;
+    request.set_id(lease);
+    request.set_ttl(seconds);
+    for (int attempt = 1;; ++attempt) {
+      pb::LeaseGrantResponse response;
+      absl::Status status =
+          client_->Unary(absl::StrCat("lease grant ", lease), EtcdClient::Retry::kAlways,
+                         [&](Endpoint& e, grpc::ClientContext& c) {
+                           return e.lease->LeaseGrant(&c, request, &response);
+                         });
+      if (status.ok()) {
+        leases_granted_.fetch_add(1, std::memory_order_relaxed);
+        return status;
+      }
+      if (!absl::StrContains(status.message(), "lease already exists")) {
+        return status;
+      }
+      DISCOVERY_ASSIGN_OR_RETURN(const bool alive, etcd_internal::KeepLeaseAlive(*client_, lease));
+      // Else it ended between the two calls: grant it anew.
+      if (alive || attempt == 3) {
+        return absl::OkStatus();
+      }
+    }
+  }
+
   void ForgetLeases(const Txn& txn) {
     absl::MutexLock lock(&lease_mu_);
     for (const Op& op : txn.ops) {
@@ -450,6 +564,8 @@ class EtcdStore final : public Store {
   absl::Mutex lease_mu_;
   std::set<int64_t> granted_ ABSL_GUARDED_BY(lease_mu_);  // deadline seconds with a lease
   std::atomic<int64_t> leases_granted_ = 0;
+  std::atomic<int64_t> lease_keepalives_ = 0;
+  std::atomic<int64_t> set_moves_ = 0;
 
   absl::Mutex sync_mu_;
   bool stopping_ ABSL_GUARDED_BY(sync_mu_) = false;

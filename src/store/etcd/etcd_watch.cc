@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+
+#include "store/etcd/etcd_lease.h"
 
 namespace discovery::store::etcd_internal {
 namespace {
@@ -149,6 +152,8 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
   create.set_key(range_.first);
   create.set_range_end(range_.second);
   create.set_start_revision(next_revision_);
+  // A delete event then names the lease its key was on, which tells an expiry from a deletion.
+  create.set_prev_kv(true);
   StreamEnd end = StreamEnd::kFailed;
   if (stream->Write(request)) {
     pb::WatchResponse response;
@@ -168,15 +173,30 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
         established = true;
       }
       WatchResponse delivery{.revision = response.header().revision()};
+      // Whether each renewal set's lease a deleted key was on has ended: then etcd deleted the
+      // key at its expiry. One question per lease and response.
+      std::map<int64_t, bool> ended;
       for (const mvccpb::Event& event : response.events()) {
         // After a reconnect etcd replays from next_revision_; anything older was delivered.
         if (event.kv().mod_revision() < next_revision_) {
           continue;
         }
-        delivery.events.push_back(WatchEvent{.type = event.type() == mvccpb::Event::DELETE
-                                                         ? WatchEvent::Type::kDelete
-                                                         : WatchEvent::Type::kPut,
-                                             .kv = FromProto(event.kv())});
+        WatchEvent delivered{.type = event.type() == mvccpb::Event::DELETE
+                                         ? WatchEvent::Type::kDelete
+                                         : WatchEvent::Type::kPut,
+                             .kv = FromProto(event.kv())};
+        if (delivered.type == WatchEvent::Type::kDelete && event.has_prev_kv() &&
+            IsSetLease(event.prev_kv().lease())) {
+          const int64_t lease = event.prev_kv().lease();
+          auto [it, added] = ended.emplace(lease, false);
+          if (added) {
+            // Unanswered (etcd unreachable right now): counted as a deletion, not an expiry.
+            absl::StatusOr<std::optional<absl::Duration>> left = LeaseTimeLeft(*client_, lease);
+            it->second = left.ok() && !left->has_value();
+          }
+          delivered.expired = it->second;
+        }
+        delivery.events.push_back(std::move(delivered));
       }
       // etcd never splits one revision's events over two messages (it batches whole
       // revisions), so one message is one delivery and a transaction stays together.
