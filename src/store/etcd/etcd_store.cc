@@ -204,26 +204,51 @@ class EtcdStore final : public Store {
 
   absl::StatusOr<std::vector<std::optional<absl::Time>>> Deadlines(
       const std::vector<LeasedKey>& keys) override {
-    // One LeaseTimeToLive per distinct lease: the keys of a set share theirs.
+    // One LeaseTimeToLive per distinct lease: the keys of a set share theirs. A fleet of
+    // single-service keepalives has a lease per host, so they are asked a few at a time.
     std::map<int64_t, std::optional<absl::Time>> leases;
     for (const LeasedKey& key : keys) {
-      leases.emplace(key.lease, std::nullopt);
-    }
-    for (auto& [lease, deadline] : leases) {
-      if (lease == 0) {
-        continue;
-      }
-      const absl::Time now = absl::Now();
-      DISCOVERY_ASSIGN_OR_RETURN(const std::optional<absl::Duration> left,
-                                 etcd_internal::LeaseTimeLeft(*client_, lease));
-      if (left.has_value()) {
-        deadline = now + *left;
+      if (key.lease != 0) {
+        leases.emplace(key.lease, std::nullopt);
       }
     }
+    std::vector<std::pair<const int64_t, std::optional<absl::Time>>*> pending;
+    pending.reserve(leases.size());
+    for (auto& entry : leases) {
+      pending.push_back(&entry);
+    }
+    std::atomic<size_t> next = 0;
+    absl::Mutex error_mu;
+    absl::Status error;
+    auto ask = [&] {
+      for (size_t i = next++; i < pending.size(); i = next++) {
+        const absl::Time now = absl::Now();
+        absl::StatusOr<std::optional<absl::Duration>> left =
+            etcd_internal::LeaseTimeLeft(*client_, pending[i]->first);
+        if (!left.ok()) {
+          absl::MutexLock lock(&error_mu);
+          error.Update(left.status());
+          return;
+        }
+        if (left->has_value()) {
+          pending[i]->second = now + **left;
+        }
+      }
+    };
+    {
+      std::vector<std::jthread> askers;
+      const size_t threads = std::min(kDeadlineQueries, pending.size() / 64);
+      for (size_t t = 0; t < threads; ++t) {
+        askers.emplace_back(ask);
+      }
+      ask();
+    }  // joins the askers
+    DISCOVERY_RETURN_IF_ERROR(error);
     std::vector<std::optional<absl::Time>> deadlines;
     deadlines.reserve(keys.size());
     for (const LeasedKey& key : keys) {
-      deadlines.push_back(leases[key.lease]);
+      auto it = leases.find(key.lease);
+      deadlines.push_back(it == leases.end() ? std::nullopt : it->second);
     }
     return deadlines;
   }
@@ -246,6 +271,8 @@ class EtcdStore final : public Store {
   // etcd refuses a transaction of more than --max-txn-ops (128 by default) operations or
   // compares, or of more than --max-request-bytes (1.5 MiB by default).
   static constexpr size_t kMaxBatchOps = 128;
+  // Deadlines asks this many more leases at once (beyond the calling thread), one per 64.
+  static constexpr size_t kDeadlineQueries = 15;
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
   // A Commit() call in the queue, on its caller's stack. CommitQueue owns `done`; the leader
