@@ -698,8 +698,8 @@ std::vector<Service> Registry::WithCurrentDeadlines(const repo::Snapshot& snapsh
   }
   absl::StatusOr<std::vector<std::optional<absl::Time>>> deadlines = store_.Deadlines(keys);
   if (!deadlines.ok() || deadlines->size() != keys.size()) {
-    // The list is still right about which services there are; their expiry is the last
-    // written one (at most one renewal old).
+    // The list is still right about which services there are; their expiry is the one their
+    // record carries (that of the set's first renewal).
     LogWarn("service list: could not read the current expiry of renewed services",
             {{"error", std::string{deadlines.status().message()}}});
     return services;
