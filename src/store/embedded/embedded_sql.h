@@ -51,6 +51,9 @@ inline constexpr const char* kSelectExpiredSql =
 inline constexpr const char* kSelectRenewableSql =
     "SELECT mod_revision, COALESCE(expires, -1) FROM kv WHERE key = ?1";
 inline constexpr const char* kRenewSql = "UPDATE kv SET value = ?2, expires = ?3 WHERE key = ?1";
+// The earliest expiry (-1: none), when the reaper next has work.
+inline constexpr const char* kSelectNextExpirySql =
+    "SELECT COALESCE(MIN(expires), -1) FROM kv WHERE expires IS NOT NULL";
 inline constexpr const char* kSelectRevisionSql = "SELECT value FROM meta WHERE name = 'revision'";
 inline constexpr const char* kSelectCompactedSql =
     "SELECT value FROM meta WHERE name = 'compacted'";

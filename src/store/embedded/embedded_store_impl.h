@@ -116,6 +116,9 @@ class EmbeddedStore final : public Store {
   // opens the file reaps; the compares make them agree. Returns the number deleted.
   absl::StatusOr<int64_t> ReapExpired(absl::Time now);
 
+  // The earliest expiry of any key; InfiniteFuture when none expires.
+  absl::StatusOr<absl::Time> NextExpiry();
+
   void RunReaper(const std::stop_token& stop);
 
   static absl::Status Initialize(sqlite_internal::Connection& db, bool file_backed);
