@@ -127,6 +127,27 @@ absl::StatusOr<store::KeyValue> OnlyServiceRecord(store::Store& store) {
   return range->kvs.front();
 }
 
+// The expiry `GET /v1/services` shows for the only service of namespace default.
+absl::StatusOr<absl::Time> ListedExpiry(const std::string& http_url, const std::string& token) {
+  absl::StatusOr<HttpResult> listed =
+      HttpRequest("GET", http_url + "/v1/services?namespace=default", "",
+                  {{"Authorization", "Bearer " + token}});
+  if (!listed.ok()) {
+    return listed.status();
+  }
+  const Json services = Json::parse(listed->body, nullptr, false).value("services", Json::array());
+  if (services.size() != 1 || !services[0].value("expires", Json()).is_string()) {
+    return absl::FailedPreconditionError("want one service with an expiry: " + listed->body);
+  }
+  absl::Time expires;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, services[0]["expires"].get<std::string>(), &expires,
+                       &error)) {
+    return absl::InvalidArgumentError(error);
+  }
+  return expires;
+}
+
 // Waits until the counter `name` on `metrics_url` has grown by `by` from its value now.
 bool AwaitGrowth(const std::string& metrics_url, const std::string& name, double by) {
   const double from = Metric(metrics_url, name);
@@ -401,6 +422,10 @@ TEST_F(TtlEmbeddedTest, KeepaliveRenewalsWriteNoRevision) {
   ASSERT_OK_AND_ASSIGN(const store::KeyValue renewed, OnlyServiceRecord(*file));
   EXPECT_EQ(renewed.mod_revision, record.mod_revision);
   EXPECT_TRUE(Everywhere(Target(19321), true)) << Logs(keepalive.get());
+  // The list shows the deadline in force, not the stale one of the record (by now past).
+  const absl::Time asked = absl::Now();
+  ASSERT_OK_AND_ASSIGN(const absl::Time listed, ListedExpiry(discoveryd_->http_url(), token_));
+  EXPECT_GT(listed, asked);
   ASSERT_THAT(keepalive->Signal(SIGTERM), IsOk());
   ASSERT_OK_AND_ASSIGN(const ExitStatus exit, keepalive->WaitExit(absl::Seconds(30)));
   EXPECT_TRUE(exit.success()) << keepalive->LogTail();
@@ -554,6 +579,14 @@ TEST_F(TtlClusterTest, KeepaliveRenewalsWriteNoRevisionOnceTheSetHasMoved) {
   EXPECT_EQ(renewed.mod_revision, record.mod_revision);
   EXPECT_EQ(renewed.lease, record.lease);
   EXPECT_TRUE(Everywhere(Target(19331), true, {0, 1})) << cluster_->LogTails();
+  // Either replica lists the deadline in force (its set's lease), not the record's stale one.
+  for (int replica : {0, 1}) {
+    const absl::Time asked = absl::Now();
+    ASSERT_OK_AND_ASSIGN(
+        const absl::Time listed,
+        ListedExpiry(cluster_->replica(replica).http_url(), cluster_->admin_token()));
+    EXPECT_GT(listed, asked) << "replica " << replica;
+  }
   ASSERT_THAT(keepalive->Signal(SIGTERM), IsOk());
   ASSERT_OK_AND_ASSIGN(const ExitStatus exit, keepalive->WaitExit(absl::Seconds(30)));
   EXPECT_TRUE(exit.success()) << keepalive->LogTail();

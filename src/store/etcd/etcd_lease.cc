@@ -86,11 +86,12 @@ absl::StatusOr<std::optional<absl::Duration>> LeaseTimeLeft(EtcdClient& client, 
     return std::nullopt;
   }
   DISCOVERY_RETURN_IF_ERROR(status);
-  // -1: expired or never granted. Remaining seconds are whole, rounded down by etcd.
+  // -1: expired or never granted. etcd rounds the time left down to whole seconds (0: under a
+  // second, still alive), so the lease ends within the second after: that second's end it is.
   if (response.ttl() < 0) {
     return std::nullopt;
   }
-  return absl::Seconds(response.ttl());
+  return absl::Seconds(response.ttl() + 1);
 }
 
 }  // namespace discovery::store::etcd_internal

@@ -33,7 +33,8 @@ int64_t LeaseSeconds(absl::Duration ttl);
 // gone, and with it every key attached to it.
 absl::StatusOr<bool> KeepLeaseAlive(EtcdClient& client, int64_t lease);
 
-// The time `lease` has left; nullopt when it is gone (expired or never granted).
+// The time `lease` has left, rounded up to the second; nullopt when it is gone (expired or never
+// granted).
 absl::StatusOr<std::optional<absl::Duration>> LeaseTimeLeft(EtcdClient& client, int64_t lease);
 
 }  // namespace discovery::store::etcd_internal
