@@ -19,8 +19,10 @@
 //                                           (every write: the first round moves each renewal
 //                                           set onto its lease, the abandoned expire)
 //                   steady_rpcs_per_s       KeepAlive calls per second and store revisions per
-//                   steady_revisions_per_s  second once every set has moved: from a period
-//                                           after the start until before the abandoned expire
+//                   steady_revisions_per_s  second once every set has moved: from a second
+//                                           after the first round until before the abandoned
+//                                           expire (steady_s long; on etcd the service record
+//                                           puts and deletes a watch saw meanwhile too)
 //                                           (the store's header revision, read before and
 //                                           after; on the embedded store its meta revision).
 //                                           Renewals do not grow the store: ~0.
@@ -277,6 +279,8 @@ void BM_KeepAlive(benchmark::State& state) {
   absl::Mutex mu;
   std::map<std::string, absl::Time> expires;
   std::map<std::string, absl::Time> deleted;
+  // Every change of a service record a watch on etcd saw: when, and whether a put.
+  std::vector<std::pair<absl::Time, bool>> changes;
   std::unique_ptr<store::WatchHandle> watch;
   if (etcd != nullptr) {
     absl::StatusOr<std::unique_ptr<store::WatchHandle>> watching =
@@ -284,6 +288,7 @@ void BM_KeepAlive(benchmark::State& state) {
           const absl::Time now = absl::Now();
           absl::MutexLock lock(&mu);
           for (const store::WatchEvent& event : response.events) {
+            changes.emplace_back(now, event.type == store::WatchEvent::Type::kPut);
             if (event.type == store::WatchEvent::Type::kDelete) {
               deleted.emplace(event.kv.key.substr(event.kv.key.rfind('/') + 1), now);
             }
@@ -324,6 +329,7 @@ void BM_KeepAlive(benchmark::State& state) {
   // The steady window: (revision, KeepAlive calls) at its start and end, and its length.
   int64_t steady_revisions = 0;
   int64_t steady_rpcs = 0;
+  absl::Time steady_from;
   absl::Duration steady;
   std::unique_ptr<HttpSdWatcher> http_sd;
   for (auto _ : state) {
@@ -331,6 +337,8 @@ void BM_KeepAlive(benchmark::State& state) {
     const absl::Time start = absl::Now();
     const absl::Time end = start + 2 * ttl;
     const auto stubs = Stubs();
+    // Threads through their first round, which moves every set onto its lease.
+    std::atomic<int> first_round_done{0};
     std::vector<std::jthread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
@@ -360,6 +368,9 @@ void BM_KeepAlive(benchmark::State& state) {
             }
             renewed += response.services_size();
             lost += response.not_found_size();
+          }
+          if (round == start) {
+            ++first_round_done;
           }
         }
       });
@@ -399,16 +410,19 @@ void BM_KeepAlive(benchmark::State& state) {
     // Steady renewal: every set has moved in the first round; the abandoned have been renewed
     // and have not expired yet.
     threads.emplace_back([&] {
-      const absl::Time from = start + period + absl::Seconds(1);
+      // From a second after the first round (which takes longer than a period at fleet size).
       const absl::Time to = abandon_start + ttl - absl::Seconds(1);
-      absl::SleepFor(from - absl::Now());
+      while (first_round_done < kThreads && absl::Now() < to) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+      absl::SleepFor(absl::Seconds(1));
       const int64_t first = revision();
       const int64_t first_rpcs = rpcs;
-      const absl::Time measured_from = absl::Now();
+      steady_from = absl::Now();
       absl::SleepFor(to - absl::Now());
       steady_revisions = revision() - first;
       steady_rpcs = rpcs - first_rpcs;
-      steady = absl::Now() - measured_from;
+      steady = absl::Now() - steady_from;
     });
     // Watch http_sd from a little before the abandoned services' expiry (a TTL after their
     // renewal) until they are gone.
@@ -472,6 +486,19 @@ void BM_KeepAlive(benchmark::State& state) {
   state.counters["expiry_delay_max_ms"] = Percentile(delays_ms, 1.0);
   state.counters["http_sd_poll_interval_ms"] = absl::ToDoubleMilliseconds(poll_interval);
   if (etcd != nullptr) {
+    // What the steady window's revisions changed, as a watch saw it (service records only).
+    int64_t puts = 0;
+    int64_t deletes = 0;
+    {
+      absl::MutexLock lock(&mu);
+      for (const auto& [at, put] : changes) {
+        if (at >= steady_from && at < steady_from + steady) {
+          ++(put ? puts : deletes);
+        }
+      }
+    }
+    state.counters["steady_record_puts"] = static_cast<double>(puts);
+    state.counters["steady_record_deletes"] = static_cast<double>(deletes);
     state.counters["store_delete_delay_p50_ms"] = Percentile(store_delays_ms, 0.5);
     state.counters["store_delete_delay_p99_ms"] = Percentile(store_delays_ms, 0.99);
   }

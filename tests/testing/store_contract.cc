@@ -1250,6 +1250,30 @@ TEST_P(StoreContractTest, ARenewedKeyOutlivesItsRecordAndGoesWhenItsSetStopsRene
   EXPECT_THAT(store().Get(Key("kept")), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_P(StoreContractTest, DeletingAPrefixOfRenewedKeysIsNoExpiry) {
+  WatchRecorder recorder;
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                                 store().Watch(prefix(), 0, recorder.Callback()));
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(Key("ns/a"), "v", absl::Now() + kRenewTtl),
+                                      Op::PutExpiring(Key("ns/b"), "v", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  // Two renewal sets: two leases on etcd.
+  for (const std::string& key : {Key("ns/a"), Key("ns/b")}) {
+    DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal renewal, RenewalOf(store(), {key}));
+    ASSERT_THAT(store().Renew(renewal), IsOk());
+  }
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const TxnResult deleted,
+                                 store().Commit({.ops = {Op::DeletePrefix(Key("ns/"))}}));
+  ASSERT_EQ(deleted.deleted, 2);
+  ASSERT_TRUE(recorder.WaitForKey(Key("ns/b"), deleted.revision));
+  ASSERT_TRUE(recorder.WaitForKey(Key("ns/a"), deleted.revision));
+  for (const WatchEvent& event : recorder.Events()) {
+    if (event.type == WatchEvent::Type::kDelete) {
+      EXPECT_FALSE(event.expired) << event.kv.key;
+    }
+  }
+}
+
 TEST_P(StoreContractTest, AnUnregistrationOfARenewedKeyIsNotAnExpiry) {
   WatchRecorder recorder;
   DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,

@@ -63,7 +63,6 @@ inline constexpr const char* kUpdateCompactedSql =
     "UPDATE meta SET value = ?1 WHERE name = 'compacted'";
 inline constexpr const char* kSelectKeySql =
     "SELECT value, create_revision, mod_revision, version FROM kv WHERE key = ?1";
-inline constexpr const char* kSelectModRevisionSql = "SELECT mod_revision FROM kv WHERE key = ?1";
 inline constexpr const char* kSelectCreateSql =
     "SELECT create_revision, version FROM kv WHERE key = ?1";
 inline constexpr const char* kUpsertSql =

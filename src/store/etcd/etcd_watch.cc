@@ -1,14 +1,17 @@
 #include "store/etcd/etcd_watch.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/random/random.h"
@@ -20,6 +23,9 @@
 
 namespace discovery::store::etcd_internal {
 namespace {
+
+// Questions about ended leases a watch has in flight at once.
+constexpr size_t kLeaseQuestions = 8;
 
 // Watch reconnect backoff. Capped low enough that a restarted etcd is picked up quickly, with
 // jitter so many watchers of one process do not reconnect in lockstep.
@@ -64,6 +70,29 @@ class EtcdWatch final : public WatchHandle {
   // Runs one stream until it fails, the watch is compacted away, or the handle is destroyed.
   // `established` is set once etcd confirmed the watch (resets the backoff).
   StreamEnd RunStream(grpc::ClientContext& context, Endpoint& endpoint, bool& established);
+  // Sets each lease of `ended` that etcd no longer has. etcd expires leases in bursts (every
+  // 500 ms, all those due), so the questions go out several at once: the delivery waits for them.
+  void AskWhichEnded(std::map<int64_t, bool>& ended) {
+    std::vector<std::pair<const int64_t, bool>*> leases;
+    for (auto& entry : ended) {
+      leases.push_back(&entry);
+    }
+    std::atomic<size_t> next = 0;
+    auto ask = [&] {
+      for (size_t i = next++; i < leases.size(); i = next++) {
+        // Unanswered (etcd unreachable right now): counted as a deletion, not an expiry.
+        absl::StatusOr<std::optional<absl::Duration>> left =
+            LeaseTimeLeft(*client_, leases[i]->first);
+        leases[i]->second = left.ok() && !left->has_value();
+      }
+    };
+    std::vector<std::jthread> askers;
+    for (size_t t = 1; t < std::min<size_t>(kLeaseQuestions, leases.size()); ++t) {
+      askers.emplace_back(ask);
+    }
+    ask();
+  }  // joins the askers
+
   bool Stopping() {
     absl::MutexLock lock(&mu_);
     return stopping_;
@@ -173,9 +202,29 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
         established = true;
       }
       WatchResponse delivery{.revision = response.header().revision()};
-      // Whether each renewal set's lease a deleted key was on has ended: then etcd deleted the
-      // key at its expiry. One question per lease and response.
-      std::map<int64_t, bool> ended;
+      // etcd expires a lease in a revision of its own that deletes exactly that lease's keys.
+      // A revision that does so for a renewal set's lease is an expiry when the lease has
+      // ended by now (an unregistration leaves it running); any other revision (puts, or keys
+      // of several leases: a namespace deleted) is not, and costs no question.
+      std::map<int64_t, std::set<int64_t>> leases_of;  // revision -> set leases deleted in it
+      std::set<int64_t> with_puts;
+      for (const mvccpb::Event& event : response.events()) {
+        const int64_t revision = event.kv().mod_revision();
+        if (event.type() != mvccpb::Event::DELETE) {
+          with_puts.insert(revision);
+        } else if (event.has_prev_kv() && IsSetLease(event.prev_kv().lease())) {
+          leases_of[revision].insert(event.prev_kv().lease());
+        } else {
+          with_puts.insert(revision);  // a key on no set lease: not a lease's expiry
+        }
+      }
+      std::map<int64_t, bool> ended;  // lease -> ended: one question per lease and response
+      for (const auto& [revision, leases] : leases_of) {
+        if (leases.size() == 1 && !with_puts.contains(revision)) {
+          ended.emplace(*leases.begin(), false);
+        }
+      }
+      AskWhichEnded(ended);
       for (const mvccpb::Event& event : response.events()) {
         // After a reconnect etcd replays from next_revision_; anything older was delivered.
         if (event.kv().mod_revision() < next_revision_) {
@@ -185,16 +234,12 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
                                          ? WatchEvent::Type::kDelete
                                          : WatchEvent::Type::kPut,
                              .kv = FromProto(event.kv())};
-        if (delivered.type == WatchEvent::Type::kDelete && event.has_prev_kv() &&
-            IsSetLease(event.prev_kv().lease())) {
-          const int64_t lease = event.prev_kv().lease();
-          auto [it, added] = ended.emplace(lease, false);
-          if (added) {
-            // Unanswered (etcd unreachable right now): counted as a deletion, not an expiry.
-            absl::StatusOr<std::optional<absl::Duration>> left = LeaseTimeLeft(*client_, lease);
-            it->second = left.ok() && !left->has_value();
-          }
-          delivered.expired = it->second;
+        if (delivered.type == WatchEvent::Type::kDelete && event.has_prev_kv()) {
+          const auto revision = leases_of.find(event.kv().mod_revision());
+          const auto lease = ended.find(event.prev_kv().lease());
+          delivered.expired = revision != leases_of.end() && revision->second.size() == 1 &&
+                              !with_puts.contains(event.kv().mod_revision()) &&
+                              lease != ended.end() && lease->second;
         }
         delivery.events.push_back(std::move(delivered));
       }
