@@ -15,7 +15,17 @@
 //                   needed_renewals_per_s   services / (TTL / 3)
 //                   renewals_per_s          services renewed per second
 //                   keepalive_rpcs_per_s    KeepAlive calls per second
-//                   etcd_revisions_per_s    etcd store revisions per second (every write)
+//                   etcd_revisions_per_s    store revisions per second over the whole run
+//                                           (every write: the first round moves each renewal
+//                                           set onto its lease, the abandoned expire)
+//                   steady_rpcs_per_s       KeepAlive calls per second and store revisions per
+//                   steady_revisions_per_s  second once every set has moved: from a second
+//                                           after the first round until before the abandoned
+//                                           expire (steady_s long; on etcd the service record
+//                                           puts and deletes a watch saw meanwhile too)
+//                                           (the store's header revision, read before and
+//                                           after; on the embedded store its meta revision).
+//                                           Renewals do not grow the store: ~0.
 //                   lost                    services a renewal found gone (must be 0)
 //                 and how late the abandoned services left after their expiry (`expires` in
 //                 the service record), as Prometheus sees it: the first http_sd answer of
@@ -25,7 +35,7 @@
 //                   expiry_delay_p50_ms, expiry_delay_p99_ms, expiry_delay_max_ms, expired,
 //                   http_sd_poll_interval_ms
 //                 and on etcd when the store deleted the record (a delete seen by a watch on
-//                 etcd; the views remove the service at its deadline, the store cleans up):
+//                 etcd; a renewed service leaves the views with that delete):
 //                   store_delete_delay_p50_ms, store_delete_delay_p99_ms.
 // Run (Release build):
 //   cmake -S . -B build/cluster-bench -G Ninja -DCMAKE_BUILD_TYPE=Release
@@ -59,6 +69,7 @@
 
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
 #include "repo/repo.h"
+#include "store/embedded/embedded_store.h"
 #include "store/etcd/etcd_store.h"
 #include "testing/discovery_cluster.h"
 #include "testing/discoveryd_process.h"
@@ -88,6 +99,7 @@ struct Deployment {
   std::vector<std::string> http_urls;
   std::string admin_token;
   std::vector<std::string> etcd_endpoints;  // empty on the embedded store
+  std::string embedded_db;                  // the embedded store's file, else empty
 };
 const Deployment* deployment = nullptr;
 int services = 10000;
@@ -260,6 +272,8 @@ void BM_KeepAlive(benchmark::State& state) {
   absl::Mutex mu;
   std::map<std::string, absl::Time> expires;
   std::map<std::string, absl::Time> deleted;
+  // Every change of a service record a watch on etcd saw: when, and whether a put.
+  std::vector<std::pair<absl::Time, bool>> changes;
   std::unique_ptr<store::WatchHandle> watch;
   if (etcd != nullptr) {
     absl::StatusOr<std::unique_ptr<store::WatchHandle>> watching =
@@ -267,6 +281,7 @@ void BM_KeepAlive(benchmark::State& state) {
           const absl::Time now = absl::Now();
           absl::MutexLock lock(&mu);
           for (const store::WatchEvent& event : response.events) {
+            changes.emplace_back(now, event.type == store::WatchEvent::Type::kPut);
             if (event.type == store::WatchEvent::Type::kDelete) {
               deleted.emplace(event.kv.key.substr(event.kv.key.rfind('/') + 1), now);
             }
@@ -278,8 +293,22 @@ void BM_KeepAlive(benchmark::State& state) {
     }
     watch = *std::move(watching);
   }
-  const auto revision = [&etcd]() -> int64_t {
-    return etcd != nullptr ? etcd->CurrentRevision().value_or(0) : 0;
+  // The store's revision: etcd's header revision, or the embedded file's (read through a
+  // store object of this process that never reaps).
+  std::unique_ptr<store::Store> embedded;
+  if (!deployment->embedded_db.empty()) {
+    absl::StatusOr<std::unique_ptr<store::Store>> opened = store::OpenEmbeddedStore(
+        {.path = deployment->embedded_db, .reap_interval = absl::ZeroDuration()});
+    if (!opened.ok()) {
+      std::cerr << "cannot open the embedded store: " << opened.status() << "\n";
+      state.SkipWithError("cannot open the embedded store");
+      return;
+    }
+    embedded = *std::move(opened);
+  }
+  store::Store* const revisions_of = etcd != nullptr ? etcd.get() : embedded.get();
+  const auto revision = [revisions_of]() -> int64_t {
+    return revisions_of->CurrentRevision().value_or(0);
   };
 
   const absl::Duration ttl = absl::Seconds(ttl_seconds);
@@ -290,12 +319,19 @@ void BM_KeepAlive(benchmark::State& state) {
   std::atomic<int64_t> failures{0};
   absl::Duration elapsed;
   int64_t revisions = 0;
+  // The steady window: (revision, KeepAlive calls) at its start and end, and its length.
+  int64_t steady_revisions = 0;
+  int64_t steady_rpcs = 0;
+  absl::Time steady_from;
+  absl::Duration steady;
   std::unique_ptr<HttpSdWatcher> http_sd;
   for (auto _ : state) {
     const int64_t first_revision = revision();
     const absl::Time start = absl::Now();
     const absl::Time end = start + 2 * ttl;
     const auto stubs = Stubs();
+    // Threads through their first round, which moves every set onto its lease.
+    std::atomic<int> first_round_done{0};
     std::vector<std::jthread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
@@ -325,6 +361,9 @@ void BM_KeepAlive(benchmark::State& state) {
             }
             renewed += response.services_size();
             lost += response.not_found_size();
+          }
+          if (round == start) {
+            ++first_round_done;
           }
         }
       });
@@ -360,6 +399,23 @@ void BM_KeepAlive(benchmark::State& state) {
                                   absl::Nanoseconds(service.expires().nanos());
         }
       }
+    });
+    // Steady renewal: every set has moved in the first round; the abandoned have been renewed
+    // and have not expired yet.
+    threads.emplace_back([&] {
+      // From a second after the first round (which takes longer than a period at fleet size).
+      const absl::Time to = abandon_start + ttl - absl::Seconds(1);
+      while (first_round_done < kThreads && absl::Now() < to) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+      absl::SleepFor(absl::Seconds(1));
+      const int64_t first = revision();
+      const int64_t first_rpcs = rpcs;
+      steady_from = absl::Now();
+      absl::SleepFor(to - absl::Now());
+      steady_revisions = revision() - first;
+      steady_rpcs = rpcs - first_rpcs;
+      steady = absl::Now() - steady_from;
     });
     // Watch http_sd from a little before the abandoned services' expiry (a TTL after their
     // renewal) until they are gone.
@@ -411,6 +467,10 @@ void BM_KeepAlive(benchmark::State& state) {
   state.counters["renewals_per_s"] = static_cast<double>(renewed) / seconds;
   state.counters["keepalive_rpcs_per_s"] = static_cast<double>(rpcs) / seconds;
   state.counters["etcd_revisions_per_s"] = static_cast<double>(revisions) / seconds;
+  const double steady_seconds = absl::ToDoubleSeconds(steady);
+  state.counters["steady_s"] = steady_seconds;
+  state.counters["steady_rpcs_per_s"] = static_cast<double>(steady_rpcs) / steady_seconds;
+  state.counters["steady_revisions_per_s"] = static_cast<double>(steady_revisions) / steady_seconds;
   state.counters["rpc_failures"] = static_cast<double>(failures);
   state.counters["lost"] = static_cast<double>(lost);
   state.counters["expired"] = static_cast<double>(delays_ms.size());
@@ -419,6 +479,19 @@ void BM_KeepAlive(benchmark::State& state) {
   state.counters["expiry_delay_max_ms"] = Percentile(delays_ms, 1.0);
   state.counters["http_sd_poll_interval_ms"] = absl::ToDoubleMilliseconds(poll_interval);
   if (etcd != nullptr) {
+    // What the steady window's revisions changed, as a watch saw it (service records only).
+    int64_t puts = 0;
+    int64_t deletes = 0;
+    {
+      absl::MutexLock lock(&mu);
+      for (const auto& [at, put] : changes) {
+        if (at >= steady_from && at < steady_from + steady) {
+          ++(put ? puts : deletes);
+        }
+      }
+    }
+    state.counters["steady_record_puts"] = static_cast<double>(puts);
+    state.counters["steady_record_deletes"] = static_cast<double>(deletes);
     state.counters["store_delete_delay_p50_ms"] = Percentile(store_delays_ms, 0.5);
     state.counters["store_delete_delay_p99_ms"] = Percentile(store_delays_ms, 0.99);
   }
@@ -472,7 +545,8 @@ int main(int argc, char** argv) {
     }
     deployment = {.grpc_addresses = {server->grpc_address()},
                   .http_urls = {server->http_url()},
-                  .admin_token = *token};
+                  .admin_token = *token,
+                  .embedded_db = server->data_dir() + "/discovery.db"};
   } else {
     absl::StatusOr<std::unique_ptr<testing::DiscoveryCluster>> started =
         testing::DiscoveryCluster::Start(

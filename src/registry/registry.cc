@@ -1,7 +1,9 @@
 #include "registry/registry.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -677,69 +679,114 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
           fmt::format("could not keep services alive: namespace {} not found", ns));
     }
     const absl::Time now = options_.clock();
-    KeepAliveResult answer;
-    // Each renewal is guarded on the mod_revision of the record the view saw: a service
-    // unregistered meanwhile must not come back (nor one registered again be overwritten with
-    // the old record). A namespace deleted meanwhile deleted its services, so this guards that
-    // too.
-    store::Txn txn;
+    // The services with a TTL of this call, one renewal per TTL: the store renews a set of
+    // keys again without growing (etcd: the set's lease is kept alive; embedded: in place).
+    // Each key is renewed only over the record the view saw: a service unregistered meanwhile
+    // must not come back (nor one registered again be overwritten with the old record). A
+    // namespace deleted meanwhile deleted its services, so this guards that too.
+    struct Renewing {
+      store::Renewal renewal;
+      std::vector<size_t> answer_index;  // per key: its entry of `renewed`
+    };
+    std::map<absl::Duration, Renewing> renewals;
+    std::vector<Service> renewed;
+    std::vector<size_t> renewed_ask;  // per entry of `renewed`: its index in ids_or_endpoints
+    std::vector<std::string> not_found;
     std::set<std::string_view> seen;
+    int64_t unwritten = 0;  // renewals that needed no write
     for (size_t i = 0; i < ids.size(); ++i) {
       const Service* found = snapshot.FindService(ns, ids[i]);
+      const repo::TtlService* ttl = snapshot.FindTtlService(ns, ids[i]);
       // Past its deadline a service is gone, even where the view has not removed it yet or the
       // store still holds its record: expired means gone, and only a registration brings it back.
-      if (found == nullptr || (found->HasTtl() && found->expires <= now)) {
-        answer.not_found.push_back(ids_or_endpoints[i]);
+      // A record renewed in place has a stale deadline: the store tells whether it is gone.
+      if (found == nullptr ||
+          (found->HasTtl() && (ttl == nullptr || !ttl->renews_in_place) && found->expires <= now)) {
+        not_found.push_back(ids_or_endpoints[i]);
         continue;
       }
-      Service renewed = *found;
-      if (renewed.HasTtl() && seen.insert(found->id).second) {
-        renewed.expires = now + renewed.ttl;
-        // Within the same second of deadline the store's expiry would not move: no write.
-        if (absl::Ceil(renewed.expires - absl::UnixEpoch(), store::kExpiryGranularity) !=
-            absl::Ceil(found->expires - absl::UnixEpoch(), store::kExpiryGranularity)) {
-          const std::optional<int64_t> revision = snapshot.TtlServiceRevision(ns, found->id);
-          if (!revision.has_value()) {
-            return absl::InternalError(fmt::format(
-                "could not keep service {} alive: the view lost its record's revision", found->id));
-          }
-          txn.compares.push_back(
-              {.key = repo_.keys().Service(ns, found->id), .mod_revision = *revision});
-          DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(renewed));
-          txn.ops.push_back(std::move(op));
+      Service service = *found;
+      if (service.HasTtl() && seen.insert(found->id).second) {
+        if (ttl == nullptr) {
+          return absl::InternalError(fmt::format(
+              "could not keep service {} alive: the view lost its record's revision", found->id));
+        }
+        service.expires = now + service.ttl;
+        // A record that carries its deadline, renewed within the same second of deadline: the
+        // store's expiry would not move, so there is nothing to write.
+        if (!ttl->renews_in_place &&
+            absl::Ceil(service.expires - absl::UnixEpoch(), store::kExpiryGranularity) ==
+                absl::Ceil(found->expires - absl::UnixEpoch(), store::kExpiryGranularity)) {
+          service.expires = found->expires;
+          ++unwritten;
+          renewed.push_back(std::move(service));
+          renewed_ask.push_back(i);
+          continue;
+        }
+        DISCOVERY_ASSIGN_OR_RETURN(store::Op op, repo_.PutServiceOp(service));
+        Renewing& renewing = renewals[service.ttl];
+        renewing.renewal.ttl = service.ttl;
+        renewing.renewal.expires = service.expires;
+        renewing.renewal.keys.push_back({.key = std::move(op.key),
+                                         .mod_revision = ttl->mod_revision,
+                                         .lease = ttl->lease,
+                                         .value = std::move(op.value)});
+        renewing.answer_index.push_back(renewed.size());
+      }
+      renewed.push_back(std::move(service));
+      renewed_ask.push_back(i);
+    }
+    int64_t revision = 0;
+    bool changed = false;
+    std::vector<bool> gone(renewed.size(), false);
+    int64_t renewals_done = unwritten;
+    for (auto& [ttl, renewing] : renewals) {
+      absl::StatusOr<store::RenewResult> result = store_.Renew(renewing.renewal);
+      if (!result.ok()) {
+        return StoreError(result.status(), "could not keep services alive in store");
+      }
+      if (!result->succeeded) {
+        changed = true;
+        break;
+      }
+      revision = std::max(revision, result->revision);
+      const std::set<std::string> gone_keys(result->gone.begin(), result->gone.end());
+      for (size_t k = 0; k < renewing.renewal.keys.size(); ++k) {
+        if (gone_keys.contains(renewing.renewal.keys[k].key)) {
+          gone[renewing.answer_index[k]] = true;
         } else {
-          renewed.expires = found->expires;
+          ++renewals_done;
         }
       }
-      answer.renewed.push_back(std::move(renewed));
     }
-    auto count_renewals = [&] {
-      if (options_.on_renewals && !seen.empty()) {
-        options_.on_renewals(static_cast<int64_t>(seen.size()));
+    if (changed) {
+      if (attempt == kCasAttempts) {
+        return absl::AbortedError(fmt::format(
+            "could not keep services alive: services of namespace {} kept changing", ns));
       }
-    };
-    if (txn.ops.empty()) {
-      count_renewals();
-      return answer;
+      // A record changed after the view saw it: wait for the view to catch up.
+      absl::StatusOr<int64_t> current = store_.CurrentRevision();
+      if (current.ok()) {
+        AwaitView(*current);
+      }
+      continue;
     }
-    absl::StatusOr<store::TxnResult> result = store_.Commit(txn);
-    if (!result.ok()) {
-      return StoreError(result.status(), "could not keep services alive in store");
+    KeepAliveResult answer;
+    for (size_t r = 0; r < renewed.size(); ++r) {
+      if (gone[r]) {
+        not_found.push_back(ids_or_endpoints[renewed_ask[r]]);
+      } else {
+        answer.renewed.push_back(std::move(renewed[r]));
+      }
     }
-    if (result->succeeded) {
-      count_renewals();
-      AwaitView(result->revision);
-      return answer;
+    answer.not_found = std::move(not_found);
+    if (options_.on_renewals && renewals_done > 0) {
+      options_.on_renewals(renewals_done);
     }
-    if (attempt == kCasAttempts) {
-      return absl::AbortedError(
-          fmt::format("could not keep services alive: services of namespace {} kept changing", ns));
+    if (revision > 0) {
+      AwaitView(revision);
     }
-    // A record changed after the view saw it: wait for the view to catch up.
-    absl::StatusOr<int64_t> current = store_.CurrentRevision();
-    if (current.ok()) {
-      AwaitView(*current);
-    }
+    return answer;
   }
 }
 
@@ -765,7 +812,55 @@ absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view nam
       services.push_back(std::move(service));
     });
   }
-  return services;
+  return WithCurrentDeadlines(placed->snapshot(), std::move(services));
+}
+
+std::vector<Service> Registry::WithCurrentDeadlines(const repo::Snapshot& snapshot,
+                                                    std::vector<Service> services) const {
+  // A record renewed in place keeps the deadline of its last write: the store knows the one in
+  // force (etcd: its renewal set's lease, one question per lease; embedded: the expiry column).
+  std::vector<size_t> stale;
+  std::vector<store::LeasedKey> keys;
+  for (size_t i = 0; i < services.size(); ++i) {
+    const Service& service = services[i];
+    if (!service.HasTtl()) {
+      continue;
+    }
+    const repo::TtlService* ttl = snapshot.FindTtlService(service.namespace_name, service.id);
+    if (ttl != nullptr && ttl->renews_in_place) {
+      stale.push_back(i);
+      keys.push_back(
+          {.key = repo_.keys().Service(service.namespace_name, service.id), .lease = ttl->lease});
+    }
+  }
+  if (keys.empty()) {
+    return services;
+  }
+  absl::StatusOr<std::vector<std::optional<absl::Time>>> deadlines = store_.Deadlines(keys);
+  if (!deadlines.ok() || deadlines->size() != keys.size()) {
+    // The list is still right about which services there are; their expiry is the one their
+    // record carries (that of the set's first renewal).
+    LogWarn("service list: could not read the current expiry of renewed services",
+            {{"error", std::string{deadlines.status().message()}}});
+    return services;
+  }
+  const absl::Time now = options_.clock();
+  std::vector<bool> drop(services.size(), false);
+  for (size_t k = 0; k < stale.size(); ++k) {
+    if ((*deadlines)[k].has_value() && *(*deadlines)[k] > now) {
+      services[stale[k]].expires = *(*deadlines)[k];
+    } else {
+      drop[stale[k]] = true;  // expired: the store is about to delete it
+    }
+  }
+  std::vector<Service> current;
+  current.reserve(services.size());
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (!drop[i]) {
+      current.push_back(std::move(services[i]));
+    }
+  }
+  return current;
 }
 
 absl::StatusOr<std::vector<InvalidService>> Registry::ListInvalidServices(

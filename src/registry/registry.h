@@ -160,10 +160,10 @@ class Registry {
   // too: the stored record is not read.
   absl::Status UnregisterService(std::string_view id_or_endpoint, std::string_view namespace_name);
   // Renews the services `ids_or_endpoints` (ids, or endpoints when they contain ':') of
-  // `namespace_name` ("" = "default"): each with a TTL expires its TTL from now. All renewals of
-  // one call are one store transaction, and a service renewed within the same second of
-  // deadline again is not written again. A service past its deadline is not found, even while
-  // the store still holds its record; a renewal is written only over the record the view saw.
+  // `namespace_name` ("" = "default"): each with a TTL expires its TTL from now. The services of
+  // one call with one TTL are a renewal set (store::Store::Renew): renewing the same set again
+  // creates no store revision. A service past its deadline is not found, even while the store
+  // still holds its record; a renewal applies only over the record the view saw.
   // InvalidArgument for a bad name, id or endpoint, or more than kMaxKeepAliveIds; NotFound for
   // an unknown namespace.
   absl::StatusOr<KeepAliveResult> KeepAlive(const std::vector<std::string>& ids_or_endpoints,
@@ -201,6 +201,10 @@ class Registry {
   absl::StatusOr<Selection> Select(std::string_view server, std::string_view namespace_name,
                                    std::string_view config) const;
   absl::StatusOr<std::shared_ptr<const readmodel::Placed>> Loaded() const;
+  // `services` (of `snapshot`) with the expiry in force of those renewed in place, and without
+  // those that have expired but are not deleted yet.
+  std::vector<Service> WithCurrentDeadlines(const repo::Snapshot& snapshot,
+                                            std::vector<Service> services) const;
   void OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot);
   // Waits for the view to show a committed write; a timeout is logged, not an error, because
   // the write itself succeeded.

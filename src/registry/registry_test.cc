@@ -108,7 +108,7 @@ class TtlTest : public RegistryTest {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<store::Store>> store =
-        store::OpenEmbeddedStore({.reap_interval = absl::ZeroDuration()});
+        store::OpenEmbeddedStore({.reap_interval = absl::ZeroDuration(), .renew_in_place = false});
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
   }

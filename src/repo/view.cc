@@ -193,10 +193,11 @@ class ExpiryIndex {
 // compared with.
 class Applier {
  public:
-  Applier(const Keys& keys, Snapshot& working, ExpiryIndex& expiry,
+  Applier(const Keys& keys, const store::Store& store, Snapshot& working, ExpiryIndex& expiry,
           const std::function<absl::Time()>& clock, bool bulk = false,
           const Snapshot* known = nullptr)
       : keys_(keys),
+        store_(store),
         working_(working),
         expiry_(expiry),
         clock_(clock),
@@ -242,7 +243,7 @@ class Applier {
           return;
         }
         working_.invalid.erase(kv.key);
-        PutService(parsed.name, std::move(service.service), kv.mod_revision);
+        PutService(parsed.name, std::move(service.service), kv);
         return;
       }
       case Keys::Parsed::Kind::kPlacementSettings:
@@ -261,7 +262,8 @@ class Applier {
     }
   }
 
-  void Delete(const std::string& key) {
+  // `expired`: the store deleted the key at its expiry (store::WatchEvent::expired).
+  void Delete(const std::string& key, bool expired = false) {
     working_.invalid.erase(key);
     const Keys::Parsed parsed = keys_.Parse(key);
     switch (parsed.kind) {
@@ -273,7 +275,7 @@ class Applier {
         working_.servers.erase(parsed.name);
         return;
       case Keys::Parsed::Kind::kService:
-        EraseService(parsed.name, parsed.id);
+        EraseService(parsed.name, parsed.id, /*count_expiry=*/true, expired);
         return;
       case Keys::Parsed::Kind::kPlacementSettings:
         working_.placement.reset();
@@ -332,17 +334,23 @@ class Applier {
                                              .service = std::move(shown)};
   }
 
-  void PutService(const std::string& ns, ServicePtr service, int64_t mod_revision) {
+  void PutService(const std::string& ns, ServicePtr service, const store::KeyValue& kv) {
     const std::string_view id = service->id;
+    std::optional<TtlService> ttl;
     if (service->HasTtl()) {
+      ttl = TtlService{.service = service,
+                       .mod_revision = kv.mod_revision,
+                       .lease = kv.lease,
+                       .renews_in_place = store_.RenewsInPlace(kv)};
       ++working_.services_with_ttl;
-      expiry_.Add(*service);
+      if (!ttl->renews_in_place) {
+        expiry_.Add(*service);
+      }
     }
     if (bulk_) {
       // A range comes in key order, so a namespace's ids arrive ascending.
-      if (service->HasTtl()) {
-        loaded_ttl_[ns].emplace_back(id,
-                                     TtlService{.service = service, .mod_revision = mod_revision});
+      if (ttl.has_value()) {
+        loaded_ttl_[ns].emplace_back(id, *std::move(ttl));
       }
       loaded_[ns].emplace_back(id, std::move(service));
       return;
@@ -351,15 +359,17 @@ class Applier {
     if (const ServicePtr* old = services.Find(id); old != nullptr) {
       ForgetTtl(ns, **old);
     }
-    if (service->HasTtl()) {
-      TtlServiceMap& ttl = working_.ttl_services[ns];
-      ttl = ttl.Insert(id, TtlService{.service = service, .mod_revision = mod_revision});
+    if (ttl.has_value()) {
+      TtlServiceMap& ttl_services = working_.ttl_services[ns];
+      ttl_services = ttl_services.Insert(id, *std::move(ttl));
     }
     services = services.Insert(id, std::move(service));
   }
 
-  // `count_expiry`: count the service as expired when it is gone at or after its deadline.
-  void EraseService(const std::string& ns, const std::string& id, bool count_expiry = true) {
+  // `count_expiry`: count the service as expired when it is gone at or after its deadline, or,
+  // when it renews in place, when the store says it deleted it at its expiry (`expired`).
+  void EraseService(const std::string& ns, const std::string& id, bool count_expiry = true,
+                    bool expired = false) {
     if (bulk_) {
       return;  // a range holds each key once: nothing of it was loaded
     }
@@ -371,9 +381,14 @@ class Applier {
     if (old == nullptr) {
       return;  // never held, or already removed at its expiry
     }
-    // An unregistration comes before the deadline; at or after it, the service expired.
-    if ((*old)->HasTtl() && count_expiry && clock_() >= (*old)->expires) {
-      ++working_.expired_services;
+    // An unregistration comes before the deadline; at or after it, the service expired. The
+    // deadline of a record renewed in place is the store's to know.
+    if ((*old)->HasTtl() && count_expiry) {
+      const TtlService* ttl = working_.FindTtlService(ns, id);
+      const bool in_place = ttl != nullptr && ttl->renews_in_place;
+      if (in_place ? expired : clock_() >= (*old)->expires) {
+        ++working_.expired_services;
+      }
     }
     ForgetTtl(ns, **old);
     it->second = it->second.Erase(std::string_view{id});
@@ -400,6 +415,7 @@ class Applier {
   }
 
   const Keys& keys_;
+  const store::Store& store_;
   Snapshot& working_;
   ExpiryIndex& expiry_;
   const std::function<absl::Time()>& clock_;
@@ -439,6 +455,11 @@ std::map<std::pair<std::string, std::string>, int64_t> InvalidRecordCounts(
     ++counts[{record.kind, record.service ? record.service->namespace_name : std::string{}}];
   }
   return counts;
+}
+
+const TtlService* Snapshot::FindTtlService(std::string_view ns, std::string_view id) const {
+  auto it = ttl_services.find(ns);
+  return it == ttl_services.end() ? nullptr : it->second.Find(id);
 }
 
 std::optional<int64_t> Snapshot::TtlServiceRevision(std::string_view ns,
@@ -552,14 +573,14 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     working.expired_services = known != nullptr ? known->expired_services : 0;
     std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range.kvs);
     {
-      Applier applier(keys_, working, expiry, options_.clock, /*bulk=*/true, known.get());
+      Applier applier(keys_, store_, working, expiry, options_.clock, /*bulk=*/true, known.get());
       for (size_t i = 0; i < range.kvs.size(); ++i) {
         applier.Put(range.kvs[i], &classified[i]);
       }
     }  // builds the maps
     // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
     // served even once.
-    Applier(keys_, working, expiry, options_.clock).Expire(options_.clock(), known.get());
+    Applier(keys_, store_, working, expiry, options_.clock).Expire(options_.clock(), known.get());
   }
   range.kvs.clear();
   range.kvs.shrink_to_fit();
@@ -607,7 +628,7 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     if (batch.empty()) {
       const absl::Time now = options_.clock();
       if (expiry.Next() <= now && absl::Now() >= last_expiry + options_.expiry_interval) {
-        Applier(keys_, working, expiry, options_.clock).Expire(now);
+        Applier(keys_, store_, working, expiry, options_.clock).Expire(now);
         last_expiry = absl::Now();
         Publish(working);
       }
@@ -620,7 +641,7 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     quiet_since = absl::Now();
     bool compacted = false;
     {
-      Applier applier(keys_, working, expiry, options_.clock);
+      Applier applier(keys_, store_, working, expiry, options_.clock);
       for (const store::WatchResponse& response : batch) {
         if (response.compact_revision != 0) {
           compacted = true;
@@ -630,7 +651,7 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
           if (event.type == store::WatchEvent::Type::kPut) {
             applier.Put(event.kv);
           } else {
-            applier.Delete(event.kv.key);
+            applier.Delete(event.kv.key, event.expired);
           }
         }
         working.revision = std::max(working.revision, response.revision);

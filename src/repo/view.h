@@ -40,6 +40,10 @@ using ServiceMap = persistent::Map<std::string_view, ServicePtr>;
 struct TtlService {
   ServicePtr service;
   int64_t mod_revision = 0;
+  int64_t lease = 0;  // store::KeyValue::lease of the record
+  // store::Store::RenewsInPlace: renewals may have moved the deadline past the record's
+  // `expires` without a revision, so the view leaves its expiry to the store's delete.
+  bool renews_in_place = false;
 };
 
 // The services with a TTL of one namespace by id, keyed like ServiceMap.
@@ -85,7 +89,8 @@ struct Snapshot {
   int64_t services_with_ttl = 0;
   // Services with a TTL this view removed at their expiry, or saw deleted at or after it, since
   // it started (counted by every replica). A service the view removed is counted once: the
-  // store's later delete of its record changes nothing.
+  // store's later delete of its record changes nothing. One that renews in place is counted
+  // when the store deletes it at its expiry (a watch event marked `expired`).
   int64_t expired_services = 0;
 
   // The services of `ns`, or nullptr when it has none.
@@ -95,6 +100,8 @@ struct Snapshot {
   size_t ServiceCount() const;
   // The mod_revision of the record of service `id` of `ns` when it has a TTL, else nullopt.
   std::optional<int64_t> TtlServiceRevision(std::string_view ns, std::string_view id) const;
+  // The TTL bookkeeping of service `id` of `ns` when it has a TTL, else nullptr.
+  const TtlService* FindTtlService(std::string_view ns, std::string_view id) const;
 };
 
 // The number of invalid records per (kind, namespace); the namespace is "" for kinds other than
@@ -113,7 +120,9 @@ struct ViewOptions {
   // What `expires` of a service is compared with. The view removes a service with a TTL from
   // its snapshots once the clock passes its `expires`, as if the store had deleted it: the
   // store's own expiry comes later (etcd leases end on whole seconds and are checked every
-  // 500 ms), and readers must not serve a service past its deadline meanwhile.
+  // 500 ms), and readers must not serve a service past its deadline meanwhile. Not a service
+  // whose record renews in place (store::Store::RenewsInPlace): its `expires` may be stale, and
+  // only the store's delete ends it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Removals due to expiry alone are published at most this often (on the real clock), so
   // that a mass expiry makes a few snapshots rather than one per service. A watch event

@@ -524,7 +524,7 @@ class ViewExpiryTest : public ViewTest {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<store::Store>> store =
-        store::OpenEmbeddedStore({.reap_interval = absl::ZeroDuration()});
+        store::OpenEmbeddedStore({.reap_interval = absl::ZeroDuration(), .renew_in_place = false});
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
     repo_ = std::make_unique<Repository>(*store_, Keys());

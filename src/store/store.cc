@@ -2,6 +2,11 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/status_macros.h"
 
 namespace discovery::store {
 
@@ -16,6 +21,27 @@ std::string PrefixEnd(std::string_view prefix) {
     end.pop_back();
   }
   return end;
+}
+
+absl::StatusOr<RenewResult> Store::Renew(const Renewal& renewal) {
+  Txn txn;
+  for (const RenewKey& key : renewal.keys) {
+    txn.compares.push_back({.key = key.key, .mod_revision = key.mod_revision});
+    txn.ops.push_back(Op::PutExpiring(key.key, key.value, renewal.expires));
+  }
+  if (txn.ops.empty()) {
+    return RenewResult{};
+  }
+  DISCOVERY_ASSIGN_OR_RETURN(const TxnResult result, Commit(txn));
+  return RenewResult{.succeeded = result.succeeded,
+                     .revision = result.succeeded ? result.revision : 0};
+}
+
+absl::StatusOr<std::vector<std::optional<absl::Time>>> Store::Deadlines(
+    const std::vector<LeasedKey>& keys) {
+  // Nothing renews in place here, so no key's deadline moved: the callers keep what they have.
+  return absl::UnimplementedError(absl::StrCat(
+      "this store keeps no deadlines apart from its records (", keys.size(), " keys asked)"));
 }
 
 absl::StatusOr<TxnResult> Put(Store& store, std::string key, std::string value) {

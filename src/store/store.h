@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,6 +29,9 @@ struct KeyValue {
   int64_t create_revision = 0;  // revision of the transaction that created the key
   int64_t mod_revision = 0;     // revision of the last change of the key
   int64_t version = 0;          // number of changes since creation (1 after create)
+  // The etcd lease the key is attached to (0: none, and always 0 on other backends). Tells a
+  // key on a renewal set's lease (Store::Renew) from one on the lease of its deadline second.
+  int64_t lease = 0;
 
   friend bool operator==(const KeyValue&, const KeyValue&) = default;
 };
@@ -75,6 +79,41 @@ struct Op {
 // Keys with the same deadline rounded up to this share their expiry (one etcd lease).
 inline constexpr absl::Duration kExpiryGranularity = absl::Seconds(1);
 
+// One key of a renewal (Store::Renew): as the caller last read it.
+struct RenewKey {
+  std::string key;
+  int64_t mod_revision = 0;  // the record renewed: a key changed since is not renewed
+  int64_t lease = 0;         // KeyValue::lease as read
+  // The record with its new deadline. Written where the renewal writes the record (the etcd
+  // store when it moves the key to its set's lease; the embedded store in place).
+  std::string value;
+};
+
+// A renewal of keys put with an expiry, all with the same TTL: each expires `ttl` after the
+// renewal unless renewed again. The keys are a renewal set: renewing the same keys again is
+// what the stores make cheap.
+struct Renewal {
+  std::vector<RenewKey> keys;
+  absl::Duration ttl = absl::ZeroDuration();  // what a lease is granted for (etcd)
+  absl::Time expires = absl::InfinitePast();  // the new deadline, what stores that keep one record
+};
+
+struct RenewResult {
+  // false: some key was changed (or deleted) since the caller read it and nothing was renewed;
+  // the caller reads again.
+  bool succeeded = true;
+  // Keys that are gone: their expiry passed before the renewal (a renewal never revives a key).
+  std::vector<std::string> gone;
+  // The store revision the renewal wrote, 0 when it wrote none (the usual case).
+  int64_t revision = 0;
+};
+
+// A key that RenewsInPlace, for Store::Deadlines.
+struct LeasedKey {
+  std::string key;
+  int64_t lease = 0;  // KeyValue::lease as read
+};
+
 // All compares must hold for the ops to apply; the ops then apply atomically at one revision.
 struct Txn {
   std::vector<Compare> compares;
@@ -93,6 +132,9 @@ struct WatchEvent {
   // For kPut the new key-value. For kDelete: key, and mod_revision = the deleting revision;
   // the value is empty.
   KeyValue kv;
+  // kDelete only: the store deleted a key that RenewsInPlace because its expiry passed (so the
+  // deletion is an expiration, not an unregistration). False for every other delete.
+  bool expired = false;
 
   friend bool operator==(const WatchEvent&, const WatchEvent&) = default;
 };
@@ -146,6 +188,29 @@ class Store {
 
   // The current store revision; Unavailable when the store cannot be reached.
   virtual absl::StatusOr<int64_t> CurrentRevision() = 0;
+
+  // Renews keys put with an expiry (Op::PutExpiring). Renewals must not grow the store: renewing
+  // the same set of keys again creates no revision (etcd: a LeaseKeepAlive of the set's lease;
+  // embedded: the expiry is updated in place, with no watch event). A key renewed so may then
+  // live past the `expires` its stored record says (RenewsInPlace). The first renewal of a set
+  // may write one revision (etcd: it moves the keys onto the set's lease). This default puts
+  // each key again with its new deadline (one revision per renewal), for stores without
+  // renewals of their own.
+  virtual absl::StatusOr<RenewResult> Renew(const Renewal& renewal);
+
+  // Whether `kv`, a key put with an expiry, may have been renewed by Renew without a new
+  // revision: then its stored record's deadline is stale and only the store's delete (a watch
+  // event with `expired` set) ends it; a reader must not drop it at that deadline itself.
+  virtual bool RenewsInPlace(const KeyValue& kv) const {
+    (void)kv;
+    return false;
+  }
+
+  // The deadlines in force of keys that RenewsInPlace, in the order given (possibly past, until
+  // the store deletes the key); nullopt for a key that is gone. One round trip per distinct
+  // etcd lease.
+  virtual absl::StatusOr<std::vector<std::optional<absl::Time>>> Deadlines(
+      const std::vector<LeasedKey>& keys);
 };
 
 // The smallest key greater than every key starting with `prefix` ("" when there is none), as

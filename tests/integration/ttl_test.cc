@@ -27,6 +27,9 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
+#include "repo/repo.h"
+#include "store/embedded/embedded_store.h"
+#include "store/etcd/etcd_store.h"
 #include "testing/discovery_cluster.h"
 #include "testing/discoveryd_process.h"
 #include "testing/eventually.h"
@@ -109,6 +112,46 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartKeepalive(
                                       "DISCOVERY_ENDPOINTS", "DISCOVERY_NAME"},
                               .working_dir = root},
                              root + "/" + log_name);
+}
+
+// The one service record under namespace default of `store`, or an error.
+absl::StatusOr<store::KeyValue> OnlyServiceRecord(store::Store& store) {
+  absl::StatusOr<store::RangeResult> range = store.Range(repo::Keys().ServicesIn("default"));
+  if (!range.ok()) {
+    return range.status();
+  }
+  if (range->kvs.size() != 1) {
+    return absl::FailedPreconditionError(
+        fmt::format("{} service records, want 1", range->kvs.size()));
+  }
+  return range->kvs.front();
+}
+
+// The expiry `GET /v1/services` shows for the only service of namespace default.
+absl::StatusOr<absl::Time> ListedExpiry(const std::string& http_url, const std::string& token) {
+  absl::StatusOr<HttpResult> listed =
+      HttpRequest("GET", http_url + "/v1/services?namespace=default", "",
+                  {{"Authorization", "Bearer " + token}});
+  if (!listed.ok()) {
+    return listed.status();
+  }
+  const Json services = Json::parse(listed->body, nullptr, false).value("services", Json::array());
+  if (services.size() != 1 || !services[0].value("expires", Json()).is_string()) {
+    return absl::FailedPreconditionError("want one service with an expiry: " + listed->body);
+  }
+  absl::Time expires;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, services[0]["expires"].get<std::string>(), &expires,
+                       &error)) {
+    return absl::InvalidArgumentError(error);
+  }
+  return expires;
+}
+
+// Waits until the counter `name` on `metrics_url` has grown by `by` from its value now.
+bool AwaitGrowth(const std::string& metrics_url, const std::string& name, double by) {
+  const double from = Metric(metrics_url, name);
+  return Eventually([&] { return Metric(metrics_url, name) >= from + by; }, absl::Seconds(30));
 }
 
 // ---- embedded store ----
@@ -356,6 +399,38 @@ TEST_F(TtlEmbeddedTest, TheKeepaliveUnitKeepsTheNodeExporterRegisteredUntilItSto
   EXPECT_FALSE(served()) << unit->LogTail();
 }
 
+// Renewals rewrite the record in place: the store's revision and the record's mod_revision stay
+// while the renewals counter grows, and the target outlives the deadline its record was written
+// with.
+TEST_F(TtlEmbeddedTest, KeepaliveRenewalsWriteNoRevision) {
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<ChildProcess> keepalive,
+      StartKeepalive(root_, discoveryd_->grpc_address(), token_, {19321}, "2s", "keepalive.log"));
+  ASSERT_TRUE(Eventually([&] { return Everywhere(Target(19321), true); }, absl::Seconds(30)))
+      << Logs(keepalive.get());
+  const std::string metrics = discoveryd_->http_url() + "/metrics";
+  // The first renewal (there is nothing to move on this store, but let it settle anyway).
+  ASSERT_TRUE(AwaitGrowth(metrics, "discovery_service_renewals_total", 1)) << Logs(keepalive.get());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<store::Store> file,
+                       store::OpenEmbeddedStore({.path = discoveryd_->data_dir() + "/discovery.db",
+                                                 .reap_interval = absl::ZeroDuration()}));
+  ASSERT_OK_AND_ASSIGN(const int64_t before, file->CurrentRevision());
+  ASSERT_OK_AND_ASSIGN(const store::KeyValue record, OnlyServiceRecord(*file));
+  // Longer than the TTL: several renewals.
+  ASSERT_TRUE(AwaitGrowth(metrics, "discovery_service_renewals_total", 4)) << Logs(keepalive.get());
+  EXPECT_THAT(file->CurrentRevision(), IsOkAndHolds(before));
+  ASSERT_OK_AND_ASSIGN(const store::KeyValue renewed, OnlyServiceRecord(*file));
+  EXPECT_EQ(renewed.mod_revision, record.mod_revision);
+  EXPECT_TRUE(Everywhere(Target(19321), true)) << Logs(keepalive.get());
+  // The list shows the deadline in force, not the stale one of the record (by now past).
+  const absl::Time asked = absl::Now();
+  ASSERT_OK_AND_ASSIGN(const absl::Time listed, ListedExpiry(discoveryd_->http_url(), token_));
+  EXPECT_GT(listed, asked);
+  ASSERT_THAT(keepalive->Signal(SIGTERM), IsOk());
+  ASSERT_OK_AND_ASSIGN(const ExitStatus exit, keepalive->WaitExit(absl::Seconds(30)));
+  EXPECT_TRUE(exit.success()) << keepalive->LogTail();
+}
+
 // ---- etcd: three members, two replicas, the exporter ----
 
 class TtlClusterTest : public ::testing::Test {
@@ -477,6 +552,44 @@ TEST_F(TtlClusterTest, ALiveKeepaliveOutlivesAnEtcdLeaderKillAndTheLossOfAReplic
   EXPECT_TRUE(Eventually([&] { return Everywhere(Target(19311), false, {1}); }, absl::Seconds(15)))
       << cluster_->LogTails();
   ASSERT_THAT(cluster_->etcd().Restart(leader), IsOk());
+}
+
+// On etcd the keepalive's set moves onto its lease once; then renewals are lease keepalives: the
+// record's mod_revision stays while the renewals counters grow, on whichever replica renews.
+TEST_F(TtlClusterTest, KeepaliveRenewalsWriteNoRevisionOnceTheSetHasMoved) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ChildProcess> keepalive,
+                       StartKeepalive(root_, cluster_->replica(0).grpc_address(),
+                                      cluster_->admin_token(), {19331}, "2s", "keepalive.log"));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Everywhere(Target(19331), true, {0, 1});
+      },
+      absl::Seconds(30)))
+      << cluster_->LogTails() << keepalive->LogTail();
+  const std::string metrics = cluster_->replica(0).http_url() + "/metrics";
+  ASSERT_TRUE(AwaitGrowth(metrics, "discovery_service_renewals_total", 2))
+      << cluster_->LogTails() << keepalive->LogTail();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<store::Store> etcd,
+                       store::ConnectEtcdStore({.endpoints = cluster_->etcd().endpoints()}));
+  ASSERT_OK_AND_ASSIGN(const store::KeyValue record, OnlyServiceRecord(*etcd));
+  EXPECT_TRUE(etcd->RenewsInPlace(record)) << "lease " << record.lease;
+  ASSERT_TRUE(AwaitGrowth(metrics, "discovery_service_renewals_total", 4))
+      << cluster_->LogTails() << keepalive->LogTail();
+  ASSERT_OK_AND_ASSIGN(const store::KeyValue renewed, OnlyServiceRecord(*etcd));
+  EXPECT_EQ(renewed.mod_revision, record.mod_revision);
+  EXPECT_EQ(renewed.lease, record.lease);
+  EXPECT_TRUE(Everywhere(Target(19331), true, {0, 1})) << cluster_->LogTails();
+  // Either replica lists the deadline in force (its set's lease), not the record's stale one.
+  for (int replica : {0, 1}) {
+    const absl::Time asked = absl::Now();
+    ASSERT_OK_AND_ASSIGN(
+        const absl::Time listed,
+        ListedExpiry(cluster_->replica(replica).http_url(), cluster_->admin_token()));
+    EXPECT_GT(listed, asked) << "replica " << replica;
+  }
+  ASSERT_THAT(keepalive->Signal(SIGTERM), IsOk());
+  ASSERT_OK_AND_ASSIGN(const ExitStatus exit, keepalive->WaitExit(absl::Seconds(30)));
+  EXPECT_TRUE(exit.success()) << keepalive->LogTail();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -269,6 +270,210 @@ TEST_P(StoreContractTest, PuttingAgainWithALaterExpiryKeepsTheKeyPastItsFirstDea
   }
   ASSERT_THAT(store().Get(Key("first")), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(store().Get(Key("renewed")), IsOk());
+}
+
+// Renewals (Store::Renew). A renewal set renewed again must not grow the store: no revision, no
+// watch event. TTLs are whole seconds of at least 2 (etcd's smallest lease TTL).
+namespace {
+
+constexpr absl::Duration kRenewTtl = absl::Seconds(2);
+
+// The keys `keys` as `store` has them now, as a renewal of `ttl` from now.
+absl::StatusOr<store::Renewal> RenewalOf(Store& store, const std::vector<std::string>& keys,
+                                         absl::Duration ttl = kRenewTtl) {
+  store::Renewal renewal{.ttl = ttl, .expires = absl::Now() + ttl};
+  for (const std::string& key : keys) {
+    absl::StatusOr<KeyValue> kv = store.Get(key);
+    if (!kv.ok()) {
+      return kv.status();
+    }
+    renewal.keys.push_back(
+        {.key = key, .mod_revision = kv->mod_revision, .lease = kv->lease, .value = kv->value});
+  }
+  return renewal;
+}
+
+}  // namespace
+
+TEST_P(StoreContractTest, RenewingAMovedSetAgainCreatesNoRevisionAndNoEvent) {
+  const std::vector<std::string> keys = {Key("a"), Key("b")};
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(keys[0], "va", absl::Now() + kRenewTtl),
+                                      Op::PutExpiring(keys[1], "vb", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  // The first renewal of the set may move it (one revision on etcd).
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal first, RenewalOf(store(), keys));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult moved, store().Renew(first));
+  ASSERT_TRUE(moved.succeeded);
+  EXPECT_THAT(moved.gone, IsEmpty());
+
+  WatchRecorder recorder;
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                                 store().Watch(prefix(), 0, recorder.Callback()));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t before, store().CurrentRevision());
+  for (int i = 0; i < 3; ++i) {
+    DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal again, RenewalOf(store(), keys));
+    for (const store::RenewKey& key : again.keys) {
+      DISCOVERY_ASSERT_OK_AND_ASSIGN(const KeyValue kv, store().Get(key.key));
+      EXPECT_TRUE(store().RenewsInPlace(kv)) << key.key;
+    }
+    DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult renewed, store().Renew(again));
+    EXPECT_TRUE(renewed.succeeded);
+    EXPECT_EQ(renewed.revision, 0);
+    EXPECT_THAT(renewed.gone, IsEmpty());
+  }
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t after, store().CurrentRevision());
+  EXPECT_EQ(after, before);
+  // The first event the watch sees is the marker put after the renewals.
+  ASSERT_THAT(PutKey(Key("marker"), "m"), IsOk());
+  ASSERT_TRUE(recorder.WaitForKey(Key("marker")));
+  const std::vector<WatchEvent> events = recorder.Events();
+  ASSERT_EQ(events.size(), 1U);
+  EXPECT_EQ(events[0].kv.key, Key("marker"));
+  EXPECT_THAT(store().Get(keys[0]), IsOk());
+  EXPECT_THAT(store().Get(keys[1]), IsOk());
+}
+
+TEST_P(StoreContractTest, ASecondStoreRenewsTheSameSetWithoutARevision) {
+  const std::vector<std::string> keys = {Key("x"), Key("y"), Key("z")};
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(keys[0], "v", absl::Now() + kRenewTtl),
+                                      Op::PutExpiring(keys[1], "v", absl::Now() + kRenewTtl),
+                                      Op::PutExpiring(keys[2], "v", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal first, RenewalOf(store(), keys));
+  ASSERT_THAT(store().Renew(first), IsOk());
+  // Another replica, given the keys in another order, renews the same set (same lease).
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> other, OpenStore());
+  const std::vector<std::string> shuffled = {keys[2], keys[0], keys[1]};
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal again, RenewalOf(*other, shuffled));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t before, other->CurrentRevision());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult renewed, other->Renew(again));
+  EXPECT_TRUE(renewed.succeeded);
+  EXPECT_EQ(renewed.revision, 0);
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t after, other->CurrentRevision());
+  EXPECT_EQ(after, before);
+}
+
+TEST_P(StoreContractTest, APartlyMovedSetMovesAgainThenRenewsWithoutARevision) {
+  const std::vector<std::string> keys = {Key("p"), Key("q")};
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(keys[0], "v", absl::Now() + kRenewTtl),
+                                      Op::PutExpiring(keys[1], "v", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal both, RenewalOf(store(), keys));
+  ASSERT_THAT(store().Renew(both), IsOk());
+  // "p" is renewed in a set of its own (moving it away from the pair's lease on etcd), and
+  // "q" registered again (back on a deadline lease).
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal alone, RenewalOf(store(), {keys[0]}));
+  ASSERT_THAT(store().Renew(alone), IsOk());
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(keys[1], "v2", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal mixed, RenewalOf(store(), keys));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult moved, store().Renew(mixed));
+  ASSERT_TRUE(moved.succeeded);
+  EXPECT_THAT(moved.gone, IsEmpty());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t before, store().CurrentRevision());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal again, RenewalOf(store(), keys));
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult renewed, store().Renew(again));
+  EXPECT_TRUE(renewed.succeeded);
+  EXPECT_EQ(renewed.revision, 0);
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const int64_t after, store().CurrentRevision());
+  EXPECT_EQ(after, before);
+}
+
+TEST_P(StoreContractTest, ARenewalOverAChangedRecordRenewsNothing) {
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(Key("k"), "v", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal stale, RenewalOf(store(), {Key("k")}));
+  ASSERT_THAT(PutKey(Key("k"), "forever"), IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult result, store().Renew(stale));
+  EXPECT_FALSE(result.succeeded);
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const KeyValue kv, store().Get(Key("k")));
+  EXPECT_EQ(kv.value, "forever");
+}
+
+TEST_P(StoreContractTest, ARenewedKeyOutlivesItsRecordAndGoesWhenItsSetStopsRenewing) {
+  WatchRecorder recorder;
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                                 store().Watch(prefix(), 0, recorder.Callback()));
+  const absl::Time first_deadline = absl::Now() + kRenewTtl;
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(Key("kept"), "v", first_deadline)}}), IsOk());
+  // Renewed every half second until well past the deadline its record was written with.
+  while (absl::Now() < first_deadline + absl::Seconds(2)) {
+    DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal renewal, RenewalOf(store(), {Key("kept")}));
+    DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult result, store().Renew(renewal));
+    ASSERT_TRUE(result.succeeded);
+    ASSERT_THAT(result.gone, IsEmpty());
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const KeyValue kept, store().Get(Key("kept")));
+  // Its deadline in force is the last renewal's, past the record's.
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const std::vector<std::optional<absl::Time>> deadlines,
+                                 store().Deadlines({{.key = Key("kept"), .lease = kept.lease}}));
+  ASSERT_EQ(deadlines.size(), 1U);
+  ASSERT_TRUE(deadlines[0].has_value());
+  EXPECT_GT(*deadlines[0], first_deadline);
+  // No more renewals: the store deletes it, and says the delete is an expiry.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (store().Get(Key("kept")).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_THAT(store().Get(Key("kept")), StatusIs(absl::StatusCode::kNotFound));
+  // The watch delivers the delete after the store made it.
+  const absl::Time seen_by = absl::Now() + kStoreWaitTimeout;
+  while (
+      (recorder.Events().empty() || recorder.Events().back().type != WatchEvent::Type::kDelete) &&
+      absl::Now() < seen_by) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const std::vector<WatchEvent> events = recorder.Events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, WatchEvent::Type::kDelete);
+  EXPECT_TRUE(events.back().expired);
+  // Renewing it now does not bring it back.
+  store::Renewal late{.ttl = kRenewTtl, .expires = absl::Now() + kRenewTtl};
+  late.keys.push_back(
+      {.key = Key("kept"), .mod_revision = kept.mod_revision, .lease = kept.lease, .value = "v"});
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const store::RenewResult result, store().Renew(late));
+  EXPECT_TRUE(!result.succeeded || result.gone.size() == 1U);
+  EXPECT_THAT(store().Get(Key("kept")), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreContractTest, DeletingAPrefixOfRenewedKeysIsNoExpiry) {
+  WatchRecorder recorder;
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                                 store().Watch(prefix(), 0, recorder.Callback()));
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(Key("ns/a"), "v", absl::Now() + kRenewTtl),
+                                      Op::PutExpiring(Key("ns/b"), "v", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  // Two renewal sets: two leases on etcd.
+  for (const std::string& key : {Key("ns/a"), Key("ns/b")}) {
+    DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal renewal, RenewalOf(store(), {key}));
+    ASSERT_THAT(store().Renew(renewal), IsOk());
+  }
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const TxnResult deleted,
+                                 store().Commit({.ops = {Op::DeletePrefix(Key("ns/"))}}));
+  ASSERT_EQ(deleted.deleted, 2);
+  ASSERT_TRUE(recorder.WaitForKey(Key("ns/b"), deleted.revision));
+  ASSERT_TRUE(recorder.WaitForKey(Key("ns/a"), deleted.revision));
+  for (const WatchEvent& event : recorder.Events()) {
+    if (event.type == WatchEvent::Type::kDelete) {
+      EXPECT_FALSE(event.expired) << event.kv.key;
+    }
+  }
+}
+
+TEST_P(StoreContractTest, AnUnregistrationOfARenewedKeyIsNotAnExpiry) {
+  WatchRecorder recorder;
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                                 store().Watch(prefix(), 0, recorder.Callback()));
+  ASSERT_THAT(store().Commit({.ops = {Op::PutExpiring(Key("k"), "v", absl::Now() + kRenewTtl)}}),
+              IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(store::Renewal renewal, RenewalOf(store(), {Key("k")}));
+  ASSERT_THAT(store().Renew(renewal), IsOk());
+  DISCOVERY_ASSERT_OK_AND_ASSIGN(const TxnResult deleted, store::Delete(store(), Key("k")));
+  ASSERT_TRUE(recorder.WaitForKey(Key("k"), deleted.revision));
+  const std::vector<WatchEvent> events = recorder.Events();
+  EXPECT_EQ(events.back().type, WatchEvent::Type::kDelete);
+  EXPECT_FALSE(events.back().expired);
 }
 
 }  // namespace discovery::testing

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -13,6 +14,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 #include "common/status_macros.h"
 #include "store/embedded/embedded_sql.h"
@@ -77,7 +80,15 @@ int64_t TxnBytes(const Txn& txn) {
 
 absl::StatusOr<TxnResult> EmbeddedStore::Commit(const Txn& txn) {
   DISCOVERY_RETURN_IF_ERROR(ValidateTxn(txn));
-  PendingCommit self{.txn = &txn, .bytes = TxnBytes(txn)};
+  return Enqueue(PendingCommit{.txn = &txn, .bytes = TxnBytes(txn)});
+}
+
+absl::StatusOr<TxnResult> EmbeddedStore::CommitExpired(const Txn& txn, absl::Time expired_by) {
+  DISCOVERY_RETURN_IF_ERROR(ValidateTxn(txn));
+  return Enqueue(PendingCommit{.txn = &txn, .bytes = TxnBytes(txn), .expired_by = expired_by});
+}
+
+absl::StatusOr<TxnResult> EmbeddedStore::Enqueue(PendingCommit self) {
   queue_.Commit(self);
   return std::move(self.result);
 }
@@ -158,7 +169,7 @@ absl::Status EmbeddedStore::ApplyBatchLocked(const std::vector<PendingCommit*>& 
   int64_t revision = first;
   for (PendingCommit* pending : batch) {
     DISCOVERY_RETURN_IF_ERROR(RunLocked(embedded_sql::kSavepointSql));
-    absl::StatusOr<TxnResult> result = ApplyTxnLocked(*pending->txn, revision);
+    absl::StatusOr<TxnResult> result = ApplyTxnLocked(*pending->txn, revision, pending->expired_by);
     if (db_->Autocommit()) {
       // SQLite rolled back the whole transaction (an I/O error, a full disk, ...), taking the
       // txns before this one with it.
@@ -197,15 +208,21 @@ absl::Status EmbeddedStore::ApplyBatchLocked(const std::vector<PendingCommit*>& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<TxnResult> EmbeddedStore::ApplyTxnLocked(const Txn& txn, int64_t current) {
+absl::StatusOr<TxnResult> EmbeddedStore::ApplyTxnLocked(const Txn& txn, int64_t current,
+                                                        std::optional<absl::Time> expired_by) {
   TxnResult result{.succeeded = true, .revision = current};
   for (const Compare& compare : txn.compares) {
     DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
-                               db_->Prepare(embedded_sql::kSelectModRevisionSql));
+                               db_->Prepare(embedded_sql::kSelectRenewableSql));
     stmt.BindBlob(1, compare.key);
     DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
     const int64_t mod_revision = row ? stmt.Int(0) : 0;
-    if (mod_revision != compare.mod_revision) {
+    // A key renewed in place since the reaper read it has the same mod_revision but a later
+    // expiry: it must stay.
+    const bool still_expired =
+        !expired_by.has_value() ||
+        (row && stmt.Int(1) >= 0 && stmt.Int(1) <= absl::ToUnixMicros(*expired_by));
+    if (mod_revision != compare.mod_revision || !still_expired) {
       result.succeeded = false;
       return result;
     }
@@ -219,7 +236,10 @@ absl::StatusOr<TxnResult> EmbeddedStore::ApplyTxnLocked(const Txn& txn, int64_t 
         DISCOVERY_RETURN_IF_ERROR(ApplyPut(op, revision, seq++));
         break;
       case Op::Type::kDelete: {
-        DISCOVERY_ASSIGN_OR_RETURN(const bool deleted, ApplyDelete(op.key, revision, seq));
+        DISCOVERY_ASSIGN_OR_RETURN(
+            const bool deleted, ApplyDelete(op.key, revision, seq,
+                                            expired_by.has_value() ? embedded_sql::kEventExpired
+                                                                   : embedded_sql::kEventDelete));
         if (deleted) {
           ++seq;
           ++result.deleted;
@@ -277,8 +297,8 @@ absl::Status EmbeddedStore::ApplyPut(const Op& op, int64_t revision, int64_t seq
                      version);
 }
 
-absl::StatusOr<bool> EmbeddedStore::ApplyDelete(std::string_view key, int64_t revision,
-                                                int64_t seq) {
+absl::StatusOr<bool> EmbeddedStore::ApplyDelete(std::string_view key, int64_t revision, int64_t seq,
+                                                int event_type) {
   {
     DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
                                db_->Prepare(embedded_sql::kDeleteKeySql));
@@ -288,7 +308,7 @@ absl::StatusOr<bool> EmbeddedStore::ApplyDelete(std::string_view key, int64_t re
   if (db_->Changes() == 0) {
     return false;
   }
-  DISCOVERY_RETURN_IF_ERROR(InsertEvent(revision, seq, embedded_sql::kEventDelete, key, "", 0, 0));
+  DISCOVERY_RETURN_IF_ERROR(InsertEvent(revision, seq, event_type, key, "", 0, 0));
   return true;
 }
 
@@ -358,6 +378,66 @@ absl::Status EmbeddedStore::CompactLocked(int64_t revision) {
                              db_->Prepare(embedded_sql::kUpdateCompactedSql));
   stmt.BindInt(1, revision);
   return stmt.Run();
+}
+
+absl::StatusOr<RenewResult> EmbeddedStore::Renew(const Renewal& renewal) {
+  if (!options_.renew_in_place) {
+    return Store::Renew(renewal);
+  }
+  if (renewal.keys.empty()) {
+    return RenewResult{};
+  }
+  // The renewal's own time, on the caller's clock as its deadline is: the reaper is given
+  // that clock's time too.
+  const int64_t now = absl::ToUnixMicros(renewal.expires - renewal.ttl);
+  const int64_t expires = absl::ToUnixMicros(renewal.expires);
+  absl::MutexLock lock(&mu_);
+  // IMMEDIATE: the reaper of another process cannot delete a key between the check and the
+  // update (its delete compares the expiry under the same write lock).
+  DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN IMMEDIATE"));
+  RenewResult result;
+  for (const RenewKey& key : renewal.keys) {
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement select,
+                               db_->Prepare(embedded_sql::kSelectRenewableSql));
+    select.BindBlob(1, key.key);
+    DISCOVERY_ASSIGN_OR_RETURN(const bool row, select.Step());
+    if (!row || select.Int(0) != key.mod_revision || select.Int(1) < 0) {
+      // Deleted, put again or put without an expiry since the caller read it.
+      return RenewResult{.succeeded = false};  // rolls back
+    }
+    if (select.Int(1) <= now) {
+      result.gone.push_back(key.key);  // expired; the reaper deletes it
+      continue;
+    }
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement update, db_->Prepare(embedded_sql::kRenewSql));
+    update.BindBlob(1, key.key);
+    update.BindBlob(2, key.value);
+    update.BindInt(3, expires);
+    DISCOVERY_RETURN_IF_ERROR(update.Run());
+  }
+  DISCOVERY_RETURN_IF_ERROR(txn.Commit());
+  return result;
+}
+
+absl::StatusOr<std::vector<std::optional<absl::Time>>> EmbeddedStore::Deadlines(
+    const std::vector<LeasedKey>& keys) {
+  std::vector<std::optional<absl::Time>> deadlines;
+  deadlines.reserve(keys.size());
+  absl::MutexLock lock(&mu_);
+  DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN"));
+  for (const LeasedKey& key : keys) {
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement select,
+                               db_->Prepare(embedded_sql::kSelectRenewableSql));
+    select.BindBlob(1, key.key);
+    DISCOVERY_ASSIGN_OR_RETURN(const bool row, select.Step());
+    if (row && select.Int(1) >= 0) {
+      deadlines.push_back(absl::FromUnixMicros(select.Int(1)));
+    } else {
+      deadlines.push_back(std::nullopt);
+    }
+  }
+  DISCOVERY_RETURN_IF_ERROR(txn.Commit());
+  return deadlines;
 }
 
 }  // namespace discovery::store

@@ -46,6 +46,14 @@ inline constexpr const char* kExpiresIndexSql =
 inline constexpr const char* kSelectExpiredSql =
     "SELECT key, mod_revision FROM kv WHERE expires IS NOT NULL AND expires <= ?1 "
     "ORDER BY expires LIMIT ?2";
+// A renewal (Store::Renew) rewrites a key's record and expiry in place: no revision, no event.
+// -1 stands for "never expires" (NULL).
+inline constexpr const char* kSelectRenewableSql =
+    "SELECT mod_revision, COALESCE(expires, -1) FROM kv WHERE key = ?1";
+inline constexpr const char* kRenewSql = "UPDATE kv SET value = ?2, expires = ?3 WHERE key = ?1";
+// The earliest expiry (-1: none), when the reaper next has work.
+inline constexpr const char* kSelectNextExpirySql =
+    "SELECT COALESCE(MIN(expires), -1) FROM kv WHERE expires IS NOT NULL";
 inline constexpr const char* kSelectRevisionSql = "SELECT value FROM meta WHERE name = 'revision'";
 inline constexpr const char* kSelectCompactedSql =
     "SELECT value FROM meta WHERE name = 'compacted'";
@@ -55,7 +63,6 @@ inline constexpr const char* kUpdateCompactedSql =
     "UPDATE meta SET value = ?1 WHERE name = 'compacted'";
 inline constexpr const char* kSelectKeySql =
     "SELECT value, create_revision, mod_revision, version FROM kv WHERE key = ?1";
-inline constexpr const char* kSelectModRevisionSql = "SELECT mod_revision FROM kv WHERE key = ?1";
 inline constexpr const char* kSelectCreateSql =
     "SELECT create_revision, version FROM kv WHERE key = ?1";
 inline constexpr const char* kUpsertSql =
@@ -89,5 +96,8 @@ inline constexpr const char* kRollbackToSql = "ROLLBACK TO txn";
 
 inline constexpr int kEventPut = 0;
 inline constexpr int kEventDelete = 1;
+// A delete by the reaper: the key's expiry passed. Releases before it read any type but
+// kEventPut as a delete.
+inline constexpr int kEventExpired = 2;
 
 }  // namespace discovery::store::embedded_sql

@@ -40,9 +40,16 @@ struct EmbeddedStoreOptions {
   int max_batch_txns = 256;
   int64_t max_batch_bytes = 4 << 20;
   // How often the store deletes keys whose expiry (Op::expires) has passed; zero turns the
-  // reaper off (expired keys then stay until ReapEmbeddedStore is called). Expired keys go
-  // within this interval plus the time of the delete.
+  // reaper off (expired keys then stay until ReapEmbeddedStore is called). The reaper also wakes
+  // at the earliest expiry it knows of, so a key goes at its deadline plus the time of the
+  // delete, or within this interval of a deadline another process put or moved meanwhile.
   absl::Duration reap_interval = absl::Milliseconds(250);
+  // Renew updates the record and expiry of a key in place: no revision, no watch event, and
+  // readers leave the expiry of every key with one to the reaper (Store::RenewsInPlace). False:
+  // Renew puts the keys again (one revision per renewal) and readers expire records at the
+  // deadline they carry, as etcd's registrations; for tests of that path. Every process on one
+  // file must agree.
+  bool renew_in_place = true;
 };
 
 class EmbeddedStore;

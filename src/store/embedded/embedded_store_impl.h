@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -50,6 +51,19 @@ class EmbeddedStore final : public Store {
 
   absl::StatusOr<int64_t> CurrentRevision() override;
 
+  // In place, in one write transaction: the record and its expiry are replaced, and nothing
+  // else changes (no revision, no event). Watchers learn nothing of it, which is why every key
+  // with an expiry RenewsInPlace here: the reaper's delete (an `expired` event) alone ends it.
+  absl::StatusOr<RenewResult> Renew(const Renewal& renewal) override;
+
+  bool RenewsInPlace(const KeyValue& kv) const override {
+    (void)kv;
+    return options_.renew_in_place;
+  }
+
+  absl::StatusOr<std::vector<std::optional<absl::Time>>> Deadlines(
+      const std::vector<LeasedKey>& keys) override;
+
   EmbeddedStoreStats Stats();
 
   absl::Status Compact(int64_t revision);
@@ -79,6 +93,9 @@ class EmbeddedStore final : public Store {
     int64_t bytes = 0;
     absl::StatusOr<TxnResult> result = absl::UnknownError("not applied");
     bool done = false;  // result is final
+    // The reaper's deletes: each compared key must also have expired by then (a renewal in
+    // place keeps its mod_revision), and its delete is an expiry event.
+    std::optional<absl::Time> expired_by;
     absl::AnyInvocable<void() &&> then;
   };
 
@@ -90,6 +107,11 @@ class EmbeddedStore final : public Store {
     CommitCallback done;
     PendingCommit pending;
   };
+
+  // Commit for the reaper: `txn` compares and deletes keys that expired by `expired_by`.
+  absl::StatusOr<TxnResult> CommitExpired(const Txn& txn, absl::Time expired_by);
+  // Queues `self` for the group commit and waits for its result.
+  absl::StatusOr<TxnResult> Enqueue(PendingCommit self);
 
   // One read of the log for a watch.
   struct WatchBatch {
@@ -106,6 +128,9 @@ class EmbeddedStore final : public Store {
   // read (compare on mod_revision), so a renewal racing the reaper wins. Every process that
   // opens the file reaps; the compares make them agree. Returns the number deleted.
   absl::StatusOr<int64_t> ReapExpired(absl::Time now);
+
+  // The earliest expiry of any key; InfiniteFuture when none expires.
+  absl::StatusOr<absl::Time> NextExpiry();
 
   void RunReaper(const std::stop_token& stop);
 
@@ -126,7 +151,8 @@ class EmbeddedStore final : public Store {
 
   // Applies one txn inside the batch's SQLite transaction on top of store revision `current`.
   // The caller undoes its writes unless the returned revision is current + 1.
-  absl::StatusOr<TxnResult> ApplyTxnLocked(const Txn& txn, int64_t current)
+  absl::StatusOr<TxnResult> ApplyTxnLocked(const Txn& txn, int64_t current,
+                                           std::optional<absl::Time> expired_by)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status RunLocked(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -135,8 +161,8 @@ class EmbeddedStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Returns whether the key existed.
-  absl::StatusOr<bool> ApplyDelete(std::string_view key, int64_t revision, int64_t seq)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<bool> ApplyDelete(std::string_view key, int64_t revision, int64_t seq,
+                                   int event_type) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The statement that reads the keys under `prefix` in key order (key, value, revisions).
   absl::StatusOr<sqlite_internal::Connection::Statement> PrepareRange(std::string_view prefix)

@@ -72,6 +72,14 @@ class StoreView final : public Store {
     return target_.Watch(prefix, start_revision, std::move(callback));
   }
   absl::StatusOr<int64_t> CurrentRevision() override { return target_.CurrentRevision(); }
+  absl::StatusOr<store::RenewResult> Renew(const store::Renewal& renewal) override {
+    return target_.Renew(renewal);
+  }
+  bool RenewsInPlace(const KeyValue& kv) const override { return target_.RenewsInPlace(kv); }
+  absl::StatusOr<std::vector<std::optional<absl::Time>>> Deadlines(
+      const std::vector<store::LeasedKey>& keys) override {
+    return target_.Deadlines(keys);
+  }
 
  private:
   Store& target_;

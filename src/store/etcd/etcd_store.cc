@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <climits>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -18,7 +17,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -29,676 +27,25 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
-#include "common/file.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "etcd/mvcc/mvccpb/kv.pb.h"
 #include "store/commit_queue.h"
+#include "store/etcd/etcd_client.h"
+#include "store/etcd/etcd_lease.h"
+#include "store/etcd/etcd_watch.h"
 
 namespace discovery::store {
 namespace {
 
 namespace pb = ::etcdserverpb;
-
-// etcd reads the auth token from this metadata key (rpctypes.TokenFieldNameGRPC).
-constexpr std::string_view kTokenMetadata = "token";
-
-// Watch reconnect backoff. Capped low enough that a restarted etcd is picked up quickly, with
-// jitter so many watchers of one process do not reconnect in lockstep.
-constexpr absl::Duration kWatchBackoffMin = absl::Milliseconds(100);
-constexpr absl::Duration kWatchBackoffMax = absl::Seconds(5);
-// Pause before a retryable call goes again to the endpoint that just failed it (e.g. "no
-// leader" during an election), so the retry loop does not spin.
-constexpr absl::Duration kRetryPause = absl::Milliseconds(50);
-// Longest single wait on one channel while looking for a connected endpoint; bounds how long a
-// destroyed watch handle waits and how late a second endpoint is noticed.
-constexpr absl::Duration kConnectPollSlice = absl::Milliseconds(50);
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-struct Endpoint {
-  std::string address;  // host:port, as dialled
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::KV::Stub> kv;
-  std::unique_ptr<pb::Watch::Stub> watch;
-  std::unique_ptr<pb::Auth::Stub> auth;
-  std::unique_ptr<pb::Cluster::Stub> cluster;
-  std::unique_ptr<pb::Lease::Stub> lease;
-};
-
-using EndpointPtr = std::shared_ptr<Endpoint>;
-
-enum class Scheme { kUnspecified, kHttp, kHttps };
-
-struct ParsedEndpoint {
-  std::string address;
-  Scheme scheme = Scheme::kUnspecified;
-};
-
-absl::StatusOr<ParsedEndpoint> ParseEndpoint(std::string_view endpoint) {
-  ParsedEndpoint parsed;
-  std::string_view rest = endpoint;
-  const std::string quoted = absl::StrCat("etcd endpoint \"", std::string{endpoint}, "\"");
-  if (rest.starts_with("http://")) {
-    parsed.scheme = Scheme::kHttp;
-    rest.remove_prefix(std::string_view("http://").size());
-  } else if (rest.starts_with("https://")) {
-    parsed.scheme = Scheme::kHttps;
-    rest.remove_prefix(std::string_view("https://").size());
-  } else if (rest.find("://") != std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(quoted, ": only http:// and https:// are supported"));
-  }
-  if (rest.ends_with('/')) {
-    rest.remove_suffix(1);
-  }
-  const size_t colon = rest.rfind(':');
-  if (rest.empty() || colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size() ||
-      rest.find('/') != std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(quoted, ": want host:port or http(s)://host:port"));
-  }
-  parsed.address = std::string{rest};
-  return parsed;
-}
-
-// One TLS item given either inline or as a file, never both: silently preferring one would
-// hide a configuration mistake.
-absl::StatusOr<std::string> TlsMaterial(const std::string& item, const std::string& pem,
-                                        const std::string& file) {
-  if (!pem.empty() && !file.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("got duplicate ", item, ": both ", item, "_pem and ", item, "_file are set"));
-  }
-  if (file.empty()) {
-    return pem;
-  }
-  absl::StatusOr<std::string> content = ReadFile(file);
-  if (!content.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(item, "_file: ", content.status().message()));
-  }
-  return content;
-}
-
-// `tls` tells whether the credentials are TLS ones.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
-    const EtcdOptions& options, const std::vector<ParsedEndpoint>& endpoints, bool& tls) {
-  DISCOVERY_ASSIGN_OR_RETURN(std::string ca, TlsMaterial("ca", options.ca_pem, options.ca_file));
-  DISCOVERY_ASSIGN_OR_RETURN(std::string cert,
-                             TlsMaterial("cert", options.cert_pem, options.cert_file));
-  DISCOVERY_ASSIGN_OR_RETURN(std::string key,
-                             TlsMaterial("key", options.key_pem, options.key_file));
-  if (!cert.empty() && key.empty()) {
-    return absl::InvalidArgumentError("etcd client certificate given without its key");
-  }
-  if (cert.empty() && !key.empty()) {
-    return absl::InvalidArgumentError("etcd client key given without its certificate");
-  }
-  const bool any_https = std::any_of(endpoints.begin(), endpoints.end(),
-                                     [](const auto& e) { return e.scheme == Scheme::kHttps; });
-  const bool any_http = std::any_of(endpoints.begin(), endpoints.end(),
-                                    [](const auto& e) { return e.scheme == Scheme::kHttp; });
-  tls = any_https || !ca.empty() || !cert.empty();
-  if (tls && any_http) {
-    return absl::InvalidArgumentError(
-        "etcd endpoints mix http:// with TLS (https:// endpoints or TLS material)");
-  }
-  if (!tls) {
-    return grpc::InsecureChannelCredentials();
-  }
-  // An empty CA means gRPC's default (system) roots: verification is never turned off, even
-  // when only a client certificate was given.
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = std::move(ca);
-  ssl.pem_cert_chain = std::move(cert);
-  ssl.pem_private_key = std::move(key);
-  return grpc::SslCredentials(ssl);
-}
-
-grpc::ChannelArguments ChannelArgs() {
-  grpc::ChannelArguments args;
-  // etcd's own client allows ranges up to 2 GiB; gRPC's 4 MiB default would fail large prefixes.
-  args.SetMaxReceiveMessageSize(INT_MAX);
-  // gRPC's default reconnect backoff grows to 120 s, far too slow to notice a restarted etcd.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  // Despite its name this is the minimum connect timeout. Shorter than etcd's start-up it would
-  // abort every attempt made while etcd is still starting (it accepts but does not yet answer).
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
-  // Watch streams are idle for long stretches; keepalive detects a silently dead peer. etcd
-  // rejects pings more often than every 5 s (--grpc-keepalive-min-time).
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  return args;
-}
-
-EndpointPtr MakeEndpoint(std::string address,
-                         const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
-  auto endpoint = std::make_shared<Endpoint>();
-  endpoint->channel = grpc::CreateCustomChannel(address, credentials, ChannelArgs());
-  endpoint->address = std::move(address);
-  endpoint->kv = pb::KV::NewStub(endpoint->channel);
-  endpoint->watch = pb::Watch::NewStub(endpoint->channel);
-  endpoint->auth = pb::Auth::NewStub(endpoint->channel);
-  endpoint->cluster = pb::Cluster::NewStub(endpoint->channel);
-  endpoint->lease = pb::Lease::NewStub(endpoint->channel);
-  return endpoint;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Conversions
-
-absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
-  return {static_cast<absl::StatusCode>(status.error_code()),
-          absl::StrCat("etcd: ", what, ": ", status.error_message())};
-}
-
-// etcd reports an expired or unknown token this way (rpctypes.ErrGRPCInvalidAuthToken) and a
-// missing one as "user name is empty" (e.g. after the token was dropped by a restart).
-bool IsAuthTokenError(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-         absl::StrContains(status.error_message(), "invalid auth token") ||
-         absl::StrContains(status.error_message(), "user name is empty");
-}
-
-// [key, range_end) covering every key that starts with `prefix`. "\0" as range_end means "to the
-// end of the keyspace", and etcd rejects an empty key, so "" becomes ["\0", "\0").
-std::pair<std::string, std::string> PrefixRange(std::string_view prefix) {
-  const std::string nul(1, '\0');
-  if (prefix.empty()) {
-    return {nul, nul};
-  }
-  std::string end = PrefixEnd(prefix);
-  if (end.empty()) {
-    return {std::string{prefix}, nul};
-  }
-  return {std::string{prefix}, std::move(end)};
-}
-
-KeyValue FromProto(const mvccpb::KeyValue& kv) {
-  return KeyValue{.key = kv.key(),
-                  .value = kv.value(),
-                  .create_revision = kv.create_revision(),
-                  .mod_revision = kv.mod_revision(),
-                  .version = kv.version()};
-}
-
-// ---------------------------------------------------------------------------------------------
-// EtcdClient: the channels to all endpoints, endpoint failover and the auth token. Shared by the
-// store and its watches (a watch may outlive the store object).
-
-class EtcdClient {
- public:
-  // Whether a call that failed with Unavailable may be sent again (to another endpoint).
-  enum class Retry {
-    kAlways,  // reads: repeating them is harmless
-    // writes: only when the failing channel was not connected, i.e. the request cannot have
-    // reached etcd; otherwise the write may have been applied and the caller must decide
-    kIfNotSent,
-  };
-
-  static absl::StatusOr<std::shared_ptr<EtcdClient>> Connect(const EtcdOptions& options);
-
-  // Runs `call(endpoint, context)` with the per-request deadline and the auth token, failing
-  // over between endpoints on Unavailable and re-authenticating once on a token error.
-  // Thread-safe.
-  template <typename Call>
-  absl::Status Unary(const std::string& what, Retry retry, Call&& call);
-
-  // Waits until some endpoint is connected and returns it (preferring the current one), or
-  // nullptr at `until` or as soon as `stop` returns true. Waiting on a channel's state is
-  // also what drives its reconnection: a synchronous client's channel only makes progress
-  // while some thread polls it (otherwise only gRPC's backup poller, every 5 s, moves it on).
-  EndpointPtr WaitForReady(absl::Time until, const std::function<bool()>& stop = {});
-
-  // The endpoint calls go to first: the last one that worked.
-  EndpointPtr CurrentEndpoint() const {
-    absl::MutexLock lock(&mu_);
-    return endpoints_[current_];
-  }
-  // Moves on to the next endpoint after `failed` failed (unless another caller already did).
-  void EndpointFailed(const Endpoint* failed) {
-    absl::MutexLock lock(&mu_);
-    if (endpoints_[current_].get() == failed) {
-      current_ = (current_ + 1) % endpoints_.size();
-    }
-  }
-  // Replaces the endpoints with the client URLs of the cluster's members (Cluster.MemberList)
-  // plus the configured ones, keeping the channels of addresses already known. Returns the new
-  // endpoint list; an error (and the old list kept) when the call fails or no member URL is usable.
-  absl::StatusOr<std::string> SyncMembers();
-  std::string EndpointList() const;
-  std::string Token() const {
-    absl::MutexLock lock(&mu_);
-    return token_;
-  }
-  bool UsesAuth() const { return !username_.empty(); }
-  // Fetches a new token unless another thread already replaced `stale_token`.
-  absl::Status Reauthenticate(Endpoint& endpoint, const std::string& stale_token);
-
- private:
-  EtcdClient(std::vector<EndpointPtr> endpoints, const EtcdOptions& options,
-             std::shared_ptr<grpc::ChannelCredentials> credentials, bool tls)
-      : username_(options.username),
-        password_(options.password),
-        request_timeout_(options.request_timeout),
-        credentials_(std::move(credentials)),
-        tls_(tls),
-        endpoints_(std::move(endpoints)) {
-    for (const EndpointPtr& endpoint : endpoints_) {
-      configured_.push_back(endpoint->address);
-    }
-  }
-
-  absl::Status Authenticate(Endpoint& endpoint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(auth_mu_);
-  std::vector<EndpointPtr> Endpoints(size_t* current) const {
-    absl::MutexLock lock(&mu_);
-    *current = current_;
-    return endpoints_;
-  }
-
-  const std::string username_;
-  const std::string password_;
-  const absl::Duration request_timeout_;
-  // For the channels of members learned later.
-  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
-  const bool tls_;
-  std::vector<std::string> configured_;  // addresses given at connect; immutable after
-
-  // Serialises re-authentication so concurrent token errors cause one Authenticate call.
-  absl::Mutex auth_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  mutable absl::Mutex mu_;
-  // Never empty; replaced as a whole by SyncMembers. Stubs and channels are thread-safe, and a
-  // caller holding an EndpointPtr keeps its channel alive after a sync dropped it.
-  std::vector<EndpointPtr> endpoints_ ABSL_GUARDED_BY(mu_);
-  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string token_ ABSL_GUARDED_BY(mu_);
-};
-
-absl::StatusOr<std::shared_ptr<EtcdClient>> EtcdClient::Connect(const EtcdOptions& options) {
-  if (options.endpoints.empty()) {
-    return absl::InvalidArgumentError("no etcd endpoints given");
-  }
-  if (options.username.empty() && !options.password.empty()) {
-    return absl::InvalidArgumentError("etcd password given without a username");
-  }
-  if (options.dial_timeout <= absl::ZeroDuration() ||
-      options.request_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("etcd dial_timeout and request_timeout must be positive");
-  }
-  std::vector<ParsedEndpoint> parsed;
-  for (const std::string& endpoint : options.endpoints) {
-    DISCOVERY_ASSIGN_OR_RETURN(ParsedEndpoint p, ParseEndpoint(endpoint));
-    parsed.push_back(std::move(p));
-  }
-  bool tls = false;
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
-                             Credentials(options, parsed, tls));
-  // One channel per endpoint rather than one multi-address channel: failover stays explicit and
-  // each endpoint may resolve through DNS on its own.
-  std::vector<EndpointPtr> endpoints;
-  endpoints.reserve(parsed.size());
-  for (ParsedEndpoint& p : parsed) {
-    endpoints.push_back(MakeEndpoint(std::move(p.address), credentials));
-  }
-  std::shared_ptr<EtcdClient> client(
-      new EtcdClient(std::move(endpoints), options, std::move(credentials), tls));
-  if (!client->WaitForReady(absl::Now() + options.dial_timeout)) {
-    return absl::UnavailableError(absl::StrCat("cannot reach etcd at ", client->EndpointList(),
-                                               ": no endpoint connected within ",
-                                               absl::FormatDuration(options.dial_timeout)));
-  }
-  if (client->UsesAuth()) {
-    absl::MutexLock lock(&client->auth_mu_);
-    DISCOVERY_RETURN_IF_ERROR(client->Authenticate(*client->CurrentEndpoint()));
-  }
-  return client;
-}
-
-std::string EtcdClient::EndpointList() const {
-  absl::MutexLock lock(&mu_);
-  return absl::StrJoin(endpoints_, ",",
-                       [](std::string* out, const EndpointPtr& e) { out->append(e->address); });
-}
-
-EndpointPtr EtcdClient::WaitForReady(absl::Time until, const std::function<bool()>& stop) {
-  // Every endpoint dials in parallel; the first one ready wins.
-  for (size_t round = 0;; ++round) {
-    size_t first = 0;
-    const std::vector<EndpointPtr> endpoints = Endpoints(&first);
-    const size_t n = endpoints.size();
-    for (size_t k = 0; k < n; ++k) {
-      const size_t i = (first + k) % n;
-      if (endpoints[i]->channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
-        absl::MutexLock lock(&mu_);
-        // Unless a sync replaced the list meanwhile; then the next failure moves on.
-        if (i < endpoints_.size() && endpoints_[i] == endpoints[i]) {
-          current_ = i;
-        }
-        return endpoints[i];
-      }
-    }
-    const absl::Time now = absl::Now();
-    if (now >= until || (stop && stop())) {
-      return nullptr;
-    }
-    // Returns early when this channel changes state; other channels are looked at next round.
-    const EndpointPtr& watched = endpoints[round % n];
-    watched->channel->WaitForStateChange(
-        watched->channel->GetState(false),
-        absl::ToChronoTime(std::min(until, now + kConnectPollSlice)));
-  }
-}
-
-absl::StatusOr<std::string> EtcdClient::SyncMembers() {
-  pb::MemberListRequest request;
-  pb::MemberListResponse response;
-  if (absl::Status status = Unary("member list", Retry::kAlways,
-                                  [&](Endpoint& e, grpc::ClientContext& c) {
-                                    return e.cluster->MemberList(&c, request, &response);
-                                  });
-      !status.ok()) {
-    return status;
-  }
-  std::vector<std::string> addresses;
-  for (const pb::Member& member : response.members()) {
-    for (const std::string& url : member.clienturls()) {
-      absl::StatusOr<ParsedEndpoint> parsed = ParseEndpoint(url);
-      // A URL of the other scheme would need other credentials than those configured.
-      if (!parsed.ok() || (parsed->scheme == Scheme::kHttps) != tls_) {
-        continue;
-      }
-      if (std::find(addresses.begin(), addresses.end(), parsed->address) == addresses.end()) {
-        addresses.push_back(std::move(parsed->address));
-      }
-    }
-  }
-  if (addresses.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "etcd: member list: no member has a usable client URL (", tls_ ? "https" : "http", ")"));
-  }
-  std::sort(addresses.begin(), addresses.end());
-  // The configured endpoints stay too: a member may advertise a URL only reachable from its own
-  // host (Debian's default is http://localhost:2379), and then the configured one still works.
-  std::for_each(configured_.rbegin(), configured_.rend(), [&addresses](const std::string& address) {
-    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
-      addresses.insert(addresses.begin(), address);
-    }
-  });
-  size_t current = 0;
-  const std::vector<EndpointPtr> known = Endpoints(&current);
-  std::vector<EndpointPtr> next;
-  for (std::string& address : addresses) {
-    auto it = std::find_if(known.begin(), known.end(),
-                           [&](const EndpointPtr& e) { return e->address == address; });
-    next.push_back(it != known.end() ? *it : MakeEndpoint(std::move(address), credentials_));
-  }
-  absl::MutexLock lock(&mu_);
-  const EndpointPtr was_current = endpoints_[current_];
-  endpoints_ = std::move(next);
-  auto it = std::find(endpoints_.begin(), endpoints_.end(), was_current);
-  current_ = it == endpoints_.end() ? 0 : static_cast<size_t>(it - endpoints_.begin());
-  return absl::StrJoin(endpoints_, ",",
-                       [](std::string* out, const EndpointPtr& e) { out->append(e->address); });
-}
-
-absl::Status EtcdClient::Authenticate(Endpoint& endpoint) {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + request_timeout_));
-  pb::AuthenticateRequest request;
-  request.set_name(username_);
-  request.set_password(password_);
-  pb::AuthenticateResponse response;
-  const grpc::Status status = endpoint.auth->Authenticate(&context, request, &response);
-  if (!status.ok()) {
-    // etcd answers wrong credentials with InvalidArgument (ErrGRPCAuthFailed); callers expect
-    // the canonical code for "who you say you are is not accepted".
-    if (absl::StrContains(status.error_message(), "authentication failed")) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("etcd: authenticate as ", username_, ": ", status.error_message()));
-    }
-    return FromGrpc(status, absl::StrCat("authenticate as ", username_));
-  }
-  absl::MutexLock lock(&mu_);
-  token_ = response.token();
-  return absl::OkStatus();
-}
-
-absl::Status EtcdClient::Reauthenticate(Endpoint& endpoint, const std::string& stale_token) {
-  absl::MutexLock auth_lock(&auth_mu_);
-  if (Token() != stale_token) {
-    return absl::OkStatus();
-  }
-  return Authenticate(endpoint);
-}
-
-template <typename Call>
-absl::Status EtcdClient::Unary(const std::string& what, Retry retry, Call&& call) {
-  const absl::Time deadline = absl::Now() + request_timeout_;
-  bool reauthenticated = false;
-  grpc::Status status;
-  EndpointPtr endpoint = CurrentEndpoint();
-  while (true) {
-    const grpc_connectivity_state before = endpoint->channel->GetState(/*try_to_connect=*/true);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
-    const std::string token = Token();
-    if (!token.empty()) {
-      context.AddMetadata(std::string{kTokenMetadata}, token);
-    }
-    status = call(*endpoint, context);
-    if (status.ok()) {
-      return absl::OkStatus();
-    }
-    if (UsesAuth() && !reauthenticated && IsAuthTokenError(status)) {
-      reauthenticated = true;
-      DISCOVERY_RETURN_IF_ERROR(Reauthenticate(*endpoint, token));
-      continue;
-    }
-    const bool may_retry = retry == Retry::kAlways || before != GRPC_CHANNEL_READY;
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || !may_retry) {
-      break;
-    }
-    EndpointFailed(endpoint.get());
-    EndpointPtr ready = WaitForReady(deadline);
-    if (ready == nullptr) {
-      break;
-    }
-    if (ready == endpoint) {
-      if (deadline - absl::Now() <= kRetryPause) {
-        break;
-      }
-      absl::SleepFor(kRetryPause);
-    }
-    endpoint = std::move(ready);
-  }
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return absl::UnavailableError(absl::StrCat("etcd: ", what, ": cannot reach etcd at ",
-                                               EndpointList(), ": ", status.error_message()));
-  }
-  return FromGrpc(status, what);
-}
-
-// ---------------------------------------------------------------------------------------------
-// EtcdWatch: one Watch bidi stream on its own thread, re-opened after failures.
-
-class EtcdWatch final : public WatchHandle {
- public:
-  // Starts watching `prefix` from `start_revision` (> 0) right away.
-  EtcdWatch(std::shared_ptr<EtcdClient> client, std::string_view prefix, int64_t start_revision,
-            WatchCallback callback)
-      : client_(std::move(client)),
-        range_(PrefixRange(prefix)),
-        callback_(std::move(callback)),
-        next_revision_(start_revision) {
-    thread_ = std::jthread([this] { Run(); });
-  }
-
-  ~EtcdWatch() override {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-      if (context_ != nullptr) {
-        context_->TryCancel();
-      }
-    }
-    thread_.join();
-  }
-
-  EtcdWatch(const EtcdWatch&) = delete;
-  EtcdWatch& operator=(const EtcdWatch&) = delete;
-  EtcdWatch(EtcdWatch&&) = delete;
-  EtcdWatch& operator=(EtcdWatch&&) = delete;
-
- private:
-  enum class StreamEnd { kFailed, kCompacted, kStopped };
-
-  void Run();
-  // Runs one stream until it fails, the watch is compacted away, or the handle is destroyed.
-  // `established` is set once etcd confirmed the watch (resets the backoff).
-  StreamEnd RunStream(grpc::ClientContext& context, Endpoint& endpoint, bool& established);
-  bool Stopping() {
-    absl::MutexLock lock(&mu_);
-    return stopping_;
-  }
-  // Returns false when the handle is being destroyed.
-  bool SleepUnlessStopping(absl::Duration duration) {
-    absl::MutexLock lock(&mu_);
-    return !mu_.AwaitWithTimeout(absl::Condition(&stopping_), duration);
-  }
-
-  const std::shared_ptr<EtcdClient> client_;
-  const std::pair<std::string, std::string> range_;
-  const WatchCallback callback_;
-  // Only touched by the watch thread: the first revision not yet delivered.
-  int64_t next_revision_;
-
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // The running stream's context, so the destructor can cancel a blocked Read.
-  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-
-  // Last member: started after everything it uses is initialised.
-  std::jthread thread_;
-};
-
-void EtcdWatch::Run() {
-  absl::BitGen random;
-  absl::Duration backoff = kWatchBackoffMin;
-  // The token the last failed stream used, when it should be replaced before the next one.
-  std::optional<std::string> stale_token;
-  while (true) {
-    const EndpointPtr ready =
-        client_->WaitForReady(absl::InfiniteFuture(), [this] { return Stopping(); });
-    if (ready == nullptr) {
-      return;
-    }
-    Endpoint& endpoint = *ready;
-    if (stale_token) {
-      // Failure here only means the next stream fails too and we come back with backoff.
-      (void)client_->Reauthenticate(endpoint, *stale_token);
-      stale_token.reset();
-    }
-    grpc::ClientContext context;
-    const std::string token = client_->Token();
-    if (!token.empty()) {
-      context.AddMetadata(std::string{kTokenMetadata}, token);
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_) {
-        return;
-      }
-      context_ = &context;
-    }
-    bool established = false;
-    const StreamEnd end = RunStream(context, endpoint, established);
-    {
-      absl::MutexLock lock(&mu_);
-      context_ = nullptr;
-      if (stopping_ || end != StreamEnd::kFailed) {
-        return;
-      }
-    }
-    if (established) {
-      backoff = kWatchBackoffMin;
-    }
-    if (client_->UsesAuth()) {
-      // etcd 3.4 refuses a watch with an unknown token as "permission denied", so any failure
-      // may be an expired or forgotten token; a refresh costs one RPC per failed stream.
-      stale_token = token;
-    }
-    client_->EndpointFailed(ready.get());
-    if (!SleepUnlessStopping(backoff * absl::Uniform(random, 0.8, 1.2))) {
-      return;
-    }
-    backoff = std::min(backoff * 2, kWatchBackoffMax);
-  }
-}
-
-EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint& endpoint,
-                                          bool& established) {
-  std::unique_ptr<grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>> stream =
-      endpoint.watch->Watch(&context);
-  pb::WatchRequest request;
-  pb::WatchCreateRequest& create = *request.mutable_create_request();
-  create.set_key(range_.first);
-  create.set_range_end(range_.second);
-  create.set_start_revision(next_revision_);
-  StreamEnd end = StreamEnd::kFailed;
-  if (stream->Write(request)) {
-    pb::WatchResponse response;
-    while (stream->Read(&response)) {
-      if (response.compact_revision() != 0) {
-        callback_(WatchResponse{.revision = response.header().revision(),
-                                .compact_revision = response.compact_revision()});
-        end = StreamEnd::kCompacted;
-        context.TryCancel();
-        break;
-      }
-      if (response.canceled()) {
-        // Not a compaction (e.g. a permission or token problem): the stream is retried.
-        break;
-      }
-      if (response.created()) {
-        established = true;
-      }
-      WatchResponse delivery{.revision = response.header().revision()};
-      for (const mvccpb::Event& event : response.events()) {
-        // After a reconnect etcd replays from next_revision_; anything older was delivered.
-        if (event.kv().mod_revision() < next_revision_) {
-          continue;
-        }
-        delivery.events.push_back(WatchEvent{.type = event.type() == mvccpb::Event::DELETE
-                                                         ? WatchEvent::Type::kDelete
-                                                         : WatchEvent::Type::kPut,
-                                             .kv = FromProto(event.kv())});
-      }
-      // etcd never splits one revision's events over two messages (it batches whole
-      // revisions), so one message is one delivery and a transaction stays together.
-      if (!delivery.events.empty()) {
-        next_revision_ = delivery.events.back().kv.mod_revision + 1;
-        callback_(delivery);
-      }
-    }
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_ && end == StreamEnd::kFailed) {
-      end = StreamEnd::kStopped;
-    }
-  }
-  context.TryCancel();
-  pb::WatchResponse ignored;
-  while (stream->Read(&ignored)) {
-  }
-  (void)stream->Finish();
-  return end;
-}
+using etcd_internal::Endpoint;
+using etcd_internal::EtcdClient;
+using etcd_internal::FromProto;
+using etcd_internal::IsSetLease;
+using etcd_internal::PrefixRange;
 
 // ---------------------------------------------------------------------------------------------
 // EtcdStore
@@ -776,7 +123,9 @@ class EtcdStore final : public Store {
 
   EtcdStoreStats Stats() const {
     return {.commits = commits_.load(std::memory_order_relaxed),
-            .transactions = transactions_.load(std::memory_order_relaxed)};
+            .transactions = transactions_.load(std::memory_order_relaxed),
+            .lease_keepalives = lease_keepalives_.load(std::memory_order_relaxed),
+            .set_moves = set_moves_.load(std::memory_order_relaxed)};
   }
 
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(std::string_view prefix,
@@ -791,7 +140,114 @@ class EtcdStore final : public Store {
       DISCOVERY_ASSIGN_OR_RETURN(int64_t current, CurrentRevision());
       start_revision = current + 1;
     }
-    return std::make_unique<EtcdWatch>(client_, prefix, start_revision, std::move(callback));
+    return etcd_internal::StartEtcdWatch(client_, prefix, start_revision, std::move(callback));
+  }
+
+  // A renewal set has its own lease (etcd_lease.h). When the view shows every key of the set on
+  // it already, renewing is one LeaseKeepAlive: no revision. Otherwise (the set's first
+  // renewal, or a key moved meanwhile: registered again, or renewed in another set) the keys
+  // move onto it in one transaction guarded on the revisions read, once per set.
+  absl::StatusOr<RenewResult> Renew(const Renewal& renewal) override {
+    if (renewal.keys.empty()) {
+      return RenewResult{};
+    }
+    const int64_t seconds = etcd_internal::LeaseSeconds(renewal.ttl);
+    std::vector<std::string> keys;
+    keys.reserve(renewal.keys.size());
+    for (const RenewKey& key : renewal.keys) {
+      keys.push_back(key.key);
+    }
+    const int64_t lease = etcd_internal::SetLeaseId(std::move(keys), seconds);
+    const bool on_lease = std::all_of(renewal.keys.begin(), renewal.keys.end(),
+                                      [lease](const RenewKey& key) { return key.lease == lease; });
+    if (on_lease) {
+      DISCOVERY_ASSIGN_OR_RETURN(const bool alive, etcd_internal::KeepLeaseAlive(*client_, lease));
+      lease_keepalives_.fetch_add(1, std::memory_order_relaxed);
+      RenewResult result;
+      if (!alive) {
+        // The lease ended, and etcd deleted its keys with it.
+        for (const RenewKey& key : renewal.keys) {
+          result.gone.push_back(key.key);
+        }
+      }
+      return result;
+    }
+    for (int attempt = 1;; ++attempt) {
+      DISCOVERY_RETURN_IF_ERROR(GrantSetLease(lease, seconds));
+      pb::TxnRequest request;
+      for (const RenewKey& key : renewal.keys) {
+        AddCompare({.key = key.key, .mod_revision = key.mod_revision}, request);
+        pb::PutRequest& put = *request.add_success()->mutable_request_put();
+        put.set_key(key.key);
+        put.set_value(key.value);
+        put.set_lease(lease);
+      }
+      absl::StatusOr<pb::TxnResponse> response = Send(request);
+      // The lease may have ended between the grant and the move (or been revoked by hand).
+      if (attempt == 1 && !response.ok() && absl::IsNotFound(response.status()) &&
+          absl::StrContains(response.status().message(), "lease")) {
+        continue;
+      }
+      DISCOVERY_RETURN_IF_ERROR(response.status());
+      set_moves_.fetch_add(1, std::memory_order_relaxed);
+      if (!response->succeeded()) {
+        return RenewResult{.succeeded = false};
+      }
+      return RenewResult{.revision = response->header().revision()};
+    }
+  }
+
+  bool RenewsInPlace(const KeyValue& kv) const override { return IsSetLease(kv.lease); }
+
+  absl::StatusOr<std::vector<std::optional<absl::Time>>> Deadlines(
+      const std::vector<LeasedKey>& keys) override {
+    // One LeaseTimeToLive per distinct lease: the keys of a set share theirs. A fleet of
+    // single-service keepalives has a lease per host, so they are asked a few at a time.
+    std::map<int64_t, std::optional<absl::Time>> leases;
+    for (const LeasedKey& key : keys) {
+      if (key.lease != 0) {
+        leases.emplace(key.lease, std::nullopt);
+      }
+    }
+    std::vector<std::pair<const int64_t, std::optional<absl::Time>>*> pending;
+    pending.reserve(leases.size());
+    for (auto& entry : leases) {
+      pending.push_back(&entry);
+    }
+    std::atomic<size_t> next = 0;
+    absl::Mutex error_mu;
+    absl::Status error;
+    auto ask = [&] {
+      for (size_t i = next++; i < pending.size(); i = next++) {
+        const absl::Time now = absl::Now();
+        absl::StatusOr<std::optional<absl::Duration>> left =
+            etcd_internal::LeaseTimeLeft(*client_, pending[i]->first);
+        if (!left.ok()) {
+          absl::MutexLock lock(&error_mu);
+          error.Update(left.status());
+          return;
+        }
+        if (left->has_value()) {
+          pending[i]->second = now + **left;
+        }
+      }
+    };
+    {
+      std::vector<std::jthread> askers;
+      const size_t threads = std::min(kDeadlineQueries, pending.size() / 64);
+      for (size_t t = 0; t < threads; ++t) {
+        askers.emplace_back(ask);
+      }
+      ask();
+    }  // joins the askers
+    DISCOVERY_RETURN_IF_ERROR(error);
+    std::vector<std::optional<absl::Time>> deadlines;
+    deadlines.reserve(keys.size());
+    for (const LeasedKey& key : keys) {
+      auto it = leases.find(key.lease);
+      deadlines.push_back(it == leases.end() ? std::nullopt : it->second);
+    }
+    return deadlines;
   }
 
   absl::StatusOr<int64_t> CurrentRevision() override {
@@ -812,6 +268,8 @@ class EtcdStore final : public Store {
   // etcd refuses a transaction of more than --max-txn-ops (128 by default) operations or
   // compares, or of more than --max-request-bytes (1.5 MiB by default).
   static constexpr size_t kMaxBatchOps = 128;
+  // Deadlines asks this many more leases at once (beyond the calling thread), one per 64.
+  static constexpr size_t kDeadlineQueries = 15;
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
   // A commit in the queue, on its Commit() caller's stack or in its AsyncCommit. CommitQueue
@@ -1088,6 +546,34 @@ class EtcdStore final : public Store {
     return absl::OkStatus();
   }
 
+  // Grants a renewal set's lease, or resets it when it exists (granted by another replica, or
+  // by this one before a key of the set moved away), so the keys moving onto it get a full TTL.
+  absl::Status GrantSetLease(int64_t lease, int64_t seconds) {
+    pb::LeaseGrantRequest request;
+    request.set_id(lease);
+    request.set_ttl(seconds);
+    for (int attempt = 1;; ++attempt) {
+      pb::LeaseGrantResponse response;
+      absl::Status status =
+          client_->Unary(absl::StrCat("lease grant ", lease), EtcdClient::Retry::kAlways,
+                         [&](Endpoint& e, grpc::ClientContext& c) {
+                           return e.lease->LeaseGrant(&c, request, &response);
+                         });
+      if (status.ok()) {
+        leases_granted_.fetch_add(1, std::memory_order_relaxed);
+        return status;
+      }
+      if (!absl::StrContains(status.message(), "lease already exists")) {
+        return status;
+      }
+      DISCOVERY_ASSIGN_OR_RETURN(const bool alive, etcd_internal::KeepLeaseAlive(*client_, lease));
+      // Else it ended between the two calls: grant it anew.
+      if (alive || attempt == 3) {
+        return absl::OkStatus();
+      }
+    }
+  }
+
   void ForgetLeases(const Txn& txn) {
     absl::MutexLock lock(&lease_mu_);
     for (const Op& op : txn.ops) {
@@ -1131,6 +617,8 @@ class EtcdStore final : public Store {
   absl::Mutex lease_mu_;
   std::set<int64_t> granted_ ABSL_GUARDED_BY(lease_mu_);  // deadline seconds with a lease
   std::atomic<int64_t> leases_granted_ = 0;
+  std::atomic<int64_t> lease_keepalives_ = 0;
+  std::atomic<int64_t> set_moves_ = 0;
 
   // After what its committer uses (the client, the counters, the leases): destroyed first, and
   // the commits still queued are applied before.

@@ -54,9 +54,11 @@ absl::StatusOr<std::unique_ptr<Store>> ConnectEtcdStore(const EtcdOptions& optio
 // Group-commit counters of an etcd store: concurrent Commit() calls that cannot interfere share
 // one etcd transaction.
 struct EtcdStoreStats {
-  int64_t commits = 0;         // Commit() calls answered or being answered
-  int64_t transactions = 0;    // etcd Txn requests sent for them (retries of one not counted)
-  int64_t leases_granted = 0;  // LeaseGrant requests that created a lease (expiring keys)
+  int64_t commits = 0;           // Commit() calls answered or being answered
+  int64_t transactions = 0;      // etcd Txn requests sent for them (retries of one not counted)
+  int64_t leases_granted = 0;    // LeaseGrant requests that created a lease (expiring keys)
+  int64_t lease_keepalives = 0;  // renewals answered with one LeaseKeepAlive (no revision)
+  int64_t set_moves = 0;         // transactions moving a renewal set onto its lease
 };
 // InvalidArgument when `store` is not an etcd store.
 absl::StatusOr<EtcdStoreStats> GetEtcdStoreStats(Store& store);
