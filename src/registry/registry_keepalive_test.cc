@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 
 #include "registry/registry.h"
+#include "registry/registry_test_fixture.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/eventually.h"
 #include "testing/status_matchers.h"
@@ -24,14 +25,7 @@
 namespace discovery::registry {
 namespace {
 
-using ::discovery::testing::IsOk;
-using ::testing::ElementsAre;
-using ::testing::IsEmpty;
-using ::testing::SizeIs;
-
-constexpr absl::Duration kWait = absl::Seconds(10);
-
-class KeepAliveInPlaceTest : public ::testing::Test {
+class KeepAliveInPlaceTest : public ::testing::Test, public TtlClock {
  protected:
   void SetUp() override {
     path_ = std::filesystem::path(::testing::TempDir()) /
@@ -49,24 +43,7 @@ class KeepAliveInPlaceTest : public ::testing::Test {
   }
 
   std::unique_ptr<Registry> Start(store::Store& store) {
-    RegistryOptions options;
-    options.view.store_probe_interval = absl::Milliseconds(5);
-    options.clock = [this] {
-      absl::MutexLock lock(&mu_);
-      return now_;
-    };
-    options.min_ttl = absl::Seconds(5);
-    options.max_ttl = absl::Seconds(60);
-    options.on_renewals = [this](int64_t renewed) {
-      absl::MutexLock lock(&mu_);
-      renewals_ += renewed;
-    };
-    options.on_ttl = [this](int64_t with_ttl, int64_t expired) {
-      absl::MutexLock lock(&mu_);
-      with_ttl_ = with_ttl;
-      expired_ = expired;
-    };
-    auto registry = std::make_unique<Registry>(store, repo::Keys(), std::move(options));
+    auto registry = std::make_unique<Registry>(store, repo::Keys(), ClockOptions());
     EXPECT_THAT(registry->Initialize(kWait), IsOk());
     return registry;
   }
@@ -75,11 +52,6 @@ class KeepAliveInPlaceTest : public ::testing::Test {
     ServiceRegistration registration{.name = "node", .endpoint = std::move(endpoint)};
     registration.ttl = absl::Seconds(30);
     return registry.RegisterService(registration);
-  }
-
-  void SetNow(absl::Time now) {
-    absl::MutexLock lock(&mu_);
-    now_ = now;
   }
 
   // The clock reaches `at` and the store deletes what has expired by then.
@@ -119,23 +91,8 @@ class KeepAliveInPlaceTest : public ::testing::Test {
     EXPECT_EQ(shown(), endpoints);
   }
 
-  int64_t Expired() {
-    absl::MutexLock lock(&mu_);
-    return expired_;
-  }
-  int64_t Renewals() {
-    absl::MutexLock lock(&mu_);
-    return renewals_;
-  }
-
   std::filesystem::path path_;
   std::unique_ptr<store::Store> store_;
-  const absl::Time t0_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) - 3600);
-  absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = t0_;
-  int64_t renewals_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t with_ttl_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 TEST_F(KeepAliveInPlaceTest, RenewalsWriteNoRevisionAndTheListShowsTheDeadlineInForce) {

@@ -104,7 +104,7 @@ TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
 // Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the
 // past, and the store's reaper is driven by hand, so what expires when is decided by the test
 // alone.
-class TtlTest : public RegistryTest {
+class TtlTest : public RegistryTest, public TtlClock {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<store::Store>> store =
@@ -116,32 +116,6 @@ class TtlTest : public RegistryTest {
   // `probe`: how long the view sleeps at most, hence how soon it sees the clock move.
   std::unique_ptr<Registry> StartWithClock(absl::Duration probe = absl::Milliseconds(5)) {
     return Start(ClockOptions(probe));
-  }
-
-  RegistryOptions ClockOptions(absl::Duration probe = absl::Milliseconds(5)) {
-    RegistryOptions options;
-    options.view.store_probe_interval = probe;
-    options.clock = [this] {
-      absl::MutexLock lock(&mu_);
-      return now_;
-    };
-    options.min_ttl = absl::Seconds(5);
-    options.max_ttl = absl::Seconds(60);
-    options.on_renewals = [this](int64_t renewed) {
-      absl::MutexLock lock(&mu_);
-      renewals_ += renewed;
-    };
-    options.on_ttl = [this](int64_t with_ttl, int64_t expired) {
-      absl::MutexLock lock(&mu_);
-      with_ttl_ = with_ttl;
-      expired_ = expired;
-    };
-    return options;
-  }
-
-  void SetNow(absl::Time now) {
-    absl::MutexLock lock(&mu_);
-    now_ = now;
   }
 
   // The clock reaches `at`; the store deletes what has expired then, and `registry` shows it.
@@ -160,15 +134,6 @@ class TtlTest : public RegistryTest {
     EXPECT_EQ(Endpoints(registry), endpoints);
   }
 
-  int64_t Expired() {
-    absl::MutexLock lock(&mu_);
-    return expired_;
-  }
-  int64_t WithTtl() {
-    absl::MutexLock lock(&mu_);
-    return with_ttl_;
-  }
-
   static std::vector<std::string> Endpoints(const Registry& registry) {
     std::vector<std::string> endpoints;
     for (const auto& [endpoint, servers] : Placement(registry)) {
@@ -176,13 +141,6 @@ class TtlTest : public RegistryTest {
     }
     return endpoints;
   }
-
-  const absl::Time t0_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) - 3600);
-  absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = t0_;
-  int64_t renewals_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t with_ttl_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 TEST_F(TtlTest, TheServerBoundsTheTtlAndWithoutOneNothingExpires) {
@@ -208,10 +166,9 @@ TEST_F(TtlTest, TheServerBoundsTheTtlAndWithoutOneNothingExpires) {
 
   ReapAt(*registry, t0_ + absl::Hours(10));
   EXPECT_THAT(Endpoints(*registry), ElementsAre("http://forever:9100"));
-  absl::MutexLock lock(&mu_);
-  EXPECT_EQ(with_ttl_, 0);
-  EXPECT_EQ(expired_, 2);
-  EXPECT_EQ(renewals_, 2);
+  EXPECT_EQ(WithTtl(), 0);
+  EXPECT_EQ(Expired(), 2);
+  EXPECT_EQ(Renewals(), 2);
 }
 
 TEST_F(TtlTest, KeepAliveMovesTheExpiryAndNamesWhatIsGone) {
@@ -267,9 +224,8 @@ TEST_F(TtlTest, RenewingWithinTheSameSecondOfDeadlineWritesNothing) {
   SetNow(t0_ + absl::Seconds(3));
   ASSERT_THAT(registry->KeepAlive({service->id}, ""), IsOk());
   EXPECT_NE(StoredServiceRevisions(), before);
-  absl::MutexLock lock(&mu_);
-  EXPECT_EQ(renewals_, 3);
-  EXPECT_EQ(with_ttl_, 1);
+  EXPECT_EQ(Renewals(), 3);
+  EXPECT_EQ(WithTtl(), 1);
 }
 
 TEST_F(TtlTest, RegisteringAgainWithoutATtlMakesTheServicePermanent) {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -77,6 +79,60 @@ class RegistryTest : public ::testing::Test {
   }
 
   std::unique_ptr<store::Store> store_;
+};
+
+// For TTL tests: the registry's clock, fixed an hour in the past and moved by the test alone,
+// and the TTL counts the registry reports through its options.
+class TtlClock {
+ protected:
+  // Options with this clock, TTLs bounded to [5 s, 60 s] and the counters wired in. `probe`: how
+  // long the view sleeps at most, hence how soon it sees the clock move.
+  RegistryOptions ClockOptions(absl::Duration probe = absl::Milliseconds(5)) {
+    RegistryOptions options;
+    options.view.store_probe_interval = probe;
+    options.clock = [this] {
+      absl::MutexLock lock(&mu_);
+      return now_;
+    };
+    options.min_ttl = absl::Seconds(5);
+    options.max_ttl = absl::Seconds(60);
+    options.on_renewals = [this](int64_t renewed) {
+      absl::MutexLock lock(&mu_);
+      renewals_ += renewed;
+    };
+    options.on_ttl = [this](int64_t with_ttl, int64_t expired) {
+      absl::MutexLock lock(&mu_);
+      with_ttl_ = with_ttl;
+      expired_ = expired;
+    };
+    return options;
+  }
+
+  void SetNow(absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    now_ = now;
+  }
+  int64_t Expired() {
+    absl::MutexLock lock(&mu_);
+    return expired_;
+  }
+  int64_t WithTtl() {
+    absl::MutexLock lock(&mu_);
+    return with_ttl_;
+  }
+  int64_t Renewals() {
+    absl::MutexLock lock(&mu_);
+    return renewals_;
+  }
+
+  const absl::Time t0_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) - 3600);
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = t0_;
+  int64_t renewals_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t with_ttl_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace discovery::registry

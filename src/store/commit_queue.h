@@ -19,6 +19,8 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 
+#include "store/store.h"
+
 namespace discovery::store {
 
 // `Pending` is an entry: its owner keeps it alive until it is answered. The queue reads and
@@ -118,6 +120,22 @@ class CommitQueue {
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::jthread committer_;  // last: it uses the members above
+};
+
+// A Store::CommitAsync() call of a backend whose `Pending` entry points at its txn (`txn`):
+// owns the txn and the caller's callback until the continuation answers it.
+template <typename Pending>
+struct AsyncCommit {
+  AsyncCommit(Txn txn_in, Store::CommitCallback done_in)
+      : txn(std::move(txn_in)), done(std::move(done_in)) {
+    pending.txn = &txn;
+  }
+  AsyncCommit(const AsyncCommit&) = delete;
+  AsyncCommit& operator=(const AsyncCommit&) = delete;
+
+  Txn txn;
+  Store::CommitCallback done;
+  Pending pending;
 };
 
 }  // namespace discovery::store

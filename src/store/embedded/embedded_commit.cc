@@ -99,7 +99,6 @@ void EmbeddedStore::CommitAsync(Txn txn, CommitCallback done) {
     return;
   }
   auto* commit = new AsyncCommit(std::move(txn), std::move(done));
-  commit->pending.txn = &commit->txn;
   commit->pending.bytes = TxnBytes(commit->txn);
   queue_.Submit(commit->pending, [commit] {
     std::unique_ptr<AsyncCommit> owned(commit);

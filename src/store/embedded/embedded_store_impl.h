@@ -99,14 +99,7 @@ class EmbeddedStore final : public Store {
     absl::AnyInvocable<void() &&> then;
   };
 
-  // A CommitAsync() call: owns its txn until the continuation answers it.
-  struct AsyncCommit {
-    AsyncCommit(Txn txn_in, CommitCallback done_in)
-        : txn(std::move(txn_in)), done(std::move(done_in)) {}
-    Txn txn;
-    CommitCallback done;
-    PendingCommit pending;
-  };
+  using AsyncCommit = store::AsyncCommit<PendingCommit>;
 
   // Commit for the reaper: `txn` compares and deletes keys that expired by `expired_by`.
   absl::StatusOr<TxnResult> CommitExpired(const Txn& txn, absl::Time expired_by);

@@ -281,14 +281,7 @@ class EtcdStore final : public Store {
     absl::AnyInvocable<void() &&> then;
   };
 
-  // A CommitAsync() call: owns its txn until the continuation answers it.
-  struct AsyncCommit {
-    AsyncCommit(Txn txn_in, CommitCallback done_in)
-        : txn(std::move(txn_in)), done(std::move(done_in)) {}
-    Txn txn;
-    CommitCallback done;
-    PendingCommit pending{.txn = &txn};
-  };
+  using AsyncCommit = store::AsyncCommit<PendingCommit>;
 
   // A lease this process granted may be gone all the same (etcd restored from a backup, a lease
   // revoked by hand): the commit grants it again once.
