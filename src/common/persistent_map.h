@@ -156,37 +156,27 @@ class Map {
     return Map(ApplyAt(root_, std::span<Change>(changes)));
   }
 
+  // The priority of `key` in every map: a hash of it (of the key type itself: a std::string
+  // does not hash as the std::string_view of it). FromSorted takes them precomputed.
+  static uint64_t KeyPriority(const K& key) { return absl::HashOf(key); }
+
   // Builds a map from entries sorted ascending by key without duplicates, in O(n): the initial
   // load of a large store must not pay O(n log n) allocations.
   static Map FromSorted(std::vector<std::pair<K, V>> entries) {
-    // The right spine of the tree built so far (with the priorities of its nodes), still being
-    // changed: nobody else holds these nodes yet.
-    std::vector<NodePtr> spine;
-    std::vector<uint64_t> spine_priorities;
-    for (auto& [key, value] : entries) {
-      const uint64_t priority = Priority(key);
-      NodePtr node = New(std::move(key), std::move(value), 1, nullptr, nullptr);
-      NodePtr last_popped;
-      // Everything on the spine that the new node outranks goes below it, to its left.
-      while (!spine.empty() &&
-             Before(priority, node->key, spine_priorities.back(), spine.back()->key)) {
-        last_popped = std::move(spine.back());
-        spine.pop_back();
-        spine_priorities.pop_back();
-      }
-      Mutable(node).left = std::move(last_popped);
-      if (!spine.empty()) {
-        Mutable(spine.back()).right = node;
-      }
-      spine.push_back(std::move(node));
-      spine_priorities.push_back(priority);
+    // Each key is hashed before Build moves it into its node.
+    return Build(entries, [&entries](size_t i) { return KeyPriority(entries[i].first); });
+  }
+
+  // The same, with `priorities[i]` = KeyPriority(entries[i].first) computed by the caller. On a
+  // load of a million records the keys are cold by the time the map is built, and hashing them
+  // there costs a cache miss each; a caller that had the key at hand (decoding it, on several
+  // threads) hashes it for almost nothing, and maps of the same keys share one computation.
+  static Map FromSorted(std::vector<std::pair<K, V>> entries,
+                        std::span<const uint64_t> priorities) {
+    if (priorities.size() != entries.size()) {
+      return FromSorted(std::move(entries));
     }
-    if (spine.empty()) {
-      return Map();
-    }
-    NodePtr root = spine.front();
-    FixSizes(&Mutable(root));
-    return Map(std::move(root));
+    return Build(entries, [priorities](size_t i) { return priorities[i]; });
   }
 
   // In-order traversal without recursion; invalidated by nothing (the version is immutable).
@@ -244,9 +234,40 @@ class Map {
  private:
   explicit Map(NodePtr root) : root_(std::move(root)) {}
 
-  template <typename Q>
-  static uint64_t Priority(const Q& key) {
-    return absl::HashOf(key);
+  static uint64_t Priority(const K& key) { return KeyPriority(key); }
+
+  // Moves the entries into the nodes of the new map.
+  template <typename PriorityAt>
+  static Map Build(std::vector<std::pair<K, V>>& entries, const PriorityAt& priority_at) {
+    // The right spine of the tree built so far (with the priorities of its nodes), still being
+    // changed: nobody else holds these nodes yet.
+    std::vector<NodePtr> spine;
+    std::vector<uint64_t> spine_priorities;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      auto& [key, value] = entries[i];
+      const uint64_t priority = priority_at(i);
+      NodePtr node = New(std::move(key), std::move(value), 1, nullptr, nullptr);
+      NodePtr last_popped;
+      // Everything on the spine that the new node outranks goes below it, to its left.
+      while (!spine.empty() &&
+             Before(priority, node->key, spine_priorities.back(), spine.back()->key)) {
+        last_popped = std::move(spine.back());
+        spine.pop_back();
+        spine_priorities.pop_back();
+      }
+      Mutable(node).left = std::move(last_popped);
+      if (!spine.empty()) {
+        Mutable(spine.back()).right = node;
+      }
+      spine.push_back(std::move(node));
+      spine_priorities.push_back(priority);
+    }
+    if (spine.empty()) {
+      return Map();
+    }
+    NodePtr root = spine.front();
+    FixSizes(&Mutable(root));
+    return Map(std::move(root));
   }
 
   // Whether a node (priority a, key ka) must sit above one with (b, kb): higher priority wins,

@@ -83,7 +83,7 @@ TEST(PersistentMapTest, InsertFindEraseLeaveEarlierVersionsUntouched) {
   ASSERT_NE(two.Find(2), nullptr);
   EXPECT_EQ(*two.Find(2), 20);
   EXPECT_EQ(erased.Find(2), nullptr);
-  EXPECT_EQ(two.size(), 2u);
+  EXPECT_EQ(two.size(), 2U);
   EXPECT_TRUE(erased.Erase(42).SameAs(erased));
 }
 
@@ -92,7 +92,7 @@ TEST(PersistentMapTest, HeterogeneousLookupWithStringKeys) {
   const std::string_view key = "b";
   ASSERT_NE(map.Find(key), nullptr);
   EXPECT_EQ(*map.Find(key), 2);
-  EXPECT_EQ(map.Erase(std::string_view("a")).size(), 1u);
+  EXPECT_EQ(map.Erase(std::string_view("a")).size(), 1U);
 }
 
 // Random updates checked against std::map after every step, keeping every version: old
@@ -195,6 +195,7 @@ TEST(PersistentMapTest, SingleUpdatesKeepTheTreapShape) {
 
 TEST(PersistentMapTest, IteratorWalksInKeyOrder) {
   std::vector<std::pair<int, int>> sorted;
+  sorted.reserve(1000);
   for (int i = 0; i < 1000; ++i) {
     sorted.emplace_back(i * 3, i);
   }
@@ -205,6 +206,29 @@ TEST(PersistentMapTest, IteratorWalksInKeyOrder) {
   }
   EXPECT_EQ(walked, sorted);
   EXPECT_TRUE(IntMap::FromSorted({}).empty());
+}
+
+TEST(PersistentMapTest, FromSortedWithPrecomputedPrioritiesBuildsTheTreapOfItsKeys) {
+  std::vector<std::pair<int, int>> sorted;
+  std::vector<uint64_t> priorities;
+  sorted.reserve(1000);
+  priorities.reserve(1000);
+  for (int i = 0; i < 1000; ++i) {
+    sorted.emplace_back(i * 3, i);
+    priorities.push_back(IntMap::KeyPriority(i * 3));
+  }
+  const IntMap map = IntMap::FromSorted(sorted, priorities);
+  EXPECT_TRUE(map.Valid());
+  EXPECT_EQ(Contents(map), sorted);
+  EXPECT_EQ(DiffOf(IntMap::FromSorted(sorted), map), Differences{});
+  EXPECT_TRUE(map.Insert(1, 1).Erase(300).Valid());
+
+  // Priorities that are not the keys' make a tree of another shape, which Valid() tells.
+  std::vector<uint64_t> wrong(priorities.rbegin(), priorities.rend());
+  EXPECT_FALSE(IntMap::FromSorted(sorted, wrong).Valid());
+  // A list of the wrong length is not used.
+  priorities.pop_back();
+  EXPECT_TRUE(IntMap::FromSorted(sorted, priorities).Valid());
 }
 
 }  // namespace

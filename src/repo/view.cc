@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -100,13 +101,18 @@ struct Classified {
   ServicePtr service;    // accepted, or
   absl::Status problem;  // the reason it is left out,
   ServicePtr shown;      // with what an operator is shown of it
+  // The accepted service's id hashed as the maps hash it, while the id is at hand: a load
+  // builds its maps from these (ServiceMap::FromSorted) instead of hashing a million cold ids.
+  uint64_t priority = 0;
 };
 
 Classified Classify(const Keys::Parsed& parsed, std::string_view value) {
   Service shown;
   absl::StatusOr<Service> service = ClassifyService(parsed, value, shown);
   if (service.ok()) {
-    return {.service = std::make_shared<const Service>(*std::move(service))};
+    auto accepted = std::make_shared<const Service>(*std::move(service));
+    const uint64_t priority = ServiceMap::KeyPriority(accepted->id);
+    return {.service = std::move(accepted), .priority = priority};
   }
   return {.problem = service.status(), .shown = std::make_shared<const Service>(std::move(shown))};
 }
@@ -209,13 +215,17 @@ class Applier {
   Applier& operator=(Applier&&) = delete;
 
   ~Applier() {
-    for (auto& [ns, entries] : loaded_) {
-      if (!entries.empty()) {
-        working_.services[ns] = ServiceMap::FromSorted(std::move(entries));
+    // Both maps are keyed by the id as a string_view, so the priorities are the same.
+    static_assert(std::is_same_v<ServiceMap::key_type, TtlServiceMap::key_type>);
+    for (auto& [ns, loaded] : loaded_) {
+      if (!loaded.entries.empty()) {
+        working_.services[ns] =
+            ServiceMap::FromSorted(std::move(loaded.entries), loaded.priorities);
       }
     }
-    for (auto& [ns, entries] : loaded_ttl_) {
-      working_.ttl_services[ns] = TtlServiceMap::FromSorted(std::move(entries));
+    for (auto& [ns, loaded] : loaded_ttl_) {
+      working_.ttl_services[ns] =
+          TtlServiceMap::FromSorted(std::move(loaded.entries), loaded.priorities);
     }
   }
 
@@ -243,7 +253,7 @@ class Applier {
           return;
         }
         working_.invalid.erase(kv.key);
-        PutService(parsed.name, std::move(service.service), kv);
+        PutService(parsed.name, std::move(service.service), kv, service.priority);
         return;
       }
       case Keys::Parsed::Kind::kPlacementSettings:
@@ -334,7 +344,9 @@ class Applier {
                                              .service = std::move(shown)};
   }
 
-  void PutService(const std::string& ns, ServicePtr service, const store::KeyValue& kv) {
+  // `priority`: the id's ServiceMap::KeyPriority.
+  void PutService(const std::string& ns, ServicePtr service, const store::KeyValue& kv,
+                  uint64_t priority) {
     const std::string_view id = service->id;
     std::optional<TtlService> ttl;
     if (service->HasTtl()) {
@@ -350,9 +362,13 @@ class Applier {
     if (bulk_) {
       // A range comes in key order, so a namespace's ids arrive ascending.
       if (ttl.has_value()) {
-        loaded_ttl_[ns].emplace_back(id, *std::move(ttl));
+        Loaded<TtlService>& loaded = loaded_ttl_[ns];
+        loaded.entries.emplace_back(id, *std::move(ttl));
+        loaded.priorities.push_back(priority);
       }
-      loaded_[ns].emplace_back(id, std::move(service));
+      Loaded<ServicePtr>& loaded = loaded_[ns];
+      loaded.entries.emplace_back(id, std::move(service));
+      loaded.priorities.push_back(priority);
       return;
     }
     ServiceMap& services = working_.services[ns];
@@ -421,8 +437,13 @@ class Applier {
   const std::function<absl::Time()>& clock_;
   const bool bulk_;
   const Snapshot* known_;
-  std::map<std::string, std::vector<std::pair<std::string_view, ServicePtr>>> loaded_;
-  std::map<std::string, std::vector<std::pair<std::string_view, TtlService>>> loaded_ttl_;
+  template <typename V>
+  struct Loaded {
+    std::vector<std::pair<std::string_view, V>> entries;
+    std::vector<uint64_t> priorities;  // of the ids, one per entry
+  };
+  std::map<std::string, Loaded<ServicePtr>> loaded_;
+  std::map<std::string, Loaded<TtlService>> loaded_ttl_;
 };
 
 // A load frees as much as it keeps (the whole range as read, the decoding's and the first

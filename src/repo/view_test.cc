@@ -503,6 +503,12 @@ TEST_F(ViewTest, ALargeLoadKeepsEveryRecordInItsPlace) {
 
   ASSERT_NE(loaded, nullptr);
   EXPECT_EQ(loaded->ServiceCount(), valid.size());
+  // Built from priorities hashed while classifying: every later update and diff relies on the
+  // maps having the one shape of their keys.
+  ASSERT_EQ(loaded->services.size(), 2);
+  for (const auto& [ns, services] : loaded->services) {
+    EXPECT_TRUE(services.Valid()) << ns;
+  }
   for (const auto& [key, service] : valid) {
     const Service* found = loaded->FindService(service.namespace_name, service.id);
     ASSERT_NE(found, nullptr) << key;

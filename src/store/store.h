@@ -176,6 +176,7 @@ class Store {
   // call it on their committer thread once the batch holding `txn` is applied, so it must not
   // block for long; this default commits on the caller's thread and calls it there.
   using CommitCallback = absl::AnyInvocable<void(absl::StatusOr<TxnResult>) &&>;
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): by value, for stores that queue it
   virtual void CommitAsync(Txn txn, CommitCallback done) { std::move(done)(Commit(txn)); }
 
   // Watches keys starting with `prefix` for changes at revisions >= start_revision
