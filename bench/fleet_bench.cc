@@ -318,7 +318,7 @@ void BM_HttpSdLatencyUnderWrites(benchmark::State& state) {
   const bool into_served = state.range(0) == 1;
   constexpr int kTargets = 10'000;
   constexpr double kWriteRate = 5000;
-  constexpr int kCycles = 3;
+  constexpr int kCycles = 5;
   constexpr absl::Duration kWindow = absl::Seconds(3);
   // More than a cycle writes at kWriteRate: every write of the run has its own id.
   constexpr int kWritesPerCycle = 100'000;
