@@ -288,11 +288,11 @@ namespace {
 RenderedGroup RenderGroup(const Service& service, ExportConfig config) {
   RenderedGroup rendered{.config = config};
   absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
-  absl::StatusOr<targetgroup::TargetGroup> group = targetgroup::FromService(service, config);
-  if (endpoint.ok() && group.ok()) {
+  if (endpoint.ok()) {
     rendered.endpoint = endpoint->String();
     // "[{...}]" without its brackets.
-    std::string json = targetgroup::ToHttpSdJson({*std::move(group)});
+    std::string json =
+        targetgroup::ToHttpSdJson({targetgroup::FromService(service, *endpoint, config)});
     rendered.json = json.substr(1, json.size() - 2);
   }
   return rendered;

@@ -144,6 +144,13 @@ absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig con
   return Build(service, endpoint, config);
 }
 
+TargetGroup FromService(const Service& service, const Endpoint& endpoint, ExportConfig config) {
+  if (config == ExportConfig::kDisabled) {
+    return TargetGroup{};
+  }
+  return Build(service, endpoint, config);
+}
+
 std::vector<TargetGroup> FromServices(const std::vector<Service>& services, ExportConfig config,
                                       std::vector<absl::Status>* skipped) {
   std::vector<const Service*> pointers;

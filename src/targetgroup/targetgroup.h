@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "model/endpoint.h"
 #include "model/model.h"
 
 namespace discovery::targetgroup {
@@ -34,6 +35,9 @@ struct TargetGroup {
 // Returns InvalidArgument, naming the service and the endpoint, when `service.endpoint` does
 // not parse (a corrupt stored record).
 absl::StatusOr<TargetGroup> FromService(const Service& service, ExportConfig config);
+// The same for a caller that has parsed `service.endpoint` already (into `endpoint`), so that
+// rendering a million services parses each endpoint once.
+TargetGroup FromService(const Service& service, const Endpoint& endpoint, ExportConfig config);
 
 // The groups of `services` under `config`, one per service, ordered by canonical endpoint (ties,
 // possible only across namespaces, by namespace, name and id) so that output is deterministic

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
+#include "model/endpoint.h"
 #include "model/model.h"
 #include "testing/status_matchers.h"
 
@@ -206,6 +207,22 @@ TEST(TargetGroupTest, DisabledIsAnEmptyGroupWithoutLookingAtTheEndpoint) {
 
   EXPECT_THAT(FromService(service, ExportConfig::kDisabled), IsOkAndHolds(TargetGroup{}));
   EXPECT_THAT(FromServices({service}, ExportConfig::kDisabled), IsEmpty());
+}
+
+TEST(TargetGroupTest, AnEndpointParsedByTheCallerGivesTheSameGroup) {
+  for (const char* endpoint :
+       {"http://example.com/metrics", "https://user:pw@[::1]:9100/a%20b/?x=1&y=2&x=3",
+        "http://blackbox.example.com/probe?module=http_2xx&target=a.example.com",
+        "https://example.com:443"}) {
+    const Service service = MakeService("job", endpoint, {{"team", "web"}, {"job", "mine"}});
+    absl::StatusOr<Endpoint> parsed = Endpoint::Parse(service.endpoint);
+    ASSERT_THAT(parsed, IsOk()) << endpoint;
+    for (ExportConfig config : {ExportConfig::kStandard, ExportConfig::kBlackbox,
+                                ExportConfig::kDisabled, static_cast<ExportConfig>(7)}) {
+      EXPECT_THAT(FromService(service, config), IsOkAndHolds(FromService(service, *parsed, config)))
+          << endpoint << " " << static_cast<int>(config);
+    }
+  }
 }
 
 TEST(TargetGroupTest, InvalidStoredEndpointIsInvalidArgument) {
