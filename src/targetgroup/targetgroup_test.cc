@@ -282,7 +282,7 @@ TEST(TargetGroupTest, EqualEndpointsAreOrderedByNamespace) {
   const std::vector<TargetGroup> groups = FromServices(services, ExportConfig::kBlackbox);
   const std::vector<TargetGroup> groups_reversed = FromServices(reversed, ExportConfig::kBlackbox);
 
-  ASSERT_EQ(groups.size(), 2u);
+  ASSERT_EQ(groups.size(), 2U);
   EXPECT_EQ(groups[0].labels.at("ns"), "a");
   EXPECT_EQ(groups[1].labels.at("ns"), "b");
   EXPECT_EQ(groups_reversed, groups);
@@ -388,7 +388,7 @@ TEST(TargetGroupJsonTest, HttpSdRoundTripsThroughAJsonParser) {
   ASSERT_TRUE(parsed.is_array());
   ASSERT_EQ(parsed.size(), groups.size());
   for (size_t i = 0; i < groups.size(); ++i) {
-    EXPECT_EQ(parsed[i].size(), 2u);
+    EXPECT_EQ(parsed[i].size(), 2U);
     EXPECT_EQ(parsed[i]["targets"].get<std::vector<std::string>>(), (groups)[i].targets);
     EXPECT_EQ(parsed[i]["labels"].get<Labels>(), (groups)[i].labels);
   }
