@@ -54,6 +54,24 @@ class KeepAliveInPlaceTest : public ::testing::Test, public TtlClock {
     return registry.RegisterService(registration);
   }
 
+  // Server p1, and `endpoint` registered at t0 with a 30 s TTL and renewed at t0 + 25: its
+  // record says t0 + 30, the deadline in force is t0 + 55. The clock is left at t0 + 25.
+  absl::StatusOr<Service> RegisterAndRenewAt25(Registry& registry, std::string endpoint) {
+    if (absl::StatusOr<Server> server = registry.RegisterServer("p1", {}); !server.ok()) {
+      return server.status();
+    }
+    absl::StatusOr<Service> service = RegisterWithTtl(registry, std::move(endpoint));
+    if (!service.ok()) {
+      return service;
+    }
+    SetNow(t0_ + absl::Seconds(25));
+    if (absl::StatusOr<KeepAliveResult> renewed = registry.KeepAlive({service->id}, "");
+        !renewed.ok()) {
+      return renewed.status();
+    }
+    return service;
+  }
+
   // The clock reaches `at` and the store deletes what has expired by then.
   void ReapAt(absl::Time at) {
     SetNow(at);
@@ -127,11 +145,8 @@ TEST_F(KeepAliveInPlaceTest, RenewalsWriteNoRevisionAndTheListShowsTheDeadlineIn
 
 TEST_F(KeepAliveInPlaceTest, ARenewedServiceGoesWhenItStopsBeingRenewedAndCountsAsExpired) {
   auto registry = Start(*store_);
-  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
-  absl::StatusOr<Service> a = RegisterWithTtl(*registry, "http://a:9100");
+  absl::StatusOr<Service> a = RegisterAndRenewAt25(*registry, "http://a:9100");
   ASSERT_THAT(a, IsOk());
-  SetNow(t0_ + absl::Seconds(25));
-  ASSERT_THAT(registry->KeepAlive({a->id}, ""), IsOk());
   // Its record still says t0 + 30; it lives until t0 + 55.
   SetNow(t0_ + absl::Seconds(45));
   ReapAt(t0_ + absl::Seconds(45));
@@ -150,11 +165,8 @@ TEST_F(KeepAliveInPlaceTest, ARenewedServiceGoesWhenItStopsBeingRenewedAndCounts
 
 TEST_F(KeepAliveInPlaceTest, UnregisteringARenewedServicePastItsRecordsDeadlineIsNoExpiration) {
   auto registry = Start(*store_);
-  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
-  absl::StatusOr<Service> a = RegisterWithTtl(*registry, "http://a:9100");
+  absl::StatusOr<Service> a = RegisterAndRenewAt25(*registry, "http://a:9100");
   ASSERT_THAT(a, IsOk());
-  SetNow(t0_ + absl::Seconds(25));
-  ASSERT_THAT(registry->KeepAlive({a->id}, ""), IsOk());
   SetNow(t0_ + absl::Seconds(40));
   ASSERT_THAT(registry->UnregisterService(a->id, ""), IsOk());
   AwaitEndpoints(*registry, {});
