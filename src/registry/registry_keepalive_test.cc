@@ -48,7 +48,7 @@ class KeepAliveInPlaceTest : public ::testing::Test, public TtlClock {
     return registry;
   }
 
-  absl::StatusOr<Service> RegisterWithTtl(Registry& registry, std::string endpoint) {
+  static absl::StatusOr<Service> RegisterWithTtl(Registry& registry, std::string endpoint) {
     ServiceRegistration registration{.name = "node", .endpoint = std::move(endpoint)};
     registration.ttl = absl::Seconds(30);
     return registry.RegisterService(registration);
