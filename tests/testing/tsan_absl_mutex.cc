@@ -12,8 +12,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-extern "C" void __tsan_acquire(void* addr);  // NOLINT(bugprone-reserved-identifier)
-extern "C" void __tsan_release(void* addr);  // NOLINT(bugprone-reserved-identifier)
+// TSan's annotation interface; clang declares it itself, g++ does not.
+// NOLINTBEGIN(bugprone-reserved-identifier,readability-redundant-declaration)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+// NOLINTEND(bugprone-reserved-identifier,readability-redundant-declaration)
 
 namespace {
 
@@ -21,7 +24,7 @@ template <typename Fn>
 Fn Real(const char* mangled) {
   void* symbol = dlsym(RTLD_NEXT, mangled);
   if (symbol == nullptr) {
-    std::fprintf(stderr, "tsan_absl_mutex: %s not found in libabsl\n", mangled);
+    (void)std::fprintf(stderr, "tsan_absl_mutex: %s not found in libabsl\n", mangled);
     std::abort();
   }
   return reinterpret_cast<Fn>(symbol);
@@ -30,11 +33,51 @@ Fn Real(const char* mangled) {
 void Acquire(const void* mu) { __tsan_acquire(const_cast<void*>(mu)); }
 void Release(const void* mu) { __tsan_release(const_cast<void*>(mu)); }
 
+// absl::Mutex evaluates a waiter's Condition inside libabsl: on the waiting thread before it
+// sleeps and on whichever thread unlocks later, always while holding the mutex, and it passes the
+// mutex between those threads through its own atomics. TSan sees none of that: neither the
+// waiter's writes of the Condition before it waits, nor the evaluating thread's reads before the
+// waiter returns and reuses that stack for its next Condition, nor that an evaluation runs inside
+// a critical section. A TracedCondition hands absl a Condition of its own whose evaluation
+// states both edges: the waiter publishes its Condition on the TracedCondition's address before
+// it waits, and every evaluation acquires that address and the mutex and releases the mutex when
+// done, which the waiter acquires once absl returns.
+class TracedCondition {
+ public:
+  TracedCondition(const absl::Mutex* mu, const absl::Condition& waiter_condition)
+      : mu_(mu), waiter_condition_(waiter_condition) {
+    Release(this);
+  }
+  TracedCondition(const TracedCondition&) = delete;
+  TracedCondition& operator=(const TracedCondition&) = delete;
+  TracedCondition(TracedCondition&&) = delete;
+  TracedCondition& operator=(TracedCondition&&) = delete;
+  ~TracedCondition() = default;
+
+  // The non-template constructor is compiled into libabsl, so absl's reads of this Condition are
+  // its own and only Evaluate below runs instrumented.
+  absl::Condition condition() { return {&Evaluate, this}; }
+
+ private:
+  static bool Evaluate(void* self) {
+    Acquire(self);
+    const auto* traced = static_cast<const TracedCondition*>(self);
+    Acquire(traced->mu_);
+    const bool result = traced->waiter_condition_.Eval();
+    Release(traced->mu_);
+    return result;
+  }
+
+  const absl::Mutex* mu_;
+  const absl::Condition& waiter_condition_;
+};
+
 }  // namespace
 
 // Makes every TSan test executable load the project's suppressions (tests/tsan.supp) without
 // anyone having to set TSAN_OPTIONS; a TSAN_OPTIONS from the environment still applies on top.
-extern "C" const char* __tsan_default_options() {  // NOLINT(bugprone-reserved-identifier)
+// NOLINTNEXTLINE(bugprone-reserved-identifier,readability-identifier-naming): TSan's hook
+extern "C" const char* __tsan_default_options() {
   return "suppressions=" DISCOVERY_TSAN_SUPPRESSIONS;
 }
 
@@ -87,21 +130,24 @@ bool Mutex::ReaderTryLock() {
 void Mutex::LockWhen(const Condition& cond) {
   static auto real =
       Real<void (*)(Mutex*, const Condition&)>("_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  TracedCondition traced(this, cond);
+  real(this, traced.condition());
   Acquire(this);
 }
 
 void Mutex::ReaderLockWhen(const Condition& cond) {
   static auto real = Real<void (*)(Mutex*, const Condition&)>(
       "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  TracedCondition traced(this, cond);
+  real(this, traced.condition());
   Acquire(this);
 }
 
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
   static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Duration)>(
       "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const bool result = real(this, cond, timeout);
+  TracedCondition traced(this, cond);
+  const bool result = real(this, traced.condition(), timeout);
   Acquire(this);
   return result;
 }
@@ -109,7 +155,8 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
 bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
   static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Time)>(
       "_ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const bool result = real(this, cond, deadline);
+  TracedCondition traced(this, cond);
+  const bool result = real(this, traced.condition(), deadline);
   Acquire(this);
   return result;
 }
@@ -117,7 +164,8 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
 bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
   static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Duration)>(
       "_ZN4absl7debian35Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const bool result = real(this, cond, timeout);
+  TracedCondition traced(this, cond);
+  const bool result = real(this, traced.condition(), timeout);
   Acquire(this);
   return result;
 }
@@ -125,7 +173,8 @@ bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, absl::Duration time
 bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
   static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Time)>(
       "_ZN4absl7debian35Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const bool result = real(this, cond, deadline);
+  TracedCondition traced(this, cond);
+  const bool result = real(this, traced.condition(), deadline);
   Acquire(this);
   return result;
 }
@@ -134,7 +183,8 @@ void Mutex::Await(const Condition& cond) {
   static auto real =
       Real<void (*)(Mutex*, const Condition&)>("_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
   Release(this);
-  real(this, cond);
+  TracedCondition traced(this, cond);
+  real(this, traced.condition());
   Acquire(this);
 }
 
@@ -142,7 +192,8 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Duration)>(
       "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   Release(this);
-  const bool result = real(this, cond, timeout);
+  TracedCondition traced(this, cond);
+  const bool result = real(this, traced.condition(), timeout);
   Acquire(this);
   return result;
 }
@@ -151,7 +202,8 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Time)>(
       "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   Release(this);
-  const bool result = real(this, cond, deadline);
+  TracedCondition traced(this, cond);
+  const bool result = real(this, traced.condition(), deadline);
   Acquire(this);
   return result;
 }
