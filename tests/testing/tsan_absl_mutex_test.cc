@@ -1,9 +1,9 @@
 // Checks the ThreadSanitizer shim (tsan_absl_mutex.cc) against the hand-overs absl::Mutex makes
 // inside Debian's uninstrumented libabsl. In other builds it checks only the outcomes; under TSan
 // a missed hand-over is reported as a data race and fails the test executable.
-#include <thread>
-
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
