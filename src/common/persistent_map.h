@@ -125,10 +125,11 @@ class Map {
     return Find(key) != nullptr;
   }
 
-  // This map with `key` set to `value` (added or replaced).
-  Map Insert(K key, V value) const {
+  // This map with `key` set to `value` (added or replaced). With `replaced`, it is set to the
+  // value the key held before, if any: one walk down the tree instead of a Find and an Insert.
+  Map Insert(K key, V value, std::optional<V>* replaced = nullptr) const {
     const uint64_t priority = Priority(key);
-    return Map(InsertAt(root_, std::move(key), std::move(value), priority));
+    return Map(InsertAt(root_, std::move(key), std::move(value), priority, replaced));
   }
 
   // This map without `key`; the same version when the key is absent.
@@ -153,7 +154,14 @@ class Map {
   // O(m log(n/m + 1)), which is what lets a server join move a tenth of a million services
   // without churning millions of transient nodes.
   Map Apply(std::vector<Change> changes) const {
-    return Map(ApplyAt(root_, std::span<Change>(changes)));
+    return Apply(std::move(changes), [](const Change&, const V&) {});
+  }
+
+  // The same, calling replaced(change, old) for every change of a key the map held, with the
+  // value it held: what a caller would otherwise look up first, one walk down the tree each.
+  template <typename Replaced>
+  Map Apply(std::vector<Change> changes, Replaced&& replaced) const {
+    return Map(ApplyAt(root_, std::span<Change>(changes), replaced));
   }
 
   // The priority of `key` in every map: a hash of it (of the key type itself: a std::string
@@ -328,11 +336,12 @@ class Map {
     return Make(*right, Merge(left, right->left), right->right);
   }
 
-  static NodePtr InsertAt(const NodePtr& node, K key, V value, uint64_t priority) {
+  static NodePtr InsertAt(const NodePtr& node, K key, V value, uint64_t priority,
+                          std::optional<V>* replaced) {
     if (node == nullptr || Before(priority, key, Priority(node->key), node->key)) {
       if (node != nullptr && !Compare()(key, node->key) && !Compare()(node->key, key)) {
         // Same key (and so same priority): replace the value, keep the children.
-        return New(std::move(key), std::move(value), node->size, node->left, node->right);
+        return Replace(*node, std::move(key), std::move(value), replaced);
       }
       // The new key goes here; whatever was below splits around it. An equal key further down
       // cannot exist: it would have the same priority and so sit at or above this point.
@@ -341,14 +350,21 @@ class Map {
       return New(std::move(key), std::move(value), size, std::move(less), std::move(greater));
     }
     if (Compare()(key, node->key)) {
-      return Make(*node, InsertAt(node->left, std::move(key), std::move(value), priority),
+      return Make(*node, InsertAt(node->left, std::move(key), std::move(value), priority, replaced),
                   node->right);
     }
     if (Compare()(node->key, key)) {
       return Make(*node, node->left,
-                  InsertAt(node->right, std::move(key), std::move(value), priority));
+                  InsertAt(node->right, std::move(key), std::move(value), priority, replaced));
     }
-    return New(std::move(key), std::move(value), node->size, node->left, node->right);
+    return Replace(*node, std::move(key), std::move(value), replaced);
+  }
+
+  static NodePtr Replace(const Node& node, K key, V value, std::optional<V>* replaced) {
+    if (replaced != nullptr) {
+      *replaced = node.value;
+    }
+    return New(std::move(key), std::move(value), node.size, node.left, node.right);
   }
 
   template <typename Q>
@@ -385,7 +401,8 @@ class Map {
   }
 
   // `node` with the sorted `changes` made below it.
-  static NodePtr ApplyAt(const NodePtr& node, std::span<Change> changes) {
+  template <typename Replaced>
+  static NodePtr ApplyAt(const NodePtr& node, std::span<Change> changes, Replaced& replaced) {
     if (changes.empty()) {
       return node;
     }
@@ -402,9 +419,12 @@ class Map {
       return Compare()(c.first, node->key);
     });
     const bool hit = at != changes.end() && !Compare()(node->key, at->first);
+    if (hit) {
+      replaced(std::as_const(*at), node->value);
+    }
     const auto after = hit ? at + 1 : at;
-    NodePtr left = ApplyAt(node->left, std::span<Change>(changes.begin(), at));
-    NodePtr right = ApplyAt(node->right, std::span<Change>(after, changes.end()));
+    NodePtr left = ApplyAt(node->left, std::span<Change>(changes.begin(), at), replaced);
+    NodePtr right = ApplyAt(node->right, std::span<Change>(after, changes.end()), replaced);
     if (hit && !at->second.has_value()) {
       return Merge(left, right);
     }

@@ -114,7 +114,11 @@ TEST(PersistentMapTest, RandomOperationsAgreeWithStdMap) {
       model.erase(key);
     } else {
       const int value = value_of(random);
-      next = next.Insert(key, value);
+      std::optional<int> replaced;
+      next = next.Insert(key, value, &replaced);
+      auto held = model.find(key);
+      ASSERT_EQ(replaced, held == model.end() ? std::nullopt : std::optional<int>(held->second))
+          << "step " << step;
       model[key] = value;
     }
     ASSERT_EQ(Contents(next), Contents(model)) << "step " << step;
@@ -167,7 +171,17 @@ TEST(PersistentMapTest, BatchesOfChangesAgreeWithStdMapAndKeepTheTreapShape) {
         model.erase(key);
       }
     }
-    map = map.Apply({batch.begin(), batch.end()});
+    std::map<int, int> replaced;
+    map = map.Apply({batch.begin(), batch.end()}, [&](const IntMap::Change& change, int old) {
+      EXPECT_TRUE(replaced.emplace(change.first, old).second) << change.first;
+    });
+    std::map<int, int> held;  // what the batch's keys held before it
+    for (const auto& [key, value] : batch) {
+      if (auto it = model_before.find(key); it != model_before.end()) {
+        held.emplace(key, it->second);
+      }
+    }
+    ASSERT_EQ(replaced, held) << "step " << step;
     ASSERT_TRUE(map.Valid()) << "step " << step;
     ASSERT_EQ(Contents(map), Contents(model)) << "step " << step;
     ASSERT_EQ(map.size(), model.size());

@@ -132,26 +132,11 @@ class PlacementBuilder {
    public:
     explicit Update(NamespacePlacement& target) : target_(target) {}
 
-    void Remove(std::string_view id) {
-      const PlacedPtr* old = target_.all_.Find(id);
-      if (old == nullptr) {
-        return;
-      }
-      for (const std::string& server : *(*old)->servers) {
-        by_server_[server].emplace_back(id, std::nullopt);
-      }
-      all_.emplace_back(id, std::nullopt);
-    }
+    // Removing an id the namespace does not hold does nothing.
+    void Remove(std::string_view id) { all_.emplace_back(id, std::nullopt); }
 
     void Put(PlacedPtr placed) {
       const std::string_view id = placed->service->id;
-      if (const PlacedPtr* old = target_.all_.Find(id); old != nullptr) {
-        for (const std::string& server : *(*old)->servers) {
-          if (!std::binary_search(placed->servers->begin(), placed->servers->end(), server)) {
-            by_server_[server].emplace_back(id, std::nullopt);
-          }
-        }
-      }
       for (const std::string& server : *placed->servers) {
         by_server_[server].emplace_back(id, placed);
       }
@@ -159,7 +144,18 @@ class PlacementBuilder {
     }
 
     void Commit() {
-      target_.all_ = target_.all_.Apply(Sorted(std::move(all_)));
+      // The servers an id leaves are known once the map of all says where it was: as the
+      // batch replaces it, rather than by a lookup per id beforehand.
+      auto left_servers = [this](const PlacedMap::Change& change, const PlacedPtr& old) {
+        for (const std::string& server : *old->servers) {
+          if (!change.second.has_value() ||
+              !std::binary_search((*change.second)->servers->begin(),
+                                  (*change.second)->servers->end(), server)) {
+            by_server_[server].emplace_back(change.first, std::nullopt);
+          }
+        }
+      };
+      target_.all_ = target_.all_.Apply(Sorted(std::move(all_)), left_servers);
       for (auto& [server, changes] : by_server_) {
         auto it = target_.by_server_.try_emplace(server).first;
         it->second = it->second.Apply(Sorted(std::move(changes)));

@@ -372,14 +372,15 @@ class Applier {
       return;
     }
     ServiceMap& services = working_.services[ns];
-    if (const ServicePtr* old = services.Find(id); old != nullptr) {
+    std::optional<ServicePtr> old;
+    services = services.Insert(id, std::move(service), &old);
+    if (old.has_value()) {
       ForgetTtl(ns, **old);
     }
     if (ttl.has_value()) {
       TtlServiceMap& ttl_services = working_.ttl_services[ns];
       ttl_services = ttl_services.Insert(id, *std::move(ttl));
     }
-    services = services.Insert(id, std::move(service));
   }
 
   // `count_expiry`: count the service as expired when it is gone at or after its deadline, or,
