@@ -12,51 +12,61 @@ namespace {
 
 constexpr int kRounds = 2000;
 
-// Two threads hand a turn back and forth, each waiting with a Condition on its own stack. absl
-// evaluates a waiter's Condition on the thread that unlocks, so each Condition is read by the
-// other thread and then, once the wait ends, its stack slot is written by the next round's
-// Condition of its owner.
-TEST(TsanAbslMutexTest, AConditionReadByTheUnlockingThreadIsOrderedBeforeItsOwnerReusesIt) {
+// A turn two threads hand back and forth.
+struct Turns {
   absl::Mutex mu;
-  int turn = 0;  // 0: the main thread's turn; 1: the other thread's
-  int handed_over = 0;
-  auto take_turns = [&](int mine) {
+  int turn ABSL_GUARDED_BY(mu) = 0;  // whose turn it is: 0 or 1
+  int passed ABSL_GUARDED_BY(mu) = 0;
+
+  void Pass(int mine) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    ++passed;
+    turn = 1 - mine;
+  }
+};
+
+// Runs take_turn(turns, mine) kRounds times on this thread (mine = 0) and on another (mine = 1);
+// each call waits with a Condition in its own frame, which absl evaluates on the other thread as
+// it unlocks, and the next call builds its Condition in the same stack slot. Returns how often
+// the turn was passed.
+template <typename TakeTurn>
+int PlayBothSides(TakeTurn take_turn) {
+  Turns turns;
+  auto play = [&turns, &take_turn](int mine) {
     for (int round = 0; round < kRounds; ++round) {
-      auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return turn == mine; };
-      absl::MutexLock lock(&mu, absl::Condition(&my_turn));
-      ++handed_over;
-      turn = 1 - mine;
+      take_turn(turns, mine);
     }
   };
-  std::thread other([&] { take_turns(1); });
-  take_turns(0);
+  std::thread other(play, 1);
+  play(0);
   other.join();
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(handed_over, 2 * kRounds);
+  absl::MutexLock lock(&turns.mu);
+  return turns.passed;
+}
+
+TEST(TsanAbslMutexTest, AConditionReadByTheUnlockingThreadIsOrderedBeforeItsOwnerReusesIt) {
+  EXPECT_EQ(PlayBothSides([](Turns& turns, int mine) {
+              auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(turns.mu) {
+                return turns.turn == mine;
+              };
+              absl::MutexLock lock(&turns.mu, absl::Condition(&my_turn));
+              turns.Pass(mine);
+            }),
+            2 * kRounds);
 }
 
 // The same hand-over through Await with a timeout, the shape of a periodic timer thread that also
-// wakes on a flag: the waiter holds the mutex, waits on a Condition that the setting thread
-// evaluates while it unlocks, and reuses the slot on its next round.
+// wakes on a flag: the waiter holds the mutex while it waits.
 TEST(TsanAbslMutexTest, AnAwaitedConditionIsOrderedBeforeItsOwnerReusesIt) {
-  absl::Mutex mu;
-  int turn = 0;
-  int handed_over = 0;
-  auto take_turns = [&](int mine) {
-    for (int round = 0; round < kRounds; ++round) {
-      auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return turn == mine; };
-      absl::MutexLock lock(&mu);
-      while (!mu.AwaitWithTimeout(absl::Condition(&my_turn), absl::Seconds(10))) {
-      }
-      ++handed_over;
-      turn = 1 - mine;
-    }
-  };
-  std::thread other([&] { take_turns(1); });
-  take_turns(0);
-  other.join();
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(handed_over, 2 * kRounds);
+  EXPECT_EQ(PlayBothSides([](Turns& turns, int mine) {
+              auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(turns.mu) {
+                return turns.turn == mine;
+              };
+              absl::MutexLock lock(&turns.mu);
+              while (!turns.mu.AwaitWithTimeout(absl::Condition(&my_turn), absl::Seconds(10))) {
+              }
+              turns.Pass(mine);
+            }),
+            2 * kRounds);
 }
 
 }  // namespace
