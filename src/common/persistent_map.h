@@ -132,11 +132,16 @@ class Map {
     return Map(InsertAt(root_, std::move(key), std::move(value), priority, replaced));
   }
 
-  // This map without `key`; the same version when the key is absent.
+  // This map without `key`; the same version when the key is absent. With `erased`, it is set to
+  // the value the key held, if any.
   template <typename Q>
-  Map Erase(const Q& key) const {
-    if (!Contains(key)) {
+  Map Erase(const Q& key, std::optional<V>* erased = nullptr) const {
+    const V* held = Find(key);
+    if (held == nullptr) {
       return *this;
+    }
+    if (erased != nullptr) {
+      *erased = *held;
     }
     return Map(EraseAt(root_, key));
   }

@@ -110,7 +110,11 @@ TEST(PersistentMapTest, RandomOperationsAgreeWithStdMap) {
     std::map<int, int> model = expected.back();
     const int key = key_of(random);
     if (operation(random) < 3) {
-      next = next.Erase(key);
+      std::optional<int> erased;
+      next = next.Erase(key, &erased);
+      auto held = model.find(key);
+      ASSERT_EQ(erased, held == model.end() ? std::nullopt : std::optional<int>(held->second))
+          << "step " << step;
       model.erase(key);
     } else {
       const int value = value_of(random);

@@ -394,8 +394,9 @@ class Applier {
     if (it == working_.services.end()) {
       return;
     }
-    const ServicePtr* old = it->second.Find(std::string_view{id});
-    if (old == nullptr) {
+    std::optional<ServicePtr> old;
+    it->second = it->second.Erase(std::string_view{id}, &old);
+    if (!old.has_value()) {
       return;  // never held, or already removed at its expiry
     }
     // An unregistration comes before the deadline; at or after it, the service expired. The
@@ -408,13 +409,12 @@ class Applier {
       }
     }
     ForgetTtl(ns, **old);
-    it->second = it->second.Erase(std::string_view{id});
     if (it->second.empty()) {
       working_.services.erase(it);
     }
   }
 
-  // Takes `old`, about to leave the working snapshot, out of the TTL bookkeeping.
+  // Takes `old`, which leaves the working snapshot, out of the TTL bookkeeping.
   void ForgetTtl(const std::string& ns, const Service& old) {
     if (!old.HasTtl()) {
       return;
