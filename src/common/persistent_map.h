@@ -3,8 +3,9 @@
 // is updated by a write without being copied, and any number of readers keep older versions
 // alive for as long as they hold them.
 //
-// It is a treap whose node priorities are a hash of the key. The shape of the tree is then a
-// function of the set of keys alone, so two versions that share most of their entries share most
+// It is a treap whose node priorities are a hash of the key, kept in the node so that a walk down
+// the tree compares priorities without hashing every key it passes. The shape of the tree is then
+// a function of the set of keys alone, so two versions that share most of their entries share most
 // of their nodes, and Diff can skip every subtree both versions hold by pointer: comparing two
 // versions costs O(d log n) for d differing entries instead of O(n).
 //
@@ -68,36 +69,40 @@ class Map {
     const Node* node_ = nullptr;
   };
 
-  // 56 bytes with string_view keys and shared_ptr values: no priority (it is the key's hash,
-  // recomputed when needed) and a 32-bit size, so that a node fits a 64-byte malloc chunk.
+  // 56 bytes with string_view keys and shared_ptr values, so that a node fits a 64-byte malloc
+  // chunk: a 32-bit priority and no subtree size (the map counts its entries once, at the root).
   struct Node {
-    Node(K k, V v, uint32_t n, NodePtr l, NodePtr r)
+    Node(K k, V v, uint32_t p, NodePtr l, NodePtr r)
         : key(std::move(k)),
           value(std::move(v)),
-          size(n),
+          priority(p),
           left(std::move(l)),
           right(std::move(r)) {}
 
     K key;
     V value;
-    uint32_t size;
+    uint32_t priority;
     mutable std::atomic<uint32_t> refs{0};
     NodePtr left;
     NodePtr right;
   };
 
-  static NodePtr New(K key, V value, size_t size, NodePtr left, NodePtr right) {
-    return NodePtr(new Node(std::move(key), std::move(value), static_cast<uint32_t>(size),
-                            std::move(left), std::move(right)));
-  }
-
  public:
   using key_type = K;
   using mapped_type = V;
+  // A key's place in the heap order of the treap: a hash of the key.
+  using priority_type = uint32_t;
 
+ private:
+  static NodePtr New(K key, V value, priority_type priority, NodePtr left, NodePtr right) {
+    return NodePtr(
+        new Node(std::move(key), std::move(value), priority, std::move(left), std::move(right)));
+  }
+
+ public:
   Map() = default;
 
-  size_t size() const { return root_ == nullptr ? 0 : root_->size; }
+  size_t size() const { return size_; }
   bool empty() const { return root_ == nullptr; }
 
   // True when both are the same version (or both empty): equal contents, found in O(1).
@@ -128,8 +133,10 @@ class Map {
   // This map with `key` set to `value` (added or replaced). With `replaced`, it is set to the
   // value the key held before, if any: one walk down the tree instead of a Find and an Insert.
   Map Insert(K key, V value, std::optional<V>* replaced = nullptr) const {
-    const uint64_t priority = Priority(key);
-    return Map(InsertAt(root_, std::move(key), std::move(value), priority, replaced));
+    const priority_type priority = KeyPriority(key);
+    bool existed = false;
+    NodePtr root = InsertAt(root_, std::move(key), std::move(value), priority, replaced, existed);
+    return Map(std::move(root), existed ? size_ : size_ + 1);
   }
 
   // This map without `key`; the same version when the key is absent. With `erased`, it is set to
@@ -143,12 +150,16 @@ class Map {
     if (erased != nullptr) {
       *erased = *held;
     }
-    return Map(EraseAt(root_, key));
+    return Map(EraseAt(root_, key), size_ - 1);
   }
 
-  // Whether the tree is a treap of its keys: ordered, every node above the ones it outranks,
-  // sizes right. The shape of a key set is unique, so this is what tests of updates check.
-  bool Valid() const { return ValidAt(root_.get(), nullptr, nullptr).has_value(); }
+  // Whether the tree is a treap of its keys: ordered, every node holding its key's priority and
+  // above the ones it outranks, the count right. The shape of a key set is unique, so this is
+  // what tests of updates check.
+  bool Valid() const {
+    const std::optional<size_t> count = ValidAt(root_.get(), nullptr, nullptr);
+    return count.has_value() && *count == size_;
+  }
 
   // A change of Apply: set the key to the value, or erase it when the value is empty.
   using Change = std::pair<K, std::optional<V>>;
@@ -166,12 +177,17 @@ class Map {
   // value it held: what a caller would otherwise look up first, one walk down the tree each.
   template <typename Replaced>
   Map Apply(std::vector<Change> changes, Replaced&& replaced) const {
-    return Map(ApplyAt(root_, std::span<Change>(changes), replaced));
+    ptrdiff_t added = 0;
+    NodePtr root = ApplyAt(root_, std::span<Change>(changes), replaced, added);
+    return Map(std::move(root), static_cast<size_t>(static_cast<ptrdiff_t>(size_) + added));
   }
 
   // The priority of `key` in every map: a hash of it (of the key type itself: a std::string
   // does not hash as the std::string_view of it). FromSorted takes them precomputed.
-  static uint64_t KeyPriority(const K& key) { return absl::HashOf(key); }
+  static priority_type KeyPriority(const K& key) {
+    const uint64_t hash = absl::HashOf(key);
+    return static_cast<priority_type>(hash ^ (hash >> 32));
+  }
 
   // Builds a map from entries sorted ascending by key without duplicates, in O(n): the initial
   // load of a large store must not pay O(n log n) allocations.
@@ -185,7 +201,7 @@ class Map {
   // there costs a cache miss each; a caller that had the key at hand (decoding it, on several
   // threads) hashes it for almost nothing, and maps of the same keys share one computation.
   static Map FromSorted(std::vector<std::pair<K, V>> entries,
-                        std::span<const uint64_t> priorities) {
+                        std::span<const priority_type> priorities) {
     if (priorities.size() != entries.size()) {
       return FromSorted(std::move(entries));
     }
@@ -237,17 +253,16 @@ class Map {
   // Reports how `after` differs from `before`: removed(key, old) for keys only in `before`,
   // added(key, new) for keys only in `after`, changed(key, old, new) for keys in both whose
   // values differ by operator==. Subtrees both versions share are skipped, so two versions d
-  // updates apart cost O(d log n). Calls come in no particular order.
+  // updates apart cost O(d log n), and nothing is allocated. Calls come in no particular order.
   template <typename Removed, typename Added, typename Changed>
   static void Diff(const Map& before, const Map& after, Removed&& removed, Added&& added,
                    Changed&& changed) {
-    DiffAt(before.root_, after.root_, removed, added, changed);
+    DiffAt({before.root_.get(), false}, {after.root_.get(), false}, nullptr, nullptr, removed,
+           added, changed);
   }
 
  private:
-  explicit Map(NodePtr root) : root_(std::move(root)) {}
-
-  static uint64_t Priority(const K& key) { return KeyPriority(key); }
+  Map(NodePtr root, size_t size) : root_(std::move(root)), size_(size) {}
 
   // Moves the entries into the nodes of the new map.
   template <typename PriorityAt>
@@ -255,61 +270,42 @@ class Map {
     // The right spine of the tree built so far (with the priorities of its nodes), still being
     // changed: nobody else holds these nodes yet.
     std::vector<NodePtr> spine;
-    std::vector<uint64_t> spine_priorities;
     for (size_t i = 0; i < entries.size(); ++i) {
       auto& [key, value] = entries[i];
-      const uint64_t priority = priority_at(i);
-      NodePtr node = New(std::move(key), std::move(value), 1, nullptr, nullptr);
+      const priority_type priority = priority_at(i);  // before the key moves
+      NodePtr node = New(std::move(key), std::move(value), priority, nullptr, nullptr);
       NodePtr last_popped;
       // Everything on the spine that the new node outranks goes below it, to its left.
-      while (!spine.empty() &&
-             Before(priority, node->key, spine_priorities.back(), spine.back()->key)) {
+      while (!spine.empty() && Above(node.get(), spine.back().get())) {
         last_popped = std::move(spine.back());
         spine.pop_back();
-        spine_priorities.pop_back();
       }
       Mutable(node).left = std::move(last_popped);
       if (!spine.empty()) {
         Mutable(spine.back()).right = node;
       }
       spine.push_back(std::move(node));
-      spine_priorities.push_back(priority);
     }
     if (spine.empty()) {
       return Map();
     }
-    NodePtr root = spine.front();
-    FixSizes(&Mutable(root));
-    return Map(std::move(root));
+    return Map(spine.front(), entries.size());
   }
 
   // Whether a node (priority a, key ka) must sit above one with (b, kb): higher priority wins,
   // ties go to the smaller key, so the shape is a function of the key set.
-  static bool Before(uint64_t a, const K& ka, uint64_t b, const K& kb) {
+  static bool Before(priority_type a, const K& ka, priority_type b, const K& kb) {
     return a > b || (a == b && Compare()(ka, kb));
   }
   static bool Above(const Node* a, const Node* b) {
-    return Before(Priority(a->key), a->key, Priority(b->key), b->key);
+    return Before(a->priority, a->key, b->priority, b->key);
   }
-
-  static size_t SizeOf(const NodePtr& node) { return node == nullptr ? 0 : node->size; }
 
   // A node only the caller holds, being built.
   static Node& Mutable(const NodePtr& node) { return const_cast<Node&>(*node); }
 
   static NodePtr Make(const Node& from, NodePtr left, NodePtr right) {
-    const size_t size = 1 + SizeOf(left) + SizeOf(right);
-    return New(from.key, from.value, size, std::move(left), std::move(right));
-  }
-
-  static size_t FixSizes(Node* node) {
-    if (node == nullptr) {
-      return 0;
-    }
-    const size_t size = 1 + FixSizes(const_cast<Node*>(node->left.get())) +
-                        FixSizes(const_cast<Node*>(node->right.get()));
-    node->size = static_cast<uint32_t>(size);
-    return size;
+    return New(from.key, from.value, from.priority, std::move(left), std::move(right));
   }
 
   // Splits `node` into the keys less than `key` and those greater (`key` itself must be
@@ -341,35 +337,40 @@ class Map {
     return Make(*right, Merge(left, right->left), right->right);
   }
 
-  static NodePtr InsertAt(const NodePtr& node, K key, V value, uint64_t priority,
-                          std::optional<V>* replaced) {
-    if (node == nullptr || Before(priority, key, Priority(node->key), node->key)) {
+  // `existed` is set when the key was there and its value is replaced.
+  static NodePtr InsertAt(const NodePtr& node, K key, V value, priority_type priority,
+                          std::optional<V>* replaced, bool& existed) {
+    if (node == nullptr || Before(priority, key, node->priority, node->key)) {
       if (node != nullptr && !Compare()(key, node->key) && !Compare()(node->key, key)) {
         // Same key (and so same priority): replace the value, keep the children.
-        return Replace(*node, std::move(key), std::move(value), replaced);
+        return Replace(*node, std::move(key), std::move(value), replaced, existed);
       }
       // The new key goes here; whatever was below splits around it. An equal key further down
       // cannot exist: it would have the same priority and so sit at or above this point.
       auto [less, greater] = Split(node, key);
-      const size_t size = 1 + SizeOf(less) + SizeOf(greater);
-      return New(std::move(key), std::move(value), size, std::move(less), std::move(greater));
+      return New(std::move(key), std::move(value), priority, std::move(less), std::move(greater));
     }
     if (Compare()(key, node->key)) {
-      return Make(*node, InsertAt(node->left, std::move(key), std::move(value), priority, replaced),
-                  node->right);
+      return Make(
+          *node,
+          InsertAt(node->left, std::move(key), std::move(value), priority, replaced, existed),
+          node->right);
     }
     if (Compare()(node->key, key)) {
-      return Make(*node, node->left,
-                  InsertAt(node->right, std::move(key), std::move(value), priority, replaced));
+      return Make(
+          *node, node->left,
+          InsertAt(node->right, std::move(key), std::move(value), priority, replaced, existed));
     }
-    return Replace(*node, std::move(key), std::move(value), replaced);
+    return Replace(*node, std::move(key), std::move(value), replaced, existed);
   }
 
-  static NodePtr Replace(const Node& node, K key, V value, std::optional<V>* replaced) {
+  static NodePtr Replace(const Node& node, K key, V value, std::optional<V>* replaced,
+                         bool& existed) {
+    existed = true;
     if (replaced != nullptr) {
       *replaced = node.value;
     }
-    return New(std::move(key), std::move(value), node.size, node.left, node.right);
+    return New(std::move(key), std::move(value), node.priority, node.left, node.right);
   }
 
   template <typename Q>
@@ -383,13 +384,14 @@ class Map {
     return Merge(node->left, node->right);
   }
 
-  // The size of the subtree at `node` when it is a valid treap with keys between the bounds.
+  // The number of entries below `node` when it is a valid treap with keys between the bounds.
   static std::optional<size_t> ValidAt(const Node* node, const K* low, const K* high) {
     if (node == nullptr) {
       return 0;
     }
     if ((low != nullptr && !Compare()(*low, node->key)) ||
-        (high != nullptr && !Compare()(node->key, *high))) {
+        (high != nullptr && !Compare()(node->key, *high)) ||
+        node->priority != KeyPriority(node->key)) {
       return std::nullopt;
     }
     for (const Node* child : {node->left.get(), node->right.get()}) {
@@ -399,17 +401,29 @@ class Map {
     }
     const std::optional<size_t> left = ValidAt(node->left.get(), low, &node->key);
     const std::optional<size_t> right = ValidAt(node->right.get(), &node->key, high);
-    if (!left.has_value() || !right.has_value() || node->size != 1 + *left + *right) {
+    if (!left.has_value() || !right.has_value()) {
       return std::nullopt;
     }
-    return node->size;
+    return 1 + *left + *right;
   }
 
-  // `node` with the sorted `changes` made below it.
+  // `node` with the sorted `changes` made below it; `added` counts the entries gained (less the
+  // ones lost).
   template <typename Replaced>
-  static NodePtr ApplyAt(const NodePtr& node, std::span<Change> changes, Replaced& replaced) {
+  static NodePtr ApplyAt(const NodePtr& node, std::span<Change> changes, Replaced& replaced,
+                         ptrdiff_t& added) {
     if (changes.empty()) {
       return node;
+    }
+    if (node == nullptr && changes.size() == 1) {
+      // A new leaf, the common case of a batch spread over a large map.
+      if (!changes.front().second.has_value()) {
+        return nullptr;
+      }
+      ++added;
+      Change& put = changes.front();
+      const priority_type priority = KeyPriority(put.first);
+      return New(std::move(put.first), *std::move(put.second), priority, nullptr, nullptr);
     }
     if (node == nullptr) {
       std::vector<std::pair<K, V>> puts;
@@ -418,6 +432,7 @@ class Map {
           puts.emplace_back(std::move(change.first), *std::move(change.second));
         }
       }
+      added += static_cast<ptrdiff_t>(puts.size());
       return FromSorted(std::move(puts)).root_;
     }
     const auto at = std::partition_point(changes.begin(), changes.end(), [&](const Change& c) {
@@ -428,9 +443,10 @@ class Map {
       replaced(std::as_const(*at), node->value);
     }
     const auto after = hit ? at + 1 : at;
-    NodePtr left = ApplyAt(node->left, std::span<Change>(changes.begin(), at), replaced);
-    NodePtr right = ApplyAt(node->right, std::span<Change>(after, changes.end()), replaced);
+    NodePtr left = ApplyAt(node->left, std::span<Change>(changes.begin(), at), replaced, added);
+    NodePtr right = ApplyAt(node->right, std::span<Change>(after, changes.end()), replaced, added);
     if (hit && !at->second.has_value()) {
+      --added;
       return Merge(left, right);
     }
     if (hit) {
@@ -439,38 +455,27 @@ class Map {
     if (left == node->left && right == node->right) {
       return node;
     }
-    if (StaysBelow(left, node->left, *node) && StaysBelow(right, node->right, *node)) {
+    if (StaysBelow(left, *node) && StaysBelow(right, *node)) {
       return Make(*node, std::move(left), std::move(right));
     }
     return Join(std::move(left), node->key, node->value, std::move(right));
   }
 
-  // Whether `child`, which replaces `original` below `parent`, still belongs below it. Cheap
-  // in the common case of a changed subtree under the same root, where no priority (a hash of
-  // the key) needs computing.
-  static bool StaysBelow(const NodePtr& child, const NodePtr& original, const Node& parent) {
-    if (child == nullptr || child == original) {
-      return true;
-    }
-    if (original != nullptr && !Compare()(child->key, original->key) &&
-        !Compare()(original->key, child->key)) {
-      return true;
-    }
-    return !Above(child.get(), &parent);
+  // Whether `child` belongs below `parent`: a comparison of their priorities (their keys only
+  // break a tie).
+  static bool StaysBelow(const NodePtr& child, const Node& parent) {
+    return child == nullptr || !Above(child.get(), &parent);
   }
 
   // The tree of `left`, then (key, value), then `right` (every key of `left` is less than `key`,
   // every key of `right` greater). A root of `left` or `right` that outranks the key stays above
   // it, so the result is the one shape its key set has.
   static NodePtr Join(NodePtr left, K key, V value, NodePtr right) {
-    const uint64_t priority = Priority(key);
-    const bool left_above =
-        left != nullptr && Before(Priority(left->key), left->key, priority, key);
-    const bool right_above =
-        right != nullptr && Before(Priority(right->key), right->key, priority, key);
+    const priority_type priority = KeyPriority(key);
+    const bool left_above = left != nullptr && Before(left->priority, left->key, priority, key);
+    const bool right_above = right != nullptr && Before(right->priority, right->key, priority, key);
     if (!left_above && !right_above) {
-      const size_t size = 1 + SizeOf(left) + SizeOf(right);
-      return New(std::move(key), std::move(value), size, std::move(left), std::move(right));
+      return New(std::move(key), std::move(value), priority, std::move(left), std::move(right));
     }
     if (left_above && (!right_above || Above(left.get(), right.get()))) {
       return Make(*left, left->left,
@@ -480,59 +485,95 @@ class Map {
                 right->right);
   }
 
+  // The highest node of `node`'s subtree whose key lies strictly between the bounds (nullptr:
+  // unbounded): the root of the part of the subtree between them, found without copying a node.
+  static const Node* Clip(const Node* node, const K* low, const K* high) {
+    while (node != nullptr) {
+      if (low != nullptr && !Compare()(*low, node->key)) {
+        node = node->right.get();
+      } else if (high != nullptr && !Compare()(node->key, *high)) {
+        node = node->left.get();
+      } else {
+        break;
+      }
+    }
+    return node;
+  }
+
+  // Reports every entry of `node`'s subtree in key order; only those between the bounds when
+  // `clip` (without it the whole subtree lies between them).
   template <typename Removed, typename Added>
-  static void ReportAll(const NodePtr& node, bool as_added, Removed& removed, Added& added) {
+  static void ReportAll(const Node* node, const K* low, const K* high, bool clip, bool as_added,
+                        Removed& removed, Added& added) {
+    if (clip) {
+      node = Clip(node, low, high);
+    }
     if (node == nullptr) {
       return;
     }
-    ReportAll(node->left, as_added, removed, added);
+    ReportAll(node->left.get(), low, &node->key, clip, as_added, removed, added);
     if (as_added) {
       added(node->key, node->value);
     } else {
       removed(node->key, node->value);
     }
-    ReportAll(node->right, as_added, removed, added);
+    ReportAll(node->right.get(), &node->key, high, clip, as_added, removed, added);
   }
 
+  // A side of DiffAt: a subtree, and whether it may hold keys outside the bounds, to be clipped
+  // to them. A subtree whose keys all lie between the bounds never needs it, and neither do its
+  // children between theirs; a subtree taken whole to narrower bounds does, and so do its
+  // children.
+  struct Side {
+    const Node* node;
+    bool clip;
+  };
+
+  // Compares the parts of two subtrees between the bounds. Both sides are always taken to the
+  // same bounds, so one node at the top of both parts means equal parts.
   template <typename Removed, typename Added, typename Changed>
-  static void DiffAt(const NodePtr& a, const NodePtr& b, Removed& removed, Added& added,
-                     Changed& changed) {
+  static void DiffAt(Side a_side, Side b_side, const K* low, const K* high, Removed& removed,
+                     Added& added, Changed& changed) {
+    const Node* a = a_side.clip ? Clip(a_side.node, low, high) : a_side.node;
+    const Node* b = b_side.clip ? Clip(b_side.node, low, high) : b_side.node;
     if (a == b) {
       return;
     }
     if (a == nullptr) {
-      ReportAll(b, /*as_added=*/true, removed, added);
+      ReportAll(b, low, high, b_side.clip, /*as_added=*/true, removed, added);
       return;
     }
     if (b == nullptr) {
-      ReportAll(a, /*as_added=*/false, removed, added);
+      ReportAll(a, low, high, a_side.clip, /*as_added=*/false, removed, added);
       return;
     }
-    const bool same_key = !Compare()(a->key, b->key) && !Compare()(b->key, a->key);
-    if (same_key) {
+    const Side a_left{a->left.get(), a_side.clip};
+    const Side a_right{a->right.get(), a_side.clip};
+    const Side b_left{b->left.get(), b_side.clip};
+    const Side b_right{b->right.get(), b_side.clip};
+    if (a->priority == b->priority && !Compare()(a->key, b->key) && !Compare()(b->key, a->key)) {
       if (!(a->value == b->value)) {
         changed(a->key, a->value, b->value);
       }
-      DiffAt(a->left, b->left, removed, added, changed);
-      DiffAt(a->right, b->right, removed, added, changed);
+      DiffAt(a_left, b_left, low, &a->key, removed, added, changed);
+      DiffAt(a_right, b_right, &a->key, high, removed, added, changed);
       return;
     }
-    // Each root holds the key of highest priority in its version; the higher of the two cannot
-    // be in the other version. Split the other around it and compare the halves.
-    if (Above(a.get(), b.get())) {
+    // Each part's top node holds its key of highest priority; the higher of the two cannot be
+    // in the other part. The other part is compared on either side of it.
+    if (Above(a, b)) {
       removed(a->key, a->value);
-      auto [less, greater] = Split(b, a->key);
-      DiffAt(a->left, less, removed, added, changed);
-      DiffAt(a->right, greater, removed, added, changed);
+      DiffAt(a_left, {b, true}, low, &a->key, removed, added, changed);
+      DiffAt(a_right, {b, true}, &a->key, high, removed, added, changed);
     } else {
       added(b->key, b->value);
-      auto [less, greater] = Split(a, b->key);
-      DiffAt(less, b->left, removed, added, changed);
-      DiffAt(greater, b->right, removed, added, changed);
+      DiffAt({a, true}, b_left, low, &b->key, removed, added, changed);
+      DiffAt({a, true}, b_right, &b->key, high, removed, added, changed);
     }
   }
 
   NodePtr root_;
+  size_t size_ = 0;
   [[no_unique_address]] Compare compare_;
 };
 

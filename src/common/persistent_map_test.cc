@@ -228,7 +228,7 @@ TEST(PersistentMapTest, IteratorWalksInKeyOrder) {
 
 TEST(PersistentMapTest, FromSortedWithPrecomputedPrioritiesBuildsTheTreapOfItsKeys) {
   std::vector<std::pair<int, int>> sorted;
-  std::vector<uint64_t> priorities;
+  std::vector<IntMap::priority_type> priorities;
   sorted.reserve(1000);
   priorities.reserve(1000);
   for (int i = 0; i < 1000; ++i) {
@@ -242,7 +242,7 @@ TEST(PersistentMapTest, FromSortedWithPrecomputedPrioritiesBuildsTheTreapOfItsKe
   EXPECT_TRUE(map.Insert(1, 1).Erase(300).Valid());
 
   // Priorities that are not the keys' make a tree of another shape, which Valid() tells.
-  std::vector<uint64_t> wrong(priorities.rbegin(), priorities.rend());
+  std::vector<IntMap::priority_type> wrong(priorities.rbegin(), priorities.rend());
   EXPECT_FALSE(IntMap::FromSorted(sorted, wrong).Valid());
   // A list of the wrong length is not used.
   priorities.pop_back();

@@ -198,7 +198,7 @@ class PlacementBuilder {
     std::vector<PlacedPtr> placed(input.size());
     // The ids' tree priorities too, while each thread has the service at hand: hashed later, by
     // one thread, every id is a cache miss, twice (the map of all and the server's).
-    std::vector<uint64_t> priorities(input.size());
+    std::vector<PlacedMap::priority_type> priorities(input.size());
     const size_t parts = PlacementThreads(input.size());
     InParallel(input.size(), parts, [&](size_t /*part*/, size_t begin, size_t end) {
       Placer own = placer.Fork();
@@ -209,7 +209,7 @@ class PlacementBuilder {
     });
     struct Entries {
       std::vector<std::pair<std::string_view, PlacedPtr>> entries;
-      std::vector<uint64_t> priorities;
+      std::vector<PlacedMap::priority_type> priorities;
     };
     Entries all;
     std::map<std::string, Entries, std::less<>> by_server;

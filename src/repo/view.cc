@@ -103,7 +103,7 @@ struct Classified {
   ServicePtr shown;      // with what an operator is shown of it
   // The accepted service's id hashed as the maps hash it, while the id is at hand: a load
   // builds its maps from these (ServiceMap::FromSorted) instead of hashing a million cold ids.
-  uint64_t priority = 0;
+  ServiceMap::priority_type priority = 0;
 };
 
 Classified Classify(const Keys::Parsed& parsed, std::string_view value) {
@@ -111,7 +111,7 @@ Classified Classify(const Keys::Parsed& parsed, std::string_view value) {
   absl::StatusOr<Service> service = ClassifyService(parsed, value, shown);
   if (service.ok()) {
     auto accepted = std::make_shared<const Service>(*std::move(service));
-    const uint64_t priority = ServiceMap::KeyPriority(accepted->id);
+    const ServiceMap::priority_type priority = ServiceMap::KeyPriority(accepted->id);
     return {.service = std::move(accepted), .priority = priority};
   }
   return {.problem = service.status(), .shown = std::make_shared<const Service>(std::move(shown))};
@@ -346,7 +346,7 @@ class Applier {
 
   // `priority`: the id's ServiceMap::KeyPriority.
   void PutService(const std::string& ns, ServicePtr service, const store::KeyValue& kv,
-                  uint64_t priority) {
+                  ServiceMap::priority_type priority) {
     const std::string_view id = service->id;
     std::optional<TtlService> ttl;
     if (service->HasTtl()) {
@@ -441,7 +441,7 @@ class Applier {
   template <typename V>
   struct Loaded {
     std::vector<std::pair<std::string_view, V>> entries;
-    std::vector<uint64_t> priorities;  // of the ids, one per entry
+    std::vector<ServiceMap::priority_type> priorities;  // of the ids, one per entry
   };
   std::map<std::string, Loaded<ServicePtr>> loaded_;
   std::map<std::string, Loaded<TtlService>> loaded_ttl_;
