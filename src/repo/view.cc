@@ -215,6 +215,7 @@ class Applier {
   Applier& operator=(Applier&&) = delete;
 
   ~Applier() {
+    ApplyDeferredPuts();
     // Both maps are keyed by the id as a string_view, so the priorities are the same.
     static_assert(std::is_same_v<ServiceMap::key_type, TtlServiceMap::key_type>);
     for (auto& [ns, loaded] : loaded_) {
@@ -304,6 +305,7 @@ class Applier {
   // `count_only_shown_in` is set and did not show the service: a reload finds again what an
   // earlier snapshot had already removed.
   void Expire(absl::Time now, const Snapshot* count_only_shown_in = nullptr) {
+    ApplyDeferredPuts();
     while (std::optional<ExpiryIndex::Entry> due = expiry_.Due(now)) {
       const std::string ns = due->second->namespace_name;
       const std::string id = due->second->id;
@@ -371,6 +373,13 @@ class Applier {
       loaded.priorities.push_back(priority);
       return;
     }
+    if (!ttl.has_value()) {
+      // A batch of a fleet's registrations: the namespace's tree is updated once for all of
+      // them, each node on their paths copied once rather than once per registration.
+      deferred_puts_[ns].emplace_back(id, std::move(service));
+      return;
+    }
+    ApplyDeferredPuts(ns);
     ServiceMap& services = working_.services[ns];
     std::optional<ServicePtr> old;
     services = services.Insert(id, std::move(service), &old);
@@ -390,6 +399,7 @@ class Applier {
     if (bulk_) {
       return;  // a range holds each key once: nothing of it was loaded
     }
+    ApplyDeferredPuts(ns);
     auto it = working_.services.find(ns);
     if (it == working_.services.end()) {
       return;
@@ -412,6 +422,40 @@ class Applier {
     if (it->second.empty()) {
       working_.services.erase(it);
     }
+  }
+
+  // Makes the deferred puts of services without a TTL (of every namespace, or of `ns`) before
+  // anything reads those services or changes them otherwise.
+  void ApplyDeferredPuts() {
+    while (!deferred_puts_.empty()) {
+      ApplyDeferredPuts(deferred_puts_.begin());
+    }
+  }
+  void ApplyDeferredPuts(const std::string& ns) {
+    if (auto it = deferred_puts_.find(ns); it != deferred_puts_.end()) {
+      ApplyDeferredPuts(it);
+    }
+  }
+  void ApplyDeferredPuts(std::map<std::string, std::vector<ServiceMap::Change>>::iterator it) {
+    const std::string& ns = it->first;
+    std::vector<ServiceMap::Change>& puts = it->second;
+    // Apply wants ascending ids without duplicates: of an id put twice, the later put wins.
+    std::stable_sort(puts.begin(), puts.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<ServiceMap::Change> changes;
+    changes.reserve(puts.size());
+    for (ServiceMap::Change& put : puts) {
+      if (!changes.empty() && changes.back().first == put.first) {
+        changes.back() = std::move(put);
+      } else {
+        changes.push_back(std::move(put));
+      }
+    }
+    ServiceMap& services = working_.services[ns];
+    services = services.Apply(
+        std::move(changes),
+        [&](const ServiceMap::Change&, const ServicePtr& old) { ForgetTtl(ns, *old); });
+    deferred_puts_.erase(it);
   }
 
   // Takes `old`, which leaves the working snapshot, out of the TTL bookkeeping.
@@ -445,6 +489,8 @@ class Applier {
   };
   std::map<std::string, Loaded<ServicePtr>> loaded_;
   std::map<std::string, Loaded<TtlService>> loaded_ttl_;
+  // Puts of services without a TTL not yet made in the working snapshot, by namespace.
+  std::map<std::string, std::vector<ServiceMap::Change>> deferred_puts_;
 };
 
 // A load frees as much as it keeps (the whole range as read, the decoding's and the first

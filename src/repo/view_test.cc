@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -645,6 +646,61 @@ TEST_F(ViewExpiryTest, ALoadLeavesOutWhatIsPastItsDeadline) {
   EXPECT_NE(snapshot->FindService("default", b.id), nullptr);
   EXPECT_EQ(snapshot->expired_services, 1);
   EXPECT_EQ(snapshot->services_with_ttl, 1);
+}
+
+TEST_F(ViewExpiryTest, QuickSuccessiveWritesEndWhereTheStoreDoes) {
+  View view(*store_, Keys(), Options());
+  // Writes committed without waiting for the view reach it in batches, in which the puts of
+  // services without a TTL are applied to their namespace together; here ids recur, gain and
+  // lose their TTL and go within a batch.
+  struct Expected {
+    std::string name;
+    bool ttl = false;
+  };
+  std::map<std::pair<std::string, std::string>, Expected> expected;  // by namespace and id
+  std::mt19937 random(15);
+  absl::StatusOr<int64_t> revision;
+  for (int i = 0; i < 800; ++i) {
+    const std::string ns = random() % 2 == 0 ? "ns-a" : "ns-b";
+    Service service =
+        random() % 3 == 0
+            ? Expiring(absl::StrCat("http://host", random() % 12, ":9100"), t0_ + absl::Hours(1))
+            : MakeService("node", "default", absl::StrCat("http://host", random() % 12, ":9100"));
+    service.namespace_name = ns;
+    service.name = absl::StrCat("job", i);
+    const std::pair<std::string, std::string> key{ns, service.id};
+    if (expected.contains(key) && random() % 4 == 0) {
+      revision = repo_->DeleteService(ns, service.id);
+      expected.erase(key);
+    } else {
+      revision = repo_->PutService(service);
+      expected[key] = {.name = service.name, .ttl = service.HasTtl()};
+    }
+    ASSERT_THAT(revision, IsOk());
+  }
+  std::shared_ptr<const Snapshot> snapshot = At(view, revision);
+  EXPECT_EQ(snapshot->ServiceCount(), expected.size());
+  int64_t with_ttl = 0;
+  for (const auto& [key, want] : expected) {
+    const auto& [ns, id] = key;
+    const Service* service = snapshot->FindService(ns, id);
+    ASSERT_NE(service, nullptr) << ns << " " << id;
+    EXPECT_EQ(service->name, want.name);
+    EXPECT_EQ(service->HasTtl(), want.ttl);
+    EXPECT_EQ(snapshot->TtlServiceRevision(ns, id).has_value(), want.ttl);
+    with_ttl += want.ttl ? 1 : 0;
+  }
+  for (const auto& [ns, services] : snapshot->services) {
+    EXPECT_TRUE(services.Valid()) << ns;
+  }
+  EXPECT_EQ(snapshot->services_with_ttl, with_ttl);
+
+  // Every deadline the view still holds is one of a service it shows with a TTL.
+  SetNow(t0_ + absl::Hours(2));
+  ::discovery::testing::Eventually([&] { return view.Current()->services_with_ttl == 0; }, kWait);
+  snapshot = view.Current();
+  EXPECT_EQ(snapshot->expired_services, with_ttl);
+  EXPECT_EQ(snapshot->ServiceCount(), expected.size() - static_cast<size_t>(with_ttl));
 }
 
 }  // namespace
