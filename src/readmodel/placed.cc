@@ -144,6 +144,8 @@ class PlacementBuilder {
     }
 
     void Commit() {
+      const PlacedMap all_before = target_.all_;
+      const size_t puts = Puts(all_);
       // The servers an id leaves are known once the map of all says where it was: as the
       // batch replaces it, rather than by a lookup per id beforehand.
       auto left_servers = [this](const PlacedMap::Change& change, const PlacedPtr& old) {
@@ -158,7 +160,14 @@ class PlacementBuilder {
       target_.all_ = target_.all_.Apply(Sorted(std::move(all_)), left_servers);
       for (auto& [server, changes] : by_server_) {
         auto it = target_.by_server_.try_emplace(server).first;
-        it->second = it->second.Apply(Sorted(std::move(changes)));
+        // A server that held every service and gets every one put now still holds all of
+        // them (the batch's removals leave it too): it shares the new map of all.
+        if (it->second.SameAs(all_before) && Puts(changes) == puts) {
+          it->second = target_.all_;
+        } else {
+          it->second = it->second.Apply(Sorted(std::move(changes)));
+          ShareIfAll(it->second);
+        }
         if (it->second.empty()) {
           target_.by_server_.erase(it);
         }
@@ -169,6 +178,20 @@ class PlacementBuilder {
 
    private:
     using Changes = std::vector<PlacedMap::Change>;
+
+    static size_t Puts(const Changes& changes) {
+      return std::count_if(changes.begin(), changes.end(),
+                           [](const PlacedMap::Change& c) { return c.second.has_value(); });
+    }
+
+    // A server's slice that has every service of the namespace (its ids are a subset, and
+    // both hold the same placed records) becomes the map of all itself: one Prometheus, or a
+    // pair that both scrape everything, then costs no tree of its own to keep or update.
+    void ShareIfAll(PlacedMap& slice) const {
+      if (slice.size() == target_.all_.size()) {
+        slice = target_.all_;
+      }
+    }
 
     static Changes Sorted(Changes changes) {
       const auto by_id = [](const PlacedMap::Change& a, const PlacedMap::Change& b) {
@@ -225,8 +248,11 @@ class PlacementBuilder {
     result->services_ = services;
     result->all_ = PlacedMap::FromSorted(std::move(all.entries), priorities);
     for (auto& [server, of_server] : by_server) {
+      // A server with every service shares the map of all (Update::ShareIfAll).
       result->by_server_.emplace(
-          server, PlacedMap::FromSorted(std::move(of_server.entries), of_server.priorities));
+          server, of_server.entries.size() == result->all_.size()
+                      ? result->all_
+                      : PlacedMap::FromSorted(std::move(of_server.entries), of_server.priorities));
     }
     return result;
   }

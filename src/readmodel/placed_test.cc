@@ -217,6 +217,38 @@ TEST(PlacedTest, AWriteDropsOnlyTheAnswersOfServersItChanged) {
   EXPECT_TRUE(next->In("default")->On("a").SameAs(placed->In("default")->On("a")));
 }
 
+TEST(PlacedTest, AServerHoldingEveryServiceSharesTheMapOfAll) {
+  auto first =
+      SnapshotWith({{.name = "a", .labels = {{"s", "a"}}}, {.name = "b", .labels = {{"s", "b"}}}},
+                   {MakeService("http://x:1/m"), MakeService("http://y:1/m")});
+  auto placed = Placed::Compute(first, nullptr, {.replicas = 2});
+  const NamespacePlacement* ns = placed->In("default");
+  ASSERT_NE(ns, nullptr);
+  EXPECT_TRUE(ns->On("a").SameAs(ns->All()));
+  EXPECT_TRUE(ns->On("b").SameAs(ns->All()));
+
+  // A service only on a: a still holds everything, b keeps its slice as it was.
+  auto second = std::make_shared<repo::Snapshot>(*first);
+  auto only_a = std::make_shared<const Service>(MakeService("http://z:1/m", "s=a"));
+  second->services["default"] =
+      second->services["default"].Insert(std::string_view(only_a->id), only_a);
+  auto next = Placed::Compute(second, placed.get(), {.replicas = 2});
+  ns = next->In("default");
+  EXPECT_EQ(ns->All().size(), 3U);
+  EXPECT_TRUE(ns->On("a").SameAs(ns->All()));
+  EXPECT_EQ(ns->On("b").size(), 2U);
+  EXPECT_TRUE(ns->On("b").SameAs(placed->In("default")->On("b")));
+
+  // Gone again: a shares the new map of all, b holds every service again.
+  auto third = std::make_shared<repo::Snapshot>(*second);
+  third->services["default"] = third->services["default"].Erase(std::string_view(only_a->id));
+  auto last = Placed::Compute(third, next.get(), {.replicas = 2});
+  ns = last->In("default");
+  EXPECT_EQ(ns->All().size(), 2U);
+  EXPECT_TRUE(ns->On("a").SameAs(ns->All()));
+  EXPECT_EQ(ns->On("b").size(), 2U);
+}
+
 // A service that cannot be rendered (a snapshot not built by the view, which would have set it
 // aside) is left out of the answer instead of failing it.
 TEST(PlacedTest, HttpSdLeavesOutWhatCannotBeRendered) {
