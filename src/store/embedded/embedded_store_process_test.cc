@@ -195,6 +195,65 @@ TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
 }
 
+// SQLite's locks are POSIX locks, which a process loses on all of a file when it closes any
+// descriptor of it. Opening the database again in this process (a second store object, and each
+// store's own checkpoint connection) must leave them, or another process closing the database
+// takes itself for its last user and deletes the write-ahead log this process still writes to.
+TEST_F(EmbeddedStoreTest, AnotherProcessClosingTheDatabaseLeavesThisProcesssLog) {
+  std::filesystem::create_directories(TestDir());
+  std::array<int, 2> go{};
+  std::array<int, 2> done{};
+  ASSERT_EQ(pipe(go.data()), 0);
+  ASSERT_EQ(pipe(done.data()), 0);
+  // Forked before this process opens the database or starts a thread.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(go[1]);
+    close(done[0]);
+    char byte = 0;
+    if (read(go[0], &byte, 1) != 1) {
+      _exit(2);
+    }
+    {
+      absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore({.path = path_});
+      if (!store.ok() || !(*store)->Get("/kept/a").ok()) {
+        _exit(3);
+      }
+    }  // closes the database
+    _exit(WriteAll(done[1], &byte, 1) ? 0 : 4);
+  }
+  close(go[0]);
+  close(done[1]);
+
+  absl::StatusOr<std::unique_ptr<Store>> first = Open();
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(Put(**first, "/kept/a", "1"), IsOk());
+  absl::StatusOr<std::unique_ptr<Store>> second = Open();
+  ASSERT_THAT(second, IsOk());
+  ASSERT_TRUE(std::filesystem::exists(path_ + "-wal"));
+
+  const char byte = 1;
+  ASSERT_TRUE(WriteAll(go[1], &byte, 1));
+  close(go[1]);
+  char ack = 0;
+  EXPECT_EQ(read(done[0], &ack, 1), 1);
+  close(done[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+
+  EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"))
+      << "the other process deleted the log this one has open";
+  ASSERT_THAT(Put(**first, "/kept/b", "2"), IsOk());
+  first->reset();
+  second->reset();
+  EXPECT_EQ(IntegrityCheck(path_), "ok");
+  absl::StatusOr<std::unique_ptr<Store>> reopened = Open();
+  ASSERT_THAT(reopened, IsOk());
+  EXPECT_THAT((*reopened)->Get("/kept/b"), IsOk());
+}
+
 TEST_F(EmbeddedStoreTest, TwoStoreObjectsOnOneFileWatchEachOther) {
   absl::StatusOr<std::unique_ptr<Store>> first = Open();
   absl::StatusOr<std::unique_ptr<Store>> second = Open();

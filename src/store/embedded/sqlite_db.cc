@@ -61,9 +61,40 @@ std::string_view ColumnBlob(sqlite3_stmt* stmt, int column) {
   return {static_cast<const char*>(data), static_cast<size_t>(size)};
 }
 
+// The -wal and -shm files of a database made by an older release may be readable by others.
+void ChmodCompanionsOwnerOnly(const std::string& path) {
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string companion = path + suffix;
+    struct stat info {};
+    if (stat(companion.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+      chmod(companion.c_str(), 0600);
+    }
+  }
+}
+
 // The database and its -wal/-shm files (SQLite gives those the database file's mode) are
 // readable by their owner only, whatever the umask: they hold every stored record.
+//
+// An existing file is never opened here: closing any descriptor of a file drops every POSIX
+// lock the process holds on it, SQLite's included, so a second connection of this process
+// (the store's checkpoint connection, a test's) would otherwise release the first one's locks,
+// and another process closing the database would then take it for the last user and delete
+// the write-ahead log under it.
 absl::Status CreateOwnerOnly(const std::string& path) {
+  struct stat existing {};
+  if (lstat(path.c_str(), &existing) == 0) {
+    if (S_ISLNK(existing.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sqlite ", path, ": is a symbolic link, not a database file"));
+    }
+    if ((existing.st_mode & 077) != 0 && chmod(path.c_str(), 0600) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sqlite ", path,
+          ": cannot make it owner-only (mode 0600): ", std::generic_category().message(errno)));
+    }
+    ChmodCompanionsOwnerOnly(path);
+    return absl::OkStatus();
+  }
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     return absl::FailedPreconditionError(
@@ -78,12 +109,7 @@ absl::Status CreateOwnerOnly(const std::string& path) {
         "sqlite ", path,
         ": cannot make it owner-only (mode 0600): ", std::generic_category().message(saved_errno)));
   }
-  for (const char* suffix : {"-wal", "-shm"}) {
-    const std::string companion = path + suffix;
-    if (stat(companion.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
-      chmod(companion.c_str(), 0600);
-    }
-  }
+  ChmodCompanionsOwnerOnly(path);
   return absl::OkStatus();
 }
 
