@@ -1,10 +1,12 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -447,6 +449,94 @@ TEST_F(EmbeddedStoreTest, ConcurrentCommitsGetDistinctRevisionsAndWatchSeesEachO
   EXPECT_EQ(after.commits - before.commits, kThreads * kTxnsPerThread);
   EXPECT_LT(after.write_transactions - before.write_transactions, kThreads * kTxnsPerThread);
   EXPECT_EQ(after.queued_commits, 0);
+  store->reset();
+  EXPECT_EQ(IntegrityCheck(path_), "ok");
+}
+
+// The write-ahead log is copied into the database file by the store's own thread, not by the
+// commit that finds it long: commits pay their own fsync only.
+
+// Bytes of the write-ahead log file of `path` (0 when there is none).
+int64_t WalBytes(const std::string& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path + "-wal", error);
+  return error ? 0 : static_cast<int64_t>(size);
+}
+
+// A log of `pages` frames (each a page and its 24-byte header) and its 32-byte header.
+int64_t WalBytesOfPages(int64_t pages) { return 32 + pages * (4096 + 24); }
+
+// Writes `count` single-put commits of 200-byte values under `prefix`, one after the other.
+void CommitSequentially(Store& store, const std::string& prefix, int count) {
+  for (int i = 0; i < count; ++i) {
+    ASSERT_THAT(Put(store, absl::StrCat(prefix, i), std::string(200, 'v')), IsOk());
+  }
+}
+
+// The checkpoint threshold of the tests below: small, so that a few hundred commits cross it.
+constexpr int kShortLogPages = 8;
+
+absl::StatusOr<std::unique_ptr<Store>> OpenWithShortLog(const std::string& path) {
+  EmbeddedStoreOptions options = FileOptions(path);
+  options.checkpoint_pages = kShortLogPages;
+  return OpenEmbeddedStore(options);
+}
+
+TEST_F(EmbeddedStoreTest, TheStoresThreadCheckpointsTheLogAndKeepsItShort) {
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenWithShortLog(path_);
+  ASSERT_THAT(store, IsOk());
+  // Each commit writes a few pages (the key's leaf, its event, the revision), so these would
+  // fill about a thousand pages of log without a checkpoint.
+  constexpr int kCommits = 300;
+  CommitSequentially(**store, "/c/", kCommits);
+
+  EXPECT_TRUE(WaitForStats(
+      **store, [](const EmbeddedStoreStats& stats) { return stats.background_checkpoints > 0; }));
+  // The log is reused once checkpointed, so it never held much more than what a commit may
+  // find in it before checkpointing itself (eight times checkpoint_pages). SQLite's own
+  // checkpoint on commit, at 1000 pages, would have let it grow to about a thousand.
+  EXPECT_LT(WalBytes(path_), WalBytesOfPages(int64_t{16} * kShortLogPages));
+  absl::StatusOr<RangeResult> range = (*store)->Range("/c/");
+  ASSERT_THAT(range, IsOk());
+  EXPECT_EQ(range->kvs.size(), static_cast<size_t>(kCommits));
+
+  store->reset();
+  EXPECT_EQ(IntegrityCheck(path_), "ok");
+  absl::StatusOr<std::unique_ptr<Store>> reopened = Open();
+  ASSERT_THAT(reopened, IsOk());
+  range = (*reopened)->Range("/c/");
+  ASSERT_THAT(range, IsOk());
+  EXPECT_EQ(range->kvs.size(), static_cast<size_t>(kCommits));
+}
+
+TEST_F(EmbeddedStoreTest, ACommitCheckpointsItselfOnceTheLogGrowsFarPastTheThreshold) {
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenWithShortLog(path_);
+  ASSERT_THAT(store, IsOk());
+  constexpr int kCommits = 300;
+  {
+    // Another process reading one snapshot all along: no checkpoint can copy what was
+    // committed after it, so the log cannot be reused and grows with every commit.
+    sqlite3* reader = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT COUNT(*) FROM kv;", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    CommitSequentially(**store, "/r/", kCommits);
+    EXPECT_GT(StatsOf(**store).commit_checkpoints, 0);
+    EXPECT_GT(WalBytes(path_), WalBytesOfPages(int64_t{8} * kShortLogPages));
+    sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(reader);
+  }
+  // Every commit succeeded all the same, and once the reader is gone the next commit has the
+  // log checkpointed (by itself, the log being that long).
+  absl::StatusOr<RangeResult> range = (*store)->Range("/r/");
+  ASSERT_THAT(range, IsOk());
+  EXPECT_EQ(range->kvs.size(), static_cast<size_t>(kCommits));
+  const EmbeddedStoreStats before = StatsOf(**store);
+  ASSERT_THAT(Put(**store, "/r/after", "v"), IsOk());
+  EXPECT_TRUE(WaitForStats(**store, [&before](const EmbeddedStoreStats& stats) {
+    return stats.background_checkpoints + stats.commit_checkpoints >
+           before.background_checkpoints + before.commit_checkpoints;
+  }));
   store->reset();
   EXPECT_EQ(IntegrityCheck(path_), "ok");
 }

@@ -55,6 +55,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Create(
         absl::StrCat("embedded store: max_batch_txns and max_batch_bytes must be >= 1, got ",
                      options.max_batch_txns, " and ", options.max_batch_bytes));
   }
+  if (options.checkpoint_pages < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "embedded store: checkpoint_pages must be >= 1, got ", options.checkpoint_pages));
+  }
   if (!options.path.empty()) {
     const std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
     std::error_code error;
@@ -69,7 +73,14 @@ absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Create(
   DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection,
                              Connection::Open(options.path, options.busy_timeout));
   DISCOVERY_RETURN_IF_ERROR(Initialize(*connection, !options.path.empty()));
-  return std::unique_ptr<EmbeddedStore>(new EmbeddedStore(options, std::move(connection)));
+  std::unique_ptr<Connection> checkpointer;
+  if (!options.path.empty()) {
+    DISCOVERY_ASSIGN_OR_RETURN(checkpointer, Connection::Open(options.path, options.busy_timeout));
+    // A checkpoint syncs the database file before the log may be reused.
+    DISCOVERY_RETURN_IF_ERROR(checkpointer->Exec("PRAGMA synchronous=FULL"));
+  }
+  return std::unique_ptr<EmbeddedStore>(
+      new EmbeddedStore(options, std::move(connection), std::move(checkpointer)));
 }
 
 absl::StatusOr<KeyValue> EmbeddedStore::Get(std::string_view key) {
@@ -151,15 +162,66 @@ absl::StatusOr<int64_t> EmbeddedStore::CurrentRevision() {
 EmbeddedStoreStats EmbeddedStore::Stats() {
   EmbeddedStoreStats stats{
       .commits = commits_.load(std::memory_order_relaxed),
-      .write_transactions = write_transactions_.load(std::memory_order_relaxed)};
+      .write_transactions = write_transactions_.load(std::memory_order_relaxed),
+      .background_checkpoints = background_checkpoints_.load(std::memory_order_relaxed),
+      .commit_checkpoints = commit_checkpoints_.load(std::memory_order_relaxed)};
   stats.queued_commits = static_cast<int64_t>(queue_.queued());
   return stats;
 }
 
-EmbeddedStore::EmbeddedStore(EmbeddedStoreOptions options, std::unique_ptr<Connection> connection)
-    : options_(std::move(options)), db_(std::move(connection)) {
+EmbeddedStore::EmbeddedStore(EmbeddedStoreOptions options, std::unique_ptr<Connection> connection,
+                             std::unique_ptr<Connection> checkpointer)
+    : options_(std::move(options)),
+      db_(std::move(connection)),
+      checkpointer_db_(std::move(checkpointer)) {
+  if (checkpointer_db_ != nullptr) {
+    absl::MutexLock lock(&mu_);
+    db_->OnWalCommit([this](int wal_pages) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      // Runs inside a commit, so under mu_ (which the analysis cannot see through SQLite).
+      OnWalCommit(wal_pages);
+    });
+    checkpointer_ = std::jthread([this](const std::stop_token& stop) { RunCheckpointer(stop); });
+  }
   if (options_.reap_interval > absl::ZeroDuration()) {
     reaper_ = std::jthread([this](const std::stop_token& stop) { RunReaper(stop); });
+  }
+}
+
+void EmbeddedStore::OnWalCommit(int wal_pages) {
+  if (wal_pages < options_.checkpoint_pages) {
+    return;
+  }
+  if (wal_pages >= kCommitCheckpointFactor * options_.checkpoint_pages) {
+    // The checkpoint thread falls behind: bound the log as SQLite's own checkpoint on commit
+    // would. A failure leaves the log to the next commit or the thread.
+    if (db_->Checkpoint().ok()) {
+      commit_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
+  absl::MutexLock lock(&checkpoint_mu_);
+  checkpoint_due_ = true;
+}
+
+void EmbeddedStore::RunCheckpointer(const std::stop_token& stop) {
+  std::stop_callback wake(stop, [this] {
+    absl::MutexLock lock(&checkpoint_mu_);
+    checkpoint_stopping_ = true;
+  });
+  while (true) {
+    {
+      absl::MutexLock lock(&checkpoint_mu_);
+      checkpoint_mu_.Await(absl::Condition(this, &EmbeddedStore::CheckpointDueOrStopping));
+      if (checkpoint_stopping_) {
+        return;  // closing the last connection checkpoints what is left
+      }
+      checkpoint_due_ = false;
+    }
+    // Not under mu_: commits go on meanwhile. A failure (another connection is checkpointing,
+    // an I/O error) is tried again after the next commit that finds the log long.
+    if (checkpointer_db_->Checkpoint().ok()) {
+      background_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 }
 

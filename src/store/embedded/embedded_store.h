@@ -50,6 +50,11 @@ struct EmbeddedStoreOptions {
   // deadline they carry, as etcd's registrations; for tests of that path. Every process on one
   // file must agree.
   bool renew_in_place = true;
+  // Pages the write-ahead log may gather before a thread of the store copies them into the
+  // database file (a checkpoint), so that no commit waits for that copy and its fsync. A commit
+  // checkpoints itself only when the log has grown to eight times this because the thread
+  // cannot keep up (another process reading for long). Ignored for an in-memory database.
+  int checkpoint_pages = 1000;
 };
 
 class EmbeddedStore;
@@ -78,6 +83,10 @@ struct EmbeddedStoreStats {
   int64_t write_transactions = 0;
   // Commit() calls queued right now and not yet taken into a batch.
   int64_t queued_commits = 0;
+  // Checkpoints of the write-ahead log run by the store's checkpoint thread, and by a commit
+  // because the log had grown past eight times checkpoint_pages.
+  int64_t background_checkpoints = 0;
+  int64_t commit_checkpoints = 0;
 };
 
 // InvalidArgument when `store` is not an embedded store. Thread-safe.

@@ -114,8 +114,23 @@ class EmbeddedStore final : public Store {
     int64_t next = 0;              // first revision not covered by this read
   };
 
+  // `checkpointer` is a second connection to the same file for the checkpoint thread; null for
+  // an in-memory database.
   EmbeddedStore(EmbeddedStoreOptions options,
-                std::unique_ptr<sqlite_internal::Connection> connection);
+                std::unique_ptr<sqlite_internal::Connection> connection,
+                std::unique_ptr<sqlite_internal::Connection> checkpointer);
+
+  // A commit checkpoints itself once the log holds this many times checkpoint_pages.
+  static constexpr int kCommitCheckpointFactor = 8;
+
+  // Runs after every commit of db_, inside it: asks the checkpoint thread for a checkpoint once
+  // the log holds checkpoint_pages.
+  void OnWalCommit(int wal_pages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The body of the checkpoint thread: checkpoints on checkpointer_db_ when asked.
+  void RunCheckpointer(const std::stop_token& stop);
+  bool CheckpointDueOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_) {
+    return checkpoint_due_ || checkpoint_stopping_;
+  }
 
   // Deletes the keys whose expiry has passed, each only if it was not put again since it was
   // read (compare on mod_revision), so a renewal racing the reaper wins. Every process that
@@ -193,6 +208,15 @@ class EmbeddedStore final : public Store {
   // holds mu_ waiting for another process's write lock.
   std::atomic<int64_t> commits_ = 0;
   std::atomic<int64_t> write_transactions_ = 0;
+  std::atomic<int64_t> background_checkpoints_ = 0;
+  std::atomic<int64_t> commit_checkpoints_ = 0;
+
+  // Used by the checkpoint thread alone (null for an in-memory database). Declared before the
+  // commit queue: commits still queued when the store closes run their hook, which signals here.
+  const std::unique_ptr<sqlite_internal::Connection> checkpointer_db_;
+  absl::Mutex checkpoint_mu_;
+  bool checkpoint_due_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  bool checkpoint_stopping_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
 
   // Counts commits of this store object; watches wait on it.
   absl::Mutex signal_mu_;
@@ -203,7 +227,8 @@ class EmbeddedStore final : public Store {
       [this](std::deque<PendingCommit*>& queue) { return TakeBatch(queue); },
       [this](const std::vector<PendingCommit*>& batch) { ApplyAndSignal(batch); }};
 
-  // Last: stops and joins before anything it uses is destroyed.
+  // Stop and join before anything they use is destroyed.
+  std::jthread checkpointer_;
   std::jthread reaper_;
 };
 

@@ -175,6 +175,8 @@ TEST_F(EmbeddedStoreTest, RejectsInvalidOptions) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(OpenEmbeddedStore({.path = "", .poll_interval = absl::ZeroDuration()}),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(OpenEmbeddedStore({.path = "", .checkpoint_pages = 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("checkpoint_pages")));
 }
 
 TEST_F(EmbeddedStoreTest, GarbageFileIsDataLossNamingTheFile) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -194,6 +195,28 @@ Connection::~Connection() {
     sqlite3_finalize(stmt);
   }
   sqlite3_close_v2(db_);
+}
+
+void Connection::OnWalCommit(std::function<void(int wal_pages)> hook) {
+  wal_hook_ = std::move(hook);
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3* /*db*/, const char* /*schema*/, int pages) {
+        static_cast<Connection*>(self)->wal_hook_(pages);
+        return SQLITE_OK;
+      },
+      this);
+}
+
+absl::StatusOr<int> Connection::Checkpoint() {
+  int wal_pages = 0;
+  int copied = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
+  if (rc != SQLITE_OK) {
+    return Error(rc, "checkpoint");
+  }
+  return copied;
 }
 
 absl::Status Connection::Exec(const char* sql) {

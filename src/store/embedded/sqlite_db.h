@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -88,6 +89,15 @@ class Connection {
   // full disk, ...).
   bool Autocommit() const;
 
+  // Runs `hook` after every commit of this connection in WAL mode, with the pages the WAL holds
+  // then, instead of SQLite's own checkpoint on commit (PRAGMA wal_autocheckpoint), which this
+  // replaces. The hook runs inside the commit and may call Checkpoint().
+  void OnWalCommit(std::function<void(int wal_pages)> hook);
+  // Copies what the WAL holds into the database file as far as readers allow, without waiting
+  // for readers or writers of other connections (SQLite's PASSIVE checkpoint); Unavailable when
+  // another connection is checkpointing right now. Returns the pages copied.
+  absl::StatusOr<int> Checkpoint();
+
   const std::string& name() const { return name_; }
 
  private:
@@ -96,6 +106,7 @@ class Connection {
   sqlite3* db_;
   std::string name_;
   std::map<const char*, sqlite3_stmt*> statements_;
+  std::function<void(int wal_pages)> wal_hook_;
 };
 
 // An open SQLite transaction that rolls back unless committed, so every early error return
