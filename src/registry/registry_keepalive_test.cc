@@ -30,7 +30,11 @@ class KeepAliveInPlaceTest : public ::testing::Test, public TtlClock {
   void SetUp() override {
     path_ = std::filesystem::path(::testing::TempDir()) /
             (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".db");
-    std::filesystem::remove(path_);
+    // With its log and shared memory: a log left by a killed run would be replayed into the
+    // new database.
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(path_.string() + suffix);
+    }
     absl::StatusOr<std::unique_ptr<store::Store>> store = OpenStore();
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);

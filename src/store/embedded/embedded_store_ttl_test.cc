@@ -34,7 +34,11 @@ class EmbeddedRenewalTest : public ::testing::Test {
              (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
               ".renewal.db"))
                 .string();
-    std::filesystem::remove(path_);
+    // With its log and shared memory: a log left by a killed run would be replayed into the
+    // new database.
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(path_ + suffix);
+    }
     absl::StatusOr<std::unique_ptr<Store>> store = Open();
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
