@@ -133,32 +133,76 @@ TEST_F(EmbeddedStoreTest, AcknowledgedWritesSurviveKillNine) {
   EXPECT_GE(acknowledged.size(), static_cast<size_t>(kRounds * kAcksBeforeKill));
 }
 
-TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
-  std::filesystem::create_directories(TestDir());
-  std::array<int, 2> go{};
-  std::array<int, 2> done{};
-  ASSERT_EQ(pipe(go.data()), 0);
-  ASSERT_EQ(pipe(done.data()), 0);
-  // Forked before this process opens the database or starts a watch thread; the child waits
-  // for "go" so the watch is in place before it writes.
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(go[1]);
-    close(done[0]);
-    char byte = 0;
-    if (read(go[0], &byte, 1) != 1) {
-      _exit(2);
+// A child process forked at construction, before the test opens the database or starts a
+// thread: it waits for Go(), runs `body` (0 on success, another exit code naming what failed),
+// acknowledges and exits with that code.
+class ChildOnSignal {
+ public:
+  explicit ChildOnSignal(const std::function<int()>& body) {
+    std::filesystem::create_directories(TestDir());
+    if (pipe(go_.data()) != 0 || pipe(done_.data()) != 0) {
+      return;
     }
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(go_[1]);
+      close(done_[0]);
+      char byte = 0;
+      if (read(go_[0], &byte, 1) != 1) {
+        _exit(2);
+      }
+      const int code = body();
+      _exit(code != 0 ? code : (WriteAll(done_[1], &byte, 1) ? 0 : 4));
+    }
+    close(go_[0]);
+    close(done_[1]);
+  }
+  ChildOnSignal(const ChildOnSignal&) = delete;
+  ChildOnSignal& operator=(const ChildOnSignal&) = delete;
+  ChildOnSignal(ChildOnSignal&&) = delete;
+  ChildOnSignal& operator=(ChildOnSignal&&) = delete;
+  ~ChildOnSignal() {
+    if (pid_ > 0 && !finished_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  bool started() const { return pid_ > 0; }
+  // Lets the child run its body.
+  bool Go() {
+    const char byte = 1;
+    const bool sent = WriteAll(go_[1], &byte, 1);
+    close(go_[1]);
+    return sent;
+  }
+  // Whether the child acknowledged; then `*status` is its wait status.
+  bool Finish(int* status) {
+    char ack = 0;
+    const bool acknowledged = read(done_[0], &ack, 1) == 1;
+    close(done_[0]);
+    finished_ = waitpid(pid_, status, 0) == pid_;
+    return acknowledged && finished_;
+  }
+
+ private:
+  std::array<int, 2> go_{};
+  std::array<int, 2> done_{};
+  pid_t pid_ = -1;
+  bool finished_ = false;
+};
+
+TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
+  // The child waits for "go" so the watch is in place before it writes.
+  ChildOnSignal child([this] {
     absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore({.path = path_});
     if (!store.ok() || !Put(**store, "/other/a", "1").ok() ||
         !(*store)->Commit({.ops = {Op::Put("/other/b", "2"), Op::Put("/other/c", "3")}}).ok()) {
-      _exit(3);
+      return 3;
     }
-    _exit(WriteAll(done[1], &byte, 1) ? 0 : 4);
-  }
-  close(go[0]);
-  close(done[1]);
+    return 0;
+  });
+  ASSERT_TRUE(child.started());
 
   absl::StatusOr<std::unique_ptr<Store>> store = Open();
   ASSERT_THAT(store, IsOk());
@@ -166,9 +210,7 @@ TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
   absl::StatusOr<std::unique_ptr<WatchHandle>> handle =
       (*store)->Watch("/other/", 0, recorder.Callback());
   ASSERT_THAT(handle, IsOk());
-  const char byte = 1;
-  ASSERT_TRUE(WriteAll(go[1], &byte, 1));
-  close(go[1]);
+  ASSERT_TRUE(child.Go());
 
   // Picked up by polling; the wait's deadline only bounds a failing run.
   ASSERT_TRUE(recorder.WaitForEvents(3));
@@ -187,11 +229,8 @@ TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
     }
   }
 
-  char ack = 0;
-  EXPECT_EQ(read(done[0], &ack, 1), 1);
-  close(done[0]);
   int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(child.Finish(&status));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
 }
 
@@ -200,31 +239,11 @@ TEST_F(EmbeddedStoreTest, WatchSeesCommitsOfAnotherProcess) {
 // store's own checkpoint connection) must leave them, or another process closing the database
 // takes itself for its last user and deletes the write-ahead log this process still writes to.
 TEST_F(EmbeddedStoreTest, AnotherProcessClosingTheDatabaseLeavesThisProcesssLog) {
-  std::filesystem::create_directories(TestDir());
-  std::array<int, 2> go{};
-  std::array<int, 2> done{};
-  ASSERT_EQ(pipe(go.data()), 0);
-  ASSERT_EQ(pipe(done.data()), 0);
-  // Forked before this process opens the database or starts a thread.
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(go[1]);
-    close(done[0]);
-    char byte = 0;
-    if (read(go[0], &byte, 1) != 1) {
-      _exit(2);
-    }
-    {
-      absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore({.path = path_});
-      if (!store.ok() || !(*store)->Get("/kept/a").ok()) {
-        _exit(3);
-      }
-    }  // closes the database
-    _exit(WriteAll(done[1], &byte, 1) ? 0 : 4);
-  }
-  close(go[0]);
-  close(done[1]);
+  ChildOnSignal child([this] {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenEmbeddedStore({.path = path_});
+    return store.ok() && (*store)->Get("/kept/a").ok() ? 0 : 3;
+  });  // closes the database on return
+  ASSERT_TRUE(child.started());
 
   absl::StatusOr<std::unique_ptr<Store>> first = Open();
   ASSERT_THAT(first, IsOk());
@@ -233,14 +252,9 @@ TEST_F(EmbeddedStoreTest, AnotherProcessClosingTheDatabaseLeavesThisProcesssLog)
   ASSERT_THAT(second, IsOk());
   ASSERT_TRUE(std::filesystem::exists(path_ + "-wal"));
 
-  const char byte = 1;
-  ASSERT_TRUE(WriteAll(go[1], &byte, 1));
-  close(go[1]);
-  char ack = 0;
-  EXPECT_EQ(read(done[0], &ack, 1), 1);
-  close(done[0]);
+  ASSERT_TRUE(child.Go());
   int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(child.Finish(&status));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
 
   EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"))
