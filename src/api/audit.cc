@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_join.h"
+
 #include "api/dispatcher.h"
 #include "metrics/metrics.h"
 
@@ -106,7 +108,9 @@ LogFields AuditArguments(const pb::CreateRequest& request) {
 LogFields AuditArguments(const pb::RevokeRequest& request) { return {{"token_id", request.id()}}; }
 
 LogFields AuditResult(const pb::RegisterServiceResponse& response) {
-  return {{"id", response.service().id()}};
+  // Where it was placed, so that the audit line alone answers "which Prometheus scrapes it".
+  return {{"id", response.service().id()},
+          {"servers", absl::StrJoin(response.service().servers(), ",")}};
 }
 
 void LogChange(const Change& change, const LogFields& arguments, const auth::Principal* principal,

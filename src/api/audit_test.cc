@@ -25,8 +25,12 @@ namespace {
 
 using ::discovery::testing::IsOk;
 using ::discovery::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::Each;
 using ::testing::ElementsAre;
+using ::testing::Eq;
 using ::testing::IsEmpty;
+using ::testing::SizeIs;
 using Json = nlohmann::json;
 
 const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
@@ -172,6 +176,7 @@ class DispatcherAuditTest : public ::testing::Test {
 };
 
 TEST_F(DispatcherAuditTest, EveryKindOfChangeIsOneLine) {
+  const size_t logged_at_start = log_.str().size();  // the stack's own start-up lines
   pb::RegisterNamespaceRequest ns;
   ns.set_name("team");
   ASSERT_THAT(Call(kNamespaceApi, "RegisterNamespace", alice_, ns, &Handlers::RegisterNamespace),
@@ -230,6 +235,7 @@ TEST_F(DispatcherAuditTest, EveryKindOfChangeIsOneLine) {
   EXPECT_EQ(lines[2]["namespace"], "team");
   EXPECT_EQ(lines[2]["endpoint"], "http://node1:9100/metrics");
   EXPECT_EQ(lines[2]["id"], registered->service().id());
+  EXPECT_EQ(lines[2]["servers"], "prom1");
   EXPECT_EQ(summary(lines[3]), "service unregister by user:bob from 198.51.100.7 ok");
   EXPECT_EQ(lines[3]["id"], registered->service().id());
   EXPECT_EQ(summary(lines[4]), "token create by user:alice from 198.51.100.7 ok");
@@ -241,6 +247,16 @@ TEST_F(DispatcherAuditTest, EveryKindOfChangeIsOneLine) {
     EXPECT_FALSE(line.contains("error")) << line.dump();
     EXPECT_EQ(line["code"], "OK");
   }
+  // One line per change: the audit line is the change's only record at INFO.
+  std::vector<std::string> info_lines;
+  std::istringstream in(log_.str().substr(logged_at_start));
+  for (std::string line; std::getline(in, line);) {
+    const Json record = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_object() && record.value("level", "") == "info") {
+      info_lines.push_back(record.value("msg", ""));
+    }
+  }
+  EXPECT_THAT(info_lines, AllOf(SizeIs(lines.size()), Each(Eq("audit"))));
   EXPECT_THAT(counted_,
               ElementsAre("namespace/register/ok", "server/register/ok", "service/register/ok",
                           "service/unregister/ok", "token/create/ok", "server/unregister/ok",

@@ -309,8 +309,8 @@ absl::StatusOr<Namespace> Registry::RegisterNamespace(std::string name,
     return StoreError(revision.status(),
                       fmt::format("could not register namespace {} in store", ns.name));
   }
-  LogInfo("register namespace",
-          {{"namespace", ns.name}, {"export", ExportConfigName(ns.export_config)}});
+  LogDebug("register namespace",
+           {{"namespace", ns.name}, {"export", ExportConfigName(ns.export_config)}});
   AwaitView(*revision);
   return ns;
 }
@@ -335,7 +335,7 @@ absl::Status Registry::UnregisterNamespace(std::string_view name) {
     return StoreError(revision.status(),
                       fmt::format("could not unregister namespace {} in store", name));
   }
-  LogInfo("unregister namespace", {{"namespace", std::string{name}}});
+  LogDebug("unregister namespace", {{"namespace", std::string{name}}});
   AwaitView(*revision);
   return absl::OkStatus();
 }
@@ -362,7 +362,7 @@ absl::StatusOr<Server> Registry::RegisterServer(std::string name, Labels labels)
     return StoreError(revision.status(),
                       fmt::format("could not register server {} in store", server.name));
   }
-  LogInfo("register server", {{"server", server.name}, {"labels", LabelsToString(server.labels)}});
+  LogDebug("register server", {{"server", server.name}, {"labels", LabelsToString(server.labels)}});
   AwaitView(*revision);
   return server;
 }
@@ -387,7 +387,7 @@ absl::Status Registry::UnregisterServer(std::string_view name) {
     return StoreError(revision.status(),
                       fmt::format("could not unregister server {} in store", name));
   }
-  LogInfo("unregister server", {{"server", std::string{name}}});
+  LogDebug("unregister server", {{"server", std::string{name}}});
   AwaitView(*revision);
   return absl::OkStatus();
 }
@@ -599,9 +599,13 @@ void Registry::OnRegisterCommitted(std::unique_ptr<PendingRegistration> pending,
     TryRegister(std::move(pending), attempt + 1);
     return;
   }
-  LogInfo("register service", {{"endpoint", service.endpoint},
-                               {"namespace", service.namespace_name},
-                               {"servers", fmt::format("{}", fmt::join(service.servers, ","))}});
+  // The change's record at INFO is the audit line the dispatcher writes once it is answered;
+  // this one (built only when written: one per registration) tells when the store took it.
+  if (DebugLogEnabled()) {
+    LogDebug("register service", {{"endpoint", service.endpoint},
+                                  {"namespace", service.namespace_name},
+                                  {"servers", fmt::format("{}", fmt::join(service.servers, ","))}});
+  }
   if (service.HasTtl() && options_.on_renewals) {
     options_.on_renewals(1);
   }
@@ -639,7 +643,7 @@ absl::Status Registry::UnregisterService(std::string_view id_or_endpoint,
                                                      "namespace {}",
                                                      id_or_endpoint, ns));
   }
-  LogInfo("unregister service", {{"id", std::string{id}}, {"namespace", std::string{ns}}});
+  LogDebug("unregister service", {{"id", std::string{id}}, {"namespace", std::string{ns}}});
   AwaitView(*revision);
   return absl::OkStatus();
 }
