@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,6 +105,45 @@ class Dispatcher {
                  response, start);
           std::move(done)(std::move(response));
         });
+  }
+
+  template <typename Response, typename Request>
+  using AsyncFromMemoryMethod = Handlers::Answer<Response> (Handlers::*)(
+      const auth::Principal&, const Request&, Handlers::Answer<Response>);
+
+  // DispatchAsync for a thread that must not block (gRPC's callback threads): runs `method`
+  // (Handlers::RegisterServiceFromMemory) only for a caller the authenticator remembers
+  // (Authenticator::CachedPrincipal), and `method` hands its answer back when it cannot start
+  // without blocking. In both cases nothing is reported and `done` comes back, for DispatchAsync
+  // on a thread that may block; otherwise an empty Answer is returned and the call is reported
+  // as DispatchAsync reports it.
+  template <typename Response, typename Request>
+  Handlers::Answer<Response> DispatchAsyncFromMemory(
+      std::string_view full_method, const CallerInfo& caller, const Request& request,
+      AsyncFromMemoryMethod<Response, Request> method,
+      std::type_identity_t<Handlers::Answer<Response>> done) {
+    const absl::Time start = absl::Now();
+    std::optional<auth::Principal> principal = authenticator_.CachedPrincipal(caller.authorization);
+    if (!principal.has_value()) {
+      return done;
+    }
+    // Shared with the method's answer so that `done` can come back when the call is not taken.
+    auto answer = std::make_shared<Handlers::Answer<Response>>(std::move(done));
+    Handlers::Answer<Response> back = (handlers_.*method)(
+        *principal, request,
+        [this, full_method = std::string(full_method), principal = *principal,
+         peer = std::string(caller.peer), forwarded_for = std::string(caller.forwarded_for),
+         &request, start, answer](absl::StatusOr<Response> response) {
+          Report(full_method, &principal, {.peer = peer, .forwarded_for = forwarded_for}, request,
+                 response, start);
+          std::move (*answer)(std::move(response));
+        });
+    if (back != nullptr) {
+      return std::move(*answer);
+    }
+    // Only now that it is known to be taken (a refusal may have been reported already).
+    Started(full_method);
+    return nullptr;
   }
 
   // Dispatch for an answer from memory (for the HTTP server's I/O thread): runs `method`

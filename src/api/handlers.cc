@@ -126,6 +126,27 @@ void Handlers::RegisterServiceAsync(const auth::Principal& principal,
                                  });
 }
 
+Handlers::Answer<pb::RegisterServiceResponse> Handlers::RegisterServiceFromMemory(
+    const auth::Principal& principal, const pb::RegisterServiceRequest& request,
+    Answer<pb::RegisterServiceResponse> done) {
+  if (absl::Status allowed = authorizer_.CanChangeService(principal, request.namespace_());
+      !allowed.ok()) {
+    std::move(done)(std::move(allowed));
+    return nullptr;
+  }
+  // Shared with the registry's callback so that `done` can come back when the call is not taken.
+  auto answer = std::make_shared<Answer<pb::RegisterServiceResponse>>(std::move(done));
+  registry::Registry::RegisterCallback back = registry_.RegisterServiceFromMemory(
+      RegistrationOf(request), [answer](absl::StatusOr<Service> service) {
+        if (!service.ok()) {
+          std::move (*answer)(service.status());
+          return;
+        }
+        std::move (*answer)(RegisterServiceResponseOf(*service));
+      });
+  return back == nullptr ? nullptr : std::move(*answer);
+}
+
 absl::StatusOr<pb::UnRegisterServiceResponse> Handlers::UnRegisterService(
     const auth::Principal& principal, const pb::UnRegisterServiceRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanChangeService(principal, request.namespace_()));

@@ -67,6 +67,11 @@ class Handlers {
   void RegisterServiceAsync(const auth::Principal& principal,
                             const pb::RegisterServiceRequest& request,
                             Answer<pb::RegisterServiceResponse> done);
+  // RegisterServiceAsync without blocking (Registry::RegisterServiceFromMemory): an empty
+  // Answer when the call was taken, else `done` back, untouched.
+  Answer<pb::RegisterServiceResponse> RegisterServiceFromMemory(
+      const auth::Principal& principal, const pb::RegisterServiceRequest& request,
+      Answer<pb::RegisterServiceResponse> done);
   absl::StatusOr<pb::UnRegisterServiceResponse> UnRegisterService(
       const auth::Principal& principal, const pb::UnRegisterServiceRequest& request);
   // Renews services registered with a TTL (the same permission as registering them).

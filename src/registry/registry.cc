@@ -512,7 +512,27 @@ void Registry::RegisterServiceAsync(const ServiceRegistration& registration,
       /*attempt=*/1);
 }
 
-void Registry::TryRegister(std::unique_ptr<PendingRegistration> pending, int attempt) {
+Registry::RegisterCallback Registry::RegisterServiceFromMemory(
+    const ServiceRegistration& registration, RegisterCallback done) {
+  absl::StatusOr<std::pair<Service, std::string>> valid = ServiceOf(registration, options_);
+  if (!valid.ok()) {
+    std::move(done)(valid.status());
+    return nullptr;
+  }
+  if (valid->first.HasTtl()) {
+    return done;
+  }
+  std::unique_ptr<PendingRegistration> back = TryRegister(
+      std::make_unique<PendingRegistration>(PendingRegistration{.service = std::move(valid->first),
+                                                                .scheme = std::move(valid->second),
+                                                                .done = std::move(done)}),
+      /*attempt=*/1, /*may_read_store=*/false);
+  return back == nullptr ? nullptr : std::move(back->done);
+}
+
+std::unique_ptr<Registry::PendingRegistration> Registry::TryRegister(
+    std::unique_ptr<PendingRegistration> pending, int attempt, bool may_read_store) {
+  bool needs_store_read = false;
   absl::Status outcome = [&]() -> absl::Status {
     Service& service = pending->service;
     DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
@@ -528,6 +548,9 @@ void Registry::TryRegister(std::unique_ptr<PendingRegistration> pending, int att
         it != known.end() && attempt == 1 && namespaces.contains(service.namespace_name)) {
       namespace_revision = it->second;
       export_config = namespaces.at(service.namespace_name).export_config;
+    } else if (!may_read_store) {
+      needs_store_read = true;
+      return absl::OkStatus();
     } else {
       absl::StatusOr<repo::Versioned<Namespace>> ns = repo_.GetNamespace(service.namespace_name);
       if (absl::IsNotFound(ns.status())) {
@@ -575,10 +598,14 @@ void Registry::TryRegister(std::unique_ptr<PendingRegistration> pending, int att
                        });
     return absl::OkStatus();
   }();
+  if (needs_store_read) {
+    return pending;
+  }
   // Answered here only when nothing was handed to the store (then `pending` was moved).
   if (!outcome.ok()) {
     std::move(pending->done)(std::move(outcome));
   }
+  return nullptr;
 }
 
 void Registry::OnRegisterCommitted(std::unique_ptr<PendingRegistration> pending, int attempt,

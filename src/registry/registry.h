@@ -155,6 +155,13 @@ class Registry {
   // see RegistryOptions::view_wait). `done` must not block for long.
   using RegisterCallback = absl::AnyInvocable<void(absl::StatusOr<Service>) &&>;
   void RegisterServiceAsync(const ServiceRegistration& registration, RegisterCallback done);
+  // RegisterServiceAsync for a thread that must not block (gRPC's callback threads): takes the
+  // registration, and returns an empty callback, only when starting it needs nothing but memory
+  // (the view knows the namespace; no TTL, whose lease the store may have to grant first).
+  // Otherwise nothing is done and `done` comes back, for RegisterServiceAsync on a thread that
+  // may wait for the store.
+  RegisterCallback RegisterServiceFromMemory(const ServiceRegistration& registration,
+                                             RegisterCallback done);
   // `id_or_endpoint` is a service id or, when it contains ':', an endpoint (canonicalised
   // first). `namespace_name` "" means "default". NotFound when absent. Removes invalid records
   // too: the stored record is not read.
@@ -216,8 +223,10 @@ class Registry {
   void RunViewWaitTimer(const std::stop_token& stop);
   struct PendingRegistration;
   // One attempt of a registration whose request is valid; retries itself when the namespace
-  // changed under it.
-  void TryRegister(std::unique_ptr<PendingRegistration> pending, int attempt);
+  // changed under it. Without `may_read_store`, a registration that would have to read the
+  // namespace from the store is handed back untouched; otherwise nullptr is returned.
+  std::unique_ptr<PendingRegistration> TryRegister(std::unique_ptr<PendingRegistration> pending,
+                                                   int attempt, bool may_read_store = true);
   void OnRegisterCommitted(std::unique_ptr<PendingRegistration> pending, int attempt,
                            absl::StatusOr<store::TxnResult> result);
   absl::Status StorePlacementSettings();

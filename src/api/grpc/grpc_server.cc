@@ -103,30 +103,30 @@ class CallQueue {
     return reactor;
   }
 
-  // Serve for a handler that answers later (a write): the worker only starts the call
-  // (authentication, validation, handing the write to the store), and the answer is sent from
-  // the thread that completes it, so no worker waits while a write commits and reaches the view.
+  // Serve for a handler that answers later (a write): the call is started (authentication,
+  // validation, handing the write to the store) right here when `from_memory` can do that
+  // without blocking, else by a worker; the answer is sent from the thread that completes it,
+  // so no thread waits while a write commits and reaches the view.
   template <typename Response, typename Request>
-  grpc::ServerUnaryReactor* ServeAsync(std::string_view service, std::string_view method,
-                                       grpc::CallbackServerContext* context, const Request* request,
-                                       Response* response,
-                                       api::Dispatcher::AsyncMethod<Response, Request> handler) {
+  grpc::ServerUnaryReactor* ServeAsync(
+      std::string_view service, std::string_view method, grpc::CallbackServerContext* context,
+      const Request* request, Response* response,
+      api::Dispatcher::AsyncMethod<Response, Request> handler,
+      api::Dispatcher::AsyncFromMemoryMethod<Response, Request> from_memory) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    std::string name = fmt::format("{}{}", service, method);
+    if (StartFromMemory(name, context, reactor, request, response, from_memory)) {
+      return reactor;
+    }
     Enqueue(std::make_unique<Call>(Call{
         .context = context,
-        .method = fmt::format("{}{}", service, method),
+        .method = std::move(name),
         .start =
             [context, request, response, handler](api::Dispatcher& dispatcher,
                                                   std::string_view full_method, Answer answer) {
               const std::string peer = context->peer();
-              dispatcher.DispatchAsync(
-                  full_method, CallerOf(*context, peer), *request, handler,
-                  [response, answer = std::move(answer)](absl::StatusOr<Response> result) mutable {
-                    if (result.ok()) {
-                      *response = *std::move(result);
-                    }
-                    std::move(answer)(result.status());
-                  });
+              dispatcher.DispatchAsync(full_method, CallerOf(*context, peer), *request, handler,
+                                       Into(response, std::move(answer)));
             },
         .finish = [reactor](const absl::Status& status) { reactor->Finish(ToGrpc(status)); }}));
     return reactor;
@@ -183,6 +183,52 @@ class CallQueue {
     std::function<void(api::Dispatcher&, std::string_view full_method, Answer)> start;
     std::function<void(const absl::Status&)> finish;  // answers the call
   };
+
+  // A handler's answer to a started call: the response message into `response`, then `answer`.
+  template <typename Response>
+  static api::Handlers::Answer<Response> Into(Response* response, Answer answer) {
+    return [response, answer = std::move(answer)](absl::StatusOr<Response> result) mutable {
+      const absl::Status status = result.status();
+      if (status.ok()) {
+        *response = *std::move(result);
+      }
+      std::move(answer)(status);
+    };
+  }
+
+  // Starts a call of ServeAsync on this (gRPC's) thread when everything it needs is in memory:
+  // one thread hand-off less per write, which is most of a fleet's calls. False when it was not
+  // started (a caller not verified before, a namespace the view does not know yet, a TTL, or the
+  // queue closing), for the workers to start it.
+  template <typename Response, typename Request>
+  bool StartFromMemory(std::string_view full_method, grpc::CallbackServerContext* context,
+                       grpc::ServerUnaryReactor* reactor, const Request* request,
+                       Response* response,
+                       api::Dispatcher::AsyncFromMemoryMethod<Response, Request> from_memory)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) {
+        return false;  // Enqueue answers it
+      }
+      ++answering_;
+    }
+    const std::string peer = context->peer();
+    Answer answer = [this, reactor](const absl::Status& status) {
+      reactor->Finish(ToGrpc(status));
+      absl::MutexLock lock(&mu_);
+      --answering_;
+    };
+    api::Handlers::Answer<Response> back =
+        dispatcher_.DispatchAsyncFromMemory(full_method, CallerOf(*context, peer), *request,
+                                            from_memory, Into(response, std::move(answer)));
+    if (back == nullptr) {
+      return true;
+    }
+    absl::MutexLock lock(&mu_);
+    --answering_;
+    return false;
+  }
 
   void Enqueue(std::unique_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::Status refusal;
@@ -415,7 +461,8 @@ class ServiceService final : public pb::ServiceAPI::CallbackService {
                                             const pb::RegisterServiceRequest* request,
                                             pb::RegisterServiceResponse* response) override {
     return calls_.ServeAsync(api::kServiceApi, "RegisterService", context, request, response,
-                             &api::Handlers::RegisterServiceAsync);
+                             &api::Handlers::RegisterServiceAsync,
+                             &api::Handlers::RegisterServiceFromMemory);
   }
   grpc::ServerUnaryReactor* UnRegisterService(grpc::CallbackServerContext* context,
                                               const pb::UnRegisterServiceRequest* request,

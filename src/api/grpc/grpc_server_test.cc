@@ -30,7 +30,6 @@ namespace {
 namespace pb = ::postfinance::discovery::v1;
 using ::discovery::testing::IsOk;
 using ::testing::Contains;
-using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -70,6 +69,18 @@ class GrpcServerTest : public ::testing::Test {
 
   void Authorize(grpc::ClientContext& context) const {
     context.AddMetadata("authorization", "Bearer " + admin_token_);
+  }
+
+  // Registers the Prometheus server `name` through server_, with the admin token.
+  void AddServer(const std::string& name) const {
+    grpc::ClientContext context;
+    Authorize(context);
+    pb::RegisterServerRequest request;
+    request.set_name(name);
+    pb::RegisterServerResponse response;
+    const grpc::Status status =
+        pb::ServerAPI::NewStub(channel_)->RegisterServer(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
   }
 
   const auth::MachineTokenOptions tokens_{.issuer = "iss", .secret = "secret"};
@@ -219,6 +230,8 @@ class Flight {
   ~Flight() { AwaitCompleted(started_); }
   Flight(const Flight&) = delete;
   Flight& operator=(const Flight&) = delete;
+  Flight(Flight&&) = delete;
+  Flight& operator=(Flight&&) = delete;
 
   struct Outcome {
     std::string label;
@@ -245,6 +258,15 @@ class Flight {
     return call->context;
   }
 
+  // Waits until `n` calls have completed; false when they have not after `bound`, which only
+  // bounds a failing test.
+  bool AwaitCompletedWithin(int n, absl::Duration bound) {
+    absl::MutexLock lock(&mu_);
+    const auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return static_cast<int>(outcomes_.size()) >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), bound);
+  }
   // Waits until `n` calls have completed and returns their outcomes.
   std::vector<Outcome> AwaitCompleted(int n) {
     absl::MutexLock lock(&mu_);
@@ -283,6 +305,7 @@ class GrpcQueueTest : public GrpcServerTest {
                                          grpc::InsecureChannelCredentials());
     namespaces_ = pb::NamespaceAPI::NewStub(gated_channel_);
     servers_ = pb::ServerAPI::NewStub(gated_channel_);
+    services_ = pb::ServiceAPI::NewStub(gated_channel_);
     blocked_ = std::make_unique<Flight>(admin_token_);
     flight_ = std::make_unique<Flight>(admin_token_);
   }
@@ -307,6 +330,18 @@ class GrpcQueueTest : public GrpcServerTest {
     return flight.Call<pb::RegisterServerResponse>(
         name, std::move(request), [this](auto* context, auto* message, auto* response, auto done) {
           servers_->async()->RegisterServer(context, message, response, std::move(done));
+        });
+  }
+  grpc::ClientContext& RegisterService(Flight& flight, const std::string& endpoint,
+                                       const std::string& namespace_name) {
+    pb::RegisterServiceRequest request;
+    request.set_name("node");
+    request.set_endpoint(endpoint);
+    request.set_namespace_(namespace_name);
+    return flight.Call<pb::RegisterServiceResponse>(
+        endpoint, std::move(request),
+        [this](auto* context, auto* message, auto* response, auto done) {
+          services_->async()->RegisterService(context, message, response, std::move(done));
         });
   }
   // A health check on the gated channel, which gRPC's own health service answers without a
@@ -341,6 +376,7 @@ class GrpcQueueTest : public GrpcServerTest {
   std::shared_ptr<grpc::Channel> gated_channel_;
   std::unique_ptr<pb::NamespaceAPI::Stub> namespaces_;
   std::unique_ptr<pb::ServerAPI::Stub> servers_;
+  std::unique_ptr<pb::ServiceAPI::Stub> services_;
   // Calls of the gated method that hold the workers, and the others.
   std::unique_ptr<Flight> blocked_;
   std::unique_ptr<Flight> flight_;
@@ -417,6 +453,38 @@ TEST_F(GrpcQueueTest, DoesNotRunQueuedCallsTheirClientCancelled) {
   EXPECT_THAT(ServerNames(), ElementsAre("kept"));
   EXPECT_THAT(gate_->handled(),
               Contains(Pair(HasSubstr("RegisterServer"), absl::StatusCode::kCancelled)));
+}
+
+// A registration needing nothing but memory (a caller verified before, a namespace the view
+// knows) is started on gRPC's thread: answered while the only worker is held. One that has to
+// ask the store (an unknown namespace) waits for the worker, and is answered once it is free.
+TEST_F(GrpcQueueTest, StartsRegistrationsNeedingOnlyMemoryWithoutAWorker) {
+  StartGated("ListNamespace", {.workers = 1});
+  // Through the ungated server, which verifies the token for both (one authenticator).
+  ASSERT_NO_FATAL_FAILURE(AddServer("p1"));
+  ListNamespace(*blocked_, "blocked");
+  ASSERT_EQ(gate_->AwaitHeld(1), 1);
+
+  RegisterService(*flight_, "http://host1.example.com:9100/metrics", "default");
+  ASSERT_TRUE(flight_->AwaitCompletedWithin(1, absl::Seconds(30)))
+      << "the registration waited for the held worker";
+  std::vector<Flight::Outcome> outcomes = flight_->AwaitCompleted(1);
+  ASSERT_EQ(outcomes.size(), 1U);
+  EXPECT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.error_message();
+  EXPECT_EQ(gate_->AwaitHeld(1), 1) << "the worker was freed before the registration was answered";
+
+  RegisterService(*flight_, "http://host2.example.com:9100/metrics", "nowhere");
+  RoundTrip();
+  gate_->Open();
+  EXPECT_TRUE(blocked_->AwaitCompleted(1).at(0).status.ok());
+  outcomes = flight_->AwaitCompleted(2);
+  ASSERT_EQ(outcomes.size(), 2U);
+  EXPECT_EQ(outcomes[1].status.error_code(), grpc::StatusCode::NOT_FOUND)
+      << outcomes[1].status.error_message();
+  EXPECT_THAT(outcomes[1].status.error_message(), HasSubstr("namespace nowhere not found"));
+  ASSERT_OK_AND_ASSIGN(std::vector<Service> listed, registry_->ListServices("default"));
+  ASSERT_EQ(listed.size(), 1U);
+  EXPECT_EQ(listed[0].endpoint, "http://host1.example.com:9100/metrics");
 }
 
 // Shutdown lets queued calls wait for the grace period only: then they are answered UNAVAILABLE,
@@ -526,16 +594,7 @@ class GrpcAsyncWriteTest : public GrpcServerTest {
 // registration in flight and still answers other calls, and all are answered once the store
 // commits.
 TEST_F(GrpcAsyncWriteTest, ARegistrationWaitingForItsCommitHoldsNoWorker) {
-  {
-    grpc::ClientContext context;
-    Authorize(context);
-    pb::RegisterServerRequest request;
-    request.set_name("p1");
-    pb::RegisterServerResponse response;
-    const grpc::Status status =
-        pb::ServerAPI::NewStub(channel_)->RegisterServer(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(AddServer("p1"));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<GrpcServer> one_worker,
                        GrpcServer::Start({.listen = "127.0.0.1:0", .workers = 1}, *dispatcher_));
   const std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
@@ -545,11 +604,12 @@ TEST_F(GrpcAsyncWriteTest, ARegistrationWaitingForItsCommitHoldsNoWorker) {
   held_->Hold();
   Flight flight(admin_token_);
   for (int i = 0; i < kRegistrations; ++i) {
+    std::string endpoint = fmt::format("http://host{}.example.com:9100/metrics", i);
     pb::RegisterServiceRequest request;
     request.set_name("node");
-    request.set_endpoint(fmt::format("http://host{}.example.com:9100/metrics", i));
+    request.set_endpoint(endpoint);
     flight.Call<pb::RegisterServiceResponse>(
-        request.endpoint(), std::move(request),
+        std::move(endpoint), std::move(request),
         [&services](auto* context, auto* message, auto* response, auto done) {
           services->async()->RegisterService(context, message, response, std::move(done));
         });
