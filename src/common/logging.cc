@@ -29,6 +29,7 @@
 #include "spdlog/sinks/sink.h"
 #include "spdlog/spdlog.h"
 
+#include "common/thread_name.h"
 #include "common/wait.h"
 #include "re2/re2.h"
 
@@ -226,6 +227,7 @@ class BufferedFdSink final : public spdlog::sinks::base_sink<std::mutex> {
       return;
     }
     flusher_ = std::jthread([this, flush_interval](const std::stop_token& stop) {
+      NameThisThread("log-flush");
       while (SleepUnlessStopped(stop, flush_interval)) {
         flush();
       }

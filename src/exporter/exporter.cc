@@ -10,6 +10,7 @@
 #include "common/go_duration.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "exporter/file_sd.h"
 
 namespace discovery::exporter {
@@ -50,7 +51,10 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Start(store::Store& store,
     }
   }
   DISCOVERY_RETURN_IF_ERROR(self->Sync(first, /*resync=*/false));
-  self->thread_ = std::thread([self] { self->Run(); });
+  self->thread_ = std::thread([self] {
+    NameThisThread("exporter");
+    self->Run();
+  });
   return exporter;
 }
 

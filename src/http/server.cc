@@ -19,6 +19,7 @@
 
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "http/server_core.h"
 
 namespace discovery::http {
@@ -38,7 +39,10 @@ absl::Status ServerCore::Run() {
     work_.emplace(asio::make_work_guard(ioc_));
     asio::post(accept_strand_, [this] { Accept(); });
     for (int i = 0; i < options_.io_threads; ++i) {
-      io_threads_.emplace_back([this] { RunIo(); });
+      io_threads_.emplace_back([this] {
+        NameThisThread("http-io");
+        RunIo();
+      });
     }
   } catch (const std::exception& e) {
     Shutdown(absl::ZeroDuration());

@@ -14,6 +14,7 @@
 #include "common/format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "model/endpoint.h"
 #include "selector/selector.h"
 
@@ -82,7 +83,10 @@ Registry::Registry(store::Store& store, repo::Keys keys, RegistryOptions options
   repo::ViewOptions view_options = options_.view;
   // The clock that sets `expires` is the one that ends it.
   view_options.clock = options_.clock;
-  view_wait_timer_ = std::jthread([this](const std::stop_token& stop) { RunViewWaitTimer(stop); });
+  view_wait_timer_ = std::jthread([this](const std::stop_token& stop) {
+    NameThisThread("view-wait");
+    RunViewWaitTimer(stop);
+  });
   view_ = std::make_unique<repo::View>(
       store_, std::move(keys), std::move(view_options),
       [this](const std::shared_ptr<const repo::Snapshot>& snapshot) { OnSnapshot(snapshot); });

@@ -23,6 +23,7 @@
 #include "common/format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "repo/codec.h"
 
 namespace discovery::repo {
@@ -555,7 +556,10 @@ View::View(store::Store& store, Keys keys, ViewOptions options, Listener listene
       listener_(std::move(listener)),
       health_(absl::UnavailableError("the view has not loaded the store yet")),
       pending_(std::make_unique<Pending>()),
-      thread_([this](const std::stop_token& stop) { Run(stop); }) {}
+      thread_([this](const std::stop_token& stop) {
+        NameThisThread("view");
+        Run(stop);
+      }) {}
 
 View::~View() {
   thread_.request_stop();

@@ -19,6 +19,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 
+#include "common/thread_name.h"
 #include "store/store.h"
 
 namespace discovery::store {
@@ -38,7 +39,10 @@ class CommitQueue {
               std::function<void(const Batch&)> apply)
       : take_(std::move(take)),
         apply_(std::move(apply)),
-        committer_([this](const std::stop_token&) { Run(); }) {}
+        committer_([this](const std::stop_token&) {
+          NameThisThread("store-commit");
+          Run();
+        }) {}
 
   // Applies what is queued, then stops the committer.
   ~CommitQueue() {
@@ -130,8 +134,12 @@ struct AsyncCommit {
       : txn(std::move(txn_in)), done(std::move(done_in)) {
     pending.txn = &txn;
   }
+  ~AsyncCommit() = default;
+  // `pending` points into this object.
   AsyncCommit(const AsyncCommit&) = delete;
   AsyncCommit& operator=(const AsyncCommit&) = delete;
+  AsyncCommit(AsyncCommit&&) = delete;
+  AsyncCommit& operator=(AsyncCommit&&) = delete;
 
   Txn txn;
   Store::CommitCallback done;

@@ -4,7 +4,9 @@
 #include "testing/discoveryd_process.h"
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -30,6 +32,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
 using ::testing::Not;
 using ::testing::StartsWith;
 
@@ -89,6 +92,23 @@ TEST(DiscoverydProcessTest, ServesRestartsAndStops) {
   EXPECT_FALSE(discoveryd->IsRunning());
   EXPECT_THAT(discoveryd->LogTail(), HasSubstr("shutting down"));
   EXPECT_THAT(discoveryd->Stop(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// Operators tell the threads apart in top -H and perf by their names.
+TEST(DiscoverydProcessTest, NamesItsThreads) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DiscoverydProcess> discoveryd,
+                       DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY}));
+  std::set<std::string> names;
+  const std::filesystem::path tasks =
+      std::filesystem::path("/proc") / std::to_string(discoveryd->pid()) / "task";
+  for (const std::filesystem::directory_entry& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_THAT(names, IsSupersetOf({"grpc-worker", "http-io", "view", "view-wait", "store-commit",
+                                   "sqlite-checkpt", "sqlite-watch", "store-reaper"}));
 }
 
 TEST(DiscoverydProcessTest, KillAndRestartAfterACrash) {

@@ -94,6 +94,8 @@ std::string DiscoverydProcess::http_url() const {
 
 bool DiscoverydProcess::IsRunning() const { return process_ != nullptr && process_->IsRunning(); }
 
+pid_t DiscoverydProcess::pid() const { return process_ == nullptr ? -1 : process_->pid(); }
+
 std::vector<std::string> DiscoverydProcess::Environment() const {
   // HOME holds ~/.config/discovery/config.yaml; the working dir holds ./discovery.yaml.
   std::vector<std::string> env = {"HOME=" + root_};

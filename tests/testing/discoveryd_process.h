@@ -7,6 +7,8 @@
 //   target_compile_definitions(<test> PRIVATE DISCOVERYD_BINARY="$<TARGET_FILE:discoveryd>")
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +61,7 @@ class DiscoverydProcess {
   const std::string& data_dir() const { return data_dir_; }
   const DiscoverydOptions& options() const { return options_; }
   bool IsRunning() const;
+  pid_t pid() const;  // of the running server
 
   // `discoveryd token create admin --admin` with this server's issuer, secret and data dir;
   // returns the token (stdout, trimmed). Internal with stderr when the command fails.

@@ -20,6 +20,7 @@
 #include "common/file.h"
 #include "common/format.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "postfinance/discovery/v1/namespace_api.grpc.pb.h"
 #include "postfinance/discovery/v1/server_api.grpc.pb.h"
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
@@ -71,7 +72,10 @@ class CallQueue {
       : dispatcher_(dispatcher), max_queued_(max_queued) {
     workers_.reserve(workers);
     for (int i = 0; i < workers; ++i) {
-      workers_.emplace_back([this] { Work(); });
+      workers_.emplace_back([this] {
+        NameThisThread("grpc-worker");
+        Work();
+      });
     }
   }
   ~CallQueue() { Drain(absl::InfinitePast()); }

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "store/embedded/embedded_sql.h"
 #include "store/embedded/embedded_store_impl.h"
 #include "store/embedded/sqlite_db.h"
@@ -180,10 +181,16 @@ EmbeddedStore::EmbeddedStore(EmbeddedStoreOptions options, std::unique_ptr<Conne
       // Runs inside a commit, so under mu_ (which the analysis cannot see through SQLite).
       OnWalCommit(wal_pages);
     });
-    checkpointer_ = std::jthread([this](const std::stop_token& stop) { RunCheckpointer(stop); });
+    checkpointer_ = std::jthread([this](const std::stop_token& stop) {
+      NameThisThread("sqlite-checkpt");
+      RunCheckpointer(stop);
+    });
   }
   if (options_.reap_interval > absl::ZeroDuration()) {
-    reaper_ = std::jthread([this](const std::stop_token& stop) { RunReaper(stop); });
+    reaper_ = std::jthread([this](const std::stop_token& stop) {
+      NameThisThread("store-reaper");
+      RunReaper(stop);
+    });
   }
 }
 

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
+#include "common/thread_name.h"
 #include "store/commit_queue.h"
 #include "store/embedded/embedded_store.h"
 #include "store/embedded/sqlite_db.h"
@@ -76,6 +77,7 @@ class EmbeddedStore final : public Store {
                   WatchCallback callback)
         : thread_([&store, prefix = std::move(prefix), start_revision,
                    callback = std::move(callback)](std::stop_token stop) {
+            NameThisThread("sqlite-watch");
             store.RunWatch(std::move(stop), prefix, start_revision, callback);
           }) {}
 

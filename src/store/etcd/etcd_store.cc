@@ -29,6 +29,7 @@
 
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "etcd/mvcc/mvccpb/kv.pb.h"
@@ -55,7 +56,10 @@ class EtcdStore final : public Store {
   EtcdStore(std::shared_ptr<EtcdClient> client, absl::Duration auto_sync_interval)
       : client_(std::move(client)) {
     if (auto_sync_interval > absl::ZeroDuration()) {
-      sync_ = std::jthread([this, auto_sync_interval] { SyncMembers(auto_sync_interval); });
+      sync_ = std::jthread([this, auto_sync_interval] {
+        NameThisThread("etcd-members");
+        SyncMembers(auto_sync_interval);
+      });
     }
   }
 

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
+#include "common/thread_name.h"
 #include "store/etcd/etcd_lease.h"
 
 namespace discovery::store::etcd_internal {
@@ -44,7 +45,10 @@ class EtcdWatch final : public WatchHandle {
         range_(PrefixRange(prefix)),
         callback_(std::move(callback)),
         next_revision_(start_revision) {
-    thread_ = std::jthread([this] { Run(); });
+    thread_ = std::jthread([this] {
+      NameThisThread("etcd-watch");
+      Run();
+    });
   }
 
   ~EtcdWatch() override {
