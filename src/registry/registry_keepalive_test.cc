@@ -20,6 +20,7 @@
 #include "registry/registry_test_fixture.h"
 #include "store/embedded/embedded_store.h"
 #include "testing/eventually.h"
+#include "testing/sqlite_files.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::registry {
@@ -30,11 +31,7 @@ class KeepAliveInPlaceTest : public ::testing::Test, public TtlClock {
   void SetUp() override {
     path_ = std::filesystem::path(::testing::TempDir()) /
             (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".db");
-    // With its log and shared memory: a log left by a killed run would be replayed into the
-    // new database.
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      std::filesystem::remove(path_.string() + suffix);
-    }
+    ::discovery::testing::RemoveSqliteDatabase(path_.string());
     absl::StatusOr<std::unique_ptr<store::Store>> store = OpenStore();
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);

@@ -28,6 +28,7 @@
 #include "testing/etcd_harness.h"
 #include "testing/eventually.h"
 #include "testing/http_client.h"
+#include "testing/sqlite_files.h"
 #include "testing/status_matchers.h"
 
 #ifndef DISCOVERYD_BINARY
@@ -114,9 +115,7 @@ TEST(UpgradeTest, StoreOfThePreviousReleaseOpensWithTheSameAnswers) {
           {.binary = DISCOVERYD_BINARY, .token_secret = kSecret, .token_issuer = kIssuer}));
   ASSERT_THAT(discoveryd->Stop(), IsOk());
   const std::filesystem::path db = std::filesystem::path(discoveryd->data_dir()) / "discovery.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(db.string() + suffix);
-  }
+  RemoveSqliteDatabase(db.string());
   std::filesystem::copy_file(kData / "discovery.db", db);
   std::filesystem::permissions(
       db, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 
 #include "store/embedded/embedded_store.h"
+#include "testing/sqlite_files.h"
 #include "testing/status_matchers.h"
 #include "testing/store_contract.h"
 
@@ -96,10 +97,7 @@ class EmbeddedStoreTest : public ::testing::Test {
   void SetUp() override {
     path_ = CurrentTestDbPath();
     // Start from no database even when the test is repeated (--gtest_repeat) in one process.
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      std::error_code ignored;
-      std::filesystem::remove(path_ + suffix, ignored);
-    }
+    ::discovery::testing::RemoveSqliteDatabase(path_);
   }
 
   absl::StatusOr<std::unique_ptr<Store>> Open() { return OpenEmbeddedStore(FileOptions(path_)); }

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 
 #include "store/embedded/embedded_store.h"
+#include "testing/sqlite_files.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::store {
@@ -34,11 +35,7 @@ class EmbeddedRenewalTest : public ::testing::Test {
              (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
               ".renewal.db"))
                 .string();
-    // With its log and shared memory: a log left by a killed run would be replayed into the
-    // new database.
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      std::filesystem::remove(path_ + suffix);
-    }
+    ::discovery::testing::RemoveSqliteDatabase(path_);
     absl::StatusOr<std::unique_ptr<Store>> store = Open();
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
