@@ -118,40 +118,113 @@ Classified Classify(const Keys::Parsed& parsed, std::string_view value) {
   return {.problem = service.status(), .shown = std::make_shared<const Service>(std::move(shown))};
 }
 
-// Below this many records a load is classified on the view's thread alone.
-constexpr size_t kMinParallelRecords = 4096;
+// A load reads the store in batches of this many records. A load of one batch is classified on
+// the view's thread alone.
+constexpr size_t kLoadBatch = 4096;
 constexpr unsigned kMaxClassifyThreads = 8;
 
-// The service records of a loaded range classified in parallel (decoding them is most of a
-// load's work and independent per record); entries of other kinds stay empty. Only the
-// classification runs on the extra threads: the Applier still takes the records in key order,
-// so what is logged and stored does not depend on the threads.
-std::vector<std::optional<Classified>> ClassifyServices(const Keys& keys,
-                                                        const std::vector<store::KeyValue>& kvs) {
-  std::vector<std::optional<Classified>> classified(kvs.size());
-  auto classify = [&keys, &kvs, &classified](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      const Keys::Parsed parsed = keys.Parse(kvs[i].key);
-      if (parsed.kind == Keys::Parsed::Kind::kService) {
-        classified[i] = Classify(parsed, kvs[i].value);
+// The records of a load, classified by several threads while the store still reads later ones:
+// decoding is most of a load's work and independent per record, and a range read of a million
+// records alone would leave the other cores idle for a second. Only the classification runs on
+// the extra threads: the Applier still takes the records in key order, so what is logged and
+// stored does not depend on the threads.
+class LoadClassifier {
+ public:
+  struct Batch {
+    std::vector<store::KeyValue> kvs;
+    std::vector<std::optional<Classified>> classified;  // per record; empty if not a service
+  };
+
+  explicit LoadClassifier(const Keys& keys) : keys_(keys) {}
+  // Classifies nothing more: a read that failed half-way leaves its batches behind.
+  ~LoadClassifier() {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+      next_ = batches_.size();
+    }
+    workers_.clear();  // joins
+  }
+  LoadClassifier(const LoadClassifier&) = delete;
+  LoadClassifier& operator=(const LoadClassifier&) = delete;
+  LoadClassifier(LoadClassifier&&) = delete;
+  LoadClassifier& operator=(LoadClassifier&&) = delete;
+
+  // The next batch of the range, from the reading thread. The second one starts the workers.
+  void Add(std::vector<store::KeyValue> kvs) {
+    size_t added = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      batches_.push_back({.kvs = std::move(kvs)});
+      added = batches_.size();
+    }
+    if (added == 2) {
+      const size_t threads =
+          std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxClassifyThreads);
+      for (size_t i = 0; i < threads; ++i) {
+        workers_.emplace_back([this] {
+          NameThisThread("view-load");
+          while (ClassifyNext(/*wait=*/true)) {
+          }
+        });
       }
     }
-  };
-  const size_t threads =
-      kvs.size() < kMinParallelRecords
-          ? 1
-          : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxClassifyThreads);
-  const size_t chunk = (kvs.size() + threads - 1) / threads;
-  {
-    std::vector<std::jthread> workers;
-    for (size_t t = 1; t < threads; ++t) {
-      workers.emplace_back(classify, std::min(kvs.size(), t * chunk),
-                           std::min(kvs.size(), (t + 1) * chunk));
+  }
+
+  // Once the range is read: waits for the workers (or classifies a single batch on this thread)
+  // and returns every batch in the order added. This thread decodes nothing while there are
+  // workers: its heap holds the records as read, which are freed together after the load, and
+  // services allocated between them would keep those pages resident.
+  std::deque<Batch> Finish() {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
     }
-    classify(0, std::min(kvs.size(), chunk));
-  }  // joins the workers
-  return classified;
-}
+    if (workers_.empty()) {
+      ClassifyNext(/*wait=*/false);
+    }
+    workers_.clear();  // joins
+    absl::MutexLock lock(&mu_);
+    return std::move(batches_);
+  }
+
+ private:
+  // Takes the next batch nobody took and classifies it outside the lock. With `wait`, waits for
+  // one to be added until the range is read. False when there is none left.
+  bool ClassifyNext(bool wait) {
+    Batch* batch = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (wait) {
+        mu_.Await(absl::Condition(
+            +[](LoadClassifier* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+              return self->closed_ || self->next_ < self->batches_.size();
+            },
+            this));
+      }
+      if (next_ == batches_.size()) {
+        return false;
+      }
+      // A deque's elements stay where they are while others are appended.
+      batch = &batches_[next_++];
+    }
+    batch->classified.resize(batch->kvs.size());
+    for (size_t i = 0; i < batch->kvs.size(); ++i) {
+      const Keys::Parsed parsed = keys_.Parse(batch->kvs[i].key);
+      if (parsed.kind == Keys::Parsed::Kind::kService) {
+        batch->classified[i] = Classify(parsed, batch->kvs[i].value);
+      }
+    }
+    return true;
+  }
+
+  const Keys& keys_;
+  absl::Mutex mu_;
+  std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;  // the first batch no thread took yet
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::jthread> workers_;  // only the reading thread starts and joins them
+};
 
 // The services with a TTL of a working snapshot in the order of their deadline, so that the view
 // finds what has expired without looking at the others: O(log n) per change, a few dozen bytes
@@ -635,27 +708,36 @@ void View::Run(const std::stop_token& stop) {
 }
 
 absl::Status View::FollowOnce(const std::stop_token& stop) {
-  DISCOVERY_ASSIGN_OR_RETURN(store::RangeResult range, store_.Range(keys_.All()));
   Snapshot working;
   ExpiryIndex expiry;
-  working.revision = range.revision;
+  int64_t loaded = 0;  // the revision read
   {
+    std::deque<LoadClassifier::Batch> batches;
+    {
+      LoadClassifier classifier(keys_);
+      DISCOVERY_ASSIGN_OR_RETURN(
+          loaded, store_.RangeInBatches(keys_.All(), kLoadBatch,
+                                        [&classifier](std::vector<store::KeyValue> kvs) {
+                                          classifier.Add(std::move(kvs));
+                                        }));
+      batches = classifier.Finish();
+    }
+    working.revision = loaded;
     const std::shared_ptr<const Snapshot> known = Current();
     // A counter: it goes on across reloads.
     working.expired_services = known != nullptr ? known->expired_services : 0;
-    std::vector<std::optional<Classified>> classified = ClassifyServices(keys_, range.kvs);
     {
       Applier applier(keys_, store_, working, expiry, options_.clock, /*bulk=*/true, known.get());
-      for (size_t i = 0; i < range.kvs.size(); ++i) {
-        applier.Put(range.kvs[i], &classified[i]);
+      for (LoadClassifier::Batch& batch : batches) {
+        for (size_t i = 0; i < batch.kvs.size(); ++i) {
+          applier.Put(batch.kvs[i], &batch.classified[i]);
+        }
       }
     }  // builds the maps
     // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
     // served even once.
     Applier(keys_, store_, working, expiry, options_.clock).Expire(options_.clock(), known.get());
-  }
-  range.kvs.clear();
-  range.kvs.shrink_to_fit();
+  }  // frees the records as read, before the snapshot is published
   Publish(working);
   ReleaseFreedMemory();
 
@@ -667,7 +749,7 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   // Held, not read: the watch runs until this handle is destroyed on return.
   DISCOVERY_ASSIGN_OR_RETURN(
       const std::unique_ptr<store::WatchHandle> watch,
-      store_.Watch(keys_.All(), range.revision + 1, [&pending](const store::WatchResponse& r) {
+      store_.Watch(keys_.All(), loaded + 1, [&pending](const store::WatchResponse& r) {
         absl::MutexLock lock(&pending.mu);
         pending.queue.push_back(r);
       }));

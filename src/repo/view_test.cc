@@ -361,6 +361,9 @@ class FlakyStore : public store::Store {
   explicit FlakyStore(store::Store& inner) : inner_(inner) {}
 
   void FailRanges(int count) { failing_ranges_ = count; }
+  // The next read in batches hands on `batches` batches, then fails.
+  void FailNextReadAfterBatches(int batches) { fail_after_batches_ = batches; }
+  int failed_reads() const { return failed_reads_; }
   void CompactFirstWatch() { compact_next_watch_ = true; }
   void FailRevisions(bool fail) { failing_revisions_ = fail; }
   int watches() const { return watches_; }
@@ -371,6 +374,22 @@ class FlakyStore : public store::Store {
       return absl::UnavailableError("store unreachable (injected)");
     }
     return inner_.Range(prefix);
+  }
+  absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
+                                         const ConsumeBatch& consume) override {
+    const int fail_after = fail_after_batches_.exchange(-1);
+    if (fail_after < 0) {
+      return Store::RangeInBatches(prefix, batch_size, consume);
+    }
+    int handed_on = 0;
+    absl::Status status =
+        Store::RangeInBatches(prefix, batch_size, [&](std::vector<store::KeyValue> batch) {
+          if (handed_on++ < fail_after) {
+            consume(std::move(batch));
+          }
+        }).status();
+    ++failed_reads_;
+    return status.ok() ? absl::UnavailableError("store went away mid-read (injected)") : status;
   }
   absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
     return inner_.Commit(txn);
@@ -395,6 +414,8 @@ class FlakyStore : public store::Store {
  private:
   store::Store& inner_;
   std::atomic<int> failing_ranges_{0};
+  std::atomic<int> fail_after_batches_{-1};
+  std::atomic<int> failed_reads_{0};
   std::atomic<bool> compact_next_watch_{false};
   std::atomic<bool> failing_revisions_{false};
   std::atomic<int> watches_{0};
@@ -524,6 +545,33 @@ TEST_F(ViewTest, ALargeLoadKeepsEveryRecordInItsPlace) {
     ASSERT_NE(record.service, nullptr) << key;
     EXPECT_EQ(Keys().Service(record.service->namespace_name, record.service->id), key);
   }
+}
+
+// A read that fails after some batches were handed on leaves nothing of them behind: the view
+// reports the failure, reads again and serves exactly the store's records.
+TEST_F(ViewTest, AReadFailingHalfWayIsReadAgainWhole) {
+  constexpr int kRecords = 3 * 4096;  // batches enough to start the classifying threads
+  int64_t revision = 0;
+  for (int begin = 0; begin < kRecords; begin += 1000) {
+    store::Txn txn;
+    for (int i = begin; i < std::min(kRecords, begin + 1000); ++i) {
+      const Service service = MakeService(absl::StrCat("s", i), "default",
+                                          absl::StrCat("http://host", i, ".example.com/metrics"));
+      txn.ops.push_back(
+          store::Op::Put(Keys().Service("default", service.id), EncodeService(service)));
+    }
+    absl::StatusOr<store::TxnResult> result = store_->Commit(txn);
+    ASSERT_THAT(result, IsOk());
+    revision = result->revision;
+  }
+  FlakyStore flaky(*store_);
+  flaky.FailNextReadAfterBatches(2);
+  View view(flaky, Keys(), {.retry_backoff = absl::Milliseconds(1)});
+  const std::shared_ptr<const Snapshot> loaded = At(view, revision);
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(flaky.failed_reads(), 1);
+  EXPECT_EQ(loaded->ServiceCount(), static_cast<size_t>(kRecords));
+  EXPECT_THAT(view.Health(), IsOk());
 }
 
 // Services with a TTL against a clock the test moves; the store never expires them itself.

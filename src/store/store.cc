@@ -1,5 +1,9 @@
 #include "store/store.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +25,34 @@ std::string PrefixEnd(std::string_view prefix) {
     end.pop_back();
   }
   return end;
+}
+
+absl::Status CheckBatchSize(size_t batch_size) {
+  if (batch_size == 0) {
+    return absl::InvalidArgumentError("range in batches: the batch size must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Store::RangeInBatches(std::string_view prefix, size_t batch_size,
+                                              const ConsumeBatch& consume) {
+  DISCOVERY_RETURN_IF_ERROR(CheckBatchSize(batch_size));
+  DISCOVERY_ASSIGN_OR_RETURN(RangeResult range, Range(prefix));
+  for (size_t begin = 0; begin < range.kvs.size(); begin += batch_size) {
+    const size_t end = std::min(range.kvs.size(), begin + batch_size);
+    consume({std::make_move_iterator(range.kvs.begin() + static_cast<std::ptrdiff_t>(begin)),
+             std::make_move_iterator(range.kvs.begin() + static_cast<std::ptrdiff_t>(end))});
+  }
+  return range.revision;
+}
+
+absl::StatusOr<RangeResult> RangeInOneBatch(Store& store, std::string_view prefix) {
+  RangeResult result;
+  DISCOVERY_ASSIGN_OR_RETURN(
+      result.revision,
+      store.RangeInBatches(prefix, std::numeric_limits<size_t>::max(),
+                           [&result](std::vector<KeyValue> kvs) { result.kvs = std::move(kvs); }));
+  return result;
 }
 
 absl::StatusOr<RenewResult> Store::Renew(const Renewal& renewal) {

@@ -169,6 +169,16 @@ class Store {
   // Returns every key starting with `prefix` (all keys for ""), in ascending key order.
   virtual absl::StatusOr<RangeResult> Range(std::string_view prefix) = 0;
 
+  // Range in parts: hands `consume` the keys Range(prefix) would return, in the same order and
+  // from one snapshot, at most `batch_size` at a time, and returns the snapshot's revision. A
+  // reader of a million keys can work on the first ones while the store reads the rest, and
+  // neither side holds the whole answer twice. `consume` runs on the calling thread, maybe
+  // while the store holds a lock of its own, so it must not call the store. This default reads
+  // the whole Range and hands it on in parts.
+  using ConsumeBatch = std::function<void(std::vector<KeyValue> batch)>;
+  virtual absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
+                                                 const ConsumeBatch& consume);
+
   // Applies `txn` atomically. A failed compare is not an error (succeeded = false).
   virtual absl::StatusOr<TxnResult> Commit(const Txn& txn) = 0;
 
@@ -217,6 +227,13 @@ class Store {
 // The smallest key greater than every key starting with `prefix` ("" when there is none), as
 // etcd's range_end for a prefix.
 std::string PrefixEnd(std::string_view prefix);
+
+// InvalidArgument for a RangeInBatches batch size of 0, which could never hand anything on.
+absl::Status CheckBatchSize(size_t batch_size);
+
+// Range through RangeInBatches, as one batch of everything: for backends whose Range is their
+// batched read without the batches.
+absl::StatusOr<RangeResult> RangeInOneBatch(Store& store, std::string_view prefix);
 
 // Convenience wrappers over Commit.
 absl::StatusOr<TxnResult> Put(Store& store, std::string key, std::string value);

@@ -484,7 +484,54 @@ TEST(EtcdCompactionTest, WatchFromCompactedRevisionDeliversCompactRevisionAndEnd
                        store->Watch(prefix, 0, live.Callback()));
   ASSERT_THAT(store::Put(*store, prefix + "k", "4"), IsOk());
   ASSERT_TRUE(live.WaitForKey(prefix + "k"));
-  EXPECT_EQ(recorder.ResponseCount(), 1u);
+  EXPECT_EQ(recorder.ResponseCount(), 1U);
+}
+
+// Pages of a RangeInBatches are read at the first page's revision: what another client writes
+// or deletes between two pages is not seen, and a compaction past that revision fails the read
+// instead of mixing two snapshots.
+TEST(EtcdRangeInBatchesTest, PagesAreOneSnapshotWhileOthersWrite) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenShared());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> other, OpenShared());
+  const std::string prefix = UniquePrefix("pages");
+  for (const char* key : {"a", "b", "c", "d", "e"}) {
+    ASSERT_THAT(store::Put(*store, prefix + key, "before"), IsOk());
+  }
+  std::vector<std::string> keys;
+  int batches = 0;
+  ASSERT_OK_AND_ASSIGN(const int64_t revision,
+                       store->RangeInBatches(prefix, 2, [&](const std::vector<KeyValue>& batch) {
+                         if (++batches == 1) {
+                           ASSERT_THAT(store::Put(*other, prefix + "c", "after"), IsOk());
+                           ASSERT_THAT(store::Delete(*other, prefix + "e"), IsOk());
+                           ASSERT_THAT(store::Put(*other, prefix + "f", "after"), IsOk());
+                         }
+                         for (const KeyValue& kv : batch) {
+                           keys.push_back(kv.key);
+                           EXPECT_EQ(kv.value, "before") << kv.key;
+                         }
+                       }));
+  EXPECT_EQ(batches, 3);
+  EXPECT_THAT(keys,
+              ElementsAre(prefix + "a", prefix + "b", prefix + "c", prefix + "d", prefix + "e"));
+  ASSERT_OK_AND_ASSIGN(const int64_t now, other->CurrentRevision());
+  EXPECT_LT(revision, now);
+}
+
+TEST(EtcdRangeInBatchesTest, ACompactionBetweenPagesFailsTheRead) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenShared());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> other, OpenShared());
+  const std::string prefix = UniquePrefix("compacted-pages");
+  for (const char* key : {"a", "b", "c"}) {
+    ASSERT_THAT(store::Put(*store, prefix + key, "1"), IsOk());
+  }
+  absl::StatusOr<int64_t> read =
+      store->RangeInBatches(prefix, 1, [&](const std::vector<KeyValue>&) {
+        absl::StatusOr<store::TxnResult> later = store::Put(*other, prefix + "z", "1");
+        ASSERT_THAT(later, IsOk());
+        CompactShared(*store, later->revision);
+      });
+  EXPECT_THAT(read, StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("compacted")));
 }
 
 // ---------------------------------------------------------------------------------------------

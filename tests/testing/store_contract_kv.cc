@@ -129,6 +129,58 @@ TEST_P(StoreContractTest, RangeOfEmptyPrefixRangeIsEmpty) {
   EXPECT_GE(range.revision, revision);
 }
 
+TEST_P(StoreContractTest, RangeInBatchesHandsOnWhatRangeReturnsInParts) {
+  for (const char* suffix : {"e", "a", "g", "c", "b", "f", "d"}) {
+    ASSERT_THAT(PutKey(Key("in/") + suffix, suffix), IsOk());
+  }
+  ASSERT_THAT(PutKey(Key("out"), "not under the prefix read"), IsOk());
+  ASSERT_OK_AND_ASSIGN(const RangeResult range, store().Range(Key("in/")));
+  ASSERT_EQ(range.kvs.size(), 7U);
+
+  std::vector<size_t> sizes;
+  std::vector<KeyValue> handed_on;
+  ASSERT_OK_AND_ASSIGN(const int64_t revision,
+                       store().RangeInBatches(Key("in/"), 3, [&](std::vector<KeyValue> batch) {
+                         sizes.push_back(batch.size());
+                         handed_on.insert(handed_on.end(), batch.begin(), batch.end());
+                       }));
+  EXPECT_THAT(sizes, ElementsAre(3, 3, 1));
+  EXPECT_EQ(handed_on, range.kvs);
+  // Not equal: on a shared etcd other tests may commit between the two reads.
+  EXPECT_GE(revision, range.revision);
+
+  // A batch as large as the range, or larger, is one batch.
+  for (const size_t batch_size : {size_t{7}, size_t{1000}}) {
+    sizes.clear();
+    ASSERT_THAT(store().RangeInBatches(Key("in/"), batch_size,
+                                       [&sizes](const std::vector<KeyValue>& batch) {
+                                         sizes.push_back(batch.size());
+                                       }),
+                IsOk());
+    EXPECT_THAT(sizes, ElementsAre(7)) << "batch size " << batch_size;
+  }
+}
+
+TEST_P(StoreContractTest, RangeInBatchesOfNothingHandsOnNothing) {
+  ASSERT_OK_AND_ASSIGN(const int64_t put, PutKey(Key("x"), "1"));
+  int batches = 0;
+  ASSERT_OK_AND_ASSIGN(
+      const int64_t revision,
+      store().RangeInBatches(Key("nothing/"), 10,
+                             [&batches](const std::vector<KeyValue>&) { ++batches; }));
+  EXPECT_EQ(batches, 0);
+  EXPECT_GE(revision, put);
+}
+
+TEST_P(StoreContractTest, RangeInBatchesOfNoKeysIsInvalidArgument) {
+  ASSERT_THAT(PutKey(Key("x"), "1"), IsOk());
+  int batches = 0;
+  EXPECT_THAT(
+      store().RangeInBatches(prefix(), 0, [&batches](const std::vector<KeyValue>&) { ++batches; }),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("batch size")));
+  EXPECT_EQ(batches, 0);
+}
+
 TEST_P(StoreContractTest, RangePrefixIsABytePrefix) {
   ASSERT_THAT(PutKey(Key("x/ns"), "exact-without-slash"), IsOk());
   ASSERT_THAT(PutKey(Key("x/ns/"), "exact"), IsOk());

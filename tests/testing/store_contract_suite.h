@@ -23,6 +23,7 @@ using ::discovery::store::WatchEvent;
 using ::discovery::store::WatchHandle;
 using ::discovery::store::WatchResponse;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // Expectations about exact revision arithmetic only hold while nobody else writes to the store.

@@ -115,25 +115,38 @@ absl::StatusOr<Connection::Statement> EmbeddedStore::PrepareRange(std::string_vi
 }
 
 absl::StatusOr<RangeResult> EmbeddedStore::Range(std::string_view prefix) {
+  return RangeInOneBatch(*this, prefix);
+}
+
+absl::StatusOr<int64_t> EmbeddedStore::RangeInBatches(std::string_view prefix, size_t batch_size,
+                                                      const ConsumeBatch& consume) {
+  DISCOVERY_RETURN_IF_ERROR(CheckBatchSize(batch_size));
   absl::MutexLock lock(&mu_);
   // One read transaction, so the keys and the revision come from the same snapshot.
   DISCOVERY_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, "BEGIN"));
-  RangeResult result;
-  DISCOVERY_ASSIGN_OR_RETURN(result.revision, db_->QueryInt(embedded_sql::kSelectRevisionSql));
+  DISCOVERY_ASSIGN_OR_RETURN(const int64_t revision,
+                             db_->QueryInt(embedded_sql::kSelectRevisionSql));
   DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, PrepareRange(prefix));
+  std::vector<KeyValue> batch;
   while (true) {
     DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
     if (!row) {
       break;
     }
-    result.kvs.push_back({.key = std::string(stmt.Blob(0)),
-                          .value = std::string(stmt.Blob(1)),
-                          .create_revision = stmt.Int(2),
-                          .mod_revision = stmt.Int(3),
-                          .version = stmt.Int(4)});
+    batch.push_back({.key = std::string(stmt.Blob(0)),
+                     .value = std::string(stmt.Blob(1)),
+                     .create_revision = stmt.Int(2),
+                     .mod_revision = stmt.Int(3),
+                     .version = stmt.Int(4)});
+    if (batch.size() == batch_size) {
+      consume(std::exchange(batch, {}));
+    }
   }
   DISCOVERY_RETURN_IF_ERROR(txn.Commit());
-  return result;
+  if (!batch.empty()) {
+    consume(std::move(batch));
+  }
+  return revision;
 }
 
 absl::StatusOr<std::unique_ptr<WatchHandle>> EmbeddedStore::Watch(std::string_view prefix,

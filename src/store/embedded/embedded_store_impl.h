@@ -41,6 +41,8 @@ class EmbeddedStore final : public Store {
   absl::StatusOr<KeyValue> Get(std::string_view key) override;
 
   absl::StatusOr<RangeResult> Range(std::string_view prefix) override;
+  absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
+                                         const ConsumeBatch& consume) override;
 
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override;
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -86,20 +87,48 @@ class EtcdStore final : public Store {
   }
 
   absl::StatusOr<RangeResult> Range(std::string_view prefix) override {
+    return RangeInOneBatch(*this, prefix);
+  }
+
+  // Pages of `batch_size` keys, each read at the revision of the first, so that together they
+  // are one snapshot; a compaction past that revision between two pages fails the read.
+  absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
+                                         const ConsumeBatch& consume) override {
+    DISCOVERY_RETURN_IF_ERROR(CheckBatchSize(batch_size));
     auto [key, range_end] = PrefixRange(prefix);
     pb::RangeRequest request;
     request.set_key(std::move(key));
     request.set_range_end(std::move(range_end));
-    pb::RangeResponse response;
-    DISCOVERY_RETURN_IF_ERROR(client_->Unary(
-        absl::StrCat("range ", std::string{prefix}), EtcdClient::Retry::kAlways,
-        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Range(&c, request, &response); }));
-    RangeResult result{.revision = response.header().revision()};
-    result.kvs.reserve(response.kvs_size());
-    for (const mvccpb::KeyValue& kv : response.kvs()) {
-      result.kvs.push_back(FromProto(kv));
+    if (batch_size < static_cast<size_t>(std::numeric_limits<int64_t>::max())) {
+      request.set_limit(static_cast<int64_t>(batch_size));
     }
-    return result;
+    int64_t revision = 0;
+    while (true) {
+      pb::RangeResponse response;
+      DISCOVERY_RETURN_IF_ERROR(client_->Unary(absl::StrCat("range ", std::string{prefix}),
+                                               EtcdClient::Retry::kAlways,
+                                               [&](Endpoint& e, grpc::ClientContext& c) {
+                                                 return e.kv->Range(&c, request, &response);
+                                               }));
+      if (revision == 0) {
+        revision = response.header().revision();
+        request.set_revision(revision);
+      }
+      if (response.kvs_size() == 0) {
+        return revision;
+      }
+      std::vector<KeyValue> batch;
+      batch.reserve(response.kvs_size());
+      for (const mvccpb::KeyValue& kv : response.kvs()) {
+        batch.push_back(FromProto(kv));
+      }
+      // The next page starts right after the last key of this one.
+      request.set_key(batch.back().key + '\0');
+      consume(std::move(batch));
+      if (!response.more()) {
+        return revision;
+      }
+    }
   }
 
   // Concurrent commits that cannot interfere share one etcd transaction (group commit): one
