@@ -14,10 +14,15 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -192,6 +197,23 @@ class ClusterFaultTest : public ::testing::Test {
     return result.ok() ? result->status : 0;
   }
 
+  // The value of discovery_store_errors_total{op="<op>"} on /metrics; 0 when absent.
+  double StoreErrors(int replica, std::string_view op) {
+    absl::StatusOr<HttpResult> result =
+        HttpGet(cluster_->replica(replica).http_url() + "/metrics", absl::Seconds(5));
+    if (!result.ok()) {
+      return 0;
+    }
+    const std::string series = fmt::format("discovery_store_errors_total{{op=\"{}\"}} ", op);
+    for (absl::string_view line : absl::StrSplit(result->body, '\n')) {
+      double value = 0;
+      if (absl::ConsumePrefix(&line, series) && absl::SimpleAtod(line, &value)) {
+        return value;
+      }
+    }
+    return 0;
+  }
+
   std::unique_ptr<DiscoveryCluster> cluster_;
 };
 
@@ -298,6 +320,7 @@ TEST_F(ClusterFaultTest, AnOutageOfAllEtcdMembersKeepsHttpSdAnsweringAndCatchesU
   ExpectEverywhere(before);
   ASSERT_EQ(Readyz(0), 200);
   ASSERT_EQ(Readyz(1), 200);
+  const double commit_errors_before = StoreErrors(0, "commit");
 
   for (int member = 0; member < 3; ++member) {
     ASSERT_THAT(cluster_->etcd().Pause(member), IsOk());
@@ -346,6 +369,10 @@ TEST_F(ClusterFaultTest, AnOutageOfAllEtcdMembersKeepsHttpSdAnsweringAndCatchesU
       << cluster_->LogTails();
   std::cerr << "both replicas ready " << absl::FormatDuration(absl::Now() - resumed)
             << " after etcd resumed\n";
+  // What the DiscoveryStoreErrors alert watches: the refused write and the probes of the quiet
+  // store failed, and both were counted.
+  EXPECT_GT(StoreErrors(0, "commit"), commit_errors_before);
+  EXPECT_GT(StoreErrors(0, "revision") + StoreErrors(1, "revision"), 0);
   ASSERT_OK_AND_ASSIGN(
       HttpResult result,
       cluster_->Rest(1, "POST", "/v1/services",

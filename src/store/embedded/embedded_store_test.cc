@@ -13,7 +13,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "common/status_macros.h"
 #include "store/embedded/embedded_store_test_util.h"
+#include "store/observed_store.h"
 #include "testing/status_matchers.h"
 #include "testing/store_contract.h"
 
@@ -111,8 +113,26 @@ StoreFactory MemoryFactory() {
               }};
 }
 
+// The file store as the daemons hold it, behind the ObservedStore that counts its failures: the
+// wrapper changes no answer of the contract.
+StoreFactory ObservedFileFactory() {
+  return {.name = "ObservedFile",
+          .open = []() -> absl::StatusOr<std::unique_ptr<Store>> {
+            DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
+                                       OpenEmbeddedStore(FileOptions(CurrentTestDbPath())));
+            return std::make_unique<ObservedStore>(std::move(store),
+                                                   [](std::string_view, const absl::Status&) {});
+          },
+          .compact =
+              [](Store& store, int64_t revision) {
+                ASSERT_THAT(
+                    CompactEmbeddedStore(dynamic_cast<ObservedStore&>(store).inner(), revision),
+                    IsOk());
+              }};
+}
+
 INSTANTIATE_TEST_SUITE_P(Embedded, StoreContractTest,
-                         ::testing::Values(FileFactory(), MemoryFactory()),
+                         ::testing::Values(FileFactory(), MemoryFactory(), ObservedFileFactory()),
                          [](const auto& param_info) { return param_info.param.name; });
 
 // ---------------------------------------------------------------------------------------------
