@@ -35,8 +35,16 @@ Response PlainResponse(int status, std::string body) {
 
 absl::Status ServerCore::Run() {
   try {
-    workers_.emplace(static_cast<size_t>(options_.worker_threads));
+    // First, so that Shutdown joins whatever a failure below leaves started.
     work_.emplace(asio::make_work_guard(ioc_));
+    // A pool without threads of its own: ours attach to it, so they carry a name.
+    workers_.emplace(0);
+    for (int i = 0; i < options_.worker_threads; ++i) {
+      worker_threads_.emplace_back([this] {
+        NameThisThread("http-worker");
+        workers_->attach();
+      });
+    }
     asio::post(accept_strand_, [this] { Accept(); });
     for (int i = 0; i < options_.io_threads; ++i) {
       io_threads_.emplace_back([this] {
@@ -166,8 +174,14 @@ void ServerCore::StopServing(absl::Duration grace) {
   for (const std::shared_ptr<ConnectionBase>& connection : OpenConnections()) {
     connection->Abort();
   }
-  // A handler still running keeps this waiting: a thread cannot be cancelled.
-  workers_->join();
+  // A handler still running keeps this waiting: a thread cannot be cancelled. The attached
+  // threads return once the pool has no work left.
+  if (workers_.has_value()) {
+    workers_->wait();
+  }
+  for (std::thread& thread : worker_threads_) {
+    thread.join();
+  }
   // With every socket closed and the acceptor gone, run() returns once the last completion
   // handlers (which release the connections) have run.
   work_.reset();

@@ -171,6 +171,7 @@ class ServerCore {
   std::string address_;  // for logs
   int port_ = 0;         // written by Listen before any thread starts
   std::optional<asio::thread_pool> workers_;
+  std::vector<std::thread> worker_threads_;  // attached to workers_
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   std::atomic<bool> abandoned_{false};

@@ -107,8 +107,9 @@ TEST(DiscoverydProcessTest, NamesItsThreads) {
     std::getline(comm, name);
     names.insert(name);
   }
-  EXPECT_THAT(names, IsSupersetOf({"grpc-worker", "http-io", "view", "view-wait", "store-commit",
-                                   "sqlite-checkpt", "sqlite-watch", "store-reaper"}));
+  EXPECT_THAT(names,
+              IsSupersetOf({"grpc-worker", "http-io", "http-worker", "view", "view-wait",
+                            "store-commit", "sqlite-checkpt", "sqlite-watch", "store-reaper"}));
 }
 
 TEST(DiscoverydProcessTest, KillAndRestartAfterACrash) {
