@@ -258,6 +258,12 @@ absl::StatusOr<std::string> Unescape(std::string_view s, Mode mode) {
 }
 
 std::string Escape(std::string_view s, Mode mode) {
+  // Most of what is escaped (every stored endpoint's host and path on a load) needs no escape:
+  // then it is its own escaped form, copied at once rather than a byte at a time.
+  if (std::ranges::none_of(
+          s, [mode](char ch) { return ShouldEscape(static_cast<unsigned char>(ch), mode); })) {
+    return std::string(s);
+  }
   std::string out;
   out.reserve(s.size());
   for (const char ch : s) {
