@@ -123,16 +123,18 @@ Classified Classify(const Keys::Parsed& parsed, std::string_view value) {
 constexpr size_t kLoadBatch = 4096;
 constexpr unsigned kMaxClassifyThreads = 8;
 
-// The records of a load, classified by several threads while the store still reads later ones:
-// decoding is most of a load's work and independent per record, and a range read of a million
-// records alone would leave the other cores idle for a second. Only the classification runs on
-// the extra threads: the Applier still takes the records in key order, so what is logged and
-// stored does not depend on the threads.
+// The records of a load, classified by several threads while the store still reads later ones
+// and applied in key order as soon as they are: decoding is most of a load's work and
+// independent per record, and a range read of a million records alone would leave the other
+// cores idle for a second. Only the classification runs on the extra threads; the Applier takes
+// the records in key order on the view's thread, so what is logged and stored does not depend on
+// the threads.
 class LoadClassifier {
  public:
   struct Batch {
     std::vector<store::KeyValue> kvs;
     std::vector<std::optional<Classified>> classified;  // per record; empty if not a service
+    bool done = false;                                  // classified
   };
 
   explicit LoadClassifier(const Keys& keys) : keys_(keys) {}
@@ -171,11 +173,8 @@ class LoadClassifier {
     }
   }
 
-  // Once the range is read: waits for the workers (or classifies a single batch on this thread)
-  // and returns every batch in the order added. This thread decodes nothing while there are
-  // workers: its heap holds the records as read, which are freed together after the load, and
-  // services allocated between them would keep those pages resident.
-  std::deque<Batch> Finish() {
+  // The range is read: no batch follows. A single batch is classified here, on this thread.
+  void Close() {
     {
       absl::MutexLock lock(&mu_);
       closed_ = true;
@@ -183,9 +182,24 @@ class LoadClassifier {
     if (workers_.empty()) {
       ClassifyNext(/*wait=*/false);
     }
-    workers_.clear();  // joins
+  }
+
+  // After Close: the next batch in the order added once it is classified; nullopt after the
+  // last. This thread decodes nothing while there are workers: its heap holds the records as
+  // read, which go as they are applied, and services allocated between them would keep those
+  // pages resident.
+  std::optional<Batch> NextClassified() {
     absl::MutexLock lock(&mu_);
-    return std::move(batches_);
+    mu_.Await(absl::Condition(
+        +[](LoadClassifier* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+          return self->taken_ == self->batches_.size() || self->batches_[self->taken_].done;
+        },
+        this));
+    if (taken_ == batches_.size()) {
+      return std::nullopt;
+    }
+    // Its worker is done with it; the others work on later batches, which stay where they are.
+    return std::move(batches_[taken_++]);
   }
 
  private:
@@ -208,20 +222,24 @@ class LoadClassifier {
       // A deque's elements stay where they are while others are appended.
       batch = &batches_[next_++];
     }
-    batch->classified.resize(batch->kvs.size());
+    std::vector<std::optional<Classified>> classified(batch->kvs.size());
     for (size_t i = 0; i < batch->kvs.size(); ++i) {
       const Keys::Parsed parsed = keys_.Parse(batch->kvs[i].key);
       if (parsed.kind == Keys::Parsed::Kind::kService) {
-        batch->classified[i] = Classify(parsed, batch->kvs[i].value);
+        classified[i] = Classify(parsed, batch->kvs[i].value);
       }
     }
+    absl::MutexLock lock(&mu_);
+    batch->classified = std::move(classified);
+    batch->done = true;
     return true;
   }
 
   const Keys& keys_;
   absl::Mutex mu_;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
-  size_t next_ ABSL_GUARDED_BY(mu_) = 0;  // the first batch no thread took yet
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;   // the first batch no thread took to classify yet
+  size_t taken_ ABSL_GUARDED_BY(mu_) = 0;  // the first batch NextClassified did not return yet
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::jthread> workers_;  // only the reading thread starts and joins them
 };
@@ -712,32 +730,29 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   ExpiryIndex expiry;
   int64_t loaded = 0;  // the revision read
   {
-    std::deque<LoadClassifier::Batch> batches;
-    {
-      LoadClassifier classifier(keys_);
-      DISCOVERY_ASSIGN_OR_RETURN(
-          loaded, store_.RangeInBatches(keys_.All(), kLoadBatch,
-                                        [&classifier](std::vector<store::KeyValue> kvs) {
-                                          classifier.Add(std::move(kvs));
-                                        }));
-      batches = classifier.Finish();
-    }
+    LoadClassifier classifier(keys_);
+    DISCOVERY_ASSIGN_OR_RETURN(
+        loaded, store_.RangeInBatches(keys_.All(), kLoadBatch,
+                                      [&classifier](std::vector<store::KeyValue> kvs) {
+                                        classifier.Add(std::move(kvs));
+                                      }));
+    classifier.Close();
     working.revision = loaded;
     const std::shared_ptr<const Snapshot> known = Current();
     // A counter: it goes on across reloads.
     working.expired_services = known != nullptr ? known->expired_services : 0;
     {
       Applier applier(keys_, store_, working, expiry, options_.clock, /*bulk=*/true, known.get());
-      for (LoadClassifier::Batch& batch : batches) {
-        for (size_t i = 0; i < batch.kvs.size(); ++i) {
-          applier.Put(batch.kvs[i], &batch.classified[i]);
+      while (std::optional<LoadClassifier::Batch> batch = classifier.NextClassified()) {
+        for (size_t i = 0; i < batch->kvs.size(); ++i) {
+          applier.Put(batch->kvs[i], &batch->classified[i]);
         }
-      }
-    }  // builds the maps
+      }  // frees each batch's records once applied
+    }    // builds the maps
     // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
     // served even once.
     Applier(keys_, store_, working, expiry, options_.clock).Expire(options_.clock(), known.get());
-  }  // frees the records as read, before the snapshot is published
+  }  // joins the classifying threads, all done by now
   Publish(working);
   ReleaseFreedMemory();
 
