@@ -28,7 +28,6 @@
 #include "rest/json.h"
 #include "rest/rest_api.h"
 #include "server/process_settings.h"
-#include "store/observed_store.h"
 #include "ui/ui.h"
 
 namespace discovery::server {
@@ -169,12 +168,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(ServerConfig config) {
     trusted_proxies.insert(trusted_proxies.end(), parsed->begin(), parsed->end());
   }
   DISCOVERY_ASSIGN_OR_RETURN(std::string secret, ResolveTokenSecret(cfg, /*create=*/true));
-  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store, OpenStore(cfg.store));
   // Declared before the store, the metrics outlive it.
-  parts.store = std::make_unique<store::ObservedStore>(
-      std::move(store), [&metrics = parts.metrics](std::string_view op, const absl::Status&) {
-        metrics.StoreError(op);
-      });
+  DISCOVERY_ASSIGN_OR_RETURN(parts.store, OpenObservedStore(cfg.store, parts.metrics));
 
   registry::RegistryOptions registry_options{.placement = cfg.placement};
   registry_options.on_counts = [&metrics = parts.metrics](const registry::ServiceCounts& counts) {

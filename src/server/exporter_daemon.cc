@@ -11,7 +11,6 @@
 #include "http/server.h"
 #include "repo/repo.h"
 #include "server/process_settings.h"
-#include "store/observed_store.h"
 
 namespace discovery::server {
 
@@ -59,12 +58,8 @@ absl::StatusOr<std::unique_ptr<ExporterDaemon>> ExporterDaemon::Start(ExporterCo
   parts.metrics.RecordStartup(cfg.build, cfg.redacted_flags);
   SetLogCounter([&metrics = parts.metrics](std::string_view level) { metrics.LogMessage(level); });
 
-  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store, OpenStore(cfg.store));
   // Declared before the store, the metrics outlive it.
-  parts.store = std::make_unique<store::ObservedStore>(
-      std::move(store), [&metrics = parts.metrics](std::string_view op, const absl::Status&) {
-        metrics.StoreError(op);
-      });
+  DISCOVERY_ASSIGN_OR_RETURN(parts.store, OpenObservedStore(cfg.store, parts.metrics));
   DISCOVERY_ASSIGN_OR_RETURN(parts.exporter,
                              exporter::Exporter::Start(*parts.store, repo::Keys(cfg.store.prefix),
                                                        {.server = cfg.server,

@@ -7,7 +7,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "fmt/format.h"
@@ -18,6 +21,7 @@
 #include "common/status_macros.h"
 #include "repo/repo.h"
 #include "store/embedded/embedded_store.h"
+#include "store/observed_store.h"
 
 namespace discovery::server {
 namespace {
@@ -102,7 +106,10 @@ std::string DataDir(const StoreConfig& config) {
   return fmt::format("{}/.local/share/discovery", HomeDirectory());
 }
 
-absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& config) {
+namespace {
+
+absl::StatusOr<std::unique_ptr<store::Store>> OpenStoreReporting(
+    const StoreConfig& config, const store::ObservedStore::OnError& on_background_error) {
   if (!config.kind.empty() && config.kind != "embedded" && config.kind != "etcd") {
     return absl::InvalidArgumentError(
         fmt::format("unknown store '{}': use 'embedded' or 'etcd'", config.kind));
@@ -113,7 +120,24 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& confi
   }
   const std::filesystem::path dir = DataDir(config);
   DISCOVERY_RETURN_IF_ERROR(PrepareDataDirectory(dir));
-  return store::OpenEmbeddedStore({.path = (dir / "discovery.db").string()});
+  return store::OpenEmbeddedStore(
+      {.path = (dir / "discovery.db").string(), .on_background_error = on_background_error});
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& config) {
+  return OpenStoreReporting(config, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<store::Store>> OpenObservedStore(const StoreConfig& config,
+                                                                metrics::Metrics& metrics) {
+  store::ObservedStore::OnError count = [&metrics](std::string_view op, const absl::Status&) {
+    metrics.StoreError(op);
+  };
+  DISCOVERY_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store,
+                             OpenStoreReporting(config, count));
+  return std::make_unique<store::ObservedStore>(std::move(store), std::move(count));
 }
 
 absl::StatusOr<std::string> ResolveTokenSecret(const ServerConfig& config, bool create) {

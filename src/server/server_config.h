@@ -106,6 +106,12 @@ std::string DataDir(const StoreConfig& config);
 // connection. InvalidArgument for an unknown kind or a bad prefix.
 absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const StoreConfig& config);
 
+// OpenStore for a daemon: every failed operation of the store, and of the embedded store's own
+// threads (checkpoint, reaper), is counted in `metrics` (discovery_store_errors_total{op}),
+// which must outlive the store.
+absl::StatusOr<std::unique_ptr<store::Store>> OpenObservedStore(const StoreConfig& config,
+                                                                metrics::Metrics& metrics);
+
 // The machine-token secret: `config.token_secret` when set; with the embedded store, the
 // secret in DataDir()/token-secret, created (random, mode 0600) when `create` and missing.
 // FailedPrecondition when there is none, naming the flag to set.

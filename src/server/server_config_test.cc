@@ -4,9 +4,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -55,6 +57,8 @@ class ScopedUmask {
   ~ScopedUmask() { umask(old_); }
   ScopedUmask(const ScopedUmask&) = delete;
   ScopedUmask& operator=(const ScopedUmask&) = delete;
+  ScopedUmask(ScopedUmask&&) = delete;
+  ScopedUmask& operator=(ScopedUmask&&) = delete;
 
  private:
   mode_t old_;
@@ -153,6 +157,15 @@ TEST_F(ServerConfigTest, RefusesADataDirectoryOthersMayWrite) {
 
   ASSERT_EQ(chmod(dir.c_str(), 0750), 0);
   EXPECT_THAT(OpenStore({.data_dir = dir.string()}), IsOk());
+}
+
+TEST_F(ServerConfigTest, TheDaemonsStoreCountsItsFailures) {
+  metrics::Metrics metrics;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<store::Store> store,
+                       OpenObservedStore({.data_dir = (root_ / "data").string()}, metrics));
+  ASSERT_FALSE(
+      store->RangeInBatches("/", 0, [](const std::vector<store::KeyValue>& /*batch*/) {}).ok());
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("discovery_store_errors_total{op=\"range\"} 1\n"));
 }
 
 }  // namespace

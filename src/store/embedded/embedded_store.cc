@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/thread_name.h"
 #include "store/embedded/embedded_sql.h"
@@ -214,7 +215,7 @@ void EmbeddedStore::OnWalCommit(int wal_pages) {
   if (wal_pages >= kCommitCheckpointFactor * options_.checkpoint_pages) {
     // The checkpoint thread falls behind: bound the log as SQLite's own checkpoint on commit
     // would. A failure leaves the log to the next commit or the thread.
-    if (db_->Checkpoint().ok()) {
+    if (CheckpointReported(*db_)) {
       commit_checkpoints_.fetch_add(1, std::memory_order_relaxed);
     }
     return;
@@ -239,9 +240,27 @@ void EmbeddedStore::RunCheckpointer(const std::stop_token& stop) {
     }
     // Not under mu_: commits go on meanwhile. A failure (another connection is checkpointing,
     // an I/O error) is tried again after the next commit that finds the log long.
-    if (checkpointer_db_->Checkpoint().ok()) {
+    if (CheckpointReported(*checkpointer_db_)) {
       background_checkpoints_.fetch_add(1, std::memory_order_relaxed);
     }
+  }
+}
+
+bool EmbeddedStore::CheckpointReported(Connection& db) const {
+  const absl::StatusOr<int> copied = db.Checkpoint();
+  // Unavailable: another connection (of this process or another) holds the checkpoint; the log
+  // is copied all the same.
+  if (!copied.ok() && !absl::IsUnavailable(copied.status())) {
+    ReportBackgroundError("checkpoint", copied.status());
+  }
+  return copied.ok();
+}
+
+void EmbeddedStore::ReportBackgroundError(std::string_view op, const absl::Status& error) const {
+  LogWarn("embedded store background work failed, retried later",
+          {{"op", std::string(op)}, {"error", error.ToString()}});
+  if (options_.on_background_error) {
+    options_.on_background_error(op, error);
   }
 }
 
@@ -303,6 +322,9 @@ void EmbeddedStore::RunReaper(const std::stop_token& stop) {
   while (true) {
     // A failure (e.g. the file stays locked by another process) is retried on the next round.
     absl::StatusOr<int64_t> reaped = ReapExpired(absl::Now());
+    if (!reaped.ok()) {
+      ReportBackgroundError("reap", reaped.status());
+    }
     if (reaped.ok() && *reaped >= kReapBatch) {
       continue;  // more are due right now
     }

@@ -11,8 +11,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,6 +57,10 @@ struct EmbeddedStoreOptions {
   // checkpoints itself only when the log has grown to eight times this because the thread
   // cannot keep up (another process reading for long). Ignored for an in-memory database.
   int checkpoint_pages = 1000;
+  // Called with "checkpoint" or "reap" and the error when work the store does on its own threads
+  // fails (it is tried again later), on that thread; each failure is also logged. A checkpoint
+  // that finds another connection checkpointing has nothing to report. Unset: only logged.
+  std::function<void(std::string_view op, const absl::Status& error)> on_background_error;
 };
 
 class EmbeddedStore;

@@ -132,6 +132,12 @@ class EmbeddedStore final : public Store {
   void OnWalCommit(int wal_pages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The body of the checkpoint thread: checkpoints on checkpointer_db_ when asked.
   void RunCheckpointer(const std::stop_token& stop);
+  // A passive checkpoint on `db`; true when it ran. A failure is reported unless another
+  // connection was checkpointing.
+  bool CheckpointReported(sqlite_internal::Connection& db) const;
+  // Logs the failure of background work `op` ("checkpoint", "reap") and hands it to
+  // options_.on_background_error.
+  void ReportBackgroundError(std::string_view op, const absl::Status& error) const;
   bool CheckpointDueOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_) {
     return checkpoint_due_ || checkpoint_stopping_;
   }
