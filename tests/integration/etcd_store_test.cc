@@ -518,6 +518,47 @@ TEST(EtcdRangeInBatchesTest, PagesAreOneSnapshotWhileOthersWrite) {
   EXPECT_LT(revision, now);
 }
 
+// Pages are asked for in windows of the key space sized from the keys already read (etcd walks
+// a request's whole range to count it): with ids that are hashes, as discovery's, and keys
+// around the prefix, every key is read once and in order.
+TEST(EtcdRangeInBatchesTest, WindowedPagesReadEveryKeyOnce) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenShared());
+  const std::string prefix = UniquePrefix("windows");
+  std::vector<store::Op> ops;
+  for (int i = 0; i < 2000; ++i) {
+    // The hexadecimal digits of i * a large odd number: spread out as hashes are.
+    ops.push_back(store::Op::Put(
+        absl::StrCat(prefix, "service/",
+                     absl::Hex(static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15U, absl::kZeroPad16)),
+        "v"));
+    if (ops.size() == 100) {
+      ASSERT_THAT(store->Commit({.ops = std::move(ops)}), IsOk());
+      ops.clear();
+    }
+  }
+  ASSERT_THAT(store->Commit({.ops = {store::Op::Put(prefix + "namespace/a", "v"),
+                                     store::Op::Put(prefix + "server/p0", "v"),
+                                     store::Op::Put(prefix.substr(0, prefix.size() - 1), "out"),
+                                     store::Op::Put(prefix + "\xff\xff", "v")}}),
+              IsOk());
+  ASSERT_OK_AND_ASSIGN(const store::RangeResult all, store->Range(prefix));
+  ASSERT_EQ(all.kvs.size(), 2003U);
+  std::vector<std::string> read;
+  ASSERT_THAT(store->RangeInBatches(prefix, 64,
+                                    [&](const std::vector<KeyValue>& batch) {
+                                      EXPECT_LE(batch.size(), 64U);
+                                      for (const KeyValue& kv : batch) {
+                                        read.push_back(kv.key);
+                                      }
+                                    }),
+              IsOk());
+  std::vector<std::string> expected;
+  for (const KeyValue& kv : all.kvs) {
+    expected.push_back(kv.key);
+  }
+  EXPECT_EQ(read, expected);
+}
+
 TEST(EtcdRangeInBatchesTest, ACompactionBetweenPagesFailsTheRead) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenShared());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> other, OpenShared());

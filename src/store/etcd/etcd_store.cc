@@ -38,6 +38,7 @@
 #include "store/etcd/etcd_client.h"
 #include "store/etcd/etcd_lease.h"
 #include "store/etcd/etcd_watch.h"
+#include "store/etcd/range_windows.h"
 
 namespace discovery::store {
 namespace {
@@ -90,20 +91,23 @@ class EtcdStore final : public Store {
     return RangeInOneBatch(*this, prefix);
   }
 
-  // Pages of `batch_size` keys, each read at the revision of the first, so that together they
-  // are one snapshot; a compaction past that revision between two pages fails the read.
+  // Pages of at most `batch_size` keys, each read at the revision of the first, so that together
+  // they are one snapshot; a compaction past that revision between two pages fails the read.
+  // Each page is asked for within a window of the key space sized to about one page
+  // (etcd_internal::RangeWindows), since etcd walks a request's whole range to count it.
   absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
                                          const ConsumeBatch& consume) override {
     DISCOVERY_RETURN_IF_ERROR(CheckBatchSize(batch_size));
     auto [key, range_end] = PrefixRange(prefix);
+    const size_t page_keys =
+        std::min(batch_size, static_cast<size_t>(std::numeric_limits<int64_t>::max()));
+    etcd_internal::RangeWindows windows(std::move(key), std::move(range_end), page_keys);
     pb::RangeRequest request;
-    request.set_key(std::move(key));
-    request.set_range_end(std::move(range_end));
-    if (batch_size < static_cast<size_t>(std::numeric_limits<int64_t>::max())) {
-      request.set_limit(static_cast<int64_t>(batch_size));
-    }
+    request.set_limit(static_cast<int64_t>(page_keys));
     int64_t revision = 0;
-    while (true) {
+    while (!windows.done()) {
+      request.set_key(windows.start());
+      request.set_range_end(windows.end());
       pb::RangeResponse response;
       DISCOVERY_RETURN_IF_ERROR(client_->Unary(absl::StrCat("range ", std::string{prefix}),
                                                EtcdClient::Retry::kAlways,
@@ -114,21 +118,22 @@ class EtcdStore final : public Store {
         revision = response.header().revision();
         request.set_revision(revision);
       }
-      if (response.kvs_size() == 0) {
-        return revision;
+      const int keys = response.kvs_size();
+      if (keys == 0) {
+        windows.Read(response.count(), response.more(), "", 0, "");
+        continue;
       }
+      const int reference = keys / 2;
+      windows.Read(response.count(), response.more(), response.kvs(reference).key(),
+                   static_cast<size_t>(keys - 1 - reference), response.kvs(keys - 1).key());
       std::vector<KeyValue> batch;
-      batch.reserve(response.kvs_size());
+      batch.reserve(keys);
       for (const mvccpb::KeyValue& kv : response.kvs()) {
         batch.push_back(FromProto(kv));
       }
-      // The next page starts right after the last key of this one.
-      request.set_key(batch.back().key + '\0');
       consume(std::move(batch));
-      if (!response.more()) {
-        return revision;
-      }
     }
+    return revision;
   }
 
   // Concurrent commits that cannot interfere share one etcd transaction (group commit): one
