@@ -20,7 +20,9 @@
 //                                          time until ready vs a plain range read of the whole
 //                                          prefix, RSS per service (vs the same binary on an
 //                                          empty store), and the time from a server join until
-//                                          every http_sd answer reflects it.
+//                                          every http_sd answer reflects it (embedded store; the
+//                                          etcd store too when DISCOVERY_BENCH_ETCD_ENDPOINTS is
+//                                          set).
 // N is 100,000 by default (what CI's smoke run uses); DISCOVERY_BENCH_SERVICES=1000000 for the
 // fleet figures of the README.
 #include <arpa/inet.h>
@@ -419,7 +421,8 @@ BENCHMARK(BM_HttpSdLatencyUnderWrites)
 // start-up time and resident memory).
 class ChildDaemon {
  public:
-  explicit ChildDaemon(const std::filesystem::path& data_dir) {
+  // On the embedded store in `data_dir`, or with `etcd_prefix` on EtcdEndpoints() under it.
+  explicit ChildDaemon(const std::filesystem::path& data_dir, const std::string& etcd_prefix = "") {
     grpc_port_ = FreePort();
     http_port_ = FreePort();
     std::vector<std::string> args = {DISCOVERYD_BINARY,
@@ -430,6 +433,10 @@ class ChildDaemon {
                                      std::string("--token-secret=") + bench::kTokenSecret,
                                      std::string("--token-issuer=") + bench::kTokenIssuer,
                                      "--log-format=json"};
+    if (!etcd_prefix.empty()) {
+      args.push_back(std::string("--etcd-endpoints=") + EtcdEndpoints());
+      args.push_back("--etcd-prefix=" + etcd_prefix);
+    }
     std::vector<char*> argv;
     for (std::string& arg : args) {
       argv.push_back(arg.data());
@@ -504,19 +511,43 @@ class ChildDaemon {
   absl::Time started_;
 };
 
+// The store BM_LoadReadyMemoryAndJoin fills: the embedded database a daemon opens in `dir`, or a
+// connection to EtcdEndpoints() when `etcd`.
+absl::StatusOr<std::unique_ptr<store::Store>> OpenLoadStore(bool etcd,
+                                                            const std::filesystem::path& dir) {
+  if (etcd) {
+    store::EtcdOptions options;
+    options.endpoints = {EtcdEndpoints()};
+    // A million keys in one response take etcd about ten seconds.
+    options.request_timeout = absl::Minutes(5);
+    return store::ConnectEtcdStore(options);
+  }
+  return store::OpenEmbeddedStore({.path = (dir / "discovery.db").string()});
+}
+
 void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
+  const bool etcd = state.range(0) == 1;
+  if (etcd && EtcdEndpoints() == nullptr) {
+    state.SkipWithError("set DISCOVERY_BENCH_ETCD_ENDPOINTS");
+    return;
+  }
   const int services = Services();
   constexpr int kServers = 10;
+  // etcd refuses transactions of more than 128 operations (--max-txn-ops).
+  const int batch = etcd ? 100 : 2000;
   for (auto _ : state) {
     const std::filesystem::path root =
         std::filesystem::temp_directory_path() / fmt::format("discovery_fleet_load_{}", getpid());
     std::filesystem::remove_all(root);
     std::filesystem::create_directories(root / "empty");
     std::filesystem::create_directories(root / "full");
+    // On etcd each daemon has a prefix of its own.
+    const std::string empty_prefix = etcd ? bench::UniquePrefix("loadempty") : "";
+    const std::string full_prefix = etcd ? bench::UniquePrefix("loadfull") : "";
     // The same binary on an empty store: the baseline of the memory figure.
     double empty_rss = 0;
     {
-      ChildDaemon empty(root / "empty");
+      ChildDaemon empty(root / "empty", empty_prefix);
       if (empty.AwaitReady(absl::Seconds(60)) < 0) {
         state.SkipWithError("discoveryd did not start on an empty store");
         return;
@@ -525,28 +556,44 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     }
     // N services of two labels on one server, as an operator's fleet would hold them.
     double range_seconds = 0;
+    double paged_seconds = 0;
+    absl::StatusOr<std::unique_ptr<store::Store>> store = OpenLoadStore(etcd, root / "full");
+    if (!store.ok()) {
+      state.SkipWithError("cannot open the store");
+      return;
+    }
+    const repo::Keys keys = etcd ? repo::Keys(full_prefix) : repo::Keys();
     {
-      absl::StatusOr<std::unique_ptr<store::Store>> store =
-          store::OpenEmbeddedStore({.path = (root / "full" / "discovery.db").string()});
-      if (!store.ok()) {
-        state.SkipWithError("cannot open the store");
-        return;
-      }
-      repo::Repository repository(**store, repo::Keys());
+      repo::Repository repository(**store, keys);
       (void)repository.PutNamespace({.name = "default"});
       for (int i = 0; i < kServers; ++i) {
         (void)repository.PutServer({.name = fmt::format("p{:02}", i)});
       }
-      BulkPut(**store, repository, "default", 0, services, 2000);
+      BulkPut(**store, repository, "default", 0, services, batch);
       const absl::Time start = absl::Now();
-      absl::StatusOr<store::RangeResult> range = (*store)->Range(repo::Keys().All());
+      absl::StatusOr<store::RangeResult> range = (*store)->Range(keys.All());
       range_seconds = absl::ToDoubleSeconds(absl::Now() - start);
       if (!range.ok() || range->kvs.size() < static_cast<size_t>(services)) {
         state.SkipWithError("range read failed");
         return;
       }
+      // The same keys read as the daemon's load reads them (Store::RangeInBatches, pages of
+      // 4,096 from one snapshot) without decoding them: on etcd much faster than one response.
+      size_t paged_keys = 0;
+      const absl::Time paged_start = absl::Now();
+      const absl::StatusOr<int64_t> paged = (*store)->RangeInBatches(
+          keys.All(), 4096,
+          [&paged_keys](const std::vector<store::KeyValue>& page) { paged_keys += page.size(); });
+      paged_seconds = absl::ToDoubleSeconds(absl::Now() - paged_start);
+      if (!paged.ok() || paged_keys != range->kvs.size()) {
+        state.SkipWithError("paged range read failed");
+        return;
+      }
     }
-    ChildDaemon full(root / "full");
+    if (!etcd) {
+      store->reset();  // the daemon opens the file itself
+    }
+    ChildDaemon full(root / "full", full_prefix);
     const double ready_seconds = full.AwaitReady(absl::Minutes(10));
     if (ready_seconds < 0) {
       state.SkipWithError("discoveryd did not get ready on the full store");
@@ -578,6 +625,8 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     state.counters["range_read_s"] = range_seconds;
     state.counters["ready_s"] = ready_seconds;
     state.counters["ready_vs_range"] = ready_seconds / range_seconds;
+    state.counters["paged_read_s"] = paged_seconds;
+    state.counters["ready_vs_paged_read"] = ready_seconds / paged_seconds;
     state.counters["rss_empty_MiB"] = empty_rss / (1 << 20);
     state.counters["rss_full_MiB"] = full_rss / (1 << 20);
     state.counters["rss_bytes_per_service"] = (full_rss - empty_rss) / services;
@@ -587,7 +636,12 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     std::filesystem::remove_all(root, ignored);
   }
 }
-BENCHMARK(BM_LoadReadyMemoryAndJoin)->Iterations(1)->Unit(benchmark::kSecond);
+BENCHMARK(BM_LoadReadyMemoryAndJoin)
+    ->ArgName("etcd")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace discovery
