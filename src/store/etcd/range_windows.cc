@@ -60,7 +60,7 @@ void RangeWindows::Read(int64_t count, bool more, std::string_view reference_key
   if (more) {
     // A full page: the next window starts right after its last key.
     start_ = std::string(last_key) + '\0';
-    if (static_cast<uint64_t>(count) <= 4 * page_keys_) {
+    if (static_cast<uint64_t>(count) / 4 <= page_keys_) {
       // The window was about right: scale it to the keys it held.
       width_ = Scaled(width_, wanted / static_cast<long double>(count));
     } else {

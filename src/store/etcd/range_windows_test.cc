@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -132,6 +133,16 @@ TEST(RangeWindowsTest, AnUnboundedRangeReadsToTheLastKey) {
   for (const size_t page : {1, 2, 10}) {
     const Reading reading = ReadAll(stored, kNul, kNul, page);
     EXPECT_THAT(reading.keys, ElementsAreArray(InRange(stored, kNul, kNul))) << page;
+  }
+}
+
+TEST(RangeWindowsTest, APageAsLargeAsTheRangeTakesOneRequest) {
+  std::mt19937_64 random(4);
+  const std::set<std::string> stored = DiscoveryLayout(3, 100, random);
+  for (const size_t page : {stored.size(), std::numeric_limits<size_t>::max()}) {
+    const Reading reading = ReadAll(stored, "/discovery/", "/discovery0", page);
+    EXPECT_THAT(reading.keys, ElementsAreArray(InRange(stored, "/discovery/", "/discovery0")));
+    EXPECT_EQ(reading.requests, 1U);
   }
 }
 
