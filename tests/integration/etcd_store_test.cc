@@ -207,6 +207,34 @@ TEST(EtcdGroupCommitTest, ConcurrentCommitsShareTransactionsAndAnswerAsAlone) {
   EXPECT_LT(after.transactions - before.transactions, commits);
 }
 
+// The watch tells a set's expiry from a deletion by the number of keys a revision deletes, so a
+// set larger than one transaction could move onto its lease is refused.
+TEST(EtcdExpiryTest, ARenewalSetOfMoreKeysThanATransactionHoldsIsRefused) {
+  ASSERT_OK_AND_ASSIGN(EtcdCluster * cluster, SharedEtcdCluster());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store,
+                       ConnectEtcdStore({.endpoints = cluster->endpoints()}));
+  store::Renewal renewal{.ttl = absl::Seconds(30), .expires = absl::Now() + absl::Seconds(30)};
+  for (int i = 0; i < 129; ++i) {
+    renewal.keys.push_back({.key = absl::StrCat("/renew-limit-test/", i), .value = "v"});
+  }
+  EXPECT_THAT(store->Renew(renewal),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("a renewal set holds at most 128 keys, not 129")));
+  renewal.keys.pop_back();
+  for (const store::RenewKey& key : renewal.keys) {
+    ASSERT_THAT(store->Commit({.ops = {store::Op::PutExpiring(key.key, "v", renewal.expires)}}),
+                IsOk());
+  }
+  for (store::RenewKey& key : renewal.keys) {
+    ASSERT_OK_AND_ASSIGN(const store::KeyValue kv, store->Get(key.key));
+    key.mod_revision = kv.mod_revision;
+    key.lease = kv.lease;
+  }
+  ASSERT_OK_AND_ASSIGN(const store::RenewResult renewed, store->Renew(renewal));
+  EXPECT_TRUE(renewed.succeeded);
+  ASSERT_THAT(store->Commit({.ops = {store::Op::DeletePrefix("/renew-limit-test/")}}), IsOk());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dialing and options
 

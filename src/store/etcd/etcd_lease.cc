@@ -1,6 +1,7 @@
 #include "store/etcd/etcd_lease.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +93,35 @@ absl::StatusOr<std::optional<absl::Duration>> LeaseTimeLeft(EtcdClient& client, 
     return std::nullopt;
   }
   return absl::Seconds(response.ttl() + 1);
+}
+
+absl::StatusOr<std::vector<int64_t>> LeasesAt(EtcdClient& client, const std::vector<KeyAt>& keys) {
+  std::vector<int64_t> leases;
+  leases.reserve(keys.size());
+  for (size_t first = 0; first < keys.size(); first += kMaxRenewalSetKeys) {
+    const size_t end = std::min(keys.size(), first + kMaxRenewalSetKeys);
+    pb::TxnRequest request;
+    for (size_t i = first; i < end; ++i) {
+      pb::RangeRequest& range = *request.add_success()->mutable_request_range();
+      range.set_key(std::string(keys[i].key));
+      range.set_revision(keys[i].revision);
+      range.set_keys_only(true);
+      range.set_serializable(true);
+    }
+    pb::TxnResponse response;
+    DISCOVERY_RETURN_IF_ERROR(client.Unary(
+        "lease of keys", EtcdClient::Retry::kAlways,
+        [&](Endpoint& e, grpc::ClientContext& c) { return e.kv->Txn(&c, request, &response); }));
+    if (static_cast<size_t>(response.responses_size()) != end - first) {
+      return absl::InternalError(
+          absl::StrCat("lease of keys: ", response.responses_size(), " answers to ", end - first));
+    }
+    for (const pb::ResponseOp& answer : response.responses()) {
+      const pb::RangeResponse& range = answer.response_range();
+      leases.push_back(range.kvs_size() == 0 ? 0 : range.kvs(0).lease());
+    }
+  }
+  return leases;
 }
 
 }  // namespace discovery::store::etcd_internal

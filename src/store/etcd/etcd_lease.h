@@ -7,9 +7,11 @@
 // second (etcd_store.cc); the two kinds of id are told apart by their top byte.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,6 +27,22 @@ int64_t SetLeaseId(std::vector<std::string> keys, int64_t ttl_seconds);
 
 // Whether `lease` is the lease of a renewal set.
 bool IsSetLease(int64_t lease);
+
+// The most keys a renewal set holds: its keys move onto its lease in one transaction, and etcd
+// allows 128 operations in one (its --max-txn-ops default). A revision that deletes more keys
+// is therefore never the expiry of one set's lease.
+inline constexpr size_t kMaxRenewalSetKeys = 128;
+
+// A key as it was at a revision.
+struct KeyAt {
+  std::string_view key;
+  int64_t revision = 0;
+};
+
+// The lease each of `keys` was on at its revision (0: none, or the key did not exist then), in
+// their order. Read-only transactions of up to kMaxRenewalSetKeys reads, served by the member
+// asked (the past does not change).
+absl::StatusOr<std::vector<int64_t>> LeasesAt(EtcdClient& client, const std::vector<KeyAt>& keys);
 
 // The whole seconds etcd grants for `ttl` (at least 1).
 int64_t LeaseSeconds(absl::Duration ttl);

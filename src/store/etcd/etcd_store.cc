@@ -189,6 +189,12 @@ class EtcdStore final : public Store {
     if (renewal.keys.empty()) {
       return RenewResult{};
     }
+    // The watch relies on it to tell an expiry from a deletion without reading every deleted key.
+    if (renewal.keys.size() > etcd_internal::kMaxRenewalSetKeys) {
+      return absl::InvalidArgumentError(absl::StrCat("a renewal set holds at most ",
+                                                     etcd_internal::kMaxRenewalSetKeys,
+                                                     " keys, not ", renewal.keys.size()));
+    }
     const int64_t seconds = etcd_internal::LeaseSeconds(renewal.ttl);
     std::vector<std::string> keys;
     keys.reserve(renewal.keys.size());

@@ -78,6 +78,7 @@ class EtcdWatch final : public WatchHandle {
   // 500 ms, all those due), so the questions go out several at once: the delivery waits for them.
   void AskWhichEnded(std::map<int64_t, bool>& ended) {
     std::vector<std::pair<const int64_t, bool>*> leases;
+    leases.reserve(ended.size());
     for (auto& entry : ended) {
       leases.push_back(&entry);
     }
@@ -96,6 +97,68 @@ class EtcdWatch final : public WatchHandle {
     }
     ask();
   }  // joins the askers
+
+  // The revisions of `response` in which etcd expired a renewal set's lease, each with that
+  // lease. etcd expires a lease in a revision of its own that deletes exactly that lease's keys,
+  // so a revision with a put or with more deletes than a set has keys is no expiry and costs no
+  // question. For the others the leases their keys were on just before are read (one request
+  // per 128 keys): a revision whose keys were all on one set's lease is an expiry when that
+  // lease has ended by now (an unregistration leaves it running); keys of several leases (a
+  // small namespace deleted) or of none are not. Unanswered questions (etcd unreachable right
+  // now, or the revision compacted) count as a deletion, not an expiry.
+  std::map<int64_t, int64_t> ExpiriesOf(const pb::WatchResponse& response) {
+    std::map<int64_t, std::vector<std::string_view>> deleted;  // revision -> its keys
+    std::set<int64_t> not_expiries;
+    for (const mvccpb::Event& event : response.events()) {
+      const int64_t revision = event.kv().mod_revision();
+      if (event.type() != mvccpb::Event::DELETE) {
+        not_expiries.insert(revision);
+      } else if (!not_expiries.contains(revision)) {
+        std::vector<std::string_view>& keys = deleted[revision];
+        keys.push_back(event.kv().key());
+        if (keys.size() > kMaxRenewalSetKeys) {
+          not_expiries.insert(revision);
+        }
+      }
+    }
+    std::vector<KeyAt> questions;
+    std::vector<int64_t> revisions;  // of each question
+    for (const auto& [revision, keys] : deleted) {
+      if (not_expiries.contains(revision)) {
+        continue;
+      }
+      for (const std::string_view key : keys) {
+        questions.push_back({.key = key, .revision = revision - 1});
+        revisions.push_back(revision);
+      }
+    }
+    std::map<int64_t, int64_t> expiries;
+    if (questions.empty()) {
+      return expiries;
+    }
+    const absl::StatusOr<std::vector<int64_t>> leases = LeasesAt(*client_, questions);
+    if (!leases.ok()) {
+      return expiries;
+    }
+    for (size_t i = 0; i < questions.size(); ++i) {
+      const int64_t lease = (*leases)[i];
+      auto [it, first] = expiries.emplace(revisions[i], lease);
+      if (!IsSetLease(lease) || (!first && it->second != lease)) {
+        not_expiries.insert(revisions[i]);
+      }
+    }
+    std::map<int64_t, bool> ended;  // lease -> ended: one question per lease and response
+    for (const auto& [revision, lease] : expiries) {
+      if (!not_expiries.contains(revision)) {
+        ended.emplace(lease, false);
+      }
+    }
+    AskWhichEnded(ended);
+    std::erase_if(expiries, [&](const auto& entry) {
+      return not_expiries.contains(entry.first) || !ended.at(entry.second);
+    });
+    return expiries;
+  }
 
   bool Stopping() {
     absl::MutexLock lock(&mu_);
@@ -185,8 +248,10 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
   create.set_key(range_.first);
   create.set_range_end(range_.second);
   create.set_start_revision(next_revision_);
-  // A delete event then names the lease its key was on, which tells an expiry from a deletion.
-  create.set_prev_kv(true);
+  // No prev_kv: etcd 3.4 then reads each deleted key's previous version on its own, and the
+  // events of one revision deleting a namespace of 20,000 services took it three minutes to
+  // send (0.2 s without). The few deletes that may be an expiry are asked about instead
+  // (ExpiriesOf).
   StreamEnd end = StreamEnd::kFailed;
   if (stream->Write(request)) {
     pb::WatchResponse response;
@@ -206,46 +271,17 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
         established = true;
       }
       WatchResponse delivery{.revision = response.header().revision()};
-      // etcd expires a lease in a revision of its own that deletes exactly that lease's keys.
-      // A revision that does so for a renewal set's lease is an expiry when the lease has
-      // ended by now (an unregistration leaves it running); any other revision (puts, or keys
-      // of several leases: a namespace deleted) is not, and costs no question.
-      std::map<int64_t, std::set<int64_t>> leases_of;  // revision -> set leases deleted in it
-      std::set<int64_t> with_puts;
-      for (const mvccpb::Event& event : response.events()) {
-        const int64_t revision = event.kv().mod_revision();
-        if (event.type() != mvccpb::Event::DELETE) {
-          with_puts.insert(revision);
-        } else if (event.has_prev_kv() && IsSetLease(event.prev_kv().lease())) {
-          leases_of[revision].insert(event.prev_kv().lease());
-        } else {
-          with_puts.insert(revision);  // a key on no set lease: not a lease's expiry
-        }
-      }
-      std::map<int64_t, bool> ended;  // lease -> ended: one question per lease and response
-      for (const auto& [revision, leases] : leases_of) {
-        if (leases.size() == 1 && !with_puts.contains(revision)) {
-          ended.emplace(*leases.begin(), false);
-        }
-      }
-      AskWhichEnded(ended);
+      const std::map<int64_t, int64_t> expiries = ExpiriesOf(response);
       for (const mvccpb::Event& event : response.events()) {
         // After a reconnect etcd replays from next_revision_; anything older was delivered.
         if (event.kv().mod_revision() < next_revision_) {
           continue;
         }
-        WatchEvent delivered{.type = event.type() == mvccpb::Event::DELETE
-                                         ? WatchEvent::Type::kDelete
-                                         : WatchEvent::Type::kPut,
-                             .kv = FromProto(event.kv())};
-        if (delivered.type == WatchEvent::Type::kDelete && event.has_prev_kv()) {
-          const auto revision = leases_of.find(event.kv().mod_revision());
-          const auto lease = ended.find(event.prev_kv().lease());
-          delivered.expired = revision != leases_of.end() && revision->second.size() == 1 &&
-                              !with_puts.contains(event.kv().mod_revision()) &&
-                              lease != ended.end() && lease->second;
-        }
-        delivery.events.push_back(std::move(delivered));
+        const bool is_delete = event.type() == mvccpb::Event::DELETE;
+        delivery.events.push_back(
+            {.type = is_delete ? WatchEvent::Type::kDelete : WatchEvent::Type::kPut,
+             .kv = FromProto(event.kv()),
+             .expired = is_delete && expiries.contains(event.kv().mod_revision())});
       }
       // etcd never splits one revision's events over two messages (it batches whole
       // revisions), so one message is one delivery and a transaction stays together.
