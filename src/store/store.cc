@@ -34,6 +34,16 @@ absl::Status CheckBatchSize(size_t batch_size) {
   return absl::OkStatus();
 }
 
+absl::Status CheckDeleteRanges(const Txn& txn) {
+  for (const Op& op : txn.ops) {
+    if (op.type == Op::Type::kDeleteRange && (op.key.empty() || op.range_end <= op.key)) {
+      return absl::InvalidArgumentError(absl::StrCat("txn op: the delete range [\"", op.key,
+                                                     "\", \"", op.range_end, "\") is empty"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> Store::RangeInBatches(std::string_view prefix, size_t batch_size,
                                               const ConsumeBatch& consume) {
   DISCOVERY_RETURN_IF_ERROR(CheckBatchSize(batch_size));

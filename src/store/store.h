@@ -52,10 +52,11 @@ struct Compare {
 
 // One change of a transaction.
 struct Op {
-  enum class Type { kPut, kDelete, kDeletePrefix };
+  enum class Type { kPut, kDelete, kDeletePrefix, kDeleteRange };
   Type type = Type::kPut;
-  std::string key;    // the key, or the prefix for kDeletePrefix
-  std::string value;  // kPut only
+  std::string key;        // the key, the prefix for kDeletePrefix, the first key for kDeleteRange
+  std::string value;      // kPut only
+  std::string range_end;  // kDeleteRange only: the keys in [key, range_end) go
   // kPut only. A finite time makes the key expire: unless it is put again, the store deletes it
   // (an ordinary delete at its own revision, seen by watches) at a time in [expires,
   // expires + kExpiryGranularity + the backend's own lag]. Deliberately a deadline rather than a
@@ -73,6 +74,10 @@ struct Op {
   static Op Delete(std::string key) { return {.type = Type::kDelete, .key = std::move(key)}; }
   static Op DeletePrefix(std::string prefix) {
     return {.type = Type::kDeletePrefix, .key = std::move(prefix)};
+  }
+  // Deletes the keys in [from, to); `from` not empty, `to` after it.
+  static Op DeleteRange(std::string from, std::string to) {
+    return {.type = Type::kDeleteRange, .key = std::move(from), .range_end = std::move(to)};
   }
 };
 
@@ -230,6 +235,10 @@ std::string PrefixEnd(std::string_view prefix);
 
 // InvalidArgument for a RangeInBatches batch size of 0, which could never hand anything on.
 absl::Status CheckBatchSize(size_t batch_size);
+
+// InvalidArgument for a kDeleteRange op of `txn` whose range holds no key: an empty first key
+// or an end not after it (to etcd an empty end would mean the first key alone).
+absl::Status CheckDeleteRanges(const Txn& txn);
 
 // Range through RangeInBatches, as one batch of everything: for backends whose Range is their
 // batched read without the batches.

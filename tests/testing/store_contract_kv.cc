@@ -250,6 +250,38 @@ TEST_P(StoreContractTest, DeletePrefixRemovesOnlyThePrefix) {
   EXPECT_THAT(RangeKeys(prefix()), IsOkAndHolds(ElementsAre(Key("ns-other/a"), Key("nt"))));
 }
 
+TEST_P(StoreContractTest, DeleteRangeRemovesTheKeysFromItsFirstUpToItsEnd) {
+  for (const char* suffix : {"ns/a", "ns/b", "ns/c", "ns/c0", "ns/d", "ns/e"}) {
+    ASSERT_THAT(PutKey(Key(suffix), "v"), IsOk());
+  }
+  ASSERT_OK_AND_ASSIGN(const TxnResult result,
+                       store().Commit({.ops = {Op::DeleteRange(Key("ns/b"), Key("ns/d"))}}));
+  EXPECT_TRUE(result.succeeded);
+  EXPECT_EQ(result.deleted, 3);
+  EXPECT_THAT(RangeKeys(prefix()),
+              IsOkAndHolds(ElementsAre(Key("ns/a"), Key("ns/d"), Key("ns/e"))));
+  // From a key that is not there, to the prefix's end.
+  ASSERT_OK_AND_ASSIGN(
+      const TxnResult rest,
+      store().Commit({.ops = {Op::DeleteRange(Key("ns/a0"), store::PrefixEnd(Key("ns/")))}}));
+  EXPECT_EQ(rest.deleted, 2);
+  EXPECT_THAT(RangeKeys(prefix()), IsOkAndHolds(ElementsAre(Key("ns/a"))));
+}
+
+TEST_P(StoreContractTest, AnEmptyDeleteRangeIsInvalidArgumentAndChangesNothing) {
+  ASSERT_THAT(PutKey(Key("a"), "v"), IsOk());
+  ASSERT_OK_AND_ASSIGN(const int64_t before, store().CurrentRevision());
+  for (const Op& op : {Op::DeleteRange(Key("b"), Key("a")), Op::DeleteRange(Key("a"), Key("a")),
+                       Op::DeleteRange(Key("a"), ""), Op::DeleteRange("", Key("b"))}) {
+    EXPECT_THAT(store().Commit({.ops = {op, Op::Put(Key("c"), "v")}}),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("delete range")))
+        << op.key << " " << op.range_end;
+  }
+  ASSERT_OK_AND_ASSIGN(const int64_t after, store().CurrentRevision());
+  EXPECT_EQ(after, before);
+  EXPECT_THAT(RangeKeys(prefix()), IsOkAndHolds(ElementsAre(Key("a"))));
+}
+
 TEST_P(StoreContractTest, DeletedCountSumsOverOpsOfATxn) {
   for (const char* suffix : {"a/1", "a/2", "b", "c"}) {
     ASSERT_THAT(PutKey(Key(suffix), "v"), IsOk());

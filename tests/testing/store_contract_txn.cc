@@ -260,6 +260,9 @@ TEST_P(StoreContractTest, DuplicateKeyInOneTxnIsInvalidArgument) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(store().Commit({.ops = {Op::DeletePrefix(Key("")), Op::Put(Key("a"), "1")}}),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      store().Commit({.ops = {Op::DeleteRange(Key("0"), Key("b")), Op::Put(Key("a"), "1")}}),
+      StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(store().Get(Key("a")), StatusIs(absl::StatusCode::kNotFound));
 }
 

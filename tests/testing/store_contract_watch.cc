@@ -184,6 +184,27 @@ TEST_P(StoreContractTest, DeletePrefixEmitsOneDeleteEventPerKey) {
   }
 }
 
+TEST_P(StoreContractTest, DeleteRangeEmitsOneDeleteEventPerKeyAtOneRevision) {
+  for (const char* suffix : {"d/a", "d/b", "d/c"}) {
+    ASSERT_THAT(PutKey(Key(suffix), "v"), IsOk());
+  }
+  WatchRecorder recorder;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                       store().Watch(prefix(), 0, recorder.Callback()));
+  ASSERT_OK_AND_ASSIGN(const TxnResult txn,
+                       store().Commit({.ops = {Op::DeleteRange(Key("d/a"), Key("d/c"))}}));
+  ASSERT_TRUE(recorder.WaitForEvents(2));
+  const std::vector<WatchEvent> events = recorder.Events();
+  ASSERT_EQ(events.size(), 2U);
+  std::vector<std::string> keys = EventKeys(events);
+  std::sort(keys.begin(), keys.end());
+  EXPECT_THAT(keys, ElementsAre(Key("d/a"), Key("d/b")));
+  for (const WatchEvent& event : events) {
+    EXPECT_EQ(event.type, WatchEvent::Type::kDelete);
+    EXPECT_EQ(event.kv.mod_revision, txn.revision);
+  }
+}
+
 TEST_P(StoreContractTest, WatchSeesOnlyItsPrefix) {
   WatchRecorder recorder;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,

@@ -31,6 +31,7 @@ using sqlite_internal::Transaction;
 // etcd rejects a transaction that writes one key twice or puts a key its own deletes cover
 // (ErrGRPCDuplicateKey); the embedded store does the same so both backends agree.
 absl::Status ValidateTxn(const Txn& txn) {
+  DISCOVERY_RETURN_IF_ERROR(CheckDeleteRanges(txn));
   for (const Compare& compare : txn.compares) {
     if (compare.key.empty()) {
       return absl::InvalidArgumentError("txn compare: empty key");
@@ -58,6 +59,14 @@ absl::Status ValidateTxn(const Txn& txn) {
       if (it != puts.end() && it->starts_with(op.key)) {
         return absl::InvalidArgumentError(
             absl::StrCat("txn: key ", std::string(*it), " put under deleted prefix ", op.key));
+      }
+    }
+    if (op.type == Op::Type::kDeleteRange) {
+      auto it = puts.lower_bound(op.key);
+      if (it != puts.end() && *it < op.range_end) {
+        return absl::InvalidArgumentError(absl::StrCat("txn: key ", std::string(*it),
+                                                       " put in deleted range [", op.key, ", ",
+                                                       op.range_end, ")"));
       }
     }
   }
@@ -245,8 +254,13 @@ absl::StatusOr<TxnResult> EmbeddedStore::ApplyTxnLocked(const Txn& txn, int64_t 
         }
         break;
       }
-      case Op::Type::kDeletePrefix: {
-        DISCOVERY_ASSIGN_OR_RETURN(const int64_t deleted, ApplyDeletePrefix(op.key, revision, seq));
+      case Op::Type::kDeletePrefix:
+      case Op::Type::kDeleteRange: {
+        DISCOVERY_ASSIGN_OR_RETURN(
+            const int64_t deleted,
+            ApplyDeleteRange(op.key,
+                             op.type == Op::Type::kDeletePrefix ? PrefixEnd(op.key) : op.range_end,
+                             revision, seq));
         seq += deleted;
         result.deleted += deleted;
         break;
@@ -311,11 +325,11 @@ absl::StatusOr<bool> EmbeddedStore::ApplyDelete(std::string_view key, int64_t re
   return true;
 }
 
-absl::StatusOr<int64_t> EmbeddedStore::ApplyDeletePrefix(std::string_view prefix, int64_t revision,
-                                                         int64_t first_seq) {
+absl::StatusOr<int64_t> EmbeddedStore::ApplyDeleteRange(std::string_view from, std::string_view end,
+                                                        int64_t revision, int64_t first_seq) {
   std::vector<std::string> keys;
   {
-    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, PrepareRange(prefix));
+    DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt, PrepareRange(from, end));
     while (true) {
       DISCOVERY_ASSIGN_OR_RETURN(const bool row, stmt.Step());
       if (!row) {
@@ -328,11 +342,10 @@ absl::StatusOr<int64_t> EmbeddedStore::ApplyDeletePrefix(std::string_view prefix
     return 0;
   }
   {
-    const std::string end = PrefixEnd(prefix);
     DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
                                db_->Prepare(end.empty() ? embedded_sql::kDeleteRangeUnboundedSql
                                                         : embedded_sql::kDeleteRangeBoundedSql));
-    stmt.BindBlob(1, prefix);
+    stmt.BindBlob(1, from);
     if (!end.empty()) {
       stmt.BindBlob(2, end);
     }
@@ -430,9 +443,9 @@ absl::StatusOr<std::vector<std::optional<absl::Time>>> EmbeddedStore::Deadlines(
     select.BindBlob(1, key.key);
     DISCOVERY_ASSIGN_OR_RETURN(const bool row, select.Step());
     if (row && select.Int(1) >= 0) {
-      deadlines.push_back(absl::FromUnixMicros(select.Int(1)));
+      deadlines.emplace_back(absl::FromUnixMicros(select.Int(1)));
     } else {
-      deadlines.push_back(std::nullopt);
+      deadlines.emplace_back(std::nullopt);
     }
   }
   DISCOVERY_RETURN_IF_ERROR(txn.Commit());

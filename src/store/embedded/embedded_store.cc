@@ -103,12 +103,12 @@ absl::StatusOr<KeyValue> EmbeddedStore::Get(std::string_view key) {
                   .version = stmt.Int(3)};
 }
 
-absl::StatusOr<Connection::Statement> EmbeddedStore::PrepareRange(std::string_view prefix) {
-  const std::string end = PrefixEnd(prefix);
+absl::StatusOr<Connection::Statement> EmbeddedStore::PrepareRange(std::string_view from,
+                                                                  std::string_view end) {
   DISCOVERY_ASSIGN_OR_RETURN(Connection::Statement stmt,
                              db_->Prepare(end.empty() ? embedded_sql::kRangeUnboundedSql
                                                       : embedded_sql::kRangeBoundedSql));
-  stmt.BindBlob(1, prefix);  // bound as copies: `end` may go
+  stmt.BindBlob(1, from);  // bound as copies: `end` may go
   if (!end.empty()) {
     stmt.BindBlob(2, end);
   }

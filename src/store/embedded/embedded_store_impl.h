@@ -184,12 +184,19 @@ class EmbeddedStore final : public Store {
 
   // The statement that reads the keys under `prefix` in key order (key, value, revisions).
   absl::StatusOr<sqlite_internal::Connection::Statement> PrepareRange(std::string_view prefix)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return PrepareRange(prefix, PrefixEnd(prefix));
+  }
+  // The same for the keys in [from, end), all keys from `from` when `end` is empty.
+  absl::StatusOr<sqlite_internal::Connection::Statement> PrepareRange(std::string_view from,
+                                                                      std::string_view end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Returns the number of keys deleted; their events get consecutive seq from `first_seq`, in
-  // key order.
-  absl::StatusOr<int64_t> ApplyDeletePrefix(std::string_view prefix, int64_t revision,
-                                            int64_t first_seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes the keys in [from, end) (all from `from` when `end` is empty). Returns the number of
+  // keys deleted; their events get consecutive seq from `first_seq`, in key order.
+  absl::StatusOr<int64_t> ApplyDeleteRange(std::string_view from, std::string_view end,
+                                           int64_t revision, int64_t first_seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status InsertEvent(int64_t revision, int64_t seq, int type, std::string_view key,
                            std::string_view value, int64_t create_revision, int64_t version)

@@ -141,6 +141,7 @@ class EtcdStore final : public Store {
   // only if their result is what running them one after another would give (see Mergeable); a
   // batch whose compares fail is retried one txn at a time, so each gets its own answer.
   absl::StatusOr<TxnResult> Commit(const Txn& txn) override {
+    DISCOVERY_RETURN_IF_ERROR(CheckDeleteRanges(txn));
     for (int attempt = 1;; ++attempt) {
       DISCOVERY_RETURN_IF_ERROR(EnsureLeases(txn));
       PendingCommit self{.txn = &txn};
@@ -154,6 +155,10 @@ class EtcdStore final : public Store {
   }
 
   void CommitAsync(Txn txn, CommitCallback done) override {
+    if (absl::Status valid = CheckDeleteRanges(txn); !valid.ok()) {
+      std::move(done)(std::move(valid));
+      return;
+    }
     SubmitAsync(std::make_unique<AsyncCommit>(std::move(txn), std::move(done)), /*attempt=*/1);
   }
 
@@ -372,8 +377,9 @@ class EtcdStore final : public Store {
     size_t bytes = 0;
     std::set<std::string_view> written;
     for (const Op& op : txn.ops) {
-      if (op.type == Op::Type::kDeletePrefix || !written.insert(op.key).second ||
-          keys.written.contains(op.key) || keys.compared.contains(op.key)) {
+      if (op.type == Op::Type::kDeletePrefix || op.type == Op::Type::kDeleteRange ||
+          !written.insert(op.key).second || keys.written.contains(op.key) ||
+          keys.compared.contains(op.key)) {
         return false;
       }
       bytes += op.key.size() + op.value.size();
@@ -498,6 +504,10 @@ class EtcdStore final : public Store {
         r.mutable_request_delete_range()->set_range_end(std::move(range_end));
         break;
       }
+      case Op::Type::kDeleteRange:
+        r.mutable_request_delete_range()->set_key(op.key);
+        r.mutable_request_delete_range()->set_range_end(op.range_end);
+        break;
     }
   }
 
