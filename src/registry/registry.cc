@@ -330,7 +330,19 @@ absl::Status Registry::UnregisterNamespace(std::string_view name) {
         "namespace default cannot be unregistered: services registered without a namespace go "
         "there");
   }
-  absl::StatusOr<int64_t> revision = repo_.DeleteNamespace(name);
+  std::vector<std::string> bounds;
+  if (const std::shared_ptr<const readmodel::Placed> placed = Current(); placed != nullptr) {
+    if (const repo::ServiceMap* services = placed->snapshot().ServicesIn(name);
+        services != nullptr && options_.services_per_deletion > 0) {
+      size_t index = 0;
+      services->ForEach([&](std::string_view id, const repo::ServicePtr& /*service*/) {
+        if (++index % options_.services_per_deletion == 0) {
+          bounds.emplace_back(id);
+        }
+      });
+    }
+  }
+  absl::StatusOr<int64_t> revision = repo_.DeleteNamespace(name, bounds);
   if (absl::IsNotFound(revision.status())) {
     return absl::NotFoundError(fmt::format(
         "could not unregister namespace {} in store: namespace {} not found", name, name));

@@ -112,6 +112,34 @@ TEST_F(RegistryTest, UnregisteringANamespaceDeletesExactlyItsServices) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("export config 7")));
 }
 
+// A namespace of more services than one deletion takes goes in several store transactions (a
+// million keys in one outlast etcd's request timeout), and still exactly its services go.
+TEST_F(RegistryTest, UnregisteringALargeNamespaceDeletesItInParts) {
+  RegistryOptions options;
+  options.services_per_deletion = 8;
+  auto registry = Start(std::move(options));
+  ASSERT_THAT(registry->RegisterServer("p1", {}), IsOk());
+  ASSERT_THAT(registry->RegisterNamespace("big", ExportConfig::kStandard), IsOk());
+  ASSERT_THAT(registry->RegisterNamespace("big-other", ExportConfig::kStandard), IsOk());
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_THAT(registry->RegisterService(Target(fmt::format("http://h{}:9100", i), "big")),
+                IsOk());
+  }
+  ASSERT_THAT(registry->RegisterService(Target("http://kept:9100", "big-other")), IsOk());
+  absl::StatusOr<int64_t> before = store_->CurrentRevision();
+  ASSERT_THAT(before, IsOk());
+  ASSERT_THAT(registry->UnregisterNamespace("big"), IsOk());
+  absl::StatusOr<int64_t> after = store_->CurrentRevision();
+  ASSERT_THAT(after, IsOk());
+  // Six parts of eight services, then the namespace with the last two.
+  EXPECT_EQ(*after - *before, 7);
+  absl::StatusOr<std::vector<Service>> services = registry->ListServices("");
+  ASSERT_THAT(services, IsOk());
+  ASSERT_THAT(*services, SizeIs(1));
+  EXPECT_EQ((*services)[0].namespace_name, "big-other");
+  EXPECT_THAT(StoredServiceRevisions(), SizeIs(1));
+}
+
 // Registrations without a namespace need `default`: it cannot be deleted, and keeps its services.
 TEST_F(RegistryTest, TheDefaultNamespaceCannotBeUnregistered) {
   auto registry = Start();

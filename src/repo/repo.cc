@@ -262,7 +262,8 @@ absl::StatusOr<int64_t> Repository::DeleteExisting(const std::string& key, std::
   return result.revision;
 }
 
-absl::StatusOr<int64_t> Repository::DeleteNamespace(std::string_view name) {
+absl::StatusOr<int64_t> Repository::DeleteNamespace(
+    std::string_view name, const std::vector<std::string>& service_bounds) {
   DISCOVERY_RETURN_IF_ERROR(ValidateNamespaceName(name));
   const std::string key = keys_.Namespace(name);
   // The compare makes "namespace exists" and "delete its services" one atomic step, so a
@@ -273,6 +274,26 @@ absl::StatusOr<int64_t> Repository::DeleteNamespace(std::string_view name) {
       return absl::NotFoundError(fmt::format("namespace {} not found", name));
     }
     DISCOVERY_RETURN_IF_ERROR(kv.status());
+    std::string from = keys_.ServicesIn(name);
+    bool changed = false;
+    for (const std::string& id : service_bounds) {
+      std::string to = keys_.Service(name, id);
+      if (to <= from) {
+        continue;
+      }
+      DISCOVERY_ASSIGN_OR_RETURN(
+          const store::TxnResult part,
+          store_.Commit({.compares = {{.key = key, .mod_revision = kv->mod_revision}},
+                         .ops = {store::Op::DeleteRange(from, to)}}));
+      if (!part.succeeded) {
+        changed = true;
+        break;
+      }
+      from = std::move(to);
+    }
+    if (changed) {
+      continue;
+    }
     DISCOVERY_ASSIGN_OR_RETURN(
         store::TxnResult result,
         store_.Commit(

@@ -110,8 +110,14 @@ class Repository {
   // InvalidArgument for an id ValidateTokenId refuses.
   absl::StatusOr<int64_t> PutRevocation(const TokenRevocation& revocation);
 
-  // Deletes the namespace and exactly its services in one transaction. NotFound when absent.
-  absl::StatusOr<int64_t> DeleteNamespace(std::string_view name);
+  // Deletes the namespace and exactly its services. NotFound when absent. `service_bounds`:
+  // ids of its services in ascending order, each ending a transaction that deletes the
+  // services before it (guarded on the namespace as read); the namespace goes with the rest in
+  // the last one. Without bounds, one transaction: fine for a few thousand services, while one
+  // deleting a million keys outlasts etcd's request timeout. A failure part way leaves the
+  // namespace with the services not yet deleted, and deleting it again goes on from there.
+  absl::StatusOr<int64_t> DeleteNamespace(std::string_view name,
+                                          const std::vector<std::string>& service_bounds = {});
   // NotFound when absent.
   absl::StatusOr<int64_t> DeleteServer(std::string_view name);
   absl::StatusOr<int64_t> DeleteService(std::string_view ns, std::string_view id);

@@ -1,8 +1,11 @@
 #include "repo/repo.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -165,6 +168,30 @@ TEST_F(RepositoryTest, DeletingANamespaceDeletesExactlyItsServices) {
   EXPECT_THAT(repo_->ListNamespaces(),
               ::discovery::testing::IsOkAndHolds(
                   ElementsAre(::testing::Field(&Namespace::name, "default-blackbox"))));
+}
+
+// A large namespace goes in parts: one transaction before each bound, then the namespace with
+// the rest. Bounds out of order or outside the namespace's services change nothing.
+TEST_F(RepositoryTest, DeletingANamespaceInPartsDeletesExactlyItsServices) {
+  ASSERT_THAT(repo_->PutNamespace({.name = "big"}), IsOk());
+  ASSERT_THAT(repo_->PutNamespace({.name = "big-other"}), IsOk());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    Service service = MakeService("s", "big", fmt::format("http://h{}.example.com/metrics", i));
+    ids.push_back(service.id);
+    ASSERT_THAT(repo_->PutService(service), IsOk());
+  }
+  Service kept = MakeService("k", "big-other", "http://kept.example.com/metrics");
+  ASSERT_THAT(repo_->PutService(kept), IsOk());
+  std::sort(ids.begin(), ids.end());
+  ASSERT_OK_AND_ASSIGN(const int64_t before, store_->CurrentRevision());
+  // Three parts and the last transaction; the repeated and the backward bound are skipped.
+  ASSERT_THAT(repo_->DeleteNamespace("big", {ids[5], ids[5], ids[2], ids[10], ids[15]}), IsOk());
+  ASSERT_OK_AND_ASSIGN(const int64_t after, store_->CurrentRevision());
+  EXPECT_EQ(after - before, 4);
+  EXPECT_THAT(repo_->ListServices(), ::discovery::testing::IsOkAndHolds(ElementsAre(kept)));
+  EXPECT_THAT(repo_->ListNamespaces(), ::discovery::testing::IsOkAndHolds(ElementsAre(
+                                           ::testing::Field(&Namespace::name, "big-other"))));
 }
 
 TEST_F(RepositoryTest, DeletingAMissingNamespaceDeletesNothing) {
