@@ -19,12 +19,15 @@
 //   BM_LoadReadyMemoryAndJoin              a real discoveryd started on a store of N services:
 //                                          time until ready vs a plain range read of the whole
 //                                          prefix, RSS per service (vs the same binary on an
-//                                          empty store), and the time from a server join until
-//                                          every http_sd answer reflects it (embedded store; the
-//                                          etcd store too when DISCOVERY_BENCH_ETCD_ENDPOINTS is
-//                                          set).
+//                                          empty store), the time from a server join until
+//                                          every http_sd answer reflects it, and from
+//                                          unregistering the namespace of the N until its answer
+//                                          and until every http_sd answer is empty (embedded
+//                                          store; the etcd store too when
+//                                          DISCOVERY_BENCH_ETCD_ENDPOINTS is set).
 // N is 100,000 by default (what CI's smoke run uses); DISCOVERY_BENCH_SERVICES=1000000 for the
-// fleet figures of the README.
+// fleet figures of the README. DISCOVERY_BENCH_DAEMON_LOG names a file the logs of the
+// discoveryd processes BM_LoadReadyMemoryAndJoin starts go to (otherwise nowhere).
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
@@ -444,7 +447,10 @@ class ChildDaemon {
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    // DISCOVERY_BENCH_DAEMON_LOG names a file the daemons' logs are appended to.
+    const char* log = std::getenv("DISCOVERY_BENCH_DAEMON_LOG");
+    posix_spawn_file_actions_addopen(&actions, 2, log != nullptr ? log : "/dev/null",
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
     started_ = absl::Now();
     if (posix_spawn(&pid_, DISCOVERYD_BINARY, &actions, nullptr, argv.data(), environ) != 0) {
       pid_ = -1;
@@ -533,6 +539,8 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
   }
   const int services = Services();
   constexpr int kServers = 10;
+  // Not "default", which cannot be unregistered.
+  constexpr const char* kNamespace = "fleet";
   // etcd refuses transactions of more than 128 operations (--max-txn-ops).
   const int batch = etcd ? 100 : 2000;
   for (auto _ : state) {
@@ -565,11 +573,11 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     const repo::Keys keys = etcd ? repo::Keys(full_prefix) : repo::Keys();
     {
       repo::Repository repository(**store, keys);
-      (void)repository.PutNamespace({.name = "default"});
+      (void)repository.PutNamespace({.name = kNamespace});
       for (int i = 0; i < kServers; ++i) {
         (void)repository.PutServer({.name = fmt::format("p{:02}", i)});
       }
-      BulkPut(**store, repository, "default", 0, services, batch);
+      BulkPut(**store, repository, kNamespace, 0, services, batch);
       const absl::Time start = absl::Now();
       absl::StatusOr<store::RangeResult> range = (*store)->Range(keys.All());
       range_seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -605,7 +613,7 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     // first rendering of them all is reported on its own.
     const absl::Time first_render_start = absl::Now();
     for (int i = 0; i < kServers; ++i) {
-      HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/default", i)), nullptr, authorization);
+      HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/{}", i, kNamespace)), nullptr, authorization);
     }
     const double first_render_seconds = absl::ToDoubleSeconds(absl::Now() - first_render_start);
     // A server joins; done when its answer is non-empty and every other server's answer has
@@ -615,12 +623,41 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     std::string body;
     while (body.size() <= 2 && absl::Now() - join_start < absl::Minutes(5)) {
       body.clear();
-      HttpGet(full.Url("/v1/sd/joiner/default"), &body, authorization);
+      HttpGet(full.Url(fmt::format("/v1/sd/joiner/{}", kNamespace)), &body, authorization);
     }
     for (int i = 0; i < kServers; ++i) {
-      HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/default", i)), nullptr, authorization);
+      HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/{}", i, kNamespace)), nullptr, authorization);
     }
     const double join_seconds = absl::ToDoubleSeconds(absl::Now() - join_start);
+    // The namespace is unregistered with all its services: until the answer, and until every
+    // http_sd answer is empty.
+    HttpClient admin(authorization);
+    std::string unregister_answer;
+    const absl::Time unregister_start = absl::Now();
+    const long unregister_status =
+        admin.Delete(full.Url(fmt::format("/v1/namespaces/{}", kNamespace)), &unregister_answer);
+    const double unregister_answer_seconds = absl::ToDoubleSeconds(absl::Now() - unregister_start);
+    if (unregister_status != 200) {
+      state.SkipWithError(
+          fmt::format("unregistering the namespace: {} {}", unregister_status, unregister_answer)
+              .c_str());
+      return;
+    }
+    // An answer is gone once it is empty or the namespace is unknown.
+    for (int i = 0; i < kServers; ++i) {
+      while (true) {
+        const long status =
+            HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/{}", i, kNamespace)), &body, authorization);
+        if (status == 404 || (status == 200 && body == "[]")) {
+          break;
+        }
+        if (absl::Now() - unregister_start > absl::Minutes(5)) {
+          state.SkipWithError("http_sd still served the unregistered namespace after 5 minutes");
+          return;
+        }
+      }
+    }
+    const double unregister_seconds = absl::ToDoubleSeconds(absl::Now() - unregister_start);
     state.counters["services"] = services;
     state.counters["range_read_s"] = range_seconds;
     state.counters["ready_s"] = ready_seconds;
@@ -632,6 +669,8 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     state.counters["rss_bytes_per_service"] = (full_rss - empty_rss) / services;
     state.counters["first_render_all_http_sd_s"] = first_render_seconds;
     state.counters["join_to_all_http_sd_s"] = join_seconds;
+    state.counters["unregister_answer_s"] = unregister_answer_seconds;
+    state.counters["unregister_to_all_http_sd_s"] = unregister_seconds;
     std::error_code ignored;
     std::filesystem::remove_all(root, ignored);
   }

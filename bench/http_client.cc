@@ -35,7 +35,8 @@ void HttpClient::AddHeader(const std::string& header) {
 }
 
 long HttpClient::Get(const std::string& url, std::string* body) {
-  curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);  // after a Post on this handle
+  curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, nullptr);  // after a Delete on this handle
+  curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);             // after a Post on this handle
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   if (body != nullptr) {
     body->clear();
@@ -48,10 +49,25 @@ long HttpClient::Get(const std::string& url, std::string* body) {
 }
 
 long HttpClient::Post(const std::string& url, const std::string& body) {
+  curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, nullptr);
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(curl_, CURLOPT_COPYPOSTFIELDS, body.c_str());
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Drop);
+  return Perform();
+}
+
+long HttpClient::Delete(const std::string& url, std::string* body) {
+  curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, "DELETE");
+  curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+  if (body != nullptr) {
+    body->clear();
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Append);
+  } else {
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Drop);
+  }
   return Perform();
 }
 

@@ -29,6 +29,9 @@ class HttpClient {
   long Get(const std::string& url, std::string* body = nullptr);
   // POSTs `body` to `url`, dropping the answer's body: the status, 0 when no answer came.
   long Post(const std::string& url, const std::string& body);
+  // DELETEs `url`; the answer's body replaces `*body` when given: the status, 0 when no answer
+  // came.
+  long Delete(const std::string& url, std::string* body = nullptr);
   // The value of header `name` in the last answer, if it had one.
   std::optional<std::string> ResponseHeader(const char* name) const;
 
