@@ -38,14 +38,7 @@ long HttpClient::Get(const std::string& url, std::string* body) {
   curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, nullptr);  // after a Delete on this handle
   curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);             // after a Post on this handle
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
-  if (body != nullptr) {
-    body->clear();
-    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Append);
-  } else {
-    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Drop);
-  }
-  return Perform();
+  return Perform(body);
 }
 
 long HttpClient::Post(const std::string& url, const std::string& body) {
@@ -53,14 +46,17 @@ long HttpClient::Post(const std::string& url, const std::string& body) {
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(curl_, CURLOPT_COPYPOSTFIELDS, body.c_str());
-  curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Drop);
-  return Perform();
+  return Perform(nullptr);
 }
 
 long HttpClient::Delete(const std::string& url, std::string* body) {
   curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, "DELETE");
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+  return Perform(body);
+}
+
+long HttpClient::Perform(std::string* body) {
   if (body != nullptr) {
     body->clear();
     curl_easy_setopt(curl_, CURLOPT_WRITEDATA, body);
@@ -68,10 +64,6 @@ long HttpClient::Delete(const std::string& url, std::string* body) {
   } else {
     curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Drop);
   }
-  return Perform();
-}
-
-long HttpClient::Perform() {
   long status = 0;
   if (curl_easy_perform(curl_) != CURLE_OK ||
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {

@@ -36,8 +36,9 @@ class HttpClient {
   std::optional<std::string> ResponseHeader(const char* name) const;
 
  private:
-  // Sends the request set up on curl_: the status, 0 when no answer came.
-  long Perform();
+  // Sends the request set up on curl_: the status, 0 when no answer came. The answer's body
+  // replaces `*body` when given and is dropped otherwise.
+  long Perform(std::string* body);
 
   CURL* curl_;
   curl_slist* headers_ = nullptr;

@@ -162,46 +162,29 @@ TEST_P(StoreContractTest, TxnEventsArriveInOneResponse) {
   EXPECT_THAT(puts, ElementsAre(Key("a"), Key("b"), Key("c")));
 }
 
-TEST_P(StoreContractTest, DeletePrefixEmitsOneDeleteEventPerKey) {
-  for (const char* suffix : {"d/a", "d/b", "keep"}) {
-    ASSERT_THAT(PutKey(Key(suffix), "v"), IsOk());
-  }
-  WatchRecorder recorder;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
-                       store().Watch(prefix(), 0, recorder.Callback()));
-  ASSERT_OK_AND_ASSIGN(const TxnResult txn, store().Commit({.ops = {Op::DeletePrefix(Key("d/"))}}));
-  ASSERT_TRUE(recorder.WaitForEvents(2));
+// A prefix or a range deleted: one delete event per key, all at the transaction's revision.
+TEST_P(StoreContractTest, DeletePrefixAndDeleteRangeEmitOneDeleteEventPerKey) {
+  for (const Op& op : {Op::DeletePrefix(Key("d/")), Op::DeleteRange(Key("d/a"), Key("d/c"))}) {
+    SCOPED_TRACE(op.key);
+    for (const char* suffix : {"d/a", "d/b", "keep"}) {
+      ASSERT_THAT(PutKey(Key(suffix), "v"), IsOk());
+    }
+    WatchRecorder recorder;
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
+                         store().Watch(prefix(), 0, recorder.Callback()));
+    ASSERT_OK_AND_ASSIGN(const TxnResult txn, store().Commit({.ops = {op}}));
+    ASSERT_TRUE(recorder.WaitForEvents(2));
 
-  const std::vector<WatchEvent> events = recorder.Events();
-  ASSERT_EQ(events.size(), 2U);
-  std::vector<std::string> keys = EventKeys(events);
-  std::sort(keys.begin(), keys.end());
-  EXPECT_THAT(keys, ElementsAre(Key("d/a"), Key("d/b")));
-  for (const WatchEvent& event : events) {
-    EXPECT_EQ(event.type, WatchEvent::Type::kDelete);
-    EXPECT_EQ(event.kv.mod_revision, txn.revision);
-    EXPECT_EQ(event.kv.value, "");
-  }
-}
-
-TEST_P(StoreContractTest, DeleteRangeEmitsOneDeleteEventPerKeyAtOneRevision) {
-  for (const char* suffix : {"d/a", "d/b", "d/c"}) {
-    ASSERT_THAT(PutKey(Key(suffix), "v"), IsOk());
-  }
-  WatchRecorder recorder;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WatchHandle> handle,
-                       store().Watch(prefix(), 0, recorder.Callback()));
-  ASSERT_OK_AND_ASSIGN(const TxnResult txn,
-                       store().Commit({.ops = {Op::DeleteRange(Key("d/a"), Key("d/c"))}}));
-  ASSERT_TRUE(recorder.WaitForEvents(2));
-  const std::vector<WatchEvent> events = recorder.Events();
-  ASSERT_EQ(events.size(), 2U);
-  std::vector<std::string> keys = EventKeys(events);
-  std::sort(keys.begin(), keys.end());
-  EXPECT_THAT(keys, ElementsAre(Key("d/a"), Key("d/b")));
-  for (const WatchEvent& event : events) {
-    EXPECT_EQ(event.type, WatchEvent::Type::kDelete);
-    EXPECT_EQ(event.kv.mod_revision, txn.revision);
+    const std::vector<WatchEvent> events = recorder.Events();
+    ASSERT_EQ(events.size(), 2U);
+    std::vector<std::string> keys = EventKeys(events);
+    std::sort(keys.begin(), keys.end());
+    EXPECT_THAT(keys, ElementsAre(Key("d/a"), Key("d/b")));
+    for (const WatchEvent& event : events) {
+      EXPECT_EQ(event.type, WatchEvent::Type::kDelete);
+      EXPECT_EQ(event.kv.mod_revision, txn.revision);
+      EXPECT_EQ(event.kv.value, "");
+    }
   }
 }
 
