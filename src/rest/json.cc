@@ -306,7 +306,9 @@ std::string ShapeProblem(const nlohmann::json& value, const Descriptor* descript
 
 }  // namespace
 
-absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
+namespace json_internal {
+
+absl::StatusOr<std::string> MessageToJsonAtOnce(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   std::string printed;
@@ -321,6 +323,50 @@ absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& messa
   }
   return Canonical(std::move(parsed), message.GetDescriptor())
       .dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace json_internal
+
+// A list answer (every field a repeated message: ListServiceResponse and its like) is printed an
+// element at a time and joined as the whole message would print. Printed at once, a list of a
+// million services (307 MB of JSON) took 42 s and 7 GB of memory beyond the list itself, in the
+// printer's output re-read into a document to put its fields in order.
+absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
+  const Descriptor* descriptor = message.GetDescriptor();
+  bool list = descriptor->field_count() > 0 && !IsWellKnown(descriptor);
+  for (int i = 0; list && i < descriptor->field_count(); ++i) {
+    const FieldDescriptor* field = descriptor->field(i);
+    list = field->is_repeated() && !field->is_map() &&
+           field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+  }
+  if (!list) {
+    return json_internal::MessageToJsonAtOnce(message);
+  }
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  std::string json = "{";
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const FieldDescriptor* field = descriptor->field(i);
+    if (i > 0) {
+      json += ',';
+    }
+    json += OrderedJson(field->json_name()).dump();
+    json += ":[";
+    const int size = reflection.FieldSize(message, field);
+    for (int j = 0; j < size; ++j) {
+      absl::StatusOr<std::string> element =
+          json_internal::MessageToJsonAtOnce(reflection.GetRepeatedMessage(message, field, j));
+      if (!element.ok()) {
+        return element.status();
+      }
+      if (j > 0) {
+        json += ',';
+      }
+      json += *element;
+    }
+    json += ']';
+  }
+  json += '}';
+  return json;
 }
 
 absl::Status JsonToMessage(std::string_view body, google::protobuf::Message* message) {

@@ -20,6 +20,12 @@ namespace discovery::rest {
 // Thread-safe.
 absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message);
 
+namespace json_internal {
+// MessageToJson printing the whole message at once, as it does for all but list answers (for
+// the test that the two agree).
+absl::StatusOr<std::string> MessageToJsonAtOnce(const google::protobuf::Message& message);
+}  // namespace json_internal
+
 // Replaces `*message` by the request in `body`: proto field names and lowerCamelCase names are
 // both accepted, unknown fields are ignored. An empty or all-whitespace body is the empty
 // request, as grpc-gateway treats an empty body (io.EOF). The body must be strict RFC 8259

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -139,6 +140,31 @@ TEST(RestJsonTest, UnsetMessagesAreNullAndMapsSorted) {
                   R"("servers":["s"],"labels":{"<&>":"v","B":"v","a":"v","aa":"v","b":"v",)"
                   "\"\xc3\xa9\":\"v\"},\"description\":\"\",\"modified\":null,\"ttl\":null,"
                   "\"expires\":null}}")));
+}
+
+// A list answer is printed a service at a time: what the whole message printed at once would be.
+TEST(RestJsonTest, AListIsPrintedAsTheWholeMessageWouldBe) {
+  postfinance::discovery::v1::ListServiceResponse list;
+  EXPECT_THAT(MessageToJson(list),
+              IsOkAndHolds(std::string(R"({"services":[],"invalidServices":[]})")));
+  for (int i = 0; i < 3; ++i) {
+    postfinance::discovery::v1::Service& service = *list.add_services();
+    service.set_id(absl::StrCat("id", i));
+    service.set_endpoint("http://h\xc3\xa9:9100/\"metrics\"");
+    for (const char* key : {"b", "a", "\xc3\xa9", "B"}) {
+      (*service.mutable_labels())[key] = absl::StrCat(key, i);
+    }
+    service.add_servers("s1");
+    service.mutable_modified()->set_seconds(1612447990 + i);
+  }
+  list.add_invalid_services()->set_reason("not JSON");
+  const absl::StatusOr<std::string> at_once = json_internal::MessageToJsonAtOnce(list);
+  ASSERT_THAT(at_once, IsOk());
+  EXPECT_THAT(MessageToJson(list), IsOkAndHolds(*at_once));
+  postfinance::discovery::v1::ListServerResponse servers;
+  servers.add_servers()->set_name("p1");
+  servers.add_servers()->set_name("p2");
+  EXPECT_THAT(MessageToJson(servers), IsOkAndHolds(*json_internal::MessageToJsonAtOnce(servers)));
 }
 
 TEST(RestJsonTest, HttpStatusFollowsGrpcGateway) {
