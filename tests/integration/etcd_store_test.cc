@@ -222,7 +222,9 @@ TEST(EtcdExpiryTest, ARenewalSetOfMoreKeysThanATransactionHoldsIsRefused) {
                        ::testing::HasSubstr("a renewal set holds at most 128 keys, not 129")));
   renewal.keys.pop_back();
   for (const store::RenewKey& key : renewal.keys) {
-    ASSERT_THAT(store->Commit({.ops = {store::Op::PutExpiring(key.key, "v", renewal.expires)}}),
+    // Ten minutes out: a deadline second of its own, not the one the test above counts leases of.
+    ASSERT_THAT(store->Commit({.ops = {store::Op::PutExpiring(key.key, "v",
+                                                              absl::Now() + absl::Minutes(10))}}),
                 IsOk());
   }
   for (store::RenewKey& key : renewal.keys) {
