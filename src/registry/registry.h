@@ -263,9 +263,8 @@ class Registry {
   std::unique_ptr<repo::View> view_;  // last: its thread calls OnSnapshot
 };
 
-// The most services one KeepAlive call renews (one store transaction; etcd allows 128 ops in
-// one by default).
-inline constexpr size_t kMaxKeepAliveIds = 128;
+// The most services one KeepAlive call renews: one store renewal.
+inline constexpr size_t kMaxKeepAliveIds = store::kMaxRenewalKeys;
 
 // The namespace of a request: "" means "default".
 std::string_view NamespaceOrDefault(std::string_view namespace_name);

@@ -4,6 +4,7 @@
 // pass one contract suite (tests/testing/store_contract.h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -94,9 +95,15 @@ struct RenewKey {
   std::string value;
 };
 
+// The most keys one Renewal holds: the etcd store moves a set onto its lease in one transaction,
+// and etcd allows 128 operations in one (its --max-txn-ops default), which is also what lets its
+// watch tell a set's expiry from a deletion by the number of keys a revision deletes. The etcd
+// store refuses larger renewals.
+inline constexpr size_t kMaxRenewalKeys = 128;
+
 // A renewal of keys put with an expiry, all with the same TTL: each expires `ttl` after the
 // renewal unless renewed again. The keys are a renewal set: renewing the same keys again is
-// what the stores make cheap.
+// what the stores make cheap. At most kMaxRenewalKeys keys.
 struct Renewal {
   std::vector<RenewKey> keys;
   absl::Duration ttl = absl::ZeroDuration();  // what a lease is granted for (etcd)

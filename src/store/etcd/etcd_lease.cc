@@ -98,8 +98,8 @@ absl::StatusOr<std::optional<absl::Duration>> LeaseTimeLeft(EtcdClient& client, 
 absl::StatusOr<std::vector<int64_t>> LeasesAt(EtcdClient& client, const std::vector<KeyAt>& keys) {
   std::vector<int64_t> leases;
   leases.reserve(keys.size());
-  for (size_t first = 0; first < keys.size(); first += kMaxRenewalSetKeys) {
-    const size_t end = std::min(keys.size(), first + kMaxRenewalSetKeys);
+  for (size_t first = 0; first < keys.size(); first += kMaxRenewalKeys) {
+    const size_t end = std::min(keys.size(), first + kMaxRenewalKeys);
     pb::TxnRequest request;
     for (size_t i = first; i < end; ++i) {
       pb::RangeRequest& range = *request.add_success()->mutable_request_range();

@@ -28,11 +28,6 @@ int64_t SetLeaseId(std::vector<std::string> keys, int64_t ttl_seconds);
 // Whether `lease` is the lease of a renewal set.
 bool IsSetLease(int64_t lease);
 
-// The most keys a renewal set holds: its keys move onto its lease in one transaction, and etcd
-// allows 128 operations in one (its --max-txn-ops default). A revision that deletes more keys
-// is therefore never the expiry of one set's lease.
-inline constexpr size_t kMaxRenewalSetKeys = 128;
-
 // A key as it was at a revision.
 struct KeyAt {
   std::string_view key;
@@ -40,7 +35,7 @@ struct KeyAt {
 };
 
 // The lease each of `keys` was on at its revision (0: none, or the key did not exist then), in
-// their order. Read-only transactions of up to kMaxRenewalSetKeys reads, served by the member
+// their order. Read-only transactions of up to kMaxRenewalKeys reads, served by the member
 // asked (the past does not change).
 absl::StatusOr<std::vector<int64_t>> LeasesAt(EtcdClient& client, const std::vector<KeyAt>& keys);
 

@@ -195,10 +195,9 @@ class EtcdStore final : public Store {
       return RenewResult{};
     }
     // The watch relies on it to tell an expiry from a deletion without reading every deleted key.
-    if (renewal.keys.size() > etcd_internal::kMaxRenewalSetKeys) {
-      return absl::InvalidArgumentError(absl::StrCat("a renewal set holds at most ",
-                                                     etcd_internal::kMaxRenewalSetKeys,
-                                                     " keys, not ", renewal.keys.size()));
+    if (renewal.keys.size() > kMaxRenewalKeys) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a renewal set holds at most ", kMaxRenewalKeys, " keys, not ", renewal.keys.size()));
     }
     const int64_t seconds = etcd_internal::LeaseSeconds(renewal.ttl);
     std::vector<std::string> keys;

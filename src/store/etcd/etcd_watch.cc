@@ -98,15 +98,15 @@ class EtcdWatch final : public WatchHandle {
     ask();
   }  // joins the askers
 
-  // The revisions of `response` in which etcd expired a renewal set's lease, each with that
-  // lease. etcd expires a lease in a revision of its own that deletes exactly that lease's keys,
-  // so a revision with a put or with more deletes than a set has keys is no expiry and costs no
-  // question. For the others the leases their keys were on just before are read (one request
-  // per 128 keys): a revision whose keys were all on one set's lease is an expiry when that
-  // lease has ended by now (an unregistration leaves it running); keys of several leases (a
-  // small namespace deleted) or of none are not. Unanswered questions (etcd unreachable right
-  // now, or the revision compacted) count as a deletion, not an expiry.
-  std::map<int64_t, int64_t> ExpiriesOf(const pb::WatchResponse& response) {
+  // The revisions of `response` in which etcd expired a renewal set's lease. etcd expires a lease
+  // in a revision of its own that deletes exactly that lease's keys, so a revision with a put or
+  // with more deletes than a set has keys is no expiry and costs no question. For the others the
+  // leases their keys were on just before are read (one request per 128 keys): a revision whose
+  // keys were all on one set's lease is an expiry when that lease has ended by now (an
+  // unregistration leaves it running); keys of several leases (a small namespace deleted) or of
+  // none are not. Unanswered questions (etcd unreachable right now, or the revision compacted)
+  // count as a deletion, not an expiry.
+  std::set<int64_t> ExpiriesOf(const pb::WatchResponse& response) {
     std::map<int64_t, std::vector<std::string_view>> deleted;  // revision -> its keys
     std::set<int64_t> not_expiries;
     for (const mvccpb::Event& event : response.events()) {
@@ -116,7 +116,7 @@ class EtcdWatch final : public WatchHandle {
       } else if (!not_expiries.contains(revision)) {
         std::vector<std::string_view>& keys = deleted[revision];
         keys.push_back(event.kv().key());
-        if (keys.size() > kMaxRenewalSetKeys) {
+        if (keys.size() > kMaxRenewalKeys) {
           not_expiries.insert(revision);
         }
       }
@@ -132,7 +132,7 @@ class EtcdWatch final : public WatchHandle {
         revisions.push_back(revision);
       }
     }
-    std::map<int64_t, int64_t> expiries;
+    std::set<int64_t> expiries;
     if (questions.empty()) {
       return expiries;
     }
@@ -140,23 +140,25 @@ class EtcdWatch final : public WatchHandle {
     if (!leases.ok()) {
       return expiries;
     }
+    std::map<int64_t, int64_t> lease_of;  // revision -> the one set lease its keys were on
     for (size_t i = 0; i < questions.size(); ++i) {
       const int64_t lease = (*leases)[i];
-      auto [it, first] = expiries.emplace(revisions[i], lease);
+      auto [it, first] = lease_of.emplace(revisions[i], lease);
       if (!IsSetLease(lease) || (!first && it->second != lease)) {
         not_expiries.insert(revisions[i]);
       }
     }
+    std::erase_if(lease_of, [&](const auto& entry) { return not_expiries.contains(entry.first); });
     std::map<int64_t, bool> ended;  // lease -> ended: one question per lease and response
-    for (const auto& [revision, lease] : expiries) {
-      if (!not_expiries.contains(revision)) {
-        ended.emplace(lease, false);
-      }
+    for (const auto& [revision, lease] : lease_of) {
+      ended.emplace(lease, false);
     }
     AskWhichEnded(ended);
-    std::erase_if(expiries, [&](const auto& entry) {
-      return not_expiries.contains(entry.first) || !ended.at(entry.second);
-    });
+    for (const auto& [revision, lease] : lease_of) {
+      if (ended.at(lease)) {
+        expiries.insert(revision);
+      }
+    }
     return expiries;
   }
 
@@ -271,7 +273,7 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(grpc::ClientContext& context, Endpoint
         established = true;
       }
       WatchResponse delivery{.revision = response.header().revision()};
-      const std::map<int64_t, int64_t> expiries = ExpiriesOf(response);
+      const std::set<int64_t> expiries = ExpiriesOf(response);
       for (const mvccpb::Event& event : response.events()) {
         // After a reconnect etcd replays from next_revision_; anything older was delivered.
         if (event.kv().mod_revision() < next_revision_) {
