@@ -190,7 +190,7 @@ http::Response HttpSd(const Call& call) {
     return ErrorResponse(absl::InternalError("the registry returned no http_sd body"));
   }
   const readmodel::HttpSdBody& sd = **body;
-  // Prometheus always accepts gzip; the compressed body is made once per body version.
+  // For clients that ask for gzip (Prometheus 2.42 does not); compressed once per body version.
   const bool gzip = TakesGzip(call);
   return HttpSdAnswer(call, sd, gzip, gzip && !IsNotModified(call, sd) ? sd.Gzipped() : nullptr);
 }
