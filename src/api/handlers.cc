@@ -1,9 +1,10 @@
 #include "api/handlers.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <memory>
+#include <numeric>
 #include <optional>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -174,22 +175,77 @@ absl::StatusOr<pb::KeepAliveResponse> Handlers::KeepAlive(const auth::Principal&
 absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
     const auth::Principal& principal, const pb::ListServiceRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
-  DISCOVERY_ASSIGN_OR_RETURN(std::vector<Service> services,
-                             registry_.ListServices(request.namespace_()));
-  DISCOVERY_ASSIGN_OR_RETURN(std::vector<InvalidService> invalid,
-                             registry_.ListInvalidServices(request.namespace_()));
+  // By reference: each service is copied only while it is converted.
+  DISCOVERY_ASSIGN_OR_RETURN(
+      const registry::ServiceRefs listed,
+      registry_.ListServiceRefs(request.namespace_(), registry::Registry::Listed::kBoth));
   pb::ListServiceResponse response;
-  response.mutable_services()->Reserve(static_cast<int>(services.size()));
-  for (const Service& service : services) {
-    *response.add_services() = ToProto(service);
-  }
-  for (const InvalidService& record : invalid) {
-    *response.add_invalid_services() = ToProto(record);
+  for (const registry::ServiceRef& ref : listed.refs) {
+    if (ref.invalid_reason == nullptr) {
+      *response.add_services() = ToProto(ref.Copy());
+    } else {
+      *response.add_invalid_services() =
+          ToProto(InvalidService{.service = ref.Copy(), .reason = *ref.invalid_reason});
+    }
   }
   return response;
 }
 
-absl::StatusOr<std::vector<ListedService>> Handlers::ListServiceStream(
+ServiceListing::ServiceListing(registry::ServiceRefs rows, Order order)
+    : rows_(std::move(rows)), order_(order), order_of_rows_(rows_.refs.size()) {
+  std::iota(order_of_rows_.begin(), order_of_rows_.end(), uint32_t{0});
+}
+
+bool ServiceListing::Before(uint32_t a, uint32_t b) const {
+  const Service& first = *rows_.refs[a].service;
+  const Service& second = *rows_.refs[b].service;
+  // The CLI's orders, which it applied itself to the whole list of ListService.
+  if (order_ == Order::kNewestFirst) {
+    if (first.modified != second.modified) {
+      return first.modified > second.modified;
+    }
+  } else if (const int by_endpoint = first.endpoint.compare(second.endpoint); by_endpoint != 0) {
+    return by_endpoint < 0;
+  } else if (first.namespace_name != second.namespace_name) {
+    return first.namespace_name < second.namespace_name;
+  }
+  return a < b;
+}
+
+void ServiceListing::OrderAll() {
+  if (!ordered_) {
+    std::sort(order_of_rows_.begin(), order_of_rows_.end(),
+              [this](uint32_t a, uint32_t b) { return Before(a, b); });
+    ordered_ = true;
+  }
+}
+
+std::vector<ListedService> ServiceListing::Rows(size_t begin, size_t end) {
+  end = std::min(end, size());
+  std::vector<ListedService> rows;
+  if (begin >= end) {
+    return rows;
+  }
+  const auto before = [this](uint32_t a, uint32_t b) { return Before(a, b); };
+  const auto first = order_of_rows_.begin() + static_cast<std::ptrdiff_t>(begin);
+  const auto last = order_of_rows_.begin() + static_cast<std::ptrdiff_t>(end);
+  if (!ordered_) {
+    // The rows before `begin` come before every one of the range, those after `end` after it;
+    // only the range itself is sorted.
+    std::nth_element(order_of_rows_.begin(), first, order_of_rows_.end(), before);
+    std::nth_element(first, last - 1, order_of_rows_.end(), before);
+    std::sort(first, last, before);
+  }
+  rows.reserve(end - begin);
+  for (auto it = first; it != last; ++it) {
+    const registry::ServiceRef& ref = rows_.refs[*it];
+    rows.push_back({.service = ref.Copy(),
+                    .invalid_reason = ref.invalid_reason != nullptr ? *ref.invalid_reason : ""});
+  }
+  return rows;
+}
+
+absl::StatusOr<ServiceListing> Handlers::ListServiceStream(
     const auth::Principal& principal, const pb::ListServiceStreamRequest& request) {
   DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
   if (!request.sort_by().empty() && request.sort_by() != "endpoint" &&
@@ -214,42 +270,22 @@ absl::StatusOr<std::vector<ListedService>> Handlers::ListServiceStream(
     }
     labels = *std::move(parsed);
   }
-  const auto keep = [&](const Service& service) {
+  const std::vector<std::string> no_servers;
+  const auto keep = [&](const registry::ServiceRef& ref) {
+    const Service& service = *ref.service;
     return name.Matches(service.name) && endpoint.Matches(service.endpoint) &&
-           server.MatchesAny(service.servers) && (!labels || labels->Matches(service.labels));
+           server.MatchesAny(ref.servers != nullptr ? *ref.servers : no_servers) &&
+           (!labels || labels->Matches(service.labels));
   };
-
-  DISCOVERY_ASSIGN_OR_RETURN(std::vector<Service> services,
-                             registry_.ListServices(request.namespace_()));
-  std::vector<ListedService> rows;
-  for (Service& service : services) {
-    if (keep(service)) {
-      rows.push_back({.service = std::move(service)});
-    }
-  }
-  services = {};
-  if (!request.served_only()) {
-    DISCOVERY_ASSIGN_OR_RETURN(std::vector<InvalidService> invalid,
-                               registry_.ListInvalidServices(request.namespace_()));
-    for (InvalidService& record : invalid) {
-      if (keep(record.service)) {
-        rows.push_back(
-            {.service = std::move(record.service), .invalid_reason = std::move(record.reason)});
-      }
-    }
-  }
-  // The CLI's orders, which it applied itself to the whole list of ListService.
-  if (request.sort_by() == "date") {
-    std::stable_sort(rows.begin(), rows.end(), [](const ListedService& a, const ListedService& b) {
-      return a.service.modified > b.service.modified;
-    });
-  } else {
-    std::sort(rows.begin(), rows.end(), [](const ListedService& a, const ListedService& b) {
-      return std::tie(a.service.endpoint, a.service.namespace_name) <
-             std::tie(b.service.endpoint, b.service.namespace_name);
-    });
-  }
-  return rows;
+  DISCOVERY_ASSIGN_OR_RETURN(
+      registry::ServiceRefs listed,
+      registry_.ListServiceRefs(request.namespace_(), request.served_only()
+                                                          ? registry::Registry::Listed::kServed
+                                                          : registry::Registry::Listed::kBoth));
+  std::erase_if(listed.refs, [&keep](const registry::ServiceRef& ref) { return !keep(ref); });
+  return ServiceListing(std::move(listed), request.sort_by() == "date"
+                                               ? ServiceListing::Order::kNewestFirst
+                                               : ServiceListing::Order::kEndpoint);
 }
 
 absl::StatusOr<pb::ListTargetGroupResponse> Handlers::ListTargetGroup(

@@ -4,6 +4,7 @@
 // to these handlers, behave identically by construction.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +37,34 @@ struct HandlerOptions {
 struct ListedService {
   Service service;
   std::string invalid_reason;  // "" for a served service
+};
+
+// The rows of ServiceAPI/ListServiceStream's answer, filtered, by reference into the snapshot
+// they were listed from: a row is copied only when asked for, and only the rows asked for are
+// put in order, so that a page of a list of a million costs O(n) instead of O(n log n) and a
+// copy of every service.
+class ServiceListing {
+ public:
+  enum class Order { kEndpoint, kNewestFirst };
+
+  ServiceListing(registry::ServiceRefs rows, Order order);
+
+  size_t size() const { return rows_.refs.size(); }
+  // Puts every row in order, for an answer of all of them.
+  void OrderAll();
+  // The rows [begin, end) of the ordered list (end clamped to size()), copied. Only as many rows
+  // as that needs are put in order; the answer is the same as after OrderAll.
+  std::vector<ListedService> Rows(size_t begin, size_t end);
+
+ private:
+  // A strict total order: the requested one, then the order listed (served by namespace and id,
+  // then invalid records), so that any range of it is the same however it was computed.
+  bool Before(uint32_t a, uint32_t b) const;
+
+  registry::ServiceRefs rows_;
+  Order order_;
+  std::vector<uint32_t> order_of_rows_;  // indexes into rows_.refs
+  bool ordered_ = false;
 };
 
 // Every method is thread-safe. `registry` and `authorizer` must outlive the handlers.
@@ -79,10 +108,11 @@ class Handlers {
                                                   const pb::KeepAliveRequest& request);
   absl::StatusOr<pb::ListServiceResponse> ListService(const auth::Principal& principal,
                                                       const pb::ListServiceRequest& request);
-  // The rows of ListServiceStream, filtered and sorted as requested; the gRPC adapter cuts them
-  // into messages as the client reads. InvalidArgument for a filter that does not compile.
-  absl::StatusOr<std::vector<ListedService>> ListServiceStream(
-      const auth::Principal& principal, const pb::ListServiceStreamRequest& request);
+  // The rows of ListServiceStream, filtered, to be ordered as requested; the gRPC adapter cuts
+  // them into messages as the client reads, REST answers a page. InvalidArgument for a filter
+  // that does not compile.
+  absl::StatusOr<ServiceListing> ListServiceStream(const auth::Principal& principal,
+                                                   const pb::ListServiceStreamRequest& request);
   absl::StatusOr<pb::ListTargetGroupResponse> ListTargetGroup(
       const auth::Principal& principal, const pb::ListTargetGroupRequest& request);
   // http_sd: the same selection as ListTargetGroup, already rendered, with its ETag.

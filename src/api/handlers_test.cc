@@ -1,8 +1,14 @@
 #include "api/handlers.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -183,6 +189,98 @@ TEST_F(HandlersTest, ListServiceShowsInvalidRecordsApart) {
   ASSERT_THAT(answer, IsOk());
   EXPECT_EQ(answer->invalid_services_size(), 0);
   EXPECT_EQ(answer->services_size(), 1);
+}
+
+// ListServiceStream orders only the rows asked for (a REST page): any range of its rows must be
+// that range of the whole ordered list, also where the requested order ties (one endpoint in two
+// namespaces, invalid records of one endpoint, every service modified at the same instant).
+TEST_F(HandlersTest, AnyRangeOfAListingIsThatRangeOfTheWholeOrderedList) {
+  pb::RegisterServerRequest server;
+  server.set_name("p1");
+  ASSERT_THAT(handlers_->RegisterServer(admin_, server), IsOk());
+  pb::RegisterNamespaceRequest ns;
+  ns.set_name("other");
+  ASSERT_THAT(handlers_->RegisterNamespace(admin_, ns), IsOk());
+  for (int i = 0; i < 40; ++i) {
+    pb::RegisterServiceRequest request;
+    request.set_name("node");
+    // Endpoints out of id order, each in both namespaces.
+    request.set_endpoint(fmt::format("http://h{:02}:9100/metrics", (i * 7) % 20));
+    request.set_namespace_(i < 20 ? "default" : "other");
+    ASSERT_THAT(handlers_->RegisterService(admin_, request), IsOk());
+  }
+  int64_t revision = 0;
+  for (const std::string id : {"legacy-2", "legacy-1", "legacy-3"}) {
+    absl::StatusOr<store::TxnResult> put =
+        store::Put(*store_, repo::Keys().Service("default", id),
+                   R"({"id":")" + id +
+                       R"(","name":"node","namespace":"default","endpoint":"localhost:9100"})");
+    ASSERT_THAT(put, IsOk());
+    revision = put->revision;
+  }
+  ASSERT_TRUE(registry_->WaitForRevision(revision, absl::Seconds(10)));
+
+  using Row = std::tuple<std::string, std::string, std::string, std::string>;
+  const auto rows_of = [](const std::vector<ListedService>& listed) {
+    std::vector<Row> rows;
+    rows.reserve(listed.size());
+    for (const ListedService& row : listed) {
+      rows.emplace_back(row.service.endpoint, row.service.namespace_name, row.service.id,
+                        row.invalid_reason);
+    }
+    return rows;
+  };
+  for (const std::string sort_by : {"endpoint", "date"}) {
+    SCOPED_TRACE(sort_by);
+    pb::ListServiceStreamRequest request;
+    request.set_sort_by(sort_by);
+    absl::StatusOr<ServiceListing> whole = handlers_->ListServiceStream(user_, request);
+    ASSERT_THAT(whole, IsOk());
+    ASSERT_EQ(whole->size(), 43U);
+    whole->OrderAll();
+    const std::vector<Row> all = rows_of(whole->Rows(0, whole->size()));
+    ASSERT_EQ(all.size(), 43U);
+    // What the order is: by endpoint and namespace, or newest first; ties in the order listed:
+    // served by namespace and id, then invalid.
+    ASSERT_OK_AND_ASSIGN(const std::vector<Service> served, registry_->ListServices(""));
+    ASSERT_OK_AND_ASSIGN(const std::vector<InvalidService> invalid,
+                         registry_->ListInvalidServices(""));
+    std::vector<std::pair<absl::Time, Row>> listed;
+    listed.reserve(served.size() + invalid.size());
+    for (const Service& service : served) {
+      listed.emplace_back(service.modified,
+                          Row{service.endpoint, service.namespace_name, service.id, ""});
+    }
+    for (const InvalidService& record : invalid) {
+      listed.emplace_back(record.service.modified,
+                          Row{record.service.endpoint, record.service.namespace_name,
+                              record.service.id, record.reason});
+    }
+    std::stable_sort(listed.begin(), listed.end(), [&sort_by](const auto& a, const auto& b) {
+      if (sort_by == "date") {
+        return a.first > b.first;
+      }
+      return std::tie(std::get<0>(a.second), std::get<1>(a.second)) <
+             std::tie(std::get<0>(b.second), std::get<1>(b.second));
+    });
+    std::vector<Row> expected;
+    expected.reserve(listed.size());
+    for (const auto& [modified, row] : listed) {
+      expected.push_back(row);
+    }
+    EXPECT_EQ(all, expected);
+    for (size_t begin = 0; begin <= all.size(); begin += 3) {
+      for (size_t end = begin; end <= all.size() + 2; end += 5) {
+        absl::StatusOr<ServiceListing> listing = handlers_->ListServiceStream(user_, request);
+        ASSERT_THAT(listing, IsOk());
+        const std::vector<Row> range = rows_of(listing->Rows(begin, end));
+        EXPECT_EQ(range, std::vector<Row>(
+                             all.begin() + static_cast<std::ptrdiff_t>(begin),
+                             all.begin() + static_cast<std::ptrdiff_t>(std::min(end, all.size()))))
+            << "rows " << begin << " to " << end;
+      }
+    }
+  }
 }
 
 TEST_F(HandlersTest, TokensCanBeCreatedByAdminsAndInspectedByAnyone) {

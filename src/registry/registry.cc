@@ -837,39 +837,82 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
   }
 }
 
-absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view namespace_name) const {
+Service ServiceRef::Copy() const {
+  Service copy = *service;
+  if (servers != nullptr) {
+    copy.servers = *servers;
+  }
+  if (expires.has_value()) {
+    copy.expires = *expires;
+  }
+  return copy;
+}
+
+absl::StatusOr<ServiceRefs> Registry::ListServiceRefs(std::string_view namespace_name,
+                                                      Listed listed) const {
   if (!namespace_name.empty()) {
     if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
       return ValidationError(valid);
     }
   }
   DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
-  std::vector<Service> services;
-  for (const auto& [ns, map] : placed->snapshot().services) {
-    if (!namespace_name.empty() && ns != namespace_name) {
-      continue;
+  ServiceRefs result{.placed = std::move(placed)};
+  std::vector<ServiceRef>& refs = result.refs;
+  const repo::Snapshot& snapshot = result.placed->snapshot();
+  if (listed != Listed::kInvalid) {
+    for (const auto& [ns, map] : snapshot.services) {
+      if (!namespace_name.empty() && ns != namespace_name) {
+        continue;
+      }
+      const readmodel::NamespacePlacement* placement = result.placed->In(ns);
+      if (placement == nullptr) {
+        continue;
+      }
+      refs.reserve(refs.size() + placement->All().size());
+      placement->All().ForEach([&refs](std::string_view, const readmodel::PlacedPtr& entry) {
+        refs.push_back({.service = entry->service.get(), .servers = entry->servers.get()});
+      });
     }
-    const readmodel::NamespacePlacement* placement = placed->In(ns);
-    if (placement == nullptr) {
-      continue;
-    }
-    placement->All().ForEach([&services](std::string_view, const readmodel::PlacedPtr& entry) {
-      Service service = *entry->service;
-      service.servers = *entry->servers;
-      services.push_back(std::move(service));
-    });
+    SetCurrentDeadlines(result);
   }
-  return WithCurrentDeadlines(placed->snapshot(), std::move(services));
+  if (listed != Listed::kServed) {
+    const size_t first_invalid = refs.size();
+    for (const auto& [key, record] : snapshot.invalid) {
+      if (record.service != nullptr &&
+          (namespace_name.empty() || record.service->namespace_name == namespace_name)) {
+        refs.push_back({.service = record.service.get(), .invalid_reason = &record.reason});
+      }
+    }
+    // Keys sort by namespace, then id, except where one namespace name is a prefix of another.
+    std::sort(refs.begin() + static_cast<std::ptrdiff_t>(first_invalid), refs.end(),
+              [](const ServiceRef& a, const ServiceRef& b) {
+                return std::tie(a.service->namespace_name, a.service->id) <
+                       std::tie(b.service->namespace_name, b.service->id);
+              });
+  }
+  return result;
 }
 
-std::vector<Service> Registry::WithCurrentDeadlines(const repo::Snapshot& snapshot,
-                                                    std::vector<Service> services) const {
+absl::StatusOr<std::vector<Service>> Registry::ListServices(std::string_view namespace_name) const {
+  DISCOVERY_ASSIGN_OR_RETURN(const ServiceRefs listed,
+                             ListServiceRefs(namespace_name, Listed::kServed));
+  std::vector<Service> services;
+  services.reserve(listed.refs.size());
+  for (const ServiceRef& ref : listed.refs) {
+    services.push_back(ref.Copy());
+  }
+  return services;
+}
+
+void Registry::SetCurrentDeadlines(ServiceRefs& listed) const {
   // A record renewed in place keeps the deadline of its last write: the store knows the one in
   // force (etcd: its renewal set's lease, one question per lease; embedded: the expiry column).
+  const repo::Snapshot& snapshot = listed.placed->snapshot();
+  std::vector<ServiceRef>& refs = listed.refs;
   std::vector<size_t> stale;
   std::vector<store::LeasedKey> keys;
-  for (size_t i = 0; i < services.size(); ++i) {
-    const Service& service = services[i];
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const Service& service = *refs[i].service;
     if (!service.HasTtl()) {
       continue;
     }
@@ -881,7 +924,7 @@ std::vector<Service> Registry::WithCurrentDeadlines(const repo::Snapshot& snapsh
     }
   }
   if (keys.empty()) {
-    return services;
+    return;
   }
   absl::StatusOr<std::vector<std::optional<absl::Time>>> deadlines = store_.Deadlines(keys);
   if (!deadlines.ok() || deadlines->size() != keys.size()) {
@@ -889,47 +932,35 @@ std::vector<Service> Registry::WithCurrentDeadlines(const repo::Snapshot& snapsh
     // record carries (that of the set's first renewal).
     LogWarn("service list: could not read the current expiry of renewed services",
             {{"error", std::string{deadlines.status().message()}}});
-    return services;
+    return;
   }
   const absl::Time now = options_.clock();
-  std::vector<bool> drop(services.size(), false);
+  std::vector<bool> drop(refs.size(), false);
   for (size_t k = 0; k < stale.size(); ++k) {
     if ((*deadlines)[k].has_value() && *(*deadlines)[k] > now) {
-      services[stale[k]].expires = *(*deadlines)[k];
+      refs[stale[k]].expires = *(*deadlines)[k];
     } else {
       drop[stale[k]] = true;  // expired: the store is about to delete it
     }
   }
-  std::vector<Service> current;
-  current.reserve(services.size());
-  for (size_t i = 0; i < services.size(); ++i) {
+  size_t kept = 0;
+  for (size_t i = 0; i < refs.size(); ++i) {
     if (!drop[i]) {
-      current.push_back(std::move(services[i]));
+      refs[kept++] = refs[i];
     }
   }
-  return current;
+  refs.resize(kept);
 }
 
 absl::StatusOr<std::vector<InvalidService>> Registry::ListInvalidServices(
     std::string_view namespace_name) const {
-  if (!namespace_name.empty()) {
-    if (absl::Status valid = ValidateNamespaceName(namespace_name); !valid.ok()) {
-      return ValidationError(valid);
-    }
-  }
-  DISCOVERY_ASSIGN_OR_RETURN(std::shared_ptr<const readmodel::Placed> placed, Loaded());
+  DISCOVERY_ASSIGN_OR_RETURN(const ServiceRefs listed,
+                             ListServiceRefs(namespace_name, Listed::kInvalid));
   std::vector<InvalidService> invalid;
-  for (const auto& [key, record] : placed->snapshot().invalid) {
-    if (record.service != nullptr &&
-        (namespace_name.empty() || record.service->namespace_name == namespace_name)) {
-      invalid.push_back({.service = *record.service, .reason = record.reason});
-    }
+  invalid.reserve(listed.refs.size());
+  for (const ServiceRef& ref : listed.refs) {
+    invalid.push_back({.service = ref.Copy(), .reason = *ref.invalid_reason});
   }
-  // Keys sort by namespace, then id, except where one namespace name is a prefix of another.
-  std::sort(invalid.begin(), invalid.end(), [](const InvalidService& a, const InvalidService& b) {
-    return std::tie(a.service.namespace_name, a.service.id) <
-           std::tie(b.service.namespace_name, b.service.id);
-  });
   return invalid;
 }
 

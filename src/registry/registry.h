@@ -45,6 +45,27 @@ using ServiceCounts = std::map<std::pair<std::string, std::string>, int64_t>;
 // Invalid stored records per (kind, namespace), see repo::InvalidRecordCounts.
 using InvalidCounts = std::map<std::pair<std::string, std::string>, int64_t>;
 
+// A service of one snapshot by reference: for a caller that looks at many services and copies
+// only some (a page of a sorted list).
+struct ServiceRef {
+  const Service* service = nullptr;
+  // Its effective servers; nullptr for a record that cannot be served.
+  const std::vector<std::string>* servers = nullptr;
+  // Why the record cannot be served; nullptr for a served service.
+  const std::string* invalid_reason = nullptr;
+  // The expiry in force when it is not the record's (a service renewed in place).
+  std::optional<absl::Time> expires;
+
+  // The service as ListServices (or ListInvalidServices) answers it.
+  Service Copy() const;
+};
+
+// ServiceRefs into the snapshot they keep alive.
+struct ServiceRefs {
+  std::shared_ptr<const readmodel::Placed> placed;
+  std::vector<ServiceRef> refs;
+};
+
 struct RegistryOptions {
   // The placement this process was configured with. When set, Initialize() stores it if the
   // store holds something else; when unset, the stored settings apply and the defaults are
@@ -186,6 +207,10 @@ class Registry {
   // by namespace and id, with the reason (see repo::Snapshot::invalid).
   absl::StatusOr<std::vector<InvalidService>> ListInvalidServices(
       std::string_view namespace_name) const;
+  enum class Listed { kServed, kInvalid, kBoth };
+  // ListServices, ListInvalidServices or both (served first) by reference, without copying a
+  // service: the same services in the same order, with the same errors.
+  absl::StatusOr<ServiceRefs> ListServiceRefs(std::string_view namespace_name, Listed listed) const;
 
   // The target groups of the services of `namespace_name` placed on `server`. `config` is
   // "standard", "blackbox" or "" for the namespace's own export config (disabled gives none).
@@ -212,10 +237,9 @@ class Registry {
   absl::StatusOr<Selection> Select(std::string_view server, std::string_view namespace_name,
                                    std::string_view config) const;
   absl::StatusOr<std::shared_ptr<const readmodel::Placed>> Loaded() const;
-  // `services` (of `snapshot`) with the expiry in force of those renewed in place, and without
+  // Sets the expiry in force of the served services of `refs` renewed in place, and drops
   // those that have expired but are not deleted yet.
-  std::vector<Service> WithCurrentDeadlines(const repo::Snapshot& snapshot,
-                                            std::vector<Service> services) const;
+  void SetCurrentDeadlines(ServiceRefs& listed) const;
   void OnSnapshot(const std::shared_ptr<const repo::Snapshot>& snapshot);
   // Waits for the view to show a committed write; a timeout is logged, not an error, because
   // the write itself succeeded.

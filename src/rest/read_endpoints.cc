@@ -147,16 +147,14 @@ http::Response ListServices(const Call& call) {
     return ErrorResponse(absl::InvalidArgumentError(
         fmt::format("invalid limit {}: want 1 to {}", *limit, kMaxPageLimit)));
   }
-  absl::StatusOr<std::vector<api::ListedService>> rows = call.dispatcher.Dispatch(
+  absl::StatusOr<api::ServiceListing> rows = call.dispatcher.Dispatch(
       stream_method, Caller(call), request, &api::Handlers::ListServiceStream);
   if (!rows.ok()) {
     return ErrorResponse(rows.status());
   }
   pb::ListServiceResponse page;
-  const size_t first = std::min(static_cast<size_t>(*offset), rows->size());
-  const size_t last = std::min(first + static_cast<size_t>(*limit), rows->size());
-  for (size_t i = first; i < last; ++i) {
-    api::ListedService& row = (*rows)[i];
+  const auto first = static_cast<size_t>(*offset);
+  for (api::ListedService& row : rows->Rows(first, first + static_cast<size_t>(*limit))) {
     if (row.invalid_reason.empty()) {
       *page.add_services() = api::ToProto(row.service);
     } else {

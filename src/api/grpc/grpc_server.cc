@@ -4,6 +4,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -383,9 +384,10 @@ class ServerService final : public pb::ServerAPI::CallbackService {
   CallQueue& calls_;
 };
 
-// ServiceAPI/ListServiceStream: the rows are listed on a worker like any call's answer, then
-// written a message at a time as the client reads, each message converted to proto only when its
-// turn comes, so the answer is held once (as rows) and never as one message of any size.
+// ServiceAPI/ListServiceStream: the rows are listed (by reference into one snapshot) and ordered
+// on a worker like any call's answer, then written a message at a time as the client reads, each
+// message's services copied and converted to proto only when its turn comes, so the answer is
+// never held whole, neither as copies nor as one message of any size.
 class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceStreamResponse> {
  public:
   // Rows per message: a few hundred KiB of typical services, far below the 4 MiB every gRPC
@@ -402,6 +404,7 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
           DISCOVERY_ASSIGN_OR_RETURN(
               rows_, dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request,
                                          &api::Handlers::ListServiceStream));
+          rows_->OrderAll();
           return absl::OkStatus();
         },
         [this](const absl::Status& status) {
@@ -426,27 +429,28 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
  private:
   // Writes the next message, the first one (with the total) even for an empty list.
   void WriteNext() {
-    if (next_ == rows_.size() && started_) {
+    if (next_ == rows_->size() && started_) {
       Finish(grpc::Status::OK);
       return;
     }
     message_.Clear();
     if (!started_) {
-      message_.set_total(rows_.size());
+      message_.set_total(rows_->size());
       started_ = true;
     }
-    const size_t end = std::min(rows_.size(), next_ + kRowsPerMessage);
-    message_.mutable_services()->Reserve(static_cast<int>(end - next_));
-    for (; next_ < end; ++next_) {
+    std::vector<api::ListedService> rows = rows_->Rows(next_, next_ + kRowsPerMessage);
+    next_ += rows.size();
+    message_.mutable_services()->Reserve(static_cast<int>(rows.size()));
+    for (api::ListedService& listed : rows) {
       pb::ListedService* row = message_.add_services();
-      *row->mutable_service() = api::ToProto(rows_[next_].service);
-      row->set_invalid_reason(std::move(rows_[next_].invalid_reason));
-      rows_[next_] = {};  // sent: its memory goes back now rather than at the end
+      *row->mutable_service() = api::ToProto(listed.service);
+      row->set_invalid_reason(std::move(listed.invalid_reason));
     }
     StartWrite(&message_);
   }
 
-  std::vector<api::ListedService> rows_;
+  // Set on the worker before the first write; a row is copied when its message is written.
+  std::optional<api::ServiceListing> rows_;
   size_t next_ = 0;                        // the first row not yet written
   bool started_ = false;                   // the first message (with the total) is written
   pb::ListServiceStreamResponse message_;  // being written; alive until OnWriteDone
