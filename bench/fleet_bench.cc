@@ -16,6 +16,10 @@
 //                                          and while 5,000 registrations/s are written into
 //                                          another namespace (into_served:0) or into the served
 //                                          one (into_served:1), in alternating windows;
+//   BM_ExporterUpdateVsFromScratch         the file_sd exporter's work for one registration
+//                                          into a namespace of N on one server: its incremental
+//                                          renderer vs rendering every file anew, and vs writing
+//                                          the same file alone;
 //   BM_LoadReadyMemoryAndJoin              a real discoveryd started on a store of N services:
 //                                          time until ready vs a plain range read of the whole
 //                                          prefix, RSS per service (vs the same binary on an
@@ -45,11 +49,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -63,7 +69,10 @@
 #include "percentile.h"
 #include "registration_load.h"
 
+#include "exporter/file_sd.h"
+#include "exporter/file_sd_directory.h"
 #include "model/model.h"
+#include "readmodel/placed.h"
 #include "repo/repo.h"
 #include "server/server_config.h"
 #include "store/embedded/embedded_store.h"
@@ -422,6 +431,105 @@ BENCHMARK(BM_HttpSdLatencyUnderWrites)
     ->Arg(1)
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
+
+// The file_sd exporter after one registration into a namespace of N services that one server
+// scrapes (its file holds all N targets): the exporter's incremental renderer (FileSdRenderer,
+// only the changed groups rendered, only their file joined again) vs rendering every file anew
+// (DesiredFiles, what the exporter did before), and vs the floor of writing the same bytes to
+// the file alone. Each side places and renders the same changes and writes its own directory.
+void BM_ExporterUpdateVsFromScratch(benchmark::State& state) {
+  const int services = Services();
+  constexpr int kChanges = 10;
+  for (auto _ : state) {
+    const std::filesystem::path root =
+        std::filesystem::temp_directory_path() / fmt::format("discovery_fleet_export_{}", getpid());
+    std::filesystem::remove_all(root);
+    auto initial = std::make_shared<repo::Snapshot>();
+    initial->servers["p0"] = Server{.name = "p0"};
+    initial->namespaces["fleet"] = Namespace{.name = "fleet"};
+    std::vector<std::pair<std::string_view, repo::ServicePtr>> entries;
+    for (int i = 0; i < services; ++i) {
+      entries.emplace_back("", std::make_shared<const Service>(bench::MakeService("fleet", i)));
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.second->id < b.second->id; });
+    for (auto& [id, service] : entries) {
+      id = service->id;
+    }
+    initial->services["fleet"] = repo::ServiceMap::FromSorted(std::move(entries));
+    // One side: `render` turns each placement into files, written to `directory`. Seconds per
+    // change, and the bytes of the last file written.
+    const auto run = [&](const std::string& directory,
+                         const std::function<exporter::FileSet(const readmodel::Placed&)>& render,
+                         size_t* bytes) -> double {
+      absl::StatusOr<std::unique_ptr<exporter::FileSdDirectory>> files =
+          exporter::FileSdDirectory::Open(root / directory);
+      if (!files.ok()) {
+        return -1;
+      }
+      std::shared_ptr<const repo::Snapshot> snapshot = initial;
+      std::shared_ptr<const readmodel::Placed> placed =
+          readmodel::Placed::Compute(snapshot, nullptr, {});
+      if (!(*files)->Apply(render(*placed)).ok()) {
+        return -1;
+      }
+      const absl::Time start = absl::Now();
+      for (int i = 0; i < kChanges; ++i) {
+        auto next = std::make_shared<repo::Snapshot>(*snapshot);
+        auto service = std::make_shared<const Service>(bench::MakeService("fleet", services + i));
+        next->services["fleet"] =
+            next->services["fleet"].Insert(std::string_view{service->id}, service);
+        snapshot = next;
+        placed = readmodel::Placed::Compute(snapshot, placed.get(), {});
+        const exporter::FileSet rendered = render(*placed);
+        if (!(*files)->Apply(rendered).ok() || rendered.empty()) {
+          return -1;
+        }
+        *bytes = rendered.begin()->second.text().size();
+      }
+      return absl::ToDoubleSeconds(absl::Now() - start) / kChanges;
+    };
+    exporter::FileSdRenderer renderer;
+    std::vector<std::string> problems;
+    size_t bytes = 0;
+    const double incremental = run(
+        "incremental",
+        [&](const readmodel::Placed& placed) { return renderer.Update(placed, "p0", &problems); },
+        &bytes);
+    const double from_scratch = run(
+        "from_scratch",
+        [&](const readmodel::Placed& placed) {
+          return exporter::DesiredFiles(placed, "p0", &problems);
+        },
+        &bytes);
+    // The floor: the same file's bytes, a new copy per change (as any change makes one), written.
+    exporter::FileSdRenderer copied;
+    const double write_only = run(
+        "write_only",
+        [&](const readmodel::Placed& placed) {
+          exporter::FileSet files;
+          for (const auto& [path, content] : copied.Update(placed, "p0", &problems)) {
+            files.emplace(path, std::string(content.text()));
+          }
+          return files;
+        },
+        &bytes);
+    std::error_code ignored;
+    std::filesystem::remove_all(root, ignored);
+    if (incremental < 0 || from_scratch < 0 || write_only < 0 || !problems.empty()) {
+      state.SkipWithError("rendering or writing the files failed");
+      return;
+    }
+    state.counters["services"] = services;
+    state.counters["file_MB"] = static_cast<double>(bytes) / 1e6;
+    state.counters["incremental_ms"] = incremental * 1e3;
+    state.counters["from_scratch_ms"] = from_scratch * 1e3;
+    state.counters["write_only_ms"] = write_only * 1e3;
+    state.counters["from_scratch_vs_incremental"] = from_scratch / incremental;
+    state.counters["incremental_vs_write_only"] = incremental / write_only;
+  }
+}
+BENCHMARK(BM_ExporterUpdateVsFromScratch)->Iterations(1)->Unit(benchmark::kSecond);
 
 // A real discoveryd process on `data_dir`, for what only a process of its own can show (its
 // start-up time and resident memory).

@@ -116,17 +116,22 @@ absl::Status Exporter::Sync(const std::shared_ptr<const repo::Snapshot>& snapsho
       readmodel::Placed::Compute(snapshot, placed_.get(), options_.fallback_placement);
   FileSet files;
   std::vector<std::string> problems;
-  if (snapshot->servers.contains(options_.server)) {
-    server_missing_logged_ = false;
-    files = DesiredFiles(*placed, options_.server, &problems);
-  } else if (!server_missing_logged_) {
-    server_missing_logged_ = true;
-    LogWarn("server is no longer registered; removing its files", {{"server", options_.server}});
-  }
-  ReportLeftOut(*snapshot, problems);
   if (resync) {
+    // Everything is rendered and compared with what is on disk again.
+    renderer_.Reset();
     directory_->ResetCache();
   }
+  if (snapshot->servers.contains(options_.server)) {
+    server_missing_logged_ = false;
+    files = renderer_.Update(*placed, options_.server, &problems);
+  } else {
+    renderer_.Reset();
+    if (!server_missing_logged_) {
+      server_missing_logged_ = true;
+      LogWarn("server is no longer registered; removing its files", {{"server", options_.server}});
+    }
+  }
+  ReportLeftOut(*snapshot, problems);
   placed_ = std::move(placed);
   absl::StatusOr<ApplyResult> applied = directory_->Apply(files);
   if (!applied.ok()) {

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
+#include "exporter/file_sd.h"
 #include "exporter/file_sd_directory.h"
 #include "metrics/metrics.h"
 #include "placement/placement.h"
@@ -84,6 +85,7 @@ class Exporter {
   const std::unique_ptr<FileSdDirectory> directory_;
   // Loop thread only (and Start before the thread exists).
   std::shared_ptr<const readmodel::Placed> placed_;
+  FileSdRenderer renderer_;  // the files of placed_, on the loop thread
   bool server_missing_logged_ = false;
   std::set<std::string> left_out_;  // what the last sync left out, as ReportLeftOut saw it
 

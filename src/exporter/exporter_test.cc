@@ -1,14 +1,17 @@
 #include "exporter/exporter.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -44,8 +47,8 @@ class ExporterTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(stack_, testing::ApiStack::Create({.initialize_timeout = kWait}));
     store_ = &stack_->store();
     registry_ = &stack_->registry();
-    char pattern[] = "/tmp/exporter-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
+    std::string pattern = "/tmp/exporter-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
   }
   void TearDown() override {
@@ -300,7 +303,7 @@ TEST(DesiredFilesTest, LeavesOutFilesThatCannotBeNamed) {
     repo::ServiceMap services;
     for (const Service& s : {service, broken}) {
       auto shared = std::make_shared<const Service>(s);
-      services = services.Insert(std::string_view(shared->id), shared);
+      services = services.Insert(std::string_view{shared->id}, shared);
     }
     snapshot->services[ns] = std::move(services);
   }
@@ -309,10 +312,85 @@ TEST(DesiredFilesTest, LeavesOutFilesThatCannotBeNamed) {
   const FileSet files = DesiredFiles(*placed, "p1", &problems);
   ASSERT_EQ(files.size(), 1U);
   EXPECT_EQ(files.begin()->first, "default/node.json");
-  EXPECT_THAT(files.begin()->second, HasSubstr("h1:9100"));
+  EXPECT_THAT(files.begin()->second.text(), HasSubstr("h1:9100"));
   ASSERT_EQ(problems.size(), 2U);
   EXPECT_THAT(problems, ::testing::Contains(HasSubstr("invalid endpoint \"localhost:9100\"")));
   EXPECT_THAT(problems, ::testing::Contains(HasSubstr("longer than 255 bytes")));
+}
+
+// FileSdRenderer renders only what changed from one placement to the next: after every step of
+// random registrations, changes, removals, export settings, servers joining and leaving and
+// namespaces going, its files and problems must be exactly those rendered from scratch.
+TEST(FileSdRendererTest, EveryUpdateEqualsTheFilesRenderedFromScratch) {
+  const std::vector<std::string> namespaces = {"a", "b", std::string(300, 'n')};
+  // "bad job" cannot be a file name; localhost:9100 does not parse as an endpoint.
+  const std::vector<std::string> jobs = {"node", "app", "bad job"};
+  const std::vector<ExportConfig> configs = {ExportConfig::kStandard, ExportConfig::kBlackbox,
+                                             ExportConfig::kDisabled};
+  for (const uint32_t seed : {1U, 2U, 3U, 4U}) {
+    SCOPED_TRACE(seed);
+    std::mt19937 random(seed);
+    const auto pick = [&random](size_t n) {
+      return std::uniform_int_distribution<size_t>(0, n - 1)(random);
+    };
+    auto snapshot = std::make_shared<repo::Snapshot>();
+    snapshot->servers["p1"] = Server{.name = "p1"};
+    for (const std::string& ns : namespaces) {
+      snapshot->namespaces[ns] = Namespace{.name = ns};
+    }
+    std::shared_ptr<const readmodel::Placed> placed;
+    FileSdRenderer renderer;
+    for (int step = 0; step < 300; ++step) {
+      auto next = std::make_shared<repo::Snapshot>(*snapshot);
+      const std::string& ns = namespaces[pick(namespaces.size())];
+      switch (pick(10)) {
+        case 0:  // the namespace's export setting
+          next->namespaces[ns].export_config = configs[pick(configs.size())];
+          break;
+        case 1:  // a second server joins or leaves: services move
+          if (next->servers.contains("p2")) {
+            next->servers.erase("p2");
+          } else {
+            next->servers["p2"] = Server{.name = "p2"};
+          }
+          break;
+        case 2:  // a service goes
+          if (const repo::ServiceMap* services = next->ServicesIn(ns);
+              services != nullptr && !services->empty()) {
+            std::vector<std::string> ids;
+            services->ForEach(
+                [&ids](std::string_view id, const repo::ServicePtr&) { ids.emplace_back(id); });
+            repo::ServiceMap left = services->Erase(ids[pick(ids.size())]);
+            if (left.empty()) {
+              next->services.erase(ns);
+            } else {
+              next->services[ns] = std::move(left);
+            }
+          }
+          break;
+        default: {  // a service comes, or comes again with another job or labels
+          const size_t host = pick(12);
+          Service service{.name = jobs[pick(jobs.size())],
+                          .namespace_name = ns,
+                          .endpoint = host == 0 ? "localhost:9100"
+                                                : fmt::format("http://h{}:9100/metrics", host),
+                          .labels = {{"team", fmt::format("t{}", pick(3))}}};
+          service.id = ServiceId(service.endpoint);
+          auto shared = std::make_shared<const Service>(std::move(service));
+          next->services[ns] = next->services[ns].Insert(std::string_view{shared->id}, shared);
+          break;
+        }
+      }
+      snapshot = next;
+      placed = readmodel::Placed::Compute(snapshot, placed.get(), {});
+      std::vector<std::string> expected_problems;
+      const FileSet expected = DesiredFiles(*placed, "p1", &expected_problems);
+      std::vector<std::string> problems;
+      const FileSet files = renderer.Update(*placed, "p1", &problems);
+      ASSERT_EQ(files, expected) << "step " << step;
+      ASSERT_EQ(problems, expected_problems) << "step " << step;
+    }
+  }
 }
 
 }  // namespace

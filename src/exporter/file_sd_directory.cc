@@ -333,7 +333,7 @@ absl::StatusOr<ApplyResult> FileSdDirectory::Apply(const FileSet& files) {
         cached = cache_.emplace(entry.first, *std::move(on_disk)).first;
       }
     }
-    if (cached == cache_.end() || cached->second != entry.second) {
+    if (cached == cache_.end() || !(cached->second == entry.second)) {
       to_write.push_back(&entry);
     }
   }
@@ -365,7 +365,7 @@ absl::StatusOr<ApplyResult> FileSdDirectory::Apply(const FileSet& files) {
       if (*created) {
         unsynced_directories.insert(root_);
       }
-      status = WriteAtomically(directory, FileNameOf(path), entry->second,
+      status = WriteAtomically(directory, FileNameOf(path), entry->second.text(),
                                /*sync_directory=*/false);
     }
     if (!status.ok()) {

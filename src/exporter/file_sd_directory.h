@@ -14,14 +14,33 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace discovery::exporter {
 
+// A file's content, shared by whoever made it and the directory that wrote it, so that a file
+// handed to Apply unchanged is neither copied nor compared byte by byte again.
+class FileContent {
+ public:
+  // NOLINTNEXTLINE(google-explicit-constructor): a FileSet is written with plain strings
+  FileContent(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}
+  // NOLINTNEXTLINE(google-explicit-constructor): a FileSet is written with plain strings
+  FileContent(const char* text) : FileContent(std::string(text)) {}
+
+  const std::string& text() const { return *text_; }
+  friend bool operator==(const FileContent& a, const FileContent& b) {
+    return a.text_ == b.text_ || *a.text_ == *b.text_;
+  }
+
+ private:
+  std::shared_ptr<const std::string> text_;  // never null
+};
+
 // Relative path "<namespace>/<job>.json" -> file content.
-using FileSet = std::map<std::string, std::string, std::less<>>;
+using FileSet = std::map<std::string, FileContent, std::less<>>;
 
 struct ApplyResult {
   int written = 0;  // files created or replaced
@@ -119,7 +138,7 @@ class FileSdDirectory {
   std::set<std::string> manifest_;
   // Relative path -> content known to be on disk. A path is missing when it has not been looked at
   // yet or when its last write failed (it is "dirty").
-  std::map<std::string, std::string, std::less<>> cache_;
+  std::map<std::string, FileContent, std::less<>> cache_;
   std::uint64_t temp_counter_ = 0;
 };
 
