@@ -100,6 +100,13 @@ pb::RegisterServiceResponse RegisterServiceResponseOf(const Service& service) {
   return response;
 }
 
+// A row as ListServiceStream and ListService answer it: the service copied with its servers and
+// the deadline in force.
+ListedService Listed(const registry::ServiceRef& ref) {
+  return {.service = ref.Copy(),
+          .invalid_reason = ref.invalid_reason != nullptr ? *ref.invalid_reason : ""};
+}
+
 }  // namespace
 
 absl::StatusOr<pb::RegisterServiceResponse> Handlers::RegisterService(
@@ -181,14 +188,18 @@ absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
       registry_.ListServiceRefs(request.namespace_(), registry::Registry::Listed::kBoth));
   pb::ListServiceResponse response;
   for (const registry::ServiceRef& ref : listed.refs) {
-    if (ref.invalid_reason == nullptr) {
-      *response.add_services() = ToProto(ref.Copy());
-    } else {
-      *response.add_invalid_services() =
-          ToProto(InvalidService{.service = ref.Copy(), .reason = *ref.invalid_reason});
-    }
+    AddTo(response, Listed(ref));
   }
   return response;
+}
+
+void AddTo(pb::ListServiceResponse& response, ListedService row) {
+  if (row.invalid_reason.empty()) {
+    *response.add_services() = ToProto(row.service);
+  } else {
+    *response.add_invalid_services() = ToProto(
+        InvalidService{.service = std::move(row.service), .reason = std::move(row.invalid_reason)});
+  }
 }
 
 ServiceListing::ServiceListing(registry::ServiceRefs rows, Order order)
@@ -238,9 +249,7 @@ std::vector<ListedService> ServiceListing::Rows(size_t begin, size_t end) {
   }
   rows.reserve(end - begin);
   for (auto it = first; it != last; ++it) {
-    const registry::ServiceRef& ref = rows_.refs[*it];
-    rows.push_back({.service = ref.Copy(),
-                    .invalid_reason = ref.invalid_reason != nullptr ? *ref.invalid_reason : ""});
+    rows.push_back(Listed(rows_.refs[*it]));
   }
   return rows;
 }
@@ -270,12 +279,10 @@ absl::StatusOr<ServiceListing> Handlers::ListServiceStream(
     }
     labels = *std::move(parsed);
   }
-  const std::vector<std::string> no_servers;
   const auto keep = [&](const registry::ServiceRef& ref) {
     const Service& service = *ref.service;
     return name.Matches(service.name) && endpoint.Matches(service.endpoint) &&
-           server.MatchesAny(ref.servers != nullptr ? *ref.servers : no_servers) &&
-           (!labels || labels->Matches(service.labels));
+           server.MatchesAny(*ref.servers) && (!labels || labels->Matches(service.labels));
   };
   DISCOVERY_ASSIGN_OR_RETURN(
       registry::ServiceRefs listed,

@@ -39,6 +39,10 @@ struct ListedService {
   std::string invalid_reason;  // "" for a served service
 };
 
+// Appends `row` to a ListService answer: to its services, or to its invalid services with the
+// reason.
+void AddTo(pb::ListServiceResponse& response, ListedService row);
+
 // The rows of ServiceAPI/ListServiceStream's answer, filtered, by reference into the snapshot
 // they were listed from: a row is copied only when asked for, and only the rows asked for are
 // put in order, so that a page of a list of a million costs O(n) instead of O(n log n) and a

@@ -12,6 +12,22 @@
 #include "targetgroup/targetgroup.h"
 
 namespace discovery::exporter {
+namespace {
+
+// The path of the file of `job` in namespace `ns`, or the problem that leaves its `services` out
+// when that is no valid file name (the view sets services over the name limits aside; a
+// namespace record written by another tool is not checked there): it costs only its own file.
+absl::StatusOr<std::string> JobFile(std::string_view ns, std::string_view job, size_t services) {
+  std::string path = fmt::format("{}/{}.json", ns, job);
+  if (absl::Status valid = ValidateFileSdPath(path); !valid.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{} service(s) of job {:.64} in namespace {:.64} left out: {}", services, job,
+                    ns, valid.message()));
+  }
+  return path;
+}
+
+}  // namespace
 
 FileSet DesiredFiles(const readmodel::Placed& placed, std::string_view server,
                      std::vector<std::string>* problems) {
@@ -30,13 +46,9 @@ FileSet DesiredFiles(const readmodel::Placed& placed, std::string_view server,
       jobs[entry->service->name].push_back(entry->service.get());
     });
     for (const auto& [job, services] : jobs) {
-      std::string path = fmt::format("{}/{}.json", name, job);
-      // A name that cannot be a file name (the view sets services over the name limits aside;
-      // a namespace record written by another tool is not checked there) costs only its file.
-      if (absl::Status valid = ValidateFileSdPath(path); !valid.ok()) {
-        problems->push_back(
-            fmt::format("{} service(s) of job {:.64} in namespace {:.64} left out: {}",
-                        services.size(), job, name, valid.message()));
+      absl::StatusOr<std::string> path = JobFile(name, job, services.size());
+      if (!path.ok()) {
+        problems->emplace_back(path.status().message());
         continue;
       }
       std::vector<absl::Status> skipped;
@@ -46,7 +58,7 @@ FileSet DesiredFiles(const readmodel::Placed& placed, std::string_view server,
         problems->push_back(std::string{status.message()});
       }
       if (!groups.empty()) {
-        files.emplace(std::move(path), targetgroup::ToFileSdJson(groups));
+        files.emplace(*std::move(path), targetgroup::ToFileSdJson(groups));
       }
     }
   }
@@ -127,11 +139,10 @@ FileSet FileSdRenderer::Update(const readmodel::Placed& placed, std::string_view
       state.slice = slice;
     }
     for (auto& [job_name, job] : state.jobs) {
-      std::string path = fmt::format("{}/{}.json", name, job_name);
-      if (absl::Status valid = ValidateFileSdPath(path); !valid.ok()) {
-        problems->push_back(
-            fmt::format("{} service(s) of job {:.64} in namespace {:.64} left out: {}",
-                        job.groups.size() + job.skipped.size(), job_name, name, valid.message()));
+      absl::StatusOr<std::string> path =
+          JobFile(name, job_name, job.groups.size() + job.skipped.size());
+      if (!path.ok()) {
+        problems->emplace_back(path.status().message());
         continue;
       }
       for (const auto& [id, reason] : job.skipped) {
@@ -154,7 +165,7 @@ FileSet FileSdRenderer::Update(const readmodel::Placed& placed, std::string_view
         job.content.emplace(std::move(content));
       }
       // Shared: a file that did not change costs the directory no comparison.
-      files.emplace(std::move(path), *job.content);
+      files.emplace(*std::move(path), *job.content);
     }
     rendered.emplace(name, std::move(state));
   }

@@ -20,6 +20,8 @@ namespace discovery::exporter {
 // be written is left out and described in `problems`, so that one bad record costs at most its
 // own job's file and never the others: a service whose stored endpoint does not parse, and a
 // job whose "<namespace>/<job>.json" is no valid file name (exporter::ValidateFileSdPath).
+// Renders everything: the definition FileSdRenderer (what the exporter uses) is checked against,
+// and the from-scratch side of BM_ExporterUpdateVsFromScratch.
 FileSet DesiredFiles(const readmodel::Placed& placed, std::string_view server,
                      std::vector<std::string>* problems);
 

@@ -839,14 +839,17 @@ absl::StatusOr<KeepAliveResult> Registry::KeepAlive(
 
 Service ServiceRef::Copy() const {
   Service copy = *service;
-  if (servers != nullptr) {
-    copy.servers = *servers;
-  }
+  copy.servers = *servers;
   if (expires.has_value()) {
     copy.expires = *expires;
   }
   return copy;
 }
+
+namespace {
+// The servers of a record that cannot be served.
+const std::vector<std::string> kNoServers;
+}  // namespace
 
 absl::StatusOr<ServiceRefs> Registry::ListServiceRefs(std::string_view namespace_name,
                                                       Listed listed) const {
@@ -880,7 +883,9 @@ absl::StatusOr<ServiceRefs> Registry::ListServiceRefs(std::string_view namespace
     for (const auto& [key, record] : snapshot.invalid) {
       if (record.service != nullptr &&
           (namespace_name.empty() || record.service->namespace_name == namespace_name)) {
-        refs.push_back({.service = record.service.get(), .invalid_reason = &record.reason});
+        refs.push_back({.service = record.service.get(),
+                        .servers = &kNoServers,
+                        .invalid_reason = &record.reason});
       }
     }
     // Keys sort by namespace, then id, except where one namespace name is a prefix of another.

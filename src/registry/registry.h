@@ -49,7 +49,7 @@ using InvalidCounts = std::map<std::pair<std::string, std::string>, int64_t>;
 // only some (a page of a sorted list).
 struct ServiceRef {
   const Service* service = nullptr;
-  // Its effective servers; nullptr for a record that cannot be served.
+  // Its effective servers; none for a record that cannot be served. Never null.
   const std::vector<std::string>* servers = nullptr;
   // Why the record cannot be served; nullptr for a served service.
   const std::string* invalid_reason = nullptr;

@@ -14,7 +14,6 @@
 #include "absl/strings/numbers.h"
 #include "fmt/format.h"
 
-#include "api/convert.h"
 #include "api/handlers.h"
 #include "common/format.h"
 #include "common/status_macros.h"
@@ -155,12 +154,7 @@ http::Response ListServices(const Call& call) {
   pb::ListServiceResponse page;
   const auto first = static_cast<size_t>(*offset);
   for (api::ListedService& row : rows->Rows(first, first + static_cast<size_t>(*limit))) {
-    if (row.invalid_reason.empty()) {
-      *page.add_services() = api::ToProto(row.service);
-    } else {
-      *page.add_invalid_services() = api::ToProto(InvalidService{
-          .service = std::move(row.service), .reason = std::move(row.invalid_reason)});
-    }
+    api::AddTo(page, std::move(row));
   }
   absl::StatusOr<std::string> json = MessageToJson(page);
   if (!json.ok()) {

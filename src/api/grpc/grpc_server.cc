@@ -402,9 +402,9 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
         [this, context, request](api::Dispatcher& dispatcher, std::string_view full_method) {
           const std::string peer = context->peer();
           DISCOVERY_ASSIGN_OR_RETURN(
-              rows_, dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request,
-                                         &api::Handlers::ListServiceStream));
-          rows_->OrderAll();
+              listing_, dispatcher.Dispatch(full_method, CallerOf(*context, peer), *request,
+                                            &api::Handlers::ListServiceStream));
+          listing_->OrderAll();
           return absl::OkStatus();
         },
         [this](const absl::Status& status) {
@@ -429,16 +429,16 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
  private:
   // Writes the next message, the first one (with the total) even for an empty list.
   void WriteNext() {
-    if (next_ == rows_->size() && started_) {
+    if (next_ == listing_->size() && started_) {
       Finish(grpc::Status::OK);
       return;
     }
     message_.Clear();
     if (!started_) {
-      message_.set_total(rows_->size());
+      message_.set_total(listing_->size());
       started_ = true;
     }
-    std::vector<api::ListedService> rows = rows_->Rows(next_, next_ + kRowsPerMessage);
+    std::vector<api::ListedService> rows = listing_->Rows(next_, next_ + kRowsPerMessage);
     next_ += rows.size();
     message_.mutable_services()->Reserve(static_cast<int>(rows.size()));
     for (api::ListedService& listed : rows) {
@@ -450,7 +450,7 @@ class ServiceListWriter final : public grpc::ServerWriteReactor<pb::ListServiceS
   }
 
   // Set on the worker before the first write; a row is copied when its message is written.
-  std::optional<api::ServiceListing> rows_;
+  std::optional<api::ServiceListing> listing_;
   size_t next_ = 0;                        // the first row not yet written
   bool started_ = false;                   // the first message (with the total) is written
   pb::ListServiceStreamResponse message_;  // being written; alive until OnWriteDone
