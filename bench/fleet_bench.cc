@@ -25,11 +25,11 @@
 //                                          prefix, RSS per service (vs the same binary on an
 //                                          empty store), the time from a server join until
 //                                          every http_sd answer reflects it, a REST page of
-//                                          1,000 rows from the middle of the list (time and
-//                                          growth of peak RSS), and from
-//                                          unregistering the namespace of the N until its answer
-//                                          and until every http_sd answer is empty (embedded
-//                                          store; the etcd store too when
+//                                          1,000 rows from the middle of the list and the
+//                                          whole list unpaged (time and growth of peak RSS
+//                                          each), and from unregistering the namespace of the
+//                                          N until its answer and until every http_sd answer
+//                                          is empty (embedded store; the etcd store too when
 //                                          DISCOVERY_BENCH_ETCD_ENDPOINTS is set).
 // N is 100,000 by default (what CI's smoke run uses); DISCOVERY_BENCH_SERVICES=1000000 for the
 // fleet figures of the README. DISCOVERY_BENCH_DAEMON_LOG names a file the logs of the
@@ -761,6 +761,22 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
       return;
     }
     const double page_peak_growth = full.PeakResidentBytes() - peak_before_page;
+    // The whole list, as the original's clients ask for it (no paging): printed a part at a time,
+    // it must not cost memory in proportion to the answer beyond the answer itself.
+    const double peak_before_list = full.PeakResidentBytes();
+    const absl::Time list_start = absl::Now();
+    std::string list;
+    const long list_status = HttpGet(full.Url(fmt::format("/v1/services?namespace={}", kNamespace)),
+                                     &list, authorization);
+    const double list_seconds = absl::ToDoubleSeconds(absl::Now() - list_start);
+    const double list_megabytes = static_cast<double>(list.size()) / (1 << 20);
+    if (list_status != 200 || !list.starts_with(R"({"services":[{)")) {
+      state.SkipWithError(
+          fmt::format("the whole service list: {} {}", list_status, list.substr(0, 200)).c_str());
+      return;
+    }
+    std::string().swap(list);
+    const double list_peak_growth = full.PeakResidentBytes() - peak_before_list;
     // The namespace is unregistered with all its services: until the answer, and until every
     // http_sd answer is empty.
     HttpClient admin(authorization);
@@ -803,6 +819,9 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     state.counters["join_to_all_http_sd_s"] = join_seconds;
     state.counters["rest_page_s"] = page_seconds;
     state.counters["rest_page_peak_rss_growth_MiB"] = page_peak_growth / (1 << 20);
+    state.counters["rest_list_all_s"] = list_seconds;
+    state.counters["rest_list_all_MiB"] = list_megabytes;
+    state.counters["rest_list_all_peak_rss_growth_MiB"] = list_peak_growth / (1 << 20);
     state.counters["unregister_answer_s"] = unregister_answer_seconds;
     state.counters["unregister_to_all_http_sd_s"] = unregister_seconds;
     std::error_code ignored;

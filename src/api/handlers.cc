@@ -181,16 +181,20 @@ absl::StatusOr<pb::KeepAliveResponse> Handlers::KeepAlive(const auth::Principal&
 
 absl::StatusOr<pb::ListServiceResponse> Handlers::ListService(
     const auth::Principal& principal, const pb::ListServiceRequest& request) {
-  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
-  // By reference: each service is copied only while it is converted.
-  DISCOVERY_ASSIGN_OR_RETURN(
-      const registry::ServiceRefs listed,
-      registry_.ListServiceRefs(request.namespace_(), registry::Registry::Listed::kBoth));
+  DISCOVERY_ASSIGN_OR_RETURN(ServiceListing listing, ListServiceRows(principal, request));
   pb::ListServiceResponse response;
-  for (const registry::ServiceRef& ref : listed.refs) {
-    AddTo(response, Listed(ref));
-  }
+  listing.VisitRows(0, listing.size(),
+                    [&response](ListedService row) { AddTo(response, std::move(row)); });
   return response;
+}
+
+absl::StatusOr<ServiceListing> Handlers::ListServiceRows(const auth::Principal& principal,
+                                                         const pb::ListServiceRequest& request) {
+  DISCOVERY_RETURN_IF_ERROR(authorizer_.CanRead(principal));
+  DISCOVERY_ASSIGN_OR_RETURN(
+      registry::ServiceRefs listed,
+      registry_.ListServiceRefs(request.namespace_(), registry::Registry::Listed::kBoth));
+  return ServiceListing(std::move(listed), ServiceListing::Order::kListed);
 }
 
 void AddTo(pb::ListServiceResponse& response, ListedService row) {
@@ -203,7 +207,10 @@ void AddTo(pb::ListServiceResponse& response, ListedService row) {
 }
 
 ServiceListing::ServiceListing(registry::ServiceRefs rows, Order order)
-    : rows_(std::move(rows)), order_(order), order_of_rows_(rows_.refs.size()) {
+    : rows_(std::move(rows)),
+      order_(order),
+      order_of_rows_(rows_.refs.size()),
+      ordered_(order == Order::kListed) {
   std::iota(order_of_rows_.begin(), order_of_rows_.end(), uint32_t{0});
 }
 
@@ -211,6 +218,9 @@ bool ServiceListing::Before(uint32_t a, uint32_t b) const {
   const Service& first = *rows_.refs[a].service;
   const Service& second = *rows_.refs[b].service;
   // The CLI's orders, which it applied itself to the whole list of ListService.
+  if (order_ == Order::kListed) {
+    return a < b;
+  }
   if (order_ == Order::kNewestFirst) {
     if (first.modified != second.modified) {
       return first.modified > second.modified;
@@ -232,10 +242,19 @@ void ServiceListing::OrderAll() {
 }
 
 std::vector<ListedService> ServiceListing::Rows(size_t begin, size_t end) {
-  end = std::min(end, size());
   std::vector<ListedService> rows;
+  if (begin < end && begin < size()) {
+    rows.reserve(std::min(end, size()) - begin);
+  }
+  VisitRows(begin, end, [&rows](ListedService row) { rows.push_back(std::move(row)); });
+  return rows;
+}
+
+void ServiceListing::VisitRows(size_t begin, size_t end,
+                               absl::FunctionRef<void(ListedService)> visit) {
+  end = std::min(end, size());
   if (begin >= end) {
-    return rows;
+    return;
   }
   const auto before = [this](uint32_t a, uint32_t b) { return Before(a, b); };
   const auto first = order_of_rows_.begin() + static_cast<std::ptrdiff_t>(begin);
@@ -247,11 +266,9 @@ std::vector<ListedService> ServiceListing::Rows(size_t begin, size_t end) {
     std::nth_element(first, last - 1, order_of_rows_.end(), before);
     std::sort(first, last, before);
   }
-  rows.reserve(end - begin);
   for (auto it = first; it != last; ++it) {
-    rows.push_back(Listed(rows_.refs[*it]));
+    visit(Listed(rows_.refs[*it]));
   }
-  return rows;
 }
 
 absl::StatusOr<ServiceListing> Handlers::ListServiceStream(

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -49,7 +50,8 @@ void AddTo(pb::ListServiceResponse& response, ListedService row);
 // copy of every service.
 class ServiceListing {
  public:
-  enum class Order { kEndpoint, kNewestFirst };
+  // kListed: as ListService answers, served services by namespace and id, then invalid records.
+  enum class Order { kEndpoint, kNewestFirst, kListed };
 
   ServiceListing(registry::ServiceRefs rows, Order order);
 
@@ -59,6 +61,9 @@ class ServiceListing {
   // The rows [begin, end) of the ordered list (end clamped to size()), copied. Only as many rows
   // as that needs are put in order; the answer is the same as after OrderAll.
   std::vector<ListedService> Rows(size_t begin, size_t end);
+  // The same rows, each copied only for the call of `visit` it is passed to, so that an answer
+  // of all rows never holds a copy of every one.
+  void VisitRows(size_t begin, size_t end, absl::FunctionRef<void(ListedService)> visit);
 
  private:
   // A strict total order: the requested one, then the order listed (served by namespace and id,
@@ -112,6 +117,10 @@ class Handlers {
                                                   const pb::KeepAliveRequest& request);
   absl::StatusOr<pb::ListServiceResponse> ListService(const auth::Principal& principal,
                                                       const pb::ListServiceRequest& request);
+  // ListService's answer as rows by reference, in its order (ServiceListing::Order::kListed):
+  // REST prints them a part at a time instead of building the whole message.
+  absl::StatusOr<ServiceListing> ListServiceRows(const auth::Principal& principal,
+                                                 const pb::ListServiceRequest& request);
   // The rows of ListServiceStream, filtered, to be ordered as requested; the gRPC adapter cuts
   // them into messages as the client reads, REST answers a page. InvalidArgument for a filter
   // that does not compile.

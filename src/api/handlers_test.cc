@@ -281,6 +281,33 @@ TEST_F(HandlersTest, AnyRangeOfAListingIsThatRangeOfTheWholeOrderedList) {
       }
     }
   }
+
+  // ListService's rows, which REST prints a part at a time: the order listed, served by
+  // namespace and id, then invalid; any range of them that range.
+  ASSERT_OK_AND_ASSIGN(const std::vector<Service> served, registry_->ListServices(""));
+  ASSERT_OK_AND_ASSIGN(const std::vector<InvalidService> invalid,
+                       registry_->ListInvalidServices(""));
+  std::vector<Row> listed;
+  for (const Service& service : served) {
+    listed.emplace_back(service.endpoint, service.namespace_name, service.id, "");
+  }
+  for (const InvalidService& record : invalid) {
+    listed.emplace_back(record.service.endpoint, record.service.namespace_name, record.service.id,
+                        record.reason);
+  }
+  ASSERT_EQ(listed.size(), 43U);
+  for (size_t begin = 0; begin <= listed.size(); begin += 7) {
+    const size_t end = begin + 11;
+    ASSERT_OK_AND_ASSIGN(ServiceListing rows, handlers_->ListServiceRows(user_, {}));
+    std::vector<ListedService> visited;
+    rows.VisitRows(begin, end,
+                   [&visited](ListedService row) { visited.push_back(std::move(row)); });
+    EXPECT_EQ(rows_of(visited),
+              std::vector<Row>(
+                  listed.begin() + static_cast<std::ptrdiff_t>(begin),
+                  listed.begin() + static_cast<std::ptrdiff_t>(std::min(end, listed.size()))))
+        << "rows " << begin << " to " << end;
+  }
 }
 
 TEST_F(HandlersTest, TokensCanBeCreatedByAdminsAndInspectedByAnyone) {

@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 
 #include "common/format.h"
+#include "common/status_macros.h"
 
 namespace discovery::rest {
 namespace {
@@ -327,46 +328,91 @@ absl::StatusOr<std::string> MessageToJsonAtOnce(const google::protobuf::Message&
 
 }  // namespace json_internal
 
-// A list answer (every field a repeated message: ListServiceResponse and its like) is printed an
-// element at a time and joined as the whole message would print. Printed at once, a list of a
-// million services (307 MB of JSON) took 42 s and 7 GB of memory beyond the list itself, in the
-// printer's output re-read into a document to put its fields in order.
-absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
-  const Descriptor* descriptor = message.GetDescriptor();
-  bool list = descriptor->field_count() > 0 && !IsWellKnown(descriptor);
-  for (int i = 0; list && i < descriptor->field_count(); ++i) {
-    const FieldDescriptor* field = descriptor->field(i);
-    list = field->is_repeated() && !field->is_map() &&
-           field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+namespace {
+
+// Whether `descriptor` is that of a list answer, which MessageToJson prints an element at a time.
+bool IsListAnswer(const Descriptor& descriptor) {
+  if (descriptor.field_count() == 0 || IsWellKnown(&descriptor)) {
+    return false;
   }
-  if (!list) {
+  for (int i = 0; i < descriptor.field_count(); ++i) {
+    const FieldDescriptor* field = descriptor.field(i);
+    if (!field->is_repeated() || field->is_map() ||
+        field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+ListJsonWriter::ListJsonWriter(const Descriptor& list) : list_(list) {}
+
+void ListJsonWriter::OpenNextField() {
+  if (field_ >= 0) {
+    json_ += "],";
+  }
+  ++field_;
+  json_ += OrderedJson(list_.field(field_)->json_name()).dump();
+  json_ += ":[";
+  field_empty_ = true;
+}
+
+absl::Status ListJsonWriter::Append(const google::protobuf::Message& part) {
+  if (part.GetDescriptor() != &list_) {
+    return absl::InternalError(fmt::format("could not encode the response: a {} in a list of {}",
+                                           part.GetDescriptor()->full_name(), list_.full_name()));
+  }
+  const google::protobuf::Reflection& reflection = *part.GetReflection();
+  for (int i = 0; i < list_.field_count(); ++i) {
+    const FieldDescriptor* field = list_.field(i);
+    const int size = reflection.FieldSize(part, field);
+    if (size == 0) {
+      continue;
+    }
+    if (i < field_) {
+      return absl::InternalError(
+          fmt::format("could not encode the response: elements of {} after those of a later field",
+                      field->name()));
+    }
+    while (field_ < i) {
+      OpenNextField();
+    }
+    for (int j = 0; j < size; ++j) {
+      DISCOVERY_ASSIGN_OR_RETURN(
+          const std::string element,
+          json_internal::MessageToJsonAtOnce(reflection.GetRepeatedMessage(part, field, j)));
+      if (!field_empty_) {
+        json_ += ',';
+      }
+      json_ += element;
+      field_empty_ = false;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ListJsonWriter::Finish() && {
+  while (field_ + 1 < list_.field_count()) {
+    OpenNextField();
+  }
+  json_ += "]}";
+  return std::move(json_);
+}
+
+// A list answer is printed an element at a time and joined as the whole message would print.
+// Printed at once, a list of a million services (307 MB of JSON) took 42 s and 7 GB of memory
+// beyond the list itself, in the printer's output re-read into a document to put its fields in
+// order.
+absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
+  const Descriptor& descriptor = *message.GetDescriptor();
+  if (!IsListAnswer(descriptor)) {
     return json_internal::MessageToJsonAtOnce(message);
   }
-  const google::protobuf::Reflection& reflection = *message.GetReflection();
-  std::string json = "{";
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    const FieldDescriptor* field = descriptor->field(i);
-    if (i > 0) {
-      json += ',';
-    }
-    json += OrderedJson(field->json_name()).dump();
-    json += ":[";
-    const int size = reflection.FieldSize(message, field);
-    for (int j = 0; j < size; ++j) {
-      absl::StatusOr<std::string> element =
-          json_internal::MessageToJsonAtOnce(reflection.GetRepeatedMessage(message, field, j));
-      if (!element.ok()) {
-        return element.status();
-      }
-      if (j > 0) {
-        json += ',';
-      }
-      json += *element;
-    }
-    json += ']';
-  }
-  json += '}';
-  return json;
+  ListJsonWriter writer(descriptor);
+  DISCOVERY_RETURN_IF_ERROR(writer.Append(message));
+  return std::move(writer).Finish();
 }
 
 absl::Status JsonToMessage(std::string_view body, google::protobuf::Message* message) {

@@ -20,6 +20,32 @@ namespace discovery::rest {
 // Thread-safe.
 absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message);
 
+// Prints a list answer (a message whose every field is a repeated message, such as
+// ListServiceResponse) from parts holding some of its elements each, so that an answer of a
+// million services needs neither the whole message nor a copy of every row at once: the parts
+// appended in order print the bytes MessageToJson prints for the message holding all of their
+// elements. A part's elements must not belong to a field declared before one an earlier part
+// had elements in.
+class ListJsonWriter {
+ public:
+  // `list` must be the descriptor of a list answer.
+  explicit ListJsonWriter(const google::protobuf::Descriptor& list);
+
+  // Appends every element of `part` (a message of the writer's type) after those appended so far.
+  absl::Status Append(const google::protobuf::Message& part);
+  // The whole answer, which the writer gives away.
+  std::string Finish() &&;
+
+ private:
+  // Closes the open field and opens the next one.
+  void OpenNextField();
+
+  const google::protobuf::Descriptor& list_;
+  std::string json_ = "{";
+  int field_ = -1;  // the open field, in declaration order; -1 before the first
+  bool field_empty_ = true;
+};
+
 namespace json_internal {
 // MessageToJson printing the whole message at once, as it does for all but list answers (for
 // the test that the two agree).

@@ -108,6 +108,30 @@ bool TakesGzip(const Call& call) {
   return accept.has_value() && compress::AcceptsGzip(*accept);
 }
 
+// ServiceAPI/ListService's answer, printed a part of kPartRows rows at a time from the rows by
+// reference: at a million services the whole message alone took 1.2 GB beyond the registry.
+http::Response AllServices(const Call& call, const std::string& full_method,
+                           const pb::ListServiceRequest& request) {
+  constexpr size_t kPartRows = 1000;
+  absl::StatusOr<api::ServiceListing> rows =
+      call.dispatcher.Dispatch(full_method, Caller(call), request, &api::Handlers::ListServiceRows);
+  if (!rows.ok()) {
+    return ErrorResponse(rows.status());
+  }
+  ListJsonWriter writer(*pb::ListServiceResponse::descriptor());
+  absl::Status printed;
+  for (size_t first = 0; first < rows->size() && printed.ok(); first += kPartRows) {
+    pb::ListServiceResponse part;
+    rows->VisitRows(first, first + kPartRows,
+                    [&part](api::ListedService row) { api::AddTo(part, std::move(row)); });
+    printed = writer.Append(part);
+  }
+  if (!printed.ok()) {
+    return ErrorResponse(printed);
+  }
+  return JsonResponse(std::move(writer).Finish());
+}
+
 }  // namespace
 
 // GET /v1/services. Without any of kPageParams it is ServiceAPI/ListService, unchanged for the
@@ -128,7 +152,7 @@ http::Response ListServices(const Call& call) {
     if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {
       return ErrorResponse(status);
     }
-    return WithListETag(call, Run(call, list_method, request, &api::Handlers::ListService));
+    return WithListETag(call, AllServices(call, list_method, request));
   }
   pb::ListServiceStreamRequest request;
   if (absl::Status status = FillFromUrl(call, &request); !status.ok()) {

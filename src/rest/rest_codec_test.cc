@@ -1,5 +1,6 @@
 // The REST codecs (JSON bodies, URLs, routes, gateway statuses) on their own, and the API
 // under random requests.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -165,6 +166,55 @@ TEST(RestJsonTest, AListIsPrintedAsTheWholeMessageWouldBe) {
   servers.add_servers()->set_name("p1");
   servers.add_servers()->set_name("p2");
   EXPECT_THAT(MessageToJson(servers), IsOkAndHolds(*json_internal::MessageToJsonAtOnce(servers)));
+}
+
+// A list answer printed from parts, as REST prints a list of a million services: every split of
+// its elements into parts prints what the whole message prints.
+TEST(RestJsonTest, AListPrintedFromPartsIsTheWholeMessage) {
+  postfinance::discovery::v1::ListServiceResponse list;
+  for (int i = 0; i < 5; ++i) {
+    postfinance::discovery::v1::Service& service = *list.add_services();
+    service.set_id(absl::StrCat("id", i));
+    (*service.mutable_labels())[absl::StrCat("k", i)] = "v";
+  }
+  for (int i = 0; i < 2; ++i) {
+    list.add_invalid_services()->set_reason(absl::StrCat("bad ", i));
+  }
+  ASSERT_OK_AND_ASSIGN(const std::string whole, json_internal::MessageToJsonAtOnce(list));
+  // The elements in order, each a one-element part; joined into parts of `size`.
+  std::vector<postfinance::discovery::v1::ListServiceResponse> elements;
+  for (const auto& service : list.services()) {
+    *elements.emplace_back().add_services() = service;
+  }
+  for (const auto& invalid : list.invalid_services()) {
+    *elements.emplace_back().add_invalid_services() = invalid;
+  }
+  for (size_t size = 1; size <= elements.size() + 1; ++size) {
+    SCOPED_TRACE(size);
+    ListJsonWriter writer(*pb::ListServiceResponse::descriptor());
+    for (size_t first = 0; first < elements.size(); first += size) {
+      postfinance::discovery::v1::ListServiceResponse part;
+      for (size_t i = first; i < std::min(first + size, elements.size()); ++i) {
+        part.MergeFrom(elements[i]);
+      }
+      ASSERT_THAT(writer.Append(part), IsOk());
+    }
+    EXPECT_EQ(std::move(writer).Finish(), whole);
+  }
+  // Empty parts and none at all.
+  ListJsonWriter empty(*pb::ListServiceResponse::descriptor());
+  ASSERT_THAT(empty.Append(postfinance::discovery::v1::ListServiceResponse()), IsOk());
+  EXPECT_EQ(std::move(empty).Finish(), R"({"services":[],"invalidServices":[]})");
+
+  // Elements of a field after those of a later one, or a part of another type: an error, not
+  // an answer with its fields out of place.
+  ListJsonWriter out_of_order(*pb::ListServiceResponse::descriptor());
+  ASSERT_THAT(out_of_order.Append(elements.back()), IsOk());
+  EXPECT_THAT(out_of_order.Append(elements.front()),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("after those of a later field")));
+  ListJsonWriter other_type(*pb::ListServiceResponse::descriptor());
+  EXPECT_THAT(other_type.Append(postfinance::discovery::v1::ListServerResponse()),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("ListServerResponse")));
 }
 
 TEST(RestJsonTest, HttpStatusFollowsGrpcGateway) {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -18,14 +19,17 @@
 #include "auth/authorizer.h"
 #include "auth/machine_token.h"
 #include "compress/gzip.h"
+#include "model/model.h"
 #include "postfinance/discovery/v1/server_api.pb.h"
 #include "postfinance/discovery/v1/service_api.pb.h"
 #include "postfinance/discovery/v1/token_api.pb.h"
 #include "registry/registry.h"
+#include "repo/repo.h"
 #include "rest/json.h"
 #include "rest/rest_api.h"
 #include "rest/rest_test_fixture.h"
 #include "rest/url.h"
+#include "store/store.h"
 #include "testing/api_stack.h"
 #include "testing/status_matchers.h"
 
@@ -363,6 +367,46 @@ TEST_F(RestTest, ServicesArePagedAndFilteredOnRequest) {
 }
 
 // Lists carry a weak ETag of their JSON; a client holding it gets a 304 until a change.
+// GET /v1/services without paging prints ListService's answer a part of rows at a time: across
+// parts, and with invalid records after the served services, it is the whole message printed.
+TEST_F(RestTest, AnUnpagedListIsTheWholeAnswerPrinted) {
+  const repo::Repository repository(stack_->store(), repo::Keys());
+  constexpr int kServices = 2345;  // parts of 1,000 rows: the last part holds the invalid ones
+  int64_t revision = 0;
+  for (int first = 0; first < kServices; first += 100) {
+    store::Txn txn;
+    for (int i = first; i < std::min(first + 100, kServices); ++i) {
+      Service service;
+      service.endpoint = fmt::format("http://h{}.example.com:9100/metrics", i);
+      service.id = ServiceId(service.endpoint);
+      service.name = "node";
+      service.namespace_name = "default";
+      service.labels = {{"team", fmt::format("t{}", i % 7)}};
+      ASSERT_OK_AND_ASSIGN(store::Op op, repository.PutServiceOp(service));
+      txn.ops.push_back(std::move(op));
+    }
+    ASSERT_OK_AND_ASSIGN(const store::TxnResult result, stack_->store().Commit(txn));
+    revision = result.revision;
+  }
+  for (const std::string id : {"legacy-1", "legacy-2"}) {
+    ASSERT_OK_AND_ASSIGN(const store::TxnResult result,
+                         store::Put(stack_->store(), repo::Keys().Service("default", id),
+                                    R"({"id":")" + id + R"(","endpoint":"localhost:9100"})"));
+    revision = result.revision;
+  }
+  ASSERT_TRUE(registry_->WaitForRevision(revision, absl::Seconds(30)));
+
+  const http::Response listed = AsAdmin("GET", "/v1/services");
+  ASSERT_EQ(listed.status, 200);
+  const auth::Principal admin{.kind = auth::Principal::Kind::kMachine, .admin_token = true};
+  ASSERT_OK_AND_ASSIGN(const pb::ListServiceResponse whole,
+                       handlers_->ListService(admin, pb::ListServiceRequest()));
+  ASSERT_EQ(whole.services_size(), kServices);
+  ASSERT_EQ(whole.invalid_services_size(), 2);
+  ASSERT_OK_AND_ASSIGN(const std::string printed, json_internal::MessageToJsonAtOnce(whole));
+  EXPECT_EQ(listed.body, printed);
+}
+
 TEST_F(RestTest, ListsAnswer304UntilTheyChange) {
   ASSERT_NO_FATAL_FAILURE(RegisterReadmeExample());
   for (const std::string target :
