@@ -2,6 +2,7 @@
 // under random requests.
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -22,6 +24,7 @@
 #include "auth/authorizer.h"
 #include "auth/machine_token.h"
 #include "compress/gzip.h"
+#include "postfinance/discovery/v1/namespace_api.pb.h"
 #include "postfinance/discovery/v1/server_api.pb.h"
 #include "postfinance/discovery/v1/service_api.pb.h"
 #include "postfinance/discovery/v1/token_api.pb.h"
@@ -141,6 +144,76 @@ TEST(RestJsonTest, UnsetMessagesAreNullAndMapsSorted) {
                   R"("servers":["s"],"labels":{"<&>":"v","B":"v","a":"v","aa":"v","b":"v",)"
                   "\"\xc3\xa9\":\"v\"},\"description\":\"\",\"modified\":null,\"ttl\":null,"
                   "\"expires\":null}}")));
+}
+
+// Protobuf's printer leaves unset fields out; every one of them is printed as protojson with
+// EmitUnpopulated prints it, which is what the printer's always_print_primitive_fields gives for
+// scalars, lists and maps, and null for messages: for every message of the API, empty and with
+// its message fields set to empty messages.
+TEST(RestJsonTest, UnsetFieldsArePrintedAsProtojsonPrintsThem) {
+  using google::protobuf::Descriptor;
+  using google::protobuf::FieldDescriptor;
+  using google::protobuf::Message;
+  const auto printed_with_defaults = [](const Message& message) {
+    google::protobuf::util::JsonPrintOptions options;
+    options.always_print_primitive_fields = true;
+    std::string printed;
+    EXPECT_TRUE(google::protobuf::util::MessageToJsonString(message, &printed, options).ok());
+    return nlohmann::json::parse(printed);
+  };
+  // Ours has every key the printer's has, with the same value, and null for the rest.
+  std::function<void(const nlohmann::json&, const nlohmann::json&, const std::string&)>
+      expect_like =
+          [&](const nlohmann::json& ours, const nlohmann::json& theirs, const std::string& path) {
+            if (ours.is_array() && theirs.is_array() && ours.size() == theirs.size()) {
+              for (size_t i = 0; i < ours.size(); ++i) {
+                expect_like(ours[i], theirs[i], path + "[" + std::to_string(i) + "]");
+              }
+              return;
+            }
+            if (!ours.is_object() || !theirs.is_object()) {
+              EXPECT_EQ(ours, theirs) << path;
+              return;
+            }
+            for (const auto& [key, value] : ours.items()) {
+              if (theirs.contains(key)) {
+                expect_like(value, theirs.at(key), path + "." + key);
+              } else {
+                EXPECT_TRUE(value.is_null()) << path << "." << key << " = " << value;
+              }
+            }
+            for (const auto& [key, value] : theirs.items()) {
+              EXPECT_TRUE(ours.contains(key)) << path << "." << key;
+            }
+          };
+  int messages = 0;
+  for (const google::protobuf::FileDescriptor* file :
+       {pb::ListServiceResponse::descriptor()->file(), pb::ListServerResponse::descriptor()->file(),
+        pb::ListNamespaceResponse::descriptor()->file(),
+        pb::CreateResponse::descriptor()->file()}) {
+    for (int i = 0; i < file->message_type_count(); ++i) {
+      const Descriptor* descriptor = file->message_type(i);
+      SCOPED_TRACE(descriptor->full_name());
+      std::unique_ptr<Message> message(
+          google::protobuf::MessageFactory::generated_factory()->GetPrototype(descriptor)->New());
+      for (bool nested : {false, true}) {
+        if (nested) {
+          for (int f = 0; f < descriptor->field_count(); ++f) {
+            const FieldDescriptor* field = descriptor->field(f);
+            if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !field->is_repeated()) {
+              message->GetReflection()->MutableMessage(message.get(), field);
+            } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !field->is_map()) {
+              message->GetReflection()->AddMessage(message.get(), field);
+            }
+          }
+        }
+        ASSERT_OK_AND_ASSIGN(const std::string ours, MessageToJson(*message));
+        expect_like(nlohmann::json::parse(ours), printed_with_defaults(*message), "");
+        ++messages;
+      }
+    }
+  }
+  EXPECT_GT(messages, 20);
 }
 
 // A list answer is printed a service at a time: what the whole message printed at once would be.
