@@ -248,8 +248,15 @@ absl::Status Registry::Initialize(absl::Duration timeout) {
     published_mu_.AwaitWithDeadline(absl::Condition(&published_), deadline);
   }
   if (Current() == nullptr) {
+    // Reading a million services, or placing them once read, takes seconds: that is no failure
+    // of the store.
+    if (view_->Loading() || view_->Current() != nullptr) {
+      return absl::DeadlineExceededError(
+          fmt::format("the store is still being loaded after {}", absl::FormatDuration(timeout)));
+    }
     return absl::UnavailableError(fmt::format("could not load the store within {}: {}",
-                                              absl::FormatDuration(timeout), view_->Health()));
+                                              absl::FormatDuration(timeout),
+                                              view_->Health().message()));
   }
   DISCOVERY_RETURN_IF_ERROR(StorePlacementSettings());
   DISCOVERY_RETURN_IF_ERROR(EnsureDefaultNamespace());

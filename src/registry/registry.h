@@ -133,6 +133,8 @@ class Registry {
 
   // Waits up to `timeout` for the first load, stores the placement settings (see
   // RegistryOptions::placement) and creates namespace `default` (standard) when it is missing.
+  // DeadlineExceeded when the store answers but its load is not done yet (wait again),
+  // Unavailable with the reason when the store cannot be read.
   absl::Status Initialize(absl::Duration timeout);
 
   // OK once Initialize succeeded while the view follows the store; Unavailable with the reason

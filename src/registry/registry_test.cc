@@ -75,11 +75,11 @@ TEST_F(RegistryTest, RevocationsReachEveryReplicaThroughTheStore) {
 // A store whose reads fail: the registry never loads.
 class UnreachableStore : public store::Store {
  public:
-  absl::StatusOr<store::KeyValue> Get(std::string_view) override { return Down(); }
-  absl::StatusOr<store::RangeResult> Range(std::string_view) override { return Down(); }
-  absl::StatusOr<store::TxnResult> Commit(const store::Txn&) override { return Down(); }
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(std::string_view, int64_t,
-                                                            store::WatchCallback) override {
+  absl::StatusOr<store::KeyValue> Get(std::string_view /*key*/) override { return Down(); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view /*prefix*/) override { return Down(); }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn& /*txn*/) override { return Down(); }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
+      std::string_view /*prefix*/, int64_t /*from*/, store::WatchCallback /*callback*/) override {
     return Down();
   }
   absl::StatusOr<int64_t> CurrentRevision() override { return Down(); }
@@ -99,6 +99,64 @@ TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
   EXPECT_THAT(registry.ListServers(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(registry.HttpSd("p1", "default", ""), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(registry.RegisterServer("p1", {}), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// A store that answers, but whose range reads wait until the test lets them go: a large store
+// still being loaded.
+class SlowLoadingStore : public store::Store {
+ public:
+  explicit SlowLoadingStore(store::Store& store) : store_(store) {}
+
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+
+  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return store_.Get(key); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
+    AwaitRelease();
+    return store_.Range(prefix);
+  }
+  absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
+                                         const ConsumeBatch& consume) override {
+    AwaitRelease();
+    return store_.RangeInBatches(prefix, batch_size, consume);
+  }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
+    return store_.Commit(txn);
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
+      std::string_view prefix, int64_t from, store::WatchCallback callback) override {
+    return store_.Watch(prefix, from, std::move(callback));
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return store_.CurrentRevision(); }
+
+ private:
+  void AwaitRelease() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&released_));
+  }
+
+  store::Store& store_;
+  absl::Mutex mu_;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A load that takes longer than Initialize waits is not a failure: the daemon waits on for it
+// rather than pausing as it does when the store cannot be read.
+TEST(RegistryUnloadedTest, SaysTheLoadIsStillGoingWhileTheStoreAnswers) {
+  absl::StatusOr<std::unique_ptr<store::Store>> embedded = store::OpenEmbeddedStore({});
+  ASSERT_THAT(embedded, IsOk());
+  SlowLoadingStore store(**embedded);
+  Registry registry(store, repo::Keys(),
+                    {.view = {.retry_backoff = absl::Milliseconds(1),
+                              .max_retry_backoff = absl::Milliseconds(5)}});
+  EXPECT_THAT(registry.Initialize(absl::Milliseconds(50)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("still being loaded")));
+  EXPECT_THAT(registry.Ready(), StatusIs(absl::StatusCode::kUnavailable));
+  store.Release();
+  EXPECT_THAT(registry.Initialize(kWait), IsOk());
+  EXPECT_THAT(registry.Ready(), IsOk());
 }
 
 // Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the
@@ -129,7 +187,7 @@ class TtlTest : public RegistryTest, public TtlClock {
 
   // Waits until `registry` lists exactly `endpoints` (the view removes expired services on its
   // own thread).
-  void AwaitEndpoints(const Registry& registry, const std::vector<std::string>& endpoints) {
+  static void AwaitEndpoints(const Registry& registry, const std::vector<std::string>& endpoints) {
     ::discovery::testing::Eventually([&] { return Endpoints(registry) == endpoints; }, kWait);
     EXPECT_EQ(Endpoints(registry), endpoints);
   }

@@ -677,8 +677,14 @@ absl::Status View::Health() const {
   return {health_.code(), health_.message()};
 }
 
+bool View::Loading() const {
+  absl::MutexLock lock(&mu_);
+  return current_ == nullptr && !failed_;
+}
+
 void View::SetHealth(absl::Status status) {
   absl::MutexLock lock(&mu_);
+  failed_ = failed_ || !status.ok();
   health_ = std::move(status);
 }
 

@@ -288,6 +288,13 @@ void Daemon::Initialize(const std::stop_token& stop) {
       LogInfo("registry loaded; ready");
       return;
     }
+    if (absl::IsDeadlineExceeded(status)) {
+      // A large store still being read: wait on for it, without a pause that would only delay
+      // readiness past the end of the load.
+      LogInfo("registry still loading", {{"status", std::string{status.message()}}});
+      backoff = absl::Milliseconds(200);
+      continue;
+    }
     LogWarn("registry not ready yet", {{"error", std::string{status.message()}}});
     SleepUnlessStopped(stop, backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
