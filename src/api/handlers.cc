@@ -215,12 +215,12 @@ ServiceListing::ServiceListing(registry::ServiceRefs rows, Order order)
 }
 
 bool ServiceListing::Before(uint32_t a, uint32_t b) const {
-  const Service& first = *rows_.refs[a].service;
-  const Service& second = *rows_.refs[b].service;
-  // The CLI's orders, which it applied itself to the whole list of ListService.
   if (order_ == Order::kListed) {
     return a < b;
   }
+  const Service& first = *rows_.refs[a].service;
+  const Service& second = *rows_.refs[b].service;
+  // The CLI's orders, which it applied itself to the whole list of ListService.
   if (order_ == Order::kNewestFirst) {
     if (first.modified != second.modified) {
       return first.modified > second.modified;
