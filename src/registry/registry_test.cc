@@ -101,18 +101,39 @@ TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
   EXPECT_THAT(registry.RegisterServer("p1", {}), StatusIs(absl::StatusCode::kUnavailable));
 }
 
+// Forwards every call to `store`; the stores of the tests below override what they change.
+class ForwardingStore : public store::Store {
+ public:
+  explicit ForwardingStore(store::Store& store) : store_(store) {}
+
+  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return store_.Get(key); }
+  absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
+    return store_.Range(prefix);
+  }
+  absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
+    return store_.Commit(txn);
+  }
+  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
+      std::string_view prefix, int64_t start_revision, store::WatchCallback callback) override {
+    return store_.Watch(prefix, start_revision, std::move(callback));
+  }
+  absl::StatusOr<int64_t> CurrentRevision() override { return store_.CurrentRevision(); }
+
+ protected:
+  store::Store& store_;
+};
+
 // A store that answers, but whose range reads wait until the test lets them go: a large store
 // still being loaded.
-class SlowLoadingStore : public store::Store {
+class SlowLoadingStore : public ForwardingStore {
  public:
-  explicit SlowLoadingStore(store::Store& store) : store_(store) {}
+  using ForwardingStore::ForwardingStore;
 
   void Release() {
     absl::MutexLock lock(&mu_);
     released_ = true;
   }
 
-  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return store_.Get(key); }
   absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
     AwaitRelease();
     return store_.Range(prefix);
@@ -122,14 +143,6 @@ class SlowLoadingStore : public store::Store {
     AwaitRelease();
     return store_.RangeInBatches(prefix, batch_size, consume);
   }
-  absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
-    return store_.Commit(txn);
-  }
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
-      std::string_view prefix, int64_t from, store::WatchCallback callback) override {
-    return store_.Watch(prefix, from, std::move(callback));
-  }
-  absl::StatusOr<int64_t> CurrentRevision() override { return store_.CurrentRevision(); }
 
  private:
   void AwaitRelease() {
@@ -137,7 +150,6 @@ class SlowLoadingStore : public store::Store {
     mu_.Await(absl::Condition(&released_));
   }
 
-  store::Store& store_;
   absl::Mutex mu_;
   bool released_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -387,9 +399,9 @@ TEST_F(TtlTest, ARestartServesNoRecordPastItsDeadline) {
 }
 
 // A store that runs `before_commit` once, before the first transaction that writes `key`.
-class InterposingStore : public store::Store {
+class InterposingStore : public ForwardingStore {
  public:
-  explicit InterposingStore(store::Store& store) : store_(store) {}
+  using ForwardingStore::ForwardingStore;
 
   void BeforeCommitOf(std::string key, std::function<void()> action) {
     absl::MutexLock lock(&mu_);
@@ -397,10 +409,6 @@ class InterposingStore : public store::Store {
     action_ = std::move(action);
   }
 
-  absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return store_.Get(key); }
-  absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
-    return store_.Range(prefix);
-  }
   absl::StatusOr<store::TxnResult> Commit(const store::Txn& txn) override {
     std::function<void()> action;
     {
@@ -416,14 +424,8 @@ class InterposingStore : public store::Store {
     }
     return store_.Commit(txn);
   }
-  absl::StatusOr<std::unique_ptr<store::WatchHandle>> Watch(
-      std::string_view prefix, int64_t start_revision, store::WatchCallback callback) override {
-    return store_.Watch(prefix, start_revision, std::move(callback));
-  }
-  absl::StatusOr<int64_t> CurrentRevision() override { return store_.CurrentRevision(); }
 
  private:
-  store::Store& store_;
   absl::Mutex mu_;
   std::string key_ ABSL_GUARDED_BY(mu_);
   std::function<void()> action_ ABSL_GUARDED_BY(mu_);
