@@ -342,7 +342,10 @@ const RenderedGroup& RenderedGroupSlot::Get(
 }
 
 HttpSdBody::HttpSdBody(std::string json, std::string etag)
-    : json_(std::make_shared<const std::string>(std::move(json))),
+    : HttpSdBody(std::make_shared<const std::string>(std::move(json)), std::move(etag)) {}
+
+HttpSdBody::HttpSdBody(std::shared_ptr<const std::string> json, std::string etag)
+    : json_(std::move(json)),
       etag_(std::move(etag)),
       // "<crc>-<length>" becomes "<crc>-<length>-gzip".
       gzip_etag_(etag_.size() >= 2 ? etag_.substr(0, etag_.size() - 1) + "-gzip\"" : etag_) {}
@@ -398,7 +401,7 @@ bool HttpSdCache::InAnswerOrder(const Part& a, const Part& b) {
 // sets stored records that cannot be served aside before placement, and nothing else may fail a
 // whole answer.
 HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig config,
-                                          const Entry* previous) {
+                                          const Entry* previous, BufferPool& buffers) {
   std::shared_ptr<const Parts> parts;
   std::vector<std::unique_ptr<RenderedGroup>> uncached;
   if (config != ExportConfig::kDisabled) {
@@ -418,13 +421,15 @@ HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig c
       parts = std::move(all);
     }
   }
-  std::string json = "[";
+  size_t bytes = 2;
   if (parts != nullptr) {
-    size_t bytes = 2;
     for (const Part& part : *parts) {
       bytes += part.group->json.size() + 1;
     }
-    json.reserve(bytes);
+  }
+  std::string json = buffers.Take(bytes);
+  json.push_back('[');
+  if (parts != nullptr) {
     for (size_t i = 0; i < parts->size(); ++i) {
       if (i > 0) {
         json.push_back(',');
@@ -434,9 +439,10 @@ HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig c
   }
   json.push_back(']');
   std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
-  return {.body = std::make_shared<const HttpSdBody>(std::move(json), std::move(etag)),
-          // Groups rendered for another config than their slot's die with this call.
-          .parts = uncached.empty() ? std::move(parts) : nullptr};
+  return {
+      .body = std::make_shared<const HttpSdBody>(buffers.Share(std::move(json)), std::move(etag)),
+      // Groups rendered for another config than their slot's die with this call.
+      .parts = uncached.empty() ? std::move(parts) : nullptr};
 }
 
 // The parts of `slice` from those of the previous version: the groups that left are dropped,
@@ -505,7 +511,8 @@ absl::StatusOr<std::shared_ptr<const HttpSdBody>> HttpSdCache::Get(std::string_v
       previous = it->second;
     }
   }
-  Rendered rendered = Render(slice, config, previous.body == nullptr ? nullptr : &previous);
+  Rendered rendered =
+      Render(slice, config, previous.body == nullptr ? nullptr : &previous, *buffers_);
   absl::MutexLock lock(&mu_);
   Entry& entry = entries_[key];
   entry.slice = slice;

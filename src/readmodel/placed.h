@@ -28,6 +28,7 @@
 #include "common/persistent_map.h"
 #include "model/model.h"
 #include "placement/placement.h"
+#include "readmodel/buffer_pool.h"
 #include "repo/view.h"
 
 namespace discovery::readmodel {
@@ -37,6 +38,7 @@ namespace discovery::readmodel {
 class HttpSdBody {
  public:
   HttpSdBody(std::string json, std::string etag);
+  HttpSdBody(std::shared_ptr<const std::string> json, std::string etag);
   HttpSdBody(const HttpSdBody&) = delete;
   HttpSdBody& operator=(const HttpSdBody&) = delete;
   HttpSdBody(HttpSdBody&&) = delete;
@@ -175,10 +177,15 @@ class HttpSdCache {
     std::shared_ptr<const Parts> parts;
   };
   static bool InAnswerOrder(const Part& a, const Part& b);
-  static Rendered Render(const PlacedMap& slice, ExportConfig config, const Entry* previous);
+  static Rendered Render(const PlacedMap& slice, ExportConfig config, const Entry* previous,
+                         BufferPool& buffers);
   static std::shared_ptr<const Parts> MergeChanges(const PlacedMap& slice, ExportConfig config,
                                                    const Entry& previous);
 
+  // Room for four answers of 100,000 targets: enough for the answers of a server join rendered
+  // one after another, and for a few requests in flight.
+  const std::shared_ptr<BufferPool> buffers_ =
+      std::make_shared<BufferPool>(size_t{1} << 20, size_t{64} << 20);
   absl::Mutex mu_;
   std::map<std::tuple<std::string, std::string, ExportConfig>, Entry, std::less<>> entries_
       ABSL_GUARDED_BY(mu_);
