@@ -307,6 +307,13 @@ class PlacementBuilder {
 
 namespace {
 
+// Byte order fixed, so that replicas on any machine tag the same answer alike.
+void AppendLittleEndian(uint64_t value, std::string& out) {
+  for (int byte = 0; byte < 8; ++byte) {
+    out.push_back(static_cast<char>((value >> (8 * byte)) & 0xFF));
+  }
+}
+
 RenderedGroup RenderGroup(const Service& service, ExportConfig config) {
   RenderedGroup rendered{.config = config};
   absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(service.endpoint);
@@ -316,6 +323,7 @@ RenderedGroup RenderGroup(const Service& service, ExportConfig config) {
     std::string json =
         targetgroup::ToHttpSdJson({targetgroup::FromService(service, *endpoint, config)});
     rendered.json = json.substr(1, json.size() - 2);
+    rendered.hash = hash::Crc64Xz(rendered.json);
   }
   return rendered;
 }
@@ -428,17 +436,23 @@ HttpSdCache::Rendered HttpSdCache::Render(const PlacedMap& slice, ExportConfig c
     }
   }
   std::string json = buffers.Take(bytes);
+  // The ETag hashes the groups' hashes, 8 bytes a group, instead of every byte of the answer
+  // (a tenth of rendering one): the same groups in the same order, the same answer and tag.
+  std::string group_hashes;
   json.push_back('[');
   if (parts != nullptr) {
+    group_hashes.reserve(parts->size() * sizeof(uint64_t));
     for (size_t i = 0; i < parts->size(); ++i) {
       if (i > 0) {
         json.push_back(',');
       }
-      json += (*parts)[i].group->json;
+      const RenderedGroup& group = *(*parts)[i].group;
+      json += group.json;
+      AppendLittleEndian(group.hash, group_hashes);
     }
   }
   json.push_back(']');
-  std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(json), json.size());
+  std::string etag = fmt::format("\"{:016x}-{:x}\"", hash::Crc64Xz(group_hashes), json.size());
   return {
       .body = std::make_shared<const HttpSdBody>(buffers.Share(std::move(json)), std::move(etag)),
       // Groups rendered for another config than their slot's die with this call.

@@ -71,6 +71,7 @@ struct RenderedGroup {
   ExportConfig config = ExportConfig::kDisabled;
   std::string endpoint;  // canonical; answers list their groups in this order
   std::string json;      // the group's JSON object; empty when the endpoint does not parse
+  uint64_t hash = 0;     // Crc64Xz of `json`: an answer's ETag is made of its groups' hashes
 };
 
 // A service's RenderedGroup, made on first use and then shared by every answer that lists the

@@ -67,7 +67,8 @@ Observed Observe(const Placed& placed) {
           placed.HttpSd(server, ns, ExportConfig::kStandard);
       EXPECT_THAT(body, IsOk());
       if (body.ok()) {
-        observed.http_sd[{server, ns}] = (*body)->json();
+        // With its tag: an answer rendered incrementally is tagged as one rendered anew.
+        observed.http_sd[{server, ns}] = (*body)->etag() + " " + (*body)->json();
       }
     }
   }

@@ -114,9 +114,12 @@ TEST(PlacedTest, AServerJoinKeepsTheRenderedGroupsOfTheServicesThatMove) {
   // The answers are still those of a placement computed from scratch.
   auto scratch = Placed::Compute(after, nullptr, {.replicas = 1});
   for (const char* server : {"a", "b", "c"}) {
-    EXPECT_EQ((*joined->HttpSd(server, "default", ExportConfig::kStandard))->json(),
-              (*scratch->HttpSd(server, "default", ExportConfig::kStandard))->json())
-        << server;
+    const std::shared_ptr<const HttpSdBody> incremental =
+        *joined->HttpSd(server, "default", ExportConfig::kStandard);
+    const std::shared_ptr<const HttpSdBody> anew =
+        *scratch->HttpSd(server, "default", ExportConfig::kStandard);
+    EXPECT_EQ(incremental->json(), anew->json()) << server;
+    EXPECT_EQ(incremental->etag(), anew->etag()) << server;
   }
 }
 
@@ -180,6 +183,23 @@ TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
   EXPECT_EQ((*blackbox)->json(), R"([{"targets":["http://x:1/m"],"labels":{}}])");
   EXPECT_NE((*standard)->etag(), (*blackbox)->etag());
   EXPECT_EQ((*placed->HttpSd("nobody", "default", ExportConfig::kStandard))->json(), "[]");
+}
+
+// The tag is made of the groups' hashes: answers of the same length but other groups are told
+// apart, and the same services give the same tag whatever order they come in.
+TEST(PlacedTest, AnswersOfTheSameLengthHaveTheirOwnTags) {
+  const auto tag_of = [](std::vector<Service> services) {
+    auto placed = Placed::Compute(SnapshotWith({{.name = "a"}}, std::move(services)), nullptr, {});
+    const std::shared_ptr<const HttpSdBody> body =
+        *placed->HttpSd("a", "default", ExportConfig::kStandard);
+    return std::pair(body->json().size(), body->etag());
+  };
+  const auto one = tag_of({MakeService("http://x:1/m"), MakeService("http://y:1/m")});
+  const auto other = tag_of({MakeService("http://x:1/m"), MakeService("http://z:1/m")});
+  const auto same = tag_of({MakeService("http://y:1/m"), MakeService("http://x:1/m")});
+  EXPECT_EQ(one.first, other.first);
+  EXPECT_NE(one.second, other.second);
+  EXPECT_EQ(one, same);
 }
 
 TEST(PlacedTest, GzippedIfReadyNeverCompresses) {
