@@ -12,7 +12,11 @@ BufferPool::BufferPool(size_t min_capacity, size_t max_bytes)
 std::string BufferPool::Take(size_t size) {
   if (size >= min_capacity_) {
     absl::MutexLock lock(&mu_);
-    if (auto fits = kept_.lower_bound(size); fits != kept_.end()) {
+    // A buffer far larger than the answer would be held, wasted, for as long as the answer
+    // lives: small answers taking the buffers of large ones would leave every large rendering
+    // a new buffer, and the memory of many large answers in small ones.
+    if (auto fits = kept_.lower_bound(size);
+        fits != kept_.end() && fits->first <= size + size / 2) {
       std::string buffer = std::move(fits->second);
       kept_bytes_ -= fits->first;
       kept_.erase(fits);

@@ -23,8 +23,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // together (the largest are preferred).
   BufferPool(size_t min_capacity, size_t max_bytes);
 
-  // An empty string with room for `size` bytes: the smallest kept buffer that fits, or a new one
-  // with some room to spare, so that the next version of an answer, a little larger, fits it.
+  // An empty string with room for `size` bytes: the smallest kept buffer that fits and is at
+  // most half as large again, or a new one with some room to spare, so that the next version of
+  // an answer, a little larger, fits it.
   std::string Take(size_t size);
   // `buffer` as a shared answer. Once the last copy of the pointer is gone its storage is kept
   // for Take, when it is large enough and there is room.
