@@ -679,12 +679,11 @@ absl::Status View::Health() const {
 
 bool View::Loading() const {
   absl::MutexLock lock(&mu_);
-  return current_ == nullptr && !failed_;
+  return current_ == nullptr && !read_failed_;
 }
 
 void View::SetHealth(absl::Status status) {
   absl::MutexLock lock(&mu_);
-  failed_ = failed_ || !status.ok();
   health_ = std::move(status);
 }
 
@@ -722,7 +721,11 @@ void View::Run(const std::stop_token& stop) {
       backoff = options_.retry_backoff;
       continue;
     }
-    SetHealth(std::move(status));
+    {
+      absl::MutexLock lock(&mu_);
+      read_failed_ = true;
+      health_ = std::move(status);
+    }
     absl::MutexLock lock(&pending.mu);
     auto stopped = [&pending]()
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending.mu) { return pending.stopped; };
@@ -732,6 +735,10 @@ void View::Run(const std::stop_token& stop) {
 }
 
 absl::Status View::FollowOnce(const std::stop_token& stop) {
+  {
+    absl::MutexLock lock(&mu_);
+    read_failed_ = false;
+  }
   Snapshot working;
   ExpiryIndex expiry;
   int64_t loaded = 0;  // the revision read

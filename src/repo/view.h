@@ -155,8 +155,9 @@ class View {
   // the store does not answer its probe (the last published snapshot stays available).
   absl::Status Health() const;
 
-  // True from the start until the first snapshot is published, unless a read of the store
-  // failed meanwhile: the store is being read, which takes seconds for a million services.
+  // True from the start until the first snapshot is published, except between a failed read of
+  // the store and the next attempt: the store is being read, which takes seconds for a million
+  // services.
   bool Loading() const;
 
  private:
@@ -181,7 +182,7 @@ class View {
   // see the lock, so it must not read through current_ into a snapshot another thread frees.
   int64_t current_revision_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status health_ ABSL_GUARDED_BY(mu_);
-  bool failed_ ABSL_GUARDED_BY(mu_) = false;  // health_ was an error once
+  bool read_failed_ ABSL_GUARDED_BY(mu_) = false;  // the last read failed; none began since
 
   std::unique_ptr<Pending> pending_;
   std::jthread thread_;  // last: starts after every member above is ready
