@@ -88,11 +88,15 @@ class UnreachableStore : public store::Store {
   static absl::Status Down() { return absl::UnavailableError("connection refused"); }
 };
 
+// A view that reads the store again soon after a failed read.
+RegistryOptions QuickRetries() {
+  return {
+      .view = {.retry_backoff = absl::Milliseconds(1), .max_retry_backoff = absl::Milliseconds(5)}};
+}
+
 TEST(RegistryUnloadedTest, AnswersUnavailableUntilTheStoreIsLoaded) {
   UnreachableStore store;
-  Registry registry(store, repo::Keys(),
-                    {.view = {.retry_backoff = absl::Milliseconds(1),
-                              .max_retry_backoff = absl::Milliseconds(5)}});
+  Registry registry(store, repo::Keys(), QuickRetries());
   EXPECT_THAT(registry.Initialize(absl::Milliseconds(50)),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("connection refused")));
   EXPECT_THAT(registry.Ready(), StatusIs(absl::StatusCode::kUnavailable));
@@ -124,14 +128,22 @@ class ForwardingStore : public store::Store {
 };
 
 // A store that answers, but whose range reads wait until the test lets them go: a large store
-// still being loaded.
+// still being loaded. The first `failing_reads` reads fail at once instead.
 class SlowLoadingStore : public ForwardingStore {
  public:
-  using ForwardingStore::ForwardingStore;
+  explicit SlowLoadingStore(store::Store& store, int failing_reads = 0)
+      : ForwardingStore(store), failing_reads_(failing_reads) {}
 
   void Release() {
     absl::MutexLock lock(&mu_);
     released_ = true;
+  }
+
+  // Returns once `reads` reads have begun.
+  void AwaitReads(int reads) {
+    absl::MutexLock lock(&mu_);
+    auto begun = [this, reads]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return reads_ >= reads; };
+    mu_.Await(absl::Condition(&begun));
   }
 
   absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
@@ -140,6 +152,12 @@ class SlowLoadingStore : public ForwardingStore {
   }
   absl::StatusOr<int64_t> RangeInBatches(std::string_view prefix, size_t batch_size,
                                          const ConsumeBatch& consume) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (++reads_ <= failing_reads_) {
+        return absl::UnavailableError("connection refused");
+      }
+    }
     AwaitRelease();
     return store_.RangeInBatches(prefix, batch_size, consume);
   }
@@ -150,8 +168,10 @@ class SlowLoadingStore : public ForwardingStore {
     mu_.Await(absl::Condition(&released_));
   }
 
+  const int failing_reads_;
   absl::Mutex mu_;
   bool released_ ABSL_GUARDED_BY(mu_) = false;
+  int reads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A load that takes longer than Initialize waits is not a failure: the daemon waits on for it
@@ -160,15 +180,26 @@ TEST(RegistryUnloadedTest, SaysTheLoadIsStillGoingWhileTheStoreAnswers) {
   absl::StatusOr<std::unique_ptr<store::Store>> embedded = store::OpenEmbeddedStore({});
   ASSERT_THAT(embedded, IsOk());
   SlowLoadingStore store(**embedded);
-  Registry registry(store, repo::Keys(),
-                    {.view = {.retry_backoff = absl::Milliseconds(1),
-                              .max_retry_backoff = absl::Milliseconds(5)}});
+  Registry registry(store, repo::Keys(), QuickRetries());
   EXPECT_THAT(registry.Initialize(absl::Milliseconds(50)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("still being loaded")));
   EXPECT_THAT(registry.Ready(), StatusIs(absl::StatusCode::kUnavailable));
   store.Release();
   EXPECT_THAT(registry.Initialize(kWait), IsOk());
   EXPECT_THAT(registry.Ready(), IsOk());
+}
+
+// A read that failed once is no reason to call the next one a failure while it goes on.
+TEST(RegistryUnloadedTest, SaysTheLoadIsStillGoingWhenAReadIsTriedAgain) {
+  absl::StatusOr<std::unique_ptr<store::Store>> embedded = store::OpenEmbeddedStore({});
+  ASSERT_THAT(embedded, IsOk());
+  SlowLoadingStore store(**embedded, /*failing_reads=*/1);
+  Registry registry(store, repo::Keys(), QuickRetries());
+  store.AwaitReads(2);
+  EXPECT_THAT(registry.Initialize(absl::Milliseconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("still being loaded")));
+  store.Release();
+  EXPECT_THAT(registry.Initialize(kWait), IsOk());
 }
 
 // Registrations with a TTL (docs/decisions.md D49). The registry's clock is fixed an hour in the
