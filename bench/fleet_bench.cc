@@ -23,13 +23,14 @@
 //   BM_LoadReadyMemoryAndJoin              a real discoveryd started on a store of N services:
 //                                          time until ready vs a plain range read of the whole
 //                                          prefix, RSS per service (vs the same binary on an
-//                                          empty store), the time from a server join until
-//                                          every http_sd answer reflects it, a REST page of
-//                                          1,000 rows from the middle of the list and the
-//                                          whole list unpaged (time and growth of peak RSS
-//                                          each), and from unregistering the namespace of the
-//                                          N until its answer and until every http_sd answer
-//                                          is empty (embedded store; the etcd store too when
+//                                          empty store) and the load's peak RSS, the time
+//                                          from a server join until every http_sd answer
+//                                          reflects it, a REST page of 1,000 rows from the
+//                                          middle of the list and the whole list unpaged (time
+//                                          and growth of peak RSS each), and from
+//                                          unregistering the namespace of the N until its
+//                                          answer and until every http_sd answer is empty
+//                                          (embedded store; the etcd store too when
 //                                          DISCOVERY_BENCH_ETCD_ENDPOINTS is set).
 // N is 100,000 by default (what CI's smoke run uses); DISCOVERY_BENCH_SERVICES=1000000 for the
 // fleet figures of the README. DISCOVERY_BENCH_DAEMON_LOG names a file the logs of the
@@ -723,6 +724,9 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
       return;
     }
     const double full_rss = full.ResidentBytes();
+    // The load's peak: the records as read, their decoding and the first placement's temporaries
+    // come on top of what the process keeps.
+    const double load_peak_rss = full.PeakResidentBytes();
     const std::string authorization = "Bearer " + AdminToken();
     // Every Prometheus asks for its answer once, as a running fleet's do between joins; the
     // first rendering of them all is reported on its own.
@@ -815,6 +819,7 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     state.counters["rss_empty_MiB"] = empty_rss / (1 << 20);
     state.counters["rss_full_MiB"] = full_rss / (1 << 20);
     state.counters["rss_bytes_per_service"] = (full_rss - empty_rss) / services;
+    state.counters["load_peak_rss_MiB"] = load_peak_rss / (1 << 20);
     state.counters["first_render_all_http_sd_s"] = first_render_seconds;
     state.counters["join_to_all_http_sd_s"] = join_seconds;
     state.counters["rest_page_s"] = page_seconds;

@@ -127,8 +127,8 @@ constexpr unsigned kMaxClassifyThreads = 8;
 // and applied in key order as soon as they are: decoding is most of a load's work and
 // independent per record, and a range read of a million records alone would leave the other
 // cores idle for a second. Only the classification runs on the extra threads; the Applier takes
-// the records in key order on the view's thread, so what is logged and stored does not depend on
-// the threads.
+// the records in key order on one applying thread, so what is logged and stored does not depend
+// on the threads.
 class LoadClassifier {
  public:
   struct Batch {
@@ -138,13 +138,8 @@ class LoadClassifier {
   };
 
   explicit LoadClassifier(const Keys& keys) : keys_(keys) {}
-  // Classifies nothing more: a read that failed half-way leaves its batches behind.
   ~LoadClassifier() {
-    {
-      absl::MutexLock lock(&mu_);
-      closed_ = true;
-      next_ = batches_.size();
-    }
+    Abandon();
     workers_.clear();  // joins
   }
   LoadClassifier(const LoadClassifier&) = delete;
@@ -184,18 +179,30 @@ class LoadClassifier {
     }
   }
 
-  // After Close: the next batch in the order added once it is classified; nullopt after the
-  // last. This thread decodes nothing while there are workers: its heap holds the records as
-  // read, which go as they are applied, and services allocated between them would keep those
-  // pages resident.
+  // The read failed half-way: classifies nothing more, and NextClassified returns nullopt from
+  // now on; the batches left behind go with this.
+  void Abandon() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    abandoned_ = true;
+    next_ = batches_.size();
+  }
+
+  // From the applying thread, while the range is still read: the next batch in the order added
+  // once it is classified; nullopt after the last one once the range is read (or abandoned).
+  // The applying thread decodes nothing: the records it frees as it applies them are what the
+  // reading thread's next batches are read into, so a load holds a few batches as read at a
+  // time rather than the whole range.
   std::optional<Batch> NextClassified() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](LoadClassifier* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-          return self->taken_ == self->batches_.size() || self->batches_[self->taken_].done;
+          return self->abandoned_ ||
+                 (self->taken_ < self->batches_.size() && self->batches_[self->taken_].done) ||
+                 (self->closed_ && self->taken_ == self->batches_.size());
         },
         this));
-    if (taken_ == batches_.size()) {
+    if (abandoned_ || taken_ == batches_.size()) {
       return std::nullopt;
     }
     // Its worker is done with it; the others work on later batches, which stay where they are.
@@ -241,6 +248,7 @@ class LoadClassifier {
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;   // the first batch no thread took to classify yet
   size_t taken_ ABSL_GUARDED_BY(mu_) = 0;  // the first batch NextClassified did not return yet
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::jthread> workers_;  // only the reading thread starts and joins them
 };
 
@@ -743,25 +751,33 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
   ExpiryIndex expiry;
   int64_t loaded = 0;  // the revision read
   {
-    LoadClassifier classifier(keys_);
-    DISCOVERY_ASSIGN_OR_RETURN(
-        loaded, store_.RangeInBatches(keys_.All(), kLoadBatch,
-                                      [&classifier](std::vector<store::KeyValue> kvs) {
-                                        classifier.Add(std::move(kvs));
-                                      }));
-    classifier.Close();
-    working.revision = loaded;
     const std::shared_ptr<const Snapshot> known = Current();
     // A counter: it goes on across reloads.
     working.expired_services = known != nullptr ? known->expired_services : 0;
-    {
+    LoadClassifier classifier(keys_);
+    // Batches are applied in key order while later ones are still read and classified: held
+    // until the whole range was read, the records as read were most of a load's peak memory,
+    // and applying them was a second of its own after the read.
+    std::jthread applying([&] {
+      NameThisThread("view-apply");
       Applier applier(keys_, store_, working, expiry, options_.clock, /*bulk=*/true, known.get());
       while (std::optional<LoadClassifier::Batch> batch = classifier.NextClassified()) {
         for (size_t i = 0; i < batch->kvs.size(); ++i) {
           applier.Put(batch->kvs[i], &batch->classified[i]);
         }
       }  // frees each batch's records once applied
-    }    // builds the maps
+    });  // builds the maps
+    absl::StatusOr<int64_t> read = store_.RangeInBatches(
+        keys_.All(), kLoadBatch,
+        [&classifier](std::vector<store::KeyValue> kvs) { classifier.Add(std::move(kvs)); });
+    if (read.ok()) {
+      classifier.Close();
+    } else {
+      classifier.Abandon();
+    }
+    applying.join();
+    DISCOVERY_ASSIGN_OR_RETURN(loaded, std::move(read));
+    working.revision = loaded;
     // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
     // served even once.
     Applier(keys_, store_, working, expiry, options_.clock).Expire(options_.clock(), known.get());

@@ -223,7 +223,8 @@ class Store {
 
   // Whether `kv`, a key put with an expiry, may have been renewed by Renew without a new
   // revision: then its stored record's deadline is stale and only the store's delete (a watch
-  // event with `expired` set) ends it; a reader must not drop it at that deadline itself.
+  // event with `expired` set) ends it; a reader must not drop it at that deadline itself. A
+  // function of `kv` alone: it may be called from any thread, also while RangeInBatches runs.
   virtual bool RenewsInPlace(const KeyValue& kv) const {
     (void)kv;
     return false;
