@@ -1,8 +1,10 @@
 #include "readmodel/placed.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -171,6 +173,59 @@ TEST(PlacedTest, LargeNamespacesArePlacedOnSeveralThreadsWithTheSameResult) {
   auto joined = Placed::Compute(after, placed.get(), settings);
   Check(*joined);
   EXPECT_FALSE(joined->In("default")->On("s6").empty());
+}
+
+// Every slice, and the map of all, as ids with their servers.
+std::map<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>> Trees(
+    const Placed& placed) {
+  std::map<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>> trees;
+  const NamespacePlacement* ns = placed.In("default");
+  if (ns == nullptr) {
+    return trees;
+  }
+  auto list = [](const PlacedMap& map) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> entries;
+    map.ForEach([&](std::string_view id, const PlacedPtr& entry) {
+      entries.emplace_back(std::string(id), *entry->servers);
+    });
+    return entries;
+  };
+  trees["<all>"] = list(ns->All());
+  for (const auto& [name, server] : placed.snapshot().servers) {
+    trees[name] = list(ns->On(name));
+  }
+  return trees;
+}
+
+TEST(PlacedTest, AJoinOrLeaveMovingManyServicesUpdatesEveryTreeAsFromScratch) {
+  // Enough that a join moves more services than the size from which the map of all and the
+  // slices are updated on two threads.
+  constexpr int kServices = 45000;
+  std::vector<Service> services;
+  for (int i = 0; i < kServices; ++i) {
+    services.push_back(MakeService("http://host" + std::to_string(i) + ":9100/metrics"));
+  }
+  const placement::Settings settings{.replicas = 1};
+  auto one = SnapshotWith({{.name = "s0"}}, services);
+  auto placed = Placed::Compute(one, nullptr, settings);
+  // The only server holds every service: its slice is the map of all.
+  ASSERT_TRUE(placed->In("default")->On("s0").SameAs(placed->In("default")->All()));
+
+  auto two = std::make_shared<repo::Snapshot>(*one);
+  two->servers["s1"] = Server{.name = "s1"};
+  auto joined = Placed::Compute(two, placed.get(), settings);
+  const size_t moved = joined->In("default")->On("s1").size();
+  EXPECT_GT(moved, 20000U);
+  EXPECT_LT(moved, static_cast<size_t>(kServices));
+  EXPECT_EQ(Trees(*joined), Trees(*Placed::Compute(two, nullptr, settings)));
+
+  // s0 leaves: everything moves to s1, whose slice then holds every service again.
+  auto left = std::make_shared<repo::Snapshot>(*two);
+  left->servers.erase("s0");
+  auto after_leave = Placed::Compute(left, joined.get(), settings);
+  EXPECT_TRUE(after_leave->In("default")->On("s1").SameAs(after_leave->In("default")->All()));
+  EXPECT_TRUE(after_leave->In("default")->On("s0").empty());
+  EXPECT_EQ(Trees(*after_leave), Trees(*Placed::Compute(left, nullptr, settings)));
 }
 
 TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
