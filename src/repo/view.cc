@@ -756,8 +756,8 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     working.expired_services = known != nullptr ? known->expired_services : 0;
     LoadClassifier classifier(keys_);
     // Batches are applied in key order while later ones are still read and classified: held
-    // until the whole range was read, the records as read were most of a load's peak memory,
-    // and applying them was a second of its own after the read.
+    // until the whole range was read, every record as read stayed in memory until then, and
+    // the apply followed the read instead of running beside it.
     std::jthread applying([&] {
       NameThisThread("view-apply");
       Applier applier(keys_, store_, working, expiry, options_.clock, /*bulk=*/true, known.get());
