@@ -755,27 +755,39 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     // A counter: it goes on across reloads.
     working.expired_services = known != nullptr ? known->expired_services : 0;
     LoadClassifier classifier(keys_);
-    // Batches are applied in key order while later ones are still read and classified: held
-    // until the whole range was read, every record as read stayed in memory until then, and
-    // the apply followed the read instead of running beside it.
-    std::jthread applying([&] {
-      NameThisThread("view-apply");
+    auto apply = [&] {
       Applier applier(keys_, store_, working, expiry, options_.clock, /*bulk=*/true, known.get());
       while (std::optional<LoadClassifier::Batch> batch = classifier.NextClassified()) {
         for (size_t i = 0; i < batch->kvs.size(); ++i) {
           applier.Put(batch->kvs[i], &batch->classified[i]);
         }
       }  // frees each batch's records once applied
-    });  // builds the maps
-    absl::StatusOr<int64_t> read = store_.RangeInBatches(
-        keys_.All(), kLoadBatch,
-        [&classifier](std::vector<store::KeyValue> kvs) { classifier.Add(std::move(kvs)); });
+    };   // builds the maps
+    // Batches are applied in key order while later ones are still read and classified: held
+    // until the whole range was read, every record as read stayed in memory until then, and
+    // the apply followed the read instead of running beside it. The thread starts with the
+    // first batch, so a read that fails at once costs no thread.
+    std::jthread applying;
+    absl::StatusOr<int64_t> read =
+        store_.RangeInBatches(keys_.All(), kLoadBatch, [&](std::vector<store::KeyValue> kvs) {
+          classifier.Add(std::move(kvs));
+          if (!applying.joinable()) {
+            applying = std::jthread([&apply] {
+              NameThisThread("view-apply");
+              apply();
+            });
+          }
+        });
     if (read.ok()) {
       classifier.Close();
     } else {
       classifier.Abandon();
     }
-    applying.join();
+    if (applying.joinable()) {
+      applying.join();
+    } else if (read.ok()) {
+      apply();  // an empty range
+    }
     DISCOVERY_ASSIGN_OR_RETURN(loaded, std::move(read));
     working.revision = loaded;
     // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
