@@ -1,15 +1,14 @@
 #include "readmodel/placed.h"
 
 #include <algorithm>
-#include <map>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "readmodel/placed_test_util.h"
 #include "selector/selector.h"
 #include "targetgroup/targetgroup.h"
 
@@ -175,28 +174,6 @@ TEST(PlacedTest, LargeNamespacesArePlacedOnSeveralThreadsWithTheSameResult) {
   EXPECT_FALSE(joined->In("default")->On("s6").empty());
 }
 
-// Every slice, and the map of all, as ids with their servers.
-std::map<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>> Trees(
-    const Placed& placed) {
-  std::map<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>> trees;
-  const NamespacePlacement* ns = placed.In("default");
-  if (ns == nullptr) {
-    return trees;
-  }
-  auto list = [](const PlacedMap& map) {
-    std::vector<std::pair<std::string, std::vector<std::string>>> entries;
-    map.ForEach([&](std::string_view id, const PlacedPtr& entry) {
-      entries.emplace_back(std::string(id), *entry->servers);
-    });
-    return entries;
-  };
-  trees["<all>"] = list(ns->All());
-  for (const auto& [name, server] : placed.snapshot().servers) {
-    trees[name] = list(ns->On(name));
-  }
-  return trees;
-}
-
 TEST(PlacedTest, AJoinOrLeaveMovingManyServicesUpdatesEveryTreeAsFromScratch) {
   // Enough that a join moves more services than the size from which the map of all and the
   // slices are updated on two threads.
@@ -217,7 +194,7 @@ TEST(PlacedTest, AJoinOrLeaveMovingManyServicesUpdatesEveryTreeAsFromScratch) {
   const size_t moved = joined->In("default")->On("s1").size();
   EXPECT_GT(moved, 20000U);
   EXPECT_LT(moved, static_cast<size_t>(kServices));
-  EXPECT_EQ(Trees(*joined), Trees(*Placed::Compute(two, nullptr, settings)));
+  EXPECT_EQ(Observe(*joined), Observe(*Placed::Compute(two, nullptr, settings)));
 
   // s0 leaves: everything moves to s1, whose slice then holds every service again.
   auto left = std::make_shared<repo::Snapshot>(*two);
@@ -225,7 +202,7 @@ TEST(PlacedTest, AJoinOrLeaveMovingManyServicesUpdatesEveryTreeAsFromScratch) {
   auto after_leave = Placed::Compute(left, joined.get(), settings);
   EXPECT_TRUE(after_leave->In("default")->On("s1").SameAs(after_leave->In("default")->All()));
   EXPECT_TRUE(after_leave->In("default")->On("s0").empty());
-  EXPECT_EQ(Trees(*after_leave), Trees(*Placed::Compute(left, nullptr, settings)));
+  EXPECT_EQ(Observe(*after_leave), Observe(*Placed::Compute(left, nullptr, settings)));
 }
 
 TEST(PlacedTest, RendersHttpSdOncePerServerAndConfig) {
