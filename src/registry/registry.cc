@@ -243,14 +243,17 @@ absl::StatusOr<std::shared_ptr<const readmodel::Placed>> Registry::Loaded() cons
 
 absl::Status Registry::Initialize(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
+  const int64_t failed_before = view_->FailedReads();
   {
     absl::MutexLock lock(&published_mu_);
     published_mu_.AwaitWithDeadline(absl::Condition(&published_), deadline);
   }
   if (Current() == nullptr) {
     // Reading a million services, or placing them once read, takes seconds: that is no failure
-    // of the store.
-    if (view_->Loading() || view_->Current() != nullptr) {
+    // of the store. A read that failed while this waited is one, even if the view is trying
+    // again at the instant it is asked.
+    const bool failed_meanwhile = view_->FailedReads() != failed_before;
+    if (view_->Current() != nullptr || (view_->Loading() && !failed_meanwhile)) {
       return absl::DeadlineExceededError(
           fmt::format("the store is still being loaded after {}", absl::FormatDuration(timeout)));
     }

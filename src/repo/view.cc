@@ -690,6 +690,11 @@ bool View::Loading() const {
   return current_ == nullptr && !read_failed_;
 }
 
+int64_t View::FailedReads() const {
+  absl::MutexLock lock(&mu_);
+  return failed_reads_;
+}
+
 void View::SetHealth(absl::Status status) {
   absl::MutexLock lock(&mu_);
   health_ = std::move(status);
@@ -732,6 +737,7 @@ void View::Run(const std::stop_token& stop) {
     {
       absl::MutexLock lock(&mu_);
       read_failed_ = true;
+      ++failed_reads_;
       health_ = std::move(status);
     }
     absl::MutexLock lock(&pending.mu);

@@ -160,6 +160,10 @@ class View {
   // services.
   bool Loading() const;
 
+  // How many reads of the store have failed since the view started. A caller that saw the count
+  // grow while it waited knows the store failed, whatever Loading() says the instant it asks.
+  int64_t FailedReads() const;
+
  private:
   struct Pending;
 
@@ -183,6 +187,7 @@ class View {
   int64_t current_revision_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   bool read_failed_ ABSL_GUARDED_BY(mu_) = false;  // the last read failed; none began since
+  int64_t failed_reads_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::unique_ptr<Pending> pending_;
   std::jthread thread_;  // last: starts after every member above is ready

@@ -442,6 +442,7 @@ TEST_F(ViewTest, ReportsStoreErrorsAndRecovers) {
   std::shared_ptr<const Snapshot> snapshot = At(view, repo_->PutNamespace({.name = "n"}));
   EXPECT_THAT(snapshot->namespaces, ElementsAre(Key("n")));
   EXPECT_THAT(view.Health(), IsOk());
+  EXPECT_EQ(view.FailedReads(), 3);
 }
 
 TEST_F(ViewTest, IsUnhealthyAndEmptyWhileTheStoreIsUnreachable) {
@@ -570,6 +571,7 @@ TEST_F(ViewTest, AReadFailingHalfWayIsReadAgainWhole) {
   const std::shared_ptr<const Snapshot> loaded = At(view, revision);
   ASSERT_NE(loaded, nullptr);
   EXPECT_EQ(flaky.failed_reads(), 1);
+  EXPECT_EQ(view.FailedReads(), 1);
   EXPECT_EQ(loaded->ServiceCount(), static_cast<size_t>(kRecords));
   EXPECT_THAT(view.Health(), IsOk());
 }
