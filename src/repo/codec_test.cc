@@ -317,6 +317,30 @@ TEST(CodecTest, StreamingServiceDecoderAnswersAsTheDomDecoder) {
   ExpectSameAsDom(EncodeService(service));
 }
 
+// A decoded service is held for as long as it is registered, a million of them after a load:
+// its strings must not keep the slack of the parser's growing buffer.
+TEST(CodecTest, StreamingServiceDecoderAllocatesStringsToTheirSize) {
+  Service service{.id = "93c156b1-f218-5d79-88a5-219307e59d29",
+                  .name = "a-job-name-longer-than-short-strings",
+                  .namespace_name = "a-namespace-longer-than-short-strings",
+                  .endpoint = "http://host-0123456789.example.com:9100/metrics",
+                  .selector = "environment=test,datacenter=zurich",
+                  .labels = {{"a-label-name-of-some-length", "and-a-value-of-some-length-too"},
+                             {"another-label-name", "another-value-for-it"}},
+                  .description = "a description of the service that takes some space"};
+  absl::StatusOr<Service> decoded = DecodeService(EncodeService(service));
+  ASSERT_THAT(decoded, IsOk());
+  ASSERT_EQ(*decoded, service);
+  for (const std::string* text : {&decoded->id, &decoded->name, &decoded->namespace_name,
+                                  &decoded->endpoint, &decoded->selector, &decoded->description}) {
+    EXPECT_EQ(text->capacity(), text->size()) << *text;
+  }
+  for (const auto& [name, value] : decoded->labels) {
+    EXPECT_EQ(name.capacity(), name.size()) << name;
+    EXPECT_EQ(value.capacity(), value.size()) << value;
+  }
+}
+
 // Every truncation and many single-byte edits of valid and invalid documents: whatever the
 // damage, both decoders must agree on the record or on the reason.
 TEST(CodecTest, StreamingServiceDecoderAgreesOnDamagedDocuments) {

@@ -84,11 +84,15 @@ class ServiceSax {
     return Scalar();
   }
   bool binary(Json::binary_t& /*value*/) { return Scalar(); }
+  // `value` and `name` are the lexer's own buffer. Copied, not moved: a moved-from buffer grows
+  // again by doubling for the next token (a malloc, a copy and a free per step), and the string
+  // taken from it keeps that doubled capacity for the life of the service. A copy is allocated
+  // to its size once.
   bool string(std::string& value) {
     if (depth_ == 1) {
       Reset(field_);
       if (std::string* target = StringField(field_); target != nullptr) {
-        *target = std::move(value);
+        *target = std::string(value);
       } else if (field_ == kModified) {
         if (!value.empty()) {
           modified_ = ParseTimestamp(value);
@@ -98,15 +102,15 @@ class ServiceSax {
           expires_ = ParseTimestamp(value);
         }
       } else if (field_ == kTtl) {
-        ttl_text_ = std::move(value);
+        ttl_text_ = value;
       } else if (field_ != kUnknown) {
         bad_[field_] = true;
       }
     } else if (depth_ == 2 && collecting_ == kLabels) {
       bad_labels_.erase(label_);
-      service_.labels.insert_or_assign(std::move(label_), std::move(value));
+      service_.labels.insert_or_assign(label_, std::string(value));
     } else if (depth_ == 2 && collecting_ == kServers) {
-      service_.servers.push_back(std::move(value));
+      service_.servers.emplace_back(value);
     }
     return true;
   }
@@ -120,7 +124,7 @@ class ServiceSax {
     if (depth_ == 1 && is_object_) {
       field_ = FieldOf(name);
     } else if (depth_ == 2 && collecting_ == kLabels) {
-      label_ = std::move(name);
+      label_ = name;
     }
     return true;
   }
