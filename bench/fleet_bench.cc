@@ -563,8 +563,19 @@ class ChildDaemon {
     const char* log = std::getenv("DISCOVERY_BENCH_DAEMON_LOG");
     posix_spawn_file_actions_addopen(&actions, 2, log != nullptr ? log : "/dev/null",
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
+    // Started as the packaged unit starts it (docs/decisions.md D51), unless this process's
+    // environment says otherwise.
+    std::vector<char*> envp;
+    for (char** variable = environ; *variable != nullptr; ++variable) {
+      envp.push_back(*variable);
+    }
+    std::string tunables = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
+    if (std::getenv("GLIBC_TUNABLES") == nullptr) {
+      envp.push_back(tunables.data());
+    }
+    envp.push_back(nullptr);
     started_ = absl::Now();
-    if (posix_spawn(&pid_, DISCOVERYD_BINARY, &actions, nullptr, argv.data(), environ) != 0) {
+    if (posix_spawn(&pid_, DISCOVERYD_BINARY, &actions, nullptr, argv.data(), envp.data()) != 0) {
       pid_ = -1;
     }
     posix_spawn_file_actions_destroy(&actions);

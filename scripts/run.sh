@@ -11,6 +11,8 @@ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
 cmake --build build/release --target discoveryd discovery
 
 discoveryd="$PWD/build/release/cmd/discoveryd/discoveryd"
+# As the packaged units start it: malloc's heaps in transparent huge pages (docs/decisions.md D51).
+export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}"
 if [ $# -gt 0 ]; then
   exec "$discoveryd" "$@"
 fi

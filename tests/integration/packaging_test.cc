@@ -115,6 +115,24 @@ TEST(PackagingTest, EnvironmentFilesNameOnlyVariablesDiscoverydReads) {
   }
 }
 
+// docs/decisions.md D51: glibc reads the tunable only from the environment a process starts
+// with, so the units are where the daemon gets its heaps in huge pages.
+TEST(PackagingTest, UnitsStartTheDaemonWithMallocHeapsInHugePages) {
+  for (const std::string name : {"discoveryd.service", "discovery-exporter.service"}) {
+    const std::string unit = ReadFile(DISCOVERY_SOURCE_DIR "/packaging/systemd/" + name);
+    std::vector<std::string> environment;
+    std::istringstream lines(unit);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.starts_with("Environment=")) {
+        environment.push_back(line.substr(std::string("Environment=").size()));
+      }
+    }
+    EXPECT_THAT(environment, ::testing::Contains("GLIBC_TUNABLES=glibc.malloc.hugetlb=1")) << name;
+    // Before the file, so an operator's setting there wins.
+    EXPECT_LT(unit.find("Environment=GLIBC_TUNABLES="), unit.find("EnvironmentFile=")) << name;
+  }
+}
+
 TEST(PackagingTest, ServerUnitRunsTheServerWithItsEnvironmentFile) {
   const std::string unit = ReadFile(DISCOVERY_SOURCE_DIR "/packaging/systemd/discoveryd.service");
   const std::string exec_start = UnitValue(unit, "ExecStart");
