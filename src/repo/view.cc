@@ -829,8 +829,9 @@ absl::Status View::FollowOnce(const std::stop_token& stop) {
     // A record past its deadline that the store has not deleted yet (a restart, a reload) is not
     // served even once.
     Applier(keys_, store_, working, expiry, options_.clock).Expire(options_.clock(), known.get());
-  }                  // joins the classifying threads, all done by now
-  Publish(working);  // the listener places the load, allocating on threads of its own too
+  }  // joins the classifying threads, all done by now
+  // The listener places the load, allocating on threads of its own too: still padded.
+  Publish(working);
   pad_heap_growth.reset();
   ReleaseFreedMemory();
 
