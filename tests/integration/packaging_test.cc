@@ -44,15 +44,22 @@ std::string ReadFile(const std::string& path) {
   return content.str();
 }
 
-// The value of the first `key=` line of a unit file, "" when there is none.
-std::string UnitValue(const std::string& unit, const std::string& key) {
+// The values of every `key=` line of a unit file, in order (Environment= may repeat).
+std::vector<std::string> UnitValues(const std::string& unit, const std::string& key) {
+  std::vector<std::string> values;
   std::istringstream lines(unit);
   for (std::string line; std::getline(lines, line);) {
     if (line.starts_with(key + "=")) {
-      return line.substr(key.size() + 1);
+      values.push_back(line.substr(key.size() + 1));
     }
   }
-  return "";
+  return values;
+}
+
+// The value of the first `key=` line of a unit file, "" when there is none.
+std::string UnitValue(const std::string& unit, const std::string& key) {
+  std::vector<std::string> values = UnitValues(unit, key);
+  return values.empty() ? "" : values.front();
 }
 
 // The variable names an environment file sets or shows commented out ("#NAME=value"), and its
@@ -120,14 +127,9 @@ TEST(PackagingTest, EnvironmentFilesNameOnlyVariablesDiscoverydReads) {
 TEST(PackagingTest, UnitsStartTheDaemonWithMallocHeapsInHugePages) {
   for (const std::string name : {"discoveryd.service", "discovery-exporter.service"}) {
     const std::string unit = ReadFile(DISCOVERY_SOURCE_DIR "/packaging/systemd/" + name);
-    std::vector<std::string> environment;
-    std::istringstream lines(unit);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.starts_with("Environment=")) {
-        environment.push_back(line.substr(std::string("Environment=").size()));
-      }
-    }
-    EXPECT_THAT(environment, ::testing::Contains("GLIBC_TUNABLES=glibc.malloc.hugetlb=1")) << name;
+    EXPECT_THAT(UnitValues(unit, "Environment"),
+                ::testing::Contains("GLIBC_TUNABLES=glibc.malloc.hugetlb=1"))
+        << name;
     // Before the file, so an operator's setting there wins.
     EXPECT_LT(unit.find("Environment=GLIBC_TUNABLES="), unit.find("EnvironmentFile=")) << name;
   }
