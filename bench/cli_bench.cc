@@ -233,7 +233,7 @@ void BM_BackupRestore(benchmark::State& state) {
     const std::string backup = work_dir + "/services.yaml";
     const Timed list = RunCli(*server, {"service", "list", "-o", "yaml"}, backup);
     absl::StatusOr<std::unique_ptr<DiscoverydProcess>> fresh =
-        DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY});
+        DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY, .debug_logs = false});
     if (!fresh.ok() || !SetUpServer(**fresh, {"registered", "imported"})) {
       state.SkipWithError("cannot start the second server");
       return;
@@ -273,7 +273,7 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::string> dir = t::MakeTempDir("discovery-cli-bench");
   absl::StatusOr<std::unique_ptr<t::DiscoverydProcess>> started =
-      t::DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY});
+      t::DiscoverydProcess::Start({.binary = DISCOVERYD_BINARY, .debug_logs = false});
   if (!dir.ok() || !started.ok()) {
     std::cerr << "cannot start discoveryd: " << started.status() << "\n";
     return 1;

@@ -532,7 +532,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<testing::DiscoverydProcess> server;
   if (embedded) {
     absl::StatusOr<std::unique_ptr<testing::DiscoverydProcess>> started =
-        testing::DiscoverydProcess::Start({.binary = binary, .extra_args = {"--min-ttl=1s"}});
+        testing::DiscoverydProcess::Start(
+            {.binary = binary, .extra_args = {"--min-ttl=1s"}, .debug_logs = false});
     if (!started.ok()) {
       std::cerr << "cannot start discoveryd: " << started.status() << "\n";
       return 1;
@@ -549,8 +550,10 @@ int main(int argc, char** argv) {
                   .embedded_db = server->data_dir() + "/discovery.db"};
   } else {
     absl::StatusOr<std::unique_ptr<testing::DiscoveryCluster>> started =
-        testing::DiscoveryCluster::Start(
-            {.discoveryd_binary = binary, .exporter_server = "", .replica_args = {"--min-ttl=1s"}});
+        testing::DiscoveryCluster::Start({.discoveryd_binary = binary,
+                                          .exporter_server = "",
+                                          .replica_args = {"--min-ttl=1s"},
+                                          .debug_logs = false});
     if (!started.ok()) {
       std::cerr << "cannot start the cluster: " << started.status() << "\n";
       return 1;

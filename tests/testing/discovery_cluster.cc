@@ -60,8 +60,8 @@ absl::StatusOr<std::unique_ptr<DiscoveryCluster>> DiscoveryCluster::Start(
                                    "--etcd-endpoints=" + cluster->etcd_->EndpointList()};
   args.insert(args.end(), opts.replica_args.begin(), opts.replica_args.end());
   for (int i = 0; i < opts.replicas; ++i) {
-    absl::StatusOr<std::unique_ptr<DiscoverydProcess>> replica =
-        DiscoverydProcess::Start({.binary = opts.discoveryd_binary, .extra_args = args});
+    absl::StatusOr<std::unique_ptr<DiscoverydProcess>> replica = DiscoverydProcess::Start(
+        {.binary = opts.discoveryd_binary, .extra_args = args, .debug_logs = opts.debug_logs});
     if (!replica.ok()) {
       return absl::Status(
           replica.status().code(),

@@ -31,6 +31,8 @@ struct DiscoveryClusterOptions {
   // through the first replica. Empty: no exporter.
   std::string exporter_server = "prometheus1.example.com";
   std::vector<std::string> replica_args;  // appended to every replica's command line
+  // The replicas log at debug level (see DiscoverydOptions::debug_logs); benchmarks turn it off.
+  bool debug_logs = true;
 };
 
 // Not thread-safe except where noted: drive it from the test thread. Destroying it kills the

@@ -122,8 +122,10 @@ absl::Status DiscoverydProcess::Launch() {
                   "--data-dir=" + data_dir_,
                   "--token-secret=" + options_.token_secret,
                   "--token-issuer=" + options_.token_issuer,
-                  "--log-format=json",
-                  "--debug"};
+                  "--log-format=json"};
+  if (options_.debug_logs) {
+    command.argv.push_back("--debug");
+  }
   if (options_.tls.has_value()) {
     command.argv.push_back("--tls-cert=" + options_.tls->first);
     command.argv.push_back("--tls-key=" + options_.tls->second);

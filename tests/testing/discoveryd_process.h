@@ -1,6 +1,6 @@
 // The real `discoveryd` binary as a child process, for black-box tests of the daemon: free
-// loopback ports, a throw-away data dir, JSON debug logs in a file whose tail goes into every
-// error, and tokens minted by the binary's own `token create`.
+// loopback ports, a throw-away data dir, JSON logs (at debug level unless told otherwise) in a
+// file whose tail goes into every error, and tokens minted by the binary's own `token create`.
 //
 // Tests get the binary's path from CMake:
 //   add_dependencies(<test> discoveryd)
@@ -36,6 +36,9 @@ struct DiscoverydOptions {
   absl::Duration start_timeout = absl::Seconds(30);
   // PEM certificate and key files: both listeners serve TLS and http_url() is https://.
   std::optional<std::pair<std::string, std::string>> tls;
+  // --debug: the log tails in test failures then say what the daemon did. Benchmarks turn it
+  // off, so that they measure the daemon as it runs in production (at info level).
+  bool debug_logs = true;
 };
 
 // One discoveryd server. Not thread-safe: drive it from the test thread. Destroying it SIGKILLs
@@ -46,8 +49,8 @@ class DiscoverydProcess {
   // Starts `discoveryd server` with --grpc-listen/--http-listen on free 127.0.0.1 ports,
   // --data-dir in a new temp dir (also its working and home dir, so no developer config file
   // is read; DISCOVERY_* variables are removed from its environment), the token flags,
-  // --log-format=json --debug, and extra_args. Fails with Unavailable and the log tail when it
-  // exits or is not ready within start_timeout.
+  // --log-format=json, --debug unless options.debug_logs is false, and extra_args. Fails with
+  // Unavailable and the log tail when it exits or is not ready within start_timeout.
   static absl::StatusOr<std::unique_ptr<DiscoverydProcess>> Start(DiscoverydOptions options);
 
   ~DiscoverydProcess();
