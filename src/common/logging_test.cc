@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -246,6 +247,42 @@ TEST_F(LoggingTest, EveryLineIsRedactedMessagesAndFieldsAlike) {
   EXPECT_EQ(records[0]["msg"], "http request method=GET path=/v1/tokens/***** status=200");
   EXPECT_EQ(records[1]["authorization"], "Bearer *****");
   EXPECT_EQ(records[1]["path"], "/v1/tokens/*****");
+}
+
+TEST_F(LoggingTest, TextLinesAreRedactedMessagesAndFieldsAlike) {
+  Init(LogOptions::Format::kText);
+  const std::string jwt(kJwt);
+
+  LogWarn("token " + jwt + " refused", {{"authorization", "Bearer " + jwt}, {"id", "abc"}});
+
+  EXPECT_THAT(Lines(output_.str()),
+              ElementsAre(MatchesRegex(R"([0-9T:.-]+Z WARN token \*\*\*\*\* refused )"
+                                       R"(authorization="Bearer \*\*\*\*\*" id=abc)")));
+}
+
+// The time is the record's own, to the millisecond, also after the second it is in has passed.
+TEST_F(LoggingTest, EachLineHasTheTimeItWasLoggedAt) {
+  Init(LogOptions::Format::kJson);
+  std::vector<std::pair<absl::Time, absl::Time>> around;
+  for (int i = 0; i < 3; ++i) {
+    const absl::Time before = absl::Now();
+    LogInfo("tick");
+    around.emplace_back(before, absl::Now());
+    absl::SleepFor(absl::Milliseconds(600));
+  }
+
+  const std::vector<nlohmann::ordered_json> records = JsonLines();
+  ASSERT_THAT(records, SizeIs(3));
+  for (size_t i = 0; i < records.size(); ++i) {
+    absl::Time logged;
+    std::string error;
+    ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", records[i]["time"].get<std::string>(),
+                                &logged, &error))
+        << error;
+    EXPECT_GE(logged, absl::Floor(around[i].first - absl::UnixEpoch(), absl::Milliseconds(1)) +
+                          absl::UnixEpoch());
+    EXPECT_LE(logged, around[i].second);
+  }
 }
 
 TEST_F(LoggingTest, StartupFlagsLogWithoutSecrets) {
