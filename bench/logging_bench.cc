@@ -48,9 +48,8 @@ BENCHMARK(BM_AuditLine);
 void BM_AuditLineAsJsonDump(benchmark::State& state) {
   const LogFields fields = AuditFields();
   for (auto _ : state) {
-    nlohmann::ordered_json line = {{"time", "2026-12-07T12:00:00.000Z"},
-                                   {"level", "info"},
-                                   {"msg", "audit"}};
+    nlohmann::ordered_json line = {
+        {"time", "2026-12-07T12:00:00.000Z"}, {"level", "info"}, {"msg", "audit"}};
     for (const auto& [key, value] : fields) {
       line[key] = value;
     }

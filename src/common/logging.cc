@@ -438,21 +438,22 @@ std::string RedactCredentials(std::string_view text) {
   if (!jwt && !scheme && !token_path) {
     return out;
   }
-  static const auto* const kJwt = new RE2(R"(eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)");
+  static const auto* const jwt_pattern =
+      new RE2(R"(eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)");
   // A bearer credential is at least 8 token68 characters, so prose such as "bearer token
   // missing" stays readable; Basic credentials only right after an authorization key.
-  static const auto* const kScheme = new RE2(
+  static const auto* const scheme_pattern = new RE2(
       R"((?i)(\bbearer\s+|authorization["']?\s*[:=]\s*["']?basic\s+)[A-Za-z0-9._~+/=-]{8,})");
-  static const auto* const kTokenPath = new RE2(R"((/tokens/)[^/?#\s"]+)");
+  static const auto* const token_path_pattern = new RE2(R"((/tokens/)[^/?#\s"]+)");
   const std::string redacted(kRedactedValue);
   if (jwt) {
-    RE2::GlobalReplace(&out, *kJwt, redacted);
+    RE2::GlobalReplace(&out, *jwt_pattern, redacted);
   }
   if (scheme) {
-    RE2::GlobalReplace(&out, *kScheme, "\\1" + redacted);
+    RE2::GlobalReplace(&out, *scheme_pattern, "\\1" + redacted);
   }
   if (token_path) {
-    RE2::GlobalReplace(&out, *kTokenPath, "\\1" + redacted);
+    RE2::GlobalReplace(&out, *token_path_pattern, "\\1" + redacted);
   }
   return out;
 }
