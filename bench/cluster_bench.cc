@@ -196,37 +196,18 @@ void BM_TwoReplicasVsRawPuts(benchmark::State& state) {
       channels.push_back(grpc::CreateChannel(cluster->replica(r).grpc_address(),
                                              grpc::InsecureChannelCredentials()));
     }
-    // Raw puts and registrations take turns in rounds of a second or two each, so that whatever
-    // the machine does meanwhile falls on both sides alike (one window of each varied the ratio
-    // from 0.46 to 0.72 between runs of the same code). The figure is the median of the rounds'
-    // ratios.
-    std::vector<double> raw;
-    std::vector<double> registrations;
-    std::vector<double> ratios;
-    int failures = 0;
-    for (int round = 0; round < kRounds; ++round) {
-      const std::vector<std::pair<std::string, std::string>> round_kvs(
-          kvs.begin() + round * kCount, kvs.begin() + (round + 1) * kCount);
-      int raw_failures = 0;
-      raw.push_back(
-          bench::RawEtcdPuts(cluster->etcd().endpoints(), round_kvs, kInFlight, &raw_failures));
-      if (raw_failures > 0) {
-        state.SkipWithError("raw etcd puts failed");
-        return;
-      }
-      const bench::LoadResult round_registrations =
-          bench::RegisterServices(channels, "Bearer " + cluster->admin_token(), ns, round * kCount,
-                                  kCount, {.in_flight = kInFlight});
-      failures += round_registrations.failed;
-      registrations.push_back(round_registrations.per_second);
-      ratios.push_back(registrations.back() / raw.back());
+    // Rounds of a second or two each (one window of each varied the ratio from 0.46 to 0.72
+    // between runs of the same code); the figure is the median of the rounds' ratios.
+    const bench::RoundsResult rounds =
+        bench::RawPutsThenRegistrationsInRounds(cluster->etcd().endpoints(), kvs, kRounds, channels,
+                                                "Bearer " + cluster->admin_token(), ns, kInFlight);
+    if (rounds.failed_puts > 0) {
+      state.SkipWithError("raw etcd puts failed");
+      return;
     }
-    state.counters["raw_puts_per_s"] = Percentile(raw, 0.5);
-    state.counters["registrations_per_s"] = Percentile(registrations, 0.5);
-    state.counters["ratio"] = Percentile(ratios, 0.5);
-    state.counters["ratio_min"] = Percentile(ratios, 0);
-    state.counters["ratio_max"] = Percentile(ratios, 1);
-    state.counters["failures"] = failures;
+    for (const auto& [name, value] : rounds.Counters()) {
+      state.counters[name] = value;
+    }
   }
 }
 BENCHMARK(BM_TwoReplicasVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond);

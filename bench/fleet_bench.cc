@@ -307,33 +307,18 @@ void BM_EtcdRegistrationsVsRawPuts(benchmark::State& state) {
         kvs.emplace_back(op->key, op->value);
       }
     }
-    // Raw puts and registrations take turns in rounds of a second or so each, so that whatever
-    // the machine does meanwhile falls on both sides alike (one window of each varied the ratio
-    // from 0.45 to 0.85 between runs of the same code). The figure is the median of the rounds'
-    // ratios.
-    std::vector<double> raw;
-    std::vector<double> registrations;
-    std::vector<double> ratios;
-    int failures = 0;
-    for (int round = 0; round < kRounds; ++round) {
-      const std::vector<std::pair<std::string, std::string>> round_kvs(
-          kvs.begin() + round * kCount, kvs.begin() + (round + 1) * kCount);
-      int raw_failures = 0;
-      raw.push_back(bench::RawEtcdPuts({EtcdEndpoints()}, round_kvs, kInFlight, &raw_failures));
-      if (raw_failures > 0) {
-        state.SkipWithError("raw etcd puts failed");
-        return;
-      }
-      registrations.push_back(RegisterConcurrently(server.channel(), "default", round * kCount,
-                                                   kCount, kInFlight, &failures));
-      ratios.push_back(registrations.back() / raw.back());
+    // Rounds of a second or so each (one window of each varied the ratio from 0.45 to 0.85
+    // between runs of the same code); the figure is the median of the rounds' ratios.
+    const bench::RoundsResult rounds =
+        bench::RawPutsThenRegistrationsInRounds({EtcdEndpoints()}, kvs, kRounds, {server.channel()},
+                                                "Bearer " + AdminToken(), "default", kInFlight);
+    if (rounds.failed_puts > 0) {
+      state.SkipWithError("raw etcd puts failed");
+      return;
     }
-    state.counters["raw_puts_per_s"] = Percentile(raw, 0.5);
-    state.counters["registrations_per_s"] = Percentile(registrations, 0.5);
-    state.counters["ratio"] = Percentile(ratios, 0.5);
-    state.counters["ratio_min"] = Percentile(ratios, 0);
-    state.counters["ratio_max"] = Percentile(ratios, 1);
-    state.counters["failures"] = failures;
+    for (const auto& [name, value] : rounds.Counters()) {
+      state.counters[name] = value;
+    }
   }
 }
 BENCHMARK(BM_EtcdRegistrationsVsRawPuts)->Iterations(1)->Unit(benchmark::kSecond);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
+#include "percentile.h"
 
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "postfinance/discovery/v1/service_api.grpc.pb.h"
@@ -143,6 +145,40 @@ double RawEtcdPuts(const std::vector<std::string>& endpoints,
   }
   *failures += failed;
   return static_cast<double>(kvs.size()) / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+std::map<std::string, double> RoundsResult::Counters() const {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < raw_puts_per_s.size() && i < registrations_per_s.size(); ++i) {
+    ratios.push_back(raw_puts_per_s[i] > 0 ? registrations_per_s[i] / raw_puts_per_s[i] : 0);
+  }
+  return {{"raw_puts_per_s", Percentile(raw_puts_per_s, 0.5)},
+          {"registrations_per_s", Percentile(registrations_per_s, 0.5)},
+          {"ratio", Percentile(ratios, 0.5)},
+          {"ratio_min", Percentile(ratios, 0)},
+          {"ratio_max", Percentile(ratios, 1)},
+          {"failures", failed_registrations}};
+}
+
+RoundsResult RawPutsThenRegistrationsInRounds(
+    const std::vector<std::string>& etcd_endpoints,
+    const std::vector<std::pair<std::string, std::string>>& kvs, int rounds,
+    const std::vector<std::shared_ptr<grpc::Channel>>& channels, const std::string& authorization,
+    std::string_view ns, int in_flight) {
+  RoundsResult result;
+  const auto per_round = static_cast<std::ptrdiff_t>(kvs.size()) / rounds;
+  for (int round = 0; round < rounds && result.failed_puts == 0; ++round) {
+    const auto begin = kvs.begin() + round * per_round;
+    const std::vector<std::pair<std::string, std::string>> round_kvs(begin, begin + per_round);
+    result.raw_puts_per_s.push_back(
+        RawEtcdPuts(etcd_endpoints, round_kvs, in_flight, &result.failed_puts));
+    const LoadResult registrations =
+        RegisterServices(channels, authorization, ns, static_cast<int>(round * per_round),
+                         static_cast<int>(per_round), {.in_flight = in_flight});
+    result.failed_registrations += registrations.failed;
+    result.registrations_per_s.push_back(registrations.per_second);
+  }
+  return result;
 }
 
 }  // namespace discovery::bench

@@ -5,6 +5,7 @@
 // client keeping many RegisterService calls in flight, optionally at a steady rate.
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,6 +51,25 @@ LoadResult RegisterServices(const std::vector<std::shared_ptr<grpc::Channel>>& c
 double RawEtcdPuts(const std::vector<std::string>& endpoints,
                    const std::vector<std::pair<std::string, std::string>>& kvs, int threads,
                    int* failures);
+
+// Raw puts of `kvs` and registrations of as many services of `ns` take turns in `rounds`
+// rounds (round r: the r-th slice of `kvs`, then services [r * n, (r + 1) * n) with n =
+// kvs.size() / rounds), so that whatever the machine does meanwhile falls on both sides alike.
+struct RoundsResult {
+  std::vector<double> raw_puts_per_s;
+  std::vector<double> registrations_per_s;
+  int failed_registrations = 0;
+  int failed_puts = 0;
+
+  // The medians of both rates and of the rounds' ratios (the figure), the ratios' range and the
+  // failed registrations, named as the benchmarks report them.
+  std::map<std::string, double> Counters() const;
+};
+RoundsResult RawPutsThenRegistrationsInRounds(
+    const std::vector<std::string>& etcd_endpoints,
+    const std::vector<std::pair<std::string, std::string>>& kvs, int rounds,
+    const std::vector<std::shared_ptr<grpc::Channel>>& channels, const std::string& authorization,
+    std::string_view ns, int in_flight);
 
 }  // namespace discovery::bench
 
