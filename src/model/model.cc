@@ -1,7 +1,6 @@
 #include "model/model.h"
 
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <array>
@@ -216,19 +215,15 @@ std::array<unsigned char, EVP_MAX_MD_SIZE> Sha1(const std::array<unsigned char, 
     void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
   };
   thread_local const std::unique_ptr<EVP_MD_CTX, ContextDeleter> context(EVP_MD_CTX_new());
+  // Zeros when OpenSSL has no SHA-1 or no memory for a context, as SHA1() left them: it needs
+  // both as well.
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
   if (sha1 != nullptr && context != nullptr &&
       EVP_DigestInit_ex2(context.get(), sha1, nullptr) == 1 &&
       EVP_DigestUpdate(context.get(), prefix.data(), prefix.size()) == 1 &&
-      EVP_DigestUpdate(context.get(), data.data(), data.size()) == 1 &&
-      EVP_DigestFinal_ex(context.get(), digest.data(), &size) == 1 && size == SHA_DIGEST_LENGTH) {
-    return digest;
+      EVP_DigestUpdate(context.get(), data.data(), data.size()) == 1) {
+    EVP_DigestFinal_ex(context.get(), digest.data(), nullptr);
   }
-  // Without a context (out of memory) the one-shot call, as before.
-  std::string joined(reinterpret_cast<const char*>(prefix.data()), prefix.size());
-  joined.append(data);
-  SHA1(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), digest.data());
   return digest;
 }
 
