@@ -24,7 +24,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
-#include "nlohmann/json.hpp"
 #include "spdlog/formatter.h"
 #include "spdlog/logger.h"
 #include "spdlog/sinks/base_sink.h"
@@ -32,6 +31,7 @@
 #include "spdlog/sinks/sink.h"
 #include "spdlog/spdlog.h"
 
+#include "common/json_string.h"
 #include "common/thread_name.h"
 #include "common/wait.h"
 #include "re2/re2.h"
@@ -128,29 +128,6 @@ bool MayHoldCredentials(std::string_view text) {
   return HasJwtMark(text) || HasAuthScheme(text) || HasTokenPath(text);
 }
 
-bool IsPlainJsonText(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    const auto byte = static_cast<unsigned char>(c);
-    return byte >= 0x20 && byte < 0x7f && c != '"' && c != '\\';
-  });
-}
-
-// Invalid UTF-8 (e.g. a client-supplied name) becomes U+FFFD instead of an exception, so the
-// record is still written.
-void AppendJsonQuoted(std::string_view text, spdlog::memory_buf_t& dest) {
-  // Nearly every value is printable ASCII without quotes or backslashes, which JSON takes as it
-  // is; building a json value for it was half of the cost of formatting a line.
-  if (IsPlainJsonText(text)) {
-    dest.push_back('"');
-    Append(text, dest);
-    dest.push_back('"');
-    return;
-  }
-  Append(nlohmann::json(std::string(text))
-             .dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace),
-         dest);
-}
-
 // Text values stay bare unless a reader could not tell where they end.
 bool NeedsQuoting(std::string_view value) {
   return value.empty() || std::any_of(value.begin(), value.end(), [](char c) {
@@ -216,14 +193,14 @@ class LineFormatter final : public spdlog::formatter {
     Append(R"(","level":")", dest);
     Append(LevelName(msg.level), dest);
     Append(R"(","msg":)", dest);
-    AppendJsonQuoted(payload, dest);
+    AppendJsonString(payload, dest);
     if (fields != nullptr) {
       std::string storage;
       for (const auto& [key, value] : *fields) {
         dest.push_back(',');
-        AppendJsonQuoted(key, dest);
+        AppendJsonString(key, dest);
         dest.push_back(':');
-        AppendJsonQuoted(Redacted(value, storage), dest);
+        AppendJsonString(Redacted(value, storage), dest);
       }
     }
     dest.push_back('}');
@@ -246,7 +223,7 @@ class LineFormatter final : public spdlog::formatter {
         dest.push_back('=');
         const std::string_view shown = Redacted(value, storage);
         if (NeedsQuoting(shown)) {
-          AppendJsonQuoted(shown, dest);
+          AppendJsonString(shown, dest);
         } else {
           Append(shown, dest);
         }

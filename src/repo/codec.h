@@ -57,6 +57,9 @@ namespace internal {
 // DecodeService through a JSON DOM: the straightforward reading of the document, kept as the
 // reference that the streaming DecodeService is tested against.
 absl::StatusOr<Service> DecodeServiceWithDom(std::string_view json);
+// EncodeService through a JSON DOM: the same bytes, built the straightforward way, kept as the
+// reference that the direct EncodeService is tested against.
+std::string EncodeServiceWithDom(const Service& service);
 // The "ttl" of a service document, a duration as absl::FormatDuration writes it ("1m30s"); both
 // service decoders read it so.
 absl::StatusOr<absl::Duration> ParseTtl(std::string_view text);

@@ -1,5 +1,6 @@
 #include "repo/codec.h"
 
+#include <array>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -408,6 +409,98 @@ TEST(TimeTest, ParsesLikeAbslRfc3339) {
     if (parses) {
       EXPECT_EQ(*parsed, expected) << text;
     }
+  }
+}
+
+}  // namespace
+}  // namespace discovery::repo
+
+namespace discovery::repo {
+namespace {
+
+// Text is drawn from these: single bytes mostly of what names and labels hold, with quotes, a
+// backslash, control characters and bytes that are not UTF-8 among them, and sequences of UTF-8
+// (the last a surrogate, which is not).
+constexpr std::string_view kTextBytes = "aZ0-_./: \"\\\n\t\x01\x1f\x7f\xff\xc3<";
+constexpr std::array<std::string_view, 4> kTextSequences = {"\xc3\xa9", "\xf0\x9f\x98\x80",
+                                                            "\xe2\x80\xa8", "\xed\xa0\x80"};
+
+// A string of `length` pieces, each a byte of kTextBytes or one of kTextSequences.
+std::string RandomText(std::mt19937& random, int length) {
+  std::string text;
+  for (int i = 0; i < length; ++i) {
+    const size_t piece = std::uniform_int_distribution<size_t>(
+        0, kTextBytes.size() + kTextSequences.size() - 1)(random);
+    if (piece < kTextBytes.size()) {
+      text += kTextBytes[piece];
+    } else {
+      text += kTextSequences[piece - kTextBytes.size()];
+    }
+  }
+  return text;
+}
+
+TEST(CodecTest, EncodesServicesAsTheDomEncoder) {
+  std::mt19937 random(15);
+  auto pick = [&random](int low, int high) {
+    return std::uniform_int_distribution<int>(low, high)(random);
+  };
+  for (int i = 0; i < 5000; ++i) {
+    Service service;
+    // Each field empty now and then, as a record may leave it.
+    auto text = [&] { return pick(0, 4) == 0 ? std::string{} : RandomText(random, pick(1, 12)); };
+    service.id = text();
+    service.name = text();
+    service.namespace_name = text();
+    service.endpoint = text();
+    for (int l = pick(0, 3); l > 0; --l) {
+      service.labels[RandomText(random, pick(1, 4))] = text();
+    }
+    for (int s = pick(0, 2); s > 0; --s) {
+      service.servers.push_back(text());
+    }
+    service.selector = text();
+    service.description = text();
+    service.modified = Utc(pick(1970, 2100), pick(1, 12), pick(1, 28), pick(0, 23), pick(0, 59),
+                           pick(0, 59), pick(0, 2) == 0 ? 0 : pick(0, 999'999'999));
+    if (pick(0, 2) == 0) {
+      service.ttl = absl::Seconds(pick(1, 100'000));
+      service.expires = service.modified + service.ttl;
+    }
+    ASSERT_EQ(EncodeService(service), internal::EncodeServiceWithDom(service)) << "service " << i;
+  }
+}
+
+TEST(TimeTest, FormatsAsAbslFormatTime) {
+  std::mt19937 random(15);
+  auto pick = [&random](int64_t low, int64_t high) {
+    return std::uniform_int_distribution<int64_t>(low, high)(random);
+  };
+  std::vector<absl::Time> times = {
+      absl::InfinitePast(),      absl::InfiniteFuture(),
+      absl::UnixEpoch(),         Utc(999, 12, 31, 23, 59, 59, 1),
+      Utc(1000, 1, 1, 0, 0, 0),  Utc(9999, 12, 31, 23, 59, 59, 999999999),
+      Utc(10000, 1, 1, 0, 0, 0), Utc(-1, 6, 1, 12, 0, 0, 500)};
+  for (int i = 0; i < 20000; ++i) {
+    int64_t nanos = 0;
+    switch (pick(0, 3)) {
+      case 0:
+        break;
+      case 1:
+        nanos = pick(0, 999) * 1'000'000;  // milliseconds, as the Go original writes
+        break;
+      default:
+        nanos = pick(0, 999'999'999);
+        break;
+    }
+    times.push_back(Utc(static_cast<int>(pick(-50, 12000)), static_cast<int>(pick(1, 12)),
+                        static_cast<int>(pick(1, 28)), static_cast<int>(pick(0, 23)),
+                        static_cast<int>(pick(0, 59)), static_cast<int>(pick(0, 59)), nanos));
+  }
+  for (const absl::Time time : times) {
+    ASSERT_EQ(FormatTimestamp(time),
+              absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", time, absl::UTCTimeZone()))
+        << absl::ToUnixNanos(time);
   }
 }
 
