@@ -292,7 +292,7 @@ std::string EncodeServer(const Server& server) {
 
 std::string EncodeService(const Service& service) {
   // Written straight, in the order and with the quoting of EncodeServiceWithDom (the tests hold
-  // them to the same bytes): building the DOM was nine tenths of encoding a registration.
+  // them to the same bytes): building the DOM was four fifths of encoding a registration.
   std::string json;
   json.reserve(128 + service.id.size() + service.name.size() + service.namespace_name.size() +
                service.endpoint.size() + service.selector.size() + service.description.size());
