@@ -161,20 +161,23 @@ absl::Status Annotate(const absl::Status& status, std::string_view what) {
 std::string FormatTimestamp(absl::Time time) {
   // Written for every record; absl::FormatTime interprets its format and converts through a
   // time zone each time, most of a timestamp's cost. Years of four digits (every real one) are
-  // written here from the calendar date, the rest by absl (a longer, shorter or negative year,
-  // the infinite times).
-  constexpr int64_t kFirstSecondOfYear1000 = -30'610'224'000;
-  constexpr int64_t kLastSecondOfYear9999 = 253'402'300'799;
-  const int64_t seconds = absl::ToUnixSeconds(time);  // rounded towards the infinite past
-  if (seconds < kFirstSecondOfYear1000 || seconds > kLastSecondOfYear9999) {
+  // written here from std::chrono's calendar date, the rest by absl (a longer, shorter or
+  // negative year, the infinite times).
+  using std::chrono::days;
+  using std::chrono::sys_days;
+  using std::chrono::sys_seconds;
+  using std::chrono::year;
+  constexpr sys_seconds kFirst = sys_days{year{1000} / 1 / 1};
+  constexpr sys_seconds kEnd = sys_days{year{10000} / 1 / 1};
+  const sys_seconds second{std::chrono::seconds{absl::ToUnixSeconds(time)}};  // floored
+  if (second < kFirst || second >= kEnd) {
     return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", time, absl::UTCTimeZone());
   }
-  constexpr int64_t kSecondsPerDay = 86'400;
-  const int64_t days = (seconds >= 0 ? seconds : seconds - (kSecondsPerDay - 1)) / kSecondsPerDay;
-  const int64_t of_day = seconds - days * kSecondsPerDay;
-  const std::chrono::year_month_day date{
-      std::chrono::sys_days{std::chrono::days{static_cast<int>(days)}}};
-  int64_t nanos = absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds));
+  const sys_days day = std::chrono::floor<days>(second);
+  const std::chrono::year_month_day date{day};
+  const std::chrono::hh_mm_ss of_day{second - day};
+  int64_t nanos =
+      absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(second.time_since_epoch().count()));
 
   std::string text = "0000-00-00T00:00:00";
   auto put = [&text](size_t end, int64_t value, int digits) {
@@ -185,9 +188,9 @@ std::string FormatTimestamp(absl::Time time) {
   put(4, static_cast<int>(date.year()), 4);
   put(7, static_cast<unsigned>(date.month()), 2);
   put(10, static_cast<unsigned>(date.day()), 2);
-  put(13, of_day / 3600, 2);
-  put(16, of_day / 60 % 60, 2);
-  put(19, of_day % 60, 2);
+  put(13, of_day.hours().count(), 2);
+  put(16, of_day.minutes().count(), 2);
+  put(19, of_day.seconds().count(), 2);
   if (nanos != 0) {
     // %E*S: the fraction's digits up to the last that is not zero.
     int digits = 9;
