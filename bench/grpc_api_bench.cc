@@ -173,8 +173,7 @@ void BM_CallbackVsAsyncServer(benchmark::State& state) {
     const std::shared_ptr<grpc::Channel> to_callback = channel(callback_port);
     const std::shared_ptr<grpc::Channel> to_async = channel(async_server.port());
 
-    std::vector<double> callback_rates, async_rates, callback_cpu, async_cpu, ratios,
-        async_polling_cpu;
+    std::vector<double> callback_rates, async_rates, callback_cpu, async_cpu, async_polling_cpu;
     int failed = 0;
     Drive(to_callback, 0);  // both connections up and warm before the first round
     Drive(to_async, 0);
@@ -188,7 +187,6 @@ void BM_CallbackVsAsyncServer(benchmark::State& state) {
       async_rates.push_back(by_async.calls_per_s);
       callback_cpu.push_back(by_callback.cpu_us_per_call);
       async_cpu.push_back(by_async.cpu_us_per_call);
-      ratios.push_back(by_async.calls_per_s / by_callback.calls_per_s);
       failed += by_callback.failed + by_async.failed;
     }
     callback_server->Shutdown();
@@ -197,9 +195,9 @@ void BM_CallbackVsAsyncServer(benchmark::State& state) {
     state.counters["callback_cpu_us_per_call"] = bench::Percentile(callback_cpu, 0.5);
     state.counters["async_cpu_us_per_call"] = bench::Percentile(async_cpu, 0.5);
     state.counters["async_polling_cpu_us_per_call"] = bench::Percentile(async_polling_cpu, 0.5);
-    state.counters["ratio"] = bench::Percentile(ratios, 0.5);
-    state.counters["ratio_min"] = bench::Percentile(ratios, 0);
-    state.counters["ratio_max"] = bench::Percentile(ratios, 1);
+    for (const auto& [name, value] : bench::RoundRatios(async_rates, callback_rates)) {
+      state.counters[name] = value;
+    }
     state.counters["failed_calls"] = failed;
   }
 }

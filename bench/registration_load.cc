@@ -148,16 +148,11 @@ double RawEtcdPuts(const std::vector<std::string>& endpoints,
 }
 
 std::map<std::string, double> RoundsResult::Counters() const {
-  std::vector<double> ratios;
-  for (size_t i = 0; i < raw_puts_per_s.size() && i < registrations_per_s.size(); ++i) {
-    ratios.push_back(raw_puts_per_s[i] > 0 ? registrations_per_s[i] / raw_puts_per_s[i] : 0);
-  }
-  return {{"raw_puts_per_s", Percentile(raw_puts_per_s, 0.5)},
-          {"registrations_per_s", Percentile(registrations_per_s, 0.5)},
-          {"ratio", Percentile(ratios, 0.5)},
-          {"ratio_min", Percentile(ratios, 0)},
-          {"ratio_max", Percentile(ratios, 1)},
-          {"failures", failed_registrations}};
+  std::map<std::string, double> counters = RoundRatios(registrations_per_s, raw_puts_per_s);
+  counters["raw_puts_per_s"] = Percentile(raw_puts_per_s, 0.5);
+  counters["registrations_per_s"] = Percentile(registrations_per_s, 0.5);
+  counters["failures"] = failed_registrations;
+  return counters;
 }
 
 RoundsResult RawPutsThenRegistrationsInRounds(
