@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -134,7 +135,7 @@ TEST(UserinfoCacheTest, IsBounded) {
   UserinfoCache cache(2);
   const UserinfoCache::Fetch fetch = [] { return absl::StatusOr<Principal>(Alice()); };
   for (int i = 0; i < 10; ++i) {
-    ASSERT_THAT(cache.Get("t" + std::to_string(i), kNow, kNow + absl::Hours(1), fetch), IsOk());
+    ASSERT_THAT(cache.Get(absl::StrCat("t", i), kNow, kNow + absl::Hours(1), fetch), IsOk());
   }
   EXPECT_EQ(cache.size(), 2U);
   // Expired answers leave first.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -495,7 +496,7 @@ TEST(RecordLimitsTest, NamesUpToTheLimitAreValid) {
 TEST(RecordLimitsTest, LabelsAreBoundedInCountAndSize) {
   Labels labels{{std::string(kMaxLabelNameBytes, 'n'), "x"}};
   for (size_t i = 1; i < kMaxLabels; ++i) {
-    labels["l" + std::to_string(i)] = std::string(kMaxLabelValueBytes, 'v');
+    labels[absl::StrCat("l", i)] = std::string(kMaxLabelValueBytes, 'v');
   }
   ASSERT_EQ(labels.size(), kMaxLabels);
   EXPECT_THAT(ValidateLabels(labels), IsOk());
@@ -509,10 +510,10 @@ TEST(RecordLimitsTest, LabelsAreBoundedInCountAndSize) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "label value of 'x' is 5000 bytes; the limit is 4096"));
   // A long name is quoted by its start only.
-  EXPECT_THAT(
-      ValidateLabels({{std::string(129, 'n'), "v"}}),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               "label name '" + std::string(32, 'n') + "...' is 129 bytes; the limit is 128"));
+  EXPECT_THAT(ValidateLabels({{std::string(129, 'n'), "v"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("label name '", std::string(32, 'n'),
+                                    "...' is 129 bytes; the limit is 128")));
   // Limits come before the other rules, whose messages quote names and values.
   EXPECT_THAT(ValidateLabels({{std::string(3 << 20, '-'), ""}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the limit is 128")));
@@ -543,7 +544,7 @@ TEST(RecordLimitsTest, ServiceValidationChecksEveryLimit) {
 TEST(RecordLimitsTest, ServerLabelsAreCounted) {
   Server server{.name = "p1"};
   for (size_t i = 0; i < kMaxLabels; ++i) {
-    server.labels["l" + std::to_string(i)] = "v";
+    server.labels.emplace(absl::StrCat("l", i), "v");
   }
   EXPECT_THAT(Validate(server), IsOk());
   server.labels["more"] = "v";
@@ -595,11 +596,11 @@ TEST(ClampToLimitsTest, CutsEveryFieldToItsLimit) {
   Service service = ValidService();
   EXPECT_EQ(ClampToLimits(service), service);
   service.name = std::string(300, 'a');
-  service.endpoint = "http://x/" + std::string(10000, 'p');
+  service.endpoint = absl::StrCat("http://x/", std::string(10000, 'p'));
   service.description = std::string(1023, 'd') + "\xc3\xa9";  // 1025 bytes, é across the limit
   service.labels.clear();
   for (int i = 0; i < 100; ++i) {
-    service.labels["l" + std::to_string(i)] = std::string(5000, 'v');
+    service.labels[absl::StrCat("l", i)] = std::string(5000, 'v');
   }
   service.labels[std::string(200, 'z')] = "long name";
   const Service clamped = ClampToLimits(service);

@@ -66,8 +66,7 @@ TEST_P(StoreContractTest, CommitAsyncAnswersWhatCommitWouldOnceApplied) {
                       guarded.Callback());
   ASSERT_OK_AND_ASSIGN(const TxnResult refused, guarded.Wait());
   EXPECT_FALSE(refused.succeeded);
-  ASSERT_OK_AND_ASSIGN(const KeyValue unchanged, store().Get(Key("a")));
-  EXPECT_EQ(unchanged.value, "1");
+  EXPECT_THAT(store().Get(Key("a")), IsOkAndHolds(::testing::Field(&KeyValue::value, "1")));
 }
 
 TEST_P(StoreContractTest, ConcurrentAsyncCommitsAreEachAnsweredOnce) {
