@@ -37,6 +37,12 @@ class KeepAliveInPlaceTest : public ::testing::Test, public TtlClock {
     store_ = *std::move(store);
   }
 
+  // Every store of the test is closed by now; the file would otherwise outlive the run.
+  void TearDown() override {
+    store_.reset();
+    ::discovery::testing::RemoveSqliteDatabase(path_.string());
+  }
+
   // Another "process" on the same file.
   absl::StatusOr<std::unique_ptr<store::Store>> OpenStore() const {
     return store::OpenEmbeddedStore(

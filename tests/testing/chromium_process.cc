@@ -103,8 +103,9 @@ absl::StatusOr<std::unique_ptr<ChromiumProcess>> ChromiumProcess::Start(const st
                "--metrics-recording-only", "--mute-audio", "--window-size=1280,2000",
                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
                "--user-data-dir=" + profile, url},
-      // A home of its own, so nothing of the developer's profile or config is read.
-      .env = {"HOME=" + *root},
+      // A home of its own, so nothing of the developer's profile or config is read, and a
+      // TMPDIR of its own: Chromium leaves its singleton directories there when terminated.
+      .env = {"HOME=" + *root, "TMPDIR=" + *root},
   };
   absl::StatusOr<std::unique_ptr<ChildProcess>> process =
       ChildProcess::Start(command, *root + "/chromium.log");

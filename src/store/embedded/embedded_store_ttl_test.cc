@@ -44,6 +44,12 @@ class EmbeddedRenewalTest : public ::testing::Test {
     store_ = *std::move(store);
   }
 
+  // Every store of the test is closed by now; the file would otherwise outlive the run.
+  void TearDown() override {
+    store_.reset();
+    ::discovery::testing::RemoveSqliteDatabase(path_);
+  }
+
   // Reaped by hand, at the time the test says.
   absl::StatusOr<std::unique_ptr<Store>> Open() const {
     return OpenEmbeddedStore({.path = path_,
