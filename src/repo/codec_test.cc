@@ -224,7 +224,7 @@ void ExpectSameAsDom(const std::string& json) {
 }
 
 const std::vector<std::string>& ServiceVectors() {
-  static const auto* const kVectors = new std::vector<std::string>{
+  static const auto* const vectors = new std::vector<std::string>{
       ReadFixture("go_service_full.json"),
       ReadFixture("go_service_minimal.json"),
       ReadFixture("go_namespace_default.json"),
@@ -299,7 +299,7 @@ const std::vector<std::string>& ServiceVectors() {
       R"({"ttl":"1m","ttl":null,"expires":"2021-02-04T14:12:50Z"})",
       R"({"ttl":"1m","expires":"2021-02-04T14:12:50Z","expires":""})",
   };
-  return *kVectors;
+  return *vectors;
 }
 
 TEST(CodecTest, StreamingServiceDecoderAnswersAsTheDomDecoder) {
