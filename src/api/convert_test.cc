@@ -1,9 +1,11 @@
 #include "api/convert.h"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -40,7 +42,7 @@ absl::Time Parse(const std::string& rfc3339) {
 
 // ---- Wire contract: the descriptors compiled from proto/ (docs/decisions.md D28) ----
 
-constexpr char kPackage[] = "postfinance.discovery.v1";
+constexpr std::string_view kPackage = "postfinance.discovery.v1";
 
 // "string", "int64", "repeated string", "map<string,string>", "google.protobuf.Timestamp",
 // "repeated postfinance.discovery.v1.Service", ...
@@ -69,7 +71,7 @@ struct MessageSpec {
 };
 
 const std::vector<MessageSpec>& Messages() {
-  static const auto* const kMessages = new std::vector<MessageSpec>{
+  static const auto* const messages = new std::vector<MessageSpec>{
       {"namespace.proto",
        "Namespace",
        {{"name", 1, "string", "name"},
@@ -231,7 +233,7 @@ const std::vector<MessageSpec>& Messages() {
         {"namespaces", 5, "repeated string", "namespaces"},
         {"roles", 6, "repeated string", "roles"}}},
   };
-  return *kMessages;
+  return *messages;
 }
 
 struct MethodSpec {
@@ -248,7 +250,7 @@ struct ServiceSpec {
 };
 
 const std::vector<ServiceSpec>& Services() {
-  static const auto* const kServices = new std::vector<ServiceSpec>{
+  static const auto* const services = new std::vector<ServiceSpec>{
       {"namespace_api.proto",
        "NamespaceAPI",
        {{"RegisterNamespace", "RegisterNamespaceRequest", "RegisterNamespaceResponse"},
@@ -279,7 +281,7 @@ const std::vector<ServiceSpec>& Services() {
         {"ListRevoked", "ListRevokedRequest", "ListRevokedResponse"},
         {"WhoAmI", "WhoAmIRequest", "WhoAmIResponse"}}},
   };
-  return *kServices;
+  return *services;
 }
 
 std::string Qualified(const std::string& name) { return std::string{kPackage} + "." + name; }
@@ -287,7 +289,7 @@ std::string Qualified(const std::string& name) { return std::string{kPackage} + 
 // The generated descriptors of the four API files (and, through their imports, the five message
 // files). Naming a message of each also makes the linker keep every generated object file.
 const FileDescriptor* ApiFile(const std::string& file) {
-  const FileDescriptor* files[] = {
+  const std::array<const FileDescriptor*, 4> files = {
       pb::ListNamespaceRequest::descriptor()->file(), pb::ListServerRequest::descriptor()->file(),
       pb::ListServiceRequest::descriptor()->file(), pb::InfoRequest::descriptor()->file()};
   for (const FileDescriptor* api_file : files) {
@@ -299,15 +301,16 @@ const FileDescriptor* ApiFile(const std::string& file) {
 }
 
 TEST(WireContractTest, EveryFileIsInThePackageWithTheReferenceOptions) {
-  const char* const files[] = {"namespace.proto",   "namespace_api.proto", "server.proto",
-                               "server_api.proto",  "service.proto",       "service_api.proto",
-                               "targetgroup.proto", "token_api.proto",     "tokeninfo.proto"};
+  const std::array<std::string_view, 9> files = {
+      "namespace.proto",   "namespace_api.proto", "server.proto",
+      "server_api.proto",  "service.proto",       "service_api.proto",
+      "targetgroup.proto", "token_api.proto",     "tokeninfo.proto"};
   ASSERT_NE(ApiFile("token_api.proto"), nullptr);
   const auto* pool = ApiFile("token_api.proto")->pool();
-  for (const char* name : files) {
+  for (const std::string_view name : files) {
     SCOPED_TRACE(name);
     const FileDescriptor* file =
-        pool->FindFileByName(std::string{"postfinance/discovery/v1/"} + name);
+        pool->FindFileByName(std::string("postfinance/discovery/v1/").append(name));
     ASSERT_NE(file, nullptr);
     EXPECT_EQ(file->package(), kPackage);
     EXPECT_EQ(file->syntax(), FileDescriptor::SYNTAX_PROTO3);

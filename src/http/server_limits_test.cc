@@ -140,7 +140,7 @@ TEST(HttpServerTest, RequestLineAndFieldsOverLimitTogetherAre431) {
     return absl::StrCat("GET / HTTP/1.1\r\nHost: x\r\nX-Long: ",
                         std::string(header_bytes - 16 - 9 - 10 - 2, 'h'), "\r\n\r\n");
   };
-  ASSERT_EQ(request(1037).size(), 1037u);
+  ASSERT_EQ(request(1037).size(), 1037U);
 
   RawClient over(server->port());
   ASSERT_TRUE(over.Send(request(1037)));

@@ -316,7 +316,8 @@ inline std::string HeaderOf(std::string_view response, std::string_view name) {
     const size_t colon = line.find(':');
     if (colon != absl::string_view::npos &&
         absl::EqualsIgnoreCase(line.substr(0, colon), ToAbsl(name))) {
-      return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      const absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+      return {value.begin(), value.end()};
     }
   }
   return "";

@@ -93,6 +93,10 @@ class PausableWatchStore final : public store::Store {
  public:
   explicit PausableWatchStore(std::unique_ptr<store::Store> inner) : inner_(std::move(inner)) {}
   ~PausableWatchStore() override { Resume(); }
+  PausableWatchStore(const PausableWatchStore&) = delete;
+  PausableWatchStore& operator=(const PausableWatchStore&) = delete;
+  PausableWatchStore(PausableWatchStore&&) = delete;
+  PausableWatchStore& operator=(PausableWatchStore&&) = delete;
 
   absl::StatusOr<store::KeyValue> Get(std::string_view key) override { return inner_->Get(key); }
   absl::StatusOr<store::RangeResult> Range(std::string_view prefix) override {
