@@ -288,6 +288,7 @@ TEST_F(HandlersTest, AnyRangeOfAListingIsThatRangeOfTheWholeOrderedList) {
   ASSERT_OK_AND_ASSIGN(const std::vector<InvalidService> invalid,
                        registry_->ListInvalidServices(""));
   std::vector<Row> listed;
+  listed.reserve(served.size() + invalid.size());
   for (const Service& service : served) {
     listed.emplace_back(service.endpoint, service.namespace_name, service.id, "");
   }

@@ -22,7 +22,7 @@ const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 
 class AuthenticatorTest : public ::testing::Test {
  protected:
-  Authenticator Make(UserTokenVerifier users = nullptr) {
+  static Authenticator Make(UserTokenVerifier users = nullptr) {
     return Authenticator({.issuer = "discovery.example.com",
                           .secret = "s3cret-value",
                           .user_tokens = std::move(users),

@@ -492,6 +492,7 @@ TEST_F(OidcVerifierTest, ConcurrentRequestsWithOneTokenAskUserinfoOnce) {
   const std::string token = SignWith(Rsa1(), Header("RS256", "rsa1", "at+jwt"), claims);
   provider_.set_userinfo(token, {{"sub", claims["sub"]}, {"roles", {"discovery-admin"}}});
   std::vector<std::thread> threads;
+  threads.reserve(8);
   std::atomic<int> admins = 0;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {

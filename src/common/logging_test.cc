@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <map>
 #include <sstream>
 #include <string>
@@ -300,7 +301,7 @@ TEST_F(LoggingTest, StartupFlagsLogWithoutSecrets) {
 // Lines written to a pipe, as a daemon's stderr is; reads only what is there now.
 class BufferedLoggingTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_EQ(pipe2(fds_, O_NONBLOCK), 0); }
+  void SetUp() override { ASSERT_EQ(pipe2(fds_.data(), O_NONBLOCK), 0); }
   void TearDown() override {
     InitLogging({});
     close(fds_[0]);
@@ -315,14 +316,14 @@ class BufferedLoggingTest : public ::testing::Test {
 
   // Appends what the pipe holds now to written_ and returns all lines read so far.
   std::vector<std::string> Written() {
-    char chunk[4096];
-    for (ssize_t n; (n = read(fds_[0], chunk, sizeof chunk)) > 0;) {
-      written_.append(chunk, static_cast<size_t>(n));
+    std::array<char, 4096> chunk{};
+    for (ssize_t n = 0; (n = read(fds_[0], chunk.data(), chunk.size())) > 0;) {
+      written_.append(chunk.data(), static_cast<size_t>(n));
     }
     return Lines(written_);
   }
 
-  int fds_[2] = {-1, -1};
+  std::array<int, 2> fds_ = {-1, -1};
   std::string written_;
 };
 

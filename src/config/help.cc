@@ -94,7 +94,7 @@ std::string CommandPath(const CLI::App& command) {
   for (const CLI::App* parent = command.get_parent(); parent != nullptr;
        parent = parent->get_parent()) {
     if (!parent->get_name().empty()) {
-      path = parent->get_name() + " " + path;
+      path.insert(0, parent->get_name() + " ");
     }
   }
   return path;

@@ -22,7 +22,9 @@ namespace {
 using ::discovery::testing::IsOk;
 using ::testing::HasSubstr;
 
-// Sets an environment variable for one scope and restores it afterwards.
+// Sets an environment variable for one scope and restores it afterwards. Tests are
+// single-threaded, so changing the environment is safe.
+// NOLINTBEGIN(concurrency-mt-unsafe)
 class ScopedEnv {
  public:
   ScopedEnv(const char* name, const char* value) : name_(name) {
@@ -44,11 +46,14 @@ class ScopedEnv {
   }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ScopedEnv(ScopedEnv&&) = delete;
+  ScopedEnv& operator=(ScopedEnv&&) = delete;
 
  private:
   const char* name_;
   std::optional<std::string> old_;
 };
+// NOLINTEND(concurrency-mt-unsafe)
 
 // Sets the umask for one scope.
 class ScopedUmask {
