@@ -16,8 +16,6 @@
 
 namespace discovery::cli::discovery_internal {
 
-using client_format::OutputOptions;
-
 int ServerList(const Flags& flags, std::ostream& out, const Failure& fail) {
   return fail.Unless(
       PrintSortedByName<Server>(flags, out, &ApiClient::ListServers, client_format::FormatServers));
