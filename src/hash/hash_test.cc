@@ -31,7 +31,7 @@ TEST(Crc64XzTest, CheckValue) { EXPECT_EQ(Crc64Xz("123456789"), 0x995dc9bbdf1939
 
 TEST(Crc64XzTest, EmptyInputIsZero) {
   // init and final xor cancel out when no byte is fed.
-  EXPECT_EQ(Crc64Xz(""), 0u);
+  EXPECT_EQ(Crc64Xz(""), 0U);
 }
 
 TEST(Crc64XzTest, HashesBytesNotCharacters) {
@@ -60,7 +60,7 @@ TEST(Crc64XzTest, MatchesBitwiseDefinition) {
   for (int length = 0; length <= 100; ++length) {
     ASSERT_EQ(Crc64Xz(data), BitwiseCrc64Xz(data)) << "length=" << length;
     for (int offset = 1; offset < 8 && offset <= length; ++offset) {
-      const std::string_view tail = std::string_view(data).substr(offset);
+      const std::string_view tail = std::string_view{data}.substr(offset);
       ASSERT_EQ(Crc64Xz(tail), BitwiseCrc64Xz(tail)) << "length=" << length << " offset=" << offset;
     }
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;

@@ -43,8 +43,9 @@ std::string Describe(const repo::Snapshot& snapshot) {
       out += fmt::format("  {}={}\n", key, value);
     }
   }
-  for (const auto& [ns, services] : snapshot.services) {
-    services.ForEach([&](std::string_view id, const repo::ServicePtr& service) {
+  for (const auto& namespace_services : snapshot.services) {
+    const std::string& ns = namespace_services.first;  // captured: no structured binding
+    namespace_services.second.ForEach([&](std::string_view id, const repo::ServicePtr& service) {
       out += fmt::format("service {} {} {} {} {}\n", ns, id, service->endpoint, service->selector,
                          service->name);
     });
@@ -89,7 +90,7 @@ TEST_P(PlacedPropertyTest, IncrementalViewAndPlacementEqualFromScratch) {
   constexpr int kSteps = 400;
   for (int step = 0; step < kSteps; ++step) {
     absl::StatusOr<int64_t> revision;
-    const std::string ns = namespaces[pick(3)];
+    const std::string& ns = namespaces[pick(3)];
     switch (const int what = pick(100); what < 45   ? 0
                                         : what < 60 ? 1
                                         : what < 72 ? 2

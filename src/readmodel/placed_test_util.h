@@ -34,7 +34,11 @@ struct Observed {
 inline Observed Observe(const Placed& placed) {
   Observed observed;
   const repo::Snapshot& snapshot = placed.snapshot();
-  for (const auto& [ns, services] : snapshot.services) {
+  // Named references rather than structured bindings: the lambdas below capture them, which
+  // clang-tidy's clang (before 16) rejects for bindings.
+  for (const auto& namespace_services : snapshot.services) {
+    const std::string& ns = namespace_services.first;
+    const repo::ServiceMap& services = namespace_services.second;
     const NamespacePlacement* placement = placed.In(ns);
     EXPECT_NE(placement, nullptr) << ns;
     if (placement == nullptr) {
@@ -46,7 +50,8 @@ inline Observed Observe(const Placed& placed) {
       EXPECT_EQ(entry->service.get(), snapshot.FindService(ns, id)) << id;
       observed.placement[ns][std::string(id)] = *entry->servers;
     });
-    for (const auto& [server, unused] : snapshot.servers) {
+    for (const auto& server_entry : snapshot.servers) {
+      const std::string& server = server_entry.first;
       std::vector<std::string>& ids = observed.slices[{ns, server}];
       placement->On(server).ForEach([&](std::string_view id, const PlacedPtr& entry) {
         ids.emplace_back(id);
