@@ -149,6 +149,7 @@ std::vector<ListedService> WithALegacyRecord() {
 TEST(InvalidRecordsTest, TableAndCsvKeepTheirColumns) {
   const std::vector<ListedService> listed = WithALegacyRecord();
   std::vector<Service> plain;
+  plain.reserve(listed.size());
   for (const ListedService& item : listed) {
     plain.push_back(item.service);
   }
