@@ -29,7 +29,6 @@ using ::testing::AllOf;
 using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::Eq;
-using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using Json = nlohmann::json;
 

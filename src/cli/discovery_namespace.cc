@@ -17,8 +17,6 @@
 
 namespace discovery::cli::discovery_internal {
 
-using client_format::OutputOptions;
-
 int NamespaceList(const Flags& flags, std::ostream& out, const Failure& fail) {
   return fail.Unless(PrintSortedByName<Namespace>(flags, out, &ApiClient::ListNamespaces,
                                                   client_format::FormatNamespaces));
