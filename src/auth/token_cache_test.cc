@@ -80,8 +80,10 @@ TEST(VerifiedTokenCacheTest, KeepsNothingWithoutCapacityOrForHugeTokens) {
 
 TEST(VerifiedTokenCacheTest, ConcurrentUse) {
   VerifiedTokenCache cache(16);
+  constexpr int kThreads = 4;
   std::vector<std::jthread> threads;
-  for (int t = 0; t < 4; ++t) {
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&cache, t] {
       for (int i = 0; i < 500; ++i) {
         const std::string token = "token-" + std::to_string((t * 7 + i) % 40);

@@ -1,5 +1,6 @@
 #include "cli/retry.h"
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -20,7 +21,8 @@ using ::testing::Ge;
 using ::testing::Le;
 using ::testing::SizeIs;
 
-constexpr absl::Duration kDelays[] = {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4)};
+constexpr std::array<absl::Duration, 3> kDelays = {absl::Seconds(1), absl::Seconds(2),
+                                                   absl::Seconds(4)};
 
 // A random source that always yields the same bits: its lowest or its highest value.
 class FixedBits {
@@ -29,7 +31,7 @@ class FixedBits {
   explicit FixedBits(result_type value) : value_(value) {}
   static constexpr result_type min() { return 0; }
   static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
-  result_type operator()() { return value_; }
+  result_type operator()() const { return value_; }
 
  private:
   result_type value_;

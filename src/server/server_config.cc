@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -13,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "fmt/format.h"
 #include "openssl/rand.h"
 
@@ -28,22 +31,14 @@ namespace {
 
 constexpr size_t kSecretBytes = 32;
 
-std::string Hex(const unsigned char* data, size_t size) {
-  std::string out;
-  for (size_t i = 0; i < size; ++i) {
-    out += fmt::format("{:02x}", data[i]);
-  }
-  return out;
-}
-
 // $HOME, else the password database's entry of the effective user (systemd and `env -i` may
 // leave HOME unset).
 std::string HomeDirectory() {
-  const char* home = std::getenv("HOME");
+  const char* home = std::getenv("HOME");  // NOLINT(concurrency-mt-unsafe)
   if (home != nullptr && home[0] != '\0') {
     return home;
   }
-  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  const int64_t size = sysconf(_SC_GETPW_R_SIZE_MAX);
   std::vector<char> buffer(size > 0 ? static_cast<size_t>(size) : 16384);
   passwd entry{};
   passwd* found = nullptr;
@@ -99,7 +94,7 @@ std::string DataDir(const StoreConfig& config) {
   }
   // The XDG base directory rules, for root too: /var/lib/discovery belongs to the Debian
   // package, whose units name it explicitly. A relative XDG_DATA_HOME is to be ignored.
-  const char* xdg_data_home = std::getenv("XDG_DATA_HOME");
+  const char* xdg_data_home = std::getenv("XDG_DATA_HOME");  // NOLINT(concurrency-mt-unsafe)
   if (xdg_data_home != nullptr && xdg_data_home[0] == '/') {
     return fmt::format("{}/discovery", xdg_data_home);
   }
@@ -165,11 +160,12 @@ absl::StatusOr<std::string> ResolveTokenSecret(const ServerConfig& config, bool 
   }
   DISCOVERY_RETURN_IF_ERROR(PrepareDataDirectory(path.parent_path()));
   std::error_code error;
-  unsigned char random[kSecretBytes];
-  if (RAND_bytes(random, sizeof(random)) != 1) {
+  std::array<unsigned char, kSecretBytes> random{};
+  if (RAND_bytes(random.data(), random.size()) != 1) {
     return absl::InternalError("cannot generate a token secret: OpenSSL RAND_bytes failed");
   }
-  const std::string secret = Hex(random, sizeof(random));
+  const std::string secret = absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(random.data()), random.size()));
   // O_EXCL: when two processes race, one creates the file and the other reads it back.
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {

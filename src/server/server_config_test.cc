@@ -21,6 +21,7 @@ namespace {
 
 using ::discovery::testing::IsOk;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 
 // Sets an environment variable for one scope and restores it afterwards. Tests are
 // single-threaded, so changing the environment is safe.
@@ -133,6 +134,19 @@ TEST_F(ServerConfigTest, DataDirectoryAndDatabaseAreOwnerOnlyWhateverTheUmask) {
   config.store.data_dir = dir.string();
   ASSERT_THAT(ResolveTokenSecret(config, /*create=*/true), IsOk());
   EXPECT_EQ(Mode(dir / "token-secret"), 0600);
+}
+
+TEST_F(ServerConfigTest, CreatesASecretOf32RandomBytesInHexAndReadsItBack) {
+  ServerConfig config;
+  config.store.data_dir = (root_ / "data").string();
+  ASSERT_OK_AND_ASSIGN(const std::string created, ResolveTokenSecret(config, /*create=*/true));
+  EXPECT_THAT(created, MatchesRegex("[0-9a-f]{64}"));
+  ASSERT_OK_AND_ASSIGN(const std::string read, ResolveTokenSecret(config, /*create=*/false));
+  EXPECT_EQ(read, created);
+  ServerConfig elsewhere;
+  elsewhere.store.data_dir = (root_ / "other").string();
+  ASSERT_OK_AND_ASSIGN(const std::string other, ResolveTokenSecret(elsewhere, /*create=*/true));
+  EXPECT_NE(other, created);
 }
 
 TEST_F(ServerConfigTest, ADatabaseLeftReadableByOthersIsMadeOwnerOnly) {
