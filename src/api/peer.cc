@@ -102,9 +102,7 @@ absl::StatusOr<std::vector<Cidr>> ParseCidrs(std::string_view text) {
 
 std::string PeerAddress(std::string_view peer) {
   peer = Trim(peer);
-  if (peer.starts_with("ipv4:")) {
-    peer.remove_prefix(5);
-  } else if (peer.starts_with("ipv6:")) {
+  if (peer.starts_with("ipv4:") || peer.starts_with("ipv6:")) {
     peer.remove_prefix(5);
   } else if (peer.starts_with("unix:") || peer.starts_with("unix-abstract:")) {
     return "";

@@ -1,5 +1,6 @@
 #include "cli/bulk.h"
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <map>
@@ -17,7 +18,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
-constexpr absl::Duration kShortDelays[] = {absl::Milliseconds(1), absl::Milliseconds(2)};
+constexpr std::array<absl::Duration, 2> kShortDelays = {absl::Milliseconds(1),
+                                                        absl::Milliseconds(2)};
 
 // Answers calls on its own thread, in the order they were started, as a server would.
 class FakeServer {
@@ -31,6 +33,10 @@ class FakeServer {
     }
     thread_.join();
   }
+  FakeServer(const FakeServer&) = delete;
+  FakeServer& operator=(const FakeServer&) = delete;
+  FakeServer(FakeServer&&) = delete;
+  FakeServer& operator=(FakeServer&&) = delete;
 
   void Start(size_t index, std::function<void(absl::Status)> done) {
     absl::MutexLock lock(&mu_);
@@ -129,15 +135,16 @@ TEST(RunBulkTest, TransientFailuresAreRetriedWhileDelaysAreLeft) {
 
 TEST(RunBulkTest, CallsAnsweredAtOnceAndNoCalls) {
   size_t finished = 0;
-  EXPECT_EQ(RunBulk(
-                100, {.max_in_flight = 1},
-                [](size_t, std::function<void(absl::Status)> done) { done(absl::OkStatus()); },
-                [&](size_t, const absl::Status&) { ++finished; },
-                [](size_t, const absl::Status&, absl::Duration) {}),
-            0U);
+  EXPECT_EQ(
+      RunBulk(
+          100, {.max_in_flight = 1},
+          [](size_t, const std::function<void(absl::Status)>& done) { done(absl::OkStatus()); },
+          [&](size_t, const absl::Status&) { ++finished; },
+          [](size_t, const absl::Status&, absl::Duration) {}),
+      0U);
   EXPECT_EQ(finished, 100U);
   EXPECT_EQ(RunBulk(
-                0, {}, [](size_t, std::function<void(absl::Status)>) { ADD_FAILURE(); },
+                0, {}, [](size_t, const std::function<void(absl::Status)>&) { ADD_FAILURE(); },
                 [](size_t, const absl::Status&) { ADD_FAILURE(); },
                 [](size_t, const absl::Status&, absl::Duration) {}),
             0U);

@@ -88,7 +88,7 @@ OidcClientOptions OidcOptionsOf(const Flags& flags) {
 absl::StatusOr<Listing> StartListing(const Flags& flags) {
   DISCOVERY_ASSIGN_OR_RETURN(client_format::OutputOptions output, OutputOptionsOf(flags));
   DISCOVERY_ASSIGN_OR_RETURN(ApiClient client, Connect(flags));
-  return Listing{.output = std::move(output), .client = std::move(client)};
+  return Listing{.output = output, .client = std::move(client)};
 }
 
 absl::StatusOr<ApiClient> Connect(const Flags& flags) {

@@ -5,9 +5,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "config/test_util.h"
 
 namespace discovery::cli {
 namespace {
@@ -17,8 +20,8 @@ using ::testing::HasSubstr;
 class TokenFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/token-file-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
+    std::string pattern = "/tmp/token-file-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -86,7 +89,8 @@ TEST_F(TokenFileTest, WriteCreatesAPrivateFileThatReadsBack) {
 }
 
 TEST(ExpandHomeTest, ReplacesOnlyALeadingTilde) {
-  ASSERT_EQ(setenv("HOME", "/home/operator", 1), 0);
+  config::testutil::ScopedEnv env;  // the other tests of this binary keep their HOME
+  env.Set("HOME", "/home/operator");
   EXPECT_EQ(ExpandHome("~/.config/discovery/.token"), "/home/operator/.config/discovery/.token");
   EXPECT_EQ(ExpandHome("/etc/~/x"), "/etc/~/x");
   EXPECT_EQ(DefaultTokenPath(), "/home/operator/.config/discovery/.token");

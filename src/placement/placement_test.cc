@@ -34,6 +34,7 @@ std::vector<std::string> Names(std::initializer_list<const char*> names) {
 
 std::vector<std::string> ServerNames(int n) {
   std::vector<std::string> names;
+  names.reserve(n);
   for (int i = 0; i < n; ++i) {
     names.push_back(absl::StrFormat("prometheus-%02d.example.com", i));
   }
@@ -227,7 +228,7 @@ INSTANTIATE_TEST_SUITE_P(Algorithms, PlaceTest,
 
 class RendezvousPropertyTest : public ::testing::TestWithParam<int> {
  protected:
-  int replicas() const { return GetParam(); }
+  static int replicas() { return GetParam(); }
 };
 
 // On a join only the services the new server wins change, each by swapping exactly one of its
@@ -263,7 +264,7 @@ TEST_P(RendezvousPropertyTest, JoinMovesOnlyServicesToTheNewServer) {
 TEST_P(RendezvousPropertyTest, LeaveMovesOnlyServicesOfTheLeavingServer) {
   const std::vector<std::string> keys = Keys(kKeys);
   const std::vector<std::string> before_servers = ServerNames(kServers);
-  const std::string leaver = before_servers[3];
+  const std::string& leaver = before_servers[3];
   const std::vector<std::string> after_servers = Without(before_servers, leaver);
 
   const auto before = PlaceAll(keys, before_servers, replicas(), Algorithm::kRendezvous);
@@ -306,6 +307,7 @@ TEST_P(RendezvousPropertyTest, BalancesServicesAcrossServers) {
 // score must still treat them as independent, or neighbours would share load unevenly.
 TEST_P(RendezvousPropertyTest, BalancesSimilarNames) {
   std::vector<std::string> servers;
+  servers.reserve(kServers);
   for (int i = 0; i < kServers; ++i) {
     servers.push_back(absl::StrCat("server", i));
   }
@@ -350,7 +352,7 @@ TEST(JumpPropertyTest, JoinSortingFirstMovesNearlyEveryService) {
   const std::vector<std::string> keys = Keys(kKeys);
   const std::vector<std::string> before_servers = ServerNames(kServers);
   std::vector<std::string> after_servers = before_servers;
-  after_servers.push_back("aaa-prometheus.example.com");
+  after_servers.emplace_back("aaa-prometheus.example.com");
 
   for (const int replicas : {1, 2}) {
     const auto before = PlaceAll(keys, before_servers, replicas, Algorithm::kJump);

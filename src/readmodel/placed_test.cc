@@ -39,7 +39,7 @@ std::shared_ptr<repo::Snapshot> SnapshotWith(std::vector<Server> servers,
   repo::ServiceMap map;
   for (Service& service : services) {
     auto shared = std::make_shared<const Service>(std::move(service));
-    map = map.Insert(std::string_view(shared->id), shared);
+    map = map.Insert(shared->id, shared);
   }
   if (!map.empty()) {
     snapshot->services["default"] = std::move(map);
@@ -92,6 +92,7 @@ TEST(PlacedTest, FallsBackToTheGivenSettingsAndReusesUnchangedNamespaces) {
 
 TEST(PlacedTest, AServerJoinKeepsTheRenderedGroupsOfTheServicesThatMove) {
   std::vector<Service> services;
+  services.reserve(200);
   for (int i = 0; i < 200; ++i) {
     services.push_back(MakeService("http://host" + std::to_string(i) + ":9100/metrics"));
   }
@@ -128,17 +129,19 @@ TEST(PlacedTest, LargeNamespacesArePlacedOnSeveralThreadsWithTheSameResult) {
   // Above the size from which loads and server joins place services on several threads.
   constexpr int kServices = 30000;
   std::vector<Service> services;
+  services.reserve(kServices);
   for (int i = 0; i < kServices; ++i) {
     services.push_back(MakeService("http://host" + std::to_string(i) + ":9100/metrics",
                                    i % 3 == 0 ? "tier=gold" : ""));
   }
   std::vector<Server> servers;
+  servers.reserve(6);
   for (int i = 0; i < 6; ++i) {
     servers.push_back(
         {.name = "s" + std::to_string(i), .labels = {{"tier", i % 2 == 0 ? "gold" : "silver"}}});
   }
   const placement::Settings settings{.replicas = 2};
-  auto Check = [&](const Placed& placed) {
+  auto check = [&](const Placed& placed) {
     std::vector<Server> enabled;
     for (const auto& [name, server] : placed.snapshot().servers) {
       enabled.push_back(server);
@@ -156,7 +159,8 @@ TEST(PlacedTest, LargeNamespacesArePlacedOnSeveralThreadsWithTheSameResult) {
                                  settings.replicas, settings.algorithm))
           << service.endpoint;
     });
-    for (const auto& [name, server] : placed.snapshot().servers) {
+    for (const auto& entry_of_server : placed.snapshot().servers) {
+      const std::string& name = entry_of_server.first;
       ns->On(name).ForEach([&](std::string_view, const PlacedPtr& entry) {
         EXPECT_TRUE(std::binary_search(entry->servers->begin(), entry->servers->end(), name));
         ++on_servers;
@@ -166,11 +170,11 @@ TEST(PlacedTest, LargeNamespacesArePlacedOnSeveralThreadsWithTheSameResult) {
   };
   auto before = SnapshotWith(servers, services);
   auto placed = Placed::Compute(before, nullptr, settings);
-  Check(*placed);
+  check(*placed);
   auto after = std::make_shared<repo::Snapshot>(*before);
   after->servers["s6"] = Server{.name = "s6", .labels = {{"tier", "gold"}}};
   auto joined = Placed::Compute(after, placed.get(), settings);
-  Check(*joined);
+  check(*joined);
   EXPECT_FALSE(joined->In("default")->On("s6").empty());
 }
 
@@ -179,6 +183,7 @@ TEST(PlacedTest, AJoinOrLeaveMovingManyServicesUpdatesEveryTreeAsFromScratch) {
   // slices are updated on two threads.
   constexpr int kServices = 45000;
   std::vector<Service> services;
+  services.reserve(kServices);
   for (int i = 0; i < kServices; ++i) {
     services.push_back(MakeService("http://host" + std::to_string(i) + ":9100/metrics"));
   }
@@ -256,8 +261,7 @@ TEST(PlacedTest, AWriteDropsOnlyTheAnswersOfServersItChanged) {
 
   auto second = std::make_shared<repo::Snapshot>(*first);
   auto added = std::make_shared<const Service>(MakeService("http://z:1/m", "s=b"));
-  second->services["default"] =
-      second->services["default"].Insert(std::string_view(added->id), added);
+  second->services["default"] = second->services["default"].Insert(added->id, added);
   auto next = Placed::Compute(second, placed.get(), {});
 
   auto again_a = next->HttpSd("a", "default", ExportConfig::kStandard);
@@ -282,8 +286,7 @@ TEST(PlacedTest, AServerHoldingEveryServiceSharesTheMapOfAll) {
   // A service only on a: a still holds everything, b keeps its slice as it was.
   auto second = std::make_shared<repo::Snapshot>(*first);
   auto only_a = std::make_shared<const Service>(MakeService("http://z:1/m", "s=a"));
-  second->services["default"] =
-      second->services["default"].Insert(std::string_view(only_a->id), only_a);
+  second->services["default"] = second->services["default"].Insert(only_a->id, only_a);
   auto next = Placed::Compute(second, placed.get(), {.replicas = 2});
   ns = next->In("default");
   EXPECT_EQ(ns->All().size(), 3U);
@@ -293,7 +296,7 @@ TEST(PlacedTest, AServerHoldingEveryServiceSharesTheMapOfAll) {
 
   // Gone again: a shares the new map of all, b holds every service again.
   auto third = std::make_shared<repo::Snapshot>(*second);
-  third->services["default"] = third->services["default"].Erase(std::string_view(only_a->id));
+  third->services["default"] = third->services["default"].Erase(only_a->id);
   auto last = Placed::Compute(third, next.get(), {.replicas = 2});
   ns = last->In("default");
   EXPECT_EQ(ns->All().size(), 2U);
@@ -358,8 +361,7 @@ TEST(PlacedTest, HttpSdAnswerEqualsTheGroupsRenderedFromScratch) {
   Service added = MakeService("http://0.example.com/m");
   services.push_back(added);
   auto shared = std::make_shared<const Service>(added);
-  second->services["default"] =
-      second->services["default"].Insert(std::string_view(shared->id), shared);
+  second->services["default"] = second->services["default"].Insert(shared->id, shared);
   auto next = Placed::Compute(second, placed.get(), {});
   auto body = next->HttpSd("a", "default", ExportConfig::kStandard);
   ASSERT_TRUE(body.ok()) << body.status();

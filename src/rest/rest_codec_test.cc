@@ -177,7 +177,7 @@ TEST(RestJsonTest, UnsetFieldsArePrintedAsProtojsonPrintsThem) {
             }
             for (const auto& [key, value] : ours.items()) {
               if (theirs.contains(key)) {
-                expect_like(value, theirs.at(key), path + "." + key);
+                expect_like(value, theirs.at(key), absl::StrCat(path, ".", key));
               } else {
                 EXPECT_TRUE(value.is_null()) << path << "." << key << " = " << value;
               }
