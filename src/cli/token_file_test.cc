@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-#include "config/test_util.h"
+#include "testing/scoped_env.h"
 
 namespace discovery::cli {
 namespace {
@@ -89,7 +89,7 @@ TEST_F(TokenFileTest, WriteCreatesAPrivateFileThatReadsBack) {
 }
 
 TEST(ExpandHomeTest, ReplacesOnlyALeadingTilde) {
-  config::testutil::ScopedEnv env;  // the other tests of this binary keep their HOME
+  testing::ScopedEnv env;  // the other tests of this binary keep their HOME
   env.Set("HOME", "/home/operator");
   EXPECT_EQ(ExpandHome("~/.config/discovery/.token"), "/home/operator/.config/discovery/.token");
   EXPECT_EQ(ExpandHome("/etc/~/x"), "/etc/~/x");

@@ -17,12 +17,13 @@
 
 #include "config/config_files.h"
 #include "config/test_util.h"
+#include "testing/scoped_env.h"
 
 namespace discovery::config {
 namespace {
 
-using ::discovery::config::testutil::ScopedEnv;
 using ::discovery::config::testutil::TempTree;
+using ::discovery::testing::ScopedEnv;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::EndsWith;

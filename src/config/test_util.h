@@ -1,6 +1,6 @@
 // Test helpers for the config module: a private directory tree standing in for the working
-// directory, the home directory and the system root, and environment variables that are
-// restored after each test.
+// directory, the home directory and the system root. Environment variables restored after each
+// test are testing::ScopedEnv (tests/testing/scoped_env.h).
 #pragma once
 
 #include <sys/stat.h>
@@ -9,10 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -63,47 +60,5 @@ class TempTree {
  private:
   std::filesystem::path root_;
 };
-
-// Sets or unsets environment variables for one test and restores them afterwards. Tests are
-// single-threaded, so changing the environment is safe.
-// NOLINTBEGIN(concurrency-mt-unsafe)
-class ScopedEnv {
- public:
-  ScopedEnv() = default;
-  ~ScopedEnv() {
-    // Newest first, so a variable changed twice ends up with its original value.
-    while (!saved_.empty()) {
-      const auto& [name, value] = saved_.back();
-      if (value) {
-        setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        unsetenv(name.c_str());
-      }
-      saved_.pop_back();
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ScopedEnv(ScopedEnv&&) = delete;
-  ScopedEnv& operator=(ScopedEnv&&) = delete;
-
-  void Set(const std::string& name, const std::string& value) {
-    Save(name);
-    setenv(name.c_str(), value.c_str(), 1);
-  }
-  void Unset(const std::string& name) {
-    Save(name);
-    unsetenv(name.c_str());
-  }
-
- private:
-  void Save(const std::string& name) {
-    const char* old = std::getenv(name.c_str());
-    saved_.emplace_back(name, old == nullptr ? std::nullopt : std::optional<std::string>(old));
-  }
-
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-// NOLINTEND(concurrency-mt-unsafe)
 
 }  // namespace discovery::config::testutil

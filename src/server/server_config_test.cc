@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -14,47 +13,16 @@
 #include "gtest/gtest.h"
 
 #include "testing/process.h"
+#include "testing/scoped_env.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::server {
 namespace {
 
 using ::discovery::testing::IsOk;
+using ::discovery::testing::ScopedEnv;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
-
-// Sets an environment variable for one scope and restores it afterwards. Tests are
-// single-threaded, so changing the environment is safe.
-// NOLINTBEGIN(concurrency-mt-unsafe)
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name); old != nullptr) {
-      old_ = old;
-    }
-    if (value == nullptr) {
-      unsetenv(name);
-    } else {
-      setenv(name, value, 1);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ScopedEnv(ScopedEnv&&) = delete;
-  ScopedEnv& operator=(ScopedEnv&&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-// NOLINTEND(concurrency-mt-unsafe)
 
 // Sets the umask for one scope.
 class ScopedUmask {
@@ -92,26 +60,22 @@ class ServerConfigTest : public ::testing::Test {
 };
 
 TEST_F(ServerConfigTest, DefaultDataDirIsTheUsersForEveryone) {
-  ScopedEnv home("HOME", "/home/alice");
-  {
-    ScopedEnv xdg("XDG_DATA_HOME", nullptr);
-    EXPECT_EQ(DataDir({}), "/home/alice/.local/share/discovery");
-  }
-  {
-    ScopedEnv xdg("XDG_DATA_HOME", "/srv/data");
-    EXPECT_EQ(DataDir({}), "/srv/data/discovery");
-  }
-  {
-    // The XDG rules say a relative path is to be ignored.
-    ScopedEnv xdg("XDG_DATA_HOME", "relative/data");
-    EXPECT_EQ(DataDir({}), "/home/alice/.local/share/discovery");
-  }
+  ScopedEnv env;
+  env.Set("HOME", "/home/alice");
+  env.Unset("XDG_DATA_HOME");
+  EXPECT_EQ(DataDir({}), "/home/alice/.local/share/discovery");
+  env.Set("XDG_DATA_HOME", "/srv/data");
+  EXPECT_EQ(DataDir({}), "/srv/data/discovery");
+  // The XDG rules say a relative path is to be ignored.
+  env.Set("XDG_DATA_HOME", "relative/data");
+  EXPECT_EQ(DataDir({}), "/home/alice/.local/share/discovery");
   EXPECT_EQ(DataDir({.data_dir = "/var/lib/discovery"}), "/var/lib/discovery");
 }
 
 TEST_F(ServerConfigTest, DefaultDataDirWithoutHomeComesFromThePasswordDatabase) {
-  ScopedEnv home("HOME", nullptr);
-  ScopedEnv xdg("XDG_DATA_HOME", nullptr);
+  ScopedEnv env;
+  env.Unset("HOME");
+  env.Unset("XDG_DATA_HOME");
   const std::string dir = DataDir({});
   EXPECT_THAT(dir, ::testing::EndsWith("/.local/share/discovery"));
   EXPECT_NE(dir, "/var/lib/discovery");
