@@ -75,6 +75,7 @@ Timed RunCli(const DiscoverydProcess& target, std::vector<std::string> args,
                                    "--insecure",     "--token-path", token_path};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> pointers;
+  pointers.reserve(argv.size() + 1);
   for (std::string& arg : argv) {
     pointers.push_back(arg.data());
   }
@@ -105,12 +106,9 @@ bool SetUpServer(const DiscoverydProcess& target, const std::vector<std::string>
   if (RunCli(target, {"server", "register", "prometheus1.example.com"}).exit_code != 0) {
     return false;
   }
-  for (const std::string& ns : namespaces) {
-    if (RunCli(target, {"namespace", "register", ns}).exit_code != 0) {
-      return false;
-    }
-  }
-  return true;
+  return std::all_of(namespaces.begin(), namespaces.end(), [&target](const std::string& ns) {
+    return RunCli(target, {"namespace", "register", ns}).exit_code == 0;
+  });
 }
 
 void BM_ImportVsRegistration(benchmark::State& state) {
@@ -268,6 +266,7 @@ BENCHMARK(BM_BackupRestore)->Iterations(1)->Unit(benchmark::kSecond);
 int main(int argc, char** argv) {
   namespace t = discovery::testing;
   benchmark::Initialize(&argc, argv);
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread starts
   if (const char* n = std::getenv("DISCOVERY_CLI_BENCH_SERVICES"); n != nullptr) {
     t::services = std::atoi(n);
   }

@@ -49,7 +49,7 @@ namespace {
 using Json = ::nlohmann::json;
 using bench::Percentile;
 
-constexpr char kServer[] = "prometheus1.example.com";
+constexpr const char* kServer = "prometheus1.example.com";
 
 // Started by main() on the main thread: child processes die with the thread that started them.
 DiscoveryCluster* cluster = nullptr;
@@ -122,6 +122,7 @@ void BM_RegistrationThroughput(benchmark::State& state) {
     const absl::Time start = absl::Now();
     {
       std::vector<std::jthread> threads;
+      threads.reserve(clients);
       for (int c = 0; c < clients; ++c) {
         threads.emplace_back([c, &failed] {
           for (int k = 0; k < kPerClient; ++k) {
@@ -192,6 +193,7 @@ void BM_TwoReplicasVsRawPuts(benchmark::State& state) {
       }
     }
     std::vector<std::shared_ptr<grpc::Channel>> channels;
+    channels.reserve(cluster->replica_count());
     for (int r = 0; r < cluster->replica_count(); ++r) {
       channels.push_back(grpc::CreateChannel(cluster->replica(r).grpc_address(),
                                              grpc::InsecureChannelCredentials()));

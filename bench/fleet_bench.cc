@@ -41,7 +41,6 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -49,6 +48,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,8 +85,6 @@
 #error "DISCOVERYD_BINARY must name the discoveryd executable"
 #endif
 
-extern char** environ;
-
 namespace discovery {
 namespace {
 
@@ -94,6 +92,7 @@ constexpr int kInFlight = 64;
 
 int Services() {
   int services = 100'000;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): benchmarks never change their environment
   if (const char* text = std::getenv("DISCOVERY_BENCH_SERVICES"); text != nullptr) {
     (void)absl::SimpleAtoi(text, &services);
   }
@@ -470,6 +469,7 @@ void BM_ExporterUpdateVsFromScratch(benchmark::State& state) {
     initial->servers["p0"] = Server{.name = "p0"};
     initial->namespaces["fleet"] = Namespace{.name = "fleet"};
     std::vector<std::pair<std::string_view, repo::ServicePtr>> entries;
+    entries.reserve(services);
     for (int i = 0; i < services; ++i) {
       entries.emplace_back("", std::make_shared<const Service>(bench::MakeService("fleet", i)));
     }
@@ -558,9 +558,8 @@ BENCHMARK(BM_ExporterUpdateVsFromScratch)->Iterations(1)->Unit(benchmark::kSecon
 class ChildDaemon {
  public:
   // On the embedded store in `data_dir`, or with `etcd_prefix` on EtcdEndpoints() under it.
-  explicit ChildDaemon(const std::filesystem::path& data_dir, const std::string& etcd_prefix = "") {
-    grpc_port_ = FreePort();
-    http_port_ = FreePort();
+  explicit ChildDaemon(const std::filesystem::path& data_dir, const std::string& etcd_prefix = "")
+      : grpc_port_(FreePort()), http_port_(FreePort()) {
     std::vector<std::string> args = {DISCOVERYD_BINARY,
                                      "server",
                                      "--data-dir=" + data_dir.string(),
@@ -574,6 +573,7 @@ class ChildDaemon {
       args.push_back("--etcd-prefix=" + etcd_prefix);
     }
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) {
       argv.push_back(arg.data());
     }
@@ -581,7 +581,7 @@ class ChildDaemon {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     // DISCOVERY_BENCH_DAEMON_LOG names a file the daemons' logs are appended to.
-    const char* log = std::getenv("DISCOVERY_BENCH_DAEMON_LOG");
+    const char* log = std::getenv("DISCOVERY_BENCH_DAEMON_LOG");  // NOLINT(concurrency-mt-unsafe)
     posix_spawn_file_actions_addopen(&actions, 2, log != nullptr ? log : "/dev/null",
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
     // Started as the packaged unit starts it (docs/decisions.md D51), unless this process's
@@ -591,7 +591,7 @@ class ChildDaemon {
       envp.push_back(*variable);
     }
     std::string tunables = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
-    if (std::getenv("GLIBC_TUNABLES") == nullptr) {
+    if (std::getenv("GLIBC_TUNABLES") == nullptr) {  // NOLINT(concurrency-mt-unsafe)
       envp.push_back(tunables.data());
     }
     envp.push_back(nullptr);
@@ -610,6 +610,8 @@ class ChildDaemon {
   }
   ChildDaemon(const ChildDaemon&) = delete;
   ChildDaemon& operator=(const ChildDaemon&) = delete;
+  ChildDaemon(ChildDaemon&&) = delete;
+  ChildDaemon& operator=(ChildDaemon&&) = delete;
 
   // Seconds from the spawn until /readyz answers 200; negative on failure.
   double AwaitReady(absl::Duration timeout) const {
@@ -645,18 +647,23 @@ class ChildDaemon {
     }
     return 0;
   }
+  // A loopback port the kernel just handed out and nobody holds; 0 when none could be had (the
+  // daemon then fails to start, which the benchmark reports).
   static int FreePort() {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+      return 0;
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-    bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
     socklen_t size = sizeof(address);
-    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                       getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
+    // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
     close(fd);
-    return ntohs(address.sin_port);
+    return bound ? ntohs(address.sin_port) : 0;
   }
 
   pid_t pid_ = -1;
@@ -785,7 +792,7 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     const double peak_before_page = full.PeakResidentBytes();
     const absl::Time page_start = absl::Now();
     std::string page;
-    const long page_status =
+    const int page_status =
         HttpGet(full.Url(fmt::format("/v1/services?namespace={}&offset={}&limit=1000", kNamespace,
                                      services / 2)),
                 &page, authorization);
@@ -802,8 +809,8 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     const double peak_before_list = full.PeakResidentBytes();
     const absl::Time list_start = absl::Now();
     std::string list;
-    const long list_status = HttpGet(full.Url(fmt::format("/v1/services?namespace={}", kNamespace)),
-                                     &list, authorization);
+    const int list_status = HttpGet(full.Url(fmt::format("/v1/services?namespace={}", kNamespace)),
+                                    &list, authorization);
     const double list_seconds = absl::ToDoubleSeconds(absl::Now() - list_start);
     const double list_megabytes = static_cast<double>(list.size()) / (1 << 20);
     if (list_status != 200 || !list.starts_with(R"({"services":[{)")) {
@@ -818,7 +825,7 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     HttpClient admin(authorization);
     std::string unregister_answer;
     const absl::Time unregister_start = absl::Now();
-    const long unregister_status =
+    const int unregister_status =
         admin.Delete(full.Url(fmt::format("/v1/namespaces/{}", kNamespace)), &unregister_answer);
     const double unregister_answer_seconds = absl::ToDoubleSeconds(absl::Now() - unregister_start);
     if (unregister_status != 200) {
@@ -830,7 +837,7 @@ void BM_LoadReadyMemoryAndJoin(benchmark::State& state) {
     // An answer is gone once it is empty or the namespace is unknown.
     for (int i = 0; i < kServers; ++i) {
       while (true) {
-        const long status =
+        const int status =
             HttpGet(full.Url(fmt::format("/v1/sd/p{:02}/{}", i, kNamespace)), &body, authorization);
         if (status == 404 || (status == 200 && body == "[]")) {
           break;

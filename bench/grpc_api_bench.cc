@@ -14,9 +14,9 @@
 #include <benchmark/benchmark.h>
 #include <pthread.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <thread>
@@ -173,7 +173,11 @@ void BM_CallbackVsAsyncServer(benchmark::State& state) {
     const std::shared_ptr<grpc::Channel> to_callback = channel(callback_port);
     const std::shared_ptr<grpc::Channel> to_async = channel(async_server.port());
 
-    std::vector<double> callback_rates, async_rates, callback_cpu, async_cpu, async_polling_cpu;
+    std::vector<double> callback_rates;
+    std::vector<double> async_rates;
+    std::vector<double> callback_cpu;
+    std::vector<double> async_cpu;
+    std::vector<double> async_polling_cpu;
     int failed = 0;
     Drive(to_callback, 0);  // both connections up and warm before the first round
     Drive(to_async, 0);

@@ -34,14 +34,14 @@ void HttpClient::AddHeader(const std::string& header) {
   curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers_);
 }
 
-long HttpClient::Get(const std::string& url, std::string* body) {
+int HttpClient::Get(const std::string& url, std::string* body) {
   curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, nullptr);  // after a Delete on this handle
   curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);             // after a Post on this handle
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   return Perform(body);
 }
 
-long HttpClient::Post(const std::string& url, const std::string& body) {
+int HttpClient::Post(const std::string& url, const std::string& body) {
   curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, nullptr);
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -49,14 +49,14 @@ long HttpClient::Post(const std::string& url, const std::string& body) {
   return Perform(nullptr);
 }
 
-long HttpClient::Delete(const std::string& url, std::string* body) {
+int HttpClient::Delete(const std::string& url, std::string* body) {
   curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, "DELETE");
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   return Perform(body);
 }
 
-long HttpClient::Perform(std::string* body) {
+int HttpClient::Perform(std::string* body) {
   if (body != nullptr) {
     body->clear();
     curl_easy_setopt(curl_, CURLOPT_WRITEDATA, body);
@@ -64,12 +64,12 @@ long HttpClient::Perform(std::string* body) {
   } else {
     curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Drop);
   }
-  long status = 0;
+  long status = 0;  // NOLINT(google-runtime-int): curl's type
   if (curl_easy_perform(curl_) != CURLE_OK ||
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
     return 0;
   }
-  return status;
+  return static_cast<int>(status);
 }
 
 std::optional<std::string> HttpClient::ResponseHeader(const char* name) const {
@@ -80,7 +80,7 @@ std::optional<std::string> HttpClient::ResponseHeader(const char* name) const {
   return std::string(header->value);
 }
 
-long HttpGet(const std::string& url, std::string* body, const std::string& authorization) {
+int HttpGet(const std::string& url, std::string* body, const std::string& authorization) {
   return HttpClient(authorization).Get(url, body);
 }
 

@@ -26,27 +26,27 @@ class HttpClient {
   void AddHeader(const std::string& header);
   // GETs `url`: the status, 0 when no answer came. The body replaces `*body` when given and is
   // dropped otherwise.
-  long Get(const std::string& url, std::string* body = nullptr);
+  int Get(const std::string& url, std::string* body = nullptr);
   // POSTs `body` to `url`, dropping the answer's body: the status, 0 when no answer came.
-  long Post(const std::string& url, const std::string& body);
+  int Post(const std::string& url, const std::string& body);
   // DELETEs `url`; the answer's body replaces `*body` when given: the status, 0 when no answer
   // came.
-  long Delete(const std::string& url, std::string* body = nullptr);
+  int Delete(const std::string& url, std::string* body = nullptr);
   // The value of header `name` in the last answer, if it had one.
   std::optional<std::string> ResponseHeader(const char* name) const;
 
  private:
   // Sends the request set up on curl_: the status, 0 when no answer came. The answer's body
   // replaces `*body` when given and is dropped otherwise.
-  long Perform(std::string* body);
+  int Perform(std::string* body);
 
   CURL* curl_;
   curl_slist* headers_ = nullptr;
 };
 
 // One GET on a connection of its own (see HttpClient::Get).
-long HttpGet(const std::string& url, std::string* body = nullptr,
-             const std::string& authorization = "");
+int HttpGet(const std::string& url, std::string* body = nullptr,
+            const std::string& authorization = "");
 
 }  // namespace discovery::bench
 

@@ -18,8 +18,8 @@
 namespace discovery::bench {
 
 // The token settings of every daemon the benchmarks start (in this process or as a child).
-inline constexpr char kTokenSecret[] = "bench-secret";
-inline constexpr char kTokenIssuer[] = "discovery.bench";
+inline constexpr const char* kTokenSecret = "bench-secret";
+inline constexpr const char* kTokenIssuer = "discovery.bench";
 
 // DISCOVERY_BENCH_ETCD_ENDPOINTS (e.g. http://127.0.0.1:2379), an etcd the caller started; null
 // when unset, and the etcd variants are skipped.

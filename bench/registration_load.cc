@@ -37,6 +37,7 @@ LoadResult RegisterServices(const std::vector<std::shared_ptr<grpc::Channel>>& c
                             const std::string& authorization, std::string_view ns, int first,
                             int count, const LoadOptions& options) {
   std::vector<std::unique_ptr<pb::ServiceAPI::Stub>> stubs;
+  stubs.reserve(channels.size());
   for (const std::shared_ptr<grpc::Channel>& channel : channels) {
     stubs.push_back(pb::ServiceAPI::NewStub(channel));
   }
@@ -127,6 +128,7 @@ double RawEtcdPuts(const std::vector<std::string>& endpoints,
   const absl::Time start = absl::Now();
   {
     std::vector<std::jthread> writers;
+    writers.reserve(threads);
     for (int t = 0; t < threads; ++t) {
       writers.emplace_back([&] {
         for (size_t i = next++; i < kvs.size(); i = next++) {

@@ -53,6 +53,8 @@ class TempStore {
   }
   TempStore(const TempStore&) = delete;
   TempStore& operator=(const TempStore&) = delete;
+  TempStore(TempStore&&) = delete;
+  TempStore& operator=(TempStore&&) = delete;
   ~TempStore() {
     store_.reset();
     std::error_code ignored;

@@ -86,7 +86,7 @@ namespace pb = ::postfinance::discovery::v1;
 using Json = ::nlohmann::json;
 using bench::Percentile;
 
-constexpr char kServer[] = "prometheus1.example.com";
+constexpr const char* kServer = "prometheus1.example.com";
 constexpr int kBatch = 128;
 constexpr int kThreads = 16;
 constexpr int kAbandonBatch = 8;
@@ -126,6 +126,7 @@ std::vector<std::string> RegisterAll() {
   std::atomic<int> next{0};
   std::atomic<int> failed{0};
   std::vector<std::jthread> threads;
+  threads.reserve(32);
   for (int t = 0; t < 32; ++t) {
     threads.emplace_back([&, t] {
       for (int i = next++; i < services; i = next++) {
@@ -333,6 +334,7 @@ void BM_KeepAlive(benchmark::State& state) {
     // Threads through their first round, which moves every set onto its lease.
     std::atomic<int> first_round_done{0};
     std::vector<std::jthread> threads;
+    threads.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         // This thread's services: every kThreads-th batch but the first `abandoned` services.
