@@ -3,6 +3,7 @@
 // D43) with its printed tables, service IDs and http_sd answers, the README's systemd recipe run as
 // systemd would run it, the output formats, filters, import, unresolved clean-up and the errors an
 // operator sees.
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -49,8 +50,8 @@ using ::testing::StartsWith;
 // Every RFC 3339 instant becomes the same 20 characters (tables print whole seconds, so they keep
 // their alignment), and output can be compared with the README's, printed on another day.
 std::string WithoutTimes(const std::string& text) {
-  static const std::regex kTime(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)");
-  return std::regex_replace(text, kTime, "2000-01-01T00:00:00Z");
+  static const std::regex time_pattern(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)");
+  return std::regex_replace(text, time_pattern, "2000-01-01T00:00:00Z");
 }
 
 void WriteFile(const std::string& path, const std::string& content) {
@@ -439,7 +440,7 @@ TEST_F(CliTest, UnresolvedServicesAreFoundAndCleanedUpWithinThePercentLimit) {
 TEST_F(CliTest, TokenRevokeAndList) {
   CommandResult result = Discovery({"token", "create", "-n", "default", "ci-bot"});
   ASSERT_TRUE(result.status.success()) << result.err;
-  const std::string bot = result.out.substr(0, result.out.find_last_not_of("\n") + 1);
+  const std::string bot = result.out.substr(0, result.out.find_last_not_of('\n') + 1);
   result = Discovery({"token", "list"});
   ASSERT_TRUE(result.status.success()) << result.err;
   EXPECT_THAT(result.out, Not(HasSubstr("ci-bot")));
@@ -481,7 +482,7 @@ TEST_F(CliTest, ErrorsAreOneLineWithANonZeroExit) {
   expect_error(Discovery({"namespace", "register", "-e", "blackbox", "bad name"}),
                "cannot register namespace bad name: ");
 
-  std::remove(TokenPath().c_str());
+  std::filesystem::remove(TokenPath());
   const CommandResult no_token = Discovery({"server", "list"});
   expect_error(no_token, "login required: cannot read token file " + TokenPath());
   EXPECT_THAT(no_token.err, HasSubstr("machine_token: <jwt>"));
@@ -546,7 +547,7 @@ TEST_F(CliTest, GlobalFlagsEnvironmentAndConfigFiles) {
   // A token file elsewhere, through --token-path.
   const std::string token_path = home_ + "/elsewhere.token";
   WriteFile(token_path, "machine_token: " + admin_token_ + "\n");
-  std::remove(TokenPath().c_str());
+  std::filesystem::remove(TokenPath());
   result = Discovery(
       {"srv", "list", "--insecure", "-a", discoveryd_->grpc_address(), "--token-path", token_path});
   EXPECT_TRUE(result.status.success()) << result.err;

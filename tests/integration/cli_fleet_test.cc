@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -140,11 +141,13 @@ class CliFleetTest : public ::testing::Test {
     env.push_back("HOME=" + home_);
     env.push_back("TMPDIR=" + home_);
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) {
       argv.push_back(arg.data());
     }
     argv.push_back(nullptr);
     std::vector<char*> envp;
+    envp.reserve(env.size() + 1);
     for (std::string& entry : env) {
       envp.push_back(entry.data());
     }
@@ -163,11 +166,11 @@ class CliFleetTest : public ::testing::Test {
       return {"", -1};
     }
     std::string shown;
-    char buffer[4096];
+    std::array<char, 4096> buffer{};
     while (true) {
-      const ssize_t n = read(master, buffer, sizeof(buffer));
+      const ssize_t n = read(master, buffer.data(), buffer.size());
       if (n > 0) {
-        shown.append(buffer, static_cast<size_t>(n));
+        shown.append(buffer.data(), static_cast<size_t>(n));
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else {
@@ -308,7 +311,7 @@ TEST_F(CliFleetTest, ImportOfThousandsWithSomeInvalidEntries) {
       unregister.push_back(fmt::format("http://host-{}:9100/metrics", i));
     }
   }
-  unregister.push_back("http://nowhere.example:9100/metrics");
+  unregister.emplace_back("http://nowhere.example:9100/metrics");
   const CommandResult unregistered = Discovery(unregister);
   EXPECT_EQ(unregistered.status.code, 0) << unregistered.err;
   EXPECT_EQ(CountOf(unregistered.err, "cannot unregister "), 0U) << unregistered.err;

@@ -268,8 +268,7 @@ TEST_F(CliOperatorTest, TyposAreNamedWithTheClosestCommandOrFlagAndExitTwo) {
 // answers.
 class SilentServer {
  public:
-  SilentServer() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  SilentServer() : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -289,6 +288,8 @@ class SilentServer {
   }
   SilentServer(const SilentServer&) = delete;
   SilentServer& operator=(const SilentServer&) = delete;
+  SilentServer(SilentServer&&) = delete;
+  SilentServer& operator=(SilentServer&&) = delete;
 
   std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
   int port() const { return port_; }
@@ -443,7 +444,7 @@ TEST_F(CliOperatorTest, MetricsSayWhetherTheReplicaIsReady) {
 TEST_F(CliOperatorTest, UnknownConfigKeysAreErrorsAndDiscoverydIgnoresTheUserFile) {
   WriteFile(ConfigPath(), fmt::format("insecure: true\nadress: {}\n", discoveryd_->grpc_address()));
   ExpectFailure(Discovery({"namespace", "list"}), 2,
-                fmt::format("discovery: {}:2: unknown key \"adress\"; did you mean \"address\"?",
+                fmt::format(R"(discovery: {}:2: unknown key "adress"; did you mean "address"?)",
                             ConfigPath()));
   EXPECT_TRUE(Discovery({"--show-config"}).status.success());
 
@@ -499,10 +500,10 @@ TEST_F(CliOperatorTest, SharedConfigFilesRefuseKeysNeitherProgramKnows) {
   WriteFile(shared, "grpc-listen: localhost:1\ntimeout: 30s\nadress: localhost:2\n");
   ExpectFailure(
       Discovery({"namespace", "list"}), 2,
-      fmt::format("discovery: {}:3: unknown key \"adress\"; did you mean \"address\"?", shared));
+      fmt::format(R"(discovery: {}:3: unknown key "adress"; did you mean "address"?)", shared));
   ExpectFailure(
       Discoveryd({"token", "create", "ci", "--admin", "--token-secret", "s3cret"}), 2,
-      fmt::format("discoveryd: {}:3: unknown key \"adress\"; did you mean \"address\"?", shared));
+      fmt::format(R"(discoveryd: {}:3: unknown key "adress"; did you mean "address"?)", shared));
 
   // grpc-listen is discoveryd's, timeout discovery's: each program accepts the other's key.
   WriteFile(shared, "grpc-listen: localhost:1\ntimeout: 30s\n");

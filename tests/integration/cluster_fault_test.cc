@@ -47,7 +47,7 @@ namespace {
 
 using Json = ::nlohmann::json;
 
-constexpr char kServer[] = "prometheus1.example.com";
+constexpr const char* kServer = "prometheus1.example.com";
 
 std::set<std::string> AsSet(const std::vector<std::string>& targets) {
   return {targets.begin(), targets.end()};
@@ -75,7 +75,7 @@ class RegistrationStream {
   RegistrationStream(std::string prefix, Post post)
       : prefix_(std::move(prefix)),
         post_(std::move(post)),
-        thread_([this](std::stop_token stop) { Run(stop); }) {}
+        thread_([this](const std::stop_token& stop) { Run(stop); }) {}
   ~RegistrationStream() { Stop(); }
   RegistrationStream(const RegistrationStream&) = delete;
   RegistrationStream& operator=(const RegistrationStream&) = delete;

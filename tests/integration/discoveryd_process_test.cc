@@ -128,14 +128,7 @@ TEST(DiscoverydProcessTest, ServesTls) {
   ASSERT_OK_AND_ASSIGN(const std::string dir, MakeTempDir("discoveryd-tls-test"));
   const std::string cert = dir + "/cert.pem";
   const std::string key = dir + "/key.pem";
-  ASSERT_OK_AND_ASSIGN(
-      CommandResult openssl,
-      RunCommand({.argv = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                           "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                           "/CN=discoveryd-test", "-addext", "subjectAltName=IP:127.0.0.1",
-                           "-keyout", key, "-out", cert}},
-                 absl::Seconds(30)));
-  ASSERT_TRUE(openssl.status.success()) << openssl.err;
+  ASSERT_THAT(WriteSelfSignedCertificate("discoveryd-test", cert, key), IsOk());
   {
     ASSERT_OK_AND_ASSIGN(
         std::unique_ptr<DiscoverydProcess> discoveryd,

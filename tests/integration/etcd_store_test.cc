@@ -2,12 +2,6 @@
 // networked store has (reconnects, compaction, dialing, auth, option validation).
 #include "store/etcd/etcd_store.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -30,6 +24,7 @@
 
 #include "store/store.h"
 #include "testing/etcd_harness.h"
+#include "testing/process.h"
 #include "testing/status_matchers.h"
 #include "testing/store_contract.h"
 
@@ -83,19 +78,6 @@ INSTANTIATE_TEST_SUITE_P(
         StoreFactory{.name = "EtcdAutoSync", .open = OpenSharedSyncing, .compact = CompactShared}),
     [](const auto& param_info) { return param_info.param.name; });
 
-// A loopback port nobody listens on (bound and released, so nothing else had it a moment ago).
-int UnusedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string UniquePrefix(std::string_view test) {
   return absl::StrCat("/etcd-test/", std::string{test}, "/", absl::ToUnixNanos(absl::Now()), "/");
 }
@@ -119,6 +101,7 @@ absl::StatusOr<store::TxnResult> EventuallyCommit(Write write,
 
 std::vector<std::string> Keys(const std::vector<WatchEvent>& events) {
   std::vector<std::string> keys;
+  keys.reserve(events.size());
   for (const WatchEvent& event : events) {
     keys.push_back(event.kv.key);
   }
@@ -147,6 +130,7 @@ TEST(EtcdGroupCommitTest, ConcurrentCommitsShareTransactionsAndAnswerAsAlone) {
   std::atomic<int> wrong{0};
   {
     std::vector<std::jthread> writers;
+    writers.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       writers.emplace_back([&, t] {
         for (int r = 0; r < kRounds; ++r) {
@@ -267,7 +251,9 @@ TEST(EtcdExpiryTest, KeysOfOneDeadlineSecondShareOneLeaseAcrossStores) {
 }
 
 TEST(EtcdStoreConnectTest, UnavailableWithinDialTimeoutWhenNothingListens) {
-  const std::string endpoint = absl::StrCat("127.0.0.1:", UnusedPort());
+  // A loopback port nobody listens on (bound and released, so nothing else had it a moment ago).
+  ASSERT_OK_AND_ASSIGN(const std::vector<int> unused, FreePorts(1));
+  const std::string endpoint = absl::StrCat("127.0.0.1:", unused.front());
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<Store>> store =
       ConnectEtcdStore({.endpoints = {endpoint}, .dial_timeout = absl::Milliseconds(500)});
@@ -279,7 +265,8 @@ TEST(EtcdStoreConnectTest, UnavailableWithinDialTimeoutWhenNothingListens) {
 
 TEST(EtcdStoreConnectTest, FailsOverToTheEndpointThatAnswers) {
   ASSERT_OK_AND_ASSIGN(EtcdCluster * cluster, SharedEtcdCluster());
-  std::vector<std::string> endpoints = {absl::StrCat("127.0.0.1:", UnusedPort())};
+  ASSERT_OK_AND_ASSIGN(const std::vector<int> unused, FreePorts(1));
+  std::vector<std::string> endpoints = {absl::StrCat("127.0.0.1:", unused.front())};
   endpoints.insert(endpoints.end(), cluster->endpoints().begin(), cluster->endpoints().end());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, ConnectEtcdStore({.endpoints = endpoints}));
   const std::string key = UniquePrefix("failover") + "k";
@@ -343,11 +330,7 @@ class EtcdTlsTest : public ::testing::Test {
     dir_ = dir;
     cert_file_ = dir_ + "/cert.pem";
     key_file_ = dir_ + "/key.pem";
-    const std::string openssl = absl::StrCat(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-        "-subj /CN=discovery-etcd-test -addext subjectAltName=IP:127.0.0.1 -keyout ",
-        key_file_, " -out ", cert_file_, " 2>", dir_, "/openssl.log");
-    ASSERT_EQ(std::system(openssl.c_str()), 0) << openssl;
+    ASSERT_THAT(WriteSelfSignedCertificate("discovery-etcd-test", cert_file_, key_file_), IsOk());
     absl::StatusOr<std::unique_ptr<EtcdCluster>> cluster =
         EtcdCluster::Start({.server_cert_file = cert_file_, .server_key_file = key_file_});
     ASSERT_THAT(cluster, IsOk());

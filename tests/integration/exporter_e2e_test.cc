@@ -38,7 +38,7 @@ namespace {
 using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 
-constexpr char kServer[] = "prometheus1.example.com";
+constexpr const char* kServer = "prometheus1.example.com";
 
 std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -291,11 +291,11 @@ TEST_F(ExporterE2eTest, SystemdUnitCommandLineWithItsEnvironmentFile) {
                             [&](const std::string& line) { return line.starts_with(name + "="); }))
         << name << " missing from the environment file";
   }
-  env.push_back("HOME=" + root_);
-  env.push_back("DISCOVERY_SERVER=" + std::string(kServer));
-  env.push_back("DISCOVERY_DIRECTORY=" + files_.string());
-  env.push_back("DISCOVERY_DATA_DIR=" + discoveryd_->data_dir());
-  env.push_back("DISCOVERY_HTTP_LISTEN=127.0.0.1:0");
+  env.emplace_back("HOME=" + root_);
+  env.emplace_back("DISCOVERY_SERVER=" + std::string(kServer));
+  env.emplace_back("DISCOVERY_DIRECTORY=" + files_.string());
+  env.emplace_back("DISCOVERY_DATA_DIR=" + discoveryd_->data_dir());
+  env.emplace_back("DISCOVERY_HTTP_LISTEN=127.0.0.1:0");
   ASSERT_OK_AND_ASSIGN(
       exporter_,
       ChildProcess::Start(

@@ -127,7 +127,7 @@ TEST_F(FleetRegistrationTest, TenThousandCallsInFlightFromOneClientAllSucceed) {
     call->request.set_name("node");
     call->request.set_endpoint(Endpoint(host));
     services_->async()->RegisterService(
-        &call->context, &call->request, &call->response, [&, host](grpc::Status status) {
+        &call->context, &call->request, &call->response, [&, host](const grpc::Status& status) {
           absl::MutexLock lock(&mu);
           ++codes[status.error_code()];
           if (!status.ok() && failures.size() < 5) {
@@ -141,8 +141,9 @@ TEST_F(FleetRegistrationTest, TenThousandCallsInFlightFromOneClientAllSucceed) {
   }
   {
     absl::MutexLock lock(&mu);
+    const int* const completed_so_far = &completed;
     mu.Await(absl::Condition(
-        +[](int* done) { return *done == kCallsInFlight; }, &completed));
+        +[](const int* done) { return *done == kCallsInFlight; }, completed_so_far));
     EXPECT_EQ(codes[grpc::StatusCode::OK], kCallsInFlight)
         << ::testing::PrintToString(failures) << "\n"
         << discoveryd_->LogTail();
@@ -203,8 +204,8 @@ TEST_F(FleetRegistrationTest, ManyCliProcessesRegisteringAtOnceAllSucceed) {
   std::vector<std::unique_ptr<ChildProcess>> hosts;
   for (int host = 0; host < kCliProcesses; ++host) {
     std::vector<std::string> env = base_env;
-    env.push_back("DISCOVERY_NAMESPACE=fleet");
-    env.push_back("DISCOVERY_ENDPOINTS=" + Endpoint(host));
+    env.emplace_back("DISCOVERY_NAMESPACE=fleet");
+    env.emplace_back("DISCOVERY_ENDPOINTS=" + Endpoint(host));
     ASSERT_OK_AND_ASSIGN(
         std::unique_ptr<ChildProcess> process,
         ChildProcess::Start(

@@ -53,32 +53,32 @@ class GlewlwydProcessTest : public ::testing::Test {
   static void SetUpTestSuite() {
     absl::StatusOr<std::unique_ptr<GlewlwydProcess>> started = GlewlwydProcess::Start();
     ASSERT_THAT(started, IsOk());
-    glewlwyd_ = std::move(started).value().release();
+    shared_glewlwyd = std::move(started).value().release();
   }
   static void TearDownTestSuite() {
-    delete glewlwyd_;
-    glewlwyd_ = nullptr;
+    delete shared_glewlwyd;
+    shared_glewlwyd = nullptr;
   }
-  void SetUp() override { ASSERT_NE(glewlwyd_, nullptr) << "glewlwyd did not start"; }
+  void SetUp() override { ASSERT_NE(shared_glewlwyd, nullptr) << "glewlwyd did not start"; }
 
-  static GlewlwydProcess* glewlwyd_;  // shared: one start for the tests with default options
+  static GlewlwydProcess* shared_glewlwyd;  // shared: one start for the tests with default options
 };
 
-GlewlwydProcess* GlewlwydProcessTest::glewlwyd_ = nullptr;
+GlewlwydProcess* GlewlwydProcessTest::shared_glewlwyd = nullptr;
 
 TEST_F(GlewlwydProcessTest, PublishesItsDiscoveryDocument) {
-  EXPECT_TRUE(glewlwyd_->IsRunning());
-  EXPECT_EQ(glewlwyd_->issuer(), glewlwyd_->url() + "/api/oidc");
-  EXPECT_THAT(glewlwyd_->issuer(), StartsWith("http://127.0.0.1:"));
-  EXPECT_EQ(glewlwyd_->token_endpoint(), glewlwyd_->issuer() + "/token");
+  EXPECT_TRUE(shared_glewlwyd->IsRunning());
+  EXPECT_EQ(shared_glewlwyd->issuer(), shared_glewlwyd->url() + "/api/oidc");
+  EXPECT_THAT(shared_glewlwyd->issuer(), StartsWith("http://127.0.0.1:"));
+  EXPECT_EQ(shared_glewlwyd->token_endpoint(), shared_glewlwyd->issuer() + "/token");
 
   ASSERT_OK_AND_ASSIGN(HttpResult answer,
-                       HttpGet(glewlwyd_->issuer() + "/.well-known/openid-configuration"));
+                       HttpGet(shared_glewlwyd->issuer() + "/.well-known/openid-configuration"));
   ASSERT_EQ(answer.status, 200) << answer.body;
   const Json document = Json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
   ASSERT_TRUE(document.is_object()) << answer.body;
-  EXPECT_EQ(document.value("issuer", ""), glewlwyd_->issuer());
-  EXPECT_EQ(document.value("token_endpoint", ""), glewlwyd_->token_endpoint());
+  EXPECT_EQ(document.value("issuer", ""), shared_glewlwyd->issuer());
+  EXPECT_EQ(document.value("token_endpoint", ""), shared_glewlwyd->token_endpoint());
   ASSERT_TRUE(document.contains("jwks_uri")) << answer.body;
 
   ASSERT_OK_AND_ASSIGN(HttpResult jwks, HttpGet(document["jwks_uri"].get<std::string>()));
@@ -91,58 +91,60 @@ TEST_F(GlewlwydProcessTest, PublishesItsDiscoveryDocument) {
 }
 
 TEST_F(GlewlwydProcessTest, PasswordGrantGivesIdTokensWithRoles) {
-  ASSERT_OK_AND_ASSIGN(Json alice, glewlwyd_->PasswordGrant("alice", "alice-pw"));
+  ASSERT_OK_AND_ASSIGN(Json alice, shared_glewlwyd->PasswordGrant("alice", "alice-pw"));
   ASSERT_TRUE(alice.contains("id_token")) << alice.dump();
   EXPECT_TRUE(alice.contains("refresh_token")) << alice.dump();
   EXPECT_EQ(Header(alice["id_token"].get<std::string>()).value("alg", ""), "RS256");
   const Json claims = Payload(alice["id_token"].get<std::string>());
   ASSERT_TRUE(claims.is_object()) << alice.dump();
-  EXPECT_EQ(claims.value("iss", ""), glewlwyd_->issuer());
-  EXPECT_EQ(claims.value("aud", ""), glewlwyd_->options().client_id);
+  EXPECT_EQ(claims.value("iss", ""), shared_glewlwyd->issuer());
+  EXPECT_EQ(claims.value("aud", ""), shared_glewlwyd->options().client_id);
   EXPECT_EQ(claims.value("preferred_username", ""), "alice");
   EXPECT_EQ(claims.value("roles", Json()), Json::array({"discovery-admin"})) << claims.dump();
 
-  ASSERT_OK_AND_ASSIGN(Json bob, glewlwyd_->PasswordGrant("bob", "bob-pw"));
+  ASSERT_OK_AND_ASSIGN(Json bob, shared_glewlwyd->PasswordGrant("bob", "bob-pw"));
   const Json bob_claims = Payload(bob["id_token"].get<std::string>());
   EXPECT_EQ(bob_claims.value("preferred_username", ""), "bob");
   EXPECT_EQ(bob_claims.value("roles", Json()), Json::array({"viewer"})) << bob_claims.dump();
   EXPECT_NE(bob_claims.value("sub", ""), claims.value("sub", ""));
 
   // The extra scope is granted on request.
-  ASSERT_OK_AND_ASSIGN(Json scoped, glewlwyd_->PasswordGrant("bob", "bob-pw", "openid discovery"));
+  ASSERT_OK_AND_ASSIGN(Json scoped,
+                       shared_glewlwyd->PasswordGrant("bob", "bob-pw", "openid discovery"));
   EXPECT_EQ(scoped.value("scope", ""), "openid discovery");
 }
 
 TEST_F(GlewlwydProcessTest, WrongPasswordAndUnknownUserAreRefused) {
-  EXPECT_THAT(glewlwyd_->PasswordGrant("alice", "wrong-pw"),
+  EXPECT_THAT(shared_glewlwyd->PasswordGrant("alice", "wrong-pw"),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("403")));
-  EXPECT_THAT(glewlwyd_->PasswordGrant("mallory", "alice-pw"),
+  EXPECT_THAT(shared_glewlwyd->PasswordGrant("mallory", "alice-pw"),
               StatusIs(absl::StatusCode::kPermissionDenied));
-  EXPECT_THAT(glewlwyd_->RefreshGrant("not-a-refresh-token"),
+  EXPECT_THAT(shared_glewlwyd->RefreshGrant("not-a-refresh-token"),
               StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
 // Configured the usual way, a refresh gives an access token without roles or username; the
 // userinfo endpoint answers them for that token.
 TEST_F(GlewlwydProcessTest, RefreshGivesAccessTokensWhoseRolesAreInUserinfo) {
-  ASSERT_OK_AND_ASSIGN(Json alice, glewlwyd_->PasswordGrant("alice", "alice-pw"));
+  ASSERT_OK_AND_ASSIGN(Json alice, shared_glewlwyd->PasswordGrant("alice", "alice-pw"));
   ASSERT_OK_AND_ASSIGN(Json refreshed,
-                       glewlwyd_->RefreshGrant(alice["refresh_token"].get<std::string>()));
+                       shared_glewlwyd->RefreshGrant(alice["refresh_token"].get<std::string>()));
   ASSERT_TRUE(refreshed.contains("access_token")) << refreshed.dump();
   EXPECT_FALSE(refreshed.contains("id_token")) << refreshed.dump();
   const std::string access_token = refreshed["access_token"].get<std::string>();
   const Json claims = Payload(access_token);
   ASSERT_TRUE(claims.is_object()) << refreshed.dump();
-  EXPECT_EQ(claims.value("iss", ""), glewlwyd_->issuer());
-  EXPECT_EQ(claims.value("client_id", ""), glewlwyd_->options().client_id);
+  EXPECT_EQ(claims.value("iss", ""), shared_glewlwyd->issuer());
+  EXPECT_EQ(claims.value("client_id", ""), shared_glewlwyd->options().client_id);
   EXPECT_FALSE(claims.contains("roles")) << claims.dump();
   EXPECT_FALSE(claims.contains("preferred_username")) << claims.dump();
 
-  ASSERT_OK_AND_ASSIGN(Json userinfo, glewlwyd_->Userinfo(access_token));
+  ASSERT_OK_AND_ASSIGN(Json userinfo, shared_glewlwyd->Userinfo(access_token));
   EXPECT_EQ(userinfo.value("sub", ""), claims.value("sub", "")) << userinfo.dump();
   EXPECT_EQ(userinfo.value("roles", Json()), Json::array({"discovery-admin"})) << userinfo.dump();
   EXPECT_EQ(userinfo.value("preferred_username", ""), "alice") << userinfo.dump();
-  EXPECT_THAT(glewlwyd_->Userinfo("not-a-token"), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(shared_glewlwyd->Userinfo("not-a-token"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
 TEST(GlewlwydProcessOptionsTest, RolesInAccessTokens) {

@@ -60,9 +60,8 @@ TEST_F(HostileRestTest, OversizedBodyIs413WithAJsonErrorAndChangesNothing) {
     SCOPED_TRACE(what);
     EXPECT_TRUE(response.complete) << connection.received().substr(0, 300);
     EXPECT_EQ(response.status, 413);
-    EXPECT_EQ(
-        response.headers.count("content-type") == 0 ? "" : response.headers.at("content-type"),
-        "application/json");
+    EXPECT_EQ(!response.headers.contains("content-type") ? "" : response.headers.at("content-type"),
+              "application/json");
     const std::optional<ErrorBody> error = ParseErrorBody(response.body);
     ASSERT_TRUE(error.has_value()) << response.body;
     EXPECT_EQ(error->code, 8);  // ResourceExhausted

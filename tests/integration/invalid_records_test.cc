@@ -54,7 +54,7 @@ using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kServer[] = "prom1.example.com";
+constexpr const char* kServer = "prom1.example.com";
 
 enum class Backend { kEmbedded, kEtcd };
 

@@ -253,7 +253,7 @@ class MigrationTest : public ::testing::Test {
     absl::StatusOr<HttpResult> result = Rest("GET", path);
     EXPECT_THAT(result, IsOk());
     if (!result.ok()) {
-      return Json();
+      return {};
     }
     EXPECT_EQ(result->status, 200) << path << ": " << result->body;
     return Json::parse(result->body, nullptr, /*allow_exceptions=*/false);
@@ -446,8 +446,8 @@ TEST_F(MigrationTest, JumpKeepsTheStoredPlacementAndRendezvousServesEveryTargetO
 // Item 3: the original registered servers under any non-empty name; one named like "host:9090"
 // (this project refuses ':' when registering) stays manageable.
 TEST_F(MigrationTest, ServerNamedLikeHostPortIsListedServedAndRemovable) {
-  constexpr char kOdd[] = "host:9090";
-  constexpr char kOther[] = "edge.example.com";
+  constexpr const char* kOdd = "host:9090";
+  constexpr const char* kOther = "edge.example.com";
   const std::vector<GoServer> servers = {{kOdd, {{"env", "prod"}}, kActive},
                                          {kOther, {{"env", "prod"}}, kActive}};
   for (size_t i = 0; i < servers.size(); ++i) {
@@ -526,14 +526,12 @@ TEST(EtcdAutoSyncTest, LearnsTheMembersAndOutlivesTheOneItWasGiven) {
   // The syncing one logs the endpoints it learned: every member's address.
   auto learned_all = [&] {
     const std::string log = syncing->LogTail(400);
-    for (const std::string& endpoint : etcd->endpoints()) {
+    const std::vector<std::string>& endpoints = etcd->endpoints();
+    return std::all_of(endpoints.begin(), endpoints.end(), [&log](const std::string& endpoint) {
       const std::string address = endpoint.substr(endpoint.find("://") + 3);
-      if (log.find("etcd endpoints from the member list") == std::string::npos ||
-          log.find(address) == std::string::npos) {
-        return false;
-      }
-    }
-    return true;
+      return log.find("etcd endpoints from the member list") != std::string::npos &&
+             log.find(address) != std::string::npos;
+    });
   };
   ASSERT_TRUE(Eventually(learned_all, absl::Seconds(30))) << syncing->LogTail();
   EXPECT_EQ(fixed->LogTail(400).find("etcd endpoints from the member list"), std::string::npos);

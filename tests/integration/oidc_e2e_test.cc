@@ -9,6 +9,7 @@
 #include <openssl/rsa.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -48,7 +49,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr char kAdminRole[] = "discovery-admin";
+constexpr const char* kAdminRole = "discovery-admin";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -98,12 +99,13 @@ std::string WithHs256(const std::string& token) {
   const std::string input =
       auth::Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + Split(token)[1];
   const std::string key = "attacker-chosen-key";
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  std::size_t size = sizeof(mac);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+  std::size_t size = mac.size();
   EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-            reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, sizeof(mac),
-            &size);
-  return input + "." + auth::Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), size));
+            reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac.data(),
+            mac.size(), &size);
+  return input + "." +
+         auth::Base64UrlEncode(std::string(reinterpret_cast<const char*>(mac.data()), size));
 }
 
 // The decoded payload of a JWT; null when it is not one.
@@ -150,8 +152,8 @@ class OidcTest : public ::testing::Test {
         glewlwyd_->options().client_secret);
   }
 
-  absl::StatusOr<std::unique_ptr<DiscoverydProcess>> StartDiscoveryd(const std::string& issuer,
-                                                                     const std::string& client_id) {
+  static absl::StatusOr<std::unique_ptr<DiscoverydProcess>> StartDiscoveryd(
+      const std::string& issuer, const std::string& client_id) {
     return DiscoverydProcess::Start(
         {.binary = DISCOVERYD_BINARY,
          .extra_args = {"--oidc-endpoint=" + issuer, "--oidc-client-id=" + client_id,

@@ -72,10 +72,10 @@ struct EnvironmentFile {
 EnvironmentFile ReadEnvironmentFile(const std::string& path) {
   EnvironmentFile file;
   std::istringstream lines(ReadFile(path));
-  static const std::regex kAssignment(R"((#?)([A-Za-z_][A-Za-z0-9_]*)=.*)");
+  static const std::regex assignment_pattern(R"((#?)([A-Za-z_][A-Za-z0-9_]*)=.*)");
   for (std::string line; std::getline(lines, line);) {
     std::smatch match;
-    if (std::regex_match(line, match, kAssignment)) {
+    if (std::regex_match(line, match, assignment_pattern)) {
       file.names.push_back(match[2]);
       if (match[1].length() == 0) {
         file.assignments.push_back(line);
@@ -97,9 +97,9 @@ std::set<std::string> Variables(std::vector<std::string> args) {
   if (!help.ok()) {
     return names;
   }
-  static const std::regex kVariable(R"(\$(DISCOVERY_[A-Z0-9_]+))");
-  for (std::sregex_iterator it(help->out.begin(), help->out.end(), kVariable), end; it != end;
-       ++it) {
+  static const std::regex variable_pattern(R"(\$(DISCOVERY_[A-Z0-9_]+))");
+  for (std::sregex_iterator it(help->out.begin(), help->out.end(), variable_pattern), end;
+       it != end; ++it) {
     names.insert((*it)[1]);
   }
   return names;

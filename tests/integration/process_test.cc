@@ -4,11 +4,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "testing/scoped_env.h"
 #include "testing/status_matchers.h"
 
 namespace discovery::testing {
@@ -106,8 +107,9 @@ TEST_F(ChildProcessTest, DestructorKillsAndReaps) {
 }
 
 TEST_F(ChildProcessTest, EnvironmentChangesAndWorkingDir) {
-  setenv("PROCESS_TEST_INHERITED", "kept", 1);
-  setenv("PROCESS_TEST_REMOVED", "present", 1);
+  ScopedEnv env;
+  env.Set("PROCESS_TEST_INHERITED", "kept");
+  env.Set("PROCESS_TEST_REMOVED", "present");
   ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<ChildProcess> child,
       ChildProcess::Start({.argv = {"/bin/sh", "-c",
@@ -119,8 +121,6 @@ TEST_F(ChildProcessTest, EnvironmentChangesAndWorkingDir) {
   ASSERT_OK_AND_ASSIGN(ExitStatus status, child->WaitExit(absl::Seconds(10)));
   EXPECT_TRUE(status.success());
   EXPECT_EQ(child->LogTail(), "kept,new,unset," + dir_);
-  unsetenv("PROCESS_TEST_INHERITED");
-  unsetenv("PROCESS_TEST_REMOVED");
 }
 
 TEST_F(ChildProcessTest, MissingBinaryExits127AndSaysSo) {
@@ -166,8 +166,8 @@ TEST(RunCommandTest, LargeOutputOnBothStreamsDoesNotDeadlock) {
                            "head -c 300000 /dev/zero"}},
                  absl::Seconds(20)));
   EXPECT_TRUE(result.status.success());
-  EXPECT_EQ(result.out.size(), 600000u);
-  EXPECT_EQ(result.err.size(), 300000u);
+  EXPECT_EQ(result.out.size(), 600000U);
+  EXPECT_EQ(result.err.size(), 300000U);
 }
 
 TEST(RunCommandTest, KillsACommandThatOverrunsItsTimeout) {
@@ -180,7 +180,7 @@ TEST(RunCommandTest, KillsACommandThatOverrunsItsTimeout) {
 
 TEST(FreePortsTest, DistinctAndBindable) {
   ASSERT_OK_AND_ASSIGN(std::vector<int> ports, FreePorts(5));
-  EXPECT_EQ(std::set<int>(ports.begin(), ports.end()).size(), 5u);
+  EXPECT_EQ(std::set<int>(ports.begin(), ports.end()).size(), 5U);
   for (int port : ports) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ASSERT_GE(fd, 0);

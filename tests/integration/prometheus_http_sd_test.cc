@@ -13,6 +13,7 @@
 //   * a job with a wrong token gets no targets, its refreshes fail, Prometheus keeps running.
 // Prometheus pushes SD changes to its scrape manager at most every 5 s, so every check polls
 // with a deadline instead of sleeping.
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -59,13 +60,13 @@ using ::testing::HasSubstr;
 using ::testing::Key;
 using ::testing::Not;
 
-constexpr char kServer[] = "prometheus1.example.com";
+constexpr const char* kServer = "prometheus1.example.com";
 // Prometheus batches discovery updates every 5 s; a change shows after about 4-6 s.
 constexpr absl::Duration kDeadline = absl::Seconds(30);
 
 // prometheus.yml, a fmt format string: {sd} = http://<discoveryd>/v1/sd/<server>, {token} = the
 // machine token, {forged} = a token discoveryd did not sign, {blackbox} = the exporter's port.
-constexpr char kPrometheusConfig[] = R"(global:
+constexpr const char* kPrometheusConfig = R"(global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
@@ -212,34 +213,34 @@ class PrometheusHttpSdTest : public ::testing::Test {
   };
 
   static void SetUpTestSuite() {
-    env_ = new Environment;
-    setup_ = new absl::Status(Start(*env_));
+    shared_env = new Environment;
+    shared_setup = new absl::Status(Start(*shared_env));
   }
 
   static void TearDownTestSuite() {
-    if (env_->prometheus != nullptr && env_->prometheus->IsRunning()) {
-      EXPECT_THAT(env_->prometheus->Stop(), IsOk());
+    if (shared_env->prometheus != nullptr && shared_env->prometheus->IsRunning()) {
+      EXPECT_THAT(shared_env->prometheus->Stop(), IsOk());
     }
-    if (env_->discoveryd != nullptr && env_->discoveryd->IsRunning()) {
-      EXPECT_THAT(env_->discoveryd->Stop(), IsOk());
+    if (shared_env->discoveryd != nullptr && shared_env->discoveryd->IsRunning()) {
+      EXPECT_THAT(shared_env->discoveryd->Stop(), IsOk());
     }
-    delete env_;
-    env_ = nullptr;
-    delete setup_;
-    setup_ = nullptr;
+    delete shared_env;
+    shared_env = nullptr;
+    delete shared_setup;
+    shared_setup = nullptr;
   }
 
-  void SetUp() override { ASSERT_THAT(*setup_, IsOk()); }
+  void SetUp() override { ASSERT_THAT(*shared_setup, IsOk()); }
 
   static std::string SdUrl(const std::string& namespace_and_query) {
-    return fmt::format("{}/v1/sd/{}/{}", env_->discoveryd->http_url(), kServer,
+    return fmt::format("{}/v1/sd/{}/{}", shared_env->discoveryd->http_url(), kServer,
                        namespace_and_query);
   }
 
   // `method` `path` on discoveryd's REST API with the admin token; the JSON answer of a 200.
   static absl::StatusOr<nlohmann::json> Rest(const std::string& method, const std::string& path,
                                              const nlohmann::json& body = nullptr) {
-    HttpHeaders headers = {{"Authorization", "Bearer " + env_->admin_token}};
+    HttpHeaders headers = {{"Authorization", "Bearer " + shared_env->admin_token}};
     std::string payload;
     if (!body.is_null()) {
       payload = body.dump();
@@ -247,7 +248,7 @@ class PrometheusHttpSdTest : public ::testing::Test {
     }
     DISCOVERY_ASSIGN_OR_RETURN(
         HttpResult result,
-        HttpRequest(method, env_->discoveryd->http_url() + path, payload, headers));
+        HttpRequest(method, shared_env->discoveryd->http_url() + path, payload, headers));
     if (result.status != 200) {
       return absl::InternalError(
           fmt::format("{} {} answered {}: {}", method, path, result.status, result.body));
@@ -273,21 +274,22 @@ class PrometheusHttpSdTest : public ::testing::Test {
     if (id.empty()) {
       return absl::InternalError("registered service without id: " + answer.dump());
     }
-    env_->service_ids[name] = id;
+    shared_env->service_ids[name] = id;
     return absl::OkStatus();
   }
 
   // Prometheus' own counter `name`.
   static absl::StatusOr<double> PrometheusCounter(const std::string& name) {
-    DISCOVERY_ASSIGN_OR_RETURN(HttpResult metrics, HttpGet(env_->prometheus->url() + "/metrics"));
+    DISCOVERY_ASSIGN_OR_RETURN(HttpResult metrics,
+                               HttpGet(shared_env->prometheus->url() + "/metrics"));
     if (metrics.status != 200) {
       return absl::InternalError(fmt::format("Prometheus /metrics answered {}", metrics.status));
     }
     return CounterValue(metrics.body, name);
   }
 
-  static Environment* env_;
-  static absl::Status* setup_;
+  static Environment* shared_env;
+  static absl::Status* shared_setup;
 
  private:
   static absl::Status Start(Environment& env) {
@@ -345,20 +347,20 @@ class PrometheusHttpSdTest : public ::testing::Test {
   }
 };
 
-PrometheusHttpSdTest::Environment* PrometheusHttpSdTest::env_ = nullptr;
-absl::Status* PrometheusHttpSdTest::setup_ = nullptr;
+PrometheusHttpSdTest::Environment* PrometheusHttpSdTest::shared_env = nullptr;
+absl::Status* PrometheusHttpSdTest::shared_setup = nullptr;
 
 TEST_F(PrometheusHttpSdTest, StandardExportGivesOneLabelledTargetPerService) {
-  const std::string discoveryd = fmt::format("127.0.0.1:{}", env_->discoveryd->http_port());
-  const std::string prometheus = fmt::format("127.0.0.1:{}", env_->prometheus->port());
+  const std::string discoveryd = fmt::format("127.0.0.1:{}", shared_env->discoveryd->http_port());
+  const std::string prometheus = fmt::format("127.0.0.1:{}", shared_env->prometheus->port());
   const std::string node = "node1.invalid:9100";
   // What Prometheus reads, for the failure messages.
   ASSERT_OK_AND_ASSIGN(HttpResult sd,
                        HttpRequest("GET", SdUrl("default?export-config=standard"), "",
-                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+                                   {{"Authorization", "Bearer " + shared_env->machine_token}}));
   ASSERT_EQ(sd.status, 200) << sd.body;
 
-  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, env_->prometheus->AwaitActiveTargets(
+  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, shared_env->prometheus->AwaitActiveTargets(
                                                    [&](const nlohmann::json& t) {
                                                      return PoolInstances(t, "http") ==
                                                             std::multiset<std::string>{
@@ -409,7 +411,7 @@ TEST_F(PrometheusHttpSdTest, StandardExportGivesOneLabelledTargetPerService) {
 
   // The two local endpoints are scraped successfully with the labels from http_sd (discoveryd's
   // /metrics must be valid exposition format for this).
-  ASSERT_OK_AND_ASSIGN(targets, env_->prometheus->AwaitActiveTargets(
+  ASSERT_OK_AND_ASSIGN(targets, shared_env->prometheus->AwaitActiveTargets(
                                     [&](const nlohmann::json& t) {
                                       const nlohmann::json* a = FindTarget(t, "http", discoveryd);
                                       const nlohmann::json* b = FindTarget(t, "http", prometheus);
@@ -455,10 +457,10 @@ TEST_F(PrometheusHttpSdTest, ReadmeConfigWithACredentialsFile) {
   std::string yaml = content.str();
   ASSERT_OK_AND_ASSIGN(const std::string dir, MakeTempDir("readme-prometheus"));
   const std::string token_file = dir + "/discovery.token";
-  std::ofstream(token_file) << env_->machine_token << "\n";
-  const std::pair<std::string, std::string> replacements[] = {
-      {"http://discovery.example.com:3002", env_->discoveryd->http_url()},
-      {"/etc/prometheus/discovery.token", token_file}};
+  std::ofstream(token_file) << shared_env->machine_token << "\n";
+  const std::array<std::pair<std::string, std::string>, 2> replacements = {
+      {{"http://discovery.example.com:3002", shared_env->discoveryd->http_url()},
+       {"/etc/prometheus/discovery.token", token_file}}};
   for (const auto& [from, to] : replacements) {
     const size_t at = yaml.find(from);
     ASSERT_NE(at, std::string::npos) << from << " not in\n" << yaml;
@@ -471,7 +473,7 @@ TEST_F(PrometheusHttpSdTest, ReadmeConfigWithACredentialsFile) {
   // What discoveryd answers for that URL, as instances.
   ASSERT_OK_AND_ASSIGN(HttpResult sd,
                        HttpRequest("GET", SdUrl("default"), "",
-                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+                                   {{"Authorization", "Bearer " + shared_env->machine_token}}));
   ASSERT_EQ(sd.status, 200) << sd.body;
   std::multiset<std::string> expected;
   for (const nlohmann::json& group : nlohmann::json::parse(sd.body)) {
@@ -495,37 +497,37 @@ TEST_F(PrometheusHttpSdTest, ReadmeConfigWithACredentialsFile) {
 
 TEST_F(PrometheusHttpSdTest, EveryClientGetsTheEncodingItAsksFor) {
   const std::string node = "node1.invalid:9100";
-  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, env_->prometheus->AwaitActiveTargets(
+  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, shared_env->prometheus->AwaitActiveTargets(
                                                    [&](const nlohmann::json& t) {
                                                      return PoolInstances(t, "http").contains(node);
                                                    },
                                                    kDeadline));
-  EXPECT_GT(SdBodyBytes(*env_->discoveryd, "identity"), 0);
-  const double gzip_before = SdBodyBytes(*env_->discoveryd, "gzip");
+  EXPECT_GT(SdBodyBytes(*shared_env->discoveryd, "identity"), 0);
+  const double gzip_before = SdBodyBytes(*shared_env->discoveryd, "gzip");
   ASSERT_OK_AND_ASSIGN(HttpResult identity,
                        HttpRequest("GET", SdUrl("default"), "",
-                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+                                   {{"Authorization", "Bearer " + shared_env->machine_token}}));
   ASSERT_OK_AND_ASSIGN(HttpResult gzipped,
                        HttpRequest("GET", SdUrl("default"), "",
-                                   {{"Authorization", "Bearer " + env_->machine_token},
+                                   {{"Authorization", "Bearer " + shared_env->machine_token},
                                     {"Accept-Encoding", "gzip"}}));
   ASSERT_EQ(gzipped.status, 200);
   EXPECT_THAT(gzipped.headers,
               Contains(std::pair<std::string, std::string>("content-encoding", "gzip")));
   EXPECT_THAT(compress::Gunzip(gzipped.body), ::discovery::testing::IsOkAndHolds(identity.body));
-  EXPECT_EQ(SdBodyBytes(*env_->discoveryd, "gzip") - gzip_before,
+  EXPECT_EQ(SdBodyBytes(*shared_env->discoveryd, "gzip") - gzip_before,
             static_cast<double>(gzipped.body.size()));
 }
 
 TEST_F(PrometheusHttpSdTest, BlackboxNamespaceHandsOverTheEndpointUrl) {
   ASSERT_OK_AND_ASSIGN(HttpResult sd,
                        HttpRequest("GET", SdUrl("probes"), "",
-                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+                                   {{"Authorization", "Bearer " + shared_env->machine_token}}));
   ASSERT_EQ(sd.status, 200) << sd.body;
   SCOPED_TRACE("http_sd answer: " + sd.body);
 
   const std::string url = "https://example.org";
-  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, env_->prometheus->AwaitActiveTargets(
+  ASSERT_OK_AND_ASSIGN(nlohmann::json targets, shared_env->prometheus->AwaitActiveTargets(
                                                    [&](const nlohmann::json& t) {
                                                      return PoolInstances(t, "blackbox") ==
                                                             std::multiset<std::string>{url};
@@ -546,7 +548,7 @@ TEST_F(PrometheusHttpSdTest, BlackboxNamespaceHandsOverTheEndpointUrl) {
   EXPECT_EQ(
       probe->value("scrapeUrl", ""),
       fmt::format("http://127.0.0.1:{}/probe?module=http_2xx&target=https%3A%2F%2Fexample.org",
-                  env_->blackbox_port));
+                  shared_env->blackbox_port));
 }
 
 TEST_F(PrometheusHttpSdTest, RegisteringAndUnregisteringReachPrometheus) {
@@ -555,16 +557,17 @@ TEST_F(PrometheusHttpSdTest, RegisteringAndUnregisteringReachPrometheus) {
   const std::string gamma = "gamma.invalid:9100";
   ASSERT_OK_AND_ASSIGN(
       nlohmann::json targets,
-      env_->prometheus->AwaitActiveTargets(
+      shared_env->prometheus->AwaitActiveTargets(
           [&](const nlohmann::json& t) {
             return PoolInstances(t, "changes") == std::multiset<std::string>{alpha, beta};
           },
           kDeadline));
 
   absl::Time start = absl::Now();
-  ASSERT_THAT(Rest("DELETE", "/v1/services/changes?id=" + env_->service_ids.at("alpha")).status(),
-              IsOk());
-  ASSERT_OK_AND_ASSIGN(targets, env_->prometheus->AwaitActiveTargets(
+  ASSERT_THAT(
+      Rest("DELETE", "/v1/services/changes?id=" + shared_env->service_ids.at("alpha")).status(),
+      IsOk());
+  ASSERT_OK_AND_ASSIGN(targets, shared_env->prometheus->AwaitActiveTargets(
                                     [&](const nlohmann::json& t) {
                                       return PoolInstances(t, "changes") ==
                                              std::multiset<std::string>{beta};
@@ -578,7 +581,7 @@ TEST_F(PrometheusHttpSdTest, RegisteringAndUnregisteringReachPrometheus) {
       RegisterService("changes", "gamma", "http://gamma.invalid:9100/metrics", {{"tier", "c"}}),
       IsOk());
   ASSERT_OK_AND_ASSIGN(
-      targets, env_->prometheus->AwaitActiveTargets(
+      targets, shared_env->prometheus->AwaitActiveTargets(
                    [&](const nlohmann::json& t) {
                      return PoolInstances(t, "changes") == std::multiset<std::string>{beta, gamma};
                    },
@@ -599,17 +602,17 @@ TEST_F(PrometheusHttpSdTest, WrongTokenGetsNoTargetsAndPrometheusKeepsRunning) {
   // discoveryd itself refuses the forged token and accepts the machine token.
   ASSERT_OK_AND_ASSIGN(HttpResult refused,
                        HttpRequest("GET", SdUrl("default?export-config=standard"), "",
-                                   {{"Authorization", "Bearer " + env_->forged_token}}));
+                                   {{"Authorization", "Bearer " + shared_env->forged_token}}));
   EXPECT_EQ(refused.status, 401) << refused.body;
   ASSERT_OK_AND_ASSIGN(HttpResult accepted,
                        HttpRequest("GET", SdUrl("default?export-config=standard"), "",
-                                   {{"Authorization", "Bearer " + env_->machine_token}}));
+                                   {{"Authorization", "Bearer " + shared_env->machine_token}}));
   EXPECT_EQ(accepted.status, 200) << accepted.body;
 
   // The same URL with the machine token does produce targets (job `http`).
   ASSERT_OK_AND_ASSIGN(
       nlohmann::json targets,
-      env_->prometheus->AwaitActiveTargets(
+      shared_env->prometheus->AwaitActiveTargets(
           [](const nlohmann::json& t) { return !PoolTargets(t, "http").empty(); }, kDeadline));
 
   // Every refresh of job wrong-token (one a second) fails. Wait until more refreshes have failed
@@ -625,15 +628,15 @@ TEST_F(PrometheusHttpSdTest, WrongTokenGetsNoTargetsAndPrometheusKeepsRunning) {
   }
   ASSERT_GE(failures, failures_before + 7)
       << "Prometheus' http_sd refreshes with the forged token do not fail\n"
-      << env_->prometheus->LogTail();
+      << shared_env->prometheus->LogTail();
 
-  ASSERT_OK_AND_ASSIGN(targets, env_->prometheus->ActiveTargets());
+  ASSERT_OK_AND_ASSIGN(targets, shared_env->prometheus->ActiveTargets());
   EXPECT_THAT(PoolTargets(targets, "wrong-token"), ::testing::IsEmpty()) << targets.dump(2);
   EXPECT_FALSE(PoolTargets(targets, "http").empty());
-  EXPECT_TRUE(env_->prometheus->IsRunning());
-  ASSERT_OK_AND_ASSIGN(HttpResult healthy, HttpGet(env_->prometheus->url() + "/-/healthy"));
+  EXPECT_TRUE(shared_env->prometheus->IsRunning());
+  ASSERT_OK_AND_ASSIGN(HttpResult healthy, HttpGet(shared_env->prometheus->url() + "/-/healthy"));
   EXPECT_EQ(healthy.status, 200);
-  EXPECT_THAT(env_->prometheus->LogTail(200), HasSubstr("config=wrong-token"));
+  EXPECT_THAT(shared_env->prometheus->LogTail(200), HasSubstr("config=wrong-token"));
 }
 
 }  // namespace

@@ -74,18 +74,18 @@ using ::testing::Optional;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-inline constexpr char kIssuer[] = "discovery.test";
-inline constexpr char kSecret[] = "e2e-integration-secret";
-inline constexpr char kRfc3339[] =
+inline constexpr const char* kIssuer = "discovery.test";
+inline constexpr const char* kSecret = "e2e-integration-secret";
+inline constexpr const char* kRfc3339 =
     R"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6}|\.[0-9]{9})?Z)";
-inline constexpr char kGoZeroTime[] = "0001-01-01T00:00:00Z";
+inline constexpr const char* kGoZeroTime = "0001-01-01T00:00:00Z";
 inline constexpr int64_t kGoZeroTimeUnixSeconds = -62135596800;
 
 // The README's http_sd answers ("Example Workflow"), as compact JSON.
-inline constexpr char kReadmeStandardBody[] =
+inline constexpr const char* kReadmeStandardBody =
     R"([{"targets":["example.com"],"labels":{"__metrics_path__":"/metrics","__scheme__":"http",)"
     R"("instance":"example.com","job":"example","label1":"value1","label2":"value2"}}])";
-inline constexpr char kReadmeBlackboxBody[] =
+inline constexpr const char* kReadmeBlackboxBody =
     R"([{"targets":["http://blackbox.example.com"],"labels":{}}])";
 
 enum class Backend { kEmbedded, kEtcd };

@@ -329,7 +329,7 @@ TEST_P(ServerE2eTest, ServiceApiOverRest) {
 
   Json listed = OkJson(Rest("GET", "/v1/services?namespace=rest-services", admin_));
   EXPECT_THAT(Keys(listed), ElementsAre("invalidServices", "services"));
-  ASSERT_EQ(listed["services"].size(), 1u) << listed;
+  ASSERT_EQ(listed["services"].size(), 1U) << listed;
   EXPECT_EQ(listed["services"][0]["id"], id);
 
   // The same over http_sd and gRPC.

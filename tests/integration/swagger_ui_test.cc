@@ -68,7 +68,7 @@ class SwaggerUiTest : public ::testing::Test {
     const HttpResult result = Get("/swagger/openapi.json");
     EXPECT_EQ(result.status, 200);
     EXPECT_EQ(result.Header("content-type"), "application/json");
-    const Json document = Json::parse(result.body, nullptr, /*allow_exceptions=*/false);
+    Json document = Json::parse(result.body, nullptr, /*allow_exceptions=*/false);
     EXPECT_TRUE(document.is_object()) << result.body.substr(0, 200);
     return document;
   }

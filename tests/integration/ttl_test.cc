@@ -5,6 +5,7 @@
 // killed with SIGKILL leaves http_sd and the exporter's files after its TTL; a live one keeps its
 // target through a discoveryd restart, an etcd leader kill and the loss of a replica; SIGTERM
 // unregisters. Waits are generous deadlines on outcomes, never measurements.
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -54,7 +55,7 @@ using Json = ::nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kServer[] = "prometheus1.example.com";
+constexpr const char* kServer = "prometheus1.example.com";
 // Far beyond any TTL used here: only a target that never goes fails.
 constexpr absl::Duration kExpiryDeadline = absl::Seconds(60);
 
@@ -104,8 +105,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartKeepalive(
                                    "--token-path",   token_path,   "service", "register",
                                    "node",           "--ttl",      ttl,       "--keepalive"};
   for (int port : ports) {
-    argv.push_back("-e");
-    argv.push_back(Endpoint(port));
+    argv.emplace_back("-e");
+    argv.emplace_back(Endpoint(port));
   }
   return ChildProcess::Start({.argv = argv,
                               .env = {"HOME=" + root, "DISCOVERY_ADDRESS", "DISCOVERY_NAMESPACE",
@@ -369,9 +370,9 @@ TEST_F(TtlEmbeddedTest, TheKeepaliveUnitKeepsTheNodeExporterRegisteredUntilItSto
   }
   const std::string token_path = root_ + "/unit-token";
   std::ofstream(token_path) << token_;
-  env.push_back("DISCOVERY_ADDRESS=" + discoveryd_->grpc_address());
-  env.push_back("DISCOVERY_INSECURE=true");
-  env.push_back("DISCOVERY_TOKEN_PATH=" + token_path);
+  env.emplace_back("DISCOVERY_ADDRESS=" + discoveryd_->grpc_address());
+  env.emplace_back("DISCOVERY_INSECURE=true");
+  env.emplace_back("DISCOVERY_TOKEN_PATH=" + token_path);
   ASSERT_OK_AND_ASSIGN(HttpResult ns,
                        HttpRequest("POST", discoveryd_->http_url() + "/v1/namespaces",
                                    Json{{"name", "systemd"}, {"export", 1}}.dump(),
@@ -456,12 +457,8 @@ class TtlClusterTest : public ::testing::Test {
     return std::set<std::string>(targets->begin(), targets->end());
   }
   bool Exported(const std::string& target) {
-    for (const std::string& t : cluster_->ExporterTargets("default")) {
-      if (t == target) {
-        return true;
-      }
-    }
-    return false;
+    const std::vector<std::string> exported = cluster_->ExporterTargets("default");
+    return std::find(exported.begin(), exported.end(), target) != exported.end();
   }
   // On every replica in `replicas` and in the exporter's files, `target` is (not) served.
   bool Everywhere(const std::string& target, bool present, const std::vector<int>& replicas) {

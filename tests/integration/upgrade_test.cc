@@ -6,6 +6,7 @@
 // tests/upgrade/make_previous_release_data.sh). The rolling-upgrade test needs the previous
 // release's binary in DISCOVERY_PREVIOUS_DISCOVERYD (scripts/test.sh builds it from the commit
 // named in answers.json).
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -44,8 +45,8 @@ namespace {
 using Json = ::nlohmann::json;
 
 // The secret and issuer the previous release's store was made with.
-constexpr char kSecret[] = "upgrade-secret";
-constexpr char kIssuer[] = "discovery.test";
+constexpr const char* kSecret = "upgrade-secret";
+constexpr const char* kIssuer = "discovery.test";
 
 const std::filesystem::path kData =
     std::filesystem::path(DISCOVERY_SOURCE_DIR) / "tests/data/previous-release";
@@ -63,12 +64,10 @@ bool Covers(const Json& actual, const Json& expected) {
     if (!actual.is_object()) {
       return false;
     }
-    for (const auto& [key, value] : expected.items()) {
-      if (!actual.contains(key) || !Covers(actual[key], value)) {
-        return false;
-      }
-    }
-    return true;
+    const auto items = expected.items();
+    return std::all_of(items.begin(), items.end(), [&actual](const auto& item) {
+      return actual.contains(item.key()) && Covers(actual[item.key()], item.value());
+    });
   }
   if (expected.is_array()) {
     if (!actual.is_array() || actual.size() != expected.size()) {
@@ -185,6 +184,7 @@ std::vector<std::string> Reads(const std::vector<std::string>& servers,
 }
 
 TEST(UpgradeTest, ReplicasOfThePreviousAndThisReleaseAgreeOnOneEtcd) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread of the test starts
   const char* previous = std::getenv("DISCOVERY_PREVIOUS_DISCOVERYD");
   if (previous == nullptr || *previous == '\0') {
     GTEST_SKIP() << "set DISCOVERY_PREVIOUS_DISCOVERYD to the previous release's discoveryd";

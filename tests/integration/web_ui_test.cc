@@ -150,7 +150,7 @@ class WebUiTest : public ::testing::Test {
     )js");
   }
 
-  void Shot(ChromiumProcess& browser, const std::string& name) {
+  static void Shot(ChromiumProcess& browser, const std::string& name) {
     const std::string path = absl::StrCat(WEB_UI_SCREENSHOT_DIR, "/", name, ".png");
     EXPECT_THAT(browser.Screenshot(path), IsOk());
     std::cerr << "screenshot: " << path << "\n";

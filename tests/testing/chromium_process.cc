@@ -1,6 +1,8 @@
 #include "testing/chromium_process.h"
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -170,8 +172,7 @@ absl::Status ChromiumProcess::Connect(absl::Time deadline) {
   }
   connection_ = std::make_unique<Connection>();
   Connection& c = *connection_;
-  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(host),
-                                         static_cast<unsigned short>(port));
+  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(host), static_cast<uint16_t>(port));
   const absl::Duration left = std::max(deadline - absl::Now(), absl::Seconds(1));
   if (absl::Status status = c.RunFor(
           left, "connect to " + websocket_url,
@@ -283,14 +284,14 @@ absl::Status ChromiumProcess::PressKey(std::string_view key, bool shift) {
     int virtual_code;
     std::string_view text;
   };
-  static constexpr KeyCode kKeys[] = {
+  static constexpr std::array<KeyCode, 6> kKeys = {{
       {"Tab", "Tab", 9, ""},
       {"Enter", "Enter", 13, "\r"},
       {" ", "Space", 32, " "},
       {"Escape", "Escape", 27, ""},
       {"ArrowDown", "ArrowDown", 40, ""},
       {"ArrowUp", "ArrowUp", 38, ""},
-  };
+  }};
   const KeyCode* found = nullptr;
   for (const KeyCode& candidate : kKeys) {
     if (candidate.key == key) {

@@ -124,7 +124,7 @@ absl::Status DiscoverydProcess::Launch() {
                   "--token-issuer=" + options_.token_issuer,
                   "--log-format=json"};
   if (options_.debug_logs) {
-    command.argv.push_back("--debug");
+    command.argv.emplace_back("--debug");
   }
   if (options_.tls.has_value()) {
     command.argv.push_back("--tls-cert=" + options_.tls->first);

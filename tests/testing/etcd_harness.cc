@@ -2,12 +2,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <array>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -57,6 +58,8 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&&) = delete;
+  Fd& operator=(Fd&&) = delete;
   int get() const { return fd_; }
 
  private:
@@ -86,10 +89,10 @@ std::string LocalGet(int port, const std::string& path) {
     return "";
   }
   std::string response;
-  char buffer[1024];
+  std::array<char, 1024> buffer{};
   ssize_t n = 0;
-  while ((n = recv(fd.get(), buffer, sizeof(buffer), 0)) > 0) {
-    response.append(buffer, static_cast<size_t>(n));
+  while ((n = recv(fd.get(), buffer.data(), buffer.size(), 0)) > 0) {
+    response.append(buffer.data(), static_cast<size_t>(n));
   }
   return response;
 }
@@ -97,7 +100,7 @@ std::string LocalGet(int port, const std::string& path) {
 // GET /health on an etcd metrics port; true when etcd reports itself healthy (it has a leader
 // and can serve a quorum read).
 bool Healthy(int port) {
-  return absl::StrContains(LocalGet(port, "/health"), "\"health\":\"true\"");
+  return absl::StrContains(LocalGet(port, "/health"), R"("health":"true")");
 }
 
 std::string Url(int port) { return absl::StrCat("http://127.0.0.1:", port); }
@@ -133,7 +136,7 @@ std::unique_ptr<EtcdCluster> EtcdCluster::External(std::vector<std::string> endp
   return std::unique_ptr<EtcdCluster>(new EtcdCluster({}, "", std::move(endpoints)));
 }
 
-absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(EtcdClusterOptions options) {
+absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const EtcdClusterOptions& options) {
   if (options.members < 1) {
     return absl::InvalidArgumentError("an etcd cluster needs at least one member");
   }
@@ -156,9 +159,10 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(EtcdClusterOptio
     for (int i = 0; i < options.members; ++i) {
       Member member;
       member.name = absl::StrCat("m", i);
-      member.client_port = (*ports)[kPortsPerMember * i];
-      member.peer_port = (*ports)[kPortsPerMember * i + 1];
-      member.metrics_port = (*ports)[kPortsPerMember * i + 2];
+      const size_t first_port = static_cast<size_t>(kPortsPerMember) * static_cast<size_t>(i);
+      member.client_port = (*ports)[first_port];
+      member.peer_port = (*ports)[first_port + 1];
+      member.metrics_port = (*ports)[first_port + 2];
       member.data_dir = absl::StrCat(root, "/", member.name, ".etcd");
       member.log_path = absl::StrCat(root, "/", member.name, ".log");
       endpoints.push_back(ClientUrl(options, member.client_port));
@@ -404,7 +408,7 @@ struct SharedCluster {
 
 // Leaked on purpose: it must still exist when the atexit hook below runs.
 SharedCluster& Shared() {
-  static SharedCluster* shared = new SharedCluster;
+  static auto* shared = new SharedCluster;
   return *shared;
 }
 
@@ -421,6 +425,7 @@ absl::StatusOr<EtcdCluster*> SharedEtcdCluster() {
   absl::MutexLock lock(&shared.mu);
   if (!shared.started) {
     shared.started = true;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): tests do not change this variable
     const char* env = std::getenv("DISCOVERY_TEST_ETCD_ENDPOINTS");
     if (env != nullptr && *env != '\0') {
       shared.cluster = EtcdCluster::External(absl::StrSplit(env, ',', absl::SkipWhitespace()));
@@ -428,7 +433,8 @@ absl::StatusOr<EtcdCluster*> SharedEtcdCluster() {
       absl::StatusOr<std::unique_ptr<EtcdCluster>> cluster = EtcdCluster::Start();
       if (cluster.ok()) {
         shared.cluster = *std::move(cluster);
-        std::atexit(StopSharedCluster);
+        // Fails only when the handler table is full; the members would then outlive the binary.
+        (void)std::atexit(StopSharedCluster);
       } else {
         shared.error = absl::Status(
             cluster.status().code(),

@@ -35,7 +35,7 @@ class EtcdCluster {
   // Starts `options.members` members on 127.0.0.1 and waits until all are healthy. Fails with
   // Unavailable (and etcd's log tail) when they do not come up within start_timeout, or with
   // Internal when processes or directories cannot be created.
-  static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(EtcdClusterOptions options = {});
+  static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(const EtcdClusterOptions& options = {});
   // Wraps endpoints of an etcd this process does not manage (Kill/Stop/Restart fail with
   // FailedPrecondition).
   static std::unique_ptr<EtcdCluster> External(std::vector<std::string> endpoints);
@@ -84,7 +84,7 @@ class EtcdCluster {
   absl::Status Launch(Member& member);
   // Waits until every running member answers /health, or one of them exits.
   absl::Status WaitHealthy(absl::Time deadline);
-  absl::Status Terminate(Member& member, int signal, absl::Duration grace);
+  static absl::Status Terminate(Member& member, int signal, absl::Duration grace);
   std::string AllLogTails() const;
 
   EtcdClusterOptions options_;

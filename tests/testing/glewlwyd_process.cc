@@ -31,19 +31,19 @@ using Json = ::nlohmann::json;
 
 // How often Start retries with a new port when another process took it first.
 constexpr int kStartAttempts = 3;
-constexpr char kDatabaseScript[] = "/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz";
-constexpr char kConfigSample[] = "/usr/share/doc/glewlwyd/glewlwyd.conf.sample.gz";
-constexpr char kZcat[] = "/usr/bin/zcat";
-constexpr char kSqlite[] = "/usr/bin/sqlite3";
-constexpr char kOpenssl[] = "/usr/bin/openssl";
-constexpr char kWebapp[] = "/usr/share/glewlwyd/webapp";
-constexpr char kWebappConfig[] = "/etc/glewlwyd/config-2.7.json/config.json";
+constexpr const char* kDatabaseScript = "/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz";
+constexpr const char* kConfigSample = "/usr/share/doc/glewlwyd/glewlwyd.conf.sample.gz";
+constexpr const char* kZcat = "/usr/bin/zcat";
+constexpr const char* kSqlite = "/usr/bin/sqlite3";
+constexpr const char* kOpenssl = "/usr/bin/openssl";
+constexpr const char* kWebapp = "/usr/share/glewlwyd/webapp";
+constexpr const char* kWebappConfig = "/etc/glewlwyd/config-2.7.json/config.json";
 // The administrator of the package's initial database (scope g_admin).
-constexpr char kAdminUser[] = "admin";
-constexpr char kAdminPassword[] = "password";
+constexpr const char* kAdminUser = "admin";
+constexpr const char* kAdminPassword = "password";
 // The plugin instance's name: the OIDC endpoints live under /api/<name>.
-constexpr char kPluginName[] = "oidc";
-constexpr char kScope[] = "discovery";
+constexpr const char* kPluginName = "oidc";
+constexpr const char* kScope = "discovery";
 constexpr int64_t kRefreshTokenSeconds = int64_t{14} * 24 * 3600;  // 14 days
 constexpr int64_t kCodeSeconds = 600;
 

@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -402,6 +403,24 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command, absl::Duration 
   }
   result.status = *status;
   return result;
+}
+
+absl::Status WriteSelfSignedCertificate(const std::string& common_name,
+                                        const std::string& cert_file, const std::string& key_file) {
+  absl::StatusOr<CommandResult> openssl =
+      RunCommand({.argv = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                           absl::StrCat("/CN=", common_name), "-addext",
+                           "subjectAltName=IP:127.0.0.1", "-keyout", key_file, "-out", cert_file}},
+                 absl::Seconds(60));
+  if (!openssl.ok()) {
+    return openssl.status();
+  }
+  if (!openssl->status.success()) {
+    return absl::InternalError(
+        absl::StrCat("openssl could not make a certificate: ", openssl->err));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace discovery::testing

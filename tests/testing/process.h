@@ -114,4 +114,9 @@ struct CommandResult {
 absl::StatusOr<CommandResult> RunCommand(const Command& command, absl::Duration timeout,
                                          bool merge_stderr = false);
 
+// Writes a self-signed certificate for 127.0.0.1 named `common_name`, valid for a day, and its
+// EC key, as a test server's TLS identity (by Debian's openssl).
+absl::Status WriteSelfSignedCertificate(const std::string& common_name,
+                                        const std::string& cert_file, const std::string& key_file);
+
 }  // namespace discovery::testing

@@ -482,6 +482,7 @@ TEST_P(StoreContractTest, AnExpiredSetOfSeveralKeysIsAnExpiryOfEach) {
                                  store().Watch(prefix(), 0, recorder.Callback()));
   const std::vector<std::string> keys = {Key("s/a"), Key("s/b"), Key("s/c")};
   std::vector<Op> puts;
+  puts.reserve(keys.size());
   for (const std::string& key : keys) {
     puts.push_back(Op::PutExpiring(key, "v", absl::Now() + kRenewTtl));
   }
