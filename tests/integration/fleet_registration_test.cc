@@ -141,9 +141,8 @@ TEST_F(FleetRegistrationTest, TenThousandCallsInFlightFromOneClientAllSucceed) {
   }
   {
     absl::MutexLock lock(&mu);
-    const int* const completed_so_far = &completed;
-    mu.Await(absl::Condition(
-        +[](const int* done) { return *done == kCallsInFlight; }, completed_so_far));
+    const auto all_completed = [&completed] { return completed == kCallsInFlight; };
+    mu.Await(absl::Condition(&all_completed));
     EXPECT_EQ(codes[grpc::StatusCode::OK], kCallsInFlight)
         << ::testing::PrintToString(failures) << "\n"
         << discoveryd_->LogTail();
